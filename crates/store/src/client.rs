@@ -1,0 +1,37 @@
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+
+/// Where the table is and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// `http://127.0.0.1:8000` for a local emulator, `https://dynamodb.<region>.amazonaws.com` for AWS.
+    pub endpoint: String,
+    pub region: String,
+    pub table: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl StoreConfig {
+    /// A config for a local emulator (which accepts any credentials).
+    pub fn local(endpoint: impl Into<String>, table: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            region: "us-east-1".into(),
+            table: table.into(),
+            access_key_id: "cove".into(),
+            secret_access_key: "cove".into(),
+        }
+    }
+}
+
+pub(crate) fn build(cfg: &StoreConfig) -> aws_sdk_dynamodb::Client {
+    let creds = Credentials::new(&cfg.access_key_id, &cfg.secret_access_key, None, None, "cove");
+    let builder = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(cfg.region.clone()))
+        .endpoint_url(&cfg.endpoint)
+        .credentials_provider(creds);
+    #[cfg(target_arch = "wasm32")]
+    let builder = builder.http_client(crate::spin_http::client()).sleep_impl(crate::spin_http::Sleep);
+    aws_sdk_dynamodb::Client::from_conf(builder.build())
+}

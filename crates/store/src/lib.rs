@@ -1,0 +1,77 @@
+//! Cove's single-table DynamoDB data layer.
+//!
+//! Every entity lives in one table (`pk`/`sk` strings, sparse GSIs, a `version` attribute for
+//! optimistic concurrency). The same code runs natively (the AWS SDK's default HTTP client) and
+//! inside Spin components (a smithy `HttpClient` over `spin_sdk::http::send`, see `spin_http`).
+//!
+//! # Keys and access patterns
+//!
+//! | entity | `pk` | `sk` | GSI1 (`gsi1pk` / `gsi1sk`) | access patterns |
+//! |---|---|---|---|---|
+//! | organization | `ORG#<orgId>` | `#META` | – | get by id |
+//! | user | `USER#<userId>` | `#META` | – | get by id (JWT `sub`) |
+//! | membership | `ORG#<orgId>` | `MEMBER#<userId>` | `USER#<userId>` / `ORG#<orgId>` | members of an org (query pk); orgs of a user (GSI1) |
+//! | API key | `ORG#<orgId>` | `APIKEY#<userId>#<name>` | – | get/delete by (org, user, name); list per org+user (query pk, `begins_with`) or per org |
+//! | API key hash | `APIKEYHASH#<sha256 hex>` | `#META` | – | authentication: one strongly consistent `GetItem` per request |
+//! | bootstrap marker | `SYSTEM` | `BOOTSTRAP` | – | first-start admin |
+//!
+//! Everything an organization owns sits in its `ORG#<orgId>` partition, so deleting an organization
+//! is a query on one partition plus the pointer items those rows name.
+//!
+//! GSI1 and GSI2 are sparse (only items that carry the attributes are indexed) and project all
+//! attributes; GSI2 is reserved for later entities (sandboxes by runner, lifecycle due times).
+
+mod client;
+mod error;
+mod item;
+pub mod keys;
+mod page;
+#[cfg(target_arch = "wasm32")]
+mod spin_http;
+mod table;
+
+pub mod api_keys;
+pub mod bootstrap;
+pub mod memberships;
+pub mod orgs;
+pub mod users;
+
+pub use client::StoreConfig;
+pub use error::StoreError;
+pub use page::{Cursor, Page};
+
+/// A handle on the table. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Store {
+    /// Builds a client for the configured endpoint. No I/O happens here.
+    pub fn new(config: &StoreConfig) -> Self {
+        Self { client: client::build(config), table: config.table.clone() }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn api_keys(&self) -> api_keys::ApiKeyRepo<'_> {
+        api_keys::ApiKeyRepo { store: self }
+    }
+    pub fn orgs(&self) -> orgs::OrgRepo<'_> {
+        orgs::OrgRepo { store: self }
+    }
+    pub fn users(&self) -> users::UserRepo<'_> {
+        users::UserRepo { store: self }
+    }
+    pub fn memberships(&self) -> memberships::MembershipRepo<'_> {
+        memberships::MembershipRepo { store: self }
+    }
+
+    pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
+    }
+}
