@@ -81,13 +81,18 @@ pub async fn list(
     QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Json<Vec<FileInfo>>> {
     let dir = st.paths.resolve_or_work_dir(q.path.as_deref())?;
-    let shown = q.path.clone().unwrap_or_else(|| st.paths.work_dir_virtual());
+    let shown = q
+        .path
+        .clone()
+        .unwrap_or_else(|| st.paths.work_dir_virtual());
     let depth = q.depth.unwrap_or(1).max(1);
     let st2 = st.clone();
     let out = tokio::task::spawn_blocking(move || {
         let meta = std::fs::metadata(&dir).map_err(|e| ToolboxError::io(&shown, e))?;
         if !meta.is_dir() {
-            return Err(ToolboxError::BadRequest(format!("not a directory: {shown}")));
+            return Err(ToolboxError::BadRequest(format!(
+                "not a directory: {shown}"
+            )));
         }
         let mut out = Vec::new();
         list_into(&st2, &dir, depth, &mut out).map_err(|e| ToolboxError::io(&shown, e))?;
@@ -98,7 +103,12 @@ pub async fn list(
     Ok(Json(out))
 }
 
-fn list_into(st: &AppState, dir: &Path, depth: u32, out: &mut Vec<FileInfo>) -> std::io::Result<()> {
+fn list_into(
+    st: &AppState,
+    dir: &Path,
+    depth: u32,
+    out: &mut Vec<FileInfo>,
+) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).collect();
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -302,7 +312,10 @@ pub async fn search(
         let pattern: Vec<char> = q.pattern.chars().collect();
         let mut out = Vec::new();
         walk(&root, &mut |path, _| {
-            let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
             let name: Vec<char> = name.chars().collect();
             if glob_match(&pattern, &name) {
                 out.push(st2.paths.to_virtual(path));
@@ -537,7 +550,10 @@ pub async fn bulk_download(
                 format!(
                     "Content-Disposition: form-data; name=\"{name}\"; filename=\"{}\"; filename*=utf-8''{}\r\n",
                     quote(&path),
-                    percent_encoding::utf8_percent_encode(&path, percent_encoding::NON_ALPHANUMERIC)
+                    percent_encoding::utf8_percent_encode(
+                        &path,
+                        percent_encoding::NON_ALPHANUMERIC
+                    )
                 )
             };
             match opened {
@@ -685,7 +701,8 @@ pub async fn bulk_upload(State(st): AppStateRef, multipart: Multipart) -> Result
         }
     }
     for idx in pending.keys() {
-        resp.errors.push(format!("files[{idx}]: missing destination path"));
+        resp.errors
+            .push(format!("files[{idx}]: missing destination path"));
     }
     let status = if resp.errors.is_empty() {
         StatusCode::OK
@@ -754,7 +771,9 @@ pub async fn upload(
             kind,
         }));
     }
-    Err(ToolboxError::BadRequest("multipart part `file` is missing".into()))
+    Err(ToolboxError::BadRequest(
+        "multipart part `file` is missing".into(),
+    ))
 }
 
 // ---------------------------------------------------------------- file info
@@ -796,7 +815,9 @@ fn ids() -> &'static Ids {
 }
 
 fn lookup_id(name: &str, table: &HashMap<String, u32>) -> Option<u32> {
-    name.parse::<u32>().ok().or_else(|| table.get(name).copied())
+    name.parse::<u32>()
+        .ok()
+        .or_else(|| table.get(name).copied())
 }
 
 fn mode_string(meta: &std::fs::Metadata) -> String {

@@ -78,7 +78,12 @@ pub fn map_git_error(stderr: &str) -> ToolboxError {
         (StatusCode::UNAUTHORIZED, DaemonErrorCode::GitAuthFailed)
     } else if has(&["remote rejected", "pre-receive hook declined"]) {
         (StatusCode::CONFLICT, DaemonErrorCode::GitRemoteRejected)
-    } else if has(&["[rejected]", "non-fast-forward", "fetch first", "failed to push some refs"]) {
+    } else if has(&[
+        "[rejected]",
+        "non-fast-forward",
+        "fetch first",
+        "failed to push some refs",
+    ]) {
         (StatusCode::CONFLICT, DaemonErrorCode::GitPushRejected)
     } else if has(&[
         "would be overwritten",
@@ -86,7 +91,12 @@ pub fn map_git_error(stderr: &str) -> ToolboxError {
         "untracked working tree files would be",
     ]) {
         (StatusCode::CONFLICT, DaemonErrorCode::GitDirtyWorktree)
-    } else if has(&["conflict", "automatic merge failed", "unmerged", "not possible because you have unmerged"]) {
+    } else if has(&[
+        "conflict",
+        "automatic merge failed",
+        "unmerged",
+        "not possible because you have unmerged",
+    ]) {
         (StatusCode::CONFLICT, DaemonErrorCode::GitMergeConflict)
     } else if has(&["already exists"]) && has(&["branch"]) {
         (StatusCode::CONFLICT, DaemonErrorCode::GitBranchExists)
@@ -189,13 +199,25 @@ pub async fn clone(State(st): St, JsonBody(req): JsonBody<GitCloneRequest>) -> R
     }
     let dest_s = dest.to_string_lossy().into_owned();
     args.extend(["--", &url, &dest_s]);
-    git(None, &args, Creds::default()).await.map_err(|e| scrub(e, &url, &req.url))?;
+    git(None, &args, Creds::default())
+        .await
+        .map_err(|e| scrub(e, &url, &req.url))?;
     if let Some(commit) = req.commit_id.as_deref().filter(|c| !c.is_empty()) {
-        git(Some(&dest), &["checkout", "--detach", commit], Creds::default()).await?;
+        git(
+            Some(&dest),
+            &["checkout", "--detach", commit],
+            Creds::default(),
+        )
+        .await?;
     }
     if url != req.url {
         // Do not leave the password in .git/config.
-        git(Some(&dest), &["remote", "set-url", "origin", &req.url], Creds::default()).await?;
+        git(
+            Some(&dest),
+            &["remote", "set-url", "origin", &req.url],
+            Creds::default(),
+        )
+        .await?;
     }
     Ok(StatusCode::OK)
 }
@@ -341,11 +363,20 @@ pub fn parse_status(out: &str) -> GitStatus {
 }
 
 /// `GET /git/status?path=`
-pub async fn status(State(st): St, QueryParams(q): QueryParams<PathQuery>) -> Result<Json<GitStatus>> {
+pub async fn status(
+    State(st): St,
+    QueryParams(q): QueryParams<PathQuery>,
+) -> Result<Json<GitStatus>> {
     let dir = repo(&st, &q.path)?;
     let out = git(
         Some(&dir),
-        &["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"],
+        &[
+            "status",
+            "--porcelain=v2",
+            "--branch",
+            "-z",
+            "--untracked-files=all",
+        ],
         Creds::default(),
     )
     .await?;
@@ -367,7 +398,11 @@ pub async fn branches(
     let current = git(Some(&dir), &["branch", "--show-current"], Creds::default()).await?;
     let current = current.trim();
     Ok(Json(ListBranchResponse {
-        branches: out.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect(),
+        branches: out
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.is_empty())
+            .collect(),
         current: (!current.is_empty()).then(|| current.to_owned()),
     }))
 }
@@ -390,7 +425,12 @@ pub async fn delete_branch(
     let dir = repo(&st, &req.path)?;
     let exists = git(
         Some(&dir),
-        &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{}", req.name)],
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{}", req.name),
+        ],
         Creds::default(),
     )
     .await
@@ -412,20 +452,24 @@ pub async fn checkout(
     JsonBody(req): JsonBody<GitCheckoutRequest>,
 ) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
-    git(Some(&dir), &["checkout", &req.branch, "--"], Creds::default())
-        .await
-        .map_err(|e| match e {
-            ToolboxError::Git { message, .. }
-                if message.contains("did not match") || message.contains("invalid reference") =>
-            {
-                ToolboxError::Git {
-                    status: StatusCode::NOT_FOUND,
-                    code: DaemonErrorCode::GitBranchNotFound,
-                    message,
-                }
+    git(
+        Some(&dir),
+        &["checkout", &req.branch, "--"],
+        Creds::default(),
+    )
+    .await
+    .map_err(|e| match e {
+        ToolboxError::Git { message, .. }
+            if message.contains("did not match") || message.contains("invalid reference") =>
+        {
+            ToolboxError::Git {
+                status: StatusCode::NOT_FOUND,
+                code: DaemonErrorCode::GitBranchNotFound,
+                message,
             }
-            other => other,
-        })?;
+        }
+        other => other,
+    })?;
     Ok(StatusCode::OK)
 }
 
@@ -554,7 +598,9 @@ mod tests {
             DaemonErrorCode::GitBranchNotFound
         );
         assert_eq!(
-            code(" ! [rejected]        main -> main (fetch first)\nerror: failed to push some refs"),
+            code(
+                " ! [rejected]        main -> main (fetch first)\nerror: failed to push some refs"
+            ),
             DaemonErrorCode::GitPushRejected
         );
     }

@@ -69,7 +69,9 @@ impl LspClient {
             .spawn()
             .map_err(|e| {
                 if e.kind() == std::io::ErrorKind::NotFound {
-                    ToolboxError::BadRequest(format!("language server `{program}` is not installed"))
+                    ToolboxError::BadRequest(format!(
+                        "language server `{program}` is not installed"
+                    ))
                 } else {
                     ToolboxError::Io {
                         context: format!("starting {program}"),
@@ -78,7 +80,9 @@ impl LspClient {
                 }
             })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(ToolboxError::Internal("language server pipes missing".into()));
+            return Err(ToolboxError::Internal(
+                "language server pipes missing".into(),
+            ));
         };
         let client = Arc::new(Self {
             stdin: tokio::sync::Mutex::new(stdin),
@@ -119,7 +123,10 @@ impl LspClient {
                 }
             }
             // Server gone: fail everything still waiting.
-            let rest: Vec<_> = pending.lock().map(|mut p| p.drain().collect()).unwrap_or_default();
+            let rest: Vec<_> = pending
+                .lock()
+                .map(|mut p| p.drain().collect())
+                .unwrap_or_default();
             for (_, tx) in rest {
                 let _ = tx.send(Err(json!({"message": "language server exited"})));
             }
@@ -154,9 +161,13 @@ impl LspClient {
             Ok(Ok(Ok(v))) => Ok(v),
             Ok(Ok(Err(err))) => Err(ToolboxError::Internal(format!(
                 "LSP {method} failed: {}",
-                err.get("message").and_then(Value::as_str).unwrap_or("error")
+                err.get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error")
             ))),
-            Ok(Err(_)) => Err(ToolboxError::Internal(format!("LSP {method}: server exited"))),
+            Ok(Err(_)) => Err(ToolboxError::Internal(format!(
+                "LSP {method}: server exited"
+            ))),
             Err(_) => {
                 if let Ok(mut p) = self.pending.lock() {
                     p.remove(&id);
@@ -167,10 +178,17 @@ impl LspClient {
     }
 
     async fn shutdown(&self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.request("shutdown", Value::Null)).await;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.request("shutdown", Value::Null),
+        )
+        .await;
         let _ = self.notify("exit", Value::Null).await;
         let mut child = self.child.lock().await;
-        if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), child.wait())
+            .await
+            .is_err()
+        {
             let _ = child.kill().await;
         }
     }
@@ -222,7 +240,10 @@ fn uri_to_virtual(paths: &Paths, uri: &str) -> String {
         Some(raw) => {
             let real = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
             let virt = paths.to_virtual(Path::new(real.as_ref()));
-            format!("file://{}", percent_encoding::utf8_percent_encode(&virt, PATH_SET))
+            format!(
+                "file://{}",
+                percent_encoding::utf8_percent_encode(&virt, PATH_SET)
+            )
         }
         None => uri.to_owned(),
     }
@@ -232,7 +253,9 @@ fn server_command(language: &str) -> Result<(&'static str, &'static [&'static st
     match language {
         "python" => Ok(("pylsp", &[])),
         "typescript" | "javascript" => Ok(("typescript-language-server", &["--stdio"])),
-        other => Err(ToolboxError::BadRequest(format!("unsupported language: {other}"))),
+        other => Err(ToolboxError::BadRequest(format!(
+            "unsupported language: {other}"
+        ))),
     }
 }
 
@@ -296,14 +319,20 @@ pub async fn stop(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> R
         .await
         .remove(&(req.language_id.clone(), req.path_to_project.clone()))
         .ok_or_else(|| {
-            ToolboxError::LspNotInitialized(format!("{} in {}", req.language_id, req.path_to_project))
+            ToolboxError::LspNotInitialized(format!(
+                "{} in {}",
+                req.language_id, req.path_to_project
+            ))
         })?;
     client.shutdown().await;
     Ok(StatusCode::OK)
 }
 
 /// `POST /lsp/did-open`
-pub async fn did_open(State(st): St, JsonBody(req): JsonBody<LspDocumentRequest>) -> Result<StatusCode> {
+pub async fn did_open(
+    State(st): St,
+    JsonBody(req): JsonBody<LspDocumentRequest>,
+) -> Result<StatusCode> {
     let client = st.lsp.get(&req.language_id, &req.path_to_project).await?;
     let real = st.paths.resolve_uri(&req.uri)?;
     let text = tokio::fs::read_to_string(&real)
@@ -321,7 +350,10 @@ pub async fn did_open(State(st): St, JsonBody(req): JsonBody<LspDocumentRequest>
 }
 
 /// `POST /lsp/did-close`
-pub async fn did_close(State(st): St, JsonBody(req): JsonBody<LspDocumentRequest>) -> Result<StatusCode> {
+pub async fn did_close(
+    State(st): St,
+    JsonBody(req): JsonBody<LspDocumentRequest>,
+) -> Result<StatusCode> {
     let client = st.lsp.get(&req.language_id, &req.path_to_project).await?;
     let real = st.paths.resolve_uri(&req.uri)?;
     client
@@ -369,8 +401,13 @@ pub async fn completions(
     let (incomplete, items) = match &res {
         Value::Array(items) => (false, items.clone()),
         Value::Object(o) => (
-            o.get("isIncomplete").and_then(Value::as_bool).unwrap_or(false),
-            o.get("items").and_then(Value::as_array).cloned().unwrap_or_default(),
+            o.get("isIncomplete")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            o.get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
         ),
         _ => (false, Vec::new()),
     };
@@ -381,7 +418,11 @@ pub async fn completions(
 }
 
 fn position(v: Option<&Value>) -> LspPosition {
-    let n = |k: &str| v.and_then(|v| v.get(k)).and_then(Value::as_u64).unwrap_or(0) as u32;
+    let n = |k: &str| {
+        v.and_then(|v| v.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as u32
+    };
     LspPosition {
         line: n("line"),
         character: n("character"),
@@ -405,7 +446,9 @@ fn symbols(paths: &Paths, res: &Value, default_uri: &str, out: &mut Vec<LspSymbo
         let kind = item.get("kind").and_then(Value::as_i64).unwrap_or(0);
         let (uri, rng) = match item.get("location") {
             Some(loc) => (
-                loc.get("uri").and_then(Value::as_str).unwrap_or(default_uri),
+                loc.get("uri")
+                    .and_then(Value::as_str)
+                    .unwrap_or(default_uri),
                 range(loc.get("range")),
             ),
             None => (default_uri, range(item.get("range"))),
@@ -441,7 +484,10 @@ pub async fn document_symbols(
     let real = st.paths.resolve_uri(&q.uri)?;
     let uri = file_uri(&real);
     let res = client
-        .request("textDocument/documentSymbol", json!({"textDocument": {"uri": uri}}))
+        .request(
+            "textDocument/documentSymbol",
+            json!({"textDocument": {"uri": uri}}),
+        )
         .await?;
     let mut out = Vec::new();
     symbols(&st.paths, &res, &uri, &mut out);
@@ -462,10 +508,15 @@ pub async fn workspace_symbols(
     QueryParams(q): QueryParams<WorkspaceSymbolsQuery>,
 ) -> Result<Json<Vec<LspSymbol>>> {
     let client = st.lsp.get(&q.language_id, &q.path_to_project).await?;
-    let res = match client.request("workspace/symbol", json!({"query": q.query})).await {
+    let res = match client
+        .request("workspace/symbol", json!({"query": q.query}))
+        .await
+    {
         Ok(v) => v,
         // Servers without workspace symbols (pylsp without plugins) answer "method not found".
-        Err(ToolboxError::Internal(m)) if m.contains("not found") || m.contains("Method") => Value::Null,
+        Err(ToolboxError::Internal(m)) if m.contains("not found") || m.contains("Method") => {
+            Value::Null
+        }
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();

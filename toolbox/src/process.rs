@@ -23,10 +23,10 @@ use crate::server::{AppState, JsonBody};
 /// Shell keywords and builtins that change shell state or only exist inside a shell.
 const SHELL_WORDS: &[&str] = &[
     "cd", "export", "source", ".", "alias", "unalias", "unset", "set", "exit", "eval", "exec",
-    "if", "for", "while", "until", "case", "function", "select", "time", "ulimit", "umask",
-    "read", "wait", "trap", "let", "declare", "local", "typeset", "type", "command", "builtin",
-    "hash", "history", "jobs", "fg", "bg", "readonly", "shift", "getopts", "return", "break",
-    "continue", "[[", "!", "{", "}",
+    "if", "for", "while", "until", "case", "function", "select", "time", "ulimit", "umask", "read",
+    "wait", "trap", "let", "declare", "local", "typeset", "type", "command", "builtin", "hash",
+    "history", "jobs", "fg", "bg", "readonly", "shift", "getopts", "return", "break", "continue",
+    "[[", "!", "{", "}",
 ];
 
 /// The argv to spawn directly, or `None` when the command needs a shell.
@@ -234,7 +234,10 @@ pub async fn code_run(
         "python" | "" => ("python3", vec!["-c", &req.code]),
         "javascript" => ("node", vec!["-e", &req.code, "--"]),
         "typescript" => ("npx", vec!["--yes", "tsx", "-e", &req.code, "--"]),
-        "sh" | "bash" | "shell" => (st.shell.to_str().unwrap_or("/bin/sh"), vec!["-c", &req.code, "sh"]),
+        "sh" | "bash" | "shell" => (
+            st.shell.to_str().unwrap_or("/bin/sh"),
+            vec!["-c", &req.code, "sh"],
+        ),
         other => {
             return Err(ToolboxError::BadRequest(format!(
                 "unsupported language: {other}"

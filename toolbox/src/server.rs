@@ -116,7 +116,11 @@ async fn init(
 }
 
 async fn not_found(req: Request) -> ToolboxError {
-    ToolboxError::NotFound(format!("no route for {} {}", req.method(), req.uri().path()))
+    ToolboxError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 /// Every toolbox route (CONTRACT §10).

@@ -220,12 +220,23 @@ impl Sessions {
 
     async fn create(&self, sid: &str) -> Result<()> {
         if sid.is_empty() || sid == "entrypoint" {
-            return Err(ToolboxError::BadRequest(format!("invalid session id: {sid:?}")));
+            return Err(ToolboxError::BadRequest(format!(
+                "invalid session id: {sid:?}"
+            )));
         }
-        if self.map.lock().map(|m| m.contains_key(sid)).unwrap_or(false) {
-            return Err(ToolboxError::Conflict(format!("session already exists: {sid}")));
+        if self
+            .map
+            .lock()
+            .map(|m| m.contains_key(sid))
+            .unwrap_or(false)
+        {
+            return Err(ToolboxError::Conflict(format!(
+                "session already exists: {sid}"
+            )));
         }
-        let dir = self.state_dir.join(uuid::Uuid::new_v4().simple().to_string());
+        let dir = self
+            .state_dir
+            .join(uuid::Uuid::new_v4().simple().to_string());
         std::fs::create_dir_all(&dir).map_err(|e| ToolboxError::Io {
             context: format!("creating session dir {}", dir.display()),
             source: e,
@@ -277,7 +288,10 @@ impl Sessions {
                 ended.store(true, std::sync::atomic::Ordering::SeqCst);
                 tracing::info!(session = %sid, status, "session shell exited");
                 // Commands still running end with the shell's status.
-                let rest: Vec<_> = waiting.lock().map(|mut w| w.drain().collect()).unwrap_or_default();
+                let rest: Vec<_> = waiting
+                    .lock()
+                    .map(|mut w| w.drain().collect())
+                    .unwrap_or_default();
                 for (_, tx) in rest {
                     let _ = tx.send(status);
                 }
@@ -298,7 +312,9 @@ impl Sessions {
             .map_err(|_| ToolboxError::Internal("session map poisoned".into()))?;
         if map.contains_key(sid) {
             session.kill();
-            return Err(ToolboxError::Conflict(format!("session already exists: {sid}")));
+            return Err(ToolboxError::Conflict(format!(
+                "session already exists: {sid}"
+            )));
         }
         map.insert(sid.to_owned(), session);
         tracing::info!(session = %sid, "session created");
@@ -446,7 +462,10 @@ async fn read_fifo(
 type St = State<Arc<AppState>>;
 
 /// `POST /process/session` → 201
-pub async fn create(State(st): St, JsonBody(req): JsonBody<CreateSessionRequest>) -> Result<StatusCode> {
+pub async fn create(
+    State(st): St,
+    JsonBody(req): JsonBody<CreateSessionRequest>,
+) -> Result<StatusCode> {
     st.sessions.create(&req.session_id).await?;
     Ok(StatusCode::CREATED)
 }
@@ -533,7 +552,10 @@ pub async fn logs(
     UrlPath((sid, cid)): UrlPath<(String, String)>,
     QueryParams(q): QueryParams<LogsQuery>,
     headers: HeaderMap,
-    ws: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
 ) -> Result<Response> {
     let log = command_log(&st, &sid, &cid)?;
     Ok(logs_response(log, q.follow.unwrap_or(false), &headers, ws))
@@ -562,7 +584,10 @@ pub async fn entrypoint_logs(
     State(st): St,
     QueryParams(q): QueryParams<LogsQuery>,
     headers: HeaderMap,
-    ws: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
 ) -> Result<Response> {
     let log = entrypoint_log(&st)?;
     Ok(logs_response(log, q.follow.unwrap_or(false), &headers, ws))
@@ -594,7 +619,10 @@ fn logs_response(
     log: Arc<CommandLog>,
     follow: bool,
     headers: &HeaderMap,
-    ws: std::result::Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: std::result::Result<
+        WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
 ) -> Response {
     if follow {
         if let Ok(ws) = ws {
@@ -636,7 +664,11 @@ fn logs_response(
         })
         .into_response()
     } else {
-        ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], output).into_response()
+        (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            output,
+        )
+            .into_response()
     }
 }
 

@@ -69,7 +69,9 @@ impl App {
     ) -> Response<WasiBody> {
         let request = request.map(|b| b.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
         let mut response = self.route_and_call(request, local, Some(remote)).await;
-        response.headers_mut().insert(VERSION_HEADER, self.version.clone());
+        response
+            .headers_mut()
+            .insert(VERSION_HEADER, self.version.clone());
         response
     }
 
@@ -92,7 +94,11 @@ impl App {
             .get(HOST)
             .and_then(|h| h.to_str().ok())
             .map_or_else(|| local.to_string(), str::to_owned);
-        let path_and_query = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_owned();
         let full_url = format!("http://{host}{path_and_query}");
         if let Ok(uri) = full_url.parse() {
             *request.uri_mut() = uri;
@@ -116,17 +122,32 @@ impl App {
     }
 
     /// Runs `component` on `request`; failures become Daytona error envelopes.
-    async fn call(&self, component: &str, request: Request<WasiBody>, path: &str) -> Response<WasiBody> {
+    async fn call(
+        &self,
+        component: &str,
+        request: Request<WasiBody>,
+        path: &str,
+    ) -> Response<WasiBody> {
         let Some(handler) = self.components.get(component) else {
             return envelope(404, format!("Cannot {} {path}", request.method()), path);
         };
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let result = tokio::time::timeout(self.request_timeout + TIMEOUT_GRACE, handler.handle(request_id, request)).await;
+        let result = tokio::time::timeout(
+            self.request_timeout + TIMEOUT_GRACE,
+            handler.handle(request_id, request),
+        )
+        .await;
         let elapsed = started.elapsed();
         let error = match result {
             Ok(Ok(response)) => {
-                tracing::debug!(component, request_id, status = response.status().as_u16(), elapsed_us = elapsed.as_micros() as u64, "request handled");
+                tracing::debug!(
+                    component,
+                    request_id,
+                    status = response.status().as_u16(),
+                    elapsed_us = elapsed.as_micros() as u64,
+                    "request handled"
+                );
                 return response;
             }
             Ok(Err(error)) => error,
@@ -136,7 +157,13 @@ impl App {
             || error.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
             || elapsed >= self.request_timeout;
         if timed_out {
-            tracing::warn!(component, request_id, path, timeout_s = self.request_timeout.as_secs_f64(), "request timed out");
+            tracing::warn!(
+                component,
+                request_id,
+                path,
+                timeout_s = self.request_timeout.as_secs_f64(),
+                "request timed out"
+            );
             envelope(504, "Request timed out", path)
         } else if error.is::<InstantiationError<u64>>() {
             tracing::error!(component, request_id, path, error = %format!("{error:?}"), "cannot instantiate component");
@@ -149,7 +176,11 @@ impl App {
 }
 
 impl InternalDispatch for App {
-    fn dispatch(self: Arc<Self>, target: InternalTarget, request: Request<WasiBody>) -> ResponseFuture {
+    fn dispatch(
+        self: Arc<Self>,
+        target: InternalTarget,
+        request: Request<WasiBody>,
+    ) -> ResponseFuture {
         Box::pin(async move {
             let mut response = match target {
                 InternalTarget::Component(id) => {
@@ -164,7 +195,9 @@ impl InternalDispatch for App {
                     self.route_and_call(request, local, None).await
                 }
             };
-            response.headers_mut().insert(VERSION_HEADER, self.version.clone());
+            response
+                .headers_mut()
+                .insert(VERSION_HEADER, self.version.clone());
             Ok(response)
         })
     }
@@ -179,7 +212,8 @@ pub fn envelope(status: u16, message: impl Into<String>, path: &str) -> Response
             .map_err(|never| match never {})
             .boxed_unsync(),
     );
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

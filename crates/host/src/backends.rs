@@ -79,7 +79,9 @@ fn create_dir(path: &Path) -> Result<(), BackendError> {
 }
 
 async fn bind_loopback() -> Result<(TcpListener, SocketAddr), BackendError> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await.map_err(BackendError::Bind)?;
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(BackendError::Bind)?;
     let addr = listener.local_addr().map_err(BackendError::Bind)?;
     Ok((listener, addr))
 }
@@ -93,25 +95,37 @@ async fn wait_for_shutdown(mut rx: watch::Receiver<bool>) {
 pub async fn start_dynamodb(dir: &Path) -> Result<EmbeddedServer, BackendError> {
     create_dir(dir)?;
     let path = dir.join("cove.db");
-    let db = dynoxide::Database::new(&path.to_string_lossy()).map_err(|source| BackendError::OpenDynamo {
-        path: path.clone(),
-        source,
+    let db = dynoxide::Database::new(&path.to_string_lossy()).map_err(|source| {
+        BackendError::OpenDynamo {
+            path: path.clone(),
+            source,
+        }
     })?;
     let (listener, addr) = bind_loopback().await?;
     let (shutdown, rx) = watch::channel(false);
     let task = tokio::spawn(async move {
-        if let Err(error) = dynoxide::server::serve_with_shutdown(listener, db, wait_for_shutdown(rx)).await {
+        if let Err(error) =
+            dynoxide::server::serve_with_shutdown(listener, db, wait_for_shutdown(rx)).await
+        {
             tracing::error!(%error, "embedded DynamoDB stopped");
         }
     });
     let url = format!("http://{addr}");
     tracing::info!(url, path = %path.display(), "embedded DynamoDB (dynoxide) started");
-    Ok(EmbeddedServer { url, shutdown, task })
+    Ok(EmbeddedServer {
+        url,
+        shutdown,
+        task,
+    })
 }
 
 /// Starts an S3 server over `<dir>` (one sub-directory per bucket), creating `bucket`;
 /// it accepts requests signed with `credentials`.
-pub async fn start_s3(dir: &Path, bucket: &str, credentials: &Credentials) -> Result<EmbeddedServer, BackendError> {
+pub async fn start_s3(
+    dir: &Path,
+    bucket: &str,
+    credentials: &Credentials,
+) -> Result<EmbeddedServer, BackendError> {
     create_dir(&dir.join(bucket))?;
     let fs = s3s_fs::FileSystem::new(dir).map_err(|e| BackendError::OpenS3 {
         path: dir.to_owned(),
@@ -154,5 +168,9 @@ pub async fn start_s3(dir: &Path, bucket: &str, credentials: &Credentials) -> Re
     });
     let url = format!("http://{addr}");
     tracing::info!(url, path = %dir.display(), bucket, "embedded S3 (s3s-fs) started");
-    Ok(EmbeddedServer { url, shutdown, task })
+    Ok(EmbeddedServer {
+        url,
+        shutdown,
+        task,
+    })
 }

@@ -21,7 +21,11 @@ use crate::server;
 use crate::variables::AppVariables;
 
 #[derive(Debug, Parser)]
-#[command(name = "cove", version, about = "Run a Spin application (spin.toml) locally with embedded DynamoDB and S3")]
+#[command(
+    name = "cove",
+    version,
+    about = "Run a Spin application (spin.toml) locally with embedded DynamoDB and S3"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -121,12 +125,14 @@ fn data_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         None => match std::env::var_os("COVE_DATA_DIR").filter(|v| !v.is_empty()) {
             Some(d) => PathBuf::from(d),
             None => {
-                let home = std::env::var_os("HOME").context("neither --data-dir, COVE_DATA_DIR nor HOME is set")?;
+                let home = std::env::var_os("HOME")
+                    .context("neither --data-dir, COVE_DATA_DIR nor HOME is set")?;
                 PathBuf::from(home).join(".local/share/cove")
             }
         },
     };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -148,7 +154,12 @@ fn build(manifest: &Manifest, select: impl Fn(&ComponentDef) -> bool) -> anyhow:
                 .arg(command)
                 .current_dir(&b.workdir)
                 .status()
-                .with_context(|| format!("cannot run the build command of component {:?}: {command}", c.id))?;
+                .with_context(|| {
+                    format!(
+                        "cannot run the build command of component {:?}: {command}",
+                        c.id
+                    )
+                })?;
             if !status.success() {
                 bail!("build of component {:?} failed ({status}): {command}", c.id);
             }
@@ -156,6 +167,17 @@ fn build(manifest: &Manifest, select: impl Fn(&ComponentDef) -> bool) -> anyhow:
     }
     Ok(())
 }
+
+/// Application variables whose values cove provides (see `start_backends`).
+const MANAGED_VARIABLES: [&str; 7] = [
+    "dynamodb_endpoint",
+    "dynamodb_table",
+    "aws_region",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "s3_endpoint",
+    "s3_bucket",
+];
 
 /// What the application gets told about its backends.
 struct Backends {
@@ -179,7 +201,8 @@ async fn start_backends(args: &UpArgs, data_dir: &Path) -> anyhow::Result<Backen
     let s3_endpoint = match &args.s3_endpoint {
         Some(url) => url.clone(),
         None => {
-            let server = backends::start_s3(&data_dir.join("s3"), &args.s3_bucket, &credentials).await?;
+            let server =
+                backends::start_s3(&data_dir.join("s3"), &args.s3_bucket, &credentials).await?;
             let url = server.url.clone();
             embedded.push(server);
             url
@@ -189,11 +212,18 @@ async fn start_backends(args: &UpArgs, data_dir: &Path) -> anyhow::Result<Backen
         ("dynamodb_endpoint".to_owned(), dynamodb_endpoint.clone()),
         ("dynamodb_table".to_owned(), args.dynamodb_table.clone()),
         ("aws_region".to_owned(), credentials.region.clone()),
-        ("aws_access_key_id".to_owned(), credentials.access_key_id.clone()),
-        ("aws_secret_access_key".to_owned(), credentials.secret_access_key.clone()),
+        (
+            "aws_access_key_id".to_owned(),
+            credentials.access_key_id.clone(),
+        ),
+        (
+            "aws_secret_access_key".to_owned(),
+            credentials.secret_access_key.clone(),
+        ),
         ("s3_endpoint".to_owned(), s3_endpoint),
         ("s3_bucket".to_owned(), args.s3_bucket.clone()),
     ]);
+    debug_assert!(MANAGED_VARIABLES.iter().all(|n| managed.contains_key(*n)));
     let store = cove_store::StoreConfig {
         endpoint: dynamodb_endpoint,
         region: credentials.region,
@@ -235,7 +265,11 @@ fn prepare_components(
             ComponentSpec {
                 id: c.id.clone(),
                 component,
-                env: c.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                env: c
+                    .environment
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 variables: component_variables,
                 allow,
             },
@@ -268,21 +302,39 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         build(&manifest, |c| !c.source.exists())?;
     }
     if let Some(c) = manifest.components.values().find(|c| !c.source.exists()) {
-        bail!("component {:?}: source {} does not exist (run `cove build`)", c.id, c.source.display());
+        bail!(
+            "component {:?}: source {} does not exist (run `cove build`)",
+            c.id,
+            c.source.display()
+        );
     }
+    // Fail on a missing required variable before touching the data directory.
+    let placeholders = MANAGED_VARIABLES
+        .iter()
+        .map(|n| ((*n).to_owned(), String::new()))
+        .collect();
+    AppVariables::resolve(&manifest.variables, &placeholders, |k| {
+        std::env::var(k).ok()
+    })?;
     let data_dir = data_dir(args.data_dir.clone())?;
 
     let backends = start_backends(&args, &data_dir).await?;
     let store = cove_store::Store::new(&backends.store);
-    store.ensure_table().await.context("cannot create the DynamoDB table")?;
+    store
+        .ensure_table()
+        .await
+        .context("cannot create the DynamoDB table")?;
     let bootstrap = cove_store::bootstrap::ensure_admin(&store)
         .await
         .context("cannot bootstrap the admin account")?;
 
-    let variables = AppVariables::resolve(&manifest.variables, &backends.managed, |k| std::env::var(k).ok())?;
+    let variables = AppVariables::resolve(&manifest.variables, &backends.managed, |k| {
+        std::env::var(k).ok()
+    })?;
     let limits = InstanceLimits {
         request_timeout: Duration::from_secs(args.request_timeout),
-        max_memory_bytes: usize::try_from(args.max_memory_mb << 20).context("--max-memory-mb too large")?,
+        max_memory_bytes: usize::try_from(args.max_memory_mb << 20)
+            .context("--max-memory-mb too large")?,
         instance_reuse: usize::try_from(args.instance_reuse).unwrap_or(usize::MAX),
     };
     let engine = engine::build_engine(EngineSettings {
@@ -293,9 +345,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let cache = CompileCache::new(data_dir.join("cache"), &engine)?;
     let prepared = {
         let (manifest, variables, engine) = (manifest.clone(), variables.clone(), engine.clone());
-        tokio::task::spawn_blocking(move || prepare_components(&manifest, &variables, &engine, &cache))
-            .await
-            .context("component preparation panicked")??
+        tokio::task::spawn_blocking(move || {
+            prepare_components(&manifest, &variables, &engine, &cache)
+        })
+        .await
+        .context("component preparation panicked")??
     };
     let router = Router::new(&manifest.http_triggers)?;
     let app = App::new(&engine, router, prepared, limits);
@@ -346,7 +400,10 @@ async fn rotate_admin_key(args: RotateArgs) -> anyhow::Result<()> {
         access_key_id: credentials.access_key_id,
         secret_access_key: credentials.secret_access_key,
     });
-    store.ensure_table().await.context("cannot create the DynamoDB table")?;
+    store
+        .ensure_table()
+        .await
+        .context("cannot create the DynamoDB table")?;
     let key = cove_store::bootstrap::rotate_admin_key(&store)
         .await
         .context("cannot rotate the admin key")?;

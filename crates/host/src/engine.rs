@@ -134,7 +134,11 @@ impl CompileCache {
     }
 
     /// Loads `path`, from the cache when possible, compiling and storing it otherwise.
-    pub fn load(&self, engine: &Engine, path: &Path) -> Result<(Component, CacheOutcome), EngineError> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        path: &Path,
+    ) -> Result<(Component, CacheOutcome), EngineError> {
         let started = Instant::now();
         let wasm = std::fs::read(path).map_err(|source| EngineError::ReadWasm {
             path: path.to_owned(),
@@ -161,7 +165,10 @@ impl CompileCache {
             tracing::warn!(artifact = %artifact.display(), %error, "cannot write compile cache entry");
         }
         let component = deserialize_bytes(engine, &bytes).map_err(compile)?;
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "compiled component");
+        tracing::debug!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compiled component"
+        );
         Ok((component, CacheOutcome::Miss))
     }
 }
@@ -189,6 +196,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

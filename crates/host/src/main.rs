@@ -6,8 +6,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// Used when `RUST_LOG` is unset; dynoxide logs every 4xx it answers (e.g. "table exists")
+/// at WARN, which is noise here.
+const DEFAULT_LOG_FILTER: &str = "info,dynoxide::server=error";
+
 fn main() -> ExitCode {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -18,7 +23,6 @@ fn main() -> ExitCode {
     match cove_host::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %format!("{error:#}"), "cove failed");
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

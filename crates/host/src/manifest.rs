@@ -25,13 +25,17 @@ pub enum ManifestError {
     },
     #[error("unsupported spin_manifest_version {found} (cove reads version 2)")]
     UnsupportedVersion { found: i64 },
-    #[error("invalid variable name {name:?}: use lowercase letters, digits and underscores, starting with a letter")]
+    #[error(
+        "invalid variable name {name:?}: use lowercase letters, digits and underscores, starting with a letter"
+    )]
     InvalidVariableName { name: String },
     #[error("variable {name:?} has both a default and `required = true`")]
     DefaultAndRequired { name: String },
     #[error("variable {name:?} needs either a default or `required = true`")]
     NoDefaultNorRequired { name: String },
-    #[error("invalid component id {id:?}: use lowercase letters, digits, '-' and '_', starting with a letter or digit")]
+    #[error(
+        "invalid component id {id:?}: use lowercase letters, digits, '-' and '_', starting with a letter or digit"
+    )]
     InvalidComponentId { id: String },
     #[error("component {id:?}: only local `source` paths are supported by cove")]
     UnsupportedSource { id: String },
@@ -334,6 +338,7 @@ enum RawCommand {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -442,12 +447,25 @@ component lifecycle source=/app/lifecycle.wasm hosts=[] env={} vars={}
             err("spin_manifest_version = 1\n[application]\nname = \"x\"\n"),
             "unsupported spin_manifest_version 1 (cove reads version 2)"
         );
-        assert!(err(&format!("{HEAD}[variables]\nBad = {{ default = \"1\" }}\n")).contains("invalid variable name \"Bad\""));
-        assert!(err(&format!("{HEAD}[variables]\nv = {{ default = \"1\", required = true }}\n")).contains("both a default"));
-        assert!(err(&format!("{HEAD}[variables]\nv = {{ secret = true }}\n")).contains("either a default"));
         assert!(
-            err(&format!("{HEAD}[[trigger.http]]\nroute = \"/a\"\ncomponent = \"nope\"\n"))
-                .contains("unknown component \"nope\"")
+            err(&format!("{HEAD}[variables]\nBad = {{ default = \"1\" }}\n"))
+                .contains("invalid variable name \"Bad\"")
+        );
+        assert!(
+            err(&format!(
+                "{HEAD}[variables]\nv = {{ default = \"1\", required = true }}\n"
+            ))
+            .contains("both a default")
+        );
+        assert!(
+            err(&format!("{HEAD}[variables]\nv = {{ secret = true }}\n"))
+                .contains("either a default")
+        );
+        assert!(
+            err(&format!(
+                "{HEAD}[[trigger.http]]\nroute = \"/a\"\ncomponent = \"nope\"\n"
+            ))
+            .contains("unknown component \"nope\"")
         );
         assert!(
             err(&format!(
@@ -461,8 +479,16 @@ component lifecycle source=/app/lifecycle.wasm hosts=[] env={} vars={}
             ))
             .contains("only local `source` paths")
         );
-        assert!(err(&format!("{HEAD}[component.Bad]\nsource = \"c.wasm\"\n")).contains("invalid component id"));
-        assert!(err(&format!("{HEAD}[component.c]\nsource = \"c.wasm\"\nvariables = {{ X = \"1\" }}\n")).contains("invalid variable name \"X\""));
+        assert!(
+            err(&format!("{HEAD}[component.Bad]\nsource = \"c.wasm\"\n"))
+                .contains("invalid component id")
+        );
+        assert!(
+            err(&format!(
+                "{HEAD}[component.c]\nsource = \"c.wasm\"\nvariables = {{ X = \"1\" }}\n"
+            ))
+            .contains("invalid variable name \"X\"")
+        );
     }
 
     #[test]

@@ -86,7 +86,9 @@ impl AllowedHost {
             return Err(err("paths are not allowed"));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| err("unterminated IPv6 address"))?;
+            let (h, after) = v6
+                .split_once(']')
+                .ok_or_else(|| err("unterminated IPv6 address"))?;
             let port = match after {
                 "" => None,
                 p => Some(p.strip_prefix(':').ok_or_else(|| err("bad port"))?),
@@ -110,7 +112,9 @@ impl AllowedHost {
             }
             HostPattern::Subdomain(format!(".{suffix}"))
         } else if host.contains('*') {
-            return Err(err("'*' is only allowed as the whole host or as a leading `*.`"));
+            return Err(err(
+                "'*' is only allowed as the whole host or as a leading `*.`",
+            ));
         } else {
             HostPattern::Exact(host)
         };
@@ -190,7 +194,11 @@ pub type ResponseFuture =
 
 /// Dispatches requests to components in the same process (implemented by the app).
 pub trait InternalDispatch: Send + Sync + 'static {
-    fn dispatch(self: Arc<Self>, target: InternalTarget, request: http::Request<WasiBody>) -> ResponseFuture;
+    fn dispatch(
+        self: Arc<Self>,
+        target: InternalTarget,
+        request: http::Request<WasiBody>,
+    ) -> ResponseFuture;
 }
 
 type SendResult = Result<
@@ -209,7 +217,11 @@ pub struct OutboundHooks {
 }
 
 impl OutboundHooks {
-    pub fn new(component: Arc<str>, allow: Arc<AllowList>, internal: Weak<dyn InternalDispatch>) -> Self {
+    pub fn new(
+        component: Arc<str>,
+        allow: Arc<AllowList>,
+        internal: Weak<dyn InternalDispatch>,
+    ) -> Self {
         Self {
             component,
             allow,
@@ -219,7 +231,10 @@ impl OutboundHooks {
 
     fn decide(&self, uri: &http::Uri) -> Result<Option<InternalTarget>, HttpError> {
         let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
-        let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?.to_ascii_lowercase();
+        let host = uri
+            .host()
+            .ok_or(HttpError::HttpRequestUriInvalid)?
+            .to_ascii_lowercase();
         let port = match uri.port_u16().or_else(|| default_port(&scheme)) {
             Some(p) => p,
             None => return Err(HttpError::HttpRequestUriInvalid),
@@ -254,14 +269,17 @@ impl WasiHttpHooks for OutboundHooks {
         Box::new(async move {
             match decision? {
                 Some(target) => {
-                    let app = internal.upgrade().ok_or(HttpError::DestinationUnavailable)?;
+                    let app = internal
+                        .upgrade()
+                        .ok_or(HttpError::DestinationUnavailable)?;
                     let response = app.dispatch(target, request).await?;
                     let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
                         Box::new(async { Ok(()) });
                     Ok((response, done))
                 }
                 None => {
-                    let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+                    let (response, io) =
+                        wasmtime_wasi_http::default_send_request(request, options).await?;
                     let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(io);
                     Ok((response.map(BodyExt::boxed_unsync), io))
                 }
@@ -271,6 +289,7 @@ impl WasiHttpHooks for OutboundHooks {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -278,7 +297,9 @@ mod tests {
         let uri: http::Uri = url.parse().unwrap();
         let scheme = uri.scheme_str().unwrap();
         let port = uri.port_u16().or_else(|| default_port(scheme)).unwrap();
-        AllowedHost::parse(entry).unwrap().allows(scheme, uri.host().unwrap(), port)
+        AllowedHost::parse(entry)
+            .unwrap()
+            .allows(scheme, uri.host().unwrap(), port)
     }
 
     #[test]
@@ -300,12 +321,24 @@ mod tests {
         assert!(allows("*://example.com:*", "https://example.com:9/"));
         assert!(allows("*://example.com", "http://example.com/"));
         assert!(!allows("*://example.com", "http://example.com:8080/"));
-        assert!(allows("http://*.spin.internal", "http://api-keys.spin.internal/x"));
+        assert!(allows(
+            "http://*.spin.internal",
+            "http://api-keys.spin.internal/x"
+        ));
         assert!(!allows("http://*.spin.internal", "http://spin.internal/x"));
-        assert!(!allows("http://*.spin.internal", "https://api-keys.spin.internal/x"));
+        assert!(!allows(
+            "http://*.spin.internal",
+            "https://api-keys.spin.internal/x"
+        ));
         assert!(allows("*://*:*", "https://anything.test:1/"));
-        assert!(allows("http://localhost:3000..3002", "http://localhost:3001/"));
-        assert!(!allows("http://localhost:3000..3002", "http://localhost:3002/"));
+        assert!(allows(
+            "http://localhost:3000..3002",
+            "http://localhost:3001/"
+        ));
+        assert!(!allows(
+            "http://localhost:3000..3002",
+            "http://localhost:3002/"
+        ));
         assert!(allows("http://[::1]:8080", "http://[::1]:8080/"));
     }
 

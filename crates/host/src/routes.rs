@@ -62,7 +62,11 @@ impl Router {
             };
             let existing = if let Some(prefix) = raw.strip_suffix("/...") {
                 let prefix = normalize(prefix).trim_end_matches('/').to_owned();
-                let prev = router.wildcards.iter().find(|(p, _)| *p == prefix).map(|(_, t)| t.clone());
+                let prev = router
+                    .wildcards
+                    .iter()
+                    .find(|(p, _)| *p == prefix)
+                    .map(|(_, t)| t.clone());
                 if prev.is_none() {
                     router.wildcards.push((prefix, target));
                 }
@@ -85,7 +89,9 @@ impl Router {
                 });
             }
         }
-        router.wildcards.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        router
+            .wildcards
+            .sort_by_key(|w| std::cmp::Reverse(w.0.len()));
         Ok(router)
     }
 
@@ -112,6 +118,7 @@ impl Router {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -120,14 +127,19 @@ mod tests {
             .iter()
             .map(|(r, c)| HttpTrigger {
                 component: (*c).into(),
-                route: if *r == "private" { Route::Private } else { Route::Path((*r).into()) },
+                route: if *r == "private" {
+                    Route::Private
+                } else {
+                    Route::Path((*r).into())
+                },
             })
             .collect();
         Router::new(&triggers).unwrap()
     }
 
     fn target(r: &Router, path: &str) -> Option<String> {
-        r.route(path).map(|m| format!("{}{}", m.component, m.path_info))
+        r.route(path)
+            .map(|m| format!("{}{}", m.component, m.path_info))
     }
 
     #[test]
@@ -141,9 +153,18 @@ mod tests {
         ]);
         assert_eq!(target(&r, "/api/api-keys").as_deref(), Some("keys"));
         assert_eq!(target(&r, "/api/api-keys/").as_deref(), Some("keys"));
-        assert_eq!(target(&r, "/api/api-keys/abc/def").as_deref(), Some("keys/abc/def"));
-        assert_eq!(target(&r, "/api/api-keys/current").as_deref(), Some("current"));
-        assert_eq!(target(&r, "/api/api-keysx").as_deref(), Some("api/api-keysx"));
+        assert_eq!(
+            target(&r, "/api/api-keys/abc/def").as_deref(),
+            Some("keys/abc/def")
+        );
+        assert_eq!(
+            target(&r, "/api/api-keys/current").as_deref(),
+            Some("current")
+        );
+        assert_eq!(
+            target(&r, "/api/api-keysx").as_deref(),
+            Some("api/api-keysx")
+        );
         assert_eq!(target(&r, "/api").as_deref(), Some("api"));
         assert_eq!(target(&r, "/health").as_deref(), Some("health"));
         assert_eq!(target(&r, "/health/x"), None);
@@ -164,7 +185,10 @@ mod tests {
 
     #[test]
     fn duplicates_are_rejected() {
-        let t = |r: &str, c: &str| HttpTrigger { component: c.into(), route: Route::Path(r.into()) };
+        let t = |r: &str, c: &str| HttpTrigger {
+            component: c.into(),
+            route: Route::Path(r.into()),
+        };
         let e = Router::new(&[t("/a/...", "x"), t("/a/...", "y")]).unwrap_err();
         assert!(e.to_string().contains("\"x\" and \"y\""));
         assert!(Router::new(&[t("/a", "x"), t("/a/", "y")]).is_err());

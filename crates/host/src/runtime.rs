@@ -34,7 +34,9 @@ pub enum RuntimeError {
         #[source]
         source: wasmtime::Error,
     },
-    #[error("component {component:?} exports neither wasi:http/handler@0.3 nor wasi:http/incoming-handler@0.2")]
+    #[error(
+        "component {component:?} exports neither wasi:http/handler@0.3 nor wasi:http/incoming-handler@0.2"
+    )]
     NotHttp {
         component: String,
         #[source]
@@ -94,7 +96,8 @@ impl HostState {
 pub fn build_linker(engine: &Engine) -> Result<Linker<HostState>, RuntimeError> {
     let mut linker = Linker::<HostState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(RuntimeError::Linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+        .map_err(RuntimeError::Linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(RuntimeError::Linker)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(RuntimeError::Linker)?;
     spin::add_to_linker(&mut linker, HostState::spin).map_err(RuntimeError::Linker)?;
@@ -134,19 +137,22 @@ pub struct PreparedComponent {
 impl PreparedComponent {
     /// Links the component (`InstancePre`, done once) and detects its wasi:http flavour.
     pub fn new(linker: &Linker<HostState>, spec: ComponentSpec) -> Result<Self, RuntimeError> {
-        let pre = linker.instantiate_pre(&spec.component).map_err(|source| RuntimeError::Link {
-            component: spec.id.clone(),
-            source,
-        })?;
+        let pre = linker
+            .instantiate_pre(&spec.component)
+            .map_err(|source| RuntimeError::Link {
+                component: spec.id.clone(),
+                source,
+            })?;
         let (pre, is_p3) = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
             Ok(p3) => (ProxyPre::P3(p3), true),
             Err(_) => {
-                let p2 = wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map_err(|source| {
-                    RuntimeError::NotHttp {
-                        component: spec.id.clone(),
-                        source,
-                    }
-                })?;
+                let p2 =
+                    wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map_err(|source| {
+                        RuntimeError::NotHttp {
+                            component: spec.id.clone(),
+                            source,
+                        }
+                    })?;
                 (ProxyPre::P2(p2), false)
             }
         };
@@ -186,7 +192,9 @@ impl PreparedComponent {
 impl ComponentRuntime {
     fn new_store(&self) -> Store<HostState> {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.envs(&self.env).stdout(self.log.clone()).stderr(self.log.clone());
+        wasi.envs(&self.env)
+            .stdout(self.log.clone())
+            .stderr(self.log.clone());
         let state = HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -255,10 +263,17 @@ pub struct Expiration {
 }
 
 impl WorkerExpiration for Expiration {
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>, status: WorkerStatus, start: Instant) -> Poll<()> {
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        status: WorkerStatus,
+        start: Instant,
+    ) -> Poll<()> {
         let limit = match status {
             WorkerStatus::Idle => IDLE_INSTANCE_TIMEOUT,
-            WorkerStatus::Requests | WorkerStatus::PostReturn => self.request_timeout + Duration::from_secs(1),
+            WorkerStatus::Requests | WorkerStatus::PostReturn => {
+                self.request_timeout + Duration::from_secs(1)
+            }
         };
         let deadline = tokio::time::Instant::from_std(start + limit);
         if self.sleep.deadline() != deadline {

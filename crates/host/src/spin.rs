@@ -43,7 +43,9 @@ impl<T> vars::HostWithStore<T> for Spin {
         // Only the names listed in `[component.<id>.variables]` are readable.
         match accessor.with(|mut access| access.get().variables.get(&name).cloned()) {
             Some(value) => Ok(value),
-            None => Err(VarError::Undefined(format!("no variable {name:?} for this component"))),
+            None => Err(VarError::Undefined(format!(
+                "no variable {name:?} for this component"
+            ))),
         }
     }
 }

@@ -73,10 +73,12 @@ impl AppVariables {
                 });
             };
             let name = after[..end].trim();
-            let value = self.get(name).ok_or_else(|| VariableError::UndefinedInTemplate {
-                template: template.to_owned(),
-                name: name.to_owned(),
-            })?;
+            let value = self
+                .get(name)
+                .ok_or_else(|| VariableError::UndefinedInTemplate {
+                    template: template.to_owned(),
+                    name: name.to_owned(),
+                })?;
             out.push_str(value);
             rest = &after[end + 2..];
         }
@@ -97,6 +99,7 @@ impl AppVariables {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -129,7 +132,10 @@ mod tests {
     #[test]
     fn required_without_value_names_the_variable() {
         let e = AppVariables::resolve(&defs(), &HashMap::new(), |_| None).unwrap_err();
-        assert_eq!(e.to_string(), "required variable \"endpoint\" has no value (set SPIN_VARIABLE_ENDPOINT)");
+        assert_eq!(
+            e.to_string(),
+            "required variable \"endpoint\" has no value (set SPIN_VARIABLE_ENDPOINT)"
+        );
     }
 
     #[test]
@@ -137,9 +143,18 @@ mod tests {
         let managed = HashMap::from([("endpoint".to_owned(), "http://h:1".to_owned())]);
         let v = AppVariables::resolve(&defs(), &managed, |_| None).unwrap();
         assert_eq!(v.expand("{{ endpoint }}").unwrap(), "http://h:1");
-        assert_eq!(v.expand("{{greeting}}, {{ aws_region }}!").unwrap(), "hello, eu-west-1!");
+        assert_eq!(
+            v.expand("{{greeting}}, {{ aws_region }}!").unwrap(),
+            "hello, eu-west-1!"
+        );
         assert_eq!(v.expand("plain").unwrap(), "plain");
-        assert!(matches!(v.expand("{{ nope }}"), Err(VariableError::UndefinedInTemplate { .. })));
-        assert!(matches!(v.expand("{{ greeting"), Err(VariableError::Unterminated { .. })));
+        assert!(matches!(
+            v.expand("{{ nope }}"),
+            Err(VariableError::UndefinedInTemplate { .. })
+        ));
+        assert!(matches!(
+            v.expand("{{ greeting"),
+            Err(VariableError::Unterminated { .. })
+        ));
     }
 }

@@ -18,7 +18,10 @@ fn start(dir: &std::path::Path) -> Cove {
 }
 
 fn is_api_key(key: &str) -> bool {
-    key.len() > 20 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    key.len() > 20
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -27,8 +30,15 @@ async fn restart_keeps_admin_key_and_hits_compile_cache() {
 
     // First start: a fresh admin key, components compiled.
     let first = start(dir.path());
-    let url_line = first.stdout.iter().find(|l| l.starts_with("DAYTONA_API_URL=")).unwrap();
-    assert!(url_line.starts_with("DAYTONA_API_URL=http://127.0.0.1:") && url_line.ends_with("/api"), "{url_line}");
+    let url_line = first
+        .stdout
+        .iter()
+        .find(|l| l.starts_with("DAYTONA_API_URL="))
+        .unwrap();
+    assert!(
+        url_line.starts_with("DAYTONA_API_URL=http://127.0.0.1:") && url_line.ends_with("/api"),
+        "{url_line}"
+    );
     let key = first.api_key().expect("first start prints DAYTONA_API_KEY");
     assert!(is_api_key(&key), "{key}");
     assert_eq!(first.stdout.last().map(String::as_str), Some("cove ready"));
@@ -36,17 +46,30 @@ async fn restart_keeps_admin_key_and_hits_compile_cache() {
     assert!(stderr.contains("cache_hit=false"), "{stderr}");
     assert_eq!(get(&first.url("/echo/x")).await.status, 200);
     let status = first.terminate();
-    assert!(status.success(), "SIGTERM should shut cove down cleanly: {status:?}");
-    let cached: Vec<_> = std::fs::read_dir(dir.path().join("data/cache")).unwrap().collect();
+    assert!(
+        status.success(),
+        "SIGTERM should shut cove down cleanly: {status:?}"
+    );
+    let cached: Vec<_> = std::fs::read_dir(dir.path().join("data/cache"))
+        .unwrap()
+        .collect();
     assert_eq!(cached.len(), 2, "one .cwasm per distinct wasm: {cached:?}");
 
     // Second start on the same data dir: no new key, nothing recompiled.
     let second = start(dir.path());
-    assert!(second.stdout.iter().any(|l| l.starts_with("DAYTONA_API_URL=http://127.0.0.1:")));
+    assert!(
+        second
+            .stdout
+            .iter()
+            .any(|l| l.starts_with("DAYTONA_API_URL=http://127.0.0.1:"))
+    );
     assert_eq!(second.api_key(), None, "{:?}", second.stdout);
     let stderr = second.stderr();
     assert!(stderr.contains("cache_hit=true"), "{stderr}");
-    assert!(!stderr.contains("cache_hit=false"), "recompiled on restart:\n{stderr}");
+    assert!(
+        !stderr.contains("cache_hit=false"),
+        "recompiled on restart:\n{stderr}"
+    );
     assert_eq!(get(&second.url("/echo/x")).await.status, 200);
     drop(second);
 
@@ -58,7 +81,11 @@ async fn restart_keeps_admin_key_and_hits_compile_cache() {
         .env_remove("COVE_DATA_DIR")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let rotated = stdout
         .lines()
@@ -94,14 +121,28 @@ command = "exit 3"
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("\"bad\"") && stderr.contains("exit 3"), "{stderr}");
+    assert!(
+        stderr.contains("\"bad\"") && stderr.contains("exit 3"),
+        "{stderr}"
+    );
 
-    std::fs::write(dir.path().join("spin.toml"), manifest.replace("exit 3", "true")).unwrap();
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        manifest.replace("exit 3", "true"),
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_cove"))
         .args(["build", "--manifest"])
         .arg(dir.path().join("spin.toml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(std::fs::read_to_string(dir.path().join("sub/marker.txt")).unwrap(), "built\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("sub/marker.txt")).unwrap(),
+        "built\n"
+    );
 }

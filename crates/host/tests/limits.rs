@@ -27,8 +27,14 @@ async fn cpu_bound_guest_gets_504_within_the_timeout() {
         .expect("a spinning guest must not hang the request");
     let elapsed = started.elapsed();
     r.assert_envelope(504, "/echo/spin");
-    assert!(elapsed >= Duration::from_millis(1900), "timed out too early: {elapsed:?}");
-    assert!(elapsed < Duration::from_secs(6), "timed out too late: {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(1900),
+        "timed out too early: {elapsed:?}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "timed out too late: {elapsed:?}"
+    );
 
     // Two spinning requests at once on a 2-core machine: both time out, and other
     // requests are still served meanwhile.
@@ -38,7 +44,11 @@ async fn cpu_bound_guest_gets_504_within_the_timeout() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let quick = Instant::now();
     assert_eq!(get(&cove.url("/echo/ok")).await.status, 200);
-    assert!(quick.elapsed() < Duration::from_secs(1), "starved: {:?}", quick.elapsed());
+    assert!(
+        quick.elapsed() < Duration::from_secs(1),
+        "starved: {:?}",
+        quick.elapsed()
+    );
     assert_eq!(a.await.unwrap().status, 504);
     assert_eq!(b.await.unwrap().status, 504);
     assert!(cove.stderr().contains("request timed out"));
@@ -70,7 +80,11 @@ async fn instance_reuse_serves_many_requests() {
     let cove = start(dir.path(), &["--instance-reuse", "50"]);
     let client = reqwest::Client::new();
     for i in 0..120 {
-        let r = client.get(cove.url(&format!("/echo/n{i}"))).send().await.unwrap();
+        let r = client
+            .get(cove.url(&format!("/echo/n{i}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let body = r.text().await.unwrap();
         assert!(body.contains(&format!("path=/echo/n{i} ")), "{body}");
@@ -78,8 +92,13 @@ async fn instance_reuse_serves_many_requests() {
     // A timeout in a reused instance is still enforced.
     drop(cove);
     let dir = tempfile::tempdir().unwrap();
-    let cove = start(dir.path(), &["--instance-reuse", "50", "--request-timeout", "1"]);
+    let cove = start(
+        dir.path(),
+        &["--instance-reuse", "50", "--request-timeout", "1"],
+    );
     assert_eq!(get(&cove.url("/echo/warm")).await.status, 200);
-    get(&cove.url("/echo/spin")).await.assert_envelope(504, "/echo/spin");
+    get(&cove.url("/echo/spin"))
+        .await
+        .assert_envelope(504, "/echo/spin");
     assert_eq!(get(&cove.url("/echo/after")).await.status, 200);
 }

@@ -22,7 +22,11 @@ async fn routes_exact_wildcard_and_404_envelope() {
 
     let r = get(&cove.url("/echo/a/b?x=1")).await;
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(r.body.starts_with("method=GET path=/echo/a/b "), "{}", r.body);
+    assert!(
+        r.body.starts_with("method=GET path=/echo/a/b "),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("env=from-manifest"), "{}", r.body);
     assert!(r.body.contains("component=echo"), "{}", r.body);
     assert_eq!(r.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
@@ -35,7 +39,9 @@ async fn routes_exact_wildcard_and_404_envelope() {
     r.assert_envelope(404, "/exact/below");
     assert_eq!(r.version.as_deref(), Some(env!("CARGO_PKG_VERSION")));
     // A prefix sharing characters but not a path segment does not match.
-    get(&cove.url("/echoes")).await.assert_envelope(404, "/echoes");
+    get(&cove.url("/echoes"))
+        .await
+        .assert_envelope(404, "/echoes");
     let r = get(&cove.url("/api/nothing")).await;
     r.assert_envelope(404, "/api/nothing");
     assert_eq!(r.json()["message"], "Cannot GET /api/nothing");
@@ -47,13 +53,22 @@ async fn private_component_only_reachable_from_components() {
     let cove = start(dir.path(), "http://127.0.0.1:9", &[]);
 
     // There is no public route to it, whatever the path.
-    get(&cove.url("/internal")).await.assert_envelope(404, "/internal");
-    get(&cove.url("/internal/x")).await.assert_envelope(404, "/internal/x");
+    get(&cove.url("/internal"))
+        .await
+        .assert_envelope(404, "/internal");
+    get(&cove.url("/internal/x"))
+        .await
+        .assert_envelope(404, "/internal/x");
 
     // A component granted http://*.spin.internal reaches it in-process.
     let r = get(&cove.url("/echo/call?url=http://internal.spin.internal/hello/there")).await;
     assert_eq!(r.status, 200, "{r:?}");
-    assert!(r.body.starts_with("status:200 body:method=GET path=/hello/there"), "{}", r.body);
+    assert!(
+        r.body
+            .starts_with("status:200 body:method=GET path=/hello/there"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("component=internal"), "{}", r.body);
 
     // An unknown component id is an error, not a hang.
@@ -90,7 +105,11 @@ async fn allowed_outbound_hosts_are_enforced() {
     let r = get(&cove.url("/echo/call?url=https://example.com/")).await;
     assert!(r.body.contains("HttpRequestDenied"), "{}", r.body);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(backend.connections(), 1, "a denied request reached the backend");
+    assert_eq!(
+        backend.connections(),
+        1,
+        "a denied request reached the backend"
+    );
     assert!(cove.stderr().contains("outbound request denied"));
 }
 
@@ -151,6 +170,10 @@ async fn required_variable_without_value_fails_startup() {
     });
     assert!(stderr.contains("must_set"), "{stderr}");
     assert!(stderr.contains("SPIN_VARIABLE_MUST_SET"), "{stderr}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "failed before touching the data dir"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -168,11 +191,16 @@ async fn guest_output_is_prefixed_and_traps_are_500() {
     let dir = tempfile::tempdir().unwrap();
     let cove = start(dir.path(), "http://127.0.0.1:9", &[]);
     assert_eq!(get(&cove.url("/echo/logme")).await.status, 200);
-    get(&cove.url("/echo/trap")).await.assert_envelope(500, "/echo/trap");
+    get(&cove.url("/echo/trap"))
+        .await
+        .assert_envelope(500, "/echo/trap");
     // Still serving after a trap.
     assert_eq!(get(&cove.url("/echo/after")).await.status, 200);
     let stderr = cove.stderr();
     assert!(stderr.contains("\n[echo] echo /echo/logme\n"), "{stderr}");
-    assert!(stderr.contains("\n[echo] stdout line for /echo/logme\n"), "{stderr}");
+    assert!(
+        stderr.contains("\n[echo] stdout line for /echo/logme\n"),
+        "{stderr}"
+    );
     assert!(stderr.contains("[echo] trap requested"), "{stderr}");
 }

@@ -72,3 +72,20 @@ impl std::fmt::Display for DisplayChain<'_> {
         Ok(())
     }
 }
+
+/// The default HTTP mapping of store failures. Handlers that can say more (which entity is missing
+/// or conflicting) match on the error first.
+impl From<StoreError> for cove_api_types::ApiError {
+    fn from(e: StoreError) -> Self {
+        use cove_api_types::ApiError;
+        match e {
+            StoreError::Conflict { .. } => ApiError::conflict("The resource was changed concurrently; retry"),
+            StoreError::NotFound { .. } => ApiError::not_found("Resource not found"),
+            StoreError::InvalidCursor => ApiError::bad_request("Invalid cursor"),
+            StoreError::Backend { .. } | StoreError::Decode { .. } => {
+                tracing::error!(error = %DisplayChain(&e), "store failure");
+                ApiError::internal()
+            }
+        }
+    }
+}

@@ -13,7 +13,10 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(200);
     let exe = std::env::current_exe()?;
     let daemon = exe.with_file_name("cove-toolbox");
     let dir = std::env::temp_dir().join(format!("cove-toolbox-bench-{}", std::process::id()));

@@ -29,6 +29,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts the daemon as an entrypoint for `command` (stdout captured when non-empty).
+    pub async fn start_with(command: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("root");
         std::fs::create_dir_all(&root).expect("root dir");
@@ -44,8 +49,15 @@ impl Daemon {
             .arg("/")
             .arg("--state-dir")
             .arg(dir.path().join("state"))
+            .arg("--")
+            .args(command)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
+            .stdout(if command.is_empty() {
+                Stdio::inherit()
+            } else {
+                Stdio::piped()
+            })
             .spawn()
             .expect("spawn daemon");
         let d = Self {
@@ -63,6 +75,10 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         d
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
     }
 
     pub async fn conn(&self) -> Conn {
@@ -112,7 +128,8 @@ impl Daemon {
     }
 
     pub async fn delete(&self, uri: &str) -> Reply {
-        self.req(Method::DELETE, uri, &[], bytes::Bytes::new()).await
+        self.req(Method::DELETE, uri, &[], bytes::Bytes::new())
+            .await
     }
 
     /// Bulk upload (CONTRACT §10.1): `files[i].path` then `files[i].file`.
@@ -248,7 +265,10 @@ pub fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<Part> {
 
 /// Deterministic pseudo-random bytes.
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     (0..len)
         .map(|_| {
             x ^= x << 13;

@@ -195,9 +195,15 @@ impl Drop for Cove {
 
 /// GET `url`; returns (status, content-type, version header, body).
 pub async fn get(url: &str) -> Response {
-    let r = reqwest::get(url).await.unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let r = reqwest::get(url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     let status = r.status().as_u16();
-    let header = |name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
     let content_type = header("content-type");
     let version = header("x-daytona-api-version");
     let body = r.text().await.unwrap();
@@ -225,14 +231,21 @@ impl Response {
     /// Asserts this is a host-generated Daytona error envelope for `status`/`path`.
     pub fn assert_envelope(&self, status: u16, path: &str) {
         assert_eq!(self.status, status, "{self:?}");
-        assert_eq!(self.content_type.as_deref(), Some("application/json"), "{self:?}");
+        assert_eq!(
+            self.content_type.as_deref(),
+            Some("application/json"),
+            "{self:?}"
+        );
         let v = self.json();
         assert_eq!(v["statusCode"], status, "{v}");
         assert_eq!(v["path"], path, "{v}");
         assert_eq!(v["source"], "DAYTONA_API", "{v}");
         assert!(v["error"].as_str().is_some_and(|s| !s.is_empty()), "{v}");
         assert!(v["message"].as_str().is_some(), "{v}");
-        assert!(v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{v}");
+        assert!(
+            v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{v}"
+        );
     }
 }
 

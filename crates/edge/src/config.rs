@@ -1,0 +1,108 @@
+//! Component configuration, read from Spin variables (natively: from any lookup, e.g. a map).
+
+use cove_store::{Store, StoreConfig};
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::JwkSet;
+
+/// Every Spin variable an edge component reads. Each must be listed in the component's
+/// `[component.<id>.variables]` in `spin.toml`.
+pub const VARIABLES: &[&str] = &[
+    "dynamodb_endpoint",
+    "dynamodb_table",
+    "aws_region",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "jwt_hs256_secret",
+    "jwt_rs256_public_key",
+    "jwt_jwks",
+    "jwt_issuer",
+    "jwt_audience",
+];
+
+/// Why the configuration is unusable. Reported as a 500 (the operator's problem, not the caller's).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("variable {0} is not set")]
+    Missing(&'static str),
+    #[error("variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Parsed configuration of an edge component.
+#[derive(Debug, Clone)]
+pub struct EdgeConfig {
+    pub store: StoreConfig,
+    pub jwt: JwtConfig,
+}
+
+/// How JWTs are verified. With nothing configured, JWTs are refused (401).
+#[derive(Clone, Default)]
+pub struct JwtConfig {
+    /// HS256 shared secret (local use and tests).
+    pub hs256_secret: Option<String>,
+    /// RS256 keys: a PEM public key and/or a JWKS document; `kid` picks from the JWKS.
+    pub rs256_keys: Vec<(Option<String>, DecodingKey)>,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("hs256", &self.hs256_secret.is_some())
+            .field("rs256_keys", &self.rs256_keys.len())
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish()
+    }
+}
+
+impl EdgeConfig {
+    /// Builds the config from a variable lookup; empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let opt = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let req = |name: &'static str| opt(name).ok_or(ConfigError::Missing(name));
+        let store = StoreConfig {
+            endpoint: req("dynamodb_endpoint")?,
+            region: opt("aws_region").unwrap_or_else(|| "us-east-1".into()),
+            table: opt("dynamodb_table").unwrap_or_else(|| "cove".into()),
+            access_key_id: req("aws_access_key_id")?,
+            secret_access_key: req("aws_secret_access_key")?,
+        };
+        let mut rs256_keys = Vec::new();
+        if let Some(pem) = opt("jwt_rs256_public_key") {
+            let key = DecodingKey::from_rsa_pem(pem.as_bytes())
+                .map_err(|e| ConfigError::Invalid { name: "jwt_rs256_public_key", reason: e.to_string() })?;
+            rs256_keys.push((None, key));
+        }
+        if let Some(jwks) = opt("jwt_jwks") {
+            let set: JwkSet = serde_json::from_str(&jwks)
+                .map_err(|e| ConfigError::Invalid { name: "jwt_jwks", reason: e.to_string() })?;
+            for jwk in &set.keys {
+                let key = DecodingKey::from_jwk(jwk)
+                    .map_err(|e| ConfigError::Invalid { name: "jwt_jwks", reason: e.to_string() })?;
+                rs256_keys.push((jwk.common.key_id.clone(), key));
+            }
+        }
+        let jwt = JwtConfig {
+            hs256_secret: opt("jwt_hs256_secret"),
+            rs256_keys,
+            issuer: opt("jwt_issuer"),
+            audience: opt("jwt_audience"),
+        };
+        Ok(Self { store, jwt })
+    }
+}
+
+/// What a handler runs against: the store and the verified config. Built once per instance.
+#[derive(Clone, Debug)]
+pub struct Env {
+    pub store: Store,
+    pub jwt: JwtConfig,
+}
+
+impl Env {
+    pub fn new(config: EdgeConfig) -> Self {
+        Self { store: Store::new(&config.store), jwt: config.jwt }
+    }
+}

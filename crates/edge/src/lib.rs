@@ -1,0 +1,30 @@
+//! Shared plumbing of Cove's Spin components.
+//!
+//! A function crate is a library with one entry point, `handle(&Env, Request) -> Response`, that
+//! runs the same natively (tests, benchmarks) and inside a Spin component (see [`spin`]). This
+//! crate gives it: the request/response types and JSON helpers ([`web`]), the configuration read
+//! from Spin variables ([`config`]), authentication ([`auth`]) and the one error mapping.
+
+pub mod auth;
+pub mod config;
+pub mod web;
+
+#[cfg(target_arch = "wasm32")]
+pub mod spin;
+
+pub use auth::{AuthContext, Credential};
+pub use config::{EdgeConfig, Env};
+pub use cove_api_types::ApiError;
+pub use web::{Request, Response};
+
+/// Initializes `tracing` to stderr once per process/instance (`RUST_LOG`, default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,169 @@
+//! Requests, responses, routing and JSON: what every handler uses.
+
+use bytes::Bytes;
+use cove_api_types::ApiError;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A buffered request (control-plane bodies are small JSON documents).
+pub type Request = http::Request<Bytes>;
+/// A buffered response.
+pub type Response = http::Response<Bytes>;
+
+/// The largest JSON body a control-plane route accepts.
+pub const MAX_JSON_BODY: usize = 1 << 20;
+
+/// Splits the path under `base` into segments: `/api/api-keys/a%20b` under `/api/api-keys` is `["a b"]`.
+///
+/// Returns `None` when the path is not under `base`. Empty segments (a trailing `/`) are dropped.
+pub fn segments(req: &Request, base: &str) -> Option<Vec<String>> {
+    let path = req.uri().path();
+    let rest = path.strip_prefix(base)?;
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return None;
+    }
+    Some(rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect())
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Parses a JSON body into `T`; any problem is a 400 in the Daytona envelope.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let body = req.body();
+    if body.len() > MAX_JSON_BODY {
+        return Err(ApiError::payload_too_large("Request body is too large"));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("Request body must be a JSON object"));
+    }
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE)
+        && !ct.to_str().unwrap_or_default().to_ascii_lowercase().contains("json")
+    {
+        return Err(ApiError::bad_request("Content-Type must be application/json"));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))
+}
+
+/// A JSON response with the given status.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+    let body = serde_json::to_vec(value).map_err(|e| {
+        tracing::error!(error = %e, "response serialization failed");
+        ApiError::internal()
+    })?;
+    Ok(with_json_type(status, Bytes::from(body)))
+}
+
+/// An empty response (`204 No Content`).
+pub fn no_content() -> Response {
+    let mut r = Response::new(Bytes::new());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+fn with_json_type(status: StatusCode, body: Bytes) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    r
+}
+
+/// The error envelope response for `err` on `path`.
+pub fn error_response(path: &str, err: &ApiError) -> Response {
+    if err.status >= 500 {
+        tracing::warn!(status = err.status, path, "request failed");
+    }
+    let body = serde_json::to_vec(&err.envelope(path)).unwrap_or_default();
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    with_json_type(status, Bytes::from(body))
+}
+
+/// Turns a handler result into the response sent.
+pub fn respond(path: &str, result: Result<Response, ApiError>) -> Response {
+    match result {
+        Ok(r) => r,
+        Err(e) => error_response(path, &e),
+    }
+}
+
+/// The 404/405 for a path or method no route matches.
+pub fn no_route(req: &Request) -> ApiError {
+    if *req.method() == Method::OPTIONS {
+        return ApiError::method_not_allowed(req.method().as_str(), req.uri().path());
+    }
+    ApiError::not_found(format!("Cannot {} {}", req.method(), req.uri().path()))
+}
+
+/// A query parameter, percent-decoded.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (percent_decode(k) == name).then(|| percent_decode(&v.replace('+', " ")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(uri: &str, body: &str) -> Request {
+        http::Request::builder()
+            .uri(uri)
+            .header("content-type", "application/json")
+            .body(Bytes::from(body.to_owned()))
+            .unwrap()
+    }
+
+    #[test]
+    fn segments_are_split_and_decoded() {
+        assert_eq!(segments(&req("/api/api-keys", ""), "/api/api-keys"), Some(vec![]));
+        assert_eq!(segments(&req("/api/api-keys/", ""), "/api/api-keys"), Some(vec![]));
+        assert_eq!(
+            segments(&req("/api/api-keys/my%20key", ""), "/api/api-keys"),
+            Some(vec!["my key".to_owned()])
+        );
+        assert_eq!(segments(&req("/api/api-keysx", ""), "/api/api-keys"), None);
+        assert_eq!(query_param(&req("/x?a=1&b=two+words", ""), "b").as_deref(), Some("two words"));
+    }
+
+    #[test]
+    fn json_errors_are_400_envelopes() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct T {
+            name: String,
+        }
+        let e = json_body::<T>(&req("/x", "{not json")).unwrap_err();
+        assert_eq!(e.status, 400);
+        let e = json_body::<T>(&req("/x", "{\"name\": 5}")).unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+        let e = json_body::<T>(&req("/x", "")).unwrap_err();
+        assert_eq!(e.status, 400);
+        let resp = error_response("/x", &e);
+        let v: serde_json::Value = serde_json::from_slice(resp.body()).unwrap();
+        assert_eq!(v["statusCode"], 400);
+        assert_eq!(v["source"], "DAYTONA_API");
+    }
+}

@@ -1,0 +1,147 @@
+//! API key rules, independent of HTTP.
+
+use std::collections::BTreeSet;
+
+use cove_api_types::ApiError;
+use cove_api_types::api_keys::{ApiKeyList, ApiKeyResponse, CreateApiKey, mask_key};
+use cove_api_types::ids::UserId;
+use cove_api_types::permissions::Permission;
+use cove_api_types::time::{format_rfc3339, now_rfc3339, parse_rfc3339};
+use cove_edge::{AuthContext, Credential, Env};
+use cove_store::StoreError;
+use cove_store::api_keys::ApiKeyRecord;
+
+const MAX_NAME_LEN: usize = 255;
+
+/// Key management needs a JWT, or an API key that holds `manage:api_keys`.
+fn require_management(ctx: &AuthContext) -> Result<(), ApiError> {
+    match &ctx.credential {
+        Credential::Jwt => Ok(()),
+        Credential::ApiKey { permissions, .. } if permissions.contains(&Permission::ManageApiKeys) => Ok(()),
+        Credential::ApiKey { .. } => Err(ApiError::forbidden(
+            "API keys can only be managed with a JWT or an API key with the manage:api_keys permission",
+        )),
+    }
+}
+
+fn validate_name(name: &str) -> Result<(), ApiError> {
+    if name.trim().is_empty() {
+        return Err(ApiError::bad_request("name must not be empty"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(ApiError::bad_request(format!("name must be at most {MAX_NAME_LEN} characters")));
+    }
+    if name.chars().any(|c| c.is_control() || c == '/') {
+        return Err(ApiError::bad_request("name must not contain '/' or control characters"));
+    }
+    Ok(())
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!("API key with name {name} not found"))
+}
+
+fn list_view(rec: ApiKeyRecord) -> ApiKeyList {
+    ApiKeyList {
+        value: mask_key(&rec.key_prefix, &rec.key_suffix),
+        permissions: rec.permissions.iter().filter_map(|p| Permission::parse(p)).collect(),
+        name: rec.name,
+        created_at: rec.created_at,
+        last_used_at: rec.last_used_at,
+        expires_at: rec.expires_at,
+        user_id: rec.user_id,
+        organization_id: rec.organization_id,
+    }
+}
+
+pub async fn create(env: &Env, ctx: &AuthContext, body: CreateApiKey) -> Result<ApiKeyResponse, ApiError> {
+    require_management(ctx)?;
+    let name = body.name.trim().to_owned();
+    validate_name(&name)?;
+    let expires_at = match body.expires_at.as_deref() {
+        None => None,
+        Some(s) => Some(format_rfc3339(
+            parse_rfc3339(s).ok_or_else(|| ApiError::bad_request("expiresAt must be an ISO-8601 date"))?,
+        )),
+    };
+    let requested: BTreeSet<Permission> = body.permissions.into_iter().collect();
+    let grantable = ctx.grantable();
+    let missing: Vec<&str> = requested.difference(&grantable).map(|p| p.as_str()).collect();
+    if !missing.is_empty() {
+        return Err(ApiError::forbidden(format!(
+            "You cannot grant permissions you do not hold: {}",
+            missing.join(", ")
+        )));
+    }
+    let key = cove_store::keys::generate().map_err(|e| {
+        tracing::error!(error = %e, "no randomness for a new API key");
+        ApiError::internal()
+    })?;
+    let rec = ApiKeyRecord {
+        organization_id: ctx.organization_id.clone(),
+        user_id: ctx.user_id.clone(),
+        name: name.clone(),
+        key_hash: key.hash,
+        key_prefix: key.prefix,
+        key_suffix: key.suffix,
+        permissions: requested.iter().map(|p| p.as_str().to_owned()).collect(),
+        created_at: now_rfc3339(),
+        expires_at,
+        last_used_at: None,
+        version: 1,
+    };
+    match env.store.api_keys().create(&rec).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return Err(ApiError::conflict(format!("API key with name {name} already exists")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(org = %rec.organization_id, user = %rec.user_id, name = %rec.name, "API key created");
+    Ok(ApiKeyResponse {
+        name: rec.name,
+        value: key.value,
+        created_at: rec.created_at,
+        permissions: requested.into_iter().collect(),
+        expires_at: rec.expires_at,
+    })
+}
+
+/// Owners see every key of the organization; members see their own.
+pub async fn list(env: &Env, ctx: &AuthContext) -> Result<Vec<ApiKeyList>, ApiError> {
+    require_management(ctx)?;
+    let user = (!ctx.is_owner()).then_some(&ctx.user_id);
+    let keys = env.store.api_keys().list(&ctx.organization_id, user).await?;
+    Ok(keys.into_iter().map(list_view).collect())
+}
+
+pub async fn get(env: &Env, ctx: &AuthContext, name: &str) -> Result<ApiKeyList, ApiError> {
+    require_management(ctx)?;
+    let rec = env.store.api_keys().get(&ctx.organization_id, &ctx.user_id, name).await?;
+    rec.map(list_view).ok_or_else(|| not_found(name))
+}
+
+/// The key the request was authenticated with.
+pub async fn current(env: &Env, ctx: &AuthContext) -> Result<ApiKeyList, ApiError> {
+    let Credential::ApiKey { name, .. } = &ctx.credential else {
+        return Err(ApiError::bad_request("The request was not authenticated with an API key"));
+    };
+    let rec = env.store.api_keys().get(&ctx.organization_id, &ctx.user_id, name).await?;
+    // Deleted between authentication and now.
+    rec.map(list_view).ok_or_else(ApiError::invalid_credentials)
+}
+
+pub async fn delete(env: &Env, ctx: &AuthContext, user: &UserId, name: &str) -> Result<(), ApiError> {
+    require_management(ctx)?;
+    if *user != ctx.user_id && !ctx.is_owner() {
+        return Err(ApiError::forbidden("Only organization owners can delete API keys of other users"));
+    }
+    match env.store.api_keys().delete(&ctx.organization_id, user, name).await {
+        Ok(()) => {
+            tracing::info!(org = %ctx.organization_id, user = %user, name, "API key deleted");
+            Ok(())
+        }
+        Err(StoreError::NotFound { .. }) => Err(not_found(name)),
+        Err(e) => Err(e.into()),
+    }
+}
