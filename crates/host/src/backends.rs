@@ -66,8 +66,15 @@ pub struct EmbeddedServer {
 impl EmbeddedServer {
     /// Stops accepting connections and waits (briefly) for open ones to finish.
     pub async fn stop(self) {
+        let started = std::time::Instant::now();
         let _ = self.shutdown.send(true);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+        let stopped = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
+        tracing::debug!(
+            url = self.url,
+            clean = stopped.is_ok(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "embedded backend stopped"
+        );
     }
 }
 

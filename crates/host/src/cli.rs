@@ -327,6 +327,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let bootstrap = cove_store::bootstrap::ensure_admin(&store)
         .await
         .context("cannot bootstrap the admin account")?;
+    drop(store);
 
     let variables = AppVariables::resolve(&manifest.variables, &backends.managed, |k| {
         std::env::var(k).ok()
@@ -376,6 +377,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     for backend in backends.embedded {
         backend.stop().await;
     }
+    tracing::info!("stopped");
     served?;
     Ok(())
 }

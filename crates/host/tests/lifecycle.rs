@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Cove, Start, get, manifest};
+use common::{Cove, Start, component, get, manifest};
 
 fn start(dir: &std::path::Path) -> Cove {
     let manifest = manifest::app("http://127.0.0.1:9");
@@ -144,5 +144,40 @@ command = "exit 3"
     assert_eq!(
         std::fs::read_to_string(dir.path().join("sub/marker.txt")).unwrap(),
         "built\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_builds_components_whose_source_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = component("host_echo");
+    let manifest = format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "built"
+[[trigger.http]]
+route = "/..."
+component = "late"
+[component.late]
+source = "out/late.wasm"
+[component.late.build]
+command = ["mkdir -p out", "cp '{}' out/late.wasm"]
+"#,
+        echo.display()
+    );
+    let cove = Cove::start_building(Start {
+        manifest: &manifest,
+        data_dir: dir.path(),
+        args: &[],
+        env: &[],
+    });
+    assert!(dir.path().join("out/late.wasm").exists());
+    let r = get(&cove.url("/anything")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body.starts_with("method=GET path=/anything "),
+        "{}",
+        r.body
     );
 }

@@ -61,8 +61,9 @@ fn spawn_stderr_collector(mut stream: impl Read + Send + 'static) -> Arc<Mutex<S
     buf
 }
 
-/// Writes `manifest` to `<data_dir>/spin.toml` and builds the `cove up` command.
-fn up_command(start: &Start<'_>) -> Command {
+/// Writes `manifest` to `<data_dir>/spin.toml` and builds the `cove up` command
+/// (with `--no-build` unless `build`).
+fn up_command(start: &Start<'_>, build: bool) -> Command {
     let manifest_path = start.data_dir.join("spin.toml");
     std::fs::write(&manifest_path, start.manifest).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cove"));
@@ -73,7 +74,7 @@ fn up_command(start: &Start<'_>) -> Command {
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(start.data_dir.join("data"))
-        .arg("--no-build")
+        .args(if build { None } else { Some("--no-build") })
         .args(start.args)
         .env("RUST_LOG", "info")
         .env_remove("AWS_ACCESS_KEY_ID")
@@ -89,9 +90,18 @@ fn up_command(start: &Start<'_>) -> Command {
 }
 
 impl Cove {
-    /// Starts cove and waits for `cove ready` (panics after 60 s or if it exits).
+    /// Starts cove (`--no-build`) and waits for `cove ready` (panics after 60 s or if it exits).
     pub fn start(start: Start<'_>) -> Cove {
-        let mut child = up_command(&start).spawn().unwrap();
+        Self::spawn(up_command(&start, false))
+    }
+
+    /// Like [`Cove::start`], but lets cove build components whose source is missing.
+    pub fn start_building(start: Start<'_>) -> Cove {
+        Self::spawn(up_command(&start, true))
+    }
+
+    fn spawn(mut command: Command) -> Cove {
+        let mut child = command.spawn().unwrap();
         let stderr = spawn_stderr_collector(child.stderr.take().unwrap());
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -140,13 +150,24 @@ impl Cove {
 
     /// Runs `cove up` expecting it to fail at startup; returns its stderr.
     pub fn start_failing(start: Start<'_>) -> String {
-        let output = up_command(&start).output().unwrap();
+        let output = up_command(&start, false).output().unwrap();
         assert!(!output.status.success(), "cove up should have failed");
         String::from_utf8_lossy(&output.stderr).into_owned()
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// CPU time (user + system) the cove process has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let pid = self.child.as_ref().unwrap().id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        // Fields after the `(comm)`: state is field 3, utime 14, stime 15 (clock ticks).
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
     }
 
     pub fn stderr(&self) -> String {

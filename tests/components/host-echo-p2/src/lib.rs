@@ -2,7 +2,9 @@
 //! Replies `p2 method=<m> path=<path-with-query>`.
 #![cfg(target_arch = "wasm32")]
 
-use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 wasip2::http::proxy::export!(EchoP2);
 

@@ -41,7 +41,10 @@ async fn handle(req: Request) -> impl IntoResponse {
                 .unwrap_or(1);
             let mut v: Vec<u8> = Vec::new();
             if v.try_reserve_exact(mb << 20).is_err() {
-                return (StatusCode::INSUFFICIENT_STORAGE, format!("alloc failed: {mb} MiB"));
+                return (
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    format!("alloc failed: {mb} MiB"),
+                );
             }
             v.resize(mb << 20, 1);
             let sum: usize = v.iter().step_by(4096).map(|b| *b as usize).sum();

@@ -1,0 +1,191 @@
+//! `cove-bench`: requests/s and latency of `GET /api/api-keys/current`
+//!
+//! * through `cove` on loopback (HTTP → wasmtime → the `api-keys` component → DynamoDB), and
+//! * the same handler called natively in-process (no HTTP server, no WASM),
+//!
+//! both against one file-backed dynoxide started here, with the same concurrency, so the ratio
+//! shows what HTTP + WASM cost. Usage: `cove-bench [--seconds N] [--concurrency N]`.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use cove_edge::Env;
+use cove_edge::config::JwtConfig;
+use cove_store::{Store, StoreConfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+struct Stats {
+    count: usize,
+    elapsed: Duration,
+    lat: Vec<Duration>,
+    errors: usize,
+}
+
+impl Stats {
+    fn pct(&self, p: f64) -> Duration {
+        if self.lat.is_empty() {
+            return Duration::ZERO;
+        }
+        let i = ((self.lat.len() as f64 - 1.0) * p).round() as usize;
+        self.lat[i]
+    }
+    fn rps(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+    fn line(&self, name: &str) -> String {
+        format!(
+            "| {name} | {:.0} | {:.2} | {:.2} | {} |",
+            self.rps(),
+            self.pct(0.50).as_secs_f64() * 1e3,
+            self.pct(0.99).as_secs_f64() * 1e3,
+            self.errors
+        )
+    }
+}
+
+/// Runs `op` from `conc` tasks for `secs` seconds (after a short warm-up) and collects latencies.
+async fn load<F, Fut>(conc: usize, secs: u64, op: F) -> Stats
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send,
+{
+    let op = Arc::new(op);
+    for _ in 0..50 {
+        op().await;
+    }
+    let start = Instant::now();
+    let until = start + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..conc)
+        .map(|_| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let (mut lat, mut errors) = (Vec::new(), 0usize);
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    if !op().await {
+                        errors += 1;
+                    }
+                    lat.push(t.elapsed());
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((l, e)) = t.await {
+            lat.extend(l);
+            errors += e;
+        }
+    }
+    let elapsed = start.elapsed();
+    lat.sort();
+    Stats { count: lat.len(), elapsed, lat, errors }
+}
+
+fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let secs = arg("--seconds", 5);
+    let conc = arg("--concurrency", 16) as usize;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
+    let cove_bin = std::env::var("COVE_BIN").unwrap_or_else(|_| root.join("target/release/cove").display().to_string());
+    let dir = tempfile::tempdir()?;
+
+    // One file-backed dynoxide for both runs.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let db = dynoxide::Database::new(&dir.path().join("bench.db").display().to_string())?;
+    tokio::spawn(dynoxide::server::serve_on(listener, db));
+
+    let mut child = tokio::process::Command::new(&cove_bin)
+        .args(["up", "--manifest"])
+        .arg(root.join("spin.toml"))
+        .args(["--listen", "127.0.0.1:0", "--no-build", "--data-dir"])
+        .arg(dir.path().join("cove"))
+        .args(["--dynamodb-endpoint", &endpoint])
+        .env("AWS_ACCESS_KEY_ID", "cove")
+        .env("AWS_SECRET_ACCESS_KEY", "cove")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {cove_bin}"))?;
+    let mut lines = BufReader::new(child.stdout.take().context("cove stdout")?).lines();
+    let (mut url, mut key) = (None, None);
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await?? {
+        if let Some(v) = line.strip_prefix("DAYTONA_API_URL=") {
+            url = Some(v.to_owned());
+        } else if let Some(v) = line.strip_prefix("DAYTONA_API_KEY=") {
+            key = Some(v.to_owned());
+        } else if line.trim() == "cove ready" {
+            break;
+        }
+    }
+    let (Some(url), Some(key)) = (url, key) else { bail!("cove did not print its URL and key") };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    let http = reqwest::Client::builder().pool_max_idle_per_host(conc).build()?;
+    let target = format!("{url}/api-keys/current");
+    let check = http.get(&target).bearer_auth(&key).send().await?;
+    if !check.status().is_success() {
+        bail!("GET {target}: {} {}", check.status(), check.text().await?);
+    }
+    let via_cove = {
+        let (http, target, key) = (http.clone(), target.clone(), key.clone());
+        load(conc, secs, move || {
+            let req = http.get(&target).bearer_auth(&key);
+            async move {
+                match req.send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
+            }
+        })
+        .await
+    };
+    drop(child);
+
+    let env = Env { store: Store::new(&StoreConfig::local(&endpoint, "cove")), jwt: JwtConfig::default() };
+    let native = {
+        let (env, key) = (env.clone(), key.clone());
+        load(conc, secs, move || {
+            let env = env.clone();
+            let req = http::Request::get("/api/api-keys/current")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Bytes::new())
+                .map_err(|_| ());
+            async move {
+                match req {
+                    Ok(req) => api_keys::handle(&env, req).await.status().is_success(),
+                    Err(()) => false,
+                }
+            }
+        })
+        .await
+    };
+
+    println!("GET /api/api-keys/current, {conc} concurrent clients, {secs} s each, one dynoxide");
+    println!("| path | req/s | p50 ms | p99 ms | errors |");
+    println!("|---|---|---|---|---|");
+    println!("{}", via_cove.line("HTTP → cove → WASM component"));
+    println!("{}", native.line("same handler, native in-process"));
+    println!(
+        "ratio: cove/native p50 = {:.2}x, native/cove req/s = {:.2}x",
+        via_cove.pct(0.5).as_secs_f64() / native.pct(0.5).as_secs_f64().max(1e-9),
+        native.rps() / via_cove.rps().max(1e-9)
+    );
+    if via_cove.errors > 0 || native.errors > 0 {
+        bail!("requests failed during the benchmark");
+    }
+    Ok(())
+}

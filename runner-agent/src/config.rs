@@ -1,0 +1,180 @@
+//! Command-line flags and the resolved agent configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sha2::Digest;
+
+/// `cove-runner` flags.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "cove-runner", version, about = "Cove runner agent")]
+pub struct Args {
+    /// Address of the agent's HTTP API (port 0 picks a free port; the bound address is printed).
+    #[arg(long, env = "COVE_RUNNER_LISTEN", default_value = "127.0.0.1:3003")]
+    pub listen: SocketAddr,
+    /// Bearer token every API call must carry.
+    #[arg(long, env = "COVE_RUNNER_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// State: per-sandbox directories, the toolbox binary copy, applied specs.
+    #[arg(long, env = "COVE_RUNNER_DATA_DIR", default_value = "/var/lib/cove-runner")]
+    pub data_dir: PathBuf,
+    /// The static toolbox daemon (default: next to this binary's target dir, then /usr/local/lib/cove).
+    #[arg(long, env = "COVE_TOOLBOX_BIN")]
+    pub toolbox_bin: Option<PathBuf>,
+    /// Warm pool: keep N started containers of IMAGE ready (repeatable).
+    #[arg(long = "warm-pool", value_name = "IMAGE=N", value_parser = parse_pool)]
+    pub warm_pool: Vec<(String, usize)>,
+    /// Control plane base URL; heartbeats are sent only when set.
+    #[arg(long, env = "COVE_CONTROL_PLANE_URL")]
+    pub control_plane_url: Option<String>,
+    /// Seconds between heartbeats.
+    #[arg(long, default_value_t = 5)]
+    pub heartbeat_secs: u64,
+    /// URL the control plane uses to reach this agent (default: http://<listen>).
+    #[arg(long, env = "COVE_RUNNER_API_URL")]
+    pub api_url: Option<String>,
+    /// Identifies this agent's containers (label `cove.runner`); default: derived from the data dir.
+    #[arg(long, env = "COVE_RUNNER_ID")]
+    pub runner_id: Option<String>,
+    /// Host directory holding volumes (`<dir>/<volumeId>`); default `<data-dir>/volumes`.
+    #[arg(long)]
+    pub volumes_dir: Option<PathBuf>,
+}
+
+fn parse_pool(s: &str) -> Result<(String, usize), String> {
+    let (image, n) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("expected IMAGE=N, got {s:?}"))?;
+    let n = n
+        .parse::<usize>()
+        .map_err(|e| format!("bad pool size in {s:?}: {e}"))?;
+    if image.is_empty() {
+        return Err(format!("empty image in {s:?}"));
+    }
+    Ok((image.to_owned(), n))
+}
+
+/// Resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub token: String,
+    pub data_dir: PathBuf,
+    pub toolbox_bin: PathBuf,
+    pub warm_pool: Vec<(String, usize)>,
+    pub control_plane_url: Option<String>,
+    pub heartbeat: Duration,
+    pub api_url: Option<String>,
+    pub runner_id: String,
+    pub volumes_dir: PathBuf,
+    /// Wait for the daemon's socket after starting a container (off in unit tests).
+    pub probe_toolbox: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the runner token must not be empty")]
+    EmptyToken,
+    #[error("no toolbox binary found (looked at {0}); build it with `cargo build --release --target x86_64-unknown-linux-musl -p cove-toolbox` or pass --toolbox-bin")]
+    NoToolbox(String),
+    #[error("cannot prepare the data dir {path}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Config {
+    pub fn from_args(args: Args) -> Result<Self, ConfigError> {
+        if args.token.trim().is_empty() {
+            return Err(ConfigError::EmptyToken);
+        }
+        std::fs::create_dir_all(&args.data_dir).map_err(|source| ConfigError::DataDir {
+            path: args.data_dir.clone(),
+            source,
+        })?;
+        let data_dir =
+            std::fs::canonicalize(&args.data_dir).map_err(|source| ConfigError::DataDir {
+                path: args.data_dir.clone(),
+                source,
+            })?;
+        let toolbox_bin = match args.toolbox_bin {
+            Some(p) => p,
+            None => default_toolbox()?,
+        };
+        let runner_id = args.runner_id.unwrap_or_else(|| {
+            let h = sha2::Sha256::digest(data_dir.to_string_lossy().as_bytes());
+            hex::encode(&h[..6])
+        });
+        let volumes_dir = args
+            .volumes_dir
+            .unwrap_or_else(|| data_dir.join("volumes"));
+        Ok(Self {
+            listen: args.listen,
+            token: args.token,
+            data_dir,
+            toolbox_bin,
+            warm_pool: args.warm_pool,
+            control_plane_url: args.control_plane_url,
+            heartbeat: Duration::from_secs(args.heartbeat_secs.max(1)),
+            api_url: args.api_url,
+            runner_id,
+            volumes_dir,
+            probe_toolbox: true,
+        })
+    }
+
+    /// A config for unit tests (fake runtime).
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: "test-token".into(),
+            toolbox_bin: data_dir.join("fake-toolbox"),
+            volumes_dir: data_dir.join("volumes"),
+            data_dir,
+            warm_pool: vec![],
+            control_plane_url: None,
+            heartbeat: Duration::from_secs(5),
+            api_url: None,
+            runner_id: "test".into(),
+            probe_toolbox: false,
+        }
+    }
+}
+
+fn default_toolbox() -> Result<PathBuf, ConfigError> {
+    let mut tried = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        // target/release/cove-runner -> target/x86_64-unknown-linux-musl/release/cove-toolbox
+        if let Some(target) = exe.parent().and_then(|p| p.parent()) {
+            let p = target.join("x86_64-unknown-linux-musl/release/cove-toolbox");
+            if p.is_file() {
+                return Ok(p);
+            }
+            tried.push(p.display().to_string());
+        }
+    }
+    let p = PathBuf::from("/usr/local/lib/cove/cove-toolbox");
+    if p.is_file() {
+        return Ok(p);
+    }
+    tried.push(p.display().to_string());
+    Err(ConfigError::NoToolbox(tried.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_flag() {
+        assert_eq!(
+            parse_pool("cove-sandbox-base:abc=3"),
+            Ok(("cove-sandbox-base:abc".into(), 3))
+        );
+        assert!(parse_pool("img").is_err());
+        assert!(parse_pool("img=x").is_err());
+    }
+}

@@ -1,0 +1,154 @@
+//! The agent's error type and its single HTTP mapping (the envelope of `cove_runner_api::ErrorEnvelope`).
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use cove_runner_api::{ErrorEnvelope, RUNNER_SOURCE};
+
+use crate::runtime::RuntimeError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("missing or invalid runner token")]
+    Unauthorized,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("sandbox {0} not found")]
+    SandboxNotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("snapshot {0} is not present on this runner")]
+    SnapshotNotFound(String),
+    #[error("the toolbox of sandbox {id} is not reachable")]
+    ToolboxUnavailable {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container engine error")]
+    Runtime(#[source] RuntimeError),
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = AgentError> = std::result::Result<T, E>;
+
+impl From<RuntimeError> for AgentError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::Conflict(m) => AgentError::Conflict {
+                code: "CONFLICT",
+                message: m,
+            },
+            other => AgentError::Runtime(other),
+        }
+    }
+}
+
+impl AgentError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::SandboxNotFound(_) | Self::SnapshotNotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::ToolboxUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            Self::Runtime(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::BadRequest(_) => "BAD_REQUEST",
+            Self::SandboxNotFound(_) => "SANDBOX_NOT_FOUND",
+            Self::SnapshotNotFound(_) => "SNAPSHOT_NOT_FOUND",
+            Self::Conflict { code, .. } => code,
+            Self::ToolboxUnavailable { .. } => "TOOLBOX_UNAVAILABLE",
+            Self::Runtime(_) | Self::Io { .. } => "INTERNAL_ERROR",
+        }
+    }
+
+    /// What the caller sees (internal detail stays in the log).
+    pub fn external_message(&self) -> String {
+        match self {
+            Self::Runtime(_) | Self::Io { .. } => "internal error".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Marker left in the response for [`error_envelope`].
+#[derive(Debug, Clone)]
+pub struct ErrorMarker {
+    pub message: String,
+    pub code: &'static str,
+}
+
+/// Writes `err` and its whole source chain on one line.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        cur = e.source();
+    }
+    s
+}
+
+impl IntoResponse for AgentError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %chain(&self), "request failed");
+        } else {
+            tracing::debug!(error = %chain(&self), "request refused");
+        }
+        let mut resp = status.into_response();
+        resp.extensions_mut().insert(ErrorMarker {
+            message: self.external_message(),
+            code: self.code(),
+        });
+        resp
+    }
+}
+
+pub fn envelope(status: StatusCode, path: &str, message: String, code: &str) -> ErrorEnvelope {
+    let timestamp = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    ErrorEnvelope {
+        path: path.to_owned(),
+        timestamp,
+        status_code: status.as_u16(),
+        error: status.canonical_reason().unwrap_or("Error").to_owned(),
+        message,
+        code: Some(code.to_owned()),
+        source: RUNNER_SOURCE.to_owned(),
+    }
+}
+
+/// Middleware: turns an [`ErrorMarker`] into the JSON envelope (it knows the request path).
+pub async fn error_envelope(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut resp = next.run(request).await;
+    let Some(marker) = resp.extensions_mut().remove::<ErrorMarker>() else {
+        return resp;
+    };
+    let status = resp.status();
+    let body = envelope(status, &path, marker.message, marker.code);
+    (status, axum::Json(body)).into_response()
+}

@@ -1,0 +1,151 @@
+//! Heartbeats to the control plane (`POST /api/runners/healthcheck`, ARCH §2) and host metrics.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use cove_runner_api::client::ControlPlaneClient;
+use cove_runner_api::{Healthcheck, RunnerMetrics, ServiceHealth};
+
+use crate::reconciler::Reconciler;
+
+/// Host capacity (cpu count, memory and disk of the data dir's filesystem, usage percentages).
+pub fn host_metrics(data_dir: &Path) -> RunnerMetrics {
+    let cpu = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let mut m = RunnerMetrics {
+        cpu,
+        ..Default::default()
+    };
+    if let Ok(meminfo) = std::fs::read_to_string("/proc/meminfo") {
+        let kib = |key: &str| {
+            meminfo
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if let (Some(total), Some(avail)) = (kib("MemTotal:"), kib("MemAvailable:")) {
+            m.memory_gib = total / (1024.0 * 1024.0);
+            if total > 0.0 {
+                m.current_memory_usage_percentage = 100.0 * (total - avail) / total;
+            }
+        }
+    }
+    if let Ok(st) = rustix::fs::statvfs(data_dir) {
+        let total = st.f_blocks as f64 * st.f_frsize as f64;
+        let free = st.f_bavail as f64 * st.f_frsize as f64;
+        m.disk_gib = total / f64::from(1u32 << 30);
+        if total > 0.0 {
+            m.current_disk_usage_percentage = 100.0 * (total - free) / total;
+        }
+    }
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg")
+        && let Some(one) = load.split_whitespace().next().and_then(|v| v.parse::<f64>().ok())
+    {
+        m.current_cpu_usage_percentage = (100.0 * one / f64::from(cpu)).min(100.0);
+    }
+    m
+}
+
+/// The healthcheck body for the current state.
+pub async fn payload(rec: &Reconciler) -> Healthcheck {
+    let cfg = rec.config();
+    Healthcheck {
+        domain: None,
+        api_url: cfg
+            .api_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", cfg.listen)),
+        proxy_url: None,
+        app_version: env!("CARGO_PKG_VERSION").to_owned(),
+        metrics: rec.metrics().await,
+        service_health: vec![ServiceHealth {
+            service_name: "docker".into(),
+            healthy: true,
+            error_reason: None,
+        }],
+    }
+}
+
+/// Sends a heartbeat every `cfg.heartbeat` until the process ends.
+pub async fn run(rec: Arc<Reconciler>, url: String) {
+    let client = ControlPlaneClient::new(url, rec.config().token.clone());
+    let mut tick = tokio::time::interval(rec.config().heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let body = payload(&rec).await;
+        if let Err(e) = client.healthcheck(&body).await {
+            tracing::warn!(error = %crate::error::chain(&e), "heartbeat failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::runtime::fake::FakeRuntime;
+    use cove_runner_api::SandboxSpec;
+
+    #[tokio::test]
+    async fn payload_counts_started_sandboxes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = Config::for_tests(dir.path().to_path_buf());
+        cfg.api_url = Some("http://runner-1:3003".into());
+        let rt = Arc::new(FakeRuntime::with_image("img:1"));
+        let rec = Reconciler::new(cfg, rt, dir.path().join("tb"));
+        let mut spec = SandboxSpec::new("img:1");
+        spec.resources.cpu = Some(2.0);
+        spec.resources.memory_mib = Some(2048);
+        rec.apply("a", spec).await.expect("a");
+        rec.apply("b", SandboxSpec::new("img:1")).await.expect("b");
+        let h = payload(&rec).await;
+        assert_eq!(h.api_url, "http://runner-1:3003");
+        assert_eq!(h.metrics.current_started_sandboxes, 2);
+        assert!((h.metrics.current_allocated_cpu - 3.0).abs() < 1e-9);
+        assert!((h.metrics.current_allocated_memory_gib - 3.0).abs() < 1e-9);
+        assert!(h.metrics.cpu >= 1);
+        assert!(h.metrics.memory_gib > 0.0);
+        let v = serde_json::to_value(&h).expect("json");
+        assert_eq!(v["metrics"]["currentStartedSandboxes"], 2);
+        assert_eq!(v["appVersion"], env!("CARGO_PKG_VERSION"));
+    }
+
+    /// The client really POSTs to `/api/runners/healthcheck` with the bearer token.
+    #[tokio::test]
+    async fn heartbeat_reaches_the_control_plane() {
+        use axum::routing::post;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, serde_json::Value)>(4);
+        let app = axum::Router::new().route(
+            "/api/runners/healthcheck",
+            post(move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| {
+                let tx = tx.clone();
+                async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    let _ = tx.send((auth, body.0)).await;
+                    "ok"
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cfg = Config::for_tests(dir.path().to_path_buf());
+        cfg.heartbeat = std::time::Duration::from_millis(50);
+        let rec = Reconciler::new(cfg, Arc::new(FakeRuntime::default()), dir.path().join("tb"));
+        let task = tokio::spawn(run(rec, format!("http://{addr}")));
+        let (auth, body) = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
+            .await
+            .expect("heartbeat in time")
+            .expect("body");
+        task.abort();
+        assert_eq!(auth, "Bearer test-token");
+        assert!(body["metrics"]["cpu"].as_u64().is_some());
+    }
+}

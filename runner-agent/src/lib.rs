@@ -1,0 +1,96 @@
+//! `cove-runner`: the Cove runner agent.
+//!
+//! Runs sandboxes as Docker containers (through the [`runtime::ContainerRuntime`] trait), applies
+//! desired states pushed by the control plane ([`reconciler`]), keeps a warm pool ([`pool`]),
+//! forwards toolbox calls to each sandbox's daemon over a unix socket ([`toolbox`]) and sends
+//! heartbeats ([`heartbeat`]). The wire contract is `cove_runner_api`.
+
+pub mod config;
+pub mod error;
+pub mod heartbeat;
+pub mod http;
+pub mod pool;
+pub mod reconciler;
+pub mod runtime;
+pub mod toolbox;
+
+use std::sync::Arc;
+
+pub use config::{Args, Config};
+
+/// Initialises `tracing` once (RUST_LOG, default `info`), logging to stderr.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot reach the Docker engine")]
+    Docker(#[source] runtime::RuntimeError),
+    #[error("startup failed")]
+    Startup(#[source] error::AgentError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Runs the agent until SIGINT/SIGTERM. Prints `cove-runner listening on http://ADDR` on stdout
+/// once the API answers.
+pub async fn run(args: Args) -> Result<(), RunError> {
+    let cfg = Config::from_args(args)?;
+    let docker = runtime::docker::DockerRuntime::connect()
+        .await
+        .map_err(RunError::Docker)?;
+    let toolbox_bin = reconciler::install_toolbox(&cfg).map_err(RunError::Startup)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(RunError::Serve)?;
+    let mut cfg = cfg;
+    cfg.listen = addr;
+    let control_plane = cfg.control_plane_url.clone();
+    let rec = reconciler::Reconciler::new(cfg, Arc::new(docker), toolbox_bin);
+    rec.recover().await.map_err(RunError::Startup)?;
+    if !rec.pool().targets().is_empty() {
+        tokio::spawn(pool::run(rec.clone()));
+    }
+    if let Some(url) = control_plane {
+        tokio::spawn(heartbeat::run(rec.clone(), url));
+    }
+    let app = http::router(rec.clone());
+    println!("cove-runner listening on http://{addr}");
+    tracing::info!(%addr, runner = %rec.config().runner_id, "serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(RunError::Serve)?;
+    // Sandboxes keep running; only unclaimed warm containers go away.
+    rec.drain_pool().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

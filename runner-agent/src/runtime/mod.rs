@@ -1,0 +1,93 @@
+//! The container runtime seen by the agent: a small trait with a Docker implementation
+//! ([`docker::DockerRuntime`], bollard) and an in-memory fake for unit tests ([`fake::FakeRuntime`]).
+
+pub mod docker;
+pub mod fake;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Where the per-sandbox host directory is mounted inside the container.
+pub const RUN_DIR_IN_CONTAINER: &str = "/run/cove";
+
+/// Everything needed to create one container.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub user: String,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    /// `KEY=VALUE`, on top of the image's env.
+    pub env: Vec<String>,
+    pub labels: HashMap<String, String>,
+    pub working_dir: Option<String>,
+    /// Docker bind specs (`src:dst[:ro]`).
+    pub binds: Vec<String>,
+    pub nano_cpus: Option<i64>,
+    pub memory_bytes: Option<i64>,
+    pub pids_limit: Option<i64>,
+    /// `network_mode = none`.
+    pub network_none: bool,
+    /// Capabilities added after dropping ALL.
+    pub cap_add: Vec<String>,
+    pub stop_timeout_secs: Option<i64>,
+}
+
+/// What the agent needs to know about an existing container.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerInfo {
+    pub id: String,
+    /// Without the leading `/`.
+    pub name: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+    /// Docker's state word (`created`, `running`, `exited`, ...).
+    pub status: String,
+    /// Host source of the `/run/cove` bind mount.
+    pub run_dir: Option<PathBuf>,
+}
+
+/// Image facts used to build the entrypoint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageInfo {
+    pub id: String,
+    pub user: Option<String>,
+    pub working_dir: Option<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("no such container or image: {0}")]
+    NotFound(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("container engine failed to {op}: {message}")]
+    Engine { op: &'static str, message: String },
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// Container operations (one engine; every call is idempotent where Docker allows it).
+#[async_trait::async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// `None` when the image is not present locally.
+    async fn image(&self, image: &str) -> Result<Option<ImageInfo>>;
+    /// Creates (does not start) a container; returns its id.
+    async fn create(&self, spec: &ContainerSpec) -> Result<String>;
+    /// Starts; a running container is fine.
+    async fn start(&self, id: &str) -> Result<()>;
+    /// Stops with a grace period (0 = SIGKILL now); a stopped container is fine.
+    async fn stop(&self, id: &str, timeout_secs: u32) -> Result<()>;
+    /// Removes by force; a missing container is fine.
+    async fn remove(&self, id: &str) -> Result<()>;
+    async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>>;
+    /// Every container carrying `label=value`, running or not.
+    async fn list(&self, label: &str, value: &str) -> Result<Vec<ContainerInfo>>;
+    async fn rename(&self, id: &str, name: &str) -> Result<()>;
+    /// `docker commit` to `repo:tag`; returns the image id.
+    async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String>;
+}

@@ -1,0 +1,291 @@
+//! Talking to a sandbox's toolbox daemon over its unix socket, and forwarding toolbox requests
+//! (plain HTTP and websocket upgrades) from the agent's API to it.
+//!
+//! The socket lives in the per-sandbox host directory, which the sandbox user can write to. So the
+//! agent never trusts the path alone: it refuses anything that is not a socket (a symlink planted
+//! by the sandbox could point at a host socket such as Docker's), and after connecting it checks
+//! with `SO_PEERCRED` that the listening process lives in the sandbox's own container cgroup.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+
+use crate::error::{AgentError, Result};
+
+/// Name of the daemon's socket inside the per-sandbox directory.
+pub const SOCKET_NAME: &str = "toolbox.sock";
+
+/// Where to reach one sandbox's daemon.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub sandbox_id: String,
+    pub socket: PathBuf,
+    pub container_id: String,
+    /// Env applied to `process/execute` and `process/code-run` (warm-pool sandboxes, see `pool.rs`).
+    pub env_overlay: BTreeMap<String, String>,
+}
+
+/// Connects to the daemon, refusing symlinks and sockets served from outside the container.
+pub async fn connect(socket: &Path, container_id: &str) -> std::io::Result<UnixStream> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::symlink_metadata(socket)?;
+    if !meta.file_type().is_socket() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the toolbox socket is not a socket",
+        ));
+    }
+    let stream = UnixStream::connect(socket).await?;
+    verify_peer(&stream, container_id)?;
+    Ok(stream)
+}
+
+/// The listening process must belong to the container's cgroup.
+fn verify_peer(stream: &UnixStream, container_id: &str) -> std::io::Result<()> {
+    if container_id.is_empty() {
+        // Unit tests (fake runtime) have no containers.
+        return Ok(());
+    }
+    let cred = stream.peer_cred()?;
+    let Some(pid) = cred.pid().filter(|p| *p > 0) else {
+        // The peer is in a PID namespace we cannot see (agent itself containerised without
+        // hostPID): fall back to the uid check below.
+        return if cred.uid() != 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "toolbox socket served by root outside the sandbox",
+            ))
+        };
+    };
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    if cgroup.contains(container_id) {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "toolbox socket is not served from the sandbox's container",
+        ))
+    }
+}
+
+async fn handshake(stream: UnixStream) -> std::io::Result<SendRequest<Body>> {
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake::<_, Body>(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// `GET /version` once; the daemon's version on success.
+pub async fn probe(socket: &Path, container_id: &str) -> std::io::Result<String> {
+    let stream = connect(socket, container_id).await?;
+    let mut sender = handshake(stream).await?;
+    let req = Request::get("/version")
+        .header(header::HOST, "toolbox")
+        .body(Body::empty())
+        .map_err(std::io::Error::other)?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(std::io::Error::other)?;
+    if !resp.status().is_success() {
+        return Err(std::io::Error::other(format!(
+            "toolbox answered {}",
+            resp.status()
+        )));
+    }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    Ok(v["version"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Polls [`probe`] until the daemon answers or `timeout` passes.
+pub async fn wait_ready(
+    socket: &Path,
+    container_id: &str,
+    timeout: Duration,
+) -> std::io::Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut delay = Duration::from_millis(2);
+    loop {
+        match probe(socket, container_id).await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// Headers that are about one hop and never forwarded as such.
+const HOP_BY_HOP: [&str; 7] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Upper bound of a JSON body the agent rewrites (env overlay).
+const MAX_REWRITE: usize = 8 << 20;
+
+/// Forwards `req` (whose URI path is already the toolbox path, e.g. `/files/info`) to the daemon.
+pub async fn forward(target: &Target, path: &str, mut req: Request<Body>) -> Result<Response<Body>> {
+    let unavailable = |source: std::io::Error| AgentError::ToolboxUnavailable {
+        id: target.sandbox_id.clone(),
+        source,
+    };
+    let upgrade = is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+
+    let (mut parts, body) = req.into_parts();
+    let uri = match parts.uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    parts.uri = uri
+        .parse()
+        .map_err(|_| AgentError::BadRequest("invalid toolbox path".into()))?;
+    let headers = &mut parts.headers;
+    headers.remove(header::AUTHORIZATION);
+    headers.remove("x-daytona-authorization");
+    for h in HOP_BY_HOP {
+        headers.remove(h);
+    }
+    if !upgrade {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+    headers.insert(header::HOST, HeaderValue::from_static("toolbox"));
+
+    let body = if !target.env_overlay.is_empty()
+        && parts.method == axum::http::Method::POST
+        && (path == "/process/execute" || path == "/process/code-run")
+    {
+        let bytes = axum::body::to_bytes(body, MAX_REWRITE)
+            .await
+            .map_err(|_| AgentError::BadRequest("request body too large".into()))?;
+        let rewritten = overlay_env(&bytes, &target.env_overlay);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(rewritten.len()));
+        Body::from(rewritten)
+    } else {
+        body
+    };
+
+    let stream = connect(&target.socket, &target.container_id)
+        .await
+        .map_err(unavailable)?;
+    let mut sender = handshake(stream).await.map_err(unavailable)?;
+    let mut resp = sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| unavailable(std::io::Error::other(e)))?;
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let upstream = hyper::upgrade::on(&mut resp);
+        if let Some(client) = client_upgrade {
+            tokio::spawn(async move {
+                let (Ok(up), Ok(down)) = (upstream.await, client.await) else {
+                    return;
+                };
+                let mut up = TokioIo::new(up);
+                let mut down = TokioIo::new(down);
+                let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+            });
+        }
+        let (parts, _) = resp.into_parts();
+        return Ok(Response::from_parts(parts, Body::empty()));
+    }
+    let (mut parts, body) = resp.into_parts();
+    for h in HOP_BY_HOP {
+        parts.headers.remove(h);
+    }
+    parts.headers.remove(header::CONNECTION);
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+/// Merges `env` into the `envs` object of a JSON request (keys of the request win).
+fn overlay_env(body: &Bytes, env: &BTreeMap<String, String>) -> Bytes {
+    let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_slice::<serde_json::Value>(body)
+    else {
+        // Not a JSON object: let the daemon produce its own error.
+        return body.clone();
+    };
+    let mut merged: serde_json::Map<String, serde_json::Value> = env
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    if let Some(serde_json::Value::Object(given)) = obj.get("envs") {
+        for (k, v) in given {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    obj.insert("envs".into(), serde_json::Value::Object(merged));
+    serde_json::to_vec(&obj).map(Bytes::from).unwrap_or_else(|_| body.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overlay_keeps_request_keys() {
+        let env = BTreeMap::from([("A".to_owned(), "1".to_owned()), ("B".to_owned(), "2".to_owned())]);
+        let out = overlay_env(
+            &Bytes::from_static(br#"{"command":"env","envs":{"B":"x"}}"#),
+            &env,
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["envs"]["A"], "1");
+        assert_eq!(v["envs"]["B"], "x");
+        assert_eq!(v["command"], "env");
+        let bad = Bytes::from_static(b"not json");
+        assert_eq!(overlay_env(&bad, &env), bad);
+    }
+
+    #[tokio::test]
+    async fn refuses_a_symlink_to_another_socket() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let real = dir.path().join("real.sock");
+        let _l = tokio::net::UnixListener::bind(&real).expect("bind");
+        let link = dir.path().join(SOCKET_NAME);
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let err = connect(&link, "cid").await.expect_err("must refuse");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        // A real socket served by a process outside the container is refused too.
+        let err = connect(&real, "0123456789abcdef").await.expect_err("must refuse");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+    }
+}

