@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use cove_api_types::ApiError;
 use cove_api_types::ids::{OrganizationId, UserId};
 use cove_api_types::permissions::Permission;
+use cove_store::api_keys::ApiKeyAuth;
 use cove_store::keys;
 use cove_store::memberships::OrgRole;
 use cove_store::users::{NewUser, SystemRole};
@@ -30,8 +31,8 @@ const TOUCH_INTERVAL_SECS: i64 = 5;
 /// How the caller authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    /// A user API key, with its name and permissions.
-    ApiKey { name: String, permissions: BTreeSet<Permission> },
+    /// A user API key, with its name, permissions and stored view.
+    ApiKey { name: String, permissions: BTreeSet<Permission>, key: Box<ApiKeyAuth> },
     /// A verified JWT.
     Jwt,
 }
@@ -42,7 +43,8 @@ pub struct AuthContext {
     pub user_id: UserId,
     pub organization_id: OrganizationId,
     pub org_role: OrgRole,
-    pub system_admin: bool,
+    /// Known when the user row was read (JWT); see [`AuthContext::is_system_admin`].
+    system_admin: Option<bool>,
     pub credential: Credential,
 }
 
@@ -56,6 +58,14 @@ impl AuthContext {
             Credential::ApiKey { permissions, .. } => permissions.contains(&p),
             Credential::Jwt => self.org_role == OrgRole::Owner,
         }
+    }
+
+    /// Whether the caller is a system admin (reads the user row when authentication did not).
+    pub async fn is_system_admin(&self, env: &Env) -> Result<bool, ApiError> {
+        if let Some(known) = self.system_admin {
+            return Ok(known);
+        }
+        Ok(env.store.users().get(&self.user_id).await?.is_some_and(|u| u.role == SystemRole::Admin))
     }
 
     pub fn is_owner(&self) -> bool {
@@ -120,13 +130,8 @@ async fn authenticate_key(env: &Env, req: &Request, token: &str) -> Result<AuthC
     {
         return Err(invalid_context());
     }
-    let (member, user) = futures::future::join(
-        env.store.memberships().get(&auth.organization_id, &auth.user_id),
-        env.store.users().get(&auth.user_id),
-    )
-    .await;
-    let member = member?.ok_or_else(invalid_context)?;
-    let system_admin = user?.is_some_and(|u| u.role == SystemRole::Admin);
+    let member =
+        env.store.memberships().get(&auth.organization_id, &auth.user_id).await?.ok_or_else(invalid_context)?;
     let now = cove_api_types::time::format_rfc3339(now);
     if let Err(e) = env.store.api_keys().touch(&auth, &hash, &now, TOUCH_INTERVAL_SECS).await {
         // Recording the use is best effort; the request itself is fine.
@@ -134,11 +139,11 @@ async fn authenticate_key(env: &Env, req: &Request, token: &str) -> Result<AuthC
     }
     let permissions = auth.permissions.iter().filter_map(|p| Permission::parse(p)).collect();
     Ok(AuthContext {
-        user_id: auth.user_id,
-        organization_id: auth.organization_id,
+        user_id: auth.user_id.clone(),
+        organization_id: auth.organization_id.clone(),
         org_role: member.role,
-        system_admin,
-        credential: Credential::ApiKey { name: auth.name, permissions },
+        system_admin: None,
+        credential: Credential::ApiKey { name: auth.name.clone(), permissions, key: Box::new(auth) },
     })
 }
 
@@ -165,7 +170,7 @@ async fn authenticate_jwt(env: &Env, req: &Request, token: &str) -> Result<AuthC
         user_id,
         organization_id,
         org_role: member.role,
-        system_admin: user.role == SystemRole::Admin,
+        system_admin: Some(user.role == SystemRole::Admin),
         credential: Credential::Jwt,
     })
 }

@@ -27,13 +27,17 @@ pub struct ApiKeyRecord {
     pub version: u64,
 }
 
-/// The pointer row read on every API-key authenticated request.
+/// The pointer row read on every API-key authenticated request: everything about the key but its
+/// hash, so that authenticating (and `GET /api-keys/current`) costs one read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyAuth {
     pub organization_id: OrganizationId,
     pub user_id: UserId,
     pub name: String,
+    pub key_prefix: String,
+    pub key_suffix: String,
+    pub created_at: String,
     pub permissions: Vec<String>,
     pub expires_at: Option<String>,
     #[serde(default)]
@@ -65,6 +69,9 @@ impl ApiKeyRepo<'_> {
             organization_id: rec.organization_id.clone(),
             user_id: rec.user_id.clone(),
             name: rec.name.clone(),
+            key_prefix: rec.key_prefix.clone(),
+            key_suffix: rec.key_suffix.clone(),
+            created_at: rec.created_at.clone(),
             permissions: rec.permissions.clone(),
             expires_at: rec.expires_at.clone(),
             last_used_at: None,

@@ -60,7 +60,7 @@ async fn api_key_list(env: &Env, req: &Request) -> Result<Response, ApiError> {
     security(("bearer" = [])))]
 async fn api_key_current(env: &Env, req: &Request) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    web::json(StatusCode::OK, &service::current(env, &ctx).await?)
+    web::json(StatusCode::OK, &service::current(&ctx)?)
 }
 
 #[utoipa::path(get, path = "/api/api-keys/{name}", operation_id = "api_key_get", tag = "api-keys",

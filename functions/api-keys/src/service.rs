@@ -122,13 +122,21 @@ pub async fn get(env: &Env, ctx: &AuthContext, name: &str) -> Result<ApiKeyList,
 }
 
 /// The key the request was authenticated with.
-pub async fn current(env: &Env, ctx: &AuthContext) -> Result<ApiKeyList, ApiError> {
-    let Credential::ApiKey { name, .. } = &ctx.credential else {
+pub fn current(ctx: &AuthContext) -> Result<ApiKeyList, ApiError> {
+    let Credential::ApiKey { key, .. } = &ctx.credential else {
         return Err(ApiError::bad_request("The request was not authenticated with an API key"));
     };
-    let rec = env.store.api_keys().get(&ctx.organization_id, &ctx.user_id, name).await?;
-    // Deleted between authentication and now.
-    rec.map(list_view).ok_or_else(ApiError::invalid_credentials)
+    let key = key.as_ref().clone();
+    Ok(ApiKeyList {
+        value: mask_key(&key.key_prefix, &key.key_suffix),
+        permissions: key.permissions.iter().filter_map(|p| Permission::parse(p)).collect(),
+        name: key.name,
+        created_at: key.created_at,
+        last_used_at: key.last_used_at,
+        expires_at: key.expires_at,
+        user_id: key.user_id,
+        organization_id: key.organization_id,
+    })
 }
 
 pub async fn delete(env: &Env, ctx: &AuthContext, user: &UserId, name: &str) -> Result<(), ApiError> {
