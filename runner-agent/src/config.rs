@@ -17,7 +17,11 @@ pub struct Args {
     #[arg(long, env = "COVE_RUNNER_TOKEN", hide_env_values = true)]
     pub token: String,
     /// State: per-sandbox directories, the toolbox binary copy, applied specs.
-    #[arg(long, env = "COVE_RUNNER_DATA_DIR", default_value = "/var/lib/cove-runner")]
+    #[arg(
+        long,
+        env = "COVE_RUNNER_DATA_DIR",
+        default_value = "/var/lib/cove-runner"
+    )]
     pub data_dir: PathBuf,
     /// The static toolbox daemon (default: next to this binary's target dir, then /usr/local/lib/cove).
     #[arg(long, env = "COVE_TOOLBOX_BIN")]
@@ -76,7 +80,9 @@ pub struct Config {
 pub enum ConfigError {
     #[error("the runner token must not be empty")]
     EmptyToken,
-    #[error("no toolbox binary found (looked at {0}); build it with `cargo build --release --target x86_64-unknown-linux-musl -p cove-toolbox` or pass --toolbox-bin")]
+    #[error(
+        "no toolbox binary found (looked at {0}); build it with `cargo build --release --target x86_64-unknown-linux-musl -p cove-toolbox` or pass --toolbox-bin"
+    )]
     NoToolbox(String),
     #[error("cannot prepare the data dir {path}")]
     DataDir {
@@ -108,9 +114,7 @@ impl Config {
             let h = sha2::Sha256::digest(data_dir.to_string_lossy().as_bytes());
             hex::encode(&h[..6])
         });
-        let volumes_dir = args
-            .volumes_dir
-            .unwrap_or_else(|| data_dir.join("volumes"));
+        let volumes_dir = args.volumes_dir.unwrap_or_else(|| data_dir.join("volumes"));
         Ok(Self {
             listen: args.listen,
             token: args.token,

@@ -39,7 +39,10 @@ pub fn host_metrics(data_dir: &Path) -> RunnerMetrics {
         }
     }
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg")
-        && let Some(one) = load.split_whitespace().next().and_then(|v| v.parse::<f64>().ok())
+        && let Some(one) = load
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
     {
         m.current_cpu_usage_percentage = (100.0 * one / f64::from(cpu)).min(100.0);
     }
@@ -118,20 +121,24 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<(String, serde_json::Value)>(4);
         let app = axum::Router::new().route(
             "/api/runners/healthcheck",
-            post(move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| {
-                let tx = tx.clone();
-                async move {
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send((auth, body.0)).await;
-                    "ok"
-                }
-            }),
+            post(
+                move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| {
+                    let tx = tx.clone();
+                    async move {
+                        let auth = headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned();
+                        let _ = tx.send((auth, body.0)).await;
+                        "ok"
+                    }
+                },
+            ),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
 

@@ -128,7 +128,11 @@ async fn toolbox_forward(
 }
 
 async fn not_found(req: Request) -> AgentError {
-    AgentError::BadRequest(format!("no route for {} {}", req.method(), req.uri().path()))
+    AgentError::BadRequest(format!(
+        "no route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 /// Every route of the agent.
@@ -172,19 +176,36 @@ mod tests {
     fn app() -> (tempfile::TempDir, Router) {
         let dir = tempfile::tempdir().expect("tmp");
         let cfg = Config::for_tests(dir.path().to_path_buf());
-        let rec = Reconciler::new(cfg, Arc::new(FakeRuntime::with_image("img:1")), dir.path().join("tb"));
+        let rec = Reconciler::new(
+            cfg,
+            Arc::new(FakeRuntime::with_image("img:1")),
+            dir.path().join("tb"),
+        );
         (dir, router(rec))
     }
 
-    async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>, body: &str) -> (StatusCode, serde_json::Value) {
+    async fn call(
+        app: &Router,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (StatusCode, serde_json::Value) {
         let mut req = axum::http::Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        let resp = oneshot(app.clone(), req.body(Body::from(body.to_owned())).expect("req")).await;
+        let resp = oneshot(
+            app.clone(),
+            req.body(Body::from(body.to_owned())).expect("req"),
+        )
+        .await;
         let status = resp.status();
         let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     #[tokio::test]
@@ -198,7 +219,14 @@ mod tests {
         assert_eq!(v["source"], "COVE_RUNNER");
         let (s, _) = call(&app, "GET", "/v1/sandboxes", Some("wrong"), "").await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
-        let (s, _) = call(&app, "GET", "/v1/sandboxes/x/toolbox/files", Some("test-tokenx"), "").await;
+        let (s, _) = call(
+            &app,
+            "GET",
+            "/v1/sandboxes/x/toolbox/files",
+            Some("test-tokenx"),
+            "",
+        )
+        .await;
         assert_eq!(s, StatusCode::UNAUTHORIZED);
         let (s, _) = call(&app, "GET", "/", None, "").await;
         assert_eq!(s, StatusCode::OK);
@@ -208,10 +236,24 @@ mod tests {
     async fn lifecycle_over_http() {
         let (_d, app) = app();
         let t = Some("test-token");
-        let (s, v) = call(&app, "PUT", "/v1/sandboxes/s1", t, r#"{"generation":1,"snapshot":"img:1"}"#).await;
+        let (s, v) = call(
+            &app,
+            "PUT",
+            "/v1/sandboxes/s1",
+            t,
+            r#"{"generation":1,"snapshot":"img:1"}"#,
+        )
+        .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["state"], "started");
-        let (s, v) = call(&app, "PUT", "/v1/sandboxes/s1", t, r#"{"generation":2,"snapshot":"img:1","desiredState":"stopped"}"#).await;
+        let (s, v) = call(
+            &app,
+            "PUT",
+            "/v1/sandboxes/s1",
+            t,
+            r#"{"generation":2,"snapshot":"img:1","desiredState":"stopped"}"#,
+        )
+        .await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v["state"], "stopped");
         let (s, v) = call(&app, "GET", "/v1/sandboxes/s1", t, "").await;
@@ -219,14 +261,24 @@ mod tests {
         let (s, v) = call(&app, "GET", "/v1/sandboxes/s1/toolbox/files", t, "").await;
         assert_eq!(s, StatusCode::CONFLICT);
         assert_eq!(v["code"], "SANDBOX_NOT_STARTED");
-        let (s, v) = call(&app, "POST", "/v1/sandboxes/s1/backup", t, r#"{"image":"backup/s1:1"}"#).await;
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/v1/sandboxes/s1/backup",
+            t,
+            r#"{"image":"backup/s1:1"}"#,
+        )
+        .await;
         assert_eq!(s, StatusCode::CREATED);
         assert_eq!(v["image"], "backup/s1:1");
         let (s, v) = call(&app, "PUT", "/v1/sandboxes/s1", t, "{not json").await;
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_eq!(v["code"], "BAD_REQUEST");
         let (s, v) = call(&app, "DELETE", "/v1/sandboxes/s1", t, "").await;
-        assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("destroyed")));
+        assert_eq!(
+            (s, v["state"].as_str()),
+            (StatusCode::OK, Some("destroyed"))
+        );
         let (s, v) = call(&app, "GET", "/v1/sandboxes/s1", t, "").await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert_eq!(v["code"], "SANDBOX_NOT_FOUND");

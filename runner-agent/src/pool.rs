@@ -124,8 +124,8 @@ pub async fn run(rec: Arc<crate::reconciler::Reconciler>) {
                 }
             }
         }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), pool.refill.notified())
-            .await;
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(10), pool.refill.notified()).await;
     }
 }
 

@@ -45,7 +45,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// - `FOWNER`: chmod/utime on files root does not own (`files/permissions` mode);
 /// - `SETUID`, `SETGID`: root dropping to another user (`su`, `runuser`, package scripts);
 /// - `KILL`: signalling processes of other users (session delete, timeouts).
-pub const ROOT_CAPS: [&str; 6] = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL"];
+pub const ROOT_CAPS: [&str; 6] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "SETUID",
+    "SETGID",
+    "KILL",
+];
 
 /// What the agent remembers about one sandbox (the persisted part is in the state file).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,7 +146,9 @@ fn validate_spec(spec: &SandboxSpec) -> Result<()> {
         return Err(AgentError::BadRequest("cpu must be in (0, 256]".into()));
     }
     if r.memory_mib.is_some_and(|m| m < 6) {
-        return Err(AgentError::BadRequest("memory must be at least 6 MiB".into()));
+        return Err(AgentError::BadRequest(
+            "memory must be at least 6 MiB".into(),
+        ));
     }
     if r.pids.is_some_and(|p| p < 8) {
         return Err(AgentError::BadRequest("pids must be at least 8".into()));
@@ -193,7 +202,8 @@ fn home_of(user: &str) -> String {
 /// create its socket but not remove the agent's files, plus an (empty or filled) env file.
 fn prepare_dir(dir: &Path, env: &BTreeMap<String, String>) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777))
         .map_err(|e| AgentError::io(format!("chmod {}", dir.display()), e))?;
     let _ = std::fs::remove_file(dir.join(SOCKET_NAME));
@@ -268,7 +278,8 @@ impl Reconciler {
         std::fs::create_dir_all(&dir).map_err(|e| AgentError::io("creating the state dir", e))?;
         let path = dir.join(format!("{}.json", rec.id));
         let tmp = dir.join(format!(".{}.json.tmp", rec.id));
-        let body = serde_json::to_vec_pretty(rec).map_err(|e| AgentError::io("encoding state", std::io::Error::other(e)))?;
+        let body = serde_json::to_vec_pretty(rec)
+            .map_err(|e| AgentError::io("encoding state", std::io::Error::other(e)))?;
         std::fs::write(&tmp, body)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| AgentError::io(format!("writing {}", path.display()), e))
@@ -352,7 +363,9 @@ impl Reconciler {
             } else {
                 vec![]
             },
-            stop_timeout_secs: Some(i64::from(spec.stop_timeout_secs.unwrap_or(DEFAULT_STOP_SECS))),
+            stop_timeout_secs: Some(i64::from(
+                spec.stop_timeout_secs.unwrap_or(DEFAULT_STOP_SECS),
+            )),
         }
     }
 
@@ -478,9 +491,10 @@ impl Reconciler {
             };
             if c.running {
                 // Quick probe: the daemon normally answers at once.
-                rec.daemon_version = crate::toolbox::probe(&rec.dir.join(SOCKET_NAME), &rec.container_id)
-                    .await
-                    .ok();
+                rec.daemon_version =
+                    crate::toolbox::probe(&rec.dir.join(SOCKET_NAME), &rec.container_id)
+                        .await
+                        .ok();
             }
             map.insert(id, rec);
         }
@@ -640,7 +654,10 @@ impl Reconciler {
             rec.error = Some("the container is gone".into());
             return Err(AgentError::Conflict {
                 code: "CONTAINER_GONE",
-                message: format!("the container of sandbox {} no longer exists; destroy it", rec.id),
+                message: format!(
+                    "the container of sandbox {} no longer exists; destroy it",
+                    rec.id
+                ),
             });
         };
         match spec.desired_state {
@@ -779,7 +796,11 @@ impl Reconciler {
         let g = self.sandboxes.read().await;
         let mut m = crate::heartbeat::host_metrics(&self.cfg.data_dir);
         for rec in g.values() {
-            let r = rec.spec.as_ref().map(|s| s.resources.clone()).unwrap_or_default();
+            let r = rec
+                .spec
+                .as_ref()
+                .map(|s| s.resources.clone())
+                .unwrap_or_default();
             if rec.state == SandboxState::Started {
                 m.current_started_sandboxes += 1;
                 m.current_allocated_cpu += r.cpu.unwrap_or(DEFAULT_CPU);
@@ -802,7 +823,8 @@ impl Reconciler {
 }
 
 fn split_image(image: &str) -> Result<(&str, &str)> {
-    let bad = || AgentError::BadRequest(format!("invalid image reference {image:?} (want repo:tag)"));
+    let bad =
+        || AgentError::BadRequest(format!("invalid image reference {image:?} (want repo:tag)"));
     let (repo, tag) = match image.rfind(':') {
         Some(i) if !image[i + 1..].contains('/') => (&image[..i], &image[i + 1..]),
         _ => (image, "latest"),
@@ -816,7 +838,11 @@ fn split_image(image: &str) -> Result<(&str, &str)> {
         && tag
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if repo_ok && tag_ok { Ok((repo, tag)) } else { Err(bad()) }
+    if repo_ok && tag_ok {
+        Ok((repo, tag))
+    } else {
+        Err(bad())
+    }
 }
 
 #[cfg(test)]
@@ -851,7 +877,11 @@ mod tests {
         // stopTimeoutSecs may change, so force-stopping is allowed.
         let s = rec.apply("sb1", stop.clone()).await.expect("stop");
         assert_eq!(s.state, SandboxState::Stopped);
-        assert!(rt.calls().iter().any(|c| c.starts_with("stop:") && c.ends_with(":0")));
+        assert!(
+            rt.calls()
+                .iter()
+                .any(|c| c.starts_with("stop:") && c.ends_with(":0"))
+        );
 
         let err = rec.apply("sb1", spec.clone()).await.expect_err("stale");
         assert_eq!(err.code(), "STALE_GENERATION");
@@ -859,12 +889,21 @@ mod tests {
         let mut changed = stop.clone();
         changed.generation = 3;
         changed.env.insert("A".into(), "1".into());
-        assert_eq!(rec.apply("sb1", changed).await.expect_err("immutable").code(), "IMMUTABLE_FIELD");
+        assert_eq!(
+            rec.apply("sb1", changed)
+                .await
+                .expect_err("immutable")
+                .code(),
+            "IMMUTABLE_FIELD"
+        );
 
         rec.destroy("sb1").await.expect("destroy");
         rec.destroy("sb1").await.expect("destroy twice");
         assert_eq!(rt.container_count(), 0);
-        assert!(matches!(rec.status("sb1").await, Err(AgentError::SandboxNotFound(_))));
+        assert!(matches!(
+            rec.status("sb1").await,
+            Err(AgentError::SandboxNotFound(_))
+        ));
     }
 
     #[tokio::test]
@@ -877,23 +916,37 @@ mod tests {
         spec.org_id = Some("org1".into());
         spec.env.insert("FOO".into(), "bar".into());
         let s = rec.apply("sb2", spec).await.expect("apply");
-        let c = rt.spec_of(s.container_id.as_deref().expect("cid")).expect("spec");
+        let c = rt
+            .spec_of(s.container_id.as_deref().expect("cid"))
+            .expect("spec");
         assert_eq!(c.user, "daytona");
         assert!(c.cap_add.is_empty());
         assert_eq!(c.memory_bytes, Some(256 << 20));
         assert_eq!(c.pids_limit, Some(64));
         assert!(c.network_none);
-        assert_eq!(c.labels.get(labels::SANDBOX_ID).map(String::as_str), Some("sb2"));
-        assert_eq!(c.labels.get(labels::ORG_ID).map(String::as_str), Some("org1"));
+        assert_eq!(
+            c.labels.get(labels::SANDBOX_ID).map(String::as_str),
+            Some("sb2")
+        );
+        assert_eq!(
+            c.labels.get(labels::ORG_ID).map(String::as_str),
+            Some("org1")
+        );
         assert!(c.env.contains(&"FOO=bar".to_owned()));
         assert_eq!(c.entrypoint[0], TOOLBOX_IN_CONTAINER);
-        assert!(c.binds.iter().any(|b| b.ends_with(":/usr/local/bin/cove-toolbox:ro")));
+        assert!(
+            c.binds
+                .iter()
+                .any(|b| b.ends_with(":/usr/local/bin/cove-toolbox:ro"))
+        );
         assert!(c.binds.iter().any(|b| b.ends_with(":/run/cove:rw")));
 
         let mut root = SandboxSpec::new("img:1");
         root.os_user = Some("root".into());
         let s = rec.apply("sb3", root).await.expect("apply");
-        let c = rt.spec_of(s.container_id.as_deref().expect("cid")).expect("spec");
+        let c = rt
+            .spec_of(s.container_id.as_deref().expect("cid"))
+            .expect("spec");
         assert_eq!(c.cap_add.len(), ROOT_CAPS.len());
     }
 
@@ -901,7 +954,10 @@ mod tests {
     async fn rejects_bad_input() {
         let (_d, _rt, rec) = setup(vec![]);
         for id in ["", "../x", "a/b", "pool-1", &"x".repeat(65)] {
-            assert!(rec.apply(id, SandboxSpec::new("img:1")).await.is_err(), "{id}");
+            assert!(
+                rec.apply(id, SandboxSpec::new("img:1")).await.is_err(),
+                "{id}"
+            );
         }
         let mut s = SandboxSpec::new("img:1");
         s.volumes.push(cove_runner_api::VolumeMount {
@@ -910,8 +966,14 @@ mod tests {
             subpath: None,
             read_only: false,
         });
-        assert_eq!(rec.apply("ok", s).await.expect_err("bad mount").code(), "BAD_REQUEST");
-        let err = rec.apply("ok", SandboxSpec::new("missing:1")).await.expect_err("no image");
+        assert_eq!(
+            rec.apply("ok", s).await.expect_err("bad mount").code(),
+            "BAD_REQUEST"
+        );
+        let err = rec
+            .apply("ok", SandboxSpec::new("missing:1"))
+            .await
+            .expect_err("no image");
         assert_eq!(err.code(), "SNAPSHOT_NOT_FOUND");
     }
 
@@ -930,7 +992,10 @@ mod tests {
         let env = std::fs::read_to_string(entry.dir.join(ENV_FILE)).expect("env file");
         assert_eq!(env, "export GREETING='it'\\''s'\n");
         let t = rec.toolbox_target("warm1").await.expect("target");
-        assert_eq!(t.env_overlay.get("GREETING").map(String::as_str), Some("it's"));
+        assert_eq!(
+            t.env_overlay.get("GREETING").map(String::as_str),
+            Some("it's")
+        );
         assert!(d.path().join("sandboxes/warm1").exists());
 
         // Not eligible: limits differ.
@@ -954,8 +1019,14 @@ mod tests {
 
     #[test]
     fn image_refs() {
-        assert_eq!(split_image("backup/sb1:20260101").ok(), Some(("backup/sb1", "20260101")));
-        assert_eq!(split_image("localhost:5000/x").ok(), Some(("localhost:5000/x", "latest")));
+        assert_eq!(
+            split_image("backup/sb1:20260101").ok(),
+            Some(("backup/sb1", "20260101"))
+        );
+        assert_eq!(
+            split_image("localhost:5000/x").ok(),
+            Some(("localhost:5000/x", "latest"))
+        );
         assert!(split_image("Bad Name").is_err());
     }
 }

@@ -159,7 +159,11 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 const MAX_REWRITE: usize = 8 << 20;
 
 /// Forwards `req` (whose URI path is already the toolbox path, e.g. `/files/info`) to the daemon.
-pub async fn forward(target: &Target, path: &str, mut req: Request<Body>) -> Result<Response<Body>> {
+pub async fn forward(
+    target: &Target,
+    path: &str,
+    mut req: Request<Body>,
+) -> Result<Response<Body>> {
     let unavailable = |source: std::io::Error| AgentError::ToolboxUnavailable {
         id: target.sandbox_id.clone(),
         source,
@@ -253,7 +257,9 @@ fn overlay_env(body: &Bytes, env: &BTreeMap<String, String>) -> Bytes {
         }
     }
     obj.insert("envs".into(), serde_json::Value::Object(merged));
-    serde_json::to_vec(&obj).map(Bytes::from).unwrap_or_else(|_| body.clone())
+    serde_json::to_vec(&obj)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| body.clone())
 }
 
 #[cfg(test)]
@@ -262,7 +268,10 @@ mod tests {
 
     #[test]
     fn overlay_keeps_request_keys() {
-        let env = BTreeMap::from([("A".to_owned(), "1".to_owned()), ("B".to_owned(), "2".to_owned())]);
+        let env = BTreeMap::from([
+            ("A".to_owned(), "1".to_owned()),
+            ("B".to_owned(), "2".to_owned()),
+        ]);
         let out = overlay_env(
             &Bytes::from_static(br#"{"command":"env","envs":{"B":"x"}}"#),
             &env,
@@ -285,7 +294,9 @@ mod tests {
         let err = connect(&link, "cid").await.expect_err("must refuse");
         assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
         // A real socket served by a process outside the container is refused too.
-        let err = connect(&real, "0123456789abcdef").await.expect_err("must refuse");
+        let err = connect(&real, "0123456789abcdef")
+            .await
+            .expect_err("must refuse");
         assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
     }
 }

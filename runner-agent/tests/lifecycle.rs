@@ -29,14 +29,24 @@ async fn lifecycle_with_limits() {
     assert_eq!((code, out.as_str()), (0, "hello world\ndaytona\n"));
 
     // Hardening seen from inside: no capabilities, no-new-privileges, docker-init as PID 1.
-    let (_, caps) = agent.exec(&id, "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status").await;
+    let (_, caps) = agent
+        .exec(
+            &id,
+            "grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status",
+        )
+        .await;
     assert!(caps.contains("CapEff:\t0000000000000000"), "{caps}");
     assert!(caps.contains("CapBnd:\t0000000000000000"), "{caps}");
     assert!(caps.contains("NoNewPrivs:\t1"), "{caps}");
     let (_, pid1) = agent.exec(&id, "cat /proc/1/comm").await;
     assert_eq!(pid1.trim(), "docker-init");
     // The toolbox binary is mounted read-only.
-    let (code, _) = agent.exec(&id, "test -w /usr/local/bin/cove-toolbox || touch /usr/local/bin/cove-toolbox").await;
+    let (code, _) = agent
+        .exec(
+            &id,
+            "test -w /usr/local/bin/cove-toolbox || touch /usr/local/bin/cove-toolbox",
+        )
+        .await;
     assert_ne!(code, 0);
     // Docker's view of the limits.
     let inspect = std::process::Command::new("docker")
@@ -44,17 +54,26 @@ async fn lifecycle_with_limits() {
         .output()
         .expect("docker inspect");
     let inspect = String::from_utf8_lossy(&inspect.stdout).trim().to_owned();
-    assert_eq!(inspect, "134217728 64 500000000 true [ALL] [no-new-privileges:true]");
+    assert_eq!(
+        inspect,
+        "134217728 64 500000000 true [ALL] [no-new-privileges:true]"
+    );
 
     // Memory limit: an over-allocating process is OOM-killed (137).
     let (code, _) = agent
-        .exec(&id, "python3 -c 'b = bytearray(400 * 1024 * 1024); print(len(b))'")
+        .exec(
+            &id,
+            "python3 -c 'b = bytearray(400 * 1024 * 1024); print(len(b))'",
+        )
         .await;
     assert_eq!(code, 137, "the memory limit must kill the process");
     // Pids limit: forking stops well below 64 extra processes.
     let script = "import os, time\nn = 0\ntry:\n    for _ in range(200):\n        pid = os.fork()\n        if pid == 0:\n            time.sleep(3)\n            os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('fork failed', e.errno)\nprint('forked', n)\n";
     let (code, out) = agent
-        .exec(&id, &format!("python3 -c \"{}\"", script.replace('"', "\\\"")))
+        .exec(
+            &id,
+            &format!("python3 -c \"{}\"", script.replace('"', "\\\"")),
+        )
         .await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("fork failed"), "{out}");
@@ -73,9 +92,21 @@ async fn lifecycle_with_limits() {
     let t = std::time::Instant::now();
     let s = agent.client.put_sandbox(&id, &stop).await.expect("stop");
     assert_eq!(s.state, SandboxState::Stopped);
-    assert!(t.elapsed().as_secs() < 5, "force stop took {:?}", t.elapsed());
-    assert_eq!(agent.client.get_sandbox(&id).await.expect("get").state, SandboxState::Stopped);
-    let r = agent.post(&id, "/process/execute").json(&serde_json::json!({"command": "true"})).send().await.expect("exec");
+    assert!(
+        t.elapsed().as_secs() < 5,
+        "force stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        agent.client.get_sandbox(&id).await.expect("get").state,
+        SandboxState::Stopped
+    );
+    let r = agent
+        .post(&id, "/process/execute")
+        .json(&serde_json::json!({"command": "true"}))
+        .send()
+        .await
+        .expect("exec");
     assert_eq!(r.status(), 409);
 
     let mut start = stop.clone();
@@ -87,7 +118,11 @@ async fn lifecycle_with_limits() {
     assert_eq!((code, out.as_str()), (0, "again\n"));
 
     // A stale generation is refused.
-    let err = agent.client.put_sandbox(&id, &spec).await.expect_err("stale");
+    let err = agent
+        .client
+        .put_sandbox(&id, &spec)
+        .await
+        .expect_err("stale");
     assert_eq!(err.status(), Some(409));
 
     // Backup = docker commit to a tag.
@@ -98,16 +133,36 @@ async fn lifecycle_with_limits() {
         .await
         .expect("backup");
     assert!(b.image_id.starts_with("sha256:"));
-    let ok = std::process::Command::new("docker").args(["image", "inspect", &tag]).output().expect("inspect");
+    let ok = std::process::Command::new("docker")
+        .args(["image", "inspect", &tag])
+        .output()
+        .expect("inspect");
     assert!(ok.status.success());
-    let _ = std::process::Command::new("docker").args(["rmi", &tag]).output();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", &tag])
+        .output();
 
     // Destroy is idempotent and removes the container.
     let d = agent.client.destroy_sandbox(&id).await.expect("destroy");
     assert_eq!(d.state, SandboxState::Destroyed);
-    agent.client.destroy_sandbox(&id).await.expect("destroy again");
-    assert_eq!(agent.client.get_sandbox(&id).await.expect_err("gone").status(), Some(404));
-    let gone = std::process::Command::new("docker").args(["inspect", &cid]).output().expect("inspect");
+    agent
+        .client
+        .destroy_sandbox(&id)
+        .await
+        .expect("destroy again");
+    assert_eq!(
+        agent
+            .client
+            .get_sandbox(&id)
+            .await
+            .expect_err("gone")
+            .status(),
+        Some(404)
+    );
+    let gone = std::process::Command::new("docker")
+        .args(["inspect", &cid])
+        .output()
+        .expect("inspect");
     assert!(!gone.status.success());
     assert!(!agent.data_dir.join("sandboxes").join(&id).exists());
 }
@@ -116,7 +171,9 @@ async fn lifecycle_with_limits() {
 async fn network_policy_and_auth() {
     let agent = Agent::start(&[]);
     let blocked = sid("net");
-    agent.sandbox(&blocked, |s| s.network = NetworkPolicy::BlockAll).await;
+    agent
+        .sandbox(&blocked, |s| s.network = NetworkPolicy::BlockAll)
+        .await;
     // Only the loopback interface; the toolbox still answers over its socket.
     let (code, out) = agent.exec(&blocked, "ls /sys/class/net").await;
     assert_eq!((code, out.trim()), (0, "lo"));
@@ -133,7 +190,10 @@ async fn network_policy_and_auth() {
         ("POST", agent.tb(&open, "/process/execute")),
     ] {
         let req = agent.http.request(method.parse().expect("method"), &url);
-        for r in [req.try_clone().expect("clone"), req.bearer_auth(format!("{TOKEN}x"))] {
+        for r in [
+            req.try_clone().expect("clone"),
+            req.bearer_auth(format!("{TOKEN}x")),
+        ] {
             let resp = r.send().await.expect("send");
             assert_eq!(resp.status(), 401, "{url}");
             let v: serde_json::Value = resp.json().await.expect("json");

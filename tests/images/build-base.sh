@@ -27,7 +27,8 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
     exit 0
 fi
 
-rootfs_tag="cove-bookworm-minbase:$hash"
+# The rootfs depends on this script only, so Dockerfile edits do not re-run debootstrap.
+rootfs_tag="cove-bookworm-minbase:$(sha256sum "$here/build-base.sh" | cut -c1-16)"
 if ! docker image inspect "$rootfs_tag" >/dev/null 2>&1; then
     if ! command -v debootstrap >/dev/null 2>&1; then
         log "installing debootstrap"

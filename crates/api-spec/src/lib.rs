@@ -14,7 +14,9 @@ pub fn control_plane() -> Doc {
     doc.info = InfoBuilder::new()
         .title("Cove control plane")
         .version(env!("CARGO_PKG_VERSION"))
-        .description(Some("Daytona's REST API as served by Cove's edge functions"))
+        .description(Some(
+            "Daytona's REST API as served by Cove's edge functions",
+        ))
         .build();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(

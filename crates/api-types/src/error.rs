@@ -33,7 +33,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), code: None }
+        Self {
+            status,
+            message: message.into(),
+            code: None,
+        }
     }
     pub fn with_code(mut self, code: &'static str) -> Self {
         self.code = Some(code);
@@ -116,7 +120,9 @@ mod tests {
 
     #[test]
     fn envelope_has_every_required_field() {
-        let e = ApiError::not_found("API key not found").with_code("NOT_FOUND").envelope("/api/api-keys/x");
+        let e = ApiError::not_found("API key not found")
+            .with_code("NOT_FOUND")
+            .envelope("/api/api-keys/x");
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["statusCode"], 404);
         assert_eq!(v["error"], "Not Found");

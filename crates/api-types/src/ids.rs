@@ -54,7 +54,9 @@ macro_rules! typed_id {
 }
 
 fn uuid_like(s: &str) -> Result<(), &'static str> {
-    uuid::Uuid::parse_str(s).map(|_| ()).map_err(|_| "must be a UUID")
+    uuid::Uuid::parse_str(s)
+        .map(|_| ())
+        .map_err(|_| "must be a UUID")
 }
 
 /// Ids that come from outside (a JWT `sub`): printable, no `#` (our key separator), at most 128 bytes.
@@ -62,7 +64,9 @@ fn external_id(s: &str) -> Result<(), &'static str> {
     if s.is_empty() || s.len() > 128 {
         return Err("must be 1 to 128 characters");
     }
-    if s.chars().any(|c| c.is_control() || c == '#' || c.is_whitespace()) {
+    if s.chars()
+        .any(|c| c.is_control() || c == '#' || c.is_whitespace())
+    {
         return Err("must not contain whitespace, control characters or '#'");
     }
     Ok(())

@@ -84,20 +84,32 @@ where
     }
     let elapsed = start.elapsed();
     lat.sort();
-    Stats { count: lat.len(), elapsed, lat, errors }
+    Stats {
+        count: lat.len(),
+        elapsed,
+        lat,
+        errors,
+    }
 }
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let secs = arg("--seconds", 5);
     let conc = arg("--concurrency", 16) as usize;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
-    let cove_bin = std::env::var("COVE_BIN").unwrap_or_else(|_| root.join("target/release/cove").display().to_string());
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()?;
+    let cove_bin = std::env::var("COVE_BIN")
+        .unwrap_or_else(|_| root.join("target/release/cove").display().to_string());
     let dir = tempfile::tempdir()?;
 
     // One file-backed dynoxide for both runs.
@@ -122,7 +134,9 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("starting {cove_bin}"))?;
     let mut lines = BufReader::new(child.stdout.take().context("cove stdout")?).lines();
     let (mut url, mut key) = (None, None);
-    while let Some(line) = tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await?? {
+    while let Some(line) =
+        tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await??
+    {
         if let Some(v) = line.strip_prefix("DAYTONA_API_URL=") {
             url = Some(v.to_owned());
         } else if let Some(v) = line.strip_prefix("DAYTONA_API_KEY=") {
@@ -131,10 +145,14 @@ async fn main() -> anyhow::Result<()> {
             break;
         }
     }
-    let (Some(url), Some(key)) = (url, key) else { bail!("cove did not print its URL and key") };
+    let (Some(url), Some(key)) = (url, key) else {
+        bail!("cove did not print its URL and key")
+    };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
-    let http = reqwest::Client::builder().pool_max_idle_per_host(conc).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(conc)
+        .build()?;
     let target = format!("{url}/api-keys/current");
     let check = http.get(&target).bearer_auth(&key).send().await?;
     if !check.status().is_success() {
@@ -155,7 +173,10 @@ async fn main() -> anyhow::Result<()> {
     };
     drop(child);
 
-    let env = Env { store: Store::new(&StoreConfig::local(&endpoint, "cove")), jwt: JwtConfig::default() };
+    let env = Env {
+        store: Store::new(&StoreConfig::local(&endpoint, "cove")),
+        jwt: JwtConfig::default(),
+    };
     let native = {
         let (env, key) = (env.clone(), key.clone());
         load(conc, secs, move || {

@@ -32,7 +32,11 @@ const TOUCH_INTERVAL_SECS: i64 = 5;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
     /// A user API key, with its name, permissions and stored view.
-    ApiKey { name: String, permissions: BTreeSet<Permission>, key: Box<ApiKeyAuth> },
+    ApiKey {
+        name: String,
+        permissions: BTreeSet<Permission>,
+        key: Box<ApiKeyAuth>,
+    },
     /// A verified JWT.
     Jwt,
 }
@@ -65,7 +69,12 @@ impl AuthContext {
         if let Some(known) = self.system_admin {
             return Ok(known);
         }
-        Ok(env.store.users().get(&self.user_id).await?.is_some_and(|u| u.role == SystemRole::Admin))
+        Ok(env
+            .store
+            .users()
+            .get(&self.user_id)
+            .await?
+            .is_some_and(|u| u.role == SystemRole::Admin))
     }
 
     pub fn is_owner(&self) -> bool {
@@ -74,7 +83,11 @@ impl AuthContext {
 
     /// Permissions the caller may grant to a new API key.
     pub fn grantable(&self) -> BTreeSet<Permission> {
-        Permission::ALL.iter().copied().filter(|p| self.has(*p)).collect()
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(|p| self.has(*p))
+            .collect()
     }
 }
 
@@ -92,11 +105,18 @@ struct Claims {
 fn bearer(req: &Request) -> Option<&str> {
     let v = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn org_header(req: &Request) -> Option<&str> {
-    req.headers().get(ORG_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+    req.headers()
+        .get(ORG_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 fn invalid_context() -> ApiError {
@@ -117,7 +137,12 @@ pub async fn authenticate(env: &Env, req: &Request) -> Result<AuthContext, ApiEr
 
 async fn authenticate_key(env: &Env, req: &Request, token: &str) -> Result<AuthContext, ApiError> {
     let hash = keys::hash(token);
-    let auth = env.store.api_keys().get_by_hash(&hash).await?.ok_or_else(ApiError::invalid_credentials)?;
+    let auth = env
+        .store
+        .api_keys()
+        .get_by_hash(&hash)
+        .await?
+        .ok_or_else(ApiError::invalid_credentials)?;
     let now = time::OffsetDateTime::now_utc();
     if let Some(exp) = auth.expires_at.as_deref() {
         let expired = cove_api_types::time::parse_rfc3339(exp).is_none_or(|t| t <= now);
@@ -130,20 +155,37 @@ async fn authenticate_key(env: &Env, req: &Request, token: &str) -> Result<AuthC
     {
         return Err(invalid_context());
     }
-    let member =
-        env.store.memberships().get(&auth.organization_id, &auth.user_id).await?.ok_or_else(invalid_context)?;
+    let member = env
+        .store
+        .memberships()
+        .get(&auth.organization_id, &auth.user_id)
+        .await?
+        .ok_or_else(invalid_context)?;
     let now = cove_api_types::time::format_rfc3339(now);
-    if let Err(e) = env.store.api_keys().touch(&auth, &hash, &now, TOUCH_INTERVAL_SECS).await {
+    if let Err(e) = env
+        .store
+        .api_keys()
+        .touch(&auth, &hash, &now, TOUCH_INTERVAL_SECS)
+        .await
+    {
         // Recording the use is best effort; the request itself is fine.
         tracing::warn!(error = %e, key = %auth.name, "could not record API key use");
     }
-    let permissions = auth.permissions.iter().filter_map(|p| Permission::parse(p)).collect();
+    let permissions = auth
+        .permissions
+        .iter()
+        .filter_map(|p| Permission::parse(p))
+        .collect();
     Ok(AuthContext {
         user_id: auth.user_id.clone(),
         organization_id: auth.organization_id.clone(),
         org_role: member.role,
         system_admin: None,
-        credential: Credential::ApiKey { name: auth.name.clone(), permissions, key: Box::new(auth) },
+        credential: Credential::ApiKey {
+            name: auth.name.clone(),
+            permissions,
+            key: Box::new(auth),
+        },
     })
 }
 
@@ -165,7 +207,12 @@ async fn authenticate_jwt(env: &Env, req: &Request, token: &str) -> Result<AuthC
         Some(h) => OrganizationId::parse(h).map_err(|_| invalid_context())?,
         None => user.personal_organization_id.clone(),
     };
-    let member = env.store.memberships().get(&organization_id, &user_id).await?.ok_or_else(invalid_context)?;
+    let member = env
+        .store
+        .memberships()
+        .get(&organization_id, &user_id)
+        .await?
+        .ok_or_else(invalid_context)?;
     Ok(AuthContext {
         user_id,
         organization_id,
@@ -199,10 +246,12 @@ fn verify_jwt(cfg: &JwtConfig, token: &str) -> Result<Claims, ApiError> {
     if let Some(iss) = &cfg.issuer {
         validation.set_issuer(&[iss]);
     }
-    jsonwebtoken::decode::<Claims>(token, &key, &validation).map(|d| d.claims).map_err(|e| {
-        tracing::debug!(error = %e, "JWT rejected");
-        ApiError::invalid_credentials()
-    })
+    jsonwebtoken::decode::<Claims>(token, &key, &validation)
+        .map(|d| d.claims)
+        .map_err(|e| {
+            tracing::debug!(error = %e, "JWT rejected");
+            ApiError::invalid_credentials()
+        })
 }
 
 #[cfg(test)]
@@ -210,7 +259,10 @@ mod tests {
     use super::*;
 
     fn cfg() -> JwtConfig {
-        JwtConfig { hs256_secret: Some("s3cret".into()), ..Default::default() }
+        JwtConfig {
+            hs256_secret: Some("s3cret".into()),
+            ..Default::default()
+        }
     }
 
     fn mint(secret: &str, exp_offset: i64, sub: &str) -> String {
@@ -226,10 +278,29 @@ mod tests {
 
     #[test]
     fn hs256_tokens_are_verified() {
-        assert_eq!(verify_jwt(&cfg(), &mint("s3cret", 60, "u1")).unwrap().sub, "u1");
-        assert_eq!(verify_jwt(&cfg(), &mint("other", 60, "u1")).unwrap_err().status, 401);
-        assert_eq!(verify_jwt(&cfg(), &mint("s3cret", -120, "u1")).unwrap_err().status, 401, "expired");
-        assert_eq!(verify_jwt(&JwtConfig::default(), &mint("s3cret", 60, "u1")).unwrap_err().status, 401);
+        assert_eq!(
+            verify_jwt(&cfg(), &mint("s3cret", 60, "u1")).unwrap().sub,
+            "u1"
+        );
+        assert_eq!(
+            verify_jwt(&cfg(), &mint("other", 60, "u1"))
+                .unwrap_err()
+                .status,
+            401
+        );
+        assert_eq!(
+            verify_jwt(&cfg(), &mint("s3cret", -120, "u1"))
+                .unwrap_err()
+                .status,
+            401,
+            "expired"
+        );
+        assert_eq!(
+            verify_jwt(&JwtConfig::default(), &mint("s3cret", 60, "u1"))
+                .unwrap_err()
+                .status,
+            401
+        );
         assert_eq!(verify_jwt(&cfg(), "a.b.c").unwrap_err().status, 401);
     }
 }

@@ -71,16 +71,23 @@ impl EdgeConfig {
         };
         let mut rs256_keys = Vec::new();
         if let Some(pem) = opt("jwt_rs256_public_key") {
-            let key = DecodingKey::from_rsa_pem(pem.as_bytes())
-                .map_err(|e| ConfigError::Invalid { name: "jwt_rs256_public_key", reason: e.to_string() })?;
+            let key =
+                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| ConfigError::Invalid {
+                    name: "jwt_rs256_public_key",
+                    reason: e.to_string(),
+                })?;
             rs256_keys.push((None, key));
         }
         if let Some(jwks) = opt("jwt_jwks") {
-            let set: JwkSet = serde_json::from_str(&jwks)
-                .map_err(|e| ConfigError::Invalid { name: "jwt_jwks", reason: e.to_string() })?;
+            let set: JwkSet = serde_json::from_str(&jwks).map_err(|e| ConfigError::Invalid {
+                name: "jwt_jwks",
+                reason: e.to_string(),
+            })?;
             for jwk in &set.keys {
-                let key = DecodingKey::from_jwk(jwk)
-                    .map_err(|e| ConfigError::Invalid { name: "jwt_jwks", reason: e.to_string() })?;
+                let key = DecodingKey::from_jwk(jwk).map_err(|e| ConfigError::Invalid {
+                    name: "jwt_jwks",
+                    reason: e.to_string(),
+                })?;
                 rs256_keys.push((jwk.common.key_id.clone(), key));
             }
         }
@@ -103,6 +110,9 @@ pub struct Env {
 
 impl Env {
     pub fn new(config: EdgeConfig) -> Self {
-        Self { store: Store::new(&config.store), jwt: config.jwt }
+        Self {
+            store: Store::new(&config.store),
+            jwt: config.jwt,
+        }
     }
 }

@@ -19,10 +19,12 @@ async fn load_env() -> Result<Env, ApiError> {
             values.insert(*name, v);
         }
     }
-    EdgeConfig::from_lookup(|n| values.get(n).cloned()).map(Env::new).map_err(|e| {
-        tracing::error!(error = %e, "component configuration is invalid");
-        ApiError::internal()
-    })
+    EdgeConfig::from_lookup(|n| values.get(n).cloned())
+        .map(Env::new)
+        .map_err(|e| {
+            tracing::error!(error = %e, "component configuration is invalid");
+            ApiError::internal()
+        })
 }
 
 /// Serves one request of a component with `handler`.
@@ -37,11 +39,15 @@ where
     let resp = match body.bytes().await {
         Err(e) => {
             tracing::warn!(error = ?e, "could not read request body");
-            error_response(&path, &ApiError::bad_request("Could not read the request body"))
+            error_response(
+                &path,
+                &ApiError::bad_request("Could not read the request body"),
+            )
         }
-        Ok(b) if b.len() > MAX_JSON_BODY => {
-            error_response(&path, &ApiError::payload_too_large("Request body is too large"))
-        }
+        Ok(b) if b.len() > MAX_JSON_BODY => error_response(
+            &path,
+            &ApiError::payload_too_large("Request body is too large"),
+        ),
         Ok(bytes) => match load_env().await {
             Ok(env) => handler(env, Request::from_parts(parts, bytes)).await,
             Err(e) => error_response(&path, &e),

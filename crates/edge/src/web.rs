@@ -23,7 +23,12 @@ pub fn segments(req: &Request, base: &str) -> Option<Vec<String>> {
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
     }
-    Some(rest.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect())
+    Some(
+        rest.split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect(),
+    )
 }
 
 fn percent_decode(s: &str) -> String {
@@ -59,11 +64,18 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
         return Err(ApiError::bad_request("Request body must be a JSON object"));
     }
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE)
-        && !ct.to_str().unwrap_or_default().to_ascii_lowercase().contains("json")
+        && !ct
+            .to_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase()
+            .contains("json")
     {
-        return Err(ApiError::bad_request("Content-Type must be application/json"));
+        return Err(ApiError::bad_request(
+            "Content-Type must be application/json",
+        ));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Invalid request body: {e}")))
 }
 
 /// A JSON response with the given status.
@@ -85,7 +97,10 @@ pub fn no_content() -> Response {
 fn with_json_type(status: StatusCode, body: Bytes) -> Response {
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     r
 }
 
@@ -137,14 +152,23 @@ mod tests {
 
     #[test]
     fn segments_are_split_and_decoded() {
-        assert_eq!(segments(&req("/api/api-keys", ""), "/api/api-keys"), Some(vec![]));
-        assert_eq!(segments(&req("/api/api-keys/", ""), "/api/api-keys"), Some(vec![]));
+        assert_eq!(
+            segments(&req("/api/api-keys", ""), "/api/api-keys"),
+            Some(vec![])
+        );
+        assert_eq!(
+            segments(&req("/api/api-keys/", ""), "/api/api-keys"),
+            Some(vec![])
+        );
         assert_eq!(
             segments(&req("/api/api-keys/my%20key", ""), "/api/api-keys"),
             Some(vec!["my key".to_owned()])
         );
         assert_eq!(segments(&req("/api/api-keysx", ""), "/api/api-keys"), None);
-        assert_eq!(query_param(&req("/x?a=1&b=two+words", ""), "b").as_deref(), Some("two words"));
+        assert_eq!(
+            query_param(&req("/x?a=1&b=two+words", ""), "b").as_deref(),
+            Some("two words")
+        );
     }
 
     #[test]

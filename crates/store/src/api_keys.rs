@@ -63,7 +63,10 @@ impl ApiKeyRepo<'_> {
         let canonical = to_item(
             "CreateApiKey",
             rec,
-            &[("pk", crate::orgs::pk(&rec.organization_id)), ("sk", sk(&rec.user_id, &rec.name))],
+            &[
+                ("pk", crate::orgs::pk(&rec.organization_id)),
+                ("sk", sk(&rec.user_id, &rec.name)),
+            ],
         )?;
         let auth = ApiKeyAuth {
             organization_id: rec.organization_id.clone(),
@@ -76,14 +79,21 @@ impl ApiKeyRepo<'_> {
             expires_at: rec.expires_at.clone(),
             last_used_at: None,
         };
-        let pointer = to_item("CreateApiKey", &auth, &[("pk", hash_pk(&rec.key_hash)), ("sk", META.to_owned())])?;
+        let pointer = to_item(
+            "CreateApiKey",
+            &auth,
+            &[("pk", hash_pk(&rec.key_hash)), ("sk", META.to_owned())],
+        )?;
         let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
             let p = Put::builder()
                 .table_name(table)
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
                 .build()
-                .map_err(|e| StoreError::Backend { op: "CreateApiKey", message: e.to_string() })?;
+                .map_err(|e| StoreError::Backend {
+                    op: "CreateApiKey",
+                    message: e.to_string(),
+                })?;
             Ok(TransactWriteItem::builder().put(p).build())
         };
         self.store
@@ -97,7 +107,12 @@ impl ApiKeyRepo<'_> {
         Ok(())
     }
 
-    pub async fn get(&self, org: &OrganizationId, user: &UserId, name: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+    pub async fn get(
+        &self,
+        org: &OrganizationId,
+        user: &UserId,
+        name: &str,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
         let out = self
             .store
             .client()
@@ -123,11 +138,17 @@ impl ApiKeyRepo<'_> {
             .send()
             .await
             .map_err(|e| StoreError::backend("GetApiKeyByHash", e))?;
-        out.item.map(|i| from_item("GetApiKeyByHash", i)).transpose()
+        out.item
+            .map(|i| from_item("GetApiKeyByHash", i))
+            .transpose()
     }
 
     /// Keys of an organization; only one user's when `user` is given. Sorted by user, then name.
-    pub async fn list(&self, org: &OrganizationId, user: Option<&UserId>) -> Result<Vec<ApiKeyRecord>, StoreError> {
+    pub async fn list(
+        &self,
+        org: &OrganizationId,
+        user: Option<&UserId>,
+    ) -> Result<Vec<ApiKeyRecord>, StoreError> {
         let mut out = Vec::new();
         let mut cursor = None;
         loop {
@@ -172,12 +193,20 @@ impl ApiKeyRepo<'_> {
             .into_iter()
             .map(|i| from_item("ListApiKeys", i))
             .collect::<Result<Vec<_>, _>>()?;
-        let next = page.last_evaluated_key.filter(|k| !k.is_empty()).map(|k| Cursor::from_key(&k));
+        let next = page
+            .last_evaluated_key
+            .filter(|k| !k.is_empty())
+            .map(|k| Cursor::from_key(&k));
         Ok(Page { items, next })
     }
 
     /// Deletes the key and its pointer. `NotFound` if it does not exist (or was deleted concurrently).
-    pub async fn delete(&self, org: &OrganizationId, user: &UserId, name: &str) -> Result<(), StoreError> {
+    pub async fn delete(
+        &self,
+        org: &OrganizationId,
+        user: &UserId,
+        name: &str,
+    ) -> Result<(), StoreError> {
         let Some(rec) = self.get(org, user, name).await? else {
             return Err(StoreError::NotFound { op: "DeleteApiKey" });
         };
@@ -188,14 +217,20 @@ impl ApiKeyRepo<'_> {
                 .set_key(Some(k))
                 .set_condition_expression(cond.map(str::to_owned))
                 .build()
-                .map_err(|e| StoreError::Backend { op: "DeleteApiKey", message: e.to_string() })?;
+                .map_err(|e| StoreError::Backend {
+                    op: "DeleteApiKey",
+                    message: e.to_string(),
+                })?;
             Ok(TransactWriteItem::builder().delete(d).build())
         };
         let res = self
             .store
             .client()
             .transact_write_items()
-            .transact_items(del(key(crate::orgs::pk(org), sk(user, name)), Some("attribute_exists(pk)"))?)
+            .transact_items(del(
+                key(crate::orgs::pk(org), sk(user, name)),
+                Some("attribute_exists(pk)"),
+            )?)
             .transact_items(del(key(hash_pk(&rec.key_hash), META), None)?)
             .send()
             .await
@@ -209,17 +244,28 @@ impl ApiKeyRepo<'_> {
 
     /// Records a use of the key. Writes only when the last recorded use is older than `min_interval_secs`,
     /// so a busy key costs one write every few seconds, not one per request.
-    pub async fn touch(&self, auth: &ApiKeyAuth, key_hash: &str, now: &str, min_interval_secs: i64) -> Result<(), StoreError> {
-        let fresh = auth.last_used_at.as_deref().and_then(cove_api_types::time::parse_rfc3339).zip(
-            cove_api_types::time::parse_rfc3339(now),
-        );
+    pub async fn touch(
+        &self,
+        auth: &ApiKeyAuth,
+        key_hash: &str,
+        now: &str,
+        min_interval_secs: i64,
+    ) -> Result<(), StoreError> {
+        let fresh = auth
+            .last_used_at
+            .as_deref()
+            .and_then(cove_api_types::time::parse_rfc3339)
+            .zip(cove_api_types::time::parse_rfc3339(now));
         if let Some((last, now)) = fresh
             && (now - last).whole_seconds() < min_interval_secs
         {
             return Ok(());
         }
         for (pk, sk_) in [
-            (crate::orgs::pk(&auth.organization_id), sk(&auth.user_id, &auth.name)),
+            (
+                crate::orgs::pk(&auth.organization_id),
+                sk(&auth.user_id, &auth.name),
+            ),
             (hash_pk(key_hash), META.to_owned()),
         ] {
             let res = self

@@ -36,7 +36,8 @@ fn marker_key() -> crate::item::Item {
 
 /// Creates the admin user (with its personal organization) and an admin key, once per table.
 pub async fn ensure_admin(store: &Store) -> Result<BootstrapOutcome, StoreError> {
-    let user_id = UserId::parse(ADMIN_USER_ID).map_err(|_| StoreError::NotFound { op: "Bootstrap" })?;
+    let user_id =
+        UserId::parse(ADMIN_USER_ID).map_err(|_| StoreError::NotFound { op: "Bootstrap" })?;
     let user = store
         .users()
         .get_or_provision(NewUser {
@@ -47,7 +48,10 @@ pub async fn ensure_admin(store: &Store) -> Result<BootstrapOutcome, StoreError>
             role: SystemRole::Admin,
         })
         .await?;
-    let marker = Marker { user_id: user_id.clone(), created_at: cove_api_types::time::now_rfc3339() };
+    let marker = Marker {
+        user_id: user_id.clone(),
+        created_at: cove_api_types::time::now_rfc3339(),
+    };
     let claimed = store
         .client()
         .put_item()
@@ -85,11 +89,26 @@ pub async fn rotate_admin_key(store: &Store) -> Result<String, StoreError> {
         .await
         .map_err(|e| StoreError::backend("RotateAdminKey", e))?;
     let Some(item) = out.item else {
-        return ensure_admin(store).await?.api_key.ok_or(StoreError::NotFound { op: "RotateAdminKey" });
+        return ensure_admin(store)
+            .await?
+            .api_key
+            .ok_or(StoreError::NotFound {
+                op: "RotateAdminKey",
+            });
     };
     let marker: Marker = from_item("RotateAdminKey", item)?;
-    let user = store.users().get(&marker.user_id).await?.ok_or(StoreError::NotFound { op: "RotateAdminKey" })?;
-    match store.api_keys().delete(&user.personal_organization_id, &user.id, ADMIN_KEY_NAME).await {
+    let user = store
+        .users()
+        .get(&marker.user_id)
+        .await?
+        .ok_or(StoreError::NotFound {
+            op: "RotateAdminKey",
+        })?;
+    match store
+        .api_keys()
+        .delete(&user.personal_organization_id, &user.id, ADMIN_KEY_NAME)
+        .await
+    {
         Ok(()) | Err(StoreError::NotFound { .. }) => {}
         Err(e) => return Err(e),
     }
@@ -101,7 +120,10 @@ async fn create_admin_key(
     org: &cove_api_types::ids::OrganizationId,
     user: &UserId,
 ) -> Result<String, StoreError> {
-    let generated = keys::generate().map_err(|e| StoreError::Backend { op: "Bootstrap", message: e.to_string() })?;
+    let generated = keys::generate().map_err(|e| StoreError::Backend {
+        op: "Bootstrap",
+        message: e.to_string(),
+    })?;
     let rec = ApiKeyRecord {
         organization_id: org.clone(),
         user_id: user.clone(),
@@ -109,7 +131,10 @@ async fn create_admin_key(
         key_hash: generated.hash.clone(),
         key_prefix: generated.prefix.clone(),
         key_suffix: generated.suffix.clone(),
-        permissions: Permission::ALL.iter().map(|p| p.as_str().to_owned()).collect(),
+        permissions: Permission::ALL
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
         created_at: cove_api_types::time::now_rfc3339(),
         expires_at: None,
         last_used_at: None,
@@ -118,4 +143,3 @@ async fn create_admin_key(
     store.api_keys().create(&rec).await?;
     Ok(generated.value)
 }
-

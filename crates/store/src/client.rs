@@ -25,13 +25,21 @@ impl StoreConfig {
 }
 
 pub(crate) fn build(cfg: &StoreConfig) -> aws_sdk_dynamodb::Client {
-    let creds = Credentials::new(&cfg.access_key_id, &cfg.secret_access_key, None, None, "cove");
+    let creds = Credentials::new(
+        &cfg.access_key_id,
+        &cfg.secret_access_key,
+        None,
+        None,
+        "cove",
+    );
     let builder = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(cfg.region.clone()))
         .endpoint_url(&cfg.endpoint)
         .credentials_provider(creds);
     #[cfg(target_arch = "wasm32")]
-    let builder = builder.http_client(crate::spin_http::client()).sleep_impl(crate::spin_http::Sleep);
+    let builder = builder
+        .http_client(crate::spin_http::client())
+        .sleep_impl(crate::spin_http::Sleep);
     aws_sdk_dynamodb::Client::from_conf(builder.build())
 }

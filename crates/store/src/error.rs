@@ -35,7 +35,11 @@ impl StoreError {
                 let code = se.err().code().unwrap_or_default();
                 code == "ConditionalCheckFailedException"
                     || (code == "TransactionCanceledException"
-                        && se.err().message().unwrap_or_default().contains("ConditionalCheckFailed"))
+                        && se
+                            .err()
+                            .message()
+                            .unwrap_or_default()
+                            .contains("ConditionalCheckFailed"))
             }
             _ => false,
         };
@@ -79,7 +83,9 @@ impl From<StoreError> for cove_api_types::ApiError {
     fn from(e: StoreError) -> Self {
         use cove_api_types::ApiError;
         match e {
-            StoreError::Conflict { .. } => ApiError::conflict("The resource was changed concurrently; retry"),
+            StoreError::Conflict { .. } => {
+                ApiError::conflict("The resource was changed concurrently; retry")
+            }
             StoreError::NotFound { .. } => ApiError::not_found("Resource not found"),
             StoreError::InvalidCursor => ApiError::bad_request("Invalid cursor"),
             StoreError::Backend { .. } | StoreError::Decode { .. } => {

@@ -30,7 +30,10 @@ pub(crate) fn to_item<T: Serialize>(
 }
 
 /// Deserializes a record, ignoring the key attributes.
-pub(crate) fn from_item<T: DeserializeOwned>(op: &'static str, item: Item) -> Result<T, StoreError> {
+pub(crate) fn from_item<T: DeserializeOwned>(
+    op: &'static str,
+    item: Item,
+) -> Result<T, StoreError> {
     serde_dynamo::from_item(item).map_err(|e| StoreError::decode(op, e))
 }
 

@@ -38,7 +38,9 @@ pub fn hash(value: &str) -> String {
 pub fn looks_like_key(token: &str) -> bool {
     token.len() == KEY_PREFIX.len() + 64
         && token.starts_with(KEY_PREFIX)
-        && token[KEY_PREFIX.len()..].bytes().all(|b| b.is_ascii_hexdigit())
+        && token[KEY_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -50,7 +50,10 @@ pub struct Store {
 impl Store {
     /// Builds a client for the configured endpoint. No I/O happens here.
     pub fn new(config: &StoreConfig) -> Self {
-        Self { client: client::build(config), table: config.table.clone() }
+        Self {
+            client: client::build(config),
+            table: config.table.clone(),
+        }
     }
 
     /// The table name.

@@ -50,7 +50,11 @@ pub struct MembershipRepo<'a> {
 }
 
 impl MembershipRepo<'_> {
-    pub async fn get(&self, org: &OrganizationId, user: &UserId) -> Result<Option<MembershipRecord>, StoreError> {
+    pub async fn get(
+        &self,
+        org: &OrganizationId,
+        user: &UserId,
+    ) -> Result<Option<MembershipRecord>, StoreError> {
         let out = self
             .store
             .client()

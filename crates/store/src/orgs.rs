@@ -32,7 +32,11 @@ pub(crate) fn pk(id: &OrganizationId) -> String {
 }
 
 pub(crate) fn item(rec: &OrgRecord) -> Result<crate::item::Item, StoreError> {
-    to_item("PutOrganization", rec, &[("pk", pk(&rec.id)), ("sk", META.to_owned())])
+    to_item(
+        "PutOrganization",
+        rec,
+        &[("pk", pk(&rec.id)), ("sk", META.to_owned())],
+    )
 }
 
 pub struct OrgRepo<'a> {
@@ -51,7 +55,9 @@ impl OrgRepo<'_> {
             .send()
             .await
             .map_err(|e| StoreError::backend("GetOrganization", e))?;
-        out.item.map(|i| from_item("GetOrganization", i)).transpose()
+        out.item
+            .map(|i| from_item("GetOrganization", i))
+            .transpose()
     }
 
     /// Creates the organization; `Conflict` if the id is taken.

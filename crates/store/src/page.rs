@@ -34,12 +34,18 @@ impl Cursor {
     }
 
     pub(crate) fn to_key(&self) -> Result<Item, StoreError> {
-        let raw = URL_SAFE_NO_PAD.decode(&self.0).map_err(|_| StoreError::InvalidCursor)?;
-        let map: HashMap<String, String> = serde_json::from_slice(&raw).map_err(|_| StoreError::InvalidCursor)?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(&self.0)
+            .map_err(|_| StoreError::InvalidCursor)?;
+        let map: HashMap<String, String> =
+            serde_json::from_slice(&raw).map_err(|_| StoreError::InvalidCursor)?;
         if !map.contains_key("pk") || !map.contains_key("sk") || map.len() > 6 {
             return Err(StoreError::InvalidCursor);
         }
-        Ok(map.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+        Ok(map
+            .into_iter()
+            .map(|(k, v)| (k, AttributeValue::S(v)))
+            .collect())
     }
 }
 

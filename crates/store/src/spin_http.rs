@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use aws_smithy_async::rt::sleep::{AsyncSleep, Sleep as SmithySleep};
 use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::result::ConnectorError;
@@ -41,7 +42,9 @@ pub(crate) struct Sleep;
 impl AsyncSleep for Sleep {
     fn sleep(&self, d: Duration) -> SmithySleep {
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        SmithySleep::new(AssertSend(spin_sdk::wasip3::clocks::monotonic_clock::wait_for(nanos)))
+        SmithySleep::new(AssertSend(
+            spin_sdk::wasip3::clocks::monotonic_clock::wait_for(nanos),
+        ))
     }
 }
 
@@ -53,7 +56,11 @@ pub(crate) fn client() -> SharedHttpClient {
 }
 
 impl HttpClient for SpinClient {
-    fn http_connector(&self, _: &HttpConnectorSettings, _: &RuntimeComponents) -> SharedHttpConnector {
+    fn http_connector(
+        &self,
+        _: &HttpConnectorSettings,
+        _: &RuntimeComponents,
+    ) -> SharedHttpConnector {
         SharedHttpConnector::new(SpinClient)
     }
 }
@@ -62,14 +69,24 @@ impl HttpConnector for SpinClient {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         HttpConnectorFuture::new(AssertSend(async move {
             let other = |e: String| ConnectorError::other(e.into(), None);
-            let req = request.try_into_http1x().map_err(|e| other(e.to_string()))?;
+            let req = request
+                .try_into_http1x()
+                .map_err(|e| other(e.to_string()))?;
             let (parts, body) = req.into_parts();
             // DynamoDB payloads are small JSON documents: buffer them.
-            let bytes = body.bytes().map(bytes::Bytes::copy_from_slice).unwrap_or_default();
+            let bytes = body
+                .bytes()
+                .map(bytes::Bytes::copy_from_slice)
+                .unwrap_or_default();
             let req = http::Request::from_parts(parts, FullBody::new(bytes));
-            let resp = spin_sdk::http::send(req).await.map_err(|e| other(format!("send: {e}")))?;
+            let resp = spin_sdk::http::send(req)
+                .await
+                .map_err(|e| other(format!("send: {e}")))?;
             let (parts, body) = resp.into_parts();
-            let data = body.bytes().await.map_err(|e| other(format!("response body: {e:?}")))?;
+            let data = body
+                .bytes()
+                .await
+                .map_err(|e| other(format!("response body: {e:?}")))?;
             let resp = http::Response::from_parts(parts, SdkBody::from(data));
             aws_smithy_runtime_api::http::Response::try_from(resp).map_err(|e| other(e.to_string()))
         }))

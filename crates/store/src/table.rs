@@ -1,6 +1,6 @@
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
 };
 
 use crate::{Store, StoreError};
@@ -13,9 +13,17 @@ pub const GSI2: &str = "gsi2";
 impl Store {
     /// Creates the table with its indexes if it does not exist yet. Safe to call on every start.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
-        match self.client().describe_table().table_name(&self.table).send().await {
+        match self
+            .client()
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
             Ok(_) => return Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_not_found_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_not_found_exception()) => {}
             Err(e) => return Err(StoreError::backend("DescribeTable", e)),
         }
         let attr = |name: &str| {
@@ -23,23 +31,36 @@ impl Store {
                 .attribute_name(name)
                 .attribute_type(ScalarAttributeType::S)
                 .build()
-                .map_err(|e| StoreError::Backend { op: "CreateTable", message: e.to_string() })
+                .map_err(|e| StoreError::Backend {
+                    op: "CreateTable",
+                    message: e.to_string(),
+                })
         };
         let key = |name: &str, kind: KeyType| {
             KeySchemaElement::builder()
                 .attribute_name(name)
                 .key_type(kind)
                 .build()
-                .map_err(|e| StoreError::Backend { op: "CreateTable", message: e.to_string() })
+                .map_err(|e| StoreError::Backend {
+                    op: "CreateTable",
+                    message: e.to_string(),
+                })
         };
         let gsi = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, StoreError> {
             GlobalSecondaryIndex::builder()
                 .index_name(name)
                 .key_schema(key(pk, KeyType::Hash)?)
                 .key_schema(key(sk, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
-                .map_err(|e| StoreError::Backend { op: "CreateTable", message: e.to_string() })
+                .map_err(|e| StoreError::Backend {
+                    op: "CreateTable",
+                    message: e.to_string(),
+                })
         };
         let created = self
             .client()
@@ -61,7 +82,12 @@ impl Store {
         match created {
             Ok(_) => Ok(()),
             // Another process created it between our describe and create: fine.
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_resource_in_use_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(StoreError::backend("CreateTable", e)),
         }
     }

@@ -111,17 +111,27 @@ impl UserRepo<'_> {
                 .set_item(Some(item))
                 .condition_expression(cond)
                 .build()
-                .map_err(|e| StoreError::Backend { op: "ProvisionUser", message: e.to_string() })?;
+                .map_err(|e| StoreError::Backend {
+                    op: "ProvisionUser",
+                    message: e.to_string(),
+                })?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
-        let user_item = to_item("ProvisionUser", &user, &[("pk", pk(&user.id)), ("sk", META.to_owned())])?;
+        let user_item = to_item(
+            "ProvisionUser",
+            &user,
+            &[("pk", pk(&user.id)), ("sk", META.to_owned())],
+        )?;
         let res = self
             .store
             .client()
             .transact_write_items()
             .transact_items(put(user_item, "attribute_not_exists(pk)")?)
             .transact_items(put(crate::orgs::item(&org)?, "attribute_not_exists(pk)")?)
-            .transact_items(put(crate::memberships::item(&member)?, "attribute_not_exists(pk)")?)
+            .transact_items(put(
+                crate::memberships::item(&member)?,
+                "attribute_not_exists(pk)",
+            )?)
             .send()
             .await
             .map_err(|e| StoreError::backend("ProvisionUser", e));
@@ -129,7 +139,9 @@ impl UserRepo<'_> {
             Ok(_) => Ok(user),
             // Someone provisioned the same user concurrently: theirs won.
             Err(StoreError::Conflict { .. }) => {
-                self.get(&user.id).await?.ok_or(StoreError::NotFound { op: "ProvisionUser" })
+                self.get(&user.id).await?.ok_or(StoreError::NotFound {
+                    op: "ProvisionUser",
+                })
             }
             Err(e) => Err(e),
         }

@@ -29,10 +29,13 @@ fn start_dynoxide() -> String {
             .build()
             .expect("tokio runtime for dynoxide");
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind dynoxide");
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind dynoxide");
             let addr = listener.local_addr().expect("dynoxide address");
             let db = dynoxide::Database::memory().expect("dynoxide memory database");
-            tx.send(format!("http://{addr}")).expect("report dynoxide address");
+            tx.send(format!("http://{addr}"))
+                .expect("report dynoxide address");
             dynoxide::server::serve_on(listener, db).await;
         });
     });

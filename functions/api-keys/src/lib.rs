@@ -15,6 +15,10 @@ mod component {
 
     #[http_service]
     async fn handle(req: Request) -> impl IntoResponse {
-        cove_edge::spin::serve(req, |env, req| async move { crate::handle(&env, req).await }).await
+        cove_edge::spin::serve(
+            req,
+            |env, req| async move { crate::handle(&env, req).await },
+        )
+        .await
     }
 }

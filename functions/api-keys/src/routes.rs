@@ -43,7 +43,10 @@ async fn route(env: &Env, req: &Request) -> Result<Response, ApiError> {
 async fn api_key_create(env: &Env, req: &Request) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
     let body: CreateApiKey = web::json_body(req)?;
-    web::json(StatusCode::CREATED, &service::create(env, &ctx, body).await?)
+    web::json(
+        StatusCode::CREATED,
+        &service::create(env, &ctx, body).await?,
+    )
 }
 
 #[utoipa::path(get, path = "/api/api-keys", operation_id = "api_key_list", tag = "api-keys",
@@ -90,7 +93,12 @@ async fn api_key_delete(env: &Env, req: &Request, name: &str) -> Result<Response
     responses((status = 204, description = "Deleted"), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
         (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = [])))]
-async fn api_key_delete_for_user(env: &Env, req: &Request, user: &str, name: &str) -> Result<Response, ApiError> {
+async fn api_key_delete_for_user(
+    env: &Env,
+    req: &Request,
+    user: &str,
+    name: &str,
+) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
     let user = UserId::parse(user).map_err(|e| ApiError::bad_request(e.to_string()))?;
     service::delete(env, &ctx, &user, name).await?;
@@ -99,5 +107,12 @@ async fn api_key_delete_for_user(env: &Env, req: &Request, user: &str, name: &st
 
 /// The OpenAPI fragment of this function.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(api_key_create, api_key_list, api_key_current, api_key_get, api_key_delete, api_key_delete_for_user))]
+#[openapi(paths(
+    api_key_create,
+    api_key_list,
+    api_key_current,
+    api_key_get,
+    api_key_delete,
+    api_key_delete_for_user
+))]
 pub struct ApiDoc;

@@ -17,7 +17,11 @@ const MAX_NAME_LEN: usize = 255;
 fn require_management(ctx: &AuthContext) -> Result<(), ApiError> {
     match &ctx.credential {
         Credential::Jwt => Ok(()),
-        Credential::ApiKey { permissions, .. } if permissions.contains(&Permission::ManageApiKeys) => Ok(()),
+        Credential::ApiKey { permissions, .. }
+            if permissions.contains(&Permission::ManageApiKeys) =>
+        {
+            Ok(())
+        }
         Credential::ApiKey { .. } => Err(ApiError::forbidden(
             "API keys can only be managed with a JWT or an API key with the manage:api_keys permission",
         )),
@@ -29,10 +33,14 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
         return Err(ApiError::bad_request("name must not be empty"));
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(ApiError::bad_request(format!("name must be at most {MAX_NAME_LEN} characters")));
+        return Err(ApiError::bad_request(format!(
+            "name must be at most {MAX_NAME_LEN} characters"
+        )));
     }
     if name.chars().any(|c| c.is_control() || c == '/') {
-        return Err(ApiError::bad_request("name must not contain '/' or control characters"));
+        return Err(ApiError::bad_request(
+            "name must not contain '/' or control characters",
+        ));
     }
     Ok(())
 }
@@ -44,7 +52,11 @@ fn not_found(name: &str) -> ApiError {
 fn list_view(rec: ApiKeyRecord) -> ApiKeyList {
     ApiKeyList {
         value: mask_key(&rec.key_prefix, &rec.key_suffix),
-        permissions: rec.permissions.iter().filter_map(|p| Permission::parse(p)).collect(),
+        permissions: rec
+            .permissions
+            .iter()
+            .filter_map(|p| Permission::parse(p))
+            .collect(),
         name: rec.name,
         created_at: rec.created_at,
         last_used_at: rec.last_used_at,
@@ -54,19 +66,26 @@ fn list_view(rec: ApiKeyRecord) -> ApiKeyList {
     }
 }
 
-pub async fn create(env: &Env, ctx: &AuthContext, body: CreateApiKey) -> Result<ApiKeyResponse, ApiError> {
+pub async fn create(
+    env: &Env,
+    ctx: &AuthContext,
+    body: CreateApiKey,
+) -> Result<ApiKeyResponse, ApiError> {
     require_management(ctx)?;
     let name = body.name.trim().to_owned();
     validate_name(&name)?;
     let expires_at = match body.expires_at.as_deref() {
         None => None,
-        Some(s) => Some(format_rfc3339(
-            parse_rfc3339(s).ok_or_else(|| ApiError::bad_request("expiresAt must be an ISO-8601 date"))?,
-        )),
+        Some(s) => Some(format_rfc3339(parse_rfc3339(s).ok_or_else(|| {
+            ApiError::bad_request("expiresAt must be an ISO-8601 date")
+        })?)),
     };
     let requested: BTreeSet<Permission> = body.permissions.into_iter().collect();
     let grantable = ctx.grantable();
-    let missing: Vec<&str> = requested.difference(&grantable).map(|p| p.as_str()).collect();
+    let missing: Vec<&str> = requested
+        .difference(&grantable)
+        .map(|p| p.as_str())
+        .collect();
     if !missing.is_empty() {
         return Err(ApiError::forbidden(format!(
             "You cannot grant permissions you do not hold: {}",
@@ -93,7 +112,9 @@ pub async fn create(env: &Env, ctx: &AuthContext, body: CreateApiKey) -> Result<
     match env.store.api_keys().create(&rec).await {
         Ok(()) => {}
         Err(StoreError::Conflict { .. }) => {
-            return Err(ApiError::conflict(format!("API key with name {name} already exists")));
+            return Err(ApiError::conflict(format!(
+                "API key with name {name} already exists"
+            )));
         }
         Err(e) => return Err(e.into()),
     }
@@ -111,25 +132,39 @@ pub async fn create(env: &Env, ctx: &AuthContext, body: CreateApiKey) -> Result<
 pub async fn list(env: &Env, ctx: &AuthContext) -> Result<Vec<ApiKeyList>, ApiError> {
     require_management(ctx)?;
     let user = (!ctx.is_owner()).then_some(&ctx.user_id);
-    let keys = env.store.api_keys().list(&ctx.organization_id, user).await?;
+    let keys = env
+        .store
+        .api_keys()
+        .list(&ctx.organization_id, user)
+        .await?;
     Ok(keys.into_iter().map(list_view).collect())
 }
 
 pub async fn get(env: &Env, ctx: &AuthContext, name: &str) -> Result<ApiKeyList, ApiError> {
     require_management(ctx)?;
-    let rec = env.store.api_keys().get(&ctx.organization_id, &ctx.user_id, name).await?;
+    let rec = env
+        .store
+        .api_keys()
+        .get(&ctx.organization_id, &ctx.user_id, name)
+        .await?;
     rec.map(list_view).ok_or_else(|| not_found(name))
 }
 
 /// The key the request was authenticated with.
 pub fn current(ctx: &AuthContext) -> Result<ApiKeyList, ApiError> {
     let Credential::ApiKey { key, .. } = &ctx.credential else {
-        return Err(ApiError::bad_request("The request was not authenticated with an API key"));
+        return Err(ApiError::bad_request(
+            "The request was not authenticated with an API key",
+        ));
     };
     let key = key.as_ref().clone();
     Ok(ApiKeyList {
         value: mask_key(&key.key_prefix, &key.key_suffix),
-        permissions: key.permissions.iter().filter_map(|p| Permission::parse(p)).collect(),
+        permissions: key
+            .permissions
+            .iter()
+            .filter_map(|p| Permission::parse(p))
+            .collect(),
         name: key.name,
         created_at: key.created_at,
         last_used_at: key.last_used_at,
@@ -139,12 +174,24 @@ pub fn current(ctx: &AuthContext) -> Result<ApiKeyList, ApiError> {
     })
 }
 
-pub async fn delete(env: &Env, ctx: &AuthContext, user: &UserId, name: &str) -> Result<(), ApiError> {
+pub async fn delete(
+    env: &Env,
+    ctx: &AuthContext,
+    user: &UserId,
+    name: &str,
+) -> Result<(), ApiError> {
     require_management(ctx)?;
     if *user != ctx.user_id && !ctx.is_owner() {
-        return Err(ApiError::forbidden("Only organization owners can delete API keys of other users"));
+        return Err(ApiError::forbidden(
+            "Only organization owners can delete API keys of other users",
+        ));
     }
-    match env.store.api_keys().delete(&ctx.organization_id, user, name).await {
+    match env
+        .store
+        .api_keys()
+        .delete(&ctx.organization_id, user, name)
+        .await
+    {
         Ok(()) => {
             tracing::info!(org = %ctx.organization_id, user = %user, name, "API key deleted");
             Ok(())

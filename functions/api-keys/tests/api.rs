@@ -1,6 +1,8 @@
 //! The api-keys handlers natively, against a real DynamoDB API (dynoxide, or DynamoDB Local in CI).
 //! The same handlers run inside the component; `tests/e2e` drives them through `cove`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use bytes::Bytes;
 use cove_edge::config::JwtConfig;
 use cove_edge::{Env, Request};
@@ -11,7 +13,10 @@ const SECRET: &str = "test-secret";
 async fn env() -> Env {
     Env {
         store: cove_testkit::store().await,
-        jwt: JwtConfig { hs256_secret: Some(SECRET.into()), ..Default::default() },
+        jwt: JwtConfig {
+            hs256_secret: Some(SECRET.into()),
+            ..Default::default()
+        },
     }
 }
 
@@ -44,10 +49,16 @@ async fn call(env: &Env, c: Call<'_>) -> (u16, Value) {
     if c.body.is_some() {
         b = b.header("content-type", "application/json");
     }
-    let req: Request = b.body(Bytes::from(c.body.unwrap_or_default().to_owned())).unwrap();
+    let req: Request = b
+        .body(Bytes::from(c.body.unwrap_or_default().to_owned()))
+        .unwrap();
     let resp = api_keys::handle(env, req).await;
     let status = resp.status().as_u16();
-    let v = if resp.body().is_empty() { Value::Null } else { serde_json::from_slice(resp.body()).unwrap() };
+    let v = if resp.body().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(resp.body()).unwrap()
+    };
     if status >= 400 {
         assert_eq!(v["statusCode"], status, "error envelope: {v}");
         assert_eq!(v["source"], "DAYTONA_API");
@@ -59,15 +70,33 @@ async fn call(env: &Env, c: Call<'_>) -> (u16, Value) {
 }
 
 fn get<'a>(path: &'a str, token: &'a str) -> Call<'a> {
-    Call { method: "GET", path, token: Some(token), org: None, body: None }
+    Call {
+        method: "GET",
+        path,
+        token: Some(token),
+        org: None,
+        body: None,
+    }
 }
 
 fn post<'a>(path: &'a str, token: &'a str, body: &'a str) -> Call<'a> {
-    Call { method: "POST", path, token: Some(token), org: None, body: Some(body) }
+    Call {
+        method: "POST",
+        path,
+        token: Some(token),
+        org: None,
+        body: Some(body),
+    }
 }
 
 fn delete<'a>(path: &'a str, token: &'a str) -> Call<'a> {
-    Call { method: "DELETE", path, token: Some(token), org: None, body: None }
+    Call {
+        method: "DELETE",
+        path,
+        token: Some(token),
+        org: None,
+        body: None,
+    }
 }
 
 async fn create_key(env: &Env, token: &str, name: &str, perms: &[&str]) -> String {
@@ -81,21 +110,28 @@ async fn create_key(env: &Env, token: &str, name: &str, perms: &[&str]) -> Strin
 async fn create_list_get_current_delete() {
     let env = env().await;
     let alice = jwt("alice");
-    let body = json!({"name": "ci", "permissions": ["write:sandboxes", "delete:sandboxes"]}).to_string();
+    let body =
+        json!({"name": "ci", "permissions": ["write:sandboxes", "delete:sandboxes"]}).to_string();
     let (s, created) = call(&env, post("/api/api-keys", &alice, &body)).await;
     assert_eq!(s, 201);
     let value = created["value"].as_str().unwrap();
     assert!(value.starts_with("dtn_") && value.len() == 68, "{value}");
     assert_eq!(created["name"], "ci");
     assert_eq!(created["expiresAt"], Value::Null);
-    assert_eq!(created["permissions"], json!(["write:sandboxes", "delete:sandboxes"]));
+    assert_eq!(
+        created["permissions"],
+        json!(["write:sandboxes", "delete:sandboxes"])
+    );
 
     let (s, list) = call(&env, get("/api/api-keys", &alice)).await;
     assert_eq!(s, 200);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1);
     let masked = list[0]["value"].as_str().unwrap();
-    assert_eq!(masked, format!("dtn{}{}", "*".repeat(20), &value[value.len() - 3..]));
+    assert_eq!(
+        masked,
+        format!("dtn{}{}", "*".repeat(20), &value[value.len() - 3..])
+    );
     assert_eq!(list[0]["userId"], "alice");
     assert!(list[0]["organizationId"].is_string());
     assert_eq!(list[0]["lastUsedAt"], Value::Null);
@@ -106,7 +142,10 @@ async fn create_list_get_current_delete() {
     assert_eq!(cur["name"], "ci");
     assert_eq!(cur["organizationId"], list[0]["organizationId"]);
     let (_, again) = call(&env, get("/api/api-keys/ci", &alice)).await;
-    assert!(again["lastUsedAt"].is_string(), "lastUsedAt recorded: {again}");
+    assert!(
+        again["lastUsedAt"].is_string(),
+        "lastUsedAt recorded: {again}"
+    );
 
     let (s, _) = call(&env, delete("/api/api-keys/ci", &alice)).await;
     assert_eq!(s, 204);
@@ -123,11 +162,20 @@ async fn bad_input_gets_the_right_4xx() {
     let cases: &[(&str, u16)] = &[
         ("{not json", 400),
         ("{\"name\": 5, \"permissions\": []}", 400),
-        ("{\"name\": \"x\", \"permissions\": \"write:sandboxes\"}", 400),
-        ("{\"name\": \"x\", \"permissions\": [\"write:everything\"]}", 400),
+        (
+            "{\"name\": \"x\", \"permissions\": \"write:sandboxes\"}",
+            400,
+        ),
+        (
+            "{\"name\": \"x\", \"permissions\": [\"write:everything\"]}",
+            400,
+        ),
         ("{\"name\": \"   \", \"permissions\": []}", 400),
         ("{\"name\": \"a/b\", \"permissions\": []}", 400),
-        ("{\"name\": \"x\", \"permissions\": [], \"expiresAt\": \"tomorrow\"}", 400),
+        (
+            "{\"name\": \"x\", \"permissions\": [], \"expiresAt\": \"tomorrow\"}",
+            400,
+        ),
         ("{\"permissions\": []}", 400),
     ];
     for (body, want) in cases {
@@ -138,26 +186,62 @@ async fn bad_input_gets_the_right_4xx() {
     assert_eq!(s, 404);
     let (s, _) = call(&env, delete("/api/api-keys/nope", &alice)).await;
     assert_eq!(s, 404);
-    let (s, _) = call(&env, Call { method: "PUT", path: "/api/api-keys", token: Some(&alice), org: None, body: None }).await;
+    let (s, _) = call(
+        &env,
+        Call {
+            method: "PUT",
+            path: "/api/api-keys",
+            token: Some(&alice),
+            org: None,
+            body: None,
+        },
+    )
+    .await;
     assert_eq!(s, 404);
     // Nothing was stored by any of the failures.
     let (_, list) = call(&env, get("/api/api-keys", &alice)).await;
     assert_eq!(list.as_array().unwrap().len(), 0);
 
     create_key(&env, &alice, "dup", &[]).await;
-    let (s, v) = call(&env, post("/api/api-keys", &alice, "{\"name\":\"dup\",\"permissions\":[\"write:sandboxes\"]}")).await;
+    let (s, v) = call(
+        &env,
+        post(
+            "/api/api-keys",
+            &alice,
+            "{\"name\":\"dup\",\"permissions\":[\"write:sandboxes\"]}",
+        ),
+    )
+    .await;
     assert_eq!(s, 409, "{v}");
     let (_, kept) = call(&env, get("/api/api-keys/dup", &alice)).await;
-    assert_eq!(kept["permissions"], json!([]), "the first key is untouched by the conflict");
+    assert_eq!(
+        kept["permissions"],
+        json!([]),
+        "the first key is untouched by the conflict"
+    );
 }
 
 #[tokio::test]
 async fn credentials_are_checked() {
     let env = env().await;
     let alice = jwt("alice");
-    let (s, _) = call(&env, Call { method: "GET", path: "/api/api-keys", token: None, org: None, body: None }).await;
+    let (s, _) = call(
+        &env,
+        Call {
+            method: "GET",
+            path: "/api/api-keys",
+            token: None,
+            org: None,
+            body: None,
+        },
+    )
+    .await;
     assert_eq!(s, 401);
-    for bad in ["garbage", "dtn_0000000000000000000000000000000000000000000000000000000000000000", "a.b.c"] {
+    for bad in [
+        "garbage",
+        "dtn_0000000000000000000000000000000000000000000000000000000000000000",
+        "a.b.c",
+    ] {
         let (s, _) = call(&env, get("/api/api-keys/current", bad)).await;
         assert_eq!(s, 401, "{bad}");
     }
@@ -175,8 +259,15 @@ async fn credentials_are_checked() {
     let past = "{\"name\":\"old\",\"permissions\":[],\"expiresAt\":\"2020-01-01T00:00:00.000Z\"}";
     let (s, v) = call(&env, post("/api/api-keys", &alice, past)).await;
     assert_eq!(s, 201);
-    let (s, v) = call(&env, get("/api/api-keys/current", v["value"].as_str().unwrap())).await;
-    assert_eq!((s, v["message"].as_str().unwrap()), (401, "This API key has expired"));
+    let (s, v) = call(
+        &env,
+        get("/api/api-keys/current", v["value"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].as_str().unwrap()),
+        (401, "This API key has expired")
+    );
 
     // /current needs an API key.
     let (s, _) = call(&env, get("/api/api-keys/current", &alice)).await;
@@ -186,11 +277,36 @@ async fn credentials_are_checked() {
     let plain = create_key(&env, &alice, "plain", &["write:sandboxes"]).await;
     let (s, _) = call(&env, get("/api/api-keys", &plain)).await;
     assert_eq!(s, 403);
-    let manager = create_key(&env, &alice, "manager", &["manage:api_keys", "write:sandboxes"]).await;
-    let (s, _) = call(&env, post("/api/api-keys", &manager, "{\"name\":\"sub\",\"permissions\":[\"write:sandboxes\"]}")).await;
+    let manager = create_key(
+        &env,
+        &alice,
+        "manager",
+        &["manage:api_keys", "write:sandboxes"],
+    )
+    .await;
+    let (s, _) = call(
+        &env,
+        post(
+            "/api/api-keys",
+            &manager,
+            "{\"name\":\"sub\",\"permissions\":[\"write:sandboxes\"]}",
+        ),
+    )
+    .await;
     assert_eq!(s, 201);
-    let (s, v) = call(&env, post("/api/api-keys", &manager, "{\"name\":\"esc\",\"permissions\":[\"delete:sandboxes\"]}")).await;
-    assert_eq!(s, 403, "no escalation beyond the key's own permissions: {v}");
+    let (s, v) = call(
+        &env,
+        post(
+            "/api/api-keys",
+            &manager,
+            "{\"name\":\"esc\",\"permissions\":[\"delete:sandboxes\"]}",
+        ),
+    )
+    .await;
+    assert_eq!(
+        s, 403,
+        "no escalation beyond the key's own permissions: {v}"
+    );
 }
 
 #[tokio::test]
@@ -204,7 +320,13 @@ async fn tenants_never_see_each_others_keys() {
     for token in [&bob, &bob_key] {
         let (s, list) = call(&env, get("/api/api-keys", token)).await;
         assert_eq!(s, 200);
-        assert!(list.as_array().unwrap().iter().all(|k| k["userId"] == "bob"), "{list}");
+        assert!(
+            list.as_array()
+                .unwrap()
+                .iter()
+                .all(|k| k["userId"] == "bob"),
+            "{list}"
+        );
         let (s, _) = call(&env, get("/api/api-keys/shared-name", token)).await;
         assert_eq!(s, 404);
         let (s, _) = call(&env, delete("/api/api-keys/shared-name", token)).await;
@@ -215,13 +337,31 @@ async fn tenants_never_see_each_others_keys() {
     // Bob naming Alice's organization: refused.
     let (_, cur) = call(&env, get("/api/api-keys/current", &alice_key)).await;
     let alice_org = cur["organizationId"].as_str().unwrap().to_owned();
-    let c = Call { method: "GET", path: "/api/api-keys", token: Some(&bob), org: Some(&alice_org), body: None };
+    let c = Call {
+        method: "GET",
+        path: "/api/api-keys",
+        token: Some(&bob),
+        org: Some(&alice_org),
+        body: None,
+    };
     let (s, _) = call(&env, c).await;
     assert_eq!(s, 403);
-    let c = Call { method: "GET", path: "/api/api-keys/current", token: Some(&bob_key), org: Some(&alice_org), body: None };
+    let c = Call {
+        method: "GET",
+        path: "/api/api-keys/current",
+        token: Some(&bob_key),
+        org: Some(&alice_org),
+        body: None,
+    };
     let (s, _) = call(&env, c).await;
     assert_eq!(s, 403);
-    let c = Call { method: "GET", path: "/api/api-keys", token: Some(&bob), org: Some("not-a-uuid"), body: None };
+    let c = Call {
+        method: "GET",
+        path: "/api/api-keys",
+        token: Some(&bob),
+        org: Some("not-a-uuid"),
+        body: None,
+    };
     let (s, _) = call(&env, c).await;
     assert_eq!(s, 403);
 

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, ContainerConfig, HostConfig, MountPoint};
+use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig, MountPoint};
 use bollard::query_parameters::{
-    CommitContainerOptions, CreateContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
+    CommitContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
+    RenameContainerOptions, StopContainerOptions,
 };
 
 use super::{

@@ -58,10 +58,7 @@ impl FakeRuntime {
     }
 }
 
-fn find<'a>(
-    g: &'a mut Inner,
-    id: &str,
-) -> Option<&'a mut (ContainerSpec, ContainerInfo)> {
+fn find<'a>(g: &'a mut Inner, id: &str) -> Option<&'a mut (ContainerSpec, ContainerInfo)> {
     let key = g
         .containers
         .iter()

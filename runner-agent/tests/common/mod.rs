@@ -84,7 +84,14 @@ impl Agent {
     pub fn spawn(data_dir: &Path, runner_id: &str, extra: &[&str]) -> Agent {
         let _ = image();
         let mut child = Command::new(env!("CARGO_BIN_EXE_cove-runner"))
-            .args(["--listen", "127.0.0.1:0", "--token", TOKEN, "--runner-id", runner_id])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                TOKEN,
+                "--runner-id",
+                runner_id,
+            ])
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
@@ -145,7 +152,11 @@ impl Agent {
     pub async fn sandbox(&self, id: &str, f: impl FnOnce(&mut SandboxSpec)) -> SandboxStatus {
         let mut spec = SandboxSpec::new(image());
         f(&mut spec);
-        let s = self.client.put_sandbox(id, &spec).await.expect("put sandbox");
+        let s = self
+            .client
+            .put_sandbox(id, &spec)
+            .await
+            .expect("put sandbox");
         assert_eq!(s.state, SandboxState::Started, "{s:?}");
         s
     }
@@ -202,7 +213,10 @@ pub fn remove_containers(runner_id: &str) {
 
 /// A fresh sandbox id.
 pub fn sid(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
 }
 
 pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F)
@@ -212,7 +226,10 @@ where
 {
     let deadline = std::time::Instant::now() + timeout;
     while !f().await {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
