@@ -121,9 +121,37 @@ async fn warm_pool_and_restart() {
     assert_eq!(out, "hi there\n", "the env overlay survives the restart");
     let (_, out) = agent.exec(&cold, "cat /tmp/state").await;
     assert_eq!(out, "before\n", "the sandbox kept running");
-    // The pool members survived too (no duplicates were created).
-    let info = agent.client.info().await.expect("info");
-    assert_eq!(info.warm_pool.get(&image), Some(&2));
+    // Pool members that survived are adopted, half-made ones removed, and the pool refills
+    // without leaking containers.
+    common::wait_until(
+        "the warm pool after restart",
+        Duration::from_secs(60),
+        || async {
+            agent
+                .client
+                .info()
+                .await
+                .is_ok_and(|i| i.warm_pool.get(&image) == Some(&2))
+        },
+    )
+    .await;
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=cove.runner={runner_id}"),
+            "--filter",
+            "name=cove-pool-",
+        ])
+        .output()
+        .expect("docker ps");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .count(),
+        2
+    );
     assert_eq!(
         agent
             .client

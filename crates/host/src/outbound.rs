@@ -277,6 +277,9 @@ impl WasiHttpHooks for OutboundHooks {
                         Box::new(async { Ok(()) });
                     Ok((response, done))
                 }
+                None if request.uri().scheme_str() == Some("http") => {
+                    pooled_send(request, options).await
+                }
                 None => {
                     let (response, io) =
                         wasmtime_wasi_http::default_send_request(request, options).await?;
@@ -286,6 +289,45 @@ impl WasiHttpHooks for OutboundHooks {
             }
         })
     }
+}
+
+/// Keep-alive connections to plain-HTTP hosts, shared by every instance: a fresh component
+/// instance per request must not mean a fresh TCP connection per DynamoDB call.
+static HTTP_POOL: std::sync::LazyLock<
+    hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        WasiBody,
+    >,
+> = std::sync::LazyLock::new(|| {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(std::time::Duration::from_secs(10)));
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .pool_idle_timeout(std::time::Duration::from_secs(30))
+        .pool_max_idle_per_host(64)
+        .build(connector)
+});
+
+/// Sends a plain-HTTP request over the shared pool, honouring the guest's timeouts.
+async fn pooled_send(
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> SendResult {
+    let first_byte = options
+        .and_then(|o| o.first_byte_timeout)
+        .unwrap_or(std::time::Duration::from_secs(600));
+    let response = match tokio::time::timeout(first_byte, HTTP_POOL.request(request)).await {
+        Err(_) => return Err(HttpError::ConnectionReadTimeout),
+        Ok(Err(e)) if e.is_connect() => return Err(HttpError::ConnectionRefused),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "outbound request failed");
+            return Err(HttpError::HttpProtocolError);
+        }
+        Ok(Ok(r)) => r,
+    };
+    let response = response.map(|b| b.map_err(HttpError::from).boxed_unsync());
+    let done: Box<dyn Future<Output = Result<(), HttpError>> + Send> = Box::new(async { Ok(()) });
+    Ok((response, done))
 }
 
 #[cfg(test)]
