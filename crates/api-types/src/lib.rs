@@ -5,6 +5,7 @@
 pub mod api_keys;
 pub mod error;
 pub mod ids;
+pub mod orgs;
 pub mod permissions;
 pub mod time;
 pub mod toolbox;

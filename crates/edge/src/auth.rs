@@ -13,7 +13,7 @@ use cove_api_types::ids::{OrganizationId, UserId};
 use cove_api_types::permissions::Permission;
 use cove_store::api_keys::ApiKeyAuth;
 use cove_store::keys;
-use cove_store::memberships::OrgRole;
+use cove_store::memberships::{MembershipRecord, OrgRole};
 use cove_store::users::{NewUser, SystemRole};
 use http::header::AUTHORIZATION;
 use jsonwebtoken::{Algorithm, Validation};
@@ -49,6 +49,8 @@ pub struct AuthContext {
     pub org_role: OrgRole,
     /// Known when the user row was read (JWT); see [`AuthContext::is_system_admin`].
     system_admin: Option<bool>,
+    /// Permissions of the member's assigned roles (JWT members; owners hold every permission).
+    role_permissions: BTreeSet<Permission>,
     pub credential: Credential,
 }
 
@@ -56,12 +58,43 @@ impl AuthContext {
     /// Whether the caller holds `p` in its organization.
     ///
     /// An API key holds exactly the permissions it was created with. A JWT caller who owns the
-    /// organization holds every permission; a member holds those of its assigned roles (none yet).
+    /// organization holds every permission; a member holds those of its assigned roles.
     pub fn has(&self, p: Permission) -> bool {
         match &self.credential {
             Credential::ApiKey { permissions, .. } => permissions.contains(&p),
-            Credential::Jwt => self.org_role == OrgRole::Owner,
+            Credential::Jwt => {
+                self.org_role == OrgRole::Owner || self.role_permissions.contains(&p)
+            }
         }
+    }
+
+    pub fn is_jwt(&self) -> bool {
+        self.credential == Credential::Jwt
+    }
+
+    /// The same caller in organization `org`: itself when `org` is its context, else (JWT only)
+    /// its membership there. Not a member (or an API key of another organization): 403.
+    pub async fn in_org(&self, env: &Env, org: &OrganizationId) -> Result<AuthContext, ApiError> {
+        if *org == self.organization_id {
+            return Ok(self.clone());
+        }
+        if !self.is_jwt() {
+            return Err(invalid_context());
+        }
+        let member = env
+            .store
+            .memberships()
+            .get(org, &self.user_id)
+            .await?
+            .ok_or_else(invalid_context)?;
+        Ok(AuthContext {
+            user_id: self.user_id.clone(),
+            organization_id: org.clone(),
+            org_role: member.role,
+            system_admin: self.system_admin,
+            role_permissions: role_permissions(env, &member).await?,
+            credential: Credential::Jwt,
+        })
     }
 
     /// Whether the caller is a system admin (reads the user row when authentication did not).
@@ -181,6 +214,7 @@ async fn authenticate_key(env: &Env, req: &Request, token: &str) -> Result<AuthC
         organization_id: auth.organization_id.clone(),
         org_role: member.role,
         system_admin: None,
+        role_permissions: BTreeSet::new(),
         credential: Credential::ApiKey {
             name: auth.name.clone(),
             permissions,
@@ -218,8 +252,32 @@ async fn authenticate_jwt(env: &Env, req: &Request, token: &str) -> Result<AuthC
         organization_id,
         org_role: member.role,
         system_admin: Some(user.role == SystemRole::Admin),
+        role_permissions: role_permissions(env, &member).await?,
         credential: Credential::Jwt,
     })
+}
+
+/// The permissions a member holds through its assigned roles (none to read for owners, who hold
+/// everything). Roles deleted since they were assigned are skipped.
+async fn role_permissions(
+    env: &Env,
+    member: &MembershipRecord,
+) -> Result<BTreeSet<Permission>, ApiError> {
+    let mut out = BTreeSet::new();
+    if member.role == OrgRole::Owner {
+        return Ok(out);
+    }
+    for id in &member.assigned_role_ids {
+        if let Some(role) = env
+            .store
+            .roles()
+            .get(&member.organization_id, id)
+            .await?
+        {
+            out.extend(role.permissions.iter().filter_map(|p| Permission::parse(p)));
+        }
+    }
+    Ok(out)
 }
 
 fn verify_jwt(cfg: &JwtConfig, token: &str) -> Result<Claims, ApiError> {

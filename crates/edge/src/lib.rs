@@ -6,6 +6,7 @@
 //! from Spin variables ([`config`]), authentication ([`auth`]) and the one error mapping.
 
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod web;
 
@@ -13,6 +14,7 @@ pub mod web;
 pub mod spin;
 
 pub use auth::{AuthContext, Credential};
+pub use authz::{Action, authorize};
 pub use config::{EdgeConfig, Env};
 pub use cove_api_types::ApiError;
 pub use web::{Request, Response};

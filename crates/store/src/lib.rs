@@ -11,12 +11,17 @@
 //! | organization | `ORG#<orgId>` | `#META` | – | get by id |
 //! | user | `USER#<userId>` | `#META` | – | get by id (JWT `sub`) |
 //! | membership | `ORG#<orgId>` | `MEMBER#<userId>` | `USER#<userId>` / `ORG#<orgId>` | members of an org (query pk); orgs of a user (GSI1) |
+//! | role | `ORG#<orgId>` | `ROLE#<roleId>` | – | get by (org, id); list per org (query pk, `begins_with`); global roles are constants (`roles::GLOBAL_ROLES`) |
+//! | invitation | `ORG#<orgId>` | `INVITE#<id>` | `INVITEE#<lowercased email>` / `INVITE#<id>` | list per org (query pk); the invitee's invitations (GSI1); accept = one transaction (invitation `pending`→`accepted` + membership put) |
 //! | API key | `ORG#<orgId>` | `APIKEY#<userId>#<name>` | – | get/delete by (org, user, name); list per org+user (query pk, `begins_with`) or per org |
 //! | API key hash | `APIKEYHASH#<sha256 hex>` | `#META` | – | authentication: one strongly consistent `GetItem` per request |
 //! | bootstrap marker | `SYSTEM` | `BOOTSTRAP` | – | first-start admin |
 //!
-//! Everything an organization owns sits in its `ORG#<orgId>` partition, so deleting an organization
-//! is a query on one partition plus the pointer items those rows name.
+//! Everything an organization owns sits in its `ORG#<orgId>` partition (quota is a nested `quota`
+//! map on `#META`), so deleting an organization (`OrgRepo::delete`) is: a conditional delete of
+//! `#META`, then a query on the partition and batch deletes of every row plus the
+//! `APIKEYHASH#<hash>` pointers the API-key rows name. Membership and invitation GSI1 entries go
+//! with their rows.
 //!
 //! GSI1 and GSI2 are sparse (only items that carry the attributes are indexed) and project all
 //! attributes; GSI2 is reserved for later entities (sandboxes by runner, lifecycle due times).
@@ -32,8 +37,10 @@ mod table;
 
 pub mod api_keys;
 pub mod bootstrap;
+pub mod invitations;
 pub mod memberships;
 pub mod orgs;
+pub mod roles;
 pub mod users;
 
 pub use client::StoreConfig;
@@ -72,6 +79,13 @@ impl Store {
     }
     pub fn memberships(&self) -> memberships::MembershipRepo<'_> {
         memberships::MembershipRepo { store: self }
+    }
+
+    pub fn roles(&self) -> roles::RoleRepo<'_> {
+        roles::RoleRepo { store: self }
+    }
+    pub fn invitations(&self) -> invitations::InvitationRepo<'_> {
+        invitations::InvitationRepo { store: self }
     }
 
     pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {

@@ -1,10 +1,67 @@
-//! Organizations: `ORG#<id>` / `#META`.
+//! Organizations: `ORG#<id>` / `#META`, and deleting everything an organization owns.
 
+use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use cove_api_types::ids::{OrganizationId, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::item::{META, from_item, key, to_item};
+use crate::item::{Item, META, from_item, key, s, to_item};
 use crate::{Store, StoreError};
+
+/// Quota defaults of a new organization (CONTRACT §8 entity defaults).
+pub mod defaults {
+    pub const MAX_CPU_PER_SANDBOX: i64 = 4;
+    pub const MAX_MEMORY_PER_SANDBOX: i64 = 8;
+    pub const MAX_DISK_PER_SANDBOX: i64 = 10;
+    pub const MAX_SNAPSHOT_SIZE: i64 = 20;
+    pub const SNAPSHOT_QUOTA: i64 = 30;
+    pub const VOLUME_QUOTA: i64 = 100;
+    pub const TOTAL_CPU_QUOTA: i64 = 10;
+    pub const TOTAL_MEMORY_QUOTA: i64 = 10;
+    pub const TOTAL_DISK_QUOTA: i64 = 30;
+    pub const SECRET_QUOTA: i64 = 100;
+    pub const MAX_SECRETS_PER_SANDBOX: i64 = 10;
+    /// 14 days.
+    pub const SNAPSHOT_DEACTIVATION_TIMEOUT_MINUTES: i64 = 20160;
+    pub const SUSPENSION_CLEANUP_GRACE_PERIOD_HOURS: i64 = 24;
+}
+
+/// The quota of an organization. Rows written before these fields existed decode with the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct OrgQuota {
+    pub max_cpu_per_sandbox: i64,
+    pub max_memory_per_sandbox: i64,
+    pub max_disk_per_sandbox: i64,
+    pub max_snapshot_size: i64,
+    pub snapshot_quota: i64,
+    pub volume_quota: i64,
+    pub total_cpu_quota: i64,
+    pub total_memory_quota: i64,
+    pub total_disk_quota: i64,
+    pub secret_quota: i64,
+    pub max_secrets_per_sandbox: i64,
+    pub snapshot_deactivation_timeout_minutes: i64,
+}
+
+impl Default for OrgQuota {
+    fn default() -> Self {
+        use defaults::*;
+        Self {
+            max_cpu_per_sandbox: MAX_CPU_PER_SANDBOX,
+            max_memory_per_sandbox: MAX_MEMORY_PER_SANDBOX,
+            max_disk_per_sandbox: MAX_DISK_PER_SANDBOX,
+            max_snapshot_size: MAX_SNAPSHOT_SIZE,
+            snapshot_quota: SNAPSHOT_QUOTA,
+            volume_quota: VOLUME_QUOTA,
+            total_cpu_quota: TOTAL_CPU_QUOTA,
+            total_memory_quota: TOTAL_MEMORY_QUOTA,
+            total_disk_quota: TOTAL_DISK_QUOTA,
+            secret_quota: SECRET_QUOTA,
+            max_secrets_per_sandbox: MAX_SECRETS_PER_SANDBOX,
+            snapshot_deactivation_timeout_minutes: SNAPSHOT_DEACTIVATION_TIMEOUT_MINUTES,
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -24,14 +81,43 @@ pub struct OrgRecord {
     pub suspension_reason: Option<String>,
     #[serde(default)]
     pub suspended_until: Option<String>,
+    #[serde(default)]
+    pub suspension_cleanup_grace_period_hours: Option<i64>,
+    #[serde(default)]
+    pub default_region_id: Option<String>,
+    /// Stored as a nested map attribute `quota`.
+    #[serde(default)]
+    pub quota: OrgQuota,
     pub version: u64,
+}
+
+impl OrgRecord {
+    /// A new, unsuspended organization with the default quota.
+    pub fn new(name: String, created_by: UserId, personal: bool, now: String) -> Self {
+        Self {
+            id: OrganizationId::new_random(),
+            name,
+            created_by,
+            personal,
+            created_at: now.clone(),
+            updated_at: now,
+            suspended: false,
+            suspended_at: None,
+            suspension_reason: None,
+            suspended_until: None,
+            suspension_cleanup_grace_period_hours: None,
+            default_region_id: None,
+            quota: OrgQuota::default(),
+            version: 1,
+        }
+    }
 }
 
 pub(crate) fn pk(id: &OrganizationId) -> String {
     format!("ORG#{id}")
 }
 
-pub(crate) fn item(rec: &OrgRecord) -> Result<crate::item::Item, StoreError> {
+pub(crate) fn item(rec: &OrgRecord) -> Result<Item, StoreError> {
     to_item(
         "PutOrganization",
         rec,
@@ -71,6 +157,147 @@ impl OrgRepo<'_> {
             .send()
             .await
             .map_err(|e| StoreError::backend("PutOrganization", e))?;
+        Ok(())
+    }
+
+    /// Replaces the organization if it is still at `rec.version - 1` (optimistic concurrency).
+    /// The caller bumps `version` and `updatedAt`. `Conflict` if it changed or is gone.
+    pub async fn update(&self, rec: &OrgRecord) -> Result<(), StoreError> {
+        self.store
+            .client()
+            .put_item()
+            .table_name(self.store.table())
+            .set_item(Some(item(rec)?))
+            .condition_expression("attribute_exists(pk) AND version = :v")
+            .expression_attribute_values(
+                ":v",
+                aws_sdk_dynamodb::types::AttributeValue::N(
+                    rec.version.saturating_sub(1).to_string(),
+                ),
+            )
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("UpdateOrganization", e))?;
+        Ok(())
+    }
+
+    /// Every item of the organization's partition (memberships, roles, invitations, API keys, ...).
+    pub(crate) async fn partition(&self, id: &OrganizationId) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .store
+                .client()
+                .query()
+                .table_name(self.store.table())
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk(id)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::backend("QueryOrganization", e))?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Deletes the organization and everything it owns: its `#META` row first (conditionally, so
+    /// the organization disappears at once and a concurrent delete gets `NotFound`), then every
+    /// other item of its partition and the API-key hash pointers those rows name.
+    pub async fn delete(&self, id: &OrganizationId) -> Result<(), StoreError> {
+        let res = self
+            .store
+            .client()
+            .delete_item()
+            .table_name(self.store.table())
+            .set_key(Some(key(pk(id), META)))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("DeleteOrganization", e));
+        match res {
+            Ok(_) => {}
+            Err(StoreError::Conflict { .. }) => {
+                return Err(StoreError::NotFound {
+                    op: "DeleteOrganization",
+                });
+            }
+            Err(e) => return Err(e),
+        }
+        self.purge(id).await
+    }
+
+    /// Deletes every remaining item of the partition plus the API-key pointers. Idempotent.
+    pub(crate) async fn purge(&self, id: &OrganizationId) -> Result<(), StoreError> {
+        let items = self.partition(id).await?;
+        let mut keys: Vec<Item> = Vec::with_capacity(items.len() * 2);
+        for it in &items {
+            let (Some(pk_), Some(sk_)) = (
+                it.get("pk").and_then(|v| v.as_s().ok()),
+                it.get("sk").and_then(|v| v.as_s().ok()),
+            ) else {
+                continue;
+            };
+            if sk_.starts_with("APIKEY#")
+                && let Some(h) = it.get("keyHash").and_then(|v| v.as_s().ok())
+            {
+                keys.push(key(format!("APIKEYHASH#{h}"), META));
+            }
+            keys.push(key(pk_.clone(), sk_.clone()));
+        }
+        self.store.batch_delete("PurgeOrganization", keys).await
+    }
+}
+
+impl Store {
+    /// Deletes the items with these keys, 25 per `BatchWriteItem`, retrying unprocessed ones.
+    pub(crate) async fn batch_delete(
+        &self,
+        op: &'static str,
+        keys: Vec<Item>,
+    ) -> Result<(), StoreError> {
+        for chunk in keys.chunks(25) {
+            let mut reqs: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|k| {
+                    DeleteRequest::builder()
+                        .set_key(Some(k.clone()))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(|e| StoreError::Backend {
+                            op,
+                            message: e.to_string(),
+                        })
+                })
+                .collect::<Result<_, _>>()?;
+            for _attempt in 0..10 {
+                if reqs.is_empty() {
+                    break;
+                }
+                let out = self
+                    .client()
+                    .batch_write_item()
+                    .request_items(self.table(), reqs)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::backend(op, e))?;
+                reqs = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(self.table()))
+                    .unwrap_or_default();
+            }
+            if !reqs.is_empty() {
+                return Err(StoreError::Backend {
+                    op,
+                    message: format!("{} deletes left unprocessed", reqs.len()),
+                });
+            }
+        }
         Ok(())
     }
 }

@@ -73,19 +73,7 @@ impl UserRepo<'_> {
             return Ok(u);
         }
         let now = cove_api_types::time::now_rfc3339();
-        let org = OrgRecord {
-            id: OrganizationId::new_random(),
-            name: "Personal".into(),
-            created_by: new.id.clone(),
-            personal: true,
-            created_at: now.clone(),
-            updated_at: now.clone(),
-            suspended: false,
-            suspended_at: None,
-            suspension_reason: None,
-            suspended_until: None,
-            version: 1,
-        };
+        let org = OrgRecord::new("Personal".into(), new.id.clone(), true, now.clone());
         let user = UserRecord {
             id: new.id,
             name: new.name,
