@@ -4,7 +4,7 @@
 //! * the same handler called natively in-process (no HTTP server, no WASM),
 //!
 //! both against one file-backed dynoxide started here, with the same concurrency, so the ratio
-//! shows what HTTP + WASM cost. Usage: `cove-bench [--seconds N] [--concurrency N]`.
+//! shows what HTTP + WASM cost. Usage: `cove-bench [--seconds N] [--concurrency N] [--instance-reuse N]`.
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -118,12 +118,14 @@ async fn main() -> anyhow::Result<()> {
     let db = dynoxide::Database::new(&dir.path().join("bench.db").display().to_string())?;
     tokio::spawn(dynoxide::server::serve_on(listener, db));
 
+    let manifest = std::env::var("COVE_BENCH_MANIFEST").map_or_else(|_| root.join("spin.toml"), Into::into);
     let mut child = tokio::process::Command::new(&cove_bin)
         .args(["up", "--manifest"])
-        .arg(root.join("spin.toml"))
+        .arg(manifest)
         .args(["--listen", "127.0.0.1:0", "--no-build", "--data-dir"])
         .arg(dir.path().join("cove"))
         .args(["--dynamodb-endpoint", &endpoint])
+        .args(["--instance-reuse", &arg("--instance-reuse", 1).to_string()])
         .env("AWS_ACCESS_KEY_ID", "cove")
         .env("AWS_SECRET_ACCESS_KEY", "cove")
         .env("RUST_LOG", "warn")
@@ -195,11 +197,29 @@ async fn main() -> anyhow::Result<()> {
         .await
     };
 
-    println!("GET /api/api-keys/current, {conc} concurrent clients, {secs} s each, one dynoxide");
+    // The floor: the one store read every API-key request makes, natively.
+    let hash = cove_store::keys::hash(&key);
+    let store_only = {
+        let store = env.store.clone();
+        load(conc, secs, move || {
+            let (store, hash) = (store.clone(), hash.clone());
+            async move { matches!(store.api_keys().get_by_hash(&hash).await, Ok(Some(_))) }
+        })
+        .await
+    };
+
+    println!(
+        "GET /api/api-keys/current, {conc} concurrent clients, {secs} s each, one dynoxide, cove --instance-reuse {}",
+        arg("--instance-reuse", 1)
+    );
     println!("| path | req/s | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|");
     println!("{}", via_cove.line("HTTP → cove → WASM component"));
     println!("{}", native.line("same handler, native in-process"));
+    println!(
+        "{}",
+        store_only.line("one DynamoDB GetItem (aws-sdk → dynoxide), native")
+    );
     println!(
         "ratio: cove/native p50 = {:.2}x, native/cove req/s = {:.2}x",
         via_cove.pct(0.5).as_secs_f64() / native.pct(0.5).as_secs_f64().max(1e-9),

@@ -11,6 +11,20 @@ use crate::config::{EdgeConfig, Env, VARIABLES};
 use crate::web::{MAX_JSON_BODY, Request, Response, error_response};
 use cove_api_types::ApiError;
 
+/// The environment of this instance. Variables can't change during an instance's life, so when the
+/// host reuses instances (`cove up --instance-reuse N`, Spin's instance reuse) the AWS client is
+/// built once per instance instead of once per request. It holds configuration only, never
+/// request state.
+static ENV: std::sync::OnceLock<Env> = std::sync::OnceLock::new();
+
+async fn instance_env() -> Result<Env, ApiError> {
+    if let Some(env) = ENV.get() {
+        return Ok(env.clone());
+    }
+    let env = load_env().await?;
+    Ok(ENV.get_or_init(|| env).clone())
+}
+
 /// Reads every variable in [`VARIABLES`] this component was granted.
 async fn load_env() -> Result<Env, ApiError> {
     let mut values = HashMap::new();
@@ -48,7 +62,7 @@ where
             &path,
             &ApiError::payload_too_large("Request body is too large"),
         ),
-        Ok(bytes) => match load_env().await {
+        Ok(bytes) => match instance_env().await {
             Ok(env) => handler(env, Request::from_parts(parts, bytes)).await,
             Err(e) => error_response(&path, &e),
         },
