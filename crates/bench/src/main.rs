@@ -118,7 +118,8 @@ async fn main() -> anyhow::Result<()> {
     let db = dynoxide::Database::new(&dir.path().join("bench.db").display().to_string())?;
     tokio::spawn(dynoxide::server::serve_on(listener, db));
 
-    let manifest = std::env::var("COVE_BENCH_MANIFEST").map_or_else(|_| root.join("spin.toml"), Into::into);
+    let manifest =
+        std::env::var("COVE_BENCH_MANIFEST").map_or_else(|_| root.join("spin.toml"), Into::into);
     let mut child = tokio::process::Command::new(&cove_bin)
         .args(["up", "--manifest"])
         .arg(manifest)
