@@ -11,6 +11,7 @@ use utoipa::openapi::{InfoBuilder, OpenApi as Doc};
 /// The whole control-plane document.
 pub fn control_plane() -> Doc {
     let mut doc = api_keys::ApiDoc::openapi();
+    doc.merge(organizations::ApiDoc::openapi());
     doc.info = InfoBuilder::new()
         .title("Cove control plane")
         .version(env!("CARGO_PKG_VERSION"))

@@ -270,6 +270,31 @@ pub struct User {
     pub created_at: String,
 }
 
+/// `POST /users` body (system admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUser {
+    /// The identity provider's subject; a UUID is generated when absent.
+    #[serde(default)]
+    pub id: Option<UserId>,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// `admin` or `user` (default).
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+}
+
+/// `POST /users/linked-accounts` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateLinkedAccount {
+    pub provider: String,
+    pub user_id: String,
+}
+
 /// An identity provider a user can link (`GET /users/account-providers`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -268,12 +268,7 @@ async fn role_permissions(
         return Ok(out);
     }
     for id in &member.assigned_role_ids {
-        if let Some(role) = env
-            .store
-            .roles()
-            .get(&member.organization_id, id)
-            .await?
-        {
+        if let Some(role) = env.store.roles().get(&member.organization_id, id).await? {
             out.extend(role.permissions.iter().filter_map(|p| Permission::parse(p)));
         }
     }

@@ -191,7 +191,10 @@ impl InvitationRepo<'_> {
     ) -> Result<Update, StoreError> {
         Update::builder()
             .table_name(self.store.table())
-            .set_key(Some(key(crate::orgs::pk(&rec.organization_id), sk(&rec.id))))
+            .set_key(Some(key(
+                crate::orgs::pk(&rec.organization_id),
+                sk(&rec.id),
+            )))
             .update_expression("SET #st = :to, updatedAt = :now, version = version + :one")
             .condition_expression("attribute_exists(pk) AND #st = :pending")
             .expression_attribute_names("#st", "status")

@@ -88,6 +88,36 @@ impl Store {
         invitations::InvitationRepo { store: self }
     }
 
+    /// The `(pk, sk)` of every item in the table (a full scan: tests and diagnostics only).
+    pub async fn scan_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<item::Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::backend("Scan", e))?;
+            for i in page.items.unwrap_or_default() {
+                let get = |k: &str| {
+                    i.get(k)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                out.push((get("pk"), get("sk")));
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {
         &self.client
     }

@@ -160,6 +160,33 @@ impl OrgRepo<'_> {
         Ok(())
     }
 
+    /// Creates the organization and its owner's membership in one transaction.
+    pub async fn create_with_owner(
+        &self,
+        rec: &OrgRecord,
+        owner: &crate::memberships::MembershipRecord,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
+            Put::builder()
+                .table_name(self.store.table())
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map(|p| TransactWriteItem::builder().put(p).build())
+                .map_err(|e| crate::memberships::builder_err("CreateOrganization", e))
+        };
+        self.store
+            .client()
+            .transact_write_items()
+            .transact_items(put(item(rec)?)?)
+            .transact_items(put(crate::memberships::item(owner)?)?)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("CreateOrganization", e))?;
+        Ok(())
+    }
+
     /// Replaces the organization if it is still at `rec.version - 1` (optimistic concurrency).
     /// The caller bumps `version` and `updatedAt`. `Conflict` if it changed or is gone.
     pub async fn update(&self, rec: &OrgRecord) -> Result<(), StoreError> {

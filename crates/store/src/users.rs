@@ -135,3 +135,35 @@ impl UserRepo<'_> {
         }
     }
 }
+
+impl UserRepo<'_> {
+    /// Every user, sorted by id. A filtered scan of the table: for system-admin listings only.
+    pub async fn list(&self) -> Result<Vec<UserRecord>, StoreError> {
+        let mut out: Vec<UserRecord> = Vec::new();
+        let mut start: Option<crate::item::Item> = None;
+        loop {
+            let page = self
+                .store
+                .client()
+                .scan()
+                .table_name(self.store.table())
+                .filter_expression("begins_with(pk, :u) AND sk = :meta")
+                .expression_attribute_values(":u", crate::item::s("USER#"))
+                .expression_attribute_values(":meta", crate::item::s(META))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::backend("ListUsers", e))?;
+            for i in page.items.unwrap_or_default() {
+                out.push(from_item("ListUsers", i)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+}

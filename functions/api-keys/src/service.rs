@@ -7,7 +7,7 @@ use cove_api_types::api_keys::{ApiKeyList, ApiKeyResponse, CreateApiKey, mask_ke
 use cove_api_types::ids::UserId;
 use cove_api_types::permissions::Permission;
 use cove_api_types::time::{format_rfc3339, now_rfc3339, parse_rfc3339};
-use cove_edge::{AuthContext, Credential, Env};
+use cove_edge::{Action, AuthContext, Credential, Env, authorize};
 use cove_store::StoreError;
 use cove_store::api_keys::ApiKeyRecord;
 
@@ -81,17 +81,7 @@ pub async fn create(
         })?)),
     };
     let requested: BTreeSet<Permission> = body.permissions.into_iter().collect();
-    let grantable = ctx.grantable();
-    let missing: Vec<&str> = requested
-        .difference(&grantable)
-        .map(|p| p.as_str())
-        .collect();
-    if !missing.is_empty() {
-        return Err(ApiError::forbidden(format!(
-            "You cannot grant permissions you do not hold: {}",
-            missing.join(", ")
-        )));
-    }
+    authorize(env, ctx, Action::Grant(requested.clone())).await?;
     let key = cove_store::keys::generate().map_err(|e| {
         tracing::error!(error = %e, "no randomness for a new API key");
         ApiError::internal()
