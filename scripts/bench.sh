@@ -4,5 +4,6 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$COVE_ROOT"
-cargo build --quiet --release -p cove-bench -p cove-host
+# Same package selection as scripts/test.sh, so nothing is rebuilt with other features.
+cargo build --quiet --release --workspace --exclude cove-toolbox --bins
 "$COVE_ROOT/target/release/cove-bench" --seconds "${COVE_BENCH_SECONDS:-5}" --concurrency 16

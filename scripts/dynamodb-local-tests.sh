@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the DynamoDB-facing suites (store, api-keys) against AWS DynamoDB Local instead of dynoxide.
+# Runs the DynamoDB-facing suites (store, api-keys, organizations) against AWS DynamoDB Local instead of dynoxide.
 # DynamoDB Local has no bind-address flag, so it runs in a private network namespace together with
 # the test binaries: nothing outside the namespace can reach it.
 set -euo pipefail
@@ -8,11 +8,15 @@ cd "$COVE_ROOT"
 
 jar_dir="$(ensure_dynamodb_local)"
 # The test binaries, built (not run) by cargo; their paths come from cargo's JSON messages.
-mapfile -t bins < <(cargo test --release -p cove-store -p api-keys --no-run --message-format=json 2>/dev/null \
+# Same package selection as scripts/test.sh, so nothing is rebuilt with other features.
+mapfile -t bins < <(cargo test --release --workspace --exclude cove-toolbox --no-run --message-format=json 2>/dev/null \
     | "${COVE_PYTHON:-python3}" -c 'import json,sys
 for l in sys.stdin:
     m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m.get("executable") and m["target"]["kind"]!=["bin"] and m["profile"]["test"]:
+    if m.get("reason")!="compiler-artifact" or not m.get("executable") or not m["profile"]["test"]:
+        continue
+    pkg=m["package_id"]
+    if ("/crates/store#" in pkg or "/functions/api-keys#" in pkg or "/functions/organizations#" in pkg) and m["target"]["kind"]!=["bin"]:
         print(m["executable"])')
 [ ${#bins[@]} -gt 0 ] || { echo "no test binaries found" >&2; exit 1; }
 
