@@ -113,34 +113,16 @@ impl ApiKeyRepo<'_> {
         user: &UserId,
         name: &str,
     ) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let out = self
-            .store
-            .client()
-            .get_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(crate::orgs::pk(org), sk(user, name))))
-            .consistent_read(true)
-            .send()
+        self.store
+            .get_record("GetApiKey", key(crate::orgs::pk(org), sk(user, name)))
             .await
-            .map_err(|e| StoreError::backend("GetApiKey", e))?;
-        out.item.map(|i| from_item("GetApiKey", i)).transpose()
     }
 
     /// The authentication view of a key, by the sha256 of its value.
     pub async fn get_by_hash(&self, hash: &str) -> Result<Option<ApiKeyAuth>, StoreError> {
-        let out = self
-            .store
-            .client()
-            .get_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(hash_pk(hash), META)))
-            .consistent_read(true)
-            .send()
+        self.store
+            .get_record("GetApiKeyByHash", key(hash_pk(hash), META))
             .await
-            .map_err(|e| StoreError::backend("GetApiKeyByHash", e))?;
-        out.item
-            .map(|i| from_item("GetApiKeyByHash", i))
-            .transpose()
     }
 
     /// Keys of an organization; only one user's when `user` is given. Sorted by user, then name.

@@ -79,15 +79,7 @@ pub struct InvitationRepo<'a> {
 
 impl InvitationRepo<'_> {
     pub async fn create(&self, rec: &InviteRecord) -> Result<(), StoreError> {
-        self.store
-            .client()
-            .put_item()
-            .table_name(self.store.table())
-            .set_item(Some(item(rec)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("CreateInvitation", e))?;
+        self.store.put_new("CreateInvitation", item(rec)?).await?;
         Ok(())
     }
 
@@ -96,17 +88,9 @@ impl InvitationRepo<'_> {
         org: &OrganizationId,
         id: &str,
     ) -> Result<Option<InviteRecord>, StoreError> {
-        let out = self
-            .store
-            .client()
-            .get_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(crate::orgs::pk(org), sk(id))))
-            .consistent_read(true)
-            .send()
+        self.store
+            .get_record("GetInvitation", key(crate::orgs::pk(org), sk(id)))
             .await
-            .map_err(|e| StoreError::backend("GetInvitation", e))?;
-        out.item.map(|i| from_item("GetInvitation", i)).transpose()
     }
 
     /// Every invitation of the organization, whatever its status.

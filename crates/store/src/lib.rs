@@ -121,4 +121,39 @@ impl Store {
     pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {
         &self.client
     }
+
+    /// Reads one item (strongly consistent) and decodes it.
+    pub(crate) async fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        op: &'static str,
+        key: item::Item,
+    ) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend(op, e))?;
+        out.item.map(|i| item::from_item(op, i)).transpose()
+    }
+
+    /// Writes an item that must not exist yet; `Conflict` if it does.
+    pub(crate) async fn put_new(
+        &self,
+        op: &'static str,
+        item: item::Item,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| StoreError::backend(op, e))?;
+        Ok(())
+    }
 }

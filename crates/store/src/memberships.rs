@@ -56,29 +56,13 @@ impl MembershipRepo<'_> {
         org: &OrganizationId,
         user: &UserId,
     ) -> Result<Option<MembershipRecord>, StoreError> {
-        let out = self
-            .store
-            .client()
-            .get_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(crate::orgs::pk(org), sk(user))))
-            .consistent_read(true)
-            .send()
+        self.store
+            .get_record("GetMembership", key(crate::orgs::pk(org), sk(user)))
             .await
-            .map_err(|e| StoreError::backend("GetMembership", e))?;
-        out.item.map(|i| from_item("GetMembership", i)).transpose()
     }
 
     pub async fn create(&self, rec: &MembershipRecord) -> Result<(), StoreError> {
-        self.store
-            .client()
-            .put_item()
-            .table_name(self.store.table())
-            .set_item(Some(item(rec)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("PutMembership", e))?;
+        self.store.put_new("PutMembership", item(rec)?).await?;
         Ok(())
     }
 

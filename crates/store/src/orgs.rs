@@ -4,7 +4,7 @@ use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use cove_api_types::ids::{OrganizationId, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::item::{Item, META, from_item, key, s, to_item};
+use crate::item::{Item, META, key, s, to_item};
 use crate::{Store, StoreError};
 
 /// Quota defaults of a new organization (CONTRACT §8 entity defaults).
@@ -131,32 +131,14 @@ pub struct OrgRepo<'a> {
 
 impl OrgRepo<'_> {
     pub async fn get(&self, id: &OrganizationId) -> Result<Option<OrgRecord>, StoreError> {
-        let out = self
-            .store
-            .client()
-            .get_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(pk(id), META)))
-            .consistent_read(true)
-            .send()
+        self.store
+            .get_record("GetOrganization", key(pk(id), META))
             .await
-            .map_err(|e| StoreError::backend("GetOrganization", e))?;
-        out.item
-            .map(|i| from_item("GetOrganization", i))
-            .transpose()
     }
 
     /// Creates the organization; `Conflict` if the id is taken.
     pub async fn create(&self, rec: &OrgRecord) -> Result<(), StoreError> {
-        self.store
-            .client()
-            .put_item()
-            .table_name(self.store.table())
-            .set_item(Some(item(rec)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("PutOrganization", e))?;
+        self.store.put_new("PutOrganization", item(rec)?).await?;
         Ok(())
     }
 

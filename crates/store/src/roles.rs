@@ -117,17 +117,9 @@ impl RoleRepo<'_> {
         if let Some(g) = global(id) {
             return Ok(Some(g));
         }
-        let out = self
-            .store
-            .client()
-            .get_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(crate::orgs::pk(org), sk(id))))
-            .consistent_read(true)
-            .send()
+        self.store
+            .get_record("GetRole", key(crate::orgs::pk(org), sk(id)))
             .await
-            .map_err(|e| StoreError::backend("GetRole", e))?;
-        out.item.map(|i| from_item("GetRole", i)).transpose()
     }
 
     /// The organization's own roles (not the global ones).
@@ -159,15 +151,7 @@ impl RoleRepo<'_> {
     }
 
     pub async fn create(&self, org: &OrganizationId, rec: &RoleRecord) -> Result<(), StoreError> {
-        self.store
-            .client()
-            .put_item()
-            .table_name(self.store.table())
-            .set_item(Some(item(org, rec)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("CreateRole", e))?;
+        self.store.put_new("CreateRole", item(org, rec)?).await?;
         Ok(())
     }
 

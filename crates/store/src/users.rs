@@ -51,17 +51,7 @@ pub struct UserRepo<'a> {
 
 impl UserRepo<'_> {
     pub async fn get(&self, id: &UserId) -> Result<Option<UserRecord>, StoreError> {
-        let out = self
-            .store
-            .client()
-            .get_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(pk(id), META)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("GetUser", e))?;
-        out.item.map(|i| from_item("GetUser", i)).transpose()
+        self.store.get_record("GetUser", key(pk(id), META)).await
     }
 
     /// Returns the user, creating it with a personal organization (owned by it) if it is new.
