@@ -196,7 +196,15 @@ async fn guest_output_is_prefixed_and_traps_are_500() {
         .assert_envelope(500, "/echo/trap");
     // Still serving after a trap.
     assert_eq!(get(&cove.url("/echo/after")).await.status, 200);
-    let stderr = cove.stderr();
+    // Guest output is forwarded asynchronously: give the last lines a moment to arrive.
+    let mut stderr = cove.stderr();
+    for _ in 0..50 {
+        if stderr.contains("[echo] trap requested") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stderr = cove.stderr();
+    }
     assert!(stderr.contains("\n[echo] echo /echo/logme\n"), "{stderr}");
     assert!(
         stderr.contains("\n[echo] stdout line for /echo/logme\n"),
