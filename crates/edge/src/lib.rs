@@ -8,6 +8,8 @@
 pub mod auth;
 pub mod authz;
 pub mod config;
+pub mod outbound;
+pub mod runner_client;
 pub mod web;
 
 #[cfg(target_arch = "wasm32")]

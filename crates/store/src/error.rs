@@ -22,6 +22,13 @@ pub enum StoreError {
     /// A pagination cursor that this store did not produce.
     #[error("invalid cursor")]
     InvalidCursor,
+    /// A write would take an organization's total over its quota.
+    #[error("total {resource} quota exceeded (limit {limit})")]
+    QuotaExceeded {
+        /// `"cpu"`, `"memory"` or `"disk"`.
+        resource: &'static str,
+        limit: i64,
+    },
 }
 
 impl StoreError {
@@ -88,6 +95,13 @@ impl From<StoreError> for cove_api_types::ApiError {
             }
             StoreError::NotFound { .. } => ApiError::not_found("Resource not found"),
             StoreError::InvalidCursor => ApiError::bad_request("Invalid cursor"),
+            StoreError::QuotaExceeded { resource, limit } => {
+                ApiError::bad_request(match resource {
+                    "cpu" => format!("Total CPU limit exceeded. Maximum allowed: {limit}"),
+                    "memory" => format!("Total memory limit exceeded. Maximum allowed: {limit}GiB"),
+                    _ => format!("Total disk limit exceeded. Maximum allowed: {limit}GiB"),
+                })
+            }
             StoreError::Backend { .. } | StoreError::Decode { .. } => {
                 tracing::error!(error = %DisplayChain(&e), "store failure");
                 ApiError::internal()

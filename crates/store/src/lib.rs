@@ -16,6 +16,9 @@
 //! | API key | `ORG#<orgId>` | `APIKEY#<userId>#<name>` | – | get/delete by (org, user, name); list per org+user (query pk, `begins_with`) or per org |
 //! | API key hash | `APIKEYHASH#<sha256 hex>` | `#META` | – | authentication: one strongly consistent `GetItem` per request |
 //! | bootstrap marker | `SYSTEM` | `BOOTSTRAP` | – | first-start admin |
+//! | sandbox | `SANDBOX#<id>` | `#META` | `ORG#<orgId>#SANDBOXES` / `<createdAt>#<id>`; GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>` (index keys absent once destroyed; GSI2 absent without a runner) | get by id; list per org newest first (GSI1, descending); sandboxes of a runner (GSI2) |
+//! | sandbox name lock | `ORG#<orgId>` | `SANDBOXNAME#<name>` | – (attr `sandboxId`) | get by name; unique names per org (conditional put in the sandbox's transactions) |
+//! | org usage counters | `ORG#<orgId>` | `USAGE` | – (attrs `cpu`, `memory`, `disk`) | sums over the org's sandboxes in compute/disk states (CONTRACT §8), moved with `ADD` in the sandbox's transactions, conditional on the quota |
 //!
 //! Everything an organization owns sits in its `ORG#<orgId>` partition (quota is a nested `quota`
 //! map on `#META`), so deleting an organization (`OrgRepo::delete`) is: a conditional delete of
@@ -41,6 +44,7 @@ pub mod invitations;
 pub mod memberships;
 pub mod orgs;
 pub mod roles;
+pub mod sandboxes;
 pub mod users;
 
 pub use client::StoreConfig;
@@ -86,6 +90,9 @@ impl Store {
     }
     pub fn invitations(&self) -> invitations::InvitationRepo<'_> {
         invitations::InvitationRepo { store: self }
+    }
+    pub fn sandboxes(&self) -> sandboxes::SandboxRepo<'_> {
+        sandboxes::SandboxRepo { store: self }
     }
 
     /// The `(pk, sk)` of every item in the table (a full scan: tests and diagnostics only).
