@@ -66,6 +66,7 @@ pub async fn payload(rec: &Reconciler) -> Healthcheck {
             healthy: true,
             error_reason: None,
         }],
+        snapshots: Vec::new(),
     }
 }
 

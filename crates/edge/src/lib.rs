@@ -9,6 +9,7 @@ pub mod auth;
 pub mod authz;
 pub mod config;
 pub mod outbound;
+pub mod runner_auth;
 pub mod runner_client;
 pub mod web;
 

@@ -292,6 +292,9 @@ pub struct Healthcheck {
     pub metrics: RunnerMetrics,
     #[serde(default)]
     pub service_health: Vec<ServiceHealth>,
+    /// Image references present on the runner (local image tags), for snapshot-aware scheduling.
+    #[serde(default)]
+    pub snapshots: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -364,12 +367,19 @@ mod tests {
                 ..Default::default()
             },
             service_health: vec![],
+            snapshots: vec!["img:1".into()],
         };
         let v = serde_json::to_value(&h).expect("json");
         assert_eq!(v["apiUrl"], "http://10.0.0.1:3003");
         assert_eq!(v["metrics"]["currentStartedSandboxes"], 2);
         assert!(v["metrics"].get("memoryGiB").is_some());
         assert!(v["metrics"].get("currentAllocatedDiskGiB").is_some());
+        assert_eq!(v["snapshots"], serde_json::json!(["img:1"]));
+        let old: Healthcheck = serde_json::from_str(
+            r#"{"apiUrl":"http://x","appVersion":"1","metrics":{"cpu":1,"memoryGiB":1,"diskGiB":1,"currentCpuUsagePercentage":0,"currentMemoryUsagePercentage":0,"currentDiskUsagePercentage":0,"currentAllocatedCpu":0,"currentAllocatedMemoryGiB":0,"currentAllocatedDiskGiB":0,"currentSnapshotCount":0,"currentStartedSandboxes":0}}"#,
+        )
+        .expect("payload without snapshots");
+        assert!(old.snapshots.is_empty());
     }
 
     #[test]

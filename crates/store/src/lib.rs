@@ -19,6 +19,8 @@
 //! | sandbox | `SANDBOX#<id>` | `#META` | `ORG#<orgId>#SANDBOXES` / `<createdAt>#<id>`; GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>` (index keys absent once destroyed; GSI2 absent without a runner) | get by id; list per org newest first (GSI1, descending); sandboxes of a runner (GSI2) |
 //! | sandbox name lock | `ORG#<orgId>` | `SANDBOXNAME#<name>` | – (attr `sandboxId`) | get by name; unique names per org (conditional put in the sandbox's transactions) |
 //! | org usage counters | `ORG#<orgId>` | `USAGE` | – (attrs `cpu`, `memory`, `disk`) | sums over the org's sandboxes in compute/disk states (CONTRACT §8), moved with `ADD` in the sandbox's transactions, conditional on the quota |
+//! | runner | `RUNNER#<id>` | `#META` | `RUNNERS` / `<id>` | get by id; list all (GSI1); `assignedSandboxes` changed only by `ADD` in sandbox transactions, runner writes `SET` their own attributes |
+//! | runner token | `RUNNERKEY#<sha256 hex of token>` | `#META` | – | runner authentication (attr `runnerId`), written/deleted with the runner in one transaction |
 //!
 //! Everything an organization owns sits in its `ORG#<orgId>` partition (quota is a nested `quota`
 //! map on `#META`), so deleting an organization (`OrgRepo::delete`) is: a conditional delete of
@@ -44,6 +46,7 @@ pub mod invitations;
 pub mod memberships;
 pub mod orgs;
 pub mod roles;
+pub mod runners;
 pub mod sandboxes;
 pub mod users;
 
@@ -93,6 +96,14 @@ impl Store {
     }
     pub fn sandboxes(&self) -> sandboxes::SandboxRepo<'_> {
         sandboxes::SandboxRepo { store: self }
+    }
+    pub fn runners(&self) -> runners::RunnerRepo<'_> {
+        runners::RunnerRepo { store: self }
+    }
+    /// The raw DynamoDB client (tests and diagnostics: writing items the repositories never write).
+    #[doc(hidden)]
+    pub fn raw_client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.client
     }
 
     /// The `(pk, sk)` of every item in the table (a full scan: tests and diagnostics only).
