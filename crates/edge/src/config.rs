@@ -17,6 +17,9 @@ pub const VARIABLES: &[&str] = &[
     "jwt_jwks",
     "jwt_issuer",
     "jwt_audience",
+    "default_snapshot",
+    "toolbox_proxy_url",
+    "proxy_domain",
 ];
 
 /// Why the configuration is unusable. Reported as a 500 (the operator's problem, not the caller's).
@@ -33,6 +36,46 @@ pub enum ConfigError {
 pub struct EdgeConfig {
     pub store: StoreConfig,
     pub jwt: JwtConfig,
+    pub sandbox: SandboxSettings,
+}
+
+/// What the sandboxes function needs besides the store: every value optional, with a default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSettings {
+    /// Image reference used when a create names no snapshot (`default_snapshot`).
+    pub default_snapshot: String,
+    /// Base URL of the toolbox proxy (`toolbox_proxy_url`); `None`: `http://<Host header>/toolbox`.
+    pub toolbox_proxy_url: Option<String>,
+    /// Domain of preview URLs (`proxy_domain`); `None`: the request's Host header.
+    pub proxy_domain: Option<String>,
+}
+
+impl SandboxSettings {
+    /// The variables [`SandboxSettings::from_lookup`] reads.
+    pub const VARIABLES: &'static [&'static str] =
+        &["default_snapshot", "toolbox_proxy_url", "proxy_domain"];
+    pub const DEFAULT_SNAPSHOT: &'static str = "cove-sandbox-base:latest";
+
+    /// Builds the settings from a variable lookup; empty values count as unset.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let opt = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            default_snapshot: opt("default_snapshot")
+                .unwrap_or_else(|| Self::DEFAULT_SNAPSHOT.to_owned()),
+            toolbox_proxy_url: opt("toolbox_proxy_url").map(|u| u.trim_end_matches('/').to_owned()),
+            proxy_domain: opt("proxy_domain"),
+        }
+    }
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        Self::from_lookup(|_| None)
+    }
 }
 
 /// How JWTs are verified. With nothing configured, JWTs are refused (401).
@@ -97,7 +140,12 @@ impl EdgeConfig {
             issuer: opt("jwt_issuer"),
             audience: opt("jwt_audience"),
         };
-        Ok(Self { store, jwt })
+        let sandbox = SandboxSettings::from_lookup(&get);
+        Ok(Self {
+            store,
+            jwt,
+            sandbox,
+        })
     }
 }
 

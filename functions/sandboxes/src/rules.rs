@@ -1,0 +1,358 @@
+//! Pure rules: what a create body may ask for, and which state changes are allowed (CONTRACT §4.2,
+//! §4.5, §8). No I/O here.
+
+use std::collections::BTreeMap;
+
+use cove_api_types::ApiError;
+use cove_api_types::sandbox::CreateSandbox;
+use cove_store::orgs::OrgQuota;
+
+/// Largest `autoArchiveInterval` (minutes, 30 days); `0` means this maximum.
+pub const MAX_AUTO_ARCHIVE_INTERVAL: i64 = 43200;
+
+/// What a valid create body resolves to (before the snapshot is looked up).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatePlan {
+    pub name: Option<String>,
+    pub snapshot: String,
+    pub user: String,
+    pub env: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    pub public: bool,
+    pub network_block_all: bool,
+    pub network_allow_list: Option<String>,
+    pub domain_allow_list: Option<String>,
+    pub target: String,
+    pub cpu: i64,
+    pub gpu: i64,
+    pub memory: i64,
+    pub disk: i64,
+    pub auto_stop_interval: i64,
+    pub auto_archive_interval: i64,
+    pub auto_delete_interval: i64,
+    pub auto_pause_interval: i64,
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::bad_request(msg)
+}
+
+/// Checks an interval given in minutes: never negative, except `autoDeleteInterval = -1` (off).
+pub fn interval(field: &str, v: i64) -> Result<i64, ApiError> {
+    if v < 0 && !(field == "autoDeleteInterval" && v == -1) {
+        return Err(bad(format!("{field} must not be negative")));
+    }
+    Ok(match field {
+        "autoArchiveInterval" if v == 0 || v > MAX_AUTO_ARCHIVE_INTERVAL => {
+            MAX_AUTO_ARCHIVE_INTERVAL
+        }
+        _ => v,
+    })
+}
+
+fn valid_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(
+            "Sandbox name must be 1-255 characters of letters, digits, '-', '_' and '.'",
+        ))
+    }
+}
+
+fn valid_user(user: &str) -> Result<(), ApiError> {
+    let mut chars = user.chars();
+    let ok = user.len() <= 32
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(bad(format!("Invalid user {user:?}")))
+    }
+}
+
+/// Validates a create body. Resources may only be given without a named snapshot (they then size
+/// the default snapshot); declarative builds (`buildInfo`) are not supported.
+pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<CreatePlan, ApiError> {
+    if body.build_info.is_some() {
+        if body.snapshot.is_some() {
+            return Err(bad("Cannot specify both a snapshot and buildInfo"));
+        }
+        return Err(bad(
+            "Declarative builds (buildInfo) are not supported: create the sandbox from a snapshot image",
+        ));
+    }
+    let has_resources = body.cpu.is_some()
+        || body.gpu.is_some()
+        || body.memory.is_some()
+        || body.disk.is_some()
+        || body.gpu_type.as_ref().is_some_and(|g| !g.is_empty());
+    if body.snapshot.is_some() && has_resources {
+        return Err(bad(
+            "Cannot specify Sandbox resources when using a snapshot",
+        ));
+    }
+    if body.gpu.unwrap_or(0) != 0 || body.gpu_type.as_ref().is_some_and(|g| !g.is_empty()) {
+        return Err(bad("GPU sandboxes are not available"));
+    }
+    for (field, v) in [
+        ("cpu", body.cpu),
+        ("memory", body.memory),
+        ("disk", body.disk),
+    ] {
+        if let Some(v) = v
+            && v <= 0
+        {
+            return Err(bad(format!("{field} must be a positive integer")));
+        }
+    }
+    if let Some(v) = body.volumes.as_ref().and_then(|v| v.first()) {
+        // No volumes function exists yet, so no volume can be found.
+        return Err(bad(format!("Volume {} not found", v.volume_id)));
+    }
+    if let Some(name) = &body.name {
+        valid_name(name)?;
+    }
+    let user = body.user.clone().unwrap_or_else(|| "daytona".to_owned());
+    valid_user(&user)?;
+    let snapshot = match body.snapshot.as_deref().map(str::trim) {
+        Some("") => return Err(bad("snapshot must not be empty")),
+        Some(s) => s.to_owned(),
+        None => default_snapshot.to_owned(),
+    };
+    let target = match body.target.as_deref().map(str::trim) {
+        None | Some("") => "us".to_owned(),
+        Some(t) => t.to_owned(),
+    };
+    if let Some(list) = &body.network_allow_list
+        && list.split(',').filter(|s| !s.trim().is_empty()).count() > 5
+    {
+        return Err(bad("networkAllowList may hold at most 5 CIDRs"));
+    }
+    Ok(CreatePlan {
+        name: body.name.clone(),
+        snapshot,
+        user,
+        env: body.env.clone().unwrap_or_default(),
+        labels: body.labels.clone().unwrap_or_default(),
+        public: body.public.unwrap_or(false),
+        network_block_all: body.network_block_all.unwrap_or(false),
+        network_allow_list: body.network_allow_list.clone(),
+        domain_allow_list: body.domain_allow_list.clone(),
+        target,
+        cpu: body.cpu.unwrap_or(1),
+        gpu: 0,
+        memory: body.memory.unwrap_or(1),
+        disk: body.disk.unwrap_or(3),
+        auto_stop_interval: interval("autoStopInterval", body.auto_stop_interval.unwrap_or(15))?,
+        auto_archive_interval: interval(
+            "autoArchiveInterval",
+            body.auto_archive_interval.unwrap_or(10080),
+        )?,
+        auto_delete_interval: interval(
+            "autoDeleteInterval",
+            body.auto_delete_interval.unwrap_or(-1),
+        )?,
+        auto_pause_interval: interval("autoPauseInterval", body.auto_pause_interval.unwrap_or(0))?,
+    })
+}
+
+/// The organization's per-sandbox limits (CONTRACT §8.1).
+pub fn per_sandbox_limits(q: &OrgQuota, cpu: i64, memory: i64, disk: i64) -> Result<(), ApiError> {
+    if cpu > q.max_cpu_per_sandbox {
+        return Err(bad(format!(
+            "CPU request {cpu} exceeds maximum allowed per sandbox ({})",
+            q.max_cpu_per_sandbox
+        )));
+    }
+    if memory > q.max_memory_per_sandbox {
+        return Err(bad(format!(
+            "Memory request {memory}GB exceeds maximum allowed per sandbox ({}GB)",
+            q.max_memory_per_sandbox
+        )));
+    }
+    if disk > q.max_disk_per_sandbox {
+        return Err(bad(format!(
+            "Disk request {disk}GB exceeds maximum allowed per sandbox ({}GB)",
+            q.max_disk_per_sandbox
+        )));
+    }
+    Ok(())
+}
+
+pub fn in_progress() -> ApiError {
+    ApiError::conflict("Sandbox state change in progress")
+}
+
+/// What `start` should do with a sandbox in this state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartKind {
+    /// Already started: answer unchanged.
+    Noop,
+    /// Start the stopped container on its runner.
+    Resume,
+    /// Re-create from the backup image on a picked runner.
+    Restore,
+}
+
+/// CONTRACT §4.5, start.
+pub fn check_start(state: &str, desired: &str, pending: bool) -> Result<StartKind, ApiError> {
+    if state == "started" && desired == "started" && !pending {
+        return Ok(StartKind::Noop);
+    }
+    if matches!(state, "error" | "build_failed") && !pending {
+        return Err(bad("Sandbox is not in valid state"));
+    }
+    let archiving_ok = matches!(state, "stopped" | "archiving") && desired == "archived";
+    if (pending || state != desired) && !archiving_ok {
+        return Err(in_progress());
+    }
+    match state {
+        "stopped" => Ok(StartKind::Resume),
+        "archived" => Ok(StartKind::Restore),
+        _ => Err(bad("Sandbox is not in valid state")),
+    }
+}
+
+/// CONTRACT §4.5, stop.
+pub fn check_stop(state: &str, desired: &str, pending: bool) -> Result<(), ApiError> {
+    if pending || (state != desired && state != "error") {
+        return Err(in_progress());
+    }
+    if state != "started" {
+        return Err(bad("Sandbox is not in a stoppable state"));
+    }
+    Ok(())
+}
+
+/// CONTRACT §4.5, delete (`force` also takes over a change in progress).
+pub fn check_delete(state: &str, pending: bool, force: bool) -> Result<(), ApiError> {
+    if pending && !force {
+        return Err(in_progress());
+    }
+    if state == "destroyed" {
+        return Err(ApiError::not_found("Sandbox not found"));
+    }
+    Ok(())
+}
+
+/// CONTRACT §4.5, archive: only from stopped, error or build_failed.
+pub fn check_archive(state: &str, pending: bool) -> Result<(), ApiError> {
+    if pending {
+        return Err(in_progress());
+    }
+    if !matches!(state, "stopped" | "error" | "build_failed") {
+        return Err(bad("Sandbox is not in valid state to be archived"));
+    }
+    Ok(())
+}
+
+/// Parses the JSON `labels` query filter (`{"k": "v"}`).
+pub fn labels_filter(raw: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    serde_json::from_str(raw)
+        .map_err(|_| bad("Invalid labels filter: expected a JSON object of string values"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(v: serde_json::Value) -> CreateSandbox {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn create_defaults_and_refusals() {
+        let p = plan_create(&body(serde_json::json!({})), "img:1").unwrap();
+        assert_eq!(
+            (
+                p.snapshot.as_str(),
+                p.user.as_str(),
+                p.cpu,
+                p.memory,
+                p.disk
+            ),
+            ("img:1", "daytona", 1, 1, 3)
+        );
+        assert_eq!(
+            (
+                p.auto_stop_interval,
+                p.auto_archive_interval,
+                p.auto_delete_interval
+            ),
+            (15, 10080, -1)
+        );
+        let e = |v| plan_create(&body(v), "img:1").unwrap_err().message;
+        assert_eq!(
+            e(serde_json::json!({"snapshot": "x", "cpu": 2})),
+            "Cannot specify Sandbox resources when using a snapshot"
+        );
+        assert!(
+            e(serde_json::json!({"buildInfo": {"dockerfileContent": "FROM x"}}))
+                .contains("buildInfo")
+        );
+        assert!(e(serde_json::json!({"autoStopInterval": -1})).contains("negative"));
+        assert!(e(serde_json::json!({"autoDeleteInterval": -2})).contains("negative"));
+        assert!(plan_create(&body(serde_json::json!({"autoDeleteInterval": -1})), "i").is_ok());
+        assert_eq!(
+            e(serde_json::json!({"volumes": [{"volumeId": "v1", "mountPath": "/m"}]})),
+            "Volume v1 not found"
+        );
+        assert!(e(serde_json::json!({"name": "a b"})).contains("name"));
+        assert!(e(serde_json::json!({"cpu": 0})).contains("positive"));
+    }
+
+    #[test]
+    fn transitions_follow_the_contract() {
+        assert_eq!(
+            check_start("started", "started", false).unwrap(),
+            StartKind::Noop
+        );
+        assert_eq!(
+            check_start("stopped", "stopped", false).unwrap(),
+            StartKind::Resume
+        );
+        assert_eq!(
+            check_start("archived", "archived", false).unwrap(),
+            StartKind::Restore
+        );
+        assert_eq!(
+            check_start("starting", "started", true).unwrap_err().status,
+            409
+        );
+        assert_eq!(
+            check_start("stopping", "stopped", true).unwrap_err().status,
+            409
+        );
+        assert_eq!(
+            check_start("error", "started", false).unwrap_err().status,
+            400
+        );
+        assert!(check_stop("started", "started", false).is_ok());
+        assert_eq!(
+            check_stop("stopped", "stopped", false).unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            check_stop("starting", "started", true).unwrap_err().status,
+            409
+        );
+        assert_eq!(
+            check_delete("starting", true, false).unwrap_err().status,
+            409
+        );
+        assert!(check_delete("starting", true, true).is_ok());
+        assert_eq!(check_archive("started", false).unwrap_err().status, 400);
+        assert!(check_archive("stopped", false).is_ok());
+        assert!(labels_filter("{\"a\":\"b\"}").is_ok());
+        assert_eq!(labels_filter("{nope").unwrap_err().status, 400);
+    }
+}

@@ -1,0 +1,847 @@
+//! The sandbox service: desired-state changes with conditional writes, pushed to the runner.
+//!
+//! Every state-changing action follows the same three steps:
+//! 1. **begin**: one conditional write (on the version read) sets `desiredState`, a transitional
+//!    `state`, `pending = true` and `generation + 1`. Losing that race is a 409
+//!    "Sandbox state change in progress", so at most one action per sandbox talks to its runner.
+//! 2. **push**: the spec (or delete/backup) goes to the runner agent, which answers when the
+//!    container reached the desired state (bounded by the runner client's timeout).
+//! 3. **settle**: the reported state is written, again conditionally; it only applies while the
+//!    row still carries this action's generation and desired state (a forced delete may have taken
+//!    over), and is retried on a version conflict.
+
+use std::collections::BTreeMap;
+
+use cove_api_types::ApiError;
+use cove_api_types::permissions::Permission;
+use cove_api_types::sandbox::{
+    CreateSandbox, ListSandboxesResponse, PortPreviewUrl, Sandbox, SandboxLabels, SandboxListItem,
+    ToolboxProxyUrl, UpdateSandboxState,
+};
+use cove_edge::config::SandboxSettings;
+use cove_edge::runner_client::{RunnerCallError, RunnerClient};
+use cove_edge::{Action, AuthContext, Env, authorize};
+use cove_runner_api::{DesiredState, NetworkPolicy, Resources, SandboxSpec, SandboxStatus};
+use cove_store::orgs::OrgQuota;
+use cove_store::runners::{RunnerRecord, pick_runner};
+use cove_store::sandboxes::{NAME_TAKEN_OP, SandboxRecord, generate_auth_token};
+use cove_store::{Cursor, StoreError};
+use time::OffsetDateTime;
+
+use crate::rules::{self, StartKind};
+use crate::view;
+
+/// How often a settle or a field update is retried after losing a version race.
+const MAX_RETRIES: usize = 8;
+/// Store pages read at most for one filtered list answer.
+const MAX_LIST_PAGES: usize = 20;
+
+/// One authenticated request's context.
+pub struct Call<'a> {
+    pub env: &'a Env,
+    pub settings: &'a SandboxSettings,
+    pub ctx: AuthContext,
+    pub host: String,
+}
+
+impl Call<'_> {
+    fn org(&self) -> &str {
+        self.ctx.organization_id.as_str()
+    }
+    pub fn proxy_url(&self) -> String {
+        view::toolbox_proxy_url(self.settings, &self.host)
+    }
+    fn view(&self, rec: &SandboxRecord) -> Sandbox {
+        view::sandbox(rec, &self.proxy_url())
+    }
+}
+
+fn now() -> String {
+    cove_api_types::time::now_rfc3339()
+}
+
+fn not_found(id_or_name: &str) -> ApiError {
+    ApiError::not_found(format!("Sandbox with ID or name {id_or_name} not found"))
+}
+
+fn random_failure(e: getrandom::Error) -> ApiError {
+    tracing::error!(error = %e, "random source failed");
+    ApiError::internal()
+}
+
+/// A quota that never refuses: for writes that record a fact (a runner report).
+fn unlimited() -> OrgQuota {
+    OrgQuota {
+        total_cpu_quota: i64::MAX / 4,
+        total_memory_quota: i64::MAX / 4,
+        total_disk_quota: i64::MAX / 4,
+        ..OrgQuota::default()
+    }
+}
+
+/// The caller's sandbox by id or name; 404 when missing, destroyed or another organization's.
+async fn find(call: &Call<'_>, id_or_name: &str) -> Result<SandboxRecord, ApiError> {
+    let repo = call.env.store.sandboxes();
+    if let Some(rec) = repo.get(id_or_name).await?
+        && rec.org_id == call.org()
+        && !rec.is_destroyed()
+    {
+        return Ok(rec);
+    }
+    repo.get_by_name(call.org(), id_or_name)
+        .await?
+        .ok_or_else(|| not_found(id_or_name))
+}
+
+async fn quota(call: &Call<'_>) -> Result<OrgQuota, ApiError> {
+    Ok(call
+        .env
+        .store
+        .orgs()
+        .get(&call.ctx.organization_id)
+        .await?
+        .ok_or_else(|| ApiError::forbidden("Invalid authentication context"))?
+        .quota)
+}
+
+fn store_err(name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict { op } if op == NAME_TAKEN_OP => {
+            ApiError::conflict(format!("Sandbox with name {name} already exists"))
+        }
+        StoreError::Conflict { .. } => rules::in_progress(),
+        other => other.into(),
+    }
+}
+
+/// Step 1: the conditional write that claims the sandbox for one action.
+async fn begin(
+    env: &Env,
+    prev: &SandboxRecord,
+    mut next: SandboxRecord,
+    quota: &OrgQuota,
+) -> Result<SandboxRecord, ApiError> {
+    next.updated_at = now();
+    env.store
+        .sandboxes()
+        .update(prev, &next, quota)
+        .await
+        .map_err(|e| store_err(&prev.name, e))
+}
+
+/// Step 3: applies `f` to the current row while it still belongs to this action.
+async fn settle(
+    env: &Env,
+    id: &str,
+    generation: u64,
+    desired: &str,
+    quota: &OrgQuota,
+    f: impl Fn(&mut SandboxRecord),
+) -> Result<SandboxRecord, ApiError> {
+    let repo = env.store.sandboxes();
+    for _ in 0..MAX_RETRIES {
+        let Some(cur) = repo.get(id).await? else {
+            return Err(not_found(id));
+        };
+        if cur.generation != generation || cur.desired_state != desired {
+            return Ok(cur);
+        }
+        let mut next = cur.clone();
+        f(&mut next);
+        next.updated_at = now();
+        match repo.update(&cur, &next, quota).await {
+            Ok(r) => return Ok(r),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(rules::in_progress())
+}
+
+/// Reads, changes and conditionally writes one sandbox (fields that do not move usage).
+async fn modify(
+    call: &Call<'_>,
+    id_or_name: &str,
+    f: impl Fn(&mut SandboxRecord),
+) -> Result<SandboxRecord, ApiError> {
+    let repo = call.env.store.sandboxes();
+    for _ in 0..MAX_RETRIES {
+        let cur = find(call, id_or_name).await?;
+        let mut next = cur.clone();
+        f(&mut next);
+        next.updated_at = now();
+        match repo.update(&cur, &next, &unlimited()).await {
+            Ok(r) => return Ok(r),
+            Err(StoreError::Conflict { op }) if op != NAME_TAKEN_OP => continue,
+            Err(e) => return Err(store_err(&cur.name, e)),
+        }
+    }
+    Err(rules::in_progress())
+}
+
+/// What the runner said.
+enum Outcome {
+    Status(SandboxStatus),
+    Failed(String),
+}
+
+fn call_failed(runner: &RunnerRecord, e: &RunnerCallError) -> String {
+    tracing::warn!(runner = %runner.id, error = %e, "runner call failed");
+    match e {
+        RunnerCallError::Unreachable(_) => format!("Runner {} is unreachable", runner.name),
+        RunnerCallError::Status { message, .. } => message.clone(),
+    }
+}
+
+fn client(runner: &RunnerRecord) -> Result<RunnerClient, String> {
+    runner
+        .api_url
+        .as_deref()
+        .map(|u| RunnerClient::new(u, &runner.api_key))
+        .ok_or_else(|| format!("Runner {} has no API URL", runner.name))
+}
+
+/// Step 2: sends the spec. A container created from another image (restored from a backup) keeps
+/// that image: on `IMMUTABLE_FIELD` the image the runner reports is used once more.
+async fn push(runner: &RunnerRecord, id: &str, mut spec: SandboxSpec) -> Outcome {
+    let c = match client(runner) {
+        Ok(c) => c,
+        Err(m) => return Outcome::Failed(m),
+    };
+    match c.put_sandbox(id, &spec).await {
+        Ok(st) => Outcome::Status(st),
+        Err(RunnerCallError::Status {
+            status: 409,
+            code: Some(code),
+            ..
+        }) if code == "IMMUTABLE_FIELD" => {
+            if let Ok(cur) = c.get_sandbox(id).await
+                && let Some(img) = cur.snapshot
+                && img != spec.snapshot
+            {
+                spec.snapshot = img;
+                return match c.put_sandbox(id, &spec).await {
+                    Ok(st) => Outcome::Status(st),
+                    Err(e) => Outcome::Failed(call_failed(runner, &e)),
+                };
+            }
+            Outcome::Failed("The runner refused the change".into())
+        }
+        Err(e) => Outcome::Failed(call_failed(runner, &e)),
+    }
+}
+
+/// The runner's state strings equal Daytona's where they overlap.
+fn runner_state(s: cove_runner_api::SandboxState) -> &'static str {
+    use cove_runner_api::SandboxState as R;
+    match s {
+        R::Creating => "creating",
+        R::Starting => "starting",
+        R::Started => "started",
+        R::Stopping => "stopping",
+        R::Stopped => "stopped",
+        R::Destroying => "destroying",
+        R::Destroyed => "destroyed",
+        R::Error => "error",
+        R::Unknown => "unknown",
+    }
+}
+
+fn set_state(r: &mut SandboxRecord, state: &str, error: Option<String>) {
+    r.state = state.to_owned();
+    r.error_reason = if state == "error" { error } else { None };
+    r.pending = r.state != r.desired_state && r.state != "error";
+}
+
+fn apply(r: &mut SandboxRecord, out: &Outcome) {
+    match out {
+        Outcome::Status(st) => {
+            let mut state = runner_state(st.state);
+            if state == "destroyed" && r.desired_state != "destroyed" {
+                state = "error";
+            }
+            if st.daemon_version.is_some() {
+                r.daemon_version.clone_from(&st.daemon_version);
+            }
+            let reason = st
+                .error_reason
+                .clone()
+                .or_else(|| Some("The sandbox's container is gone".into()));
+            set_state(r, state, reason);
+        }
+        Outcome::Failed(m) => set_state(r, "error", Some(m.clone())),
+    }
+}
+
+/// The spec of a sandbox for its runner. User labels are a control-plane concept (they may change
+/// at any time, the agent's container labels may not) and are not sent.
+fn spec(rec: &SandboxRecord, image: &str, desired: DesiredState, force: bool) -> SandboxSpec {
+    let mut s = SandboxSpec::new(image);
+    s.generation = rec.generation;
+    s.org_id = Some(rec.org_id.clone());
+    s.os_user = Some(rec.user.clone());
+    s.desired_state = desired;
+    s.resources = Resources {
+        cpu: Some(rec.cpu as f64),
+        memory_mib: u64::try_from(rec.memory).ok().map(|m| m * 1024),
+        disk_gib: u64::try_from(rec.disk).ok(),
+        pids: None,
+    };
+    s.env = rec.env.clone();
+    s.network = if rec.network_block_all {
+        NetworkPolicy::BlockAll
+    } else {
+        NetworkPolicy::Allow
+    };
+    s.stop_timeout_secs = force.then_some(0);
+    s
+}
+
+async fn runner_of(env: &Env, rec: &SandboxRecord) -> Result<RunnerRecord, ApiError> {
+    let id = rec
+        .runner_id
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("Sandbox is not assigned to a runner"))?;
+    env.store.runners().get(id).await?.ok_or_else(|| {
+        tracing::error!(sandbox = %rec.id, runner = id, "sandbox names a missing runner");
+        ApiError::bad_request("The sandbox's runner no longer exists")
+    })
+}
+
+pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, ApiError> {
+    let env = call.env;
+    authorize(env, &call.ctx, Action::Create(Permission::WriteSandboxes)).await?;
+    let plan = rules::plan_create(&body, &call.settings.default_snapshot)?;
+    let quota = quota(call).await?;
+    rules::per_sandbox_limits(&quota, plan.cpu, plan.memory, plan.disk)?;
+    let runners = env.store.runners().list().await?;
+    if plan.snapshot != call.settings.default_snapshot
+        && !runners.iter().any(|r| r.has_snapshot(&plan.snapshot))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Snapshot {} not found",
+            plan.snapshot
+        )));
+    }
+    let runner = pick_runner(
+        &runners,
+        &plan.snapshot,
+        &plan.target,
+        OffsetDateTime::now_utc(),
+    )
+    .ok_or_else(|| ApiError::bad_request("No available runners"))?;
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let name = plan.name.clone().unwrap_or_else(|| id.clone());
+    let mut rec = SandboxRecord::new(&id, call.org(), &name, &plan.snapshot, &now());
+    rec.user = plan.user;
+    rec.env = plan.env;
+    rec.labels = plan.labels;
+    rec.public = plan.public;
+    rec.network_block_all = plan.network_block_all;
+    rec.network_allow_list = plan.network_allow_list;
+    rec.domain_allow_list = plan.domain_allow_list;
+    rec.target = plan.target;
+    rec.cpu = plan.cpu;
+    rec.gpu = plan.gpu;
+    rec.memory = plan.memory;
+    rec.disk = plan.disk;
+    rec.auto_stop_interval = plan.auto_stop_interval;
+    rec.auto_archive_interval = plan.auto_archive_interval;
+    rec.auto_delete_interval = plan.auto_delete_interval;
+    rec.auto_pause_interval = plan.auto_pause_interval;
+    rec.state = "creating".into();
+    rec.desired_state = "started".into();
+    rec.pending = true;
+    rec.runner_id = Some(runner.id.clone());
+    rec.auth_token = generate_auth_token().map_err(random_failure)?;
+    rec.generation = 1;
+    let rec = env
+        .store
+        .sandboxes()
+        .create(&rec, &quota)
+        .await
+        .map_err(|e| store_err(&name, e))?;
+    tracing::info!(sandbox = %rec.id, org = %rec.org_id, runner = %runner.id, "sandbox created");
+
+    let out = push(
+        runner,
+        &rec.id,
+        spec(&rec, &rec.snapshot, DesiredState::Started, false),
+    )
+    .await;
+    let rec = settle(env, &rec.id, rec.generation, "started", &quota, |r| {
+        apply(r, &out)
+    })
+    .await?;
+    Ok(call.view(&rec))
+}
+
+/// `GET /sandbox` filters (CONTRACT §4.6, the cheap ones).
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    pub limit: usize,
+    pub cursor: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub states: Vec<String>,
+    pub id_prefix: Option<String>,
+    pub name_prefix: Option<String>,
+}
+
+fn matches(q: &ListQuery, r: &SandboxRecord) -> bool {
+    q.labels.iter().all(|(k, v)| r.labels.get(k) == Some(v))
+        && (q.states.is_empty() || q.states.contains(&r.state))
+        && q.id_prefix.as_deref().is_none_or(|p| r.id.starts_with(p))
+        && q.name_prefix
+            .as_deref()
+            .is_none_or(|p| r.name.starts_with(p))
+}
+
+pub async fn list(call: &Call<'_>, q: ListQuery) -> Result<ListSandboxesResponse, ApiError> {
+    let repo = call.env.store.sandboxes();
+    let mut cursor = match q.cursor.as_deref() {
+        Some(c) if !c.is_empty() => Some(Cursor::parse(c)?),
+        _ => None,
+    };
+    let proxy = call.proxy_url();
+    for _ in 0..MAX_LIST_PAGES {
+        let page = repo
+            .list_by_org(call.org(), q.limit, cursor.as_ref())
+            .await?;
+        let items: Vec<SandboxListItem> = page
+            .items
+            .iter()
+            .filter(|r| matches(&q, r))
+            .map(|r| SandboxListItem::from(view::sandbox(r, &proxy)))
+            .collect();
+        cursor = page.next;
+        if !items.is_empty() || cursor.is_none() {
+            return Ok(ListSandboxesResponse {
+                items,
+                next_cursor: cursor.map(|c| c.as_str().to_owned()),
+            });
+        }
+    }
+    Ok(ListSandboxesResponse {
+        items: Vec::new(),
+        next_cursor: cursor.map(|c| c.as_str().to_owned()),
+    })
+}
+
+pub async fn get(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiError> {
+    Ok(call.view(&find(call, id_or_name).await?))
+}
+
+pub async fn start(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiError> {
+    let env = call.env;
+    authorize(env, &call.ctx, Action::Create(Permission::WriteSandboxes)).await?;
+    let rec = find(call, id_or_name).await?;
+    let kind = rules::check_start(&rec.state, &rec.desired_state, rec.pending)?;
+    let quota = quota(call).await?;
+    let mut next = rec.clone();
+    next.desired_state = "started".into();
+    next.pending = true;
+    next.error_reason = None;
+    next.generation += 1;
+    next.auth_token = generate_auth_token().map_err(random_failure)?;
+    let (runner, image) = match kind {
+        StartKind::Noop => return Ok(call.view(&rec)),
+        StartKind::Resume => {
+            next.state = "starting".into();
+            (runner_of(env, &rec).await?, rec.snapshot.clone())
+        }
+        StartKind::Restore => {
+            let image = rec
+                .backup_snapshot
+                .clone()
+                .ok_or_else(|| ApiError::bad_request("Sandbox has no backup to restore"))?;
+            let runners = env.store.runners().list().await?;
+            let runner = pick_runner(&runners, &image, &rec.target, OffsetDateTime::now_utc())
+                .cloned()
+                .ok_or_else(|| ApiError::bad_request("No available runners"))?;
+            next.state = "restoring".into();
+            next.runner_id = Some(runner.id.clone());
+            (runner, image)
+        }
+    };
+    let cur = begin(env, &rec, next, &quota).await?;
+    let out = push(
+        &runner,
+        &cur.id,
+        spec(&cur, &image, DesiredState::Started, false),
+    )
+    .await;
+    let rec = settle(env, &cur.id, cur.generation, "started", &quota, |r| {
+        apply(r, &out)
+    })
+    .await?;
+    Ok(call.view(&rec))
+}
+
+pub async fn stop(call: &Call<'_>, id_or_name: &str, force: bool) -> Result<Sandbox, ApiError> {
+    let env = call.env;
+    authorize(env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = find(call, id_or_name).await?;
+    rules::check_stop(&rec.state, &rec.desired_state, rec.pending)?;
+    let runner = runner_of(env, &rec).await?;
+    let quota = quota(call).await?;
+    let mut next = rec.clone();
+    next.desired_state = "stopped".into();
+    next.state = "stopping".into();
+    next.pending = true;
+    next.generation += 1;
+    let cur = begin(env, &rec, next, &quota).await?;
+    let out = push(
+        &runner,
+        &cur.id,
+        spec(&cur, &cur.snapshot, DesiredState::Stopped, force),
+    )
+    .await;
+    let rec = settle(env, &cur.id, cur.generation, "stopped", &quota, |r| {
+        apply(r, &out)
+    })
+    .await?;
+    if rec.state == "stopped" && rec.auto_delete_interval == 0 {
+        // Ephemeral: stopping is deleting.
+        return destroy(call, rec, false).await;
+    }
+    Ok(call.view(&rec))
+}
+
+pub async fn delete(call: &Call<'_>, id_or_name: &str, force: bool) -> Result<Sandbox, ApiError> {
+    authorize(
+        call.env,
+        &call.ctx,
+        Action::Use(Permission::DeleteSandboxes),
+    )
+    .await?;
+    let rec = find(call, id_or_name).await?;
+    destroy(call, rec, force).await
+}
+
+async fn destroy(call: &Call<'_>, rec: SandboxRecord, force: bool) -> Result<Sandbox, ApiError> {
+    let env = call.env;
+    rules::check_delete(&rec.state, rec.pending, force)?;
+    let quota = quota(call).await?;
+    let mut next = rec.clone();
+    next.desired_state = "destroyed".into();
+    next.state = "destroying".into();
+    next.pending = true;
+    next.generation += 1;
+    let cur = begin(env, &rec, next, &quota).await?;
+    let out = match &cur.runner_id {
+        None => Outcome::Status(SandboxStatus::destroyed(&cur.id)),
+        Some(_) => match runner_of(env, &cur).await {
+            Err(_) => Outcome::Status(SandboxStatus::destroyed(&cur.id)),
+            Ok(runner) => match client(&runner) {
+                Err(m) => Outcome::Failed(m),
+                Ok(c) => match c.delete_sandbox(&cur.id).await {
+                    Ok(st) => Outcome::Status(st),
+                    Err(e) => Outcome::Failed(call_failed(&runner, &e)),
+                },
+            },
+        },
+    };
+    let ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    let rec = settle(
+        env,
+        &cur.id,
+        cur.generation,
+        "destroyed",
+        &quota,
+        |r| match &out {
+            Outcome::Status(_) => {
+                set_state(r, "destroyed", None);
+                r.name = format!("DESTROYED_{}_{ms}", r.name);
+                r.runner_id = None;
+                r.backup_state = "None".into();
+            }
+            Outcome::Failed(m) => set_state(r, "error", Some(m.clone())),
+        },
+    )
+    .await?;
+    tracing::info!(sandbox = %rec.id, state = %rec.state, "sandbox deleted");
+    Ok(call.view(&rec))
+}
+
+fn backup_image(id: &str) -> String {
+    let ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    format!("cove-backup/{id}:{ms}")
+}
+
+async fn run_backup(runner: &RunnerRecord, id: &str, image: &str) -> Result<String, String> {
+    let c = client(runner)?;
+    c.backup(id, image)
+        .await
+        .map(|b| b.image)
+        .map_err(|e| call_failed(runner, &e))
+}
+
+/// Archive: backup to an image, remove the container, release the runner.
+pub async fn archive(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiError> {
+    let env = call.env;
+    authorize(env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = find(call, id_or_name).await?;
+    rules::check_archive(&rec.state, rec.pending)?;
+    let runner = runner_of(env, &rec).await?;
+    let quota = quota(call).await?;
+    let mut next = rec.clone();
+    next.desired_state = "archived".into();
+    next.state = "archiving".into();
+    next.pending = true;
+    next.backup_state = "InProgress".into();
+    next.generation += 1;
+    let cur = begin(env, &rec, next, &quota).await?;
+    let mut result = run_backup(&runner, &cur.id, &backup_image(&cur.id)).await;
+    if let Ok(image) = &result {
+        let removed = match client(&runner) {
+            Ok(c) => c
+                .delete_sandbox(&cur.id)
+                .await
+                .map_err(|e| call_failed(&runner, &e)),
+            Err(m) => Err(m),
+        };
+        if let Err(m) = removed {
+            result = Err(m);
+        } else {
+            tracing::info!(sandbox = %cur.id, image = %image, "sandbox archived");
+        }
+    }
+    let at = now();
+    let rec = settle(
+        env,
+        &cur.id,
+        cur.generation,
+        "archived",
+        &quota,
+        |r| match &result {
+            Ok(image) => {
+                set_state(r, "archived", None);
+                r.runner_id = None;
+                r.backup_state = "Completed".into();
+                r.backup_snapshot = Some(image.clone());
+                r.backup_created_at = Some(at.clone());
+            }
+            Err(m) => {
+                set_state(r, "error", Some(m.clone()));
+                r.backup_state = "Error".into();
+            }
+        },
+    )
+    .await?;
+    Ok(call.view(&rec))
+}
+
+/// Ad-hoc backup of a started or stopped sandbox (its state does not change).
+pub async fn backup(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiError> {
+    let env = call.env;
+    authorize(env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = find(call, id_or_name).await?;
+    if rec.pending {
+        return Err(rules::in_progress());
+    }
+    if !matches!(rec.state.as_str(), "started" | "stopped") {
+        return Err(ApiError::bad_request(
+            "Sandbox must be started or stopped to be backed up",
+        ));
+    }
+    if matches!(rec.backup_state.as_str(), "Pending" | "InProgress") {
+        return Err(ApiError::conflict("A backup is already in progress"));
+    }
+    let runner = runner_of(env, &rec).await?;
+    let mut next = rec.clone();
+    next.backup_state = "InProgress".into();
+    let cur = begin(env, &rec, next, &unlimited()).await?;
+    let result = run_backup(&runner, &cur.id, &backup_image(&cur.id)).await;
+    let at = now();
+    let rec = settle(
+        env,
+        &cur.id,
+        cur.generation,
+        &cur.desired_state,
+        &unlimited(),
+        |r| match &result {
+            Ok(image) => {
+                r.backup_state = "Completed".into();
+                r.backup_snapshot = Some(image.clone());
+                r.backup_created_at = Some(at.clone());
+            }
+            Err(m) => {
+                tracing::warn!(sandbox = %r.id, error = %m, "backup failed");
+                r.backup_state = "Error".into();
+            }
+        },
+    )
+    .await?;
+    Ok(call.view(&rec))
+}
+
+pub async fn set_labels(
+    call: &Call<'_>,
+    id_or_name: &str,
+    labels: BTreeMap<String, String>,
+) -> Result<SandboxLabels, ApiError> {
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = modify(call, id_or_name, |r| r.labels = labels.clone()).await?;
+    Ok(SandboxLabels { labels: rec.labels })
+}
+
+pub async fn set_public(
+    call: &Call<'_>,
+    id_or_name: &str,
+    public: bool,
+) -> Result<Sandbox, ApiError> {
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = modify(call, id_or_name, |r| r.public = public).await?;
+    Ok(call.view(&rec))
+}
+
+/// Which interval `POST /sandbox/{id}/<kind>/{interval}` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntervalKind {
+    AutoStop,
+    AutoArchive,
+    AutoDelete,
+    AutoPause,
+}
+
+impl IntervalKind {
+    pub fn parse(segment: &str) -> Option<Self> {
+        Some(match segment {
+            "autostop" => Self::AutoStop,
+            "autoarchive" => Self::AutoArchive,
+            "autodelete" => Self::AutoDelete,
+            "autopause" => Self::AutoPause,
+            _ => return None,
+        })
+    }
+    fn field(self) -> &'static str {
+        match self {
+            Self::AutoStop => "autoStopInterval",
+            Self::AutoArchive => "autoArchiveInterval",
+            Self::AutoDelete => "autoDeleteInterval",
+            Self::AutoPause => "autoPauseInterval",
+        }
+    }
+}
+
+pub async fn set_interval(
+    call: &Call<'_>,
+    id_or_name: &str,
+    kind: IntervalKind,
+    raw: &str,
+) -> Result<Sandbox, ApiError> {
+    let v: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{} must be an integer", kind.field())))?;
+    let v = rules::interval(kind.field(), v)?;
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = modify(call, id_or_name, |r| match kind {
+        IntervalKind::AutoStop => r.auto_stop_interval = v,
+        IntervalKind::AutoArchive => r.auto_archive_interval = v,
+        IntervalKind::AutoDelete => r.auto_delete_interval = v,
+        IntervalKind::AutoPause => r.auto_pause_interval = v,
+    })
+    .await?;
+    Ok(call.view(&rec))
+}
+
+pub async fn preview_url(
+    call: &Call<'_>,
+    id_or_name: &str,
+    port: &str,
+) -> Result<PortPreviewUrl, ApiError> {
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p >= 1)
+        .ok_or_else(|| ApiError::bad_request("Invalid port: must be between 1 and 65535"))?;
+    let rec = find(call, id_or_name).await?;
+    Ok(PortPreviewUrl {
+        url: view::preview_url(call.settings, &call.host, &rec.id, port),
+        sandbox_id: rec.id,
+        token: rec.auth_token,
+    })
+}
+
+pub async fn toolbox_proxy_url(
+    call: &Call<'_>,
+    id_or_name: &str,
+) -> Result<ToolboxProxyUrl, ApiError> {
+    find(call, id_or_name).await?;
+    Ok(ToolboxProxyUrl {
+        url: call.proxy_url(),
+    })
+}
+
+/// Sandboxes made from a snapshot have no build; the log says so.
+pub async fn build_logs(call: &Call<'_>, id_or_name: &str) -> Result<String, ApiError> {
+    let rec = find(call, id_or_name).await?;
+    Ok(format!(
+        "Sandbox {} was created from snapshot {} (no build)\n",
+        rec.id, rec.snapshot
+    ))
+}
+
+pub async fn last_activity(call: &Call<'_>, id_or_name: &str) -> Result<(), ApiError> {
+    let rec = find(call, id_or_name).await?;
+    let now_t = OffsetDateTime::now_utc();
+    let older = cove_api_types::time::format_rfc3339(now_t - time::Duration::seconds(5));
+    call.env
+        .store
+        .sandboxes()
+        .touch_activity(
+            &rec.id,
+            &cove_api_types::time::format_rfc3339(now_t),
+            &older,
+        )
+        .await?;
+    Ok(())
+}
+
+/// `PUT /sandbox/{id}/state` from the sandbox's runner.
+pub async fn report_state(
+    env: &Env,
+    runner: &RunnerRecord,
+    id: &str,
+    body: UpdateSandboxState,
+) -> Result<(), ApiError> {
+    let state: cove_runner_api::SandboxState =
+        serde_json::from_value(serde_json::Value::String(body.state.clone()))
+            .map_err(|_| ApiError::bad_request(format!("Unknown state {}", body.state)))?;
+    let repo = env.store.sandboxes();
+    for _ in 0..MAX_RETRIES {
+        let cur = repo
+            .get(id)
+            .await?
+            .filter(|r| r.runner_id.as_deref() == Some(runner.id.as_str()) && !r.is_destroyed())
+            .ok_or_else(|| ApiError::not_found(format!("Sandbox with ID {id} not found")))?;
+        let mut next = cur.clone();
+        let mut s = runner_state(state);
+        if s == "destroyed" && cur.desired_state != "destroyed" {
+            s = "error";
+        }
+        let reason = body
+            .error_reason
+            .clone()
+            .or_else(|| Some("The sandbox's container is gone".into()));
+        set_state(&mut next, s, reason);
+        next.recoverable = s == "error" && body.recoverable.unwrap_or(false);
+        if next.state == cur.state
+            && next.error_reason == cur.error_reason
+            && next.recoverable == cur.recoverable
+        {
+            return Ok(());
+        }
+        next.updated_at = now();
+        match repo.update(&cur, &next, &unlimited()).await {
+            Ok(_) => {
+                tracing::info!(sandbox = id, runner = %runner.id, state = s, "runner reported state");
+                return Ok(());
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(rules::in_progress())
+}
