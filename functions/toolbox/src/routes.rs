@@ -1,0 +1,82 @@
+//! The buffered (native) handler and the OpenAPI fragment.
+//!
+//! The component streams bodies (see `component` in `lib.rs`); this handler forwards through
+//! `cove_edge::outbound` with whole bodies, which is what native tests and tools need.
+
+use cove_api_types::ApiError;
+use cove_api_types::error::ErrorEnvelope;
+use cove_edge::Env;
+use cove_edge::web::{self, Request, Response};
+
+use crate::service::{self, Forward};
+
+/// Serves one toolbox request with buffered bodies.
+pub async fn handle(env: &Env, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    web::respond(&path, proxy(env, req).await)
+}
+
+async fn proxy(env: &Env, req: Request) -> Result<Response, ApiError> {
+    let fwd = service::resolve(env, &req).await?;
+    let (parts, body) = req.into_parts();
+    let mut out = http::Request::builder()
+        .method(parts.method)
+        .uri(&fwd.url)
+        .body(body)
+        .map_err(|e| {
+            tracing::warn!(error = %e, url = %fwd.url, "invalid runner URL");
+            ApiError::bad_request("Invalid toolbox path")
+        })?;
+    *out.headers_mut() = fwd.headers.clone();
+    let resp = cove_edge::outbound::send(out)
+        .await
+        .map_err(|e| unreachable_runner(&fwd, &e))?;
+    let (parts, body) = resp.into_parts();
+    let mut r = Response::new(body);
+    *r.status_mut() = parts.status;
+    *r.headers_mut() = service::response_headers(&parts.headers);
+    Ok(r)
+}
+
+/// The 502 of a runner that did not answer.
+pub fn unreachable_runner(fwd: &Forward, e: &dyn std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, sandbox = %fwd.sandbox_id, runner = %fwd.runner_id, "runner unreachable");
+    ApiError::new(502, "The sandbox's runner did not answer")
+}
+
+#[utoipa::path(method(get, post, put, delete), path = "/toolbox/{sandboxId}/{path}",
+    operation_id = "toolbox_proxy", tag = "toolbox",
+    description = "Forwards a toolbox call (CONTRACT §10) to the sandbox's daemon. `path` is the \
+        toolbox path and may contain `/` (e.g. `process/execute`). Bodies are streamed both ways. \
+        WebSocket upgrades (session logs with `follow=true`, PTY, interpreter) are refused with 400.",
+    params(("sandboxId" = String, Path, description = "Sandbox id"),
+        ("path" = String, Path, description = "Toolbox path, e.g. `process/execute`")),
+    responses((status = 200, description = "The daemon's answer, passed through"),
+        (status = 400, description = "Sandbox not started, websocket upgrade or bad path", body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 404, description = "No such sandbox in the caller's organization", body = ErrorEnvelope),
+        (status = 502, description = "The runner did not answer", body = ErrorEnvelope),
+        (status = 503, description = "The sandbox has no reachable runner", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn toolbox_proxy() {}
+
+#[utoipa::path(method(get, post, put, delete), path = "/api/toolbox/{sandboxId}/toolbox/{path}",
+    operation_id = "toolbox_proxy_deprecated", tag = "toolbox",
+    description = "Deprecated alias of `/toolbox/{sandboxId}/{path}` used by older SDKs.",
+    params(("sandboxId" = String, Path, description = "Sandbox id"),
+        ("path" = String, Path, description = "Toolbox path, e.g. `process/execute`")),
+    responses((status = 200, description = "The daemon's answer, passed through"),
+        (status = 400, description = "Sandbox not started, websocket upgrade or bad path", body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
+        (status = 404, description = "No such sandbox in the caller's organization", body = ErrorEnvelope),
+        (status = 502, description = "The runner did not answer", body = ErrorEnvelope),
+        (status = 503, description = "The sandbox has no reachable runner", body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+#[allow(dead_code)]
+fn toolbox_proxy_deprecated() {}
+
+/// The OpenAPI fragment of this function.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(toolbox_proxy, toolbox_proxy_deprecated))]
+pub struct ApiDoc;
