@@ -1,0 +1,399 @@
+//! `cove_edge::runner_client` over real HTTP: against an in-process peer that answers like the
+//! agent (every error shape, auth header, bodies), and against the real `cove-runner` binary on
+//! Docker (see `runner_agent` below).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cove_edge::runner_client::{RunnerCallError, RunnerClient};
+use cove_runner_api::{
+    BackupRequest, BackupResponse, ErrorEnvelope, SandboxSpec, SandboxState, SandboxStatus,
+};
+
+const TOKEN: &str = "tok-123";
+
+/// `(method, sandbox id, content-type)` of each request the fake agent saw.
+type Request = (String, String, Option<String>);
+
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<Request>>>);
+
+fn envelope(status: StatusCode, message: &str, code: Option<&str>) -> Response {
+    let body = ErrorEnvelope {
+        path: "/v1/x".into(),
+        timestamp: "2026-01-01T00:00:00.000Z".into(),
+        status_code: status.as_u16(),
+        error: status.canonical_reason().unwrap_or("").into(),
+        message: message.into(),
+        code: code.map(str::to_owned),
+        source: cove_runner_api::RUNNER_SOURCE.into(),
+    };
+    (status, Json(body)).into_response()
+}
+
+fn authorized(h: &HeaderMap) -> bool {
+    h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
+}
+
+fn status(id: &str, state: SandboxState, generation: u64) -> SandboxStatus {
+    let mut s = SandboxStatus::destroyed(id);
+    s.state = state;
+    s.generation = generation;
+    s
+}
+
+async fn put(
+    State(seen): State<Seen>,
+    Path(id): Path<String>,
+    h: HeaderMap,
+    Json(spec): Json<SandboxSpec>,
+) -> Response {
+    seen.0.lock().unwrap().push((
+        "PUT".into(),
+        id.clone(),
+        h.get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    ));
+    if !authorized(&h) {
+        return envelope(StatusCode::UNAUTHORIZED, "invalid runner token", None);
+    }
+    if spec.generation == 0 {
+        return envelope(
+            StatusCode::CONFLICT,
+            "generation 0 is older than 3",
+            Some("STALE_GENERATION"),
+        );
+    }
+    Json(status(&id, SandboxState::Started, spec.generation)).into_response()
+}
+
+async fn read(Path(id): Path<String>, h: HeaderMap) -> Response {
+    if !authorized(&h) {
+        return envelope(StatusCode::UNAUTHORIZED, "invalid runner token", None);
+    }
+    match id.as_str() {
+        "missing" => envelope(
+            StatusCode::NOT_FOUND,
+            "sandbox missing not found",
+            Some("NOT_FOUND"),
+        ),
+        "plain" => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
+        "empty" => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        "garbage" => (StatusCode::OK, "not json").into_response(),
+        _ => Json(status(&id, SandboxState::Stopped, 2)).into_response(),
+    }
+}
+
+async fn delete(Path(id): Path<String>) -> Response {
+    Json(SandboxStatus::destroyed(&id)).into_response()
+}
+
+async fn backup(Path(id): Path<String>, Json(req): Json<BackupRequest>) -> Response {
+    if id == "busy" {
+        return envelope(
+            StatusCode::CONFLICT,
+            "sandbox is not started",
+            Some("INVALID_STATE"),
+        );
+    }
+    (
+        StatusCode::CREATED,
+        Json(BackupResponse {
+            image: req.image,
+            image_id: "sha256:abc".into(),
+        }),
+    )
+        .into_response()
+}
+
+async fn fake_agent() -> (String, Seen) {
+    let seen = Seen::default();
+    let app = Router::new()
+        .route("/v1/sandboxes/{id}", get(read).put(put).delete(delete))
+        .route("/v1/sandboxes/{id}/backup", post(backup))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    // A trailing slash in the runner's apiUrl is tolerated.
+    (format!("http://{addr}/"), seen)
+}
+
+#[tokio::test]
+async fn successful_calls_decode_the_agent_answers() {
+    let (url, seen) = fake_agent().await;
+    let c = RunnerClient::new(&url, TOKEN);
+    let mut spec = SandboxSpec::new("img:1");
+    spec.generation = 4;
+    let s = c.put_sandbox("sb1", &spec).await.unwrap();
+    assert_eq!(
+        (s.id.as_str(), s.state, s.generation),
+        ("sb1", SandboxState::Started, 4)
+    );
+    assert_eq!(
+        seen.0.lock().unwrap().as_slice(),
+        &[("PUT".into(), "sb1".into(), Some("application/json".into()))]
+    );
+    let s = c.get_sandbox("sb1").await.unwrap();
+    assert_eq!(s.state, SandboxState::Stopped);
+    let s = c.delete_sandbox("sb1").await.unwrap();
+    assert_eq!(s.state, SandboxState::Destroyed);
+    let b = c.backup("sb1", "backup/sb1:1").await.unwrap();
+    assert_eq!(b.image, "backup/sb1:1");
+    assert_eq!(b.image_id, "sha256:abc");
+    assert_eq!(
+        c.toolbox_url("sb1"),
+        format!("{}v1/sandboxes/sb1/toolbox", url)
+    );
+}
+
+#[tokio::test]
+async fn refusals_map_to_status_with_the_envelope_message_and_code() {
+    let (url, _) = fake_agent().await;
+    let c = RunnerClient::new(&url, TOKEN);
+    let mut spec = SandboxSpec::new("img:1");
+    spec.generation = 0;
+    let e = c.put_sandbox("sb1", &spec).await.unwrap_err();
+    assert_eq!(
+        e,
+        RunnerCallError::Status {
+            status: 409,
+            message: "generation 0 is older than 3".into(),
+            code: Some("STALE_GENERATION".into()),
+        }
+    );
+    let e = c.get_sandbox("missing").await.unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(404), Some("NOT_FOUND")));
+    let e = c.backup("busy", "x:1").await.unwrap_err();
+    assert_eq!((e.status(), e.code()), (Some(409), Some("INVALID_STATE")));
+
+    // Bodies that are not an envelope: the text, else the reason phrase.
+    let e = c.get_sandbox("plain").await.unwrap_err();
+    assert_eq!(
+        e,
+        RunnerCallError::Status {
+            status: 500,
+            message: "boom".into(),
+            code: None
+        }
+    );
+    let e = c.get_sandbox("empty").await.unwrap_err();
+    assert_eq!(
+        e,
+        RunnerCallError::Status {
+            status: 503,
+            message: "Service Unavailable".into(),
+            code: None
+        }
+    );
+    // A 2xx that is not what the route returns is not a usable answer.
+    assert!(matches!(
+        c.get_sandbox("garbage").await,
+        Err(RunnerCallError::Unreachable(_))
+    ));
+
+    // The token goes in the Authorization header.
+    let wrong = RunnerClient::new(&url, "wrong");
+    let e = wrong.get_sandbox("sb1").await.unwrap_err();
+    assert_eq!(e.status(), Some(401));
+}
+
+#[tokio::test]
+async fn a_runner_that_does_not_answer_is_unreachable() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let c = RunnerClient::new(&format!("http://{addr}"), TOKEN);
+    let started = std::time::Instant::now();
+    let e = c.get_sandbox("sb1").await.unwrap_err();
+    match &e {
+        RunnerCallError::Unreachable(m) => assert!(m.contains(&addr.to_string()), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(e.status(), None);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // A URL that is not one.
+    let c = RunnerClient::new("not a url", TOKEN);
+    assert!(matches!(
+        c.get_sandbox("x").await,
+        Err(RunnerCallError::Unreachable(_))
+    ));
+}
+
+/// The client against the real agent binary on Docker: create, read, stale generation, destroy.
+mod runner_agent {
+    use std::io::BufRead;
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .canonicalize()
+            .unwrap()
+    }
+
+    /// `$COVE_RUNNER_BIN`, else the workspace's release build (built here when missing).
+    fn agent_bin() -> PathBuf {
+        if let Ok(p) = std::env::var("COVE_RUNNER_BIN") {
+            return p.into();
+        }
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root().join("target"));
+        let bin = target.join("release/cove-runner");
+        if !bin.exists() {
+            let ok = Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "--release",
+                    "-p",
+                    "cove-runner-agent",
+                    "--bin",
+                    "cove-runner",
+                ])
+                .current_dir(root())
+                .status()
+                .unwrap();
+            assert!(ok.success(), "building cove-runner failed");
+        }
+        bin
+    }
+
+    fn image() -> String {
+        if let Ok(i) = std::env::var("COVE_SANDBOX_IMAGE") {
+            return i;
+        }
+        let out = Command::new("bash")
+            .arg(root().join("tests/images/build-base.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("tests/images/build-base.sh");
+        assert!(
+            out.status.success(),
+            "tests/images/build-base.sh failed (needs Docker)"
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    struct Agent {
+        child: Child,
+        url: String,
+        runner_id: String,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Drop for Agent {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let out = Command::new("docker")
+                .args(["ps", "-aq", "--filter"])
+                .arg(format!("label=cove.runner={}", self.runner_id))
+                .output();
+            if let Ok(out) = out {
+                let ids = String::from_utf8_lossy(&out.stdout).to_string();
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                if !ids.is_empty() {
+                    let _ = Command::new("docker")
+                        .args(["rm", "-f"])
+                        .args(&ids)
+                        .output();
+                }
+            }
+        }
+    }
+
+    fn start_agent() -> Agent {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = [0u8; 5];
+        getrandom::fill(&mut b).unwrap();
+        let runner_id = format!(
+            "edge{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        );
+        let mut child = Command::new(agent_bin())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                TOKEN,
+                "--runner-id",
+                &runner_id,
+            ])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning cove-runner");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("cove-runner listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Agent {
+            child,
+            url,
+            runner_id,
+            _dir: dir,
+        }
+    }
+
+    #[tokio::test]
+    async fn against_the_real_agent() {
+        let img = image();
+        let agent = start_agent();
+        let c = RunnerClient::new(&agent.url, TOKEN);
+        let id = format!("{}-sb", agent.runner_id);
+
+        let mut spec = SandboxSpec::new(img.clone());
+        spec.generation = 2;
+        let s = c.put_sandbox(&id, &spec).await.unwrap();
+        assert_eq!((s.state, s.generation), (SandboxState::Started, 2), "{s:?}");
+        let s = c.get_sandbox(&id).await.unwrap();
+        assert_eq!(s.state, SandboxState::Started);
+
+        // An older generation is refused with the agent's envelope.
+        let mut old = spec.clone();
+        old.generation = 1;
+        let e = c.put_sandbox(&id, &old).await.unwrap_err();
+        assert_eq!(
+            (e.status(), e.code()),
+            (Some(409), Some("STALE_GENERATION")),
+            "{e:?}"
+        );
+
+        // Wrong token: 401 from the agent.
+        let e = RunnerClient::new(&agent.url, "nope")
+            .get_sandbox(&id)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), Some(401), "{e:?}");
+
+        let s = c.delete_sandbox(&id).await.unwrap();
+        assert_eq!(s.state, SandboxState::Destroyed);
+        let e = c.get_sandbox(&id).await.unwrap_err();
+        assert_eq!(e.status(), Some(404), "{e:?}");
+    }
+}
