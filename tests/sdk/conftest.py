@@ -1,0 +1,167 @@
+"""Runs the official Daytona Python SDK (`daytona`, pinned in tests/requirements.txt) against `cove up`.
+
+One `target/release/cove up --listen 127.0.0.1:0 --data-dir <tmp>` for the session; the SDK is configured
+only with the printed `DAYTONA_API_URL` / `DAYTONA_API_KEY`, exactly as a user would.
+
+Runner: `cove up` starts a runner agent itself (`cove up --help` mentions `--runner...`). A build of
+cove without that gets one here instead: the fixture registers a runner as the admin
+(`POST /api/runners`), starts `target/release/cove-runner` with the returned token and the control-plane
+URL, and waits until the runner reports `ready` through its heartbeats.
+"""
+
+import os
+import pathlib
+import queue
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _binary(name):
+    path = pathlib.Path(os.environ.get(f"COVE_{name.upper().replace('-', '_')}_BIN", ROOT / "target/release" / name))
+    assert path.exists(), f"{path} is missing: run `cargo build --release --workspace --bins`"
+    return str(path)
+
+
+class Cove:
+    """One `cove up` on 127.0.0.1:<free port>, plus (if cove does not start one) a runner agent."""
+
+    def __init__(self, data_dir):
+        self.data_dir = pathlib.Path(data_dir)
+        self.proc = None
+        self.runner = None
+        self.api_url = None
+        self.api_key = None
+        self.lines = []
+
+    @property
+    def base(self):
+        return self.api_url[: -len("/api")]
+
+    def start(self, timeout=600):
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "warn")
+        self.stderr = open(self.data_dir / "cove.stderr.log", "ab")
+        self.proc = subprocess.Popen(
+            [_binary("cove"), "up", "--manifest", str(ROOT / "spin.toml"), "--listen", "127.0.0.1:0",
+             "--data-dir", str(self.data_dir / "cove"), "--no-build"],
+            stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
+        )
+        lines = queue.Queue()
+
+        def pump():
+            for raw in self.proc.stdout:
+                lines.put(raw.decode(errors="replace").rstrip("\n"))
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stop()
+                raise AssertionError(f"cove did not get ready: {self.lines} {self.tail()}")
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"cove exited early: {self.lines} {self.tail()}")
+            self.lines.append(line)
+            if line.startswith("DAYTONA_API_URL="):
+                self.api_url = line.split("=", 1)[1]
+            elif line.startswith("DAYTONA_API_KEY="):
+                self.api_key = line.split("=", 1)[1]
+            elif line.strip() == "cove ready":
+                break
+        assert self.api_url and self.api_url.startswith("http://127.0.0.1:") and self.api_url.endswith("/api")
+        assert self.api_key, f"cove printed no admin key: {self.lines}"
+        if not self._starts_its_own_runner():
+            self._start_runner()
+        self._wait_for_ready_runner()
+        return self
+
+    def _starts_its_own_runner(self):
+        out = subprocess.run([_binary("cove"), "up", "--help"], capture_output=True, text=True, check=True).stdout
+        return "runner" in out.lower()
+
+    def _admin(self, method, path, **kw):
+        return requests.request(method, self.api_url + path, headers={"Authorization": f"Bearer {self.api_key}"},
+                                timeout=30, **kw)
+
+    def _start_runner(self):
+        image = subprocess.run(["bash", str(ROOT / "tests/images/build-base.sh")], capture_output=True, text=True,
+                               check=True).stdout.strip().splitlines()[-1]
+        assert image
+        r = self._admin("POST", "/runners", json={"regionId": "us", "name": f"sdk-{uuid.uuid4().hex[:8]}"})
+        assert r.status_code in (200, 201), r.text
+        reg = r.json()
+        runner_dir = self.data_dir / "runner"
+        runner_dir.mkdir()
+        self.runner_log = open(self.data_dir / "runner.stderr.log", "ab")
+        self.container_label = f"sdk{uuid.uuid4().hex[:10]}"
+        self.runner = subprocess.Popen(
+            [_binary("cove-runner"), "--listen", "127.0.0.1:0", "--token", reg["apiKey"], "--data-dir", str(runner_dir),
+             "--runner-id", self.container_label, "--control-plane-url", self.base,
+             "--heartbeat-secs", "1"],
+            stdout=subprocess.DEVNULL, stderr=self.runner_log, stdin=subprocess.DEVNULL, cwd=ROOT,
+        )
+
+    def _wait_for_ready_runner(self, timeout=600):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.runner is not None and self.runner.poll() is not None:
+                raise AssertionError(f"cove-runner exited: {self.runner.returncode}")
+            r = self._admin("GET", "/runners")
+            last = (r.status_code, r.text[:500])
+            if r.status_code == 200 and any(x.get("state") == "ready" for x in r.json()):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"no runner became ready: {last} {self.tail()}")
+
+    def tail(self):
+        try:
+            return (self.data_dir / "cove.stderr.log").read_text()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self):
+        for proc in (self.runner, self.proc):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        if self.runner is not None:
+            # The agent leaves its containers running on purpose (they survive its restarts).
+            ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=cove.runner={self.container_label}"],
+                                 capture_output=True, text=True).stdout.split()
+            if ids:
+                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+        self.proc = None
+        self.runner = None
+
+
+@pytest.fixture(scope="session")
+def cove():
+    with tempfile.TemporaryDirectory(prefix="cove-sdk-") as d:
+        c = Cove(d).start()
+        yield c
+        c.stop()
+
+
+@pytest.fixture(scope="session")
+def daytona(cove):
+    from daytona import Daytona, DaytonaConfig
+
+    return Daytona(DaytonaConfig(api_key=cove.api_key, api_url=cove.api_url))
