@@ -50,7 +50,7 @@ class Cove:
         env.setdefault("RUST_LOG", "warn")
         self.stderr = open(self.data_dir / "cove.stderr.log", "ab")
         self.proc = subprocess.Popen(
-            [_binary("cove"), "up", "--manifest", str(ROOT / "spin.toml"), "--listen", "127.0.0.1:0",
+            [_binary("cove"), "up", "--manifest", os.environ.get("COVE_MANIFEST", str(ROOT / "spin.toml")), "--listen", "127.0.0.1:0",
              "--data-dir", str(self.data_dir / "cove"), "--no-build"],
             stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
         )
