@@ -12,6 +12,7 @@ use utoipa::openapi::{InfoBuilder, OpenApi as Doc};
 pub fn control_plane() -> Doc {
     let mut doc = api_keys::ApiDoc::openapi();
     doc.merge(organizations::ApiDoc::openapi());
+    doc.merge(runners::ApiDoc::openapi());
     doc.info = InfoBuilder::new()
         .title("Cove control plane")
         .version(env!("CARGO_PKG_VERSION"))
@@ -26,6 +27,15 @@ pub fn control_plane() -> Doc {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .description(Some("API key (`dtn_…`) or JWT"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "runner_token",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("A runner's token (runner agents only)"))
                 .build(),
         ),
     );

@@ -7,6 +7,7 @@ pub mod error;
 pub mod ids;
 pub mod orgs;
 pub mod permissions;
+pub mod runner;
 pub mod sandbox;
 pub mod time;
 pub mod toolbox;

@@ -1,0 +1,31 @@
+//! The `runners` edge function: `/api/runners` (CONTRACT §8 "Runners").
+//!
+//! * Admin routes (create, list, get, `/full`, scheduling, draining, delete, `by-sandbox`,
+//!   `by-snapshot-ref`) take a user credential of a **system admin**; anyone else gets 403.
+//! * Runner routes (`/me`, `/me/snapshots`, `/healthcheck`) take the runner's own token
+//!   (`Authorization: Bearer <token>`, see `cove_edge::runner_auth`); a missing or unknown token is 401.
+//!
+//! The token is generated on create (32 random bytes, hex), shown once in the `201 {id, apiKey}`
+//! answer and afterwards only by `/full`, `/me` and `/by-sandbox` (the control plane and the proxy
+//! present it to the runner). The `state` shown is `unresponsive` as soon as a ready runner's last
+//! heartbeat is older than `HEARTBEAT_TIMEOUT_SECS` (computed on read); the lifecycle sweep persists it.
+
+mod routes;
+pub mod service;
+
+pub use routes::{ApiDoc, handle};
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use spin_sdk::http::{IntoResponse, Request};
+    use spin_sdk::http_service;
+
+    #[http_service]
+    async fn handle(req: Request) -> impl IntoResponse {
+        cove_edge::spin::serve(
+            req,
+            |env, req| async move { crate::handle(&env, req).await },
+        )
+        .await
+    }
+}
