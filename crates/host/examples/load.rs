@@ -1,6 +1,8 @@
 //! A tiny closed-loop HTTP/1.1 load generator for measuring cove (keep-alive connections).
 //!
 //! `cargo run --release -p cove-host --example load -- http://127.0.0.1:3000/echo/x [connections] [seconds]`
+//!
+//! Set `LOAD_BEARER=<token>` to send `Authorization: Bearer <token>` (e.g. a Daytona API key).
 
 use std::time::{Duration, Instant};
 
@@ -23,10 +25,14 @@ async fn main() -> anyhow::Result<()> {
         .clone();
     let path = url.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let bearer = std::env::var("LOAD_BEARER")
+        .ok()
+        .map(|t| hyper::header::HeaderValue::from_str(&format!("Bearer {t}")))
+        .transpose()?;
 
     let mut tasks = Vec::new();
     for _ in 0..connections {
-        let (authority, path) = (authority.clone(), path.clone());
+        let (authority, path, bearer) = (authority.clone(), path.clone(), bearer.clone());
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
             stream.set_nodelay(true)?;
@@ -35,9 +41,14 @@ async fn main() -> anyhow::Result<()> {
             let mut latencies = Vec::new();
             let mut errors = 0usize;
             while Instant::now() < deadline {
-                let request = hyper::Request::get(path.as_str())
+                let mut request = hyper::Request::get(path.as_str())
                     .header("host", authority.as_str())
                     .body(Empty::<bytes::Bytes>::new())?;
+                if let Some(b) = &bearer {
+                    request
+                        .headers_mut()
+                        .insert(hyper::header::AUTHORIZATION, b.clone());
+                }
                 let started = Instant::now();
                 let response = sender.send_request(request).await?;
                 let ok = response.status().is_success();

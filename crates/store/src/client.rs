@@ -1,4 +1,4 @@
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, IdentityCache, Region};
 
 /// Where the table is and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,10 +36,17 @@ pub(crate) fn build(cfg: &StoreConfig) -> aws_sdk_dynamodb::Client {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(cfg.region.clone()))
         .endpoint_url(&cfg.endpoint)
-        .credentials_provider(creds);
+        .credentials_provider(creds)
+        // Static keys: nothing to refresh, so no cache (whose load timeout arms a sleep).
+        .identity_cache(IdentityCache::no_cache());
     #[cfg(target_arch = "wasm32")]
     let builder = builder
         .http_client(crate::spin_http::client())
-        .sleep_impl(crate::spin_http::Sleep);
+        .sleep_impl(crate::spin_http::Sleep)
+        // `spin_http` hands the SDK fully buffered bodies, so there is no stream to watch; the
+        // protection would only arm host timers on every request.
+        .stalled_stream_protection(
+            aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled(),
+        );
     aws_sdk_dynamodb::Client::from_conf(builder.build())
 }
