@@ -1,0 +1,49 @@
+//! The `lifecycle` edge function: one sweep over the runners and their sandboxes per call.
+//!
+//! It sits on a **private** route (`route = { private = true }` in `spin.toml`): only the host
+//! reaches it (`cove up` dispatches `POST /sweep` to it in-process every `--lifecycle-interval`),
+//! never the network. A sweep:
+//!
+//! 1. marks `unresponsive` every ready/initializing runner whose last heartbeat is older than
+//!    `HEARTBEAT_TIMEOUT_SECS` (conditional on the heartbeat it saw, so a heartbeat landing meanwhile
+//!    wins), and sets the sandboxes of unresponsive runners that were running (or moving) to
+//!    `unknown` (`desiredState` is kept), as Daytona shows the sandboxes of a lost runner;
+//! 2. for runners that are ready again, asks the agent for the real state of each `unknown`
+//!    sandbox and writes it back.
+//!
+//! Every write is conditional (runner: on the seen heartbeat; sandbox: on its version), so sweeps
+//! may run concurrently and repeat: a lost race is skipped, the next sweep finishes the job.
+
+pub mod sweep;
+
+use cove_edge::web::{self, Request, Response};
+use cove_edge::{ApiError, Env};
+use http::{Method, StatusCode};
+
+/// Serves one request: `POST /sweep` (any path ending in `/sweep`) runs one sweep and answers its report.
+pub async fn handle(env: &Env, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let result = if req.method() == Method::POST && path.ends_with("/sweep") {
+        sweep::run(env, time::OffsetDateTime::now_utc())
+            .await
+            .and_then(|report| web::json(StatusCode::OK, &report))
+    } else {
+        Err(web::no_route(&req))
+    };
+    web::respond(&path, result.map_err(|e: ApiError| e))
+}
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    use spin_sdk::http::{IntoResponse, Request};
+    use spin_sdk::http_service;
+
+    #[http_service]
+    async fn handle(req: Request) -> impl IntoResponse {
+        cove_edge::spin::serve(
+            req,
+            |env, req| async move { crate::handle(&env, req).await },
+        )
+        .await
+    }
+}
