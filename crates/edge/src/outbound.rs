@@ -1,5 +1,5 @@
 //! One buffered outbound HTTP call: `spin_sdk::http::send` inside a component (the host enforces
-//! `allowed_outbound_hosts`), `reqwest` natively (tests, benchmarks; 60 s timeout).
+//! `allowed_outbound_hosts`), `reqwest` natively (tests, benchmarks). Both give up after 60 s.
 
 use bytes::Bytes;
 
@@ -87,6 +87,8 @@ mod imp {
 
 #[cfg(target_arch = "wasm32")]
 mod imp {
+    use std::future::Future as _;
+
     use bytes::Bytes;
     use spin_sdk::http::FullBody;
     use spin_sdk::http::body::IncomingBodyExt;
@@ -100,14 +102,34 @@ mod imp {
         let err_parts = parts.clone();
         let fail = |m: String| OutboundError::new(&err_parts, m);
         let req = http::Request::from_parts(parts, FullBody::new(body));
-        let resp = spin_sdk::http::send(req)
-            .await
-            .map_err(|e| fail(format!("send: {e}")))?;
-        let (parts, body) = resp.into_parts();
-        let data = body
-            .bytes()
-            .await
-            .map_err(|e| fail(format!("response body: {e:?}")))?;
-        Ok(http::Response::from_parts(parts, data))
+        let call = async {
+            let resp = spin_sdk::http::send(req)
+                .await
+                .map_err(|e| fail(format!("send: {e}")))?;
+            let (parts, body) = resp.into_parts();
+            let data = body
+                .bytes()
+                .await
+                .map_err(|e| fail(format!("response body: {e:?}")))?;
+            Ok(http::Response::from_parts(parts, data))
+        };
+        let timer = spin_sdk::wasip3::clocks::monotonic_clock::wait_for(TIMEOUT_NANOS);
+        let mut call = std::pin::pin!(call);
+        let mut timer = std::pin::pin!(timer);
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(r) = call.as_mut().poll(cx) {
+                return std::task::Poll::Ready(r);
+            }
+            timer.as_mut().poll(cx).map(|_| {
+                Err(fail(format!(
+                    "no answer within {} s",
+                    TIMEOUT_NANOS / 1_000_000_000
+                )))
+            })
+        })
+        .await
     }
+
+    /// Same bound as the native client.
+    const TIMEOUT_NANOS: u64 = 60_000_000_000;
 }
