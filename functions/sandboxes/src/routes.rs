@@ -464,7 +464,7 @@ async fn last_activity(
     params(("sandboxId" = String, Path)), request_body = UpdateSandboxState,
     responses((status = 200, description = "Recorded"), (status = 400, body = ErrorEnvelope),
         (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
-    security(("bearer" = [])))]
+    security(("runner_token" = [])))]
 async fn state(env: &Env, req: &Request, id: &str) -> Result<Response, ApiError> {
     let runner = runner_auth::authenticate_runner(env, req).await?;
     let body: UpdateSandboxState = web::json_body(req)?;
