@@ -13,9 +13,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::app::App;
 use crate::backends::{self, Credentials, EmbeddedServer};
 use crate::engine::{self, CacheOutcome, CompileCache, EngineSettings};
+use crate::lifecycle_timer;
 use crate::manifest::{ComponentDef, Manifest};
 use crate::outbound::AllowList;
 use crate::routes::Router;
+use crate::runner_supervisor::{self, LocalRunner, RunnerSettings};
 use crate::runtime::{self, ComponentSpec, InstanceLimits, PreparedComponent};
 use crate::server;
 use crate::variables::AppVariables;
@@ -86,6 +88,22 @@ pub struct UpArgs {
     /// Component instances alive at once (size of the pooling allocator).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_instances: u32,
+    /// Do not start the local runner agent.
+    #[arg(long)]
+    pub no_runner: bool,
+    /// The runner agent binary [default: `cove-runner` next to this executable].
+    #[arg(long)]
+    pub runner_bin: Option<PathBuf>,
+    /// Image of the default snapshot: built when missing, pre-warmed on the local runner, and the
+    /// `default_snapshot` variable of the application.
+    #[arg(long, default_value = "cove-sandbox-base:latest")]
+    pub default_snapshot: String,
+    /// Warm containers of the default snapshot kept by the local runner.
+    #[arg(long, default_value_t = 2)]
+    pub runner_warm_pool: usize,
+    /// Seconds between two lifecycle sweeps (runner heartbeats, lost sandboxes); 0 disables them.
+    #[arg(long, default_value_t = 5)]
+    pub lifecycle_interval: u64,
 }
 
 #[derive(Debug, Args)]
@@ -287,6 +305,14 @@ fn prepare_components(
     Ok(prepared)
 }
 
+/// The directory of the manifest (relative paths of the application are resolved from there).
+fn manifest_dir(manifest: &Path) -> PathBuf {
+    match manifest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 fn print_stdout(lines: &[String]) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for line in lines {
@@ -329,9 +355,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         .context("cannot bootstrap the admin account")?;
     drop(store);
 
-    let variables = AppVariables::resolve(&manifest.variables, &backends.managed, |k| {
-        std::env::var(k).ok()
-    })?;
+    let mut managed = backends.managed.clone();
+    if manifest.variables.contains_key("default_snapshot") {
+        managed.insert("default_snapshot".to_owned(), args.default_snapshot.clone());
+    }
+    let variables =
+        AppVariables::resolve(&manifest.variables, &managed, |k| std::env::var(k).ok())?;
     let limits = InstanceLimits {
         request_timeout: Duration::from_secs(args.request_timeout),
         max_memory_bytes: usize::try_from(args.max_memory_mb << 20)
@@ -369,11 +398,51 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     if let Some(key) = &bootstrap.api_key {
         lines.push(format!("DAYTONA_API_KEY={key}"));
     }
+    let sweeper = (args.lifecycle_interval > 0
+        && manifest
+            .components
+            .contains_key(lifecycle_timer::LIFECYCLE_COMPONENT))
+    .then(|| {
+        lifecycle_timer::spawn(
+            app.clone(),
+            lifecycle_timer::LIFECYCLE_COMPONENT.to_owned(),
+            Duration::from_secs(args.lifecycle_interval),
+        )
+    });
     let server = tokio::spawn(server::serve(listener, app, server::shutdown_signal()));
+    let runner = if args.no_runner {
+        None
+    } else {
+        let settings = RunnerSettings {
+            bin: runner_supervisor::find_runner_bin(args.runner_bin.clone())?,
+            data_dir: data_dir.join("runner"),
+            control_plane_url: format!("http://{shown}"),
+            default_snapshot: args.default_snapshot.clone(),
+            warm_pool: args.runner_warm_pool,
+            image_script: Some(manifest_dir(&args.manifest).join("tests/images/build-base.sh")),
+        };
+        let store = cove_store::Store::new(&backends.store);
+        match LocalRunner::start(&store, &settings).await {
+            Ok(r) => Some(r),
+            Err(e) => {
+                server.abort();
+                for backend in backends.embedded {
+                    backend.stop().await;
+                }
+                return Err(e.context("cannot start the local runner agent (or pass --no-runner)"));
+            }
+        }
+    };
     lines.push("cove ready".to_owned());
     print_stdout(&lines)?;
 
     let served = server.await.context("server task panicked")?;
+    if let Some(s) = sweeper {
+        s.abort();
+    }
+    if let Some(r) = runner {
+        r.stop().await;
+    }
     for backend in backends.embedded {
         backend.stop().await;
     }
