@@ -12,7 +12,9 @@ use utoipa::openapi::{InfoBuilder, OpenApi as Doc};
 pub fn control_plane() -> Doc {
     let mut doc = api_keys::ApiDoc::openapi();
     doc.merge(organizations::ApiDoc::openapi());
+    doc.merge(sandboxes::ApiDoc::openapi());
     doc.merge(runners::ApiDoc::openapi());
+    doc.merge(toolbox_fn::ApiDoc::openapi());
     doc.info = InfoBuilder::new()
         .title("Cove control plane")
         .version(env!("CARGO_PKG_VERSION"))
