@@ -299,9 +299,8 @@ pub struct CreateLinkedAccount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountProvider {
-    pub provider: String,
+    pub name: String,
     pub display_name: String,
-    pub linked: bool,
 }
 
 /// OIDC settings announced by `GET /config`.

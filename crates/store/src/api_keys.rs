@@ -57,7 +57,8 @@ pub struct ApiKeyRepo<'a> {
 }
 
 impl ApiKeyRepo<'_> {
-    /// Stores a new key. `Conflict` if the user already has a key of that name in the organization.
+    /// Stores a new key. `Conflict` if the user already has a key of that name in the organization,
+    /// or the organization is gone or being deleted.
     pub async fn create(&self, rec: &ApiKeyRecord) -> Result<(), StoreError> {
         let table = self.store.table();
         let canonical = to_item(
@@ -101,6 +102,7 @@ impl ApiKeyRepo<'_> {
             .transact_write_items()
             .transact_items(put(canonical)?)
             .transact_items(put(pointer)?)
+            .transact_items(crate::orgs::live_check(table, &rec.organization_id)?)
             .send()
             .await
             .map_err(|e| StoreError::backend("CreateApiKey", e))?;

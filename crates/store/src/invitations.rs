@@ -1,11 +1,11 @@
 //! Invitations: `ORG#<orgId>` / `INVITE#<id>`, indexed for the invitee in GSI1
 //! (`INVITEE#<lowercased email>` / `INVITE#<id>`).
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use cove_api_types::ids::OrganizationId;
 use serde::{Deserialize, Serialize};
 
-use crate::item::{Item, META, from_item, key, s, to_item};
+use crate::item::{Item, from_item, key, s, to_item};
 use crate::memberships::{MembershipRecord, OrgRole, builder_err, n};
 use crate::table::GSI1;
 use crate::{Store, StoreError};
@@ -78,9 +78,11 @@ pub struct InvitationRepo<'a> {
 }
 
 impl InvitationRepo<'_> {
+    /// `Conflict` if the id is taken or the organization is gone or being deleted.
     pub async fn create(&self, rec: &InviteRecord) -> Result<(), StoreError> {
-        self.store.put_new("CreateInvitation", item(rec)?).await?;
-        Ok(())
+        self.store
+            .put_new_in_org("CreateInvitation", &rec.organization_id, vec![item(rec)?])
+            .await
     }
 
     pub async fn get(
@@ -209,7 +211,7 @@ impl InvitationRepo<'_> {
     }
 
     /// Accepts a pending invitation: marks it accepted and adds `member`, atomically; the
-    /// organization must still exist and the user must not be a member yet. `Conflict` otherwise.
+    /// organization must still exist (and not be being deleted) and the user must not be a member yet. `Conflict` otherwise.
     pub async fn accept(
         &self,
         rec: &InviteRecord,
@@ -224,18 +226,12 @@ impl InvitationRepo<'_> {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(|e| builder_err("AcceptInvitation", e))?;
-        let org = ConditionCheck::builder()
-            .table_name(table)
-            .set_key(Some(key(crate::orgs::pk(&rec.organization_id), META)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(|e| builder_err("AcceptInvitation", e))?;
         self.store
             .client()
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(u).build())
             .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().condition_check(org).build())
+            .transact_items(crate::orgs::live_check(table, &rec.organization_id)?)
             .send()
             .await
             .map_err(|e| StoreError::backend("AcceptInvitation", e))?;

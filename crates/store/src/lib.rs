@@ -16,6 +16,9 @@
 //! | API key | `ORG#<orgId>` | `APIKEY#<userId>#<name>` | – | get/delete by (org, user, name); list per org+user (query pk, `begins_with`) or per org |
 //! | API key hash | `APIKEYHASH#<sha256 hex>` | `#META` | – | authentication: one strongly consistent `GetItem` per request |
 //! | bootstrap marker | `SYSTEM` | `BOOTSTRAP` | – | first-start admin |
+//! | role name lock | `ORG#<orgId>` | `ROLENAME#<lowercased name>` | – (attr `roleId`) | unique role names per org: put/moved/deleted in the role's transactions |
+//! | linked account | `USER#<userId>` | `LINK#<provider>#<providerUserId>` | – | the user's links (query pk, `begins_with`) |
+//! | linked account claim | `ACCOUNTLINK#<provider>#<providerUserId>` | `#META` | – (attr `userId`) | one user per provider identity, written/deleted with the link |
 //! | sandbox | `SANDBOX#<id>` | `#META` | `ORG#<orgId>#SANDBOXES` / `<createdAt>#<id>`; GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>` (index keys absent once destroyed; GSI2 absent without a runner) | get by id; list per org newest first (GSI1, descending); sandboxes of a runner (GSI2) |
 //! | sandbox name lock | `ORG#<orgId>` | `SANDBOXNAME#<name>` | – (attr `sandboxId`) | get by name; unique names per org (conditional put in the sandbox's transactions) |
 //! | org usage counters | `ORG#<orgId>` | `USAGE` | – (attrs `cpu`, `memory`, `disk`) | sums over the org's sandboxes in compute/disk states (CONTRACT §8), moved with `ADD` in the sandbox's transactions, conditional on the quota |
@@ -23,9 +26,10 @@
 //! | runner token | `RUNNERKEY#<sha256 hex of token>` | `#META` | – | runner authentication (attr `runnerId`), written/deleted with the runner in one transaction |
 //!
 //! Everything an organization owns sits in its `ORG#<orgId>` partition (quota is a nested `quota`
-//! map on `#META`), so deleting an organization (`OrgRepo::delete`) is: a conditional delete of
-//! `#META`, then a query on the partition and batch deletes of every row plus the
-//! `APIKEYHASH#<hash>` pointers the API-key rows name. Membership and invitation GSI1 entries go
+//! map on `#META`), so deleting an organization (`OrgRepo::delete`) is: mark `#META` `deleting`
+//! (every write adding an item to the partition carries a `ConditionCheck` on that mark, see
+//! `orgs::live_check`), then a query on the partition and batch deletes of every row plus the
+//! `APIKEYHASH#<hash>` pointers the API-key rows name, then delete `#META`. Membership and invitation GSI1 entries go
 //! with their rows.
 //!
 //! GSI1 and GSI2 are sparse (only items that carry the attributes are indexed) and project all
@@ -134,6 +138,18 @@ impl Store {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// One cheap read, to tell whether the table answers (readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(item::key("SYSTEM", "PING")))
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("Ping", e))?;
+        Ok(())
     }
 
     pub(crate) fn client(&self) -> &aws_sdk_dynamodb::Client {

@@ -61,9 +61,11 @@ impl MembershipRepo<'_> {
             .await
     }
 
+    /// Adds a membership; `Conflict` if it exists or the organization is gone or being deleted.
     pub async fn create(&self, rec: &MembershipRecord) -> Result<(), StoreError> {
-        self.store.put_new("PutMembership", item(rec)?).await?;
-        Ok(())
+        self.store
+            .put_new_in_org("PutMembership", &rec.organization_id, vec![item(rec)?])
+            .await
     }
 
     /// Every organization the user belongs to (GSI1, eventually consistent on AWS).

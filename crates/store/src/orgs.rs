@@ -1,6 +1,8 @@
 //! Organizations: `ORG#<id>` / `#META`, and deleting everything an organization owns.
 
-use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, DeleteRequest, Put, TransactWriteItem, WriteRequest,
+};
 use cove_api_types::ids::{OrganizationId, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -88,6 +90,10 @@ pub struct OrgRecord {
     /// Stored as a nested map attribute `quota`.
     #[serde(default)]
     pub quota: OrgQuota,
+    /// Set (conditionally, first) when the organization is being deleted: from then on every
+    /// write that adds an item to its partition is refused (see [`live_check`]).
+    #[serde(default)]
+    pub deleting: bool,
     pub version: u64,
 }
 
@@ -108,6 +114,7 @@ impl OrgRecord {
             suspension_cleanup_grace_period_hours: None,
             default_region_id: None,
             quota: OrgQuota::default(),
+            deleting: false,
             version: 1,
         }
     }
@@ -123,6 +130,64 @@ pub(crate) fn item(rec: &OrgRecord) -> Result<Item, StoreError> {
         rec,
         &[("pk", pk(&rec.id)), ("sk", META.to_owned())],
     )
+}
+
+/// A transaction item that holds only while the organization exists and is not being deleted.
+///
+/// Every write that adds an item to an organization's partition (membership, role, role-name lock,
+/// invitation, API key) carries it, so once [`OrgRepo::delete`] has marked the organization such
+/// writes fail with `Conflict` and its partition scan cannot miss anything.
+pub(crate) fn live_check(
+    table: &str,
+    org: &OrganizationId,
+) -> Result<TransactWriteItem, StoreError> {
+    let c = ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(key(pk(org), META)))
+        .condition_expression(
+            "attribute_exists(pk) AND (attribute_not_exists(deleting) OR deleting = :f)",
+        )
+        .expression_attribute_values(":f", AttributeValue::Bool(false))
+        .build()
+        .map_err(|e| crate::memberships::builder_err("OrganizationCheck", e))?;
+    Ok(TransactWriteItem::builder().condition_check(c).build())
+}
+
+/// A conditional `Put` of a new item (`attribute_not_exists(pk)`), as a transaction item.
+pub(crate) fn put_new_tx(
+    table: &str,
+    op: &'static str,
+    item: Item,
+) -> Result<TransactWriteItem, StoreError> {
+    Put::builder()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(pk)")
+        .build()
+        .map(|p| TransactWriteItem::builder().put(p).build())
+        .map_err(|e| crate::memberships::builder_err(op, e))
+}
+
+impl Store {
+    /// Writes `items` (each must not exist yet) in one transaction that also requires the
+    /// organization to be live ([`live_check`]). `Conflict` if any item exists or the organization
+    /// is gone or being deleted.
+    pub(crate) async fn put_new_in_org(
+        &self,
+        op: &'static str,
+        org: &OrganizationId,
+        items: Vec<Item>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .client()
+            .transact_write_items()
+            .transact_items(live_check(self.table(), org)?);
+        for item in items {
+            tx = tx.transact_items(put_new_tx(self.table(), op, item)?);
+        }
+        tx.send().await.map_err(|e| StoreError::backend(op, e))?;
+        Ok(())
+    }
 }
 
 pub struct OrgRepo<'a> {
@@ -148,21 +213,16 @@ impl OrgRepo<'_> {
         rec: &OrgRecord,
         owner: &crate::memberships::MembershipRecord,
     ) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            Put::builder()
-                .table_name(self.store.table())
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map(|p| TransactWriteItem::builder().put(p).build())
-                .map_err(|e| crate::memberships::builder_err("CreateOrganization", e))
-        };
+        let table = self.store.table();
         self.store
             .client()
             .transact_write_items()
-            .transact_items(put(item(rec)?)?)
-            .transact_items(put(crate::memberships::item(owner)?)?)
+            .transact_items(put_new_tx(table, "CreateOrganization", item(rec)?)?)
+            .transact_items(put_new_tx(
+                table,
+                "CreateOrganization",
+                crate::memberships::item(owner)?,
+            )?)
             .send()
             .await
             .map_err(|e| StoreError::backend("CreateOrganization", e))?;
@@ -215,33 +275,55 @@ impl OrgRepo<'_> {
         }
     }
 
-    /// Deletes the organization and everything it owns: its `#META` row first (conditionally, so
-    /// the organization disappears at once and a concurrent delete gets `NotFound`), then every
-    /// other item of its partition and the API-key hash pointers those rows name.
+    /// Deletes the organization and everything it owns, in three steps:
+    ///
+    /// 1. mark `#META` `deleting` (conditionally: `NotFound` if it is gone), which makes every
+    ///    later partition write fail its [`live_check`];
+    /// 2. delete every other item of the partition, and the API-key hash pointers those rows
+    ///    name; nothing can be added behind the scan, since the mark is already there;
+    /// 3. delete `#META`.
+    ///
+    /// A delete interrupted after step 1 can be run again (the mark is idempotent).
     pub async fn delete(&self, id: &OrganizationId) -> Result<(), StoreError> {
-        let res = self
-            .store
+        self.mark_deleting(id).await?;
+        self.purge(id).await?;
+        self.store
             .client()
             .delete_item()
             .table_name(self.store.table())
             .set_key(Some(key(pk(id), META)))
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("DeleteOrganization", e))?;
+        Ok(())
+    }
+
+    /// Step 1 of [`Self::delete`]: `deleting = true` and a version bump (so a concurrent
+    /// optimistic [`Self::update`] loses and cannot clear the mark). `NotFound` if it is gone.
+    pub async fn mark_deleting(&self, id: &OrganizationId) -> Result<(), StoreError> {
+        let res = self
+            .store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .set_key(Some(key(pk(id), META)))
+            .update_expression("SET deleting = :t, version = version + :one")
             .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
             .await
             .map_err(|e| StoreError::backend("DeleteOrganization", e));
         match res {
-            Ok(_) => {}
-            Err(StoreError::Conflict { .. }) => {
-                return Err(StoreError::NotFound {
-                    op: "DeleteOrganization",
-                });
-            }
-            Err(e) => return Err(e),
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound {
+                op: "DeleteOrganization",
+            }),
+            Err(e) => Err(e),
         }
-        self.purge(id).await
     }
 
-    /// Deletes every remaining item of the partition plus the API-key pointers. Idempotent.
+    /// Deletes every item of the partition but `#META`, plus the API-key pointers. Idempotent.
     pub(crate) async fn purge(&self, id: &OrganizationId) -> Result<(), StoreError> {
         let items = self.partition(id).await?;
         let mut keys: Vec<Item> = Vec::with_capacity(items.len() * 2);
@@ -252,6 +334,9 @@ impl OrgRepo<'_> {
             ) else {
                 continue;
             };
+            if sk_ == META {
+                continue;
+            }
             if sk_.starts_with("APIKEY#")
                 && let Some(h) = it.get("keyHash").and_then(|v| v.as_s().ok())
             {

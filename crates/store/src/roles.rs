@@ -1,10 +1,11 @@
 //! Organization roles: `ORG#<orgId>` / `ROLE#<roleId>`, plus the global roles every organization has.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use cove_api_types::ids::OrganizationId;
 use serde::{Deserialize, Serialize};
 
 use crate::item::{Item, from_item, key, s, to_item};
+use crate::memberships::builder_err;
 use crate::{Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,38 +151,82 @@ impl RoleRepo<'_> {
         }
     }
 
+    /// Creates the role together with its name lock (`ROLENAME#<lowercased name>`), in one
+    /// transaction that also requires the organization to be live. `Conflict` if the id or the
+    /// name (case-insensitively) is taken, or the organization is gone or being deleted.
     pub async fn create(&self, org: &OrganizationId, rec: &RoleRecord) -> Result<(), StoreError> {
-        self.store.put_new("CreateRole", item(org, rec)?).await?;
-        Ok(())
+        self.store
+            .put_new_in_org(
+                "CreateRole",
+                org,
+                vec![item(org, rec)?, name_lock(org, &rec.name, &rec.id)?],
+            )
+            .await
     }
 
-    /// Replaces a role still at `rec.version - 1`; `Conflict` otherwise.
-    pub async fn update(&self, org: &OrganizationId, rec: &RoleRecord) -> Result<(), StoreError> {
-        self.store
-            .client()
-            .put_item()
-            .table_name(self.store.table())
+    /// Replaces a role still at `rec.version - 1`; `Conflict` otherwise, or if the new name is
+    /// taken, or the organization is being deleted. A rename moves the name lock in the same
+    /// transaction.
+    pub async fn update(
+        &self,
+        org: &OrganizationId,
+        old_name: &str,
+        rec: &RoleRecord,
+    ) -> Result<(), StoreError> {
+        let table = self.store.table();
+        let put = Put::builder()
+            .table_name(table)
             .set_item(Some(item(org, rec)?))
             .condition_expression("attribute_exists(pk) AND version = :v")
             .expression_attribute_values(
                 ":v",
                 AttributeValue::N(rec.version.saturating_sub(1).to_string()),
             )
-            .send()
+            .build()
+            .map_err(|e| builder_err("UpdateRole", e))?;
+        let mut tx = self
+            .store
+            .client()
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(crate::orgs::live_check(table, org)?);
+        if lock_sk(old_name) != lock_sk(&rec.name) {
+            tx = tx
+                .transact_items(crate::orgs::put_new_tx(
+                    table,
+                    "UpdateRole",
+                    name_lock(org, &rec.name, &rec.id)?,
+                )?)
+                .transact_items(release_lock(table, org, old_name, &rec.id)?);
+        }
+        tx.send()
             .await
             .map_err(|e| StoreError::backend("UpdateRole", e))?;
         Ok(())
     }
 
-    /// `NotFound` if the role does not exist.
+    /// Deletes the role and its name lock. `NotFound` if the role does not exist.
     pub async fn delete(&self, org: &OrganizationId, id: &str) -> Result<(), StoreError> {
+        let Some(rec) = self
+            .store
+            .get_record::<RoleRecord>("DeleteRole", key(crate::orgs::pk(org), sk(id)))
+            .await?
+        else {
+            return Err(StoreError::NotFound { op: "DeleteRole" });
+        };
+        let table = self.store.table();
+        let del = Delete::builder()
+            .table_name(table)
+            .set_key(Some(key(crate::orgs::pk(org), sk(id))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(|e| builder_err("DeleteRole", e))?;
         let res = self
             .store
             .client()
-            .delete_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(crate::orgs::pk(org), sk(id))))
-            .condition_expression("attribute_exists(pk)")
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(del).build())
+            .transact_items(release_lock(table, org, &rec.name, id)?)
             .send()
             .await
             .map_err(|e| StoreError::backend("DeleteRole", e));
@@ -191,4 +236,41 @@ impl RoleRepo<'_> {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The sort key of the lock that keeps role names unique per organization (case-insensitively).
+fn lock_sk(name: &str) -> String {
+    format!("ROLENAME#{}", name.to_lowercase())
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NameLock<'a> {
+    role_id: &'a str,
+}
+
+fn name_lock(org: &OrganizationId, name: &str, role_id: &str) -> Result<Item, StoreError> {
+    to_item(
+        "PutRoleNameLock",
+        &NameLock { role_id },
+        &[("pk", crate::orgs::pk(org)), ("sk", lock_sk(name))],
+    )
+}
+
+/// Deletes the name lock of `name` if it is this role's (roles written before locks existed have
+/// none; a lock held by another role is left alone).
+fn release_lock(
+    table: &str,
+    org: &OrganizationId,
+    name: &str,
+    role_id: &str,
+) -> Result<TransactWriteItem, StoreError> {
+    Delete::builder()
+        .table_name(table)
+        .set_key(Some(key(crate::orgs::pk(org), lock_sk(name))))
+        .condition_expression("attribute_not_exists(pk) OR roleId = :id")
+        .expression_attribute_values(":id", s(role_id))
+        .build()
+        .map(|d| TransactWriteItem::builder().delete(d).build())
+        .map_err(|e| builder_err("ReleaseRoleNameLock", e))
 }

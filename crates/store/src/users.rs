@@ -1,10 +1,10 @@
 //! Users: `USER#<id>` / `#META`, and first-sight provisioning with a personal organization.
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use cove_api_types::ids::{OrganizationId, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::item::{META, from_item, key, to_item};
+use crate::item::{META, from_item, key, s, to_item};
 use crate::memberships::{MembershipRecord, OrgRole};
 use crate::orgs::OrgRecord;
 use crate::{Store, StoreError};
@@ -28,7 +28,31 @@ pub struct UserRecord {
     pub role: SystemRole,
     pub personal_organization_id: OrganizationId,
     pub created_at: String,
+    /// The user's platform key pair, once generated (`regenerate-key-pair`). Never sent out.
+    #[serde(default)]
+    pub key_pair: Option<UserKeyPair>,
     pub version: u64,
+}
+
+/// A user's key pair: the public half in OpenSSH form, the private half as the caller encoded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserKeyPair {
+    pub public_key: String,
+    pub private_key: String,
+    pub created_at: String,
+}
+
+/// An identity of the user at another provider: `USER#<id>` / `LINK#<provider>#<providerUserId>`,
+/// claimed table-wide by `ACCOUNTLINK#<provider>#<providerUserId>` / `#META` so one provider
+/// identity links to one user only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkedAccountRecord {
+    pub user_id: UserId,
+    pub provider: String,
+    pub provider_user_id: String,
+    pub created_at: String,
 }
 
 pub(crate) fn pk(id: &UserId) -> String {
@@ -72,6 +96,7 @@ impl UserRepo<'_> {
             role: new.role,
             personal_organization_id: org.id.clone(),
             created_at: now.clone(),
+            key_pair: None,
             version: 1,
         };
         let member = MembershipRecord {
@@ -154,6 +179,158 @@ impl UserRepo<'_> {
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+}
+
+fn link_sk(provider: &str, provider_user_id: &str) -> String {
+    format!("LINK#{provider}#{provider_user_id}")
+}
+
+fn link_claim_pk(provider: &str, provider_user_id: &str) -> String {
+    format!("ACCOUNTLINK#{provider}#{provider_user_id}")
+}
+
+impl UserRepo<'_> {
+    /// Stores a new key pair on the user (replacing any previous one). `NotFound` if the user does
+    /// not exist.
+    pub async fn set_key_pair(&self, id: &UserId, kp: &UserKeyPair) -> Result<(), StoreError> {
+        let value: AttributeValue = serde_dynamo::to_attribute_value(kp)
+            .map_err(|e| StoreError::decode("SetUserKeyPair", e))?;
+        let res = self
+            .store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .set_key(Some(key(pk(id), META)))
+            .update_expression("SET keyPair = :kp, version = version + :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":kp", value)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("SetUserKeyPair", e));
+        match res {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound {
+                op: "SetUserKeyPair",
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Links a provider identity to the user. `Conflict` if that identity is linked already (to
+    /// this user or another one), `NotFound` if the user does not exist.
+    pub async fn link_account(&self, rec: &LinkedAccountRecord) -> Result<(), StoreError> {
+        if self.get(&rec.user_id).await?.is_none() {
+            return Err(StoreError::NotFound { op: "LinkAccount" });
+        }
+        let table = self.store.table();
+        let row = to_item(
+            "LinkAccount",
+            rec,
+            &[
+                ("pk", pk(&rec.user_id)),
+                ("sk", link_sk(&rec.provider, &rec.provider_user_id)),
+            ],
+        )?;
+        let claim = to_item(
+            "LinkAccount",
+            rec,
+            &[
+                ("pk", link_claim_pk(&rec.provider, &rec.provider_user_id)),
+                ("sk", META.to_owned()),
+            ],
+        )?;
+        let user = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(key(pk(&rec.user_id), META)))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(|e| crate::memberships::builder_err("LinkAccount", e))?;
+        self.store
+            .client()
+            .transact_write_items()
+            .transact_items(crate::orgs::put_new_tx(table, "LinkAccount", row)?)
+            .transact_items(crate::orgs::put_new_tx(table, "LinkAccount", claim)?)
+            .transact_items(TransactWriteItem::builder().condition_check(user).build())
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("LinkAccount", e))?;
+        Ok(())
+    }
+
+    /// Removes a link of the user and its claim. `NotFound` if the user has no such link.
+    pub async fn unlink_account(
+        &self,
+        user: &UserId,
+        provider: &str,
+        provider_user_id: &str,
+    ) -> Result<(), StoreError> {
+        let table = self.store.table();
+        let del = |k, cond: &str| -> Result<TransactWriteItem, StoreError> {
+            Delete::builder()
+                .table_name(table)
+                .set_key(Some(k))
+                .condition_expression(cond)
+                .expression_attribute_values(":u", s(user.to_string()))
+                .build()
+                .map(|d| TransactWriteItem::builder().delete(d).build())
+                .map_err(|e| crate::memberships::builder_err("UnlinkAccount", e))
+        };
+        let res = self
+            .store
+            .client()
+            .transact_write_items()
+            .transact_items(del(
+                key(pk(user), link_sk(provider, provider_user_id)),
+                "attribute_exists(pk) AND userId = :u",
+            )?)
+            .transact_items(del(
+                key(link_claim_pk(provider, provider_user_id), META),
+                "attribute_not_exists(pk) OR userId = :u",
+            )?)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("UnlinkAccount", e));
+        match res {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound {
+                op: "UnlinkAccount",
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The user's linked accounts, sorted by provider, then provider user id.
+    pub async fn linked_accounts(
+        &self,
+        user: &UserId,
+    ) -> Result<Vec<LinkedAccountRecord>, StoreError> {
+        let mut out: Vec<LinkedAccountRecord> = Vec::new();
+        let mut start: Option<crate::item::Item> = None;
+        loop {
+            let page = self
+                .store
+                .client()
+                .query()
+                .table_name(self.store.table())
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(pk(user)))
+                .expression_attribute_values(":p", s("LINK#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::backend("ListLinkedAccounts", e))?;
+            for i in page.items.unwrap_or_default() {
+                out.push(from_item("ListLinkedAccounts", i)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
         Ok(out)
     }
 }

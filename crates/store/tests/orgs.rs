@@ -117,9 +117,9 @@ async fn roles_crud_and_globals() {
     assert_eq!(store.roles().list(&org.id).await.unwrap(), vec![r.clone()]);
     r.version = 2;
     r.name = "R2".into();
-    store.roles().update(&org.id, &r).await.unwrap();
+    store.roles().update(&org.id, "R", &r).await.unwrap();
     assert!(matches!(
-        store.roles().update(&org.id, &r).await,
+        store.roles().update(&org.id, "R2", &r).await,
         Err(StoreError::Conflict { .. })
     ));
     store.roles().delete(&org.id, &r.id).await.unwrap();
@@ -246,4 +246,126 @@ async fn deleting_an_organization_empties_its_partition() {
         store.orgs().delete(&org.id).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+#[tokio::test]
+async fn an_organization_being_deleted_refuses_new_items() {
+    let store = cove_testkit::store().await;
+    let org = team(&store).await;
+    store.orgs().mark_deleting(&org.id).await.unwrap();
+    let role = RoleRecord {
+        id: uuid_like(),
+        organization_id: Some(org.id.clone()),
+        name: "Late".into(),
+        description: String::new(),
+        permissions: vec![],
+        created_at: now(),
+        updated_at: now(),
+        version: 1,
+    };
+    assert!(matches!(
+        store.roles().create(&org.id, &role).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store
+            .memberships()
+            .create(&member(&org.id, "bob", OrgRole::Member))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(matches!(
+        store
+            .invitations()
+            .create(&invite(&org.id, "carol@example.com"))
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let key = cove_store::keys::generate().unwrap();
+    let api_key = cove_store::api_keys::ApiKeyRecord {
+        organization_id: org.id.clone(),
+        user_id: uid("alice"),
+        name: "late".into(),
+        key_hash: key.hash,
+        key_prefix: key.prefix,
+        key_suffix: key.suffix,
+        permissions: vec![],
+        created_at: now(),
+        expires_at: None,
+        last_used_at: None,
+        version: 1,
+    };
+    assert!(matches!(
+        store.api_keys().create(&api_key).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    // A concurrent admin update written against the pre-mark version loses, so it can't clear
+    // the mark.
+    let mut stale = org.clone();
+    stale.version = 2;
+    assert!(matches!(
+        store.orgs().update(&stale).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert!(store.orgs().get(&org.id).await.unwrap().unwrap().deleting);
+    // Finishing the delete (or running it again after a crash) empties the partition.
+    store.orgs().delete(&org.id).await.unwrap();
+    let left: Vec<_> = store
+        .scan_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(pk, _)| pk.contains(org.id.as_str()) || pk.starts_with("APIKEYHASH#"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(matches!(
+        store.orgs().mark_deleting(&org.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn role_names_are_locked_case_insensitively() {
+    let store = cove_testkit::store().await;
+    let org = team(&store).await;
+    let role = |name: &str| RoleRecord {
+        id: uuid_like(),
+        organization_id: Some(org.id.clone()),
+        name: name.into(),
+        description: String::new(),
+        permissions: vec![],
+        created_at: now(),
+        updated_at: now(),
+        version: 1,
+    };
+    let mut a = role("Ops");
+    store.roles().create(&org.id, &a).await.unwrap();
+    assert!(matches!(
+        store.roles().create(&org.id, &role("OPS")).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let b = role("Dev");
+    store.roles().create(&org.id, &b).await.unwrap();
+    // Renaming onto a taken name loses; onto a free one moves the lock.
+    a.version = 2;
+    a.name = "dev".into();
+    assert!(matches!(
+        store.roles().update(&org.id, "Ops", &a).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    a.name = "Infra".into();
+    store.roles().update(&org.id, "Ops", &a).await.unwrap();
+    store.roles().create(&org.id, &role("ops")).await.unwrap();
+    store.roles().delete(&org.id, &b.id).await.unwrap();
+    store.roles().create(&org.id, &role("DEV")).await.unwrap();
+    let mut locks: Vec<String> = store
+        .scan_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(_, sk)| sk.starts_with("ROLENAME#"))
+        .map(|(_, sk)| sk)
+        .collect();
+    locks.sort();
+    assert_eq!(locks, ["ROLENAME#dev", "ROLENAME#infra", "ROLENAME#ops"]);
 }

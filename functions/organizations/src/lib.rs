@@ -20,6 +20,7 @@
 //!   users. A suspended organization may read but not create or start resources
 //!   (`Action::Create` → 403 with the reason).
 
+mod keypair;
 mod routes;
 pub mod service;
 

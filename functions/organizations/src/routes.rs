@@ -32,10 +32,14 @@ fn user_id(s: &str) -> Result<UserId, ApiError> {
     UserId::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-fn ok_empty() -> Response {
+fn empty(status: StatusCode) -> Response {
     let mut r = web::no_content();
-    *r.status_mut() = StatusCode::OK;
+    *r.status_mut() = status;
     r
+}
+
+fn ok_empty() -> Response {
+    empty(StatusCode::OK)
 }
 
 async fn route(env: &Env, req: &Request) -> Result<Response, ApiError> {
@@ -44,16 +48,20 @@ async fn route(env: &Env, req: &Request) -> Result<Response, ApiError> {
     let m = req.method();
     match (m, s.as_slice()) {
         (&Method::GET, ["health"]) => health(),
+        (&Method::GET, ["health", "ready"]) => health_ready(env).await,
         (&Method::GET, ["config"]) => config(env),
         (&Method::GET, ["users", "me"]) => user_me(env, req).await,
         (&Method::GET, ["users", "account-providers"]) => account_providers(env, req).await,
         (&Method::POST, ["users"]) => user_create(env, req).await,
         (&Method::GET, ["users"]) => user_list(env, req).await,
         (&Method::POST, ["users", "linked-accounts"]) => link_account(env, req).await,
-        (&Method::DELETE, ["users", "linked-accounts", _provider, _provider_user]) => {
-            unlink_account(env, req).await
+        (&Method::DELETE, ["users", "linked-accounts", provider, provider_user]) => {
+            unlink_account(env, req, provider, provider_user).await
         }
         (&Method::GET, ["users", id]) => user_get(env, req, id).await,
+        (&Method::POST, ["users", id, "regenerate-key-pair"]) => {
+            regenerate_key_pair(env, req, id).await
+        }
         (&Method::POST, ["organizations"]) => org_create(env, req).await,
         (&Method::GET, ["organizations"]) => org_list(env, req).await,
         (&Method::GET, ["organizations", "invitations"]) => my_invitations(env, req).await,
@@ -108,6 +116,29 @@ fn health() -> Result<Response, ApiError> {
     web::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/api/health/ready", operation_id = "health_ready", tag = "health",
+    responses((status = 200, description = "The table answers: `{status: ok, info, error, details}`"),
+        (status = 503, description = "The table does not answer: `{status: error, info, error, details}`")))]
+async fn health_ready(env: &Env) -> Result<Response, ApiError> {
+    use serde_json::json;
+    match service::ready(env).await {
+        Ok(()) => {
+            let up = json!({"database": {"status": "up"}});
+            web::json(
+                StatusCode::OK,
+                &json!({"status": "ok", "info": up, "error": {}, "details": up}),
+            )
+        }
+        Err(message) => {
+            let down = json!({"database": {"status": "down", "message": message}});
+            web::json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"status": "error", "info": {}, "error": down, "details": down}),
+            )
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/api/config", operation_id = "config_get", tag = "config",
     responses((status = 200, body = DaytonaConfiguration)))]
 fn config(env: &Env) -> Result<Response, ApiError> {
@@ -127,7 +158,10 @@ async fn user_me(env: &Env, req: &Request) -> Result<Response, ApiError> {
     security(("bearer" = [])))]
 async fn account_providers(env: &Env, req: &Request) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    web::json(StatusCode::OK, &service::account_providers(&ctx)?)
+    web::json(
+        StatusCode::OK,
+        &service::account_providers(env, &ctx).await?,
+    )
 }
 
 #[utoipa::path(post, path = "/api/users", operation_id = "user_create", tag = "users",
@@ -155,24 +189,43 @@ async fn user_list(env: &Env, req: &Request) -> Result<Response, ApiError> {
 
 #[utoipa::path(post, path = "/api/users/linked-accounts", operation_id = "user_link_account", tag = "users",
     request_body = CreateLinkedAccount,
-    responses((status = 400, description = "Account linking is not enabled", body = ErrorEnvelope),
-        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+    responses((status = 204, description = "Account linked"), (status = 400, body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
     security(("bearer" = [])))]
 async fn link_account(env: &Env, req: &Request) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    service::linked_accounts(&ctx)?;
+    service::require_jwt(&ctx)?;
+    let body: CreateLinkedAccount = web::json_body(req)?;
+    service::link_account(env, &ctx, body).await?;
     Ok(web::no_content())
 }
 
 #[utoipa::path(delete, path = "/api/users/linked-accounts/{provider}/{providerUserId}", operation_id = "user_unlink_account", tag = "users",
     params(("provider" = String, Path), ("providerUserId" = String, Path)),
-    responses((status = 400, description = "Account linking is not enabled", body = ErrorEnvelope),
-        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
+    responses((status = 204, description = "Account unlinked"), (status = 400, body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
     security(("bearer" = [])))]
-async fn unlink_account(env: &Env, req: &Request) -> Result<Response, ApiError> {
+async fn unlink_account(
+    env: &Env,
+    req: &Request,
+    provider: &str,
+    provider_user: &str,
+) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    service::linked_accounts(&ctx)?;
+    service::unlink_account(env, &ctx, provider, provider_user).await?;
     Ok(web::no_content())
+}
+
+#[utoipa::path(post, path = "/api/users/{id}/regenerate-key-pair", operation_id = "user_regenerate_key_pair", tag = "users",
+    params(("id" = String, Path)),
+    responses((status = 201, description = "Key pair regenerated (system admin); empty body"), (status = 400, body = ErrorEnvelope),
+        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn regenerate_key_pair(env: &Env, req: &Request, id: &str) -> Result<Response, ApiError> {
+    let ctx = auth::authenticate(env, req).await?;
+    let id = user_id(id)?;
+    service::regenerate_key_pair(env, &ctx, &id).await?;
+    Ok(empty(StatusCode::CREATED))
 }
 
 #[utoipa::path(get, path = "/api/users/{id}", operation_id = "user_get", tag = "users",
@@ -537,6 +590,7 @@ async fn invitation_decline(env: &Env, req: &Request, id: &str) -> Result<Respon
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
     health,
+    health_ready,
     config,
     user_me,
     account_providers,
@@ -545,6 +599,7 @@ async fn invitation_decline(env: &Env, req: &Request, id: &str) -> Result<Respon
     link_account,
     unlink_account,
     user_get,
+    regenerate_key_pair,
     org_create,
     org_list,
     my_invitations,

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use cove_api_types::ApiError;
 use cove_api_types::ids::{OrganizationId, UserId};
 use cove_api_types::orgs::{
-    AccountProvider, CreateOrganization, CreateOrganizationInvitation, CreateOrganizationRole,
-    DaytonaConfiguration, EPOCH, OidcConfig, Organization, OrganizationInvitation,
-    OrganizationRole, OrganizationSuspension, OrganizationUsageOverview, OrganizationUser,
-    RegionUsageOverview, UpdateOrganizationInvitation, UpdateOrganizationQuota, User,
+    AccountProvider, CreateLinkedAccount, CreateOrganization, CreateOrganizationInvitation,
+    CreateOrganizationRole, DaytonaConfiguration, EPOCH, OidcConfig, Organization,
+    OrganizationInvitation, OrganizationRole, OrganizationSuspension, OrganizationUsageOverview,
+    OrganizationUser, RegionUsageOverview, UpdateOrganizationInvitation, UpdateOrganizationQuota,
+    User,
 };
 use cove_api_types::permissions::Permission;
 use cove_api_types::time::{format_rfc3339, now_rfc3339, parse_rfc3339};
@@ -21,7 +22,7 @@ use cove_store::invitations::{InviteRecord, InviteStatus};
 use cove_store::memberships::{MembershipRecord, OrgRole};
 use cove_store::orgs::OrgRecord;
 use cove_store::roles::RoleRecord;
-use cove_store::users::UserRecord;
+use cove_store::users::{LinkedAccountRecord, UserRecord};
 
 const MAX_NAME_LEN: usize = 255;
 /// How long an invitation is valid when the request does not say.
@@ -251,7 +252,9 @@ pub async fn list(env: &Env, ctx: &AuthContext) -> Result<Vec<Organization>, Api
     require_jwt(ctx)?;
     let mut out = Vec::new();
     for m in env.store.memberships().list_for_user(&ctx.user_id).await? {
-        if let Some(o) = env.store.orgs().get(&m.organization_id).await? {
+        if let Some(o) = env.store.orgs().get(&m.organization_id).await?
+            && !o.deleting
+        {
             out.push(org_view(o));
         }
     }
@@ -269,11 +272,13 @@ pub async fn scoped(
     ctx.in_org(env, org).await
 }
 
+/// The organization, unless it is gone or being deleted.
 async fn load(env: &Env, org: &OrganizationId) -> Result<OrgRecord, ApiError> {
     env.store
         .orgs()
         .get(org)
         .await?
+        .filter(|o| !o.deleting)
         .ok_or_else(|| org_not_found(org))
 }
 
@@ -688,11 +693,13 @@ async fn check_role_name(
         .chain(env.store.roles().list(org).await?)
         .any(|r| r.name.eq_ignore_ascii_case(name) && Some(r.id.as_str()) != except);
     if taken {
-        return Err(ApiError::conflict(format!(
-            "Role with name {name} already exists"
-        )));
+        return Err(role_name_taken(name));
     }
     Ok(())
+}
+
+fn role_name_taken(name: &str) -> ApiError {
+    ApiError::conflict(format!("Role with name {name} already exists"))
 }
 
 pub async fn create_role(
@@ -718,8 +725,14 @@ pub async fn create_role(
         updated_at: now,
         version: 1,
     };
-    env.store.roles().create(org, &rec).await?;
-    Ok(role_view(rec))
+    match env.store.roles().create(org, &rec).await {
+        Ok(()) => Ok(role_view(rec)),
+        Err(StoreError::Conflict { .. }) => {
+            load(env, org).await?;
+            Err(role_name_taken(&rec.name))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn parse_role_id(id: &str) -> Result<(), ApiError> {
@@ -756,14 +769,21 @@ pub async fn update_role(
     let name = validate_name("name", &body.name)?;
     let mut rec = own_role(env, org, id).await?;
     check_role_name(env, org, &name, Some(id)).await?;
-    rec.name = name;
+    let old_name = std::mem::replace(&mut rec.name, name);
     rec.description = body.description.trim().to_owned();
     rec.permissions = perms.iter().map(|p| p.as_str().to_owned()).collect();
     rec.version += 1;
     rec.updated_at = now_rfc3339();
-    match env.store.roles().update(org, &rec).await {
+    match env.store.roles().update(org, &old_name, &rec).await {
         Ok(()) => Ok(role_view(rec)),
-        Err(StoreError::Conflict { .. }) => Err(concurrent()),
+        Err(StoreError::Conflict { .. }) => {
+            load(env, org).await?;
+            // The name lock or the version lost: say which.
+            if old_name.to_lowercase() != rec.name.to_lowercase() {
+                check_role_name(env, org, &rec.name, Some(id)).await?;
+            }
+            Err(concurrent())
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -1176,15 +1196,151 @@ pub async fn user_list(env: &Env, ctx: &AuthContext) -> Result<Vec<User>, ApiErr
         .collect())
 }
 
-/// Account linking is not offered (`linkedAccountsEnabled` is false in `/config`).
-pub fn linked_accounts(ctx: &AuthContext) -> Result<(), ApiError> {
+/// Replaces the user's key pair with a fresh one (system admin). The private half stays in the store.
+pub async fn regenerate_key_pair(
+    env: &Env,
+    ctx: &AuthContext,
+    id: &UserId,
+) -> Result<(), ApiError> {
     require_jwt(ctx)?;
-    Err(ApiError::bad_request("Account linking is not enabled"))
+    authorize(env, ctx, Action::SystemAdmin).await?;
+    let kp = crate::keypair::generate(now_rfc3339())?;
+    match env.store.users().set_key_pair(id, &kp).await {
+        Ok(()) => {}
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::not_found(format!("User with ID {id} not found")));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user = %id, admin = %ctx.user_id, "user key pair regenerated");
+    Ok(())
 }
 
-pub fn account_providers(ctx: &AuthContext) -> Result<Vec<AccountProvider>, ApiError> {
+/// The identity providers whose accounts can be linked: `(name, display name)`.
+pub const ACCOUNT_PROVIDERS: &[(&str, &str)] = &[
+    ("github", "GitHub"),
+    ("google-oauth2", "Google"),
+    ("gitlab", "GitLab"),
+    ("bitbucket", "Bitbucket"),
+];
+
+/// A provider user id goes into a key: bounded, printable, no `#`.
+const MAX_PROVIDER_USER_ID_LEN: usize = 255;
+
+fn account_provider(provider: &str) -> Result<&'static str, ApiError> {
+    ACCOUNT_PROVIDERS
+        .iter()
+        .find(|(name, _)| *name == provider)
+        .map(|(name, _)| *name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = ACCOUNT_PROVIDERS.iter().map(|(n, _)| *n).collect();
+            ApiError::bad_request(format!("provider must be one of: {}", names.join(", ")))
+        })
+}
+
+fn provider_user_id(id: &str) -> Result<&str, ApiError> {
+    if id.is_empty()
+        || id.len() > MAX_PROVIDER_USER_ID_LEN
+        || id
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '#')
+    {
+        return Err(ApiError::bad_request(format!(
+            "userId must be 1 to {MAX_PROVIDER_USER_ID_LEN} printable characters without spaces or '#'"
+        )));
+    }
+    Ok(id)
+}
+
+/// Links the caller to an account at an identity provider. 409 if that account is linked already
+/// (to the caller or anyone else).
+pub async fn link_account(
+    env: &Env,
+    ctx: &AuthContext,
+    body: CreateLinkedAccount,
+) -> Result<(), ApiError> {
     require_jwt(ctx)?;
-    Ok(vec![])
+    let provider = account_provider(body.provider.trim())?;
+    let puid = provider_user_id(body.user_id.trim())?;
+    me(env, ctx).await?;
+    let rec = LinkedAccountRecord {
+        user_id: ctx.user_id.clone(),
+        provider: provider.to_owned(),
+        provider_user_id: puid.to_owned(),
+        created_at: now_rfc3339(),
+    };
+    match env.store.users().link_account(&rec).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return Err(ApiError::conflict(format!(
+                "The {provider} account {puid} is already linked"
+            )));
+        }
+        Err(StoreError::NotFound { .. }) => return Err(ApiError::invalid_credentials()),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user = %ctx.user_id, provider, "account linked");
+    Ok(())
+}
+
+/// Removes one of the caller's links. 404 if the caller has no such link.
+pub async fn unlink_account(
+    env: &Env,
+    ctx: &AuthContext,
+    provider: &str,
+    puid: &str,
+) -> Result<(), ApiError> {
+    require_jwt(ctx)?;
+    let provider = account_provider(provider)?;
+    let puid = provider_user_id(puid)?;
+    match env
+        .store
+        .users()
+        .unlink_account(&ctx.user_id, provider, puid)
+        .await
+    {
+        Ok(()) => {}
+        Err(StoreError::NotFound { .. }) => {
+            return Err(ApiError::not_found(format!(
+                "No linked {provider} account {puid}"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user = %ctx.user_id, provider, "account unlinked");
+    Ok(())
+}
+
+/// The providers the caller can still link (those it has no account of linked yet).
+pub async fn account_providers(
+    env: &Env,
+    ctx: &AuthContext,
+) -> Result<Vec<AccountProvider>, ApiError> {
+    require_jwt(ctx)?;
+    let linked: BTreeSet<String> = env
+        .store
+        .users()
+        .linked_accounts(&ctx.user_id)
+        .await?
+        .into_iter()
+        .map(|l| l.provider)
+        .collect();
+    Ok(ACCOUNT_PROVIDERS
+        .iter()
+        .filter(|(name, _)| !linked.contains(*name))
+        .map(|(name, display)| AccountProvider {
+            name: (*name).to_owned(),
+            display_name: (*display).to_owned(),
+        })
+        .collect())
+}
+
+/// `GET /health/ready`: whether the table answers (the error, if it does not).
+pub async fn ready(env: &Env) -> Result<(), String> {
+    env.store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "readiness check: the table does not answer");
+        "The database is not reachable".to_owned()
+    })
 }
 
 pub fn config(env: &Env) -> DaytonaConfiguration {
@@ -1196,7 +1352,7 @@ pub fn config(env: &Env) -> DaytonaConfiguration {
             audience: env.jwt.audience.clone().unwrap_or_default(),
             provider: "cove".into(),
         },
-        linked_accounts_enabled: false,
+        linked_accounts_enabled: true,
         announcements: BTreeMap::new(),
         proxy_template_url: "http://{{PORT}}-{{sandboxId}}.proxy.localhost".into(),
         proxy_toolbox_url: "http://proxy.localhost/toolbox".into(),

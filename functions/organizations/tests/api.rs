@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
+use std::collections::BTreeSet;
+
 use cove_api_types::ids::UserId;
 use cove_edge::config::JwtConfig;
 use cove_edge::{Env, Request};
@@ -206,7 +208,18 @@ async fn public_routes_and_users_me() {
     let (s, _) = get(&env, "/api/users/bob", &alice).await;
     assert_eq!(s, 403, "only admins read other users");
     let (s, v) = get(&env, "/api/users/account-providers", &alice).await;
-    assert_eq!((s, v), (200, json!([])));
+    assert_eq!(s, 200);
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == &json!({"name": "github", "displayName": "GitHub"})),
+        "{v}"
+    );
+    let (s, r) = call(&env, "GET", "/api/health/ready", None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(r["status"], "ok");
+    assert_eq!(r["info"]["database"]["status"], "up");
 }
 
 #[tokio::test]
@@ -809,6 +822,7 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/api/users/{id}", None),
     ("POST", "/api/users", Some(r#"{"name":"x"}"#)),
     ("GET", "/api/users", None),
+    ("POST", "/api/users/{id}/regenerate-key-pair", Some("{}")),
 ];
 
 /// Routes that only ever act on the caller's own data (no foreign id in the request), or are
@@ -816,6 +830,7 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
 /// `functions/api-keys/tests/api.rs` (`tenants_never_see_each_others_keys`).
 const SELF_SCOPED: &[(&str, &str)] = &[
     ("GET", "/api/health"),
+    ("GET", "/api/health/ready"),
     ("GET", "/api/config"),
     ("GET", "/api/users/me"),
     ("GET", "/api/users/account-providers"),
@@ -836,7 +851,23 @@ const SELF_SCOPED: &[(&str, &str)] = &[
     ("DELETE", "/api/api-keys/{userId}/{name}"),
 ];
 
-/// A route added to the checked-in OpenAPI document without a tenant case fails here.
+/// The path prefixes this crate and api-keys serve; other functions' routes have their own matrices.
+const OWN_PREFIXES: &[&str] = &[
+    "/api/organizations",
+    "/api/users",
+    "/api/api-keys",
+    "/api/config",
+    "/api/health",
+];
+
+fn owned(path: &str) -> bool {
+    OWN_PREFIXES.iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+/// A route of ours added to the checked-in OpenAPI document without a tenant case fails here.
 #[test]
 fn every_documented_route_has_a_tenant_case() {
     let doc: Value = serde_json::from_str(
@@ -848,7 +879,12 @@ fn every_documented_route_has_a_tenant_case() {
     )
     .unwrap();
     let mut missing = Vec::new();
+    let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
+        if !owned(path) {
+            continue;
+        }
+        checked += 1;
         for method in item.as_object().unwrap().keys() {
             let m = method.to_uppercase();
             let covered = TENANT_MATRIX
@@ -864,6 +900,23 @@ fn every_documented_route_has_a_tenant_case() {
         missing.is_empty(),
         "routes without a cross-tenant case: {missing:?}"
     );
+    assert!(
+        checked >= 30,
+        "only {checked} paths of ours in the document"
+    );
+    // Every case names a documented route (a stale entry would hide a missing one).
+    for (m, p) in TENANT_MATRIX
+        .iter()
+        .map(|(m, p, _)| (m, p))
+        .chain(SELF_SCOPED.iter().map(|(m, p)| (m, p)))
+    {
+        assert!(
+            doc["paths"][*p].get(m.to_lowercase()).is_some(),
+            "{m} {p} is not in the document"
+        );
+    }
+    assert!(owned("/api/users") && owned("/api/health/ready") && !owned("/api/sandbox"));
+    assert!(!owned("/api/organizationsx"));
 }
 
 #[tokio::test]
@@ -1081,14 +1134,214 @@ async fn system_admin_quota_and_suspension() {
         dave_orgs[0]["personal"], true,
         "created users get a personal organization"
     );
+
+    // Regenerating a key pair: system admins only; 201 with an empty body; the private half
+    // never leaves the store.
+    let path = "/api/users/alice/regenerate-key-pair";
+    let (s, _) = post(&env, path, &alice, json!({})).await;
+    assert_eq!(s, 403, "not for non-admins, not even on themselves");
+    let alice_id = UserId::parse("alice").unwrap();
+    assert!(
+        env.store
+            .users()
+            .get(&alice_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .key_pair
+            .is_none()
+    );
+    let resp = organizations::handle(&env, request("POST", path, Some(&root), None, None)).await;
+    assert_eq!(resp.status(), 201);
+    assert!(resp.body().is_empty(), "{:?}", resp.body());
+    let first = env
+        .store
+        .users()
+        .get(&alice_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .key_pair
+        .unwrap();
+    assert!(
+        first
+            .public_key
+            .starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"),
+        "{}",
+        first.public_key
+    );
+    let (s, _) = post(&env, path, &root, json!({})).await;
+    assert_eq!(s, 201);
+    let second = env
+        .store
+        .users()
+        .get(&alice_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .key_pair
+        .unwrap();
+    assert_ne!(first.public_key, second.public_key);
+    assert_ne!(first.private_key, second.private_key);
+    for (token, p) in [
+        (&alice, "/api/users/me"),
+        (&root, "/api/users/alice"),
+        (&root, "/api/users"),
+    ] {
+        let (_, v) = get(&env, p, token).await;
+        let text = v.to_string();
+        assert!(
+            !text.contains(&second.private_key) && !text.contains("privateKey"),
+            "{p}: {v}"
+        );
+    }
     let (s, _) = post(
         &env,
-        "/api/users/linked-accounts",
-        &alice,
-        json!({"provider": "github", "userId": "1"}),
+        "/api/users/nobody/regenerate-key-pair",
+        &root,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _) = post(
+        &env,
+        "/api/users/bad%23id/regenerate-key-pair",
+        &root,
+        json!({}),
     )
     .await;
     assert_eq!(s, 400);
+}
+
+#[tokio::test]
+async fn linked_accounts_are_stored_unique_and_removable() {
+    let env = env().await;
+    let (alice, bob) = (jwt("alice"), jwt("bob"));
+    let link = |t: String, body: Value| {
+        let env = env.clone();
+        async move { post(&env, "/api/users/linked-accounts", &t, body).await.0 }
+    };
+    let providers = |t: String| {
+        let env = env.clone();
+        async move {
+            let (s, v) = get(&env, "/api/users/account-providers", &t).await;
+            assert_eq!(s, 200);
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        providers(alice.clone())
+            .await
+            .contains(&"github".to_owned())
+    );
+    assert_eq!(
+        link(
+            alice.clone(),
+            json!({"provider": "github", "userId": "1234"})
+        )
+        .await,
+        204
+    );
+    // Linked: no longer offered, and stored on the user.
+    assert!(
+        !providers(alice.clone())
+            .await
+            .contains(&"github".to_owned())
+    );
+    assert!(providers(bob.clone()).await.contains(&"github".to_owned()));
+    let alice_id = UserId::parse("alice").unwrap();
+    let links = env.store.users().linked_accounts(&alice_id).await.unwrap();
+    assert_eq!(
+        links
+            .iter()
+            .map(|l| (l.provider.as_str(), l.provider_user_id.as_str()))
+            .collect::<Vec<_>>(),
+        [("github", "1234")]
+    );
+    // The same provider identity links once, whoever asks.
+    assert_eq!(
+        link(
+            alice.clone(),
+            json!({"provider": "github", "userId": "1234"})
+        )
+        .await,
+        409
+    );
+    assert_eq!(
+        link(bob.clone(), json!({"provider": "github", "userId": "1234"})).await,
+        409
+    );
+    // Bad input.
+    for body in [
+        json!({"provider": "myspace", "userId": "1"}),
+        json!({"provider": "github", "userId": ""}),
+        json!({"provider": "github", "userId": "a#b"}),
+        json!({"provider": "github", "userId": "x".repeat(256)}),
+        json!({"provider": "github"}),
+        json!({"userId": "1"}),
+    ] {
+        assert_eq!(link(alice.clone(), body.clone()).await, 400, "{body}");
+    }
+    let (s, _) = call(
+        &env,
+        "POST",
+        "/api/users/linked-accounts",
+        Some(&alice),
+        Some("{nope"),
+    )
+    .await;
+    assert_eq!(s, 400);
+    // Only the owner of a link removes it.
+    let (s, _) = delete(&env, "/api/users/linked-accounts/github/1234", &bob).await;
+    assert_eq!(s, 404);
+    let (s, _) = delete(&env, "/api/users/linked-accounts/myspace/1234", &alice).await;
+    assert_eq!(s, 400);
+    let (s, _) = delete(&env, "/api/users/linked-accounts/github/1234", &alice).await;
+    assert_eq!(s, 204);
+    let (s, _) = delete(&env, "/api/users/linked-accounts/github/1234", &alice).await;
+    assert_eq!(s, 404);
+    assert!(
+        env.store
+            .users()
+            .linked_accounts(&alice_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !env.store
+            .scan_keys()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(pk, sk)| pk.starts_with("ACCOUNTLINK#") || sk.starts_with("LINK#")),
+        "link rows left behind"
+    );
+    // Free again: Bob can take it now.
+    assert_eq!(
+        link(bob.clone(), json!({"provider": "github", "userId": "1234"})).await,
+        204
+    );
+    // Concurrent links of one identity: exactly one wins.
+    let results = futures::future::join_all((0..20).map(|i| {
+        let t = jwt(&format!("racer{i}"));
+        link(t, json!({"provider": "gitlab", "userId": "42"}))
+    }))
+    .await;
+    assert_eq!(
+        results.iter().filter(|s| **s == 204).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|s| **s == 409).count(),
+        19,
+        "{results:?}"
+    );
 }
 
 #[tokio::test]
@@ -1374,4 +1627,216 @@ async fn concurrent_role_changes_leave_one_consistent_membership() {
             .iter()
             .any(|m| m.role == cove_store::memberships::OrgRole::Owner)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn role_names_are_unique_under_concurrency() {
+    let env = env().await;
+    let alice = jwt("alice");
+    let org = create_org(&env, &alice, "Roles").await;
+    let roles = format!("/api/organizations/{org}/roles");
+    let calls = (0..20).map(|i| {
+        let (env, roles, alice) = (env.clone(), roles.clone(), alice.clone());
+        tokio::spawn(async move {
+            // Same name, different case: the lock is case-insensitive.
+            let name = if i % 2 == 0 { "Deployers" } else { "deployers" };
+            let body = json!({"name": name, "description": "", "permissions": ["write:sandboxes"]});
+            post(&env, &roles, &alice, body).await.0
+        })
+    });
+    let results: Vec<u16> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        results.iter().filter(|s| **s == 201).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|s| **s == 409).count(),
+        19,
+        "{results:?}"
+    );
+    let org_id = org.parse().unwrap();
+    let rows = env.store.roles().list(&org_id).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let locks = |env: Env| async move {
+        let mut l: Vec<String> = env
+            .store
+            .scan_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(_, sk)| sk.starts_with("ROLENAME#"))
+            .map(|(_, sk)| sk)
+            .collect();
+        l.sort();
+        l
+    };
+    assert_eq!(locks(env.clone()).await, ["ROLENAME#deployers"]);
+
+    // A rename moves the lock: the old name is free again, the new one is taken.
+    let id = rows[0].id.clone();
+    let body = |name: &str| json!({"name": name, "description": "", "permissions": []});
+    let (s, v) = put(&env, &format!("{roles}/{id}"), &alice, body("Shippers")).await;
+    assert_eq!((s, v["name"].as_str()), (200, Some("Shippers")), "{v}");
+    assert_eq!(locks(env.clone()).await, ["ROLENAME#shippers"]);
+    let (s, other) = post(&env, &roles, &alice, body("Deployers")).await;
+    assert_eq!(s, 201, "{other}");
+    let other_id = other["id"].as_str().unwrap().to_owned();
+    let (s, _) = put(
+        &env,
+        &format!("{roles}/{other_id}"),
+        &alice,
+        body("SHIPPERS"),
+    )
+    .await;
+    assert_eq!(s, 409);
+    // A case-only rename keeps its own lock.
+    let (s, _) = put(&env, &format!("{roles}/{id}"), &alice, body("shippers")).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        locks(env.clone()).await,
+        ["ROLENAME#deployers", "ROLENAME#shippers"]
+    );
+    // Two concurrent renames to one free name: one wins.
+    let renames = [id.clone(), other_id.clone()].map(|rid| {
+        let (env, roles, alice) = (env.clone(), roles.clone(), alice.clone());
+        tokio::spawn(async move {
+            put(
+                &env,
+                &format!("{roles}/{rid}"),
+                &alice,
+                json!({"name": "Ops", "description": "", "permissions": []}),
+            )
+            .await
+            .0
+        })
+    });
+    let mut r: Vec<u16> = futures::future::join_all(renames)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    r.sort();
+    assert_eq!(r, [200, 409]);
+    let names: BTreeSet<String> = env
+        .store
+        .roles()
+        .list(&org_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name.to_lowercase())
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains("ops"));
+    let expected: Vec<String> = names.iter().map(|n| format!("ROLENAME#{n}")).collect();
+    assert_eq!(locks(env.clone()).await, expected);
+    // Deleting a role frees its name.
+    let ops = env
+        .store
+        .roles()
+        .list(&org_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.name == "Ops")
+        .unwrap();
+    let (s, _) = delete(&env, &format!("{roles}/{}", ops.id), &alice).await;
+    assert_eq!(s, 204);
+    assert!(
+        !locks(env.clone())
+            .await
+            .contains(&"ROLENAME#ops".to_owned())
+    );
+    let (s, _) = post(&env, &roles, &alice, body("ops")).await;
+    assert_eq!(s, 201);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_racing_an_organization_delete_leave_nothing_behind() {
+    let env = env().await;
+    let alice = jwt("alice");
+    for round in 0..3u64 {
+        let org = create_org(&env, &alice, &format!("Doomed {round}")).await;
+        let b = format!("/api/organizations/{org}");
+        // Writers keep adding roles, invitations, API keys and members until the organization
+        // is gone; the delete lands in the middle of them.
+        let writers = (0..8).map(|w| {
+            let (env, b, alice, org) = (env.clone(), b.clone(), alice.clone(), org.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for i in 0..400 {
+                    let n = format!("w{w}i{i}");
+                    let status = match w % 4 {
+                        0 => {
+                            let body = json!({"name": n, "description": "", "permissions": []});
+                            post(&env, &format!("{b}/roles"), &alice, body).await.0
+                        }
+                        1 => {
+                            let body = json!({"email": format!("{n}@example.com"), "role": "member", "assignedRoleIds": []});
+                            post(&env, &format!("{b}/invitations"), &alice, body).await.0
+                        }
+                        2 => {
+                            let body = json!({"name": n, "permissions": []}).to_string();
+                            let req = request("POST", "/api/api-keys", Some(&alice), Some(&org), Some(&body));
+                            api_keys::handle(&env, req).await.status().as_u16()
+                        }
+                        _ => {
+                            let body = json!({"email": format!("{n}@example.com"), "role": "member", "assignedRoleIds": []});
+                            let (s, inv) = post(&env, &format!("{b}/invitations"), &alice, body).await;
+                            if s == 201 {
+                                let id = inv["id"].as_str().unwrap();
+                                let path = format!("/api/organizations/invitations/{id}/accept");
+                                post(&env, &path, &jwt(&n), json!({})).await.0
+                            } else {
+                                s
+                            }
+                        }
+                    };
+                    assert!(status < 500, "writer {w}: {status}");
+                    statuses.push(status);
+                    if status >= 400 {
+                        break;
+                    }
+                }
+                statuses
+            })
+        });
+        let writers: Vec<_> = writers.collect();
+        tokio::time::sleep(std::time::Duration::from_millis(30 + 20 * round)).await;
+        let (s, v) = delete(&env, &b, &alice).await;
+        assert_eq!(s, 204, "{v}");
+        let mut refused = 0;
+        let mut written = 0;
+        for w in writers {
+            let statuses = w.await.unwrap();
+            written += statuses.iter().filter(|s| **s < 300).count();
+            refused += statuses.iter().filter(|s| **s >= 400).count();
+            // Refusals say the organization is gone (or, for an accept, the invitation).
+            assert!(
+                statuses
+                    .iter()
+                    .all(|s| [200, 201, 403, 404, 409].contains(s)),
+                "{statuses:?}"
+            );
+        }
+        assert!(
+            written > 8,
+            "the writers wrote before the delete ({written})"
+        );
+        assert_eq!(refused, 8, "every writer ran into the delete");
+        let after = env.store.scan_keys().await.unwrap();
+        let org_pk = format!("ORG#{org}");
+        let left: Vec<_> = after
+            .iter()
+            .filter(|(pk, _)| *pk == org_pk || pk.starts_with("APIKEYHASH#"))
+            .collect();
+        assert!(left.is_empty(), "round {round}: left behind {left:?}");
+        let (s, _) = get(&env, &b, &alice).await;
+        assert!(s == 403 || s == 404, "{s}");
+    }
 }
