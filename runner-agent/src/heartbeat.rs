@@ -66,7 +66,7 @@ pub async fn payload(rec: &Reconciler) -> Healthcheck {
             healthy: true,
             error_reason: None,
         }],
-        snapshots: Vec::new(),
+        snapshots: rec.image_tags().await,
     }
 }
 
@@ -113,6 +113,7 @@ mod tests {
         let v = serde_json::to_value(&h).expect("json");
         assert_eq!(v["metrics"]["currentStartedSandboxes"], 2);
         assert_eq!(v["appVersion"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["snapshots"], serde_json::json!(["img:1"]));
     }
 
     /// The client really POSTs to `/api/runners/healthcheck` with the bearer token.

@@ -11,6 +11,7 @@ pub mod heartbeat;
 pub mod http;
 pub mod pool;
 pub mod reconciler;
+pub mod reporter;
 pub mod runtime;
 pub mod toolbox;
 
@@ -70,7 +71,8 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         tokio::spawn(pool::run(rec.clone()));
     }
     if let Some(url) = control_plane {
-        tokio::spawn(heartbeat::run(rec.clone(), url));
+        tokio::spawn(heartbeat::run(rec.clone(), url.clone()));
+        tokio::spawn(reporter::run(rec.clone(), url, reporter::OBSERVE_EVERY));
     }
     let app = http::router(rec.clone());
     println!("cove-runner listening on http://{addr}");

@@ -715,6 +715,34 @@ impl Reconciler {
         Ok(status)
     }
 
+    /// Re-reads one sandbox's container state unless a `PUT`/`DELETE` holds it; returns the state
+    /// the agent believed before and the status now. `None` when busy or unknown.
+    pub async fn observe(&self, id: &str) -> Option<(SandboxState, SandboxStatus)> {
+        let lock = self.lock_for(id);
+        let _guard = lock.try_lock().ok()?;
+        let before = self.sandboxes.read().await.get(id)?.state;
+        let now = self.status(id).await.ok()?;
+        Some((before, now))
+    }
+
+    /// Ids of the sandboxes the agent holds.
+    pub async fn ids(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.sandboxes.read().await.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Tags of the local images (the snapshots this runner can start without a pull).
+    pub async fn image_tags(&self) -> Vec<String> {
+        match self.runtime.image_tags().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list images");
+                Vec::new()
+            }
+        }
+    }
+
     pub async fn list(&self) -> Vec<SandboxStatus> {
         let mut v: Vec<_> = self
             .sandboxes

@@ -164,9 +164,26 @@ impl ControlPlaneClient {
     /// `POST /api/runners/healthcheck`.
     pub async fn healthcheck(&self, body: &Healthcheck) -> Result<(), ClientError> {
         let url = format!("{}/api/runners/healthcheck", self.base);
-        let resp = self
-            .http
-            .post(&url)
+        self.send_json(self.http.post(&url), url, body).await
+    }
+
+    /// `PUT /api/sandbox/{id}/state`: a state observed outside a `PUT` (container died, recovery).
+    pub async fn report_state(
+        &self,
+        id: &str,
+        body: &crate::StateReport,
+    ) -> Result<(), ClientError> {
+        let url = format!("{}/api/sandbox/{id}/state", self.base);
+        self.send_json(self.http.put(&url), url, body).await
+    }
+
+    async fn send_json<B: serde::Serialize>(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: String,
+        body: &B,
+    ) -> Result<(), ClientError> {
+        let resp = req
             .bearer_auth(&self.token)
             .json(body)
             .send()

@@ -27,7 +27,9 @@
 //! [`ErrorEnvelope`] body.
 //!
 //! The runner also calls the control plane: `POST /api/runners/healthcheck` with a
-//! [`Healthcheck`] every few seconds (Daytona's payload, ARCH §2).
+//! [`Healthcheck`] every few seconds (Daytona's payload, ARCH §2, plus the local image tags), and
+//! `PUT /api/sandbox/{id}/state` with a [`StateReport`] when it observes a state change outside a
+//! `PUT` (a container died; every sandbox once after the agent restarted).
 
 use std::collections::BTreeMap;
 
@@ -295,6 +297,18 @@ pub struct Healthcheck {
     /// Image references present on the runner (local image tags), for snapshot-aware scheduling.
     #[serde(default)]
     pub snapshots: Vec<String>,
+}
+
+/// Body of `PUT /api/sandbox/{id}/state` (runner → control plane): a sandbox state the agent
+/// observed outside a `PUT` (the container died, or the agent recovered after a restart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateReport {
+    pub state: SandboxState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recoverable: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

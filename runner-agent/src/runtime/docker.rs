@@ -6,8 +6,8 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig, MountPoint};
 use bollard::query_parameters::{
-    CommitContainerOptions, CreateContainerOptions, ListContainersOptions, RemoveContainerOptions,
-    RenameContainerOptions, StopContainerOptions,
+    CommitContainerOptions, CreateContainerOptions, ListContainersOptions, ListImagesOptions,
+    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
 };
 
 use super::{
@@ -86,6 +86,22 @@ impl ContainerRuntime for DockerRuntime {
             Err(e) if is_status(&e, &[404]) => Ok(None),
             Err(e) => Err(engine("inspect an image", e)),
         }
+    }
+
+    async fn image_tags(&self) -> Result<Vec<String>> {
+        let images = self
+            .docker
+            .list_images(Some(ListImagesOptions::default()))
+            .await
+            .map_err(|e| engine("list images", e))?;
+        let mut tags: Vec<String> = images
+            .into_iter()
+            .flat_map(|i| i.repo_tags)
+            .filter(|t| t != "<none>:<none>")
+            .collect();
+        tags.sort();
+        tags.dedup();
+        Ok(tags)
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String> {

@@ -73,6 +73,12 @@ impl ContainerRuntime for FakeRuntime {
         Ok(self.lock().images.get(image).cloned())
     }
 
+    async fn image_tags(&self) -> Result<Vec<String>> {
+        let mut tags: Vec<String> = self.lock().images.keys().cloned().collect();
+        tags.sort();
+        Ok(tags)
+    }
+
     async fn create(&self, spec: &ContainerSpec) -> Result<String> {
         let mut g = self.lock();
         if !g.images.contains_key(&spec.image) {

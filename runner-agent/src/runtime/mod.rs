@@ -76,6 +76,8 @@ pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// `None` when the image is not present locally.
     async fn image(&self, image: &str) -> Result<Option<ImageInfo>>;
+    /// Every tag of every local image (`repo:tag`), sorted (the snapshots the heartbeat reports).
+    async fn image_tags(&self) -> Result<Vec<String>>;
     /// Creates (does not start) a container; returns its id.
     async fn create(&self, spec: &ContainerSpec) -> Result<String>;
     /// Starts; a running container is fine.
