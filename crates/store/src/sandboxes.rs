@@ -20,8 +20,8 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,9 @@ pub const NAME_TAKEN_OP: &str = "SandboxNameTaken";
 
 /// `op` of the [`StoreError::NotFound`] returned when a sandbox is placed on a runner that does not exist.
 pub const RUNNER_MISSING_OP: &str = "SandboxRunner";
+
+/// `op` of the [`StoreError::NotFound`] returned when the organization is being deleted.
+pub const ORG_MISSING_OP: &str = "SandboxOrganization";
 
 /// Largest page [`SandboxRepo::list_by_org`] returns.
 pub const MAX_PAGE: usize = 1000;
@@ -333,6 +336,7 @@ enum Role {
     Sandbox,
     NameLock,
     NameRelease,
+    OrgLive,
     Usage,
     RunnerInc,
     RunnerDec,
@@ -355,7 +359,8 @@ impl SandboxRepo<'_> {
     /// One transaction: put the sandbox (it must not exist), take its name lock (taken →
     /// `Conflict { op: NAME_TAKEN_OP }`), add its consumption to the organization's usage within
     /// `quota` (→ `QuotaExceeded`) and count it on its runner (missing runner →
-    /// `NotFound { op: RUNNER_MISSING_OP }`). Returns the record as stored (version 1).
+    /// `NotFound { op: RUNNER_MISSING_OP }`). An organization whose `#META` row is marked
+    /// `deleting` takes no new sandboxes (→ `NotFound { op: ORG_MISSING_OP }`). Returns the record as stored (version 1).
     pub async fn create(
         &self,
         rec: &SandboxRecord,
@@ -376,6 +381,7 @@ impl SandboxRepo<'_> {
         if let Some(name) = stored.held_name() {
             items.push((Role::NameLock, self.name_lock(OP, &stored, name)?));
         }
+        items.push((Role::OrgLive, self.org_live(OP, &stored.org_id)?));
         let delta = stored.consumption();
         if let Some(u) = self.usage_update(OP, &stored.org_id, delta, quota)? {
             items.push((Role::Usage, u));
@@ -562,6 +568,7 @@ impl SandboxRepo<'_> {
             }
             if let Some(new) = stored.held_name() {
                 items.push((Role::NameLock, self.name_lock(OP, &stored, new)?));
+                items.push((Role::OrgLive, self.org_live(OP, &stored.org_id)?));
             }
         }
         let delta = stored.consumption().minus(prev.consumption());
@@ -624,6 +631,21 @@ impl SandboxRepo<'_> {
             .get_record::<SandboxUsage>("GetSandboxUsage", key(org_pk(org), USAGE_SK))
             .await?
             .unwrap_or_default())
+    }
+
+    /// The organization is not being deleted (its `#META` row carries `deleting` while
+    /// `OrgRepo::delete` empties the partition): writes adding a row to the partition check it.
+    /// A missing `#META` row passes: the caller has read the organization (for its quota) already,
+    /// and tests of other repositories place sandboxes in organizations without rows.
+    fn org_live(&self, op: &'static str, org: &str) -> Result<TransactWriteItem, StoreError> {
+        let c = ConditionCheck::builder()
+            .table_name(self.store.table())
+            .set_key(Some(key(org_pk(org), META)))
+            .condition_expression("attribute_not_exists(deleting) OR deleting = :f")
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .build()
+            .map_err(|e| builder_err(op, e))?;
+        Ok(TransactWriteItem::builder().condition_check(c).build())
     }
 
     fn name_lock(
@@ -794,6 +816,9 @@ impl SandboxRepo<'_> {
         }
         if failed(Role::NameLock).is_some() {
             return Ok(Outcome::Fail(StoreError::Conflict { op: NAME_TAKEN_OP }));
+        }
+        if failed(Role::OrgLive).is_some() {
+            return Ok(Outcome::Fail(StoreError::NotFound { op: ORG_MISSING_OP }));
         }
         if failed(Role::NameRelease).is_some() {
             // The old name is held by another sandbox: the record we were given is not what is stored.

@@ -6,9 +6,11 @@
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cove_store::orgs::OrgQuota;
+use cove_api_types::ids::UserId;
+use cove_store::orgs::{OrgQuota, OrgRecord};
 use cove_store::sandboxes::{
-    NAME_TAKEN_OP, RUNNER_MISSING_OP, SandboxRecord, SandboxUsage, generate_auth_token,
+    NAME_TAKEN_OP, ORG_MISSING_OP, RUNNER_MISSING_OP, SandboxRecord, SandboxUsage,
+    generate_auth_token,
 };
 use cove_store::{Cursor, Store, StoreConfig, StoreError};
 
@@ -23,6 +25,18 @@ fn sandbox(org: &str, name: &str) -> SandboxRecord {
     let mut r = SandboxRecord::new(rand_id(), org, name, "cove-sandbox-base:latest", &now);
     r.auth_token = generate_auth_token().unwrap();
     r
+}
+
+/// A live organization (sandbox writes check that their organization exists).
+async fn new_org(store: &Store) -> String {
+    let rec = OrgRecord::new(
+        "Org".into(),
+        UserId::parse("owner").unwrap(),
+        false,
+        cove_api_types::time::now_rfc3339(),
+    );
+    store.orgs().create(&rec).await.unwrap();
+    rec.id.to_string()
 }
 
 fn big_quota() -> OrgQuota {
@@ -98,7 +112,7 @@ fn with_state(r: &SandboxRecord, state: &str) -> SandboxRecord {
 async fn create_then_read_by_id_and_name() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
-    let org = rand_id();
+    let org = new_org(&store).await;
     let mut rec = sandbox(&org, "alpha");
     rec.env.insert("A".into(), "1".into());
     rec.labels.insert("team".into(), "x".into());
@@ -153,7 +167,7 @@ async fn create_then_read_by_id_and_name() {
 async fn names_are_unique_per_organization() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
-    let (org_a, org_b) = (rand_id(), rand_id());
+    let (org_a, org_b) = (new_org(&store).await, new_org(&store).await);
     let first = repo
         .create(&sandbox(&org_a, "same"), &OrgQuota::default())
         .await
@@ -192,7 +206,7 @@ async fn names_are_unique_per_organization() {
 #[tokio::test]
 async fn fifty_concurrent_creates_respect_the_cpu_quota_exactly() {
     let store = cove_testkit::store().await;
-    let org = rand_id();
+    let org = new_org(&store).await;
     let quota = OrgQuota {
         total_cpu_quota: 10,
         total_memory_quota: 1000,
@@ -240,7 +254,7 @@ async fn fifty_concurrent_creates_respect_the_cpu_quota_exactly() {
 async fn quota_errors_name_the_resource_and_map_to_400() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
-    let org = rand_id();
+    let org = new_org(&store).await;
     let quota = OrgQuota {
         total_cpu_quota: 10,
         total_memory_quota: 4,
@@ -310,7 +324,7 @@ async fn quota_errors_name_the_resource_and_map_to_400() {
 async fn stale_updates_conflict() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
-    let org = rand_id();
+    let org = new_org(&store).await;
     let v1 = repo
         .create(&sandbox(&org, "x"), &OrgQuota::default())
         .await
@@ -368,7 +382,7 @@ async fn stale_updates_conflict() {
 async fn stop_releases_compute_destroy_releases_everything_and_frees_the_name() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
-    let org = rand_id();
+    let org = new_org(&store).await;
     let quota = OrgQuota {
         total_cpu_quota: 4,
         total_memory_quota: 8,
@@ -468,7 +482,7 @@ async fn stop_releases_compute_destroy_releases_everything_and_frees_the_name() 
 async fn renames_move_the_name_lock() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
-    let org = rand_id();
+    let org = new_org(&store).await;
     let q = OrgQuota::default();
     let a = repo.create(&sandbox(&org, "a"), &q).await.unwrap();
     let b = repo.create(&sandbox(&org, "b"), &q).await.unwrap();
@@ -494,7 +508,7 @@ async fn renames_move_the_name_lock() {
 async fn list_pages_newest_first_without_duplicates_omissions_or_destroyed() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
-    let org = rand_id();
+    let org = new_org(&store).await;
     let q = big_quota();
     let mut live = Vec::new();
     for i in 0..250u32 {
@@ -530,7 +544,7 @@ async fn list_pages_newest_first_without_duplicates_omissions_or_destroyed() {
             .unwrap();
     }
     // Another organization's sandboxes never show up.
-    let other = rand_id();
+    let other = new_org(&store).await;
     repo.create(&sandbox(&other, "s000"), &q).await.unwrap();
 
     let mut seen = Vec::new();
@@ -587,7 +601,7 @@ async fn list_pages_newest_first_without_duplicates_omissions_or_destroyed() {
 async fn runner_counts_follow_placement_moves_and_destroy() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
-    let org = rand_id();
+    let org = new_org(&store).await;
     let q = big_quota();
     put_runner(&store, "r1").await;
     put_runner(&store, "r2").await;
@@ -683,7 +697,7 @@ async fn runner_counts_follow_placement_moves_and_destroy() {
 async fn touch_activity_only_moves_forward() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
-    let org = rand_id();
+    let org = new_org(&store).await;
     let mut r = sandbox(&org, "t");
     r.last_activity_at = "2026-01-01T00:00:00.000Z".into();
     let r = repo.create(&r, &OrgQuota::default()).await.unwrap();
@@ -733,4 +747,41 @@ async fn touch_activity_only_moves_forward() {
     .await
     .unwrap();
     assert!(repo.get("missing").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn organizations_being_deleted_take_no_new_sandboxes() {
+    let store = cove_testkit::store().await;
+    let repo = store.sandboxes();
+    let q = OrgQuota::default();
+    // An organization without a row (tests of other repositories) is not refused.
+    let ghost_org = rand_id();
+    repo.create(&sandbox(&ghost_org, "x"), &q).await.unwrap();
+
+    // An organization being deleted takes no new sandboxes (nor renames into its partition),
+    // while state changes of existing ones still go through.
+    let org = new_org(&store).await;
+    let a = repo.create(&sandbox(&org, "a"), &q).await.unwrap();
+    raw(&store)
+        .update_item()
+        .table_name(store.table())
+        .key("pk", s(&format!("ORG#{org}")))
+        .key("sk", s("#META"))
+        .update_expression("SET deleting = :t")
+        .expression_attribute_values(":t", AttributeValue::Bool(true))
+        .send()
+        .await
+        .unwrap();
+    let err = repo.create(&sandbox(&org, "b"), &q).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { op } if op == ORG_MISSING_OP),
+        "{err:?}"
+    );
+    let mut renamed = a.clone();
+    renamed.name = "c".into();
+    assert!(repo.update(&a, &renamed, &q).await.is_err());
+    repo.update(&a, &with_state(&a, "stopped"), &q)
+        .await
+        .unwrap();
+    assert_eq!(repo.usage(&org).await.unwrap().cpu, 0);
 }
