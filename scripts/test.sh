@@ -34,6 +34,7 @@ log "store suite against AWS DynamoDB Local"
 
 log "end-to-end tests with the official Daytona client"
 COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/e2e"
+COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk"
 
 log "benchmarks"
 "$COVE_ROOT/scripts/bench.sh"

@@ -25,7 +25,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def _binary(name):
-    path = pathlib.Path(os.environ.get(f"COVE_{name.upper().replace('-', '_')}_BIN", ROOT / "target/release" / name))
+    """`target/release/<name>`, or $COVE_BIN (cove) / $COVE_RUNNER_BIN (cove-runner)."""
+    override = os.environ.get({"cove": "COVE_BIN", "cove-runner": "COVE_RUNNER_BIN"}[name])
+    path = pathlib.Path(override or ROOT / "target/release" / name)
     assert path.exists(), f"{path} is missing: run `cargo build --release --workspace --bins`"
     return str(path)
 
