@@ -46,6 +46,9 @@ impl Stats {
     }
 }
 
+/// Requests sent before measuring.
+const WARM_UP: usize = 50;
+
 /// Runs `op` from `conc` tasks for `secs` seconds (after a short warm-up) and collects latencies.
 async fn load<F, Fut>(conc: usize, secs: u64, op: F) -> Stats
 where
@@ -53,7 +56,7 @@ where
     Fut: Future<Output = bool> + Send,
 {
     let op = Arc::new(op);
-    for _ in 0..50 {
+    for _ in 0..WARM_UP {
         op().await;
     }
     let start = Instant::now();
@@ -90,6 +93,17 @@ where
         lat,
         errors,
     }
+}
+
+/// CPU time (user + system) `pid` has used so far, from `/proc` (Linux); `None` elsewhere.
+fn cpu_time(pid: Option<u32>) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
+    // Fields after the `(comm)`: state is field 3, utime 14 and stime 15 (in clock ticks,
+    // 100 per second on every Linux this runs on).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -161,6 +175,8 @@ async fn main() -> anyhow::Result<()> {
     if !check.status().is_success() {
         bail!("GET {target}: {} {}", check.status(), check.text().await?);
     }
+    let cove_pid = child.id();
+    let cpu_before = cpu_time(cove_pid);
     let via_cove = {
         let (http, target, key) = (http.clone(), target.clone(), key.clone());
         load(conc, secs, move || {
@@ -174,6 +190,12 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
     };
+    // CPU the cove process spent per request (HTTP server, WASM, outbound HTTP; dynoxide runs
+    // here, in the bench process): when it is close to the wall time per request and one
+    // client's latency, cove is CPU-bound rather than waiting.
+    let cove_cpu_per_req = cpu_before.zip(cpu_time(cove_pid)).map(|(a, b)| {
+        (b.saturating_sub(a)).as_secs_f64() * 1e3 / (via_cove.count + WARM_UP) as f64
+    });
     drop(child);
 
     let env = Env {
@@ -221,6 +243,9 @@ async fn main() -> anyhow::Result<()> {
         "{}",
         store_only.line("one DynamoDB GetItem (aws-sdk → dynoxide), native")
     );
+    if let Some(ms) = cove_cpu_per_req {
+        println!("cove process CPU per request: {ms:.2} ms");
+    }
     println!(
         "ratio: cove/native p50 = {:.2}x, native/cove req/s = {:.2}x",
         via_cove.pct(0.5).as_secs_f64() / native.pct(0.5).as_secs_f64().max(1e-9),
