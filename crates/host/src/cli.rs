@@ -88,7 +88,7 @@ pub struct UpArgs {
     /// Component instances alive at once (size of the pooling allocator).
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_instances: u32,
-    /// Do not start the local runner agent.
+    /// Do not start the local runner agent (it is started only when the manifest has a `runners` component).
     #[arg(long)]
     pub no_runner: bool,
     /// The runner agent binary [default: `cove-runner` next to this executable].
@@ -305,6 +305,9 @@ fn prepare_components(
     Ok(prepared)
 }
 
+/// The component that registers runners; `cove up` starts a local agent only when it exists.
+const RUNNERS_COMPONENT: &str = "runners";
+
 /// The directory of the manifest (relative paths of the application are resolved from there).
 fn manifest_dir(manifest: &Path) -> PathBuf {
     match manifest.parent() {
@@ -410,7 +413,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         )
     });
     let server = tokio::spawn(server::serve(listener, app, server::shutdown_signal()));
-    let runner = if args.no_runner {
+    // A runner agent needs the runners function to register with; manifests without it (the host's
+    // own test applications) get none.
+    let runner = if args.no_runner || !manifest.components.contains_key(RUNNERS_COMPONENT) {
         None
     } else {
         let settings = RunnerSettings {
