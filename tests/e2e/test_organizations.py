@@ -8,6 +8,7 @@ from daytona_api_client import (
     ApiClient,
     ConfigApi,
     Configuration,
+    CreateLinkedAccount,
     CreateOrganization,
     CreateOrganizationInvitation,
     CreateOrganizationRole,
@@ -36,6 +37,8 @@ def test_public_config_and_health(cove):
     cfg = ConfigApi(api(cove)).config_controller_get_config()
     assert cfg.version and cfg.oidc is not None and cfg.maintanance_mode is False
     HealthApi(api(cove)).health_controller_live()
+    ready = HealthApi(api(cove)).health_controller_check()
+    assert ready.status == "ok" and ready.info["database"].status == "up"
 
 
 def test_organizations_roles_invitations_members_and_users(cove):
@@ -45,7 +48,8 @@ def test_organizations_roles_invitations_members_and_users(cove):
 
     me = UsersApi(api(cove, mint_jwt(owner_id))).get_authenticated_user()
     assert (me.id, me.email, me.public_keys) == (owner_id, f"{owner_id}@example.com", [])
-    assert UsersApi(api(cove, mint_jwt(owner_id))).get_account_providers() == []
+    users = UsersApi(api(cove, mint_jwt(owner_id)))
+    assert {(p.provider, p.linked) for p in users.get_account_providers()} >= {("github", False)}
 
     personal = owner.list_organizations()
     assert len(personal) == 1 and personal[0].personal is True
@@ -148,3 +152,32 @@ def test_system_admin_quota_suspension_and_users(cove):
     r = requests.get(f"{cove.api_url}/users", headers=admin, timeout=10)
     assert r.status_code == 200 and owner_id in {u["id"] for u in r.json()}
     assert requests.get(f"{cove.api_url}/users", headers=user_headers, timeout=10).status_code == 403
+
+    # Regenerating a user's key pair: system admins only, 201 with an empty body.
+    regen = f"{cove.api_url}/users/{owner_id}/regenerate-key-pair"
+    assert requests.post(regen, headers=user_headers, timeout=10).status_code == 403
+    r = requests.post(regen, headers=admin, timeout=10)
+    assert r.status_code == 201 and r.content == b"", r.text
+    r = requests.post(f"{cove.api_url}/users/nobody-{owner_id}/regenerate-key-pair", headers=admin, timeout=10)
+    assert r.status_code == 404 and r.json()["source"] == "DAYTONA_API"
+
+
+def test_linked_accounts(cove):
+    import requests
+
+    uid = f"l-{uuid.uuid4().hex[:8]}"
+    other = f"l-{uuid.uuid4().hex[:8]}"
+    users = UsersApi(api(cove, mint_jwt(uid)))
+    provider_uid = uuid.uuid4().hex
+    users.link_account(CreateLinkedAccount(provider="github", user_id=provider_uid))
+    assert ("github", True) in {(p.provider, p.linked) for p in users.get_account_providers()}
+    assert status_of(lambda: users.link_account(CreateLinkedAccount(provider="github", user_id=provider_uid))) == 409
+    assert status_of(lambda: UsersApi(api(cove, mint_jwt(other))).link_account(
+        CreateLinkedAccount(provider="github", user_id=provider_uid))) == 409
+    assert status_of(lambda: users.link_account(CreateLinkedAccount(provider="nope", user_id="1"))) == 400
+    url = f"{cove.api_url}/users/linked-accounts/github/{provider_uid}"
+    headers = {"Authorization": f"Bearer {mint_jwt(uid)}"}
+    assert requests.delete(url, headers=headers, timeout=10).status_code == 204
+    r = requests.delete(url, headers=headers, timeout=10)
+    assert r.status_code == 404 and r.json()["source"] == "DAYTONA_API"
+    assert {(p.provider, p.linked) for p in users.get_account_providers()} >= {("github", False)}

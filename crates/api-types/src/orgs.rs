@@ -299,8 +299,10 @@ pub struct CreateLinkedAccount {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AccountProvider {
-    pub name: String,
+    pub provider: String,
     pub display_name: String,
+    /// Whether the caller has an account of this provider linked.
+    pub linked: bool,
 }
 
 /// OIDC settings announced by `GET /config`.

@@ -893,8 +893,15 @@ pub async fn create_invitation(
         updated_at: now,
         version: 1,
     };
-    env.store.invitations().create(&inv).await?;
-    invite_view(env, inv).await
+    match env.store.invitations().create(&inv).await {
+        Ok(()) => invite_view(env, inv).await,
+        Err(StoreError::Conflict { .. }) => {
+            // The organization went away (or started being deleted) meanwhile.
+            load(env, org).await?;
+            Err(concurrent())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Pending, unexpired invitations of the organization.
@@ -1311,7 +1318,7 @@ pub async fn unlink_account(
     Ok(())
 }
 
-/// The providers the caller can still link (those it has no account of linked yet).
+/// The providers whose accounts can be linked, and whether the caller has linked one.
 pub async fn account_providers(
     env: &Env,
     ctx: &AuthContext,
@@ -1327,10 +1334,10 @@ pub async fn account_providers(
         .collect();
     Ok(ACCOUNT_PROVIDERS
         .iter()
-        .filter(|(name, _)| !linked.contains(*name))
         .map(|(name, display)| AccountProvider {
-            name: (*name).to_owned(),
+            provider: (*name).to_owned(),
             display_name: (*display).to_owned(),
+            linked: linked.contains(*name),
         })
         .collect())
 }

@@ -213,7 +213,7 @@ async fn public_routes_and_users_me() {
         v.as_array()
             .unwrap()
             .iter()
-            .any(|p| p == &json!({"name": "github", "displayName": "GitHub"})),
+            .any(|p| p == &json!({"provider": "github", "displayName": "GitHub", "linked": false})),
         "{v}"
     );
     let (s, r) = call(&env, "GET", "/api/health/ready", None, None).await;
@@ -1226,18 +1226,16 @@ async fn linked_accounts_are_stored_unique_and_removable() {
         async move {
             let (s, v) = get(&env, "/api/users/account-providers", &t).await;
             assert_eq!(s, 200);
+            // The providers the caller has linked.
             v.as_array()
                 .unwrap()
                 .iter()
-                .map(|p| p["name"].as_str().unwrap().to_owned())
+                .filter(|p| p["linked"] == true)
+                .map(|p| p["provider"].as_str().unwrap().to_owned())
                 .collect::<Vec<_>>()
         }
     };
-    assert!(
-        providers(alice.clone())
-            .await
-            .contains(&"github".to_owned())
-    );
+    assert!(providers(alice.clone()).await.is_empty());
     assert_eq!(
         link(
             alice.clone(),
@@ -1246,13 +1244,9 @@ async fn linked_accounts_are_stored_unique_and_removable() {
         .await,
         204
     );
-    // Linked: no longer offered, and stored on the user.
-    assert!(
-        !providers(alice.clone())
-            .await
-            .contains(&"github".to_owned())
-    );
-    assert!(providers(bob.clone()).await.contains(&"github".to_owned()));
+    // Linked: shown as linked, and stored on the user.
+    assert_eq!(providers(alice.clone()).await, ["github"]);
+    assert!(providers(bob.clone()).await.is_empty());
     let alice_id = UserId::parse("alice").unwrap();
     let links = env.store.users().linked_accounts(&alice_id).await.unwrap();
     assert_eq!(
