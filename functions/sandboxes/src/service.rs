@@ -374,6 +374,14 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
         apply(r, &out)
     })
     .await?;
+    if rec.state == "error" {
+        // As Daytona: a create that ends in `error` answers 400 (the sandbox stays, in `error`).
+        return Err(ApiError::bad_request(format!(
+            "Sandbox {} failed to start: {}",
+            rec.id,
+            rec.error_reason.as_deref().unwrap_or("unknown error")
+        )));
+    }
     Ok(call.view(&rec))
 }
 
@@ -550,13 +558,17 @@ async fn destroy(call: &Call<'_>, rec: SandboxRecord, force: bool) -> Result<San
         "destroyed",
         &quota,
         |r| match &out {
-            Outcome::Status(_) => {
+            Outcome::Failed(m) if !force => set_state(r, "error", Some(m.clone())),
+            other => {
+                if let Outcome::Failed(m) = other {
+                    // Forced: the control plane lets go even when the runner cannot be told.
+                    tracing::warn!(sandbox = %r.id, error = %m, "forced delete without the runner");
+                }
                 set_state(r, "destroyed", None);
                 r.name = format!("DESTROYED_{}_{ms}", r.name);
                 r.runner_id = None;
                 r.backup_state = "None".into();
             }
-            Outcome::Failed(m) => set_state(r, "error", Some(m.clone())),
         },
     )
     .await?;

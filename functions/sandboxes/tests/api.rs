@@ -940,6 +940,73 @@ async fn no_runner_means_no_sandbox() {
 }
 
 #[tokio::test]
+async fn an_unreachable_runner_leaves_an_errored_sandbox_that_force_delete_removes() {
+    let f = fx().await;
+    let alice = jwt("alice");
+    f.env
+        .store
+        .runners()
+        .set_unschedulable(&f.runner.id, true)
+        .await
+        .unwrap();
+    // A runner whose agent does not listen.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut dead = RunnerRecord::new("dead", "us", &cove_api_types::time::now_rfc3339()).unwrap();
+    dead.api_url = Some(format!("http://127.0.0.1:{port}"));
+    dead.state = "ready".into();
+    dead.last_checked = Some(cove_api_types::time::format_rfc3339(
+        time::OffsetDateTime::now_utc() + time::Duration::hours(6),
+    ));
+    f.env.store.runners().create(&dead).await.unwrap();
+    let (s, v) = f.create(&alice, json!({"name": "doomed"})).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Runner dead is unreachable"),
+        "{v}"
+    );
+    let (s, v) = f.call("GET", "/api/sandbox/doomed", &alice, None).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("error")), "{v}");
+    assert_eq!(v["errorReason"], "Runner dead is unreachable");
+    let (s, v) = f
+        .call("POST", "/api/sandbox/doomed/start", &alice, None)
+        .await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (400, Some("Sandbox is not in valid state"))
+    );
+    let usage = f
+        .env
+        .store
+        .sandboxes()
+        .usage(f.org_of("alice").await.as_str())
+        .await
+        .unwrap();
+    assert_eq!(
+        (usage.cpu, usage.disk),
+        (0, 0),
+        "an errored sandbox holds no quota"
+    );
+    // Without force the runner must confirm; with force the control plane lets go.
+    let (s, v) = f.call("DELETE", "/api/sandbox/doomed", &alice, None).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("error")), "{v}");
+    let (s, v) = f
+        .call("DELETE", "/api/sandbox/doomed?force=true", &alice, None)
+        .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("destroyed")), "{v}");
+    let (s, _) = f.call("GET", "/api/sandbox/doomed", &alice, None).await;
+    assert_eq!(s, 404);
+    let dead = f.env.store.runners().get(&dead.id).await.unwrap().unwrap();
+    assert_eq!(dead.assigned_sandboxes, 0);
+}
+
+#[tokio::test]
 async fn archive_backs_up_and_start_restores() {
     let f = fx().await;
     let alice = jwt("alice");
