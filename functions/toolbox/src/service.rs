@@ -1,10 +1,10 @@
 //! Who may call which sandbox's toolbox, and where the call goes.
 //!
 //! Per request: parse the path, authenticate the caller (API key, or JWT with
-//! `X-Daytona-Organization-ID`) while the sandbox row is read, check the sandbox belongs to the
-//! caller's organization (a sandbox of another organization, a destroyed one and an unknown id
-//! all answer the same 404, so existence never leaks), that it is `started`, find its runner,
-//! record the activity (at most one write a minute per sandbox) and build the runner URL.
+//! `X-Daytona-Organization-ID`) while the sandbox and its runner are read, check the sandbox
+//! belongs to the caller's organization (a sandbox of another organization, a destroyed one and an
+//! unknown id all answer the same 404, so existence never leaks), that it is `started` and has a
+//! runner, record the activity (at most one write a minute per sandbox) and build the runner URL.
 
 use cove_api_types::ApiError;
 use cove_edge::web::Request;
@@ -64,11 +64,12 @@ pub fn is_websocket(headers: &HeaderMap) -> bool {
 /// streaming body pass an empty one).
 pub async fn resolve(env: &Env, req: &Request) -> Result<Forward, ApiError> {
     let ToolboxPath { sandbox_id, rest } = path::parse(req.uri().path())?;
-    let sandboxes = env.store.sandboxes();
-    let (ctx, sandbox) = futures::join!(auth::authenticate(env, req), sandboxes.get(&sandbox_id));
+    // The sandbox and its runner are read while the caller is authenticated (nothing is
+    // revealed before authentication and the organization check pass).
+    let (ctx, loaded) = futures::join!(auth::authenticate(env, req), load(env, &sandbox_id));
     let ctx = ctx?;
-    let sandbox = sandbox?
-        .filter(|s| s.org_id == ctx.organization_id.as_str() && s.state != "destroyed")
+    let (sandbox, runner) = loaded?
+        .filter(|(s, _)| s.org_id == ctx.organization_id.as_str() && s.state != "destroyed")
         .ok_or_else(|| not_found(&sandbox_id))?;
     if is_websocket(req.headers()) {
         return Err(ApiError::bad_request(
@@ -76,14 +77,17 @@ pub async fn resolve(env: &Env, req: &Request) -> Result<Forward, ApiError> {
              read session command logs without `follow` instead",
         ));
     }
-    if sandbox.state != "started" {
+    if sandbox.state != STARTED {
         return Err(ApiError::bad_request(format!(
             "Sandbox is not running (state: {})",
             sandbox.state
         ))
         .with_code("SANDBOX_NOT_STARTED"));
     }
-    let runner = runner_of(env, &sandbox).await?;
+    let runner = runner.ok_or_else(|| {
+        tracing::warn!(sandbox = %sandbox.id, runner = ?sandbox.runner_id, "started sandbox without a known runner");
+        unavailable()
+    })?;
     let api_url = runner
         .api_url
         .as_deref()
@@ -105,15 +109,21 @@ fn unavailable() -> ApiError {
     ApiError::service_unavailable("The sandbox's runner is not available")
 }
 
-async fn runner_of(env: &Env, sandbox: &SandboxRecord) -> Result<RunnerRecord, ApiError> {
-    let Some(runner_id) = sandbox.runner_id.as_deref() else {
-        tracing::warn!(sandbox = %sandbox.id, "started sandbox without a runner");
-        return Err(unavailable());
+const STARTED: &str = "started";
+
+/// The sandbox row and, when it is started, its runner's row.
+async fn load(
+    env: &Env,
+    id: &str,
+) -> Result<Option<(SandboxRecord, Option<RunnerRecord>)>, ApiError> {
+    let Some(sandbox) = env.store.sandboxes().get(id).await? else {
+        return Ok(None);
     };
-    env.store.runners().get(runner_id).await?.ok_or_else(|| {
-        tracing::warn!(sandbox = %sandbox.id, runner = runner_id, "sandbox's runner is gone");
-        unavailable()
-    })
+    let runner = match sandbox.runner_id.as_deref() {
+        Some(r) if sandbox.state == STARTED => env.store.runners().get(r).await?,
+        _ => None,
+    };
+    Ok(Some((sandbox, runner)))
 }
 
 /// Bumps `lastActivityAt` when it is older than [`ACTIVITY_INTERVAL_SECS`]. Best effort: a
