@@ -125,6 +125,9 @@ class Cove:
             r = self._admin("GET", "/runners")
             last = (r.status_code, r.text[:500])
             if r.status_code == 200 and any(x.get("state") == "ready" for x in r.json()):
+                # This session's data dir is fresh, so every runner listed is ours: its containers
+                # (warm pool included) are removed on stop.
+                self.runner_ids = [x["id"] for x in r.json()]
                 return
             time.sleep(0.5)
         raise AssertionError(f"no runner became ready: {last} {self.tail()}")
@@ -144,9 +147,12 @@ class Cove:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     proc.wait()
+        # The agent leaves its containers running on purpose (they survive its restarts).
+        labels = list(getattr(self, "runner_ids", []))
         if self.runner is not None:
-            # The agent leaves its containers running on purpose (they survive its restarts).
-            ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=cove.runner={self.container_label}"],
+            labels.append(self.container_label)
+        for label in labels:
+            ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=cove.runner={label}"],
                                  capture_output=True, text=True).stdout.split()
             if ids:
                 subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
