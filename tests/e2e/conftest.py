@@ -34,7 +34,7 @@ class Cove:
         self.stderr = open(pathlib.Path(self.data_dir) / "cove.stderr.log", "ab")
         self.proc = subprocess.Popen(
             [binary, "up", "--manifest", str(ROOT / "spin.toml"), "--listen", "127.0.0.1:0",
-             "--data-dir", str(self.data_dir), "--no-build"],
+             "--data-dir", str(self.data_dir), "--no-build", "--no-runner"],
             stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
         )
         lines = queue.Queue()

@@ -5,7 +5,7 @@
 //!
 //! Needs: Docker, `target/release/{cove,cove-runner}`, the musl toolbox binary and the wasm
 //! components (`scripts/test.sh` builds them all). Run:
-//! `cargo test --release -p runners --test two_runners -- --ignored --nocapture`.
+//! `cargo test --release -p runners --test two_runners -- --nocapture` (part of the workspace test run).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -225,7 +225,6 @@ impl Api {
 }
 
 #[tokio::test]
-#[ignore = "needs Docker and the release binaries; scripts/test.sh runs it"]
 async fn two_runners_spread_fail_over_and_recover() {
     sandbox_image();
     let dir = tempfile::tempdir().unwrap();
