@@ -240,6 +240,41 @@ pub struct UpdateOrganizationQuota {
     pub snapshot_deactivation_timeout_minutes: Option<i64>,
 }
 
+/// `PATCH .../quota/{regionId}` body (system admin). Absent or null fields keep their value. Cove
+/// has one sandbox class (`container`) and no GPUs: asking for anything else is a 400.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateOrganizationRegionQuota {
+    #[serde(default)]
+    pub sandbox_class: Option<String>,
+    #[serde(default)]
+    pub total_cpu_quota: Option<i64>,
+    #[serde(default)]
+    pub total_memory_quota: Option<i64>,
+    #[serde(default)]
+    pub total_disk_quota: Option<i64>,
+    #[serde(default)]
+    pub total_gpu_quota: Option<i64>,
+    #[serde(default)]
+    pub allowed_gpu_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub max_cpu_per_sandbox: Option<i64>,
+    #[serde(default)]
+    pub max_memory_per_sandbox: Option<i64>,
+    #[serde(default)]
+    pub max_disk_per_sandbox: Option<i64>,
+    #[serde(default)]
+    pub max_disk_per_non_ephemeral_sandbox: Option<i64>,
+    #[serde(default)]
+    pub max_cpu_per_gpu: Option<i64>,
+    #[serde(default)]
+    pub max_memory_per_gpu: Option<i64>,
+    #[serde(default)]
+    pub max_disk_per_gpu: Option<i64>,
+    #[serde(default)]
+    pub max_sandbox_lifespan: Option<i64>,
+}
+
 /// `POST .../suspend` body (system admin).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

@@ -8,7 +8,7 @@ use cove_api_types::orgs::{
     CreateOrganizationRole, CreateUser, DaytonaConfiguration, Organization, OrganizationInvitation,
     OrganizationRole, OrganizationSuspension, OrganizationUsageOverview, OrganizationUser,
     UpdateAssignedOrganizationRoles, UpdateOrganizationInvitation, UpdateOrganizationMemberAccess,
-    UpdateOrganizationMemberRole, UpdateOrganizationQuota, User,
+    UpdateOrganizationMemberRole, UpdateOrganizationQuota, UpdateOrganizationRegionQuota, User,
 };
 use cove_edge::web::{self, Request, Response};
 use cove_edge::{Env, auth};
@@ -78,6 +78,9 @@ async fn route(env: &Env, req: &Request) -> Result<Response, ApiError> {
         (&Method::DELETE, ["organizations", o]) => org_delete(env, req, o).await,
         (&Method::GET, ["organizations", o, "usage"]) => org_usage(env, req, o).await,
         (&Method::PATCH, ["organizations", o, "quota"]) => org_quota(env, req, o).await,
+        (&Method::PATCH, ["organizations", o, "quota", region]) => {
+            org_region_quota(env, req, o, region).await
+        }
         (&Method::POST, ["organizations", o, "leave"]) => org_leave(env, req, o).await,
         (&Method::POST, ["organizations", o, "suspend"]) => org_suspend(env, req, o).await,
         (&Method::POST, ["organizations", o, "unsuspend"]) => org_unsuspend(env, req, o).await,
@@ -306,6 +309,24 @@ async fn org_quota(env: &Env, req: &Request, o: &str) -> Result<Response, ApiErr
     let o = org_id(o)?;
     let body: UpdateOrganizationQuota = web::json_body(req)?;
     service::update_quota(env, &ctx, &o, body).await?;
+    Ok(web::no_content())
+}
+
+#[utoipa::path(patch, path = "/api/organizations/{organizationId}/quota/{regionId}", operation_id = "organization_update_region_quota", tag = "organizations",
+    params(("organizationId" = String, Path), ("regionId" = String, Path)), request_body = UpdateOrganizationRegionQuota,
+    responses((status = 204, description = "Updated (system admin)"), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    security(("bearer" = [])))]
+async fn org_region_quota(
+    env: &Env,
+    req: &Request,
+    o: &str,
+    region: &str,
+) -> Result<Response, ApiError> {
+    let ctx = auth::authenticate(env, req).await?;
+    let o = org_id(o)?;
+    let body: UpdateOrganizationRegionQuota = web::json_body(req)?;
+    service::update_region_quota(env, &ctx, &o, region, body).await?;
     Ok(web::no_content())
 }
 
@@ -610,6 +631,7 @@ async fn invitation_decline(env: &Env, req: &Request, id: &str) -> Result<Respon
     org_delete,
     org_usage,
     org_quota,
+    org_region_quota,
     org_leave,
     org_suspend,
     org_unsuspend,

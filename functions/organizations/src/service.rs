@@ -12,7 +12,7 @@ use cove_api_types::orgs::{
     CreateOrganizationRole, DaytonaConfiguration, EPOCH, OidcConfig, Organization,
     OrganizationInvitation, OrganizationRole, OrganizationSuspension, OrganizationUsageOverview,
     OrganizationUser, RegionUsageOverview, UpdateOrganizationInvitation, UpdateOrganizationQuota,
-    User,
+    UpdateOrganizationRegionQuota, User,
 };
 use cove_api_types::permissions::Permission;
 use cove_api_types::time::{format_rfc3339, now_rfc3339, parse_rfc3339};
@@ -373,69 +373,135 @@ pub async fn update_quota(
     org: &OrganizationId,
     body: UpdateOrganizationQuota,
 ) -> Result<(), ApiError> {
-    admin_update(env, ctx, org, |rec| {
-        let q = &mut rec.quota;
-        let fields = [
-            (
-                "maxCpuPerSandbox",
-                body.max_cpu_per_sandbox,
-                &mut q.max_cpu_per_sandbox,
-            ),
-            (
-                "maxMemoryPerSandbox",
-                body.max_memory_per_sandbox,
-                &mut q.max_memory_per_sandbox,
-            ),
-            (
-                "maxDiskPerSandbox",
-                body.max_disk_per_sandbox,
-                &mut q.max_disk_per_sandbox,
-            ),
-            ("snapshotQuota", body.snapshot_quota, &mut q.snapshot_quota),
-            (
-                "maxSnapshotSize",
-                body.max_snapshot_size,
-                &mut q.max_snapshot_size,
-            ),
-            ("volumeQuota", body.volume_quota, &mut q.volume_quota),
-            ("secretQuota", body.secret_quota, &mut q.secret_quota),
-            (
-                "maxSecretsPerSandbox",
-                body.max_secrets_per_sandbox,
-                &mut q.max_secrets_per_sandbox,
-            ),
-            (
-                "totalCpuQuota",
-                body.total_cpu_quota,
-                &mut q.total_cpu_quota,
-            ),
-            (
-                "totalMemoryQuota",
-                body.total_memory_quota,
-                &mut q.total_memory_quota,
-            ),
-            (
-                "totalDiskQuota",
-                body.total_disk_quota,
-                &mut q.total_disk_quota,
-            ),
-            (
-                "snapshotDeactivationTimeoutMinutes",
-                body.snapshot_deactivation_timeout_minutes,
-                &mut q.snapshot_deactivation_timeout_minutes,
-            ),
-        ];
-        for (name, value, slot) in fields {
-            if let Some(v) = value {
-                if v < 0 {
-                    return Err(ApiError::bad_request(format!(
-                        "{name} must not be negative"
-                    )));
-                }
-                *slot = v;
+    admin_update(env, ctx, org, |rec| apply_quota(rec, body)).await
+}
+
+/// Sets the quota fields the body names (400 for a negative one).
+fn apply_quota(rec: &mut OrgRecord, body: UpdateOrganizationQuota) -> Result<(), ApiError> {
+    let q = &mut rec.quota;
+    let fields = [
+        (
+            "maxCpuPerSandbox",
+            body.max_cpu_per_sandbox,
+            &mut q.max_cpu_per_sandbox,
+        ),
+        (
+            "maxMemoryPerSandbox",
+            body.max_memory_per_sandbox,
+            &mut q.max_memory_per_sandbox,
+        ),
+        (
+            "maxDiskPerSandbox",
+            body.max_disk_per_sandbox,
+            &mut q.max_disk_per_sandbox,
+        ),
+        ("snapshotQuota", body.snapshot_quota, &mut q.snapshot_quota),
+        (
+            "maxSnapshotSize",
+            body.max_snapshot_size,
+            &mut q.max_snapshot_size,
+        ),
+        ("volumeQuota", body.volume_quota, &mut q.volume_quota),
+        ("secretQuota", body.secret_quota, &mut q.secret_quota),
+        (
+            "maxSecretsPerSandbox",
+            body.max_secrets_per_sandbox,
+            &mut q.max_secrets_per_sandbox,
+        ),
+        (
+            "totalCpuQuota",
+            body.total_cpu_quota,
+            &mut q.total_cpu_quota,
+        ),
+        (
+            "totalMemoryQuota",
+            body.total_memory_quota,
+            &mut q.total_memory_quota,
+        ),
+        (
+            "totalDiskQuota",
+            body.total_disk_quota,
+            &mut q.total_disk_quota,
+        ),
+        (
+            "snapshotDeactivationTimeoutMinutes",
+            body.snapshot_deactivation_timeout_minutes,
+            &mut q.snapshot_deactivation_timeout_minutes,
+        ),
+    ];
+    for (name, value, slot) in fields {
+        if let Some(v) = value {
+            if v < 0 {
+                return Err(ApiError::bad_request(format!(
+                    "{name} must not be negative"
+                )));
             }
+            *slot = v;
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// The region every Cove organization's sandboxes run in unless it names another default.
+const DEFAULT_REGION: &str = "us";
+
+/// `PATCH .../quota/{regionId}`: Cove has one region per organization (its default region, `us`
+/// unless set), whose totals and per-sandbox limits are the organization's quota.
+pub async fn update_region_quota(
+    env: &Env,
+    ctx: &AuthContext,
+    org: &OrganizationId,
+    region: &str,
+    body: UpdateOrganizationRegionQuota,
+) -> Result<(), ApiError> {
+    if body
+        .sandbox_class
+        .as_deref()
+        .is_some_and(|c| c != "container")
+    {
+        return Err(ApiError::bad_request(
+            "sandboxClass must be container: Cove runs no other class",
+        ));
+    }
+    if body.total_gpu_quota.is_some_and(|g| g != 0)
+        || body
+            .allowed_gpu_types
+            .as_ref()
+            .is_some_and(|g| !g.is_empty())
+    {
+        return Err(ApiError::bad_request("Cove has no GPU sandboxes"));
+    }
+    let unsupported = [
+        (
+            "maxDiskPerNonEphemeralSandbox",
+            body.max_disk_per_non_ephemeral_sandbox,
+        ),
+        ("maxCpuPerGpu", body.max_cpu_per_gpu),
+        ("maxMemoryPerGpu", body.max_memory_per_gpu),
+        ("maxDiskPerGpu", body.max_disk_per_gpu),
+        ("maxSandboxLifespan", body.max_sandbox_lifespan),
+    ];
+    if let Some((name, _)) = unsupported.iter().find(|(_, v)| v.is_some()) {
+        return Err(ApiError::bad_request(format!("{name} is not supported")));
+    }
+    let region = region.to_owned();
+    let change = UpdateOrganizationQuota {
+        total_cpu_quota: body.total_cpu_quota,
+        total_memory_quota: body.total_memory_quota,
+        total_disk_quota: body.total_disk_quota,
+        max_cpu_per_sandbox: body.max_cpu_per_sandbox,
+        max_memory_per_sandbox: body.max_memory_per_sandbox,
+        max_disk_per_sandbox: body.max_disk_per_sandbox,
+        ..Default::default()
+    };
+    admin_update(env, ctx, org, move |rec| {
+        let own = rec.default_region_id.as_deref().unwrap_or(DEFAULT_REGION);
+        if region != own && region != DEFAULT_REGION {
+            return Err(ApiError::not_found(format!(
+                "Region with ID {region} not found"
+            )));
+        }
+        apply_quota(rec, change)
     })
     .await
 }

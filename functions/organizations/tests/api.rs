@@ -823,6 +823,11 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
     ("POST", "/api/users", Some(r#"{"name":"x"}"#)),
     ("GET", "/api/users", None),
     ("POST", "/api/users/{id}/regenerate-key-pair", Some("{}")),
+    (
+        "PATCH",
+        "/api/organizations/{organizationId}/quota/{regionId}",
+        Some(r#"{"totalCpuQuota": 99}"#),
+    ),
 ];
 
 /// Routes that only ever act on the caller's own data (no foreign id in the request), or are
@@ -947,7 +952,8 @@ async fn cross_tenant_requests_leak_nothing() {
             .replace("{roleId}", rid)
             .replace("{invitationId}", iid)
             .replace("{userId}", "alice")
-            .replace("{id}", "alice");
+            .replace("{id}", "alice")
+            .replace("{regionId}", "us");
         let (method, body) = (*method, *body);
         let (s, v) = call(&env, method, &path, Some(&mallory), body).await;
         assert!(s == 403 || s == 404, "{method} {path}: {s} {v}");
@@ -1021,6 +1027,50 @@ async fn system_admin_quota_and_suspension() {
     let (_, o) = get(&env, &b, &alice).await;
     assert_eq!(o["maxCpuPerSandbox"], 16);
     assert_eq!(o["volumeQuota"], 100);
+    // The region quota is the organization's (one region, `us`).
+    let rq = |token: &str, region: &str, body: &str| {
+        let (env, path, token, body) = (
+            env.clone(),
+            format!("{b}/quota/{region}"),
+            token.to_owned(),
+            body.to_owned(),
+        );
+        async move {
+            call(&env, "PATCH", &path, Some(&token), Some(&body))
+                .await
+                .0
+        }
+    };
+    let body = r#"{"totalCpuQuota": 40, "totalMemoryQuota": 80, "totalDiskQuota": null, "totalGpuQuota": 0, "maxMemoryPerSandbox": 16}"#;
+    assert_eq!(rq(&root, "us", body).await, 204);
+    assert_eq!(rq(&alice, "us", body).await, 403);
+    assert_eq!(rq(&root, "eu", body).await, 404);
+    for bad in [
+        r#"{"totalCpuQuota": -1}"#,
+        r#"{"totalGpuQuota": 2}"#,
+        r#"{"sandboxClass": "linux-vm"}"#,
+        r#"{"maxSandboxLifespan": 60}"#,
+        r#"{"totalCpuQuota": "lots"}"#,
+    ] {
+        assert_eq!(rq(&root, "us", bad).await, 400, "{bad}");
+    }
+    let (_, u) = get(&env, &format!("{b}/usage"), &alice).await;
+    let r = &u["regionUsage"][0];
+    assert_eq!(
+        (
+            r["regionId"].as_str(),
+            &r["totalCpuQuota"],
+            &r["totalMemoryQuota"],
+            &r["totalDiskQuota"]
+        ),
+        (Some("us"), &json!(40), &json!(80), &json!(30)),
+        "{u}"
+    );
+    let (_, o) = get(&env, &b, &alice).await;
+    assert_eq!(
+        (&o["maxMemoryPerSandbox"], &o["maxCpuPerSandbox"]),
+        (&json!(16), &json!(16))
+    );
     let (s, _) = post(
         &env,
         &format!("/api/organizations/{}/suspend", uuid::Uuid::new_v4()),
