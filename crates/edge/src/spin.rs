@@ -17,7 +17,8 @@ use cove_api_types::ApiError;
 /// request state.
 static ENV: std::sync::OnceLock<Env> = std::sync::OnceLock::new();
 
-async fn instance_env() -> Result<Env, ApiError> {
+/// The instance's [`Env`], built on first use (for components with their own entry point).
+pub async fn instance_env() -> Result<Env, ApiError> {
     if let Some(env) = ENV.get() {
         return Ok(env.clone());
     }

@@ -5,11 +5,8 @@
 //! the outgoing request's body and the runner's response body stream becomes this component's
 //! response body. Nothing is collected in memory.
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 use cove_api_types::ApiError;
-use cove_edge::config::{EdgeConfig, Env, VARIABLES};
 use cove_edge::web::error_response;
 use http_body_util::Full;
 use spin_sdk::http::{IntoResponse, Request};
@@ -17,29 +14,6 @@ use spin_sdk::http_service;
 use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
 
 use crate::service;
-
-/// The environment of this instance (configuration only, never request state), built once when
-/// the host reuses instances.
-static ENV: std::sync::OnceLock<Env> = std::sync::OnceLock::new();
-
-async fn instance_env() -> Result<Env, ApiError> {
-    if let Some(env) = ENV.get() {
-        return Ok(env.clone());
-    }
-    let mut values = HashMap::new();
-    for name in VARIABLES {
-        if let Ok(v) = spin_sdk::variables::get(name).await {
-            values.insert(*name, v);
-        }
-    }
-    let env = EdgeConfig::from_lookup(|n| values.get(n).cloned())
-        .map(Env::new)
-        .map_err(|e| {
-            tracing::error!(error = %e, "component configuration is invalid");
-            ApiError::internal()
-        })?;
-    Ok(ENV.get_or_init(|| env).clone())
-}
 
 fn error(path: &str, e: &ApiError) -> Result<WasiResponse, ErrorCode> {
     error_response(path, e).map(Full::new).into_response()
@@ -56,7 +30,7 @@ async fn handle(req: Request) -> Result<WasiResponse, ErrorCode> {
     *head.uri_mut() = parts.uri.clone();
     *head.headers_mut() = parts.headers.clone();
 
-    let env = match instance_env().await {
+    let env = match cove_edge::spin::instance_env().await {
         Ok(env) => env,
         Err(e) => return error(&path, &e),
     };

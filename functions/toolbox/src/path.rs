@@ -44,13 +44,13 @@ pub fn parse(path: &str) -> Result<ToolboxPath, ApiError> {
     } else {
         return Err(no_route());
     };
-    let sandbox_id = percent_decode(id);
+    let sandbox_id = cove_edge::web::percent_decode(id);
     if sandbox_id.is_empty() {
         return Err(no_route());
     }
     if rest
         .split('/')
-        .map(percent_decode)
+        .map(cove_edge::web::percent_decode)
         .any(|s| s == "." || s == "..")
     {
         return Err(ApiError::bad_request(
@@ -74,40 +74,16 @@ pub fn runner_url(api_url: &str, sandbox_id: &str, rest: &str, query: Option<&st
     }
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
-}
+/// Everything but RFC 3986 unreserved characters.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// Encodes everything but RFC 3986 unreserved characters.
 fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
 }
 
 #[cfg(test)]
