@@ -7,3 +7,15 @@ cd "$COVE_ROOT"
 # Same package selection as scripts/test.sh, so nothing is rebuilt with other features.
 cargo build --quiet --release --workspace --exclude cove-toolbox --bins
 "$COVE_ROOT/target/release/cove-bench" --seconds "${COVE_BENCH_SECONDS:-5}" --concurrency 16
+
+# The full SDK path: HTTP → cove → function → runner agent (Docker) → toolbox daemon (~60 s).
+# Needs the components and the daemon (no-ops after scripts/test.sh) and a Docker engine.
+mapfile -t wasm < <(wasm_packages)
+cargo build --quiet --target wasm32-wasip2 --profile wasm "${wasm[@]}"
+cargo build --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox
+if docker info >/dev/null 2>&1; then
+    "$COVE_ROOT/target/release/cove-sandbox-bench" --creates "${COVE_BENCH_CREATES:-30}" \
+        --seconds "${COVE_SANDBOX_BENCH_SECONDS:-2}" --concurrency 16 --exec-concurrency 4 --seed 1000
+else
+    echo "cove-sandbox-bench skipped: no Docker engine answers (scripts/docker.sh starts one)" >&2
+fi
