@@ -67,9 +67,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     let control_plane = cfg.control_plane_url.clone();
     let rec = reconciler::Reconciler::new(cfg, Arc::new(docker), toolbox_bin);
     rec.recover().await.map_err(RunError::Startup)?;
-    if !rec.pool().targets().is_empty() {
-        tokio::spawn(pool::run(rec.clone()));
-    }
+    let refill = (!rec.pool().targets().is_empty()).then(|| tokio::spawn(pool::run(rec.clone())));
     if let Some(url) = control_plane {
         tokio::spawn(heartbeat::run(rec.clone(), url.clone()));
         tokio::spawn(reporter::run(rec.clone(), url, reporter::OBSERVE_EVERY));
@@ -81,7 +79,11 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(RunError::Serve)?;
-    // Sandboxes keep running; only unclaimed warm containers go away.
+    // Sandboxes keep running; only unclaimed warm containers go away. Stop refilling first so
+    // no member is created behind the drain.
+    if let Some(task) = refill {
+        task.abort();
+    }
     rec.drain_pool().await;
     Ok(())
 }

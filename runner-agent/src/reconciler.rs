@@ -841,11 +841,26 @@ impl Reconciler {
         m
     }
 
-    /// Removes the unclaimed warm containers (clean shutdown).
+    /// Removes the unclaimed warm containers (clean shutdown), including one whose creation was
+    /// cut short before it joined the pool.
     pub async fn drain_pool(&self) {
         for e in self.pool.drain() {
             let _ = self.runtime.remove(&e.container_id).await;
             let _ = std::fs::remove_dir_all(&e.dir);
+        }
+        let Ok(containers) = self.runtime.list(RUNNER_LABEL, &self.cfg.runner_id).await else {
+            return;
+        };
+        for c in containers {
+            let unclaimed = c.labels.get(labels::POOL).map(String::as_str) == Some("true")
+                && !c.labels.contains_key(labels::SANDBOX_ID)
+                && !c.name.starts_with("cove-sb-");
+            if unclaimed {
+                let _ = self.runtime.remove(&c.id).await;
+                if let Some(dir) = c.run_dir.filter(|d| d.starts_with(self.sandboxes_dir())) {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
         }
     }
 }
