@@ -522,6 +522,7 @@ async fn run(
 
     // 1. create → first exec, warm.
     let (mut lat, mut errors, mut not_warm) = (Vec::new(), 0, 0);
+    let (mut create_only, mut first_exec) = (Vec::new(), Vec::new());
     let mut phase = Duration::ZERO;
     // One untimed round first (first connections, first instantiation of each component).
     let (id, proxy) = sdk.create().await?;
@@ -534,15 +535,18 @@ async fn run(
         let t = Instant::now();
         let r = async {
             let (id, proxy) = sdk.create().await?;
+            let created = t.elapsed();
             sdk.exec(&proxy, &id, "echo hi").await?;
-            anyhow::Ok(id)
+            anyhow::Ok((id, created))
         }
         .await;
         let d = t.elapsed();
         phase += d;
         match r {
-            Ok(id) => {
+            Ok((id, created)) => {
                 lat.push(d);
+                create_only.push(created);
+                first_exec.push(d.saturating_sub(created));
                 sdk.delete(&id).await?;
             }
             Err(e) => {
@@ -552,6 +556,8 @@ async fn run(
         }
     }
     let create_warm = Stats::new(lat, phase, errors);
+    let create_only = Stats::new(create_only, phase, 0);
+    let first_exec = Stats::new(first_exec, phase, 0);
 
     // Cold: drain the pool by holding `pool` sandboxes, then time one more create → exec.
     wait_warm(&runner, pool).await;
@@ -688,6 +694,14 @@ async fn run(
             "p50 ≤ 30 ms (Daytona: < 90 ms)",
             false
         )
+    );
+    println!(
+        "{}",
+        create_only.row("  of which POST /api/sandbox (until started)", "–", false)
+    );
+    println!(
+        "{}",
+        first_exec.row("  of which the first exec", "–", false)
     );
     println!(
         "| create → first exec, pool drained ({warm_left} warm left) | 1 | {:.2} | – | – | 0 | – |",
