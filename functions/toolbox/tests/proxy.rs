@@ -436,3 +436,45 @@ async fn activity_is_recorded_at_most_once_a_minute() {
         "touching activity never bumps the version"
     );
 }
+
+/// Every toolbox operation of the checked-in OpenAPI document, called with another organization's
+/// credentials: 404, nothing forwarded. A toolbox route added to the document is covered here
+/// without further edits; the document must keep at least the two toolbox routes.
+#[tokio::test]
+async fn every_documented_toolbox_route_is_tenant_isolated() {
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../openapi/control-plane.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let s = setup().await;
+    let mut covered = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        if !(template.starts_with("/toolbox/") || template.starts_with("/api/toolbox/")) {
+            continue;
+        }
+        for method in item.as_object().unwrap().keys() {
+            let m = method.to_uppercase();
+            let path = template
+                .replace("{sandboxId}", &s.id)
+                .replace("{path}", "files/info");
+            for (token, org) in [(s.b.key.as_str(), None), (s.b.jwt.as_str(), None)] {
+                let (status, _, body) = call(&s.env, req(&m, &path, Some(token), org, b"{}")).await;
+                assert_eq!(status, 404, "{m} {path}");
+                assert!(
+                    !String::from_utf8_lossy(&body).contains(&s.a.org),
+                    "{m} {path} leaked the owner's organization"
+                );
+            }
+            covered += 1;
+        }
+    }
+    assert!(
+        covered >= 8,
+        "toolbox routes missing from the document ({covered} operations)"
+    );
+    assert_eq!(s.probe.count(), 0, "no refused call may reach the runner");
+}
