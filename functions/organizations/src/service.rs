@@ -301,6 +301,18 @@ pub async fn delete(env: &Env, ctx: &AuthContext, org: &OrganizationId) -> Resul
             "A personal organization cannot be deleted",
         ));
     }
+    // Sandboxes live outside the organization's partition and run on runners: they must be
+    // deleted first, or they would be left running with nobody able to reach them.
+    let live = env
+        .store
+        .sandboxes()
+        .list_by_org(org.as_str(), 1, None)
+        .await?;
+    if !live.items.is_empty() {
+        return Err(ApiError::bad_request(
+            "Organization has sandboxes; delete them before deleting the organization",
+        ));
+    }
     match env.store.orgs().delete(org).await {
         Ok(()) => {}
         Err(StoreError::NotFound { .. }) => return Err(org_not_found(org)),
@@ -318,17 +330,19 @@ pub async fn usage(
     let ctx = scoped(env, ctx, org).await?;
     authorize(env, &ctx, Action::OrgRead).await?;
     let q = load(env, org).await?.quota;
-    // Sandboxes, snapshots and volumes are not stored yet: nothing is in use.
+    // Sandbox usage: the counters the sandbox repository moves with every state change (compute
+    // and disk state sets of CONTRACT §8). Snapshots and volumes are not stored yet.
+    let used = env.store.sandboxes().usage(org.as_str()).await?;
     Ok(OrganizationUsageOverview {
         region_usage: vec![RegionUsageOverview {
             region_id: "us".into(),
             sandbox_class: "container".into(),
             total_cpu_quota: q.total_cpu_quota,
-            current_cpu_usage: 0,
+            current_cpu_usage: used.cpu,
             total_memory_quota: q.total_memory_quota,
-            current_memory_usage: 0,
+            current_memory_usage: used.memory,
             total_disk_quota: q.total_disk_quota,
-            current_disk_usage: 0,
+            current_disk_usage: used.disk,
             total_gpu_quota: 0,
             current_gpu_usage: 0,
             allowed_gpu_types: None,

@@ -1891,3 +1891,64 @@ async fn writes_racing_an_organization_delete_leave_nothing_behind() {
         assert!(s == 403 || s == 404, "{s}");
     }
 }
+
+/// Usage follows the sandbox counters (compute states hold cpu/memory/disk, stopped holds disk
+/// only), and an organization with sandboxes cannot be deleted until they are destroyed.
+#[tokio::test]
+async fn usage_follows_sandboxes_and_they_block_deletion() {
+    use cove_store::orgs::OrgQuota;
+    use cove_store::sandboxes::SandboxRecord;
+    let env = env().await;
+    let alice = jwt("alice");
+    let org = create_org(&env, &alice, "Busy").await;
+    let now = "2026-01-01T00:00:00.000Z";
+    let quota = OrgQuota::default();
+    let mut rec = SandboxRecord::new(uuid::Uuid::new_v4().to_string(), &org, "sb", "img", now);
+    rec.cpu = 2;
+    rec.memory = 3;
+    rec.disk = 5;
+    rec.state = "started".into();
+    let started = env.store.sandboxes().create(&rec, &quota).await.unwrap();
+    let usage = |u: &Value| {
+        let r = &u["regionUsage"][0];
+        (
+            r["currentCpuUsage"].as_i64().unwrap(),
+            r["currentMemoryUsage"].as_i64().unwrap(),
+            r["currentDiskUsage"].as_i64().unwrap(),
+        )
+    };
+    let (s, u) = get(&env, &format!("/api/organizations/{org}/usage"), &alice).await;
+    assert_eq!(s, 200);
+    assert_eq!(usage(&u), (2, 3, 5));
+
+    let mut stopped = started.clone();
+    stopped.state = "stopped".into();
+    stopped.desired_state = "stopped".into();
+    let stopped = env
+        .store
+        .sandboxes()
+        .update(&started, &stopped, &quota)
+        .await
+        .unwrap();
+    let (_, u) = get(&env, &format!("/api/organizations/{org}/usage"), &alice).await;
+    assert_eq!(usage(&u), (0, 0, 5));
+
+    let (s, v) = delete(&env, &format!("/api/organizations/{org}"), &alice).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("sandboxes"));
+    let (s, _) = get(&env, &format!("/api/organizations/{org}"), &alice).await;
+    assert_eq!(s, 200, "a refused delete leaves the organization");
+
+    let mut gone = stopped.clone();
+    gone.state = "destroyed".into();
+    gone.desired_state = "destroyed".into();
+    env.store
+        .sandboxes()
+        .update(&stopped, &gone, &quota)
+        .await
+        .unwrap();
+    let (_, u) = get(&env, &format!("/api/organizations/{org}/usage"), &alice).await;
+    assert_eq!(usage(&u), (0, 0, 0));
+    let (s, _) = delete(&env, &format!("/api/organizations/{org}"), &alice).await;
+    assert_eq!(s, 204);
+}
