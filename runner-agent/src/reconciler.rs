@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cove_runner_api::{
-    DesiredState, NetworkPolicy, Resources, RunnerMetrics, SandboxSpec, SandboxState,
-    SandboxStatus, labels,
+    DesiredState, NetworkPolicy, RunnerMetrics, SandboxSpec, SandboxState, SandboxStatus, labels,
 };
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -421,15 +420,33 @@ impl Reconciler {
         }
     }
 
-    fn warm_eligible(&self, spec: &SandboxSpec) -> bool {
-        spec.allow_warm_pool != Some(false)
+    /// Whether a warm container (made with the snapshot's default spec) can serve `spec`. Values
+    /// spelled out but equal to the defaults count as defaults: the control plane always sends
+    /// the sandbox's user and resources.
+    async fn warm_eligible(&self, spec: &SandboxSpec) -> bool {
+        let r = &spec.resources;
+        let default_resources = r.cpu.is_none_or(|c| (c - DEFAULT_CPU).abs() < f64::EPSILON)
+            && r.memory_mib.is_none_or(|m| m == DEFAULT_MEMORY_MIB)
+            && r.disk_gib.is_none_or(|d| d == DEFAULT_DISK_GIB)
+            && r.pids.is_none_or(|p| p == DEFAULT_PIDS);
+        let shape = spec.allow_warm_pool != Some(false)
             && spec.desired_state == DesiredState::Started
-            && spec.resources == Resources::default()
+            && default_resources
             && spec.volumes.is_empty()
             && spec.network == NetworkPolicy::Allow
-            && spec.os_user.is_none()
             && spec.stop_timeout_secs.is_none()
-            && self.pool.is_pooled(&spec.snapshot)
+            && self.pool.is_pooled(&spec.snapshot);
+        if !shape {
+            return false;
+        }
+        match &spec.os_user {
+            None => true,
+            // Pool members run as the image's user, else `daytona` (see `container_spec`).
+            Some(user) => match self.image(&spec.snapshot).await {
+                Ok(image) => image.user.as_deref().unwrap_or("daytona") == user,
+                Err(_) => false,
+            },
+        }
     }
 
     /// Rebuilds the view from Docker and the state files (agent start).
@@ -562,7 +579,7 @@ impl Reconciler {
 
     /// Makes a new sandbox: a warm container when one matches, else a fresh one (not started).
     async fn create(&self, id: &str, spec: &SandboxSpec) -> Result<Record> {
-        if self.warm_eligible(spec)
+        if self.warm_eligible(spec).await
             && let Some(entry) = self.pool.take(&spec.snapshot)
         {
             match self.claim(id, spec, &entry).await {

@@ -53,6 +53,34 @@ fn engine(op: &'static str, e: BollardError) -> RuntimeError {
     }
 }
 
+/// A request that never got an answer from the engine (a pooled connection the engine had just
+/// closed, a busy engine): worth repeating for idempotent calls.
+fn is_transport(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::HyperLegacyError { .. } | BollardError::IOError { .. }
+    )
+}
+
+/// Runs an idempotent engine call, repeating it up to three times on transport errors.
+async fn idempotent<T, F, Fut>(mut call: F) -> std::result::Result<T, BollardError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, BollardError>>,
+{
+    let mut attempt = 0u64;
+    loop {
+        match call().await {
+            Err(e) if is_transport(&e) && attempt < 3 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "engine call repeated after a transport error");
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn is_status(e: &BollardError, codes: &[u16]) -> bool {
     matches!(e, BollardError::DockerResponseServerError { status_code, .. } if codes.contains(status_code))
 }
@@ -145,7 +173,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn start(&self, id: &str) -> Result<()> {
-        match self.docker.start_container(id, None).await {
+        match idempotent(|| self.docker.start_container(id, None)).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, &[304]) => Ok(()),
             Err(e) => Err(engine("start a container", e)),
@@ -157,7 +185,7 @@ impl ContainerRuntime for DockerRuntime {
             t: Some(i32::try_from(timeout_secs).unwrap_or(i32::MAX)),
             signal: None,
         };
-        match self.docker.stop_container(id, Some(opts)).await {
+        match idempotent(|| self.docker.stop_container(id, Some(opts.clone()))).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, &[304]) => Ok(()),
             Err(e) => Err(engine("stop a container", e)),
@@ -170,7 +198,7 @@ impl ContainerRuntime for DockerRuntime {
             v: true,
             link: false,
         };
-        match self.docker.remove_container(id, Some(opts)).await {
+        match idempotent(|| self.docker.remove_container(id, Some(opts.clone()))).await {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, &[404]) => Ok(()),
             // "removal already in progress"
@@ -180,7 +208,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn inspect(&self, id: &str) -> Result<Option<ContainerInfo>> {
-        match self.docker.inspect_container(id, None).await {
+        match idempotent(|| self.docker.inspect_container(id, None)).await {
             Ok(c) => {
                 let state = c.state.unwrap_or_default();
                 let cfg = c.config.unwrap_or_default();
