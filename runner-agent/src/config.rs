@@ -44,6 +44,10 @@ pub struct Args {
     /// Host directory holding volumes (`<dir>/<volumeId>`); default `<data-dir>/volumes`.
     #[arg(long)]
     pub volumes_dir: Option<PathBuf>,
+    /// Shut down (as on SIGTERM) when the parent process dies, even by SIGKILL: for agents
+    /// supervised by `cove up`.
+    #[arg(long)]
+    pub exit_with_parent: bool,
 }
 
 fn parse_pool(s: &str) -> Result<(String, usize), String> {

@@ -137,6 +137,7 @@ impl LocalRunner {
             .arg(&s.control_plane_url)
             .arg("--runner-id")
             .arg(&rec.id)
+            .arg("--exit-with-parent")
             .env("COVE_RUNNER_TOKEN", &rec.api_key)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
