@@ -48,6 +48,27 @@ pub async fn connect(socket: &Path, container_id: &str) -> std::io::Result<UnixS
     Ok(stream)
 }
 
+/// [`connect`], giving a daemon that is (re)starting a short grace: a missing or refusing socket
+/// is retried for up to 3 s before the call fails.
+pub async fn connect_patiently(socket: &Path, container_id: &str) -> std::io::Result<UnixStream> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut delay = Duration::from_millis(5);
+    loop {
+        match connect(socket, container_id).await {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The listening process must belong to the container's cgroup.
 fn verify_peer(stream: &UnixStream, container_id: &str) -> std::io::Result<()> {
     if container_id.is_empty() {
@@ -208,7 +229,7 @@ pub async fn forward(
         body
     };
 
-    let stream = connect(&target.socket, &target.container_id)
+    let stream = connect_patiently(&target.socket, &target.container_id)
         .await
         .map_err(unavailable)?;
     let mut sender = handshake(stream).await.map_err(unavailable)?;
