@@ -45,6 +45,19 @@ pub struct OrgQuota {
     pub snapshot_deactivation_timeout_minutes: i64,
 }
 
+impl OrgQuota {
+    /// Totals no write can exceed: for state changes the control plane records rather than
+    /// decides (runner reports, lifecycle sweeps), which must never be refused for quota.
+    pub fn unlimited() -> Self {
+        Self {
+            total_cpu_quota: i64::MAX / 4,
+            total_memory_quota: i64::MAX / 4,
+            total_disk_quota: i64::MAX / 4,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for OrgQuota {
     fn default() -> Self {
         use defaults::*;

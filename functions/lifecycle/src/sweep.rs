@@ -28,16 +28,6 @@ fn lost_with_runner(s: &str) -> bool {
     )
 }
 
-/// State reports never fail a quota check (the sandbox holds what it held before it got lost).
-fn unlimited() -> OrgQuota {
-    OrgQuota {
-        total_cpu_quota: i64::MAX / 4,
-        total_memory_quota: i64::MAX / 4,
-        total_disk_quota: i64::MAX / 4,
-        ..OrgQuota::default()
-    }
-}
-
 pub async fn run(env: &Env, now: OffsetDateTime) -> Result<SweepReport, ApiError> {
     let mut report = SweepReport::default();
     for runner in env.store.runners().list().await? {
@@ -79,7 +69,7 @@ async fn mark_unknown(
         let mut next = sb.clone();
         next.state = "unknown".to_owned();
         next.updated_at = cove_api_types::time::now_rfc3339();
-        match repo.update(&sb, &next, &unlimited()).await {
+        match repo.update(&sb, &next, &OrgQuota::unlimited()).await {
             Ok(_) => {
                 report.sandboxes_marked_unknown += 1;
                 tracing::info!(sandbox_id = %sb.id, runner_id = %runner.id, from = %sb.state, "sandbox unknown: runner unresponsive");
@@ -145,7 +135,7 @@ async fn recover(
         next.recoverable = false;
         next.state = new_state;
         next.updated_at = cove_api_types::time::now_rfc3339();
-        match repo.update(&sb, &next, &unlimited()).await {
+        match repo.update(&sb, &next, &OrgQuota::unlimited()).await {
             Ok(_) => {
                 report.sandboxes_recovered += 1;
                 tracing::info!(sandbox_id = %sb.id, runner_id = %runner.id, state = %next.state, "sandbox state recovered");

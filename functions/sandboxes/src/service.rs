@@ -69,16 +69,6 @@ fn random_failure(e: getrandom::Error) -> ApiError {
     ApiError::internal()
 }
 
-/// A quota that never refuses: for writes that record a fact (a runner report).
-fn unlimited() -> OrgQuota {
-    OrgQuota {
-        total_cpu_quota: i64::MAX / 4,
-        total_memory_quota: i64::MAX / 4,
-        total_disk_quota: i64::MAX / 4,
-        ..OrgQuota::default()
-    }
-}
-
 /// The caller's sandbox by id or name; 404 when missing, destroyed or another organization's.
 async fn find(call: &Call<'_>, id_or_name: &str) -> Result<SandboxRecord, ApiError> {
     let repo = call.env.store.sandboxes();
@@ -170,7 +160,7 @@ async fn modify(
         let mut next = cur.clone();
         f(&mut next);
         next.updated_at = now();
-        match repo.update(&cur, &next, &unlimited()).await {
+        match repo.update(&cur, &next, &OrgQuota::unlimited()).await {
             Ok(r) => return Ok(r),
             Err(StoreError::Conflict { op }) if op != NAME_TAKEN_OP => continue,
             Err(e) => return Err(store_err(&cur.name, e)),
@@ -663,7 +653,7 @@ pub async fn backup(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiErr
     let runner = runner_of(env, &rec).await?;
     let mut next = rec.clone();
     next.backup_state = "InProgress".into();
-    let cur = begin(env, &rec, next, &unlimited()).await?;
+    let cur = begin(env, &rec, next, &OrgQuota::unlimited()).await?;
     let result = run_backup(&runner, &cur.id, &backup_image(&cur.id)).await;
     let at = now();
     let rec = settle(
@@ -671,7 +661,7 @@ pub async fn backup(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiErr
         &cur.id,
         cur.generation,
         &cur.desired_state,
-        &unlimited(),
+        &OrgQuota::unlimited(),
         |r| match &result {
             Ok(image) => {
                 r.backup_state = "Completed".into();
@@ -846,7 +836,7 @@ pub async fn report_state(
             return Ok(());
         }
         next.updated_at = now();
-        match repo.update(&cur, &next, &unlimited()).await {
+        match repo.update(&cur, &next, &OrgQuota::unlimited()).await {
             Ok(_) => {
                 tracing::info!(sandbox = id, runner = %runner.id, state = s, "runner reported state");
                 return Ok(());
