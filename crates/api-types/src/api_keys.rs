@@ -1,13 +1,13 @@
 //! `/api/api-keys` wire types (CONTRACT §7).
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::ids::{OrganizationId, UserId};
 use crate::permissions::Permission;
 
 /// `POST /api-keys` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateApiKey {
     /// Unique per organization and user.
@@ -19,7 +19,8 @@ pub struct CreateApiKey {
 }
 
 /// `POST /api-keys` answer (201): the only place the full key is shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyResponse {
     pub name: String,
@@ -31,7 +32,8 @@ pub struct ApiKeyResponse {
 }
 
 /// An API key as listed: the value is masked.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiKeyList {
     pub name: String,

@@ -1,10 +1,10 @@
 //! The Daytona error envelope and the one error value every control-plane handler returns.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// The body of every non-2xx control-plane response (NestJS `AllExceptionsFilter` shape, plus `code`/`source`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorEnvelope {
     pub path: String,

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::ids::{OrganizationId, UserId};
 use crate::permissions::Permission;
@@ -16,7 +15,8 @@ use crate::permissions::Permission;
 pub const EPOCH: &str = "1970-01-01T00:00:00.000Z";
 
 /// An organization.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Organization {
     pub id: OrganizationId,
@@ -55,14 +55,15 @@ pub struct Organization {
     pub authenticated_rate_limit_ttl_seconds: Option<i64>,
     pub sandbox_create_rate_limit_ttl_seconds: Option<i64>,
     pub sandbox_lifecycle_rate_limit_ttl_seconds: Option<i64>,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub experimental_config: BTreeMap<String, serde_json::Value>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub otel_config: Option<serde_json::Value>,
 }
 
 /// `POST /organizations` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOrganization {
     pub name: String,
@@ -71,7 +72,8 @@ pub struct CreateOrganization {
 }
 
 /// A role: a named set of permissions assigned to members. Global roles exist in every organization.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationRole {
     pub id: String,
@@ -84,7 +86,8 @@ pub struct OrganizationRole {
 }
 
 /// `POST /organizations/{id}/roles` and `PUT .../roles/{roleId}` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOrganizationRole {
     pub name: String,
@@ -97,7 +100,8 @@ pub struct CreateOrganizationRole {
 pub type UpdateOrganizationRole = CreateOrganizationRole;
 
 /// A member of an organization.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationUser {
     pub user_id: UserId,
@@ -112,7 +116,8 @@ pub struct OrganizationUser {
 }
 
 /// `POST .../users/{userId}/access` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateOrganizationMemberAccess {
     pub role: String,
@@ -121,21 +126,24 @@ pub struct UpdateOrganizationMemberAccess {
 }
 
 /// `POST .../users/{userId}/role` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateOrganizationMemberRole {
     pub role: String,
 }
 
 /// `POST .../users/{userId}/assigned-roles` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateAssignedOrganizationRoles {
     pub role_ids: Vec<String>,
 }
 
 /// An invitation to join an organization.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationInvitation {
     pub id: String,
@@ -153,7 +161,8 @@ pub struct OrganizationInvitation {
 }
 
 /// `POST .../invitations` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateOrganizationInvitation {
     pub email: String,
@@ -165,7 +174,8 @@ pub struct CreateOrganizationInvitation {
 }
 
 /// `PUT .../invitations/{invitationId}` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateOrganizationInvitation {
     pub role: String,
@@ -176,7 +186,8 @@ pub struct UpdateOrganizationInvitation {
 }
 
 /// Per-region usage and quota.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RegionUsageOverview {
     pub region_id: String,
@@ -200,7 +211,8 @@ pub struct RegionUsageOverview {
 }
 
 /// `GET .../usage` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationUsageOverview {
     pub region_usage: Vec<RegionUsageOverview>,
@@ -211,7 +223,8 @@ pub struct OrganizationUsageOverview {
 }
 
 /// `PATCH .../quota` body (system admin). Absent or null fields keep their value.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateOrganizationQuota {
     #[serde(default)]
@@ -242,7 +255,8 @@ pub struct UpdateOrganizationQuota {
 
 /// `PATCH .../quota/{regionId}` body (system admin). Absent or null fields keep their value. Cove
 /// has one sandbox class (`container`) and no GPUs: asking for anything else is a 400.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateOrganizationRegionQuota {
     #[serde(default)]
@@ -276,7 +290,8 @@ pub struct UpdateOrganizationRegionQuota {
 }
 
 /// `POST .../suspend` body (system admin).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationSuspension {
     pub reason: String,
@@ -287,14 +302,16 @@ pub struct OrganizationSuspension {
 }
 
 /// A user's SSH public key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPublicKey {
     pub key: String,
     pub name: String,
 }
 
 /// `GET /users/me`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: UserId,
@@ -306,7 +323,8 @@ pub struct User {
 }
 
 /// `POST /users` body (system admin).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateUser {
     /// The identity provider's subject; a UUID is generated when absent.
@@ -323,7 +341,8 @@ pub struct CreateUser {
 }
 
 /// `POST /users/linked-accounts` body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateLinkedAccount {
     pub provider: String,
@@ -331,7 +350,8 @@ pub struct CreateLinkedAccount {
 }
 
 /// An identity provider a user can link (`GET /users/account-providers`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct AccountProvider {
     pub provider: String,
@@ -341,7 +361,8 @@ pub struct AccountProvider {
 }
 
 /// OIDC settings announced by `GET /config`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct OidcConfig {
     pub issuer: String,
@@ -351,13 +372,14 @@ pub struct OidcConfig {
 }
 
 /// `GET /config` (public).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct DaytonaConfiguration {
     pub version: String,
     pub oidc: OidcConfig,
     pub linked_accounts_enabled: bool,
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub announcements: BTreeMap<String, serde_json::Value>,
     pub proxy_template_url: String,
     pub proxy_toolbox_url: String,

@@ -1,12 +1,12 @@
 //! Organization permissions, as Daytona names them (`CreateApiKey.permissions`, role permissions).
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 macro_rules! permissions {
     ($($variant:ident => $wire:literal),+ $(,)?) => {
         /// A permission held through an API key or an assigned organization role.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum Permission {
             $(#[serde(rename = $wire)] $variant,)+
         }

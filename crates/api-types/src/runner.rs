@@ -1,10 +1,10 @@
 //! `/api/runners` wire types (CONTRACT §8 "Runners").
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// State of a runner. `unresponsive`: no heartbeat within the timeout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RunnerState {
     Initializing,
@@ -39,7 +39,8 @@ impl RunnerState {
 }
 
 /// `POST /api/runners`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRunner {
     pub region_id: String,
@@ -49,7 +50,8 @@ pub struct CreateRunner {
 }
 
 /// Answer of `POST /api/runners`: the runner token is shown once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRunnerResponse {
     pub id: String,
@@ -57,21 +59,24 @@ pub struct CreateRunnerResponse {
 }
 
 /// `PATCH /api/runners/{id}/scheduling`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRunnerScheduling {
     pub unschedulable: bool,
 }
 
 /// `PATCH /api/runners/{id}/draining`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateRunnerDraining {
     pub draining: bool,
 }
 
 /// A runner as admins see it (no token).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Runner {
     pub id: String,
@@ -132,7 +137,8 @@ pub struct Runner {
 }
 
 /// A runner with its token (`/full`, `/me`, `/by-sandbox/{id}`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RunnerFull {
     #[serde(flatten)]
@@ -143,7 +149,8 @@ pub struct RunnerFull {
 }
 
 /// An entry of `GET /api/runners/by-snapshot-ref`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RunnerSnapshotDto {
     pub runner_snapshot_id: String,

@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum $name {
             $(#[serde(rename = $wire)] $variant,)+
         }
@@ -98,7 +98,8 @@ wire_enum! {
 }
 
 /// A volume mounted into a sandbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxVolume {
     pub volume_id: String,
@@ -108,7 +109,8 @@ pub struct SandboxVolume {
 }
 
 /// `buildInfo` of `POST /sandbox` (declarative build; Cove refuses it with 400).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBuildInfo {
     pub dockerfile_content: String,
@@ -117,7 +119,8 @@ pub struct CreateBuildInfo {
 }
 
 /// `POST /sandbox` body. Every field is optional; unknown fields are ignored.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSandbox {
     #[serde(default)]
@@ -154,7 +157,7 @@ pub struct CreateSandbox {
     #[serde(default)]
     pub gpu: Option<i64>,
     #[serde(default)]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<String>>))]
     pub gpu_type: Option<Vec<serde_json::Value>>,
     #[serde(default)]
     pub spot: Option<bool>,
@@ -190,7 +193,8 @@ pub struct CreateSandbox {
 }
 
 /// A sandbox (answer of get/create/start/stop/delete/...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Sandbox {
     pub id: String,
@@ -232,7 +236,7 @@ pub struct Sandbox {
     pub auto_destroy_at: Option<String>,
     pub queue_timeout: Option<i64>,
     pub volumes: Vec<SandboxVolume>,
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub build_info: Option<serde_json::Value>,
     pub created_at: String,
     pub updated_at: String,
@@ -247,7 +251,8 @@ pub struct Sandbox {
 
 /// An item of `GET /sandbox`: a [`Sandbox`] without `env, kvm, outboundProxyUrl,
 /// otelEndpointOverride, volumes, buildInfo, backupCreatedAt, linkedSandboxId`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxListItem {
     pub id: String,
@@ -336,7 +341,8 @@ impl From<Sandbox> for SandboxListItem {
 }
 
 /// `GET /sandbox` answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ListSandboxesResponse {
     pub items: Vec<SandboxListItem>,
@@ -345,14 +351,16 @@ pub struct ListSandboxesResponse {
 }
 
 /// `PUT /sandbox/{id}/labels` body and answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxLabels {
     pub labels: BTreeMap<String, String>,
 }
 
 /// `GET /sandbox/{id}/ports/{port}/preview-url` answer (CONTRACT §9).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct PortPreviewUrl {
     pub sandbox_id: String,
@@ -362,14 +370,16 @@ pub struct PortPreviewUrl {
 }
 
 /// `GET /sandbox/{id}/toolbox-proxy-url` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ToolboxProxyUrl {
     pub url: String,
 }
 
 /// `POST /sandbox/{id}/last-activity` body (optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateLastActivity {
     #[serde(default)]
@@ -377,7 +387,8 @@ pub struct UpdateLastActivity {
 }
 
 /// `PUT /sandbox/{id}/state` body: a runner reports the observed state of one of its sandboxes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpdateSandboxState {
     /// A runner state string (`creating, starting, started, stopping, stopped, destroying,
