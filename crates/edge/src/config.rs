@@ -36,7 +36,15 @@ pub enum ConfigError {
 pub struct EdgeConfig {
     pub store: StoreConfig,
     pub jwt: JwtConfig,
-    pub sandbox: SandboxSettings,
+}
+
+/// A function's own settings beyond [`EdgeConfig`], read from Spin variables once per instance
+/// (see [`component!`](crate::component)).
+pub trait Settings: Clone + Sized + 'static {
+    /// The variables [`Settings::from_lookup`] reads; each must be granted in `spin.toml`.
+    const VARIABLES: &'static [&'static str];
+    /// Builds the settings from a variable lookup.
+    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self;
 }
 
 /// What the sandboxes function needs besides the store: every value optional, with a default.
@@ -51,13 +59,15 @@ pub struct SandboxSettings {
 }
 
 impl SandboxSettings {
-    /// The variables [`SandboxSettings::from_lookup`] reads.
-    pub const VARIABLES: &'static [&'static str] =
-        &["default_snapshot", "toolbox_proxy_url", "proxy_domain"];
     pub const DEFAULT_SNAPSHOT: &'static str = "cove-sandbox-base:latest";
+}
+
+impl Settings for SandboxSettings {
+    const VARIABLES: &'static [&'static str] =
+        &["default_snapshot", "toolbox_proxy_url", "proxy_domain"];
 
     /// Builds the settings from a variable lookup; empty values count as unset.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let opt = |name: &str| {
             get(name)
                 .map(|v| v.trim().to_owned())
@@ -140,12 +150,7 @@ impl EdgeConfig {
             issuer: opt("jwt_issuer"),
             audience: opt("jwt_audience"),
         };
-        let sandbox = SandboxSettings::from_lookup(&get);
-        Ok(Self {
-            store,
-            jwt,
-            sandbox,
-        })
+        Ok(Self { store, jwt })
     }
 }
 

@@ -122,6 +122,29 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
     })
 }
 
+/// Every value of a repeatable query parameter: `states=a&states=b`, `states[]=a` (brackets may be
+/// percent-encoded) and comma-separated `states=a,b`, percent-decoded, empty values dropped.
+pub fn query_values(req: &Request, name: &str) -> Vec<String> {
+    let Some(q) = req.uri().query() else {
+        return Vec::new();
+    };
+    let bracket = format!("{name}[]");
+    q.split('&')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            let k = percent_decode(k);
+            (k == name || k == bracket).then(|| percent_decode(&v.replace('+', " ")))
+        })
+        .flat_map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +176,16 @@ mod tests {
             query_param(&req("/x?a=1&b=two+words", ""), "b").as_deref(),
             Some("two words")
         );
+    }
+
+    #[test]
+    fn repeatable_query_values() {
+        let r = req(
+            "/x?states=a&states%5B%5D=b&states[]=c,d&other=e&states=",
+            "",
+        );
+        assert_eq!(query_values(&r, "states"), ["a", "b", "c", "d"]);
+        assert!(query_values(&r, "none").is_empty());
     }
 
     #[test]

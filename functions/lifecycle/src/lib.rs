@@ -33,17 +33,4 @@ pub async fn handle(env: &Env, req: Request) -> Response {
     web::respond(&path, result.map_err(|e: ApiError| e))
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    use spin_sdk::http::{IntoResponse, Request};
-    use spin_sdk::http_service;
-
-    #[http_service]
-    async fn handle(req: Request) -> impl IntoResponse {
-        cove_edge::spin::serve(
-            req,
-            |env, req| async move { crate::handle(&env, req).await },
-        )
-        .await
-    }
-}
+cove_edge::component!(crate::handle);

@@ -13,19 +13,6 @@
 mod routes;
 pub mod service;
 
-pub use routes::{ApiDoc, handle};
+pub use routes::{ApiDoc, handle, router};
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    use spin_sdk::http::{IntoResponse, Request};
-    use spin_sdk::http_service;
-
-    #[http_service]
-    async fn handle(req: Request) -> impl IntoResponse {
-        cove_edge::spin::serve(
-            req,
-            |env, req| async move { crate::handle(&env, req).await },
-        )
-        .await
-    }
-}
+cove_edge::component!(crate::handle);

@@ -65,11 +65,20 @@ pub fn to_runner(rec: &RunnerRecord, now: OffsetDateTime) -> Runner {
 }
 
 /// The wire view with the token.
+/// The full view. The runner's token is shown once, when the runner is created; afterwards every
+/// view carries it masked (`abc********************xyz`).
 pub fn to_full(rec: &RunnerRecord, now: OffsetDateTime) -> RunnerFull {
     RunnerFull {
         runner: to_runner(rec, now),
-        api_key: rec.api_key.clone(),
+        api_key: mask_token(&rec.api_key),
         region_type: "shared".to_owned(),
+    }
+}
+
+fn mask_token(token: &str) -> String {
+    match (token.get(..3), token.get(token.len().saturating_sub(3)..)) {
+        (Some(head), Some(tail)) if token.len() > 6 => format!("{head}{}{tail}", "*".repeat(20)),
+        _ => "*".repeat(20),
     }
 }
 

@@ -27,37 +27,6 @@ mod rules;
 pub mod service;
 mod view;
 
-pub use routes::{ApiDoc, handle};
+pub use routes::{ApiDoc, handle, router};
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    use cove_edge::config::SandboxSettings;
-    use spin_sdk::http::{IntoResponse, Request};
-    use spin_sdk::http_service;
-
-    static SETTINGS: std::sync::OnceLock<SandboxSettings> = std::sync::OnceLock::new();
-
-    /// The settings of this instance (variables can't change during its life).
-    async fn settings() -> SandboxSettings {
-        if let Some(s) = SETTINGS.get() {
-            return s.clone();
-        }
-        let mut values = std::collections::HashMap::new();
-        for name in SandboxSettings::VARIABLES {
-            if let Ok(v) = spin_sdk::variables::get(name).await {
-                values.insert(*name, v);
-            }
-        }
-        let s = SandboxSettings::from_lookup(|n| values.get(n).cloned());
-        SETTINGS.get_or_init(|| s).clone()
-    }
-
-    #[http_service]
-    async fn handle(req: Request) -> impl IntoResponse {
-        let settings = settings().await;
-        cove_edge::spin::serve(req, |env, req| async move {
-            crate::handle(&env, &settings, req).await
-        })
-        .await
-    }
-}
+cove_edge::component!(crate::handle, settings = cove_edge::config::SandboxSettings);

@@ -1,23 +1,24 @@
-//! HTTP routes: unpack, authenticate, call the service, answer.
+//! HTTP routes: authenticate, unpack, call the service, answer.
 //!
 //! `/api/workspace/...` serves the same routes as `/api/sandbox/...` (Daytona's deprecated alias),
-//! except the runner-only `PUT /api/sandbox/{sandboxId}/state`.
-
-use std::collections::BTreeMap;
+//! except the runner-only `PUT /api/sandbox/{sandboxId}/state`. Every handler authenticates before
+//! it reads the body or parameters, so a caller who may not use a route never learns what the
+//! route would have refused.
 
 use bytes::Bytes;
 use cove_api_types::ApiError;
-use cove_api_types::error::ErrorEnvelope;
 use cove_api_types::sandbox::{
     CreateSandbox, ListSandboxesResponse, PortPreviewUrl, Sandbox, SandboxLabels, ToolboxProxyUrl,
     UpdateLastActivity, UpdateSandboxState,
 };
 use cove_edge::config::SandboxSettings;
+use cove_edge::responses::Errors;
+use cove_edge::router::Params;
 use cove_edge::web::{self, Request, Response};
 use cove_edge::{Env, auth, runner_auth};
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderValue, StatusCode, header};
+use utoipa::Modify;
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::{Modify, OpenApi};
 
 use crate::service::{self, Call, IntervalKind, ListQuery};
 
@@ -26,21 +27,47 @@ const ALIAS: &str = "/api/workspace";
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 200;
 
+/// What every handler of this function runs against.
+pub struct State {
+    pub env: Env,
+    pub settings: SandboxSettings,
+}
+
 /// Serves one request.
 pub async fn handle(env: &Env, settings: &SandboxSettings, req: Request) -> Response {
     let path = req.uri().path().to_owned();
-    web::respond(&path, route(env, settings, &req).await)
+    let state = State {
+        env: env.clone(),
+        settings: settings.clone(),
+    };
+    web::respond(&path, router().dispatch(&state, &req).await)
 }
 
-async fn call<'a>(
-    env: &'a Env,
-    settings: &'a SandboxSettings,
-    req: &Request,
-) -> Result<Call<'a>, ApiError> {
+cove_edge::routes! {
+    /// This function's part of the OpenAPI document.
+    pub struct ApiDoc;
+    pub fn router() -> Router<State>;
+    [
+        sandbox_create, sandbox_list, sandbox_get, sandbox_delete, sandbox_start, sandbox_stop,
+        sandbox_archive, sandbox_backup, sandbox_replace_labels, sandbox_set_public,
+        sandbox_set_autostop, sandbox_set_autoarchive, sandbox_set_autodelete,
+        sandbox_set_autopause, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_build_logs,
+        sandbox_last_activity, sandbox_update_state,
+    ]
+    modifiers(&WorkspaceAliases)
+    alias(BASE, ALIAS, is_runner_only)
+}
+
+/// Routes the deprecated `/api/workspace` prefix does not repeat.
+fn is_runner_only(template: &str) -> bool {
+    template.ends_with("/state")
+}
+
+async fn call<'a>(s: &'a State, req: &Request) -> Result<Call<'a>, ApiError> {
     Ok(Call {
-        env,
-        settings,
-        ctx: auth::authenticate(env, req).await?,
+        env: &s.env,
+        settings: &s.settings,
+        ctx: auth::authenticate(&s.env, req).await?,
         host: crate::view::request_host(req),
     })
 }
@@ -73,100 +100,21 @@ fn flag(req: &Request, name: &str) -> bool {
     web::query_param(req, name).is_some_and(|v| v == "true" || v == "1")
 }
 
-async fn route(env: &Env, settings: &SandboxSettings, req: &Request) -> Result<Response, ApiError> {
-    let (segs, alias) = match web::segments(req, BASE) {
-        Some(s) => (s, false),
-        None => (
-            web::segments(req, ALIAS).ok_or_else(|| web::no_route(req))?,
-            true,
-        ),
-    };
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = req.method();
-    match (m, s.as_slice()) {
-        (&Method::PUT, [id, "state"]) if !alias => state(env, req, id).await,
-        (&Method::POST, []) => create(env, settings, req).await,
-        (&Method::GET, []) => list(env, settings, req).await,
-        (&Method::GET, [id]) => get(env, settings, req, id).await,
-        (&Method::DELETE, [id]) => delete(env, settings, req, id).await,
-        (&Method::POST, [id, "start"]) => start(env, settings, req, id).await,
-        (&Method::POST, [id, "stop"]) => stop(env, settings, req, id).await,
-        (&Method::POST, [id, "archive"]) => archive(env, settings, req, id).await,
-        (&Method::POST, [id, "backup"]) => backup(env, settings, req, id).await,
-        (&Method::PUT, [id, "labels"]) => labels(env, settings, req, id).await,
-        (&Method::POST, [id, "public", v]) => public(env, settings, req, id, v).await,
-        (&Method::POST, [id, "autostop", v]) => autostop(env, settings, req, id, v).await,
-        (&Method::POST, [id, "autoarchive", v]) => autoarchive(env, settings, req, id, v).await,
-        (&Method::POST, [id, "autodelete", v]) => autodelete(env, settings, req, id, v).await,
-        (&Method::POST, [id, "autopause", v]) => autopause(env, settings, req, id, v).await,
-        (&Method::GET, [id, "ports", p, "preview-url"]) => {
-            preview_url(env, settings, req, id, p).await
-        }
-        (&Method::GET, [id, "toolbox-proxy-url"]) => {
-            toolbox_proxy_url(env, settings, req, id).await
-        }
-        (&Method::GET, [id, "build-logs"]) => build_logs(env, settings, req, id).await,
-        (&Method::POST, [id, "last-activity"]) => last_activity(env, settings, req, id).await,
-        _ => Err(web::no_route(req)),
-    }
+fn ok(value: &impl serde::Serialize) -> Result<Response, ApiError> {
+    web::json(StatusCode::OK, value)
 }
 
-#[utoipa::path(post, path = "/api/sandbox", operation_id = "sandbox_create", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox", tag = "sandbox",
     request_body = CreateSandbox,
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn create(env: &Env, st: &SandboxSettings, req: &Request) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
+async fn sandbox_create(s: &State, req: &Request, _: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
     let body: CreateSandbox = web::json_body(req)?;
-    web::json(StatusCode::OK, &service::create(&c, body).await?)
+    ok(&service::create(&c, body).await?)
 }
 
-/// Every value of a repeatable query parameter (`states=a&states=b`, `states[]=a`, `states=a,b`).
-fn query_all(req: &Request, name: &str) -> Vec<String> {
-    let Some(q) = req.uri().query() else {
-        return Vec::new();
-    };
-    let bracket = format!("{name}[]");
-    q.split('&')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=')?;
-            let k = k
-                .replace("%5B", "[")
-                .replace("%5b", "[")
-                .replace("%5D", "]")
-                .replace("%5d", "]");
-            (k == name || k == bracket).then(|| decode(v))
-        })
-        .flat_map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-fn decode(v: &str) -> String {
-    http::Request::builder()
-        .uri(format!("/?v={v}"))
-        .body(Bytes::new())
-        .ok()
-        .and_then(|r| web::query_param(&r, "v"))
-        .unwrap_or_default()
-}
-
-#[utoipa::path(get, path = "/api/sandbox", operation_id = "sandbox_list", tag = "sandbox",
-    params(("cursor" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1..200, default 100"),
-        ("labels" = Option<String>, Query, description = "JSON object of labels every item must carry"),
-        ("states" = Option<Vec<String>>, Query), ("id" = Option<String>, Query, description = "id prefix"),
-        ("name" = Option<String>, Query, description = "name prefix"), ("verbose" = Option<bool>, Query)),
-    responses((status = 200, body = ListSandboxesResponse), (status = 400, body = ErrorEnvelope),
-        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope)),
-    security(("bearer" = [])))]
-async fn list(env: &Env, st: &SandboxSettings, req: &Request) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
+fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
     let limit = match web::query_param(req, "limit") {
         None => DEFAULT_LIMIT,
         Some(v) => v
@@ -177,298 +125,212 @@ async fn list(env: &Env, st: &SandboxSettings, req: &Request) -> Result<Response
     };
     let labels = match web::query_param(req, "labels") {
         Some(raw) if !raw.trim().is_empty() => crate::rules::labels_filter(&raw)?,
-        _ => BTreeMap::new(),
+        _ => Default::default(),
     };
-    let q = ListQuery {
+    Ok(ListQuery {
         limit,
         cursor: web::query_param(req, "cursor"),
         labels,
-        states: query_all(req, "states"),
+        states: web::query_values(req, "states"),
         id_prefix: web::query_param(req, "id").filter(|s| !s.is_empty()),
         name_prefix: web::query_param(req, "name").filter(|s| !s.is_empty()),
-    };
-    web::json(StatusCode::OK, &service::list(&c, q).await?)
+    })
 }
 
-#[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}", operation_id = "sandbox_get", tag = "sandbox",
+#[utoipa::path(get, path = "/api/sandbox", tag = "sandbox",
+    params(("cursor" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1..200, default 100"),
+        ("labels" = Option<String>, Query, description = "JSON object of labels every item must carry"),
+        ("states" = Option<Vec<String>>, Query), ("id" = Option<String>, Query, description = "id prefix"),
+        ("name" = Option<String>, Query, description = "name prefix"), ("verbose" = Option<bool>, Query)),
+    responses((status = 200, body = ListSandboxesResponse), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_list(s: &State, req: &Request, _: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    ok(&service::list(&c, list_query(req)?).await?)
+}
+
+#[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("verbose" = Option<bool>, Query)),
-    responses((status = 200, body = Sandbox), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn get(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    web::json(StatusCode::OK, &service::get(&c, id).await?)
+async fn sandbox_get(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    ok(&service::get(&c, p.get("sandboxIdOrName")).await?)
 }
 
-#[utoipa::path(delete, path = "/api/sandbox/{sandboxIdOrName}", operation_id = "sandbox_delete", tag = "sandbox",
+#[utoipa::path(delete, path = "/api/sandbox/{sandboxIdOrName}", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("force" = Option<bool>, Query)),
-    responses((status = 200, body = Sandbox), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn delete(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    web::json(
-        StatusCode::OK,
-        &service::delete(&c, id, flag(req, "force")).await?,
-    )
+async fn sandbox_delete(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    ok(&service::delete(&c, p.get("sandboxIdOrName"), flag(req, "force")).await?)
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/start", operation_id = "sandbox_start", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/start", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path)),
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn start(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    web::json(StatusCode::OK, &service::start(&c, id).await?)
+async fn sandbox_start(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    ok(&service::start(&c, p.get("sandboxIdOrName")).await?)
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/stop", operation_id = "sandbox_stop", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/stop", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("force" = Option<bool>, Query, description = "SIGKILL instead of a graceful stop")),
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn stop(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    web::json(
-        StatusCode::OK,
-        &service::stop(&c, id, flag(req, "force")).await?,
-    )
+async fn sandbox_stop(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    ok(&service::stop(&c, p.get("sandboxIdOrName"), flag(req, "force")).await?)
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/archive", operation_id = "sandbox_archive", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/archive", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path)),
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn archive(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    web::json(StatusCode::OK, &service::archive(&c, id).await?)
+async fn sandbox_archive(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    ok(&service::archive(&c, p.get("sandboxIdOrName")).await?)
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/backup", operation_id = "sandbox_backup", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/backup", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path)),
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope), (status = 409, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn backup(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    web::json(StatusCode::OK, &service::backup(&c, id).await?)
+async fn sandbox_backup(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    ok(&service::backup(&c, p.get("sandboxIdOrName")).await?)
 }
 
-#[utoipa::path(put, path = "/api/sandbox/{sandboxIdOrName}/labels", operation_id = "sandbox_replace_labels", tag = "sandbox",
+#[utoipa::path(put, path = "/api/sandbox/{sandboxIdOrName}/labels", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path)), request_body = SandboxLabels,
-    responses((status = 200, body = SandboxLabels), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = SandboxLabels), Errors),
     security(("bearer" = [])))]
-async fn labels(
-    env: &Env,
-    st: &SandboxSettings,
+async fn sandbox_replace_labels(
+    s: &State,
     req: &Request,
-    id: &str,
+    p: &Params,
 ) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
+    let c = call(s, req).await?;
     let body: SandboxLabels = web::json_body(req)?;
-    web::json(
-        StatusCode::OK,
-        &service::set_labels(&c, id, body.labels).await?,
-    )
+    ok(&service::set_labels(&c, p.get("sandboxIdOrName"), body.labels).await?)
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/public/{isPublic}", operation_id = "sandbox_set_public", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/public/{isPublic}", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("isPublic" = bool, Path)),
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn public(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-    v: &str,
-) -> Result<Response, ApiError> {
-    let v = parse_bool(v)?;
-    let c = call(env, st, req).await?;
-    web::json(StatusCode::OK, &service::set_public(&c, id, v).await?)
+async fn sandbox_set_public(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    let public = parse_bool(p.get("isPublic"))?;
+    ok(&service::set_public(&c, p.get("sandboxIdOrName"), public).await?)
 }
 
 async fn interval(
-    env: &Env,
-    st: &SandboxSettings,
+    s: &State,
     req: &Request,
-    id: &str,
+    p: &Params,
     kind: IntervalKind,
-    v: &str,
 ) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    web::json(
-        StatusCode::OK,
-        &service::set_interval(&c, id, kind, v).await?,
-    )
+    let c = call(s, req).await?;
+    ok(&service::set_interval(&c, p.get("sandboxIdOrName"), kind, p.get("interval")).await?)
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/autostop/{interval}", operation_id = "sandbox_set_autostop", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/autostop/{interval}", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("interval" = i64, Path, description = "minutes, 0 = off")),
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn autostop(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-    v: &str,
-) -> Result<Response, ApiError> {
-    interval(env, st, req, id, IntervalKind::AutoStop, v).await
+async fn sandbox_set_autostop(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    interval(s, req, p, IntervalKind::AutoStop).await
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/autoarchive/{interval}", operation_id = "sandbox_set_autoarchive", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/autoarchive/{interval}", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("interval" = i64, Path, description = "minutes, 0 = the maximum (30 days)")),
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn autoarchive(
-    env: &Env,
-    st: &SandboxSettings,
+async fn sandbox_set_autoarchive(
+    s: &State,
     req: &Request,
-    id: &str,
-    v: &str,
+    p: &Params,
 ) -> Result<Response, ApiError> {
-    interval(env, st, req, id, IntervalKind::AutoArchive, v).await
+    interval(s, req, p, IntervalKind::AutoArchive).await
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/autodelete/{interval}", operation_id = "sandbox_set_autodelete", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/autodelete/{interval}", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("interval" = i64, Path, description = "minutes, -1 = off, 0 = delete when stopped")),
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn autodelete(
-    env: &Env,
-    st: &SandboxSettings,
+async fn sandbox_set_autodelete(
+    s: &State,
     req: &Request,
-    id: &str,
-    v: &str,
+    p: &Params,
 ) -> Result<Response, ApiError> {
-    interval(env, st, req, id, IntervalKind::AutoDelete, v).await
+    interval(s, req, p, IntervalKind::AutoDelete).await
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/autopause/{interval}", operation_id = "sandbox_set_autopause", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/autopause/{interval}", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("interval" = i64, Path, description = "minutes, 0 = off")),
-    responses((status = 200, body = Sandbox), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn autopause(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-    v: &str,
-) -> Result<Response, ApiError> {
-    interval(env, st, req, id, IntervalKind::AutoPause, v).await
+async fn sandbox_set_autopause(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    interval(s, req, p, IntervalKind::AutoPause).await
 }
 
-#[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}/ports/{port}/preview-url", operation_id = "sandbox_preview_url", tag = "sandbox",
+#[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}/ports/{port}/preview-url", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("port" = i64, Path, description = "1..65535")),
-    responses((status = 200, body = PortPreviewUrl), (status = 400, body = ErrorEnvelope), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = PortPreviewUrl), Errors),
     security(("bearer" = [])))]
-async fn preview_url(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-    port: &str,
-) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    web::json(StatusCode::OK, &service::preview_url(&c, id, port).await?)
+async fn sandbox_preview_url(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    ok(&service::preview_url(&c, p.get("sandboxIdOrName"), p.get("port")).await?)
 }
 
-#[utoipa::path(get, path = "/api/sandbox/{sandboxId}/toolbox-proxy-url", operation_id = "sandbox_toolbox_proxy_url", tag = "sandbox",
+#[utoipa::path(get, path = "/api/sandbox/{sandboxId}/toolbox-proxy-url", tag = "sandbox",
     params(("sandboxId" = String, Path)),
-    responses((status = 200, body = ToolboxProxyUrl), (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
-        (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, body = ToolboxProxyUrl), Errors),
     security(("bearer" = [])))]
-async fn toolbox_proxy_url(
-    env: &Env,
-    st: &SandboxSettings,
+async fn sandbox_toolbox_proxy_url(
+    s: &State,
     req: &Request,
-    id: &str,
+    p: &Params,
 ) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    web::json(StatusCode::OK, &service::toolbox_proxy_url(&c, id).await?)
+    let c = call(s, req).await?;
+    ok(&service::toolbox_proxy_url(&c, p.get("sandboxId")).await?)
 }
 
-#[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}/build-logs", operation_id = "sandbox_build_logs", tag = "sandbox",
+#[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}/build-logs", tag = "sandbox",
     params(("sandboxIdOrName" = String, Path), ("follow" = Option<bool>, Query)),
     responses((status = 200, content_type = "text/plain", body = String, description = "Build log (sandboxes from a snapshot have no build)"),
-        (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+        Errors),
     security(("bearer" = [])))]
-async fn build_logs(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    Ok(text(StatusCode::OK, service::build_logs(&c, id).await?))
+async fn sandbox_build_logs(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    Ok(text(
+        StatusCode::OK,
+        service::build_logs(&c, p.get("sandboxIdOrName")).await?,
+    ))
 }
 
-#[utoipa::path(post, path = "/api/sandbox/{sandboxId}/last-activity", operation_id = "sandbox_last_activity", tag = "sandbox",
+#[utoipa::path(post, path = "/api/sandbox/{sandboxId}/last-activity", tag = "sandbox",
     params(("sandboxId" = String, Path)), request_body(content = Option<UpdateLastActivity>),
-    responses((status = 201, description = "Recorded"), (status = 401, body = ErrorEnvelope),
-        (status = 403, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    responses((status = 201, description = "Recorded"), Errors),
     security(("bearer" = [])))]
-async fn last_activity(
-    env: &Env,
-    st: &SandboxSettings,
-    req: &Request,
-    id: &str,
-) -> Result<Response, ApiError> {
-    let c = call(env, st, req).await?;
-    service::last_activity(&c, id).await?;
+async fn sandbox_last_activity(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let c = call(s, req).await?;
+    service::last_activity(&c, p.get("sandboxId")).await?;
     Ok(empty(StatusCode::CREATED))
 }
 
-#[utoipa::path(put, path = "/api/sandbox/{sandboxId}/state", operation_id = "sandbox_update_state", tag = "sandbox",
+#[utoipa::path(put, path = "/api/sandbox/{sandboxId}/state", tag = "sandbox",
     description = "Runner only (runner token): the observed state of one of the runner's sandboxes.",
     params(("sandboxId" = String, Path)), request_body = UpdateSandboxState,
-    responses((status = 200, description = "Recorded"), (status = 400, body = ErrorEnvelope),
-        (status = 401, body = ErrorEnvelope), (status = 404, body = ErrorEnvelope)),
+    responses((status = 200, description = "Recorded"), Errors),
     security(("runner_token" = [])))]
-async fn state(env: &Env, req: &Request, id: &str) -> Result<Response, ApiError> {
-    let runner = runner_auth::authenticate_runner(env, req).await?;
+async fn sandbox_update_state(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+    let runner = runner_auth::authenticate_runner(&s.env, req).await?;
     let body: UpdateSandboxState = web::json_body(req)?;
-    service::report_state(env, &runner, id, body).await?;
+    service::report_state(&s.env, &runner, p.get("sandboxId"), body).await?;
     Ok(empty(StatusCode::OK))
 }
 
@@ -482,7 +344,7 @@ impl Modify for WorkspaceAliases {
             .paths
             .paths
             .iter()
-            .filter(|(p, _)| p.starts_with(BASE) && !p.ends_with("/state"))
+            .filter(|(p, _)| p.starts_with(BASE) && !is_runner_only(p))
             .map(|(p, item)| {
                 let mut item = item.clone();
                 for op in [
@@ -509,13 +371,3 @@ fn alias_op(op: &mut Operation) {
     op.deprecated = Some(utoipa::openapi::Deprecated::True);
     op.tags = Some(vec!["workspace".to_owned()]);
 }
-
-/// This function's part of the OpenAPI document.
-#[derive(OpenApi)]
-#[openapi(
-    paths(create, list, get, delete, start, stop, archive, backup, labels, public, autostop,
-        autoarchive, autodelete, autopause, preview_url, toolbox_proxy_url, build_logs,
-        last_activity, state),
-    modifiers(&WorkspaceAliases)
-)]
-pub struct ApiDoc;
