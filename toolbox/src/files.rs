@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::multipart::Field;
 use axum::extract::{Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -610,12 +611,7 @@ pub async fn bulk_download(
 }
 
 /// Writes one multipart field to `real`, creating parent dirs; returns the byte count.
-async fn write_field(
-    real: &Path,
-    shown: &str,
-    field: &mut axum::extract::multipart::Field<'_>,
-    buffered: Option<Vec<u8>>,
-) -> Result<u64> {
+async fn write_field(real: &Path, shown: &str, field: &mut Field<'_>) -> Result<u64> {
     if let Some(parent) = real.parent() {
         tokio::fs::create_dir_all(parent)
             .await
@@ -625,12 +621,6 @@ async fn write_field(
         .await
         .map_err(|e| ToolboxError::io(shown, e))?;
     let mut total = 0u64;
-    if let Some(data) = buffered {
-        file.write_all(&data)
-            .await
-            .map_err(|e| ToolboxError::io(shown, e))?;
-        total += data.len() as u64;
-    }
     while let Some(chunk) = field
         .chunk()
         .await
@@ -652,37 +642,90 @@ fn field_slot(name: &str) -> Option<(usize, &str)> {
     Some((idx.parse().ok()?, kind))
 }
 
-/// `POST /files/bulk-upload` (CONTRACT §10.1).
-pub async fn bulk_upload(State(st): AppStateRef, multipart: Multipart) -> Result<Response> {
-    let mut multipart = multipart;
+fn malformed(e: axum::extract::multipart::MultipartError) -> ToolboxError {
+    ToolboxError::BadRequest(format!("malformed multipart body: {e}"))
+}
+
+/// `files[i].file` parts that came before their `files[i].path`: spilled to the state dir, so an
+/// upload in any part order is streamed, never held in memory.
+struct Spilled {
+    dir: PathBuf,
+    parts: HashMap<usize, (PathBuf, u64)>,
+}
+
+impl Spilled {
+    async fn spill(&mut self, idx: usize, field: &mut Field<'_>) -> Result<()> {
+        let tmp = self
+            .dir
+            .join(format!("upload-{}", uuid::Uuid::new_v4().simple()));
+        let bytes = write_field(&tmp, &format!("files[{idx}]"), field).await?;
+        if let Some((old, _)) = self.parts.insert(idx, (tmp, bytes)) {
+            let _ = tokio::fs::remove_file(old).await;
+        }
+        Ok(())
+    }
+
+    /// Moves the spilled part `idx` (if any) to `real`.
+    async fn place(
+        &mut self,
+        idx: usize,
+        real: Result<PathBuf>,
+        shown: &str,
+    ) -> Option<Result<u64>> {
+        let (tmp, bytes) = self.parts.remove(&idx)?;
+        let outcome = async {
+            let real = real?;
+            if let Some(parent) = real.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| ToolboxError::io(shown, e))?;
+            }
+            if tokio::fs::rename(&tmp, &real).await.is_err() {
+                // Another file system: copy (the spilled part is removed below).
+                tokio::fs::copy(&tmp, &real)
+                    .await
+                    .map_err(|e| ToolboxError::io(shown, e))?;
+            }
+            Ok(bytes)
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        Some(outcome)
+    }
+
+    /// Removes what is left; returns the indexes that never got a path.
+    async fn discard(self) -> Vec<usize> {
+        let mut left: Vec<_> = self.parts.keys().copied().collect();
+        left.sort_unstable();
+        for (tmp, _) in self.parts.into_values() {
+            let _ = tokio::fs::remove_file(tmp).await;
+        }
+        left
+    }
+}
+
+/// Reads every part of a bulk upload, writing each file as it streams in.
+async fn upload_parts(
+    st: &AppState,
+    multipart: &mut Multipart,
+    spilled: &mut Spilled,
+    resp: &mut UploadFilesResponse,
+) -> Result<()> {
     let mut paths: HashMap<usize, String> = HashMap::new();
-    let mut pending: HashMap<usize, Vec<u8>> = HashMap::new();
-    let mut resp = UploadFilesResponse::default();
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        ToolboxError::BadRequest(format!("malformed multipart body: {e}"))
-    };
-    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         let name = field.name().unwrap_or_default().to_owned();
-        let Some((idx, kind)) = field_slot(&name) else {
-            continue;
-        };
-        match kind {
-            "path" => {
-                let path = field.text().await.map_err(bad)?;
-                if let Some(data) = pending.remove(&idx) {
-                    let outcome = async {
-                        let real = st.paths.resolve(&path)?;
-                        write_bytes(&real, &path, &data).await
-                    }
-                    .await;
-                    record(&mut resp, &path, outcome);
+        match field_slot(&name) {
+            Some((idx, "path")) => {
+                let path = field.text().await.map_err(malformed)?;
+                if let Some(o) = spilled.place(idx, st.paths.resolve(&path), &path).await {
+                    record(resp, &path, o);
                 }
                 paths.insert(idx, path);
             }
-            "file" => match paths.get(&idx).cloned() {
+            Some((idx, "file")) => match paths.get(&idx) {
                 Some(path) => {
-                    let outcome = match st.paths.resolve(&path) {
-                        Ok(real) => write_field(&real, &path, &mut field, None).await,
+                    let outcome = match st.paths.resolve(path) {
+                        Ok(real) => write_field(&real, path, &mut field).await,
                         Err(e) => Err(e),
                     };
                     if let Err(ToolboxError::BadRequest(m)) = &outcome
@@ -690,38 +733,35 @@ pub async fn bulk_upload(State(st): AppStateRef, multipart: Multipart) -> Result
                     {
                         return Err(ToolboxError::BadRequest(m.clone()));
                     }
-                    record(&mut resp, &path, outcome);
+                    record(resp, path, outcome);
                 }
-                None => {
-                    let data = field.bytes().await.map_err(bad)?;
-                    pending.insert(idx, data.to_vec());
-                }
+                None => spilled.spill(idx, &mut field).await?,
             },
             _ => {}
         }
     }
-    for idx in pending.keys() {
+    Ok(())
+}
+
+/// `POST /files/bulk-upload` (CONTRACT §10.1).
+pub async fn bulk_upload(State(st): AppStateRef, mut multipart: Multipart) -> Result<Response> {
+    let mut spilled = Spilled {
+        dir: st.state_dir.clone(),
+        parts: HashMap::new(),
+    };
+    let mut resp = UploadFilesResponse::default();
+    let outcome = upload_parts(&st, &mut multipart, &mut spilled, &mut resp).await;
+    for idx in spilled.discard().await {
         resp.errors
             .push(format!("files[{idx}]: missing destination path"));
     }
+    outcome?;
     let status = if resp.errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::BAD_REQUEST
     };
     Ok((status, Json(resp)).into_response())
-}
-
-async fn write_bytes(real: &Path, shown: &str, data: &[u8]) -> Result<u64> {
-    if let Some(parent) = real.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| ToolboxError::io(shown, e))?;
-    }
-    tokio::fs::write(real, data)
-        .await
-        .map_err(|e| ToolboxError::io(shown, e))?;
-    Ok(data.len() as u64)
 }
 
 fn record(resp: &mut UploadFilesResponse, path: &str, outcome: Result<u64>) {
@@ -740,11 +780,8 @@ pub async fn upload(
     QueryParams(q): QueryParams<UploadQuery>,
     mut multipart: Multipart,
 ) -> Result<Json<UploadedFile>> {
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        ToolboxError::BadRequest(format!("malformed multipart body: {e}"))
-    };
     let mut real = st.paths.resolve(&q.path)?;
-    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         if field.name() != Some("file") {
             continue;
         }
@@ -761,7 +798,7 @@ pub async fn upload(
             .content_type()
             .unwrap_or("application/octet-stream")
             .to_owned();
-        write_field(&real, &q.path, &mut field, None).await?;
+        write_field(&real, &q.path, &mut field).await?;
         return Ok(Json(UploadedFile {
             name: real
                 .file_name()

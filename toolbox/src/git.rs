@@ -14,6 +14,7 @@ use cove_api_types::toolbox::{
 use serde::Deserialize;
 
 use crate::error::{Result, ToolboxError};
+use crate::output::Stream;
 use crate::process;
 use crate::server::{AppState, JsonBody, QueryParams};
 
@@ -42,7 +43,8 @@ async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<Stri
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
-    let out = match process::run(cmd, Some(std::time::Duration::from_secs(600))).await {
+    // git's own output is parsed, so it is kept whole.
+    let out = match process::run(cmd, Some(std::time::Duration::from_secs(600)), usize::MAX).await {
         Ok(o) => o,
         Err(ToolboxError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(ToolboxError::Internal("git is not installed".into()));
@@ -50,8 +52,8 @@ async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<Stri
         Err(e) => return Err(e),
     };
     if out.exit_code != 0 {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = out.log.text(Some(Stream::Stderr));
+        let stdout = out.log.text(Some(Stream::Stdout));
         let text = if stderr.trim().is_empty() {
             stdout.trim().to_owned()
         } else {
@@ -59,7 +61,7 @@ async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<Stri
         };
         return Err(map_git_error(&text));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.log.text(Some(Stream::Stdout)))
 }
 
 /// Maps git's messages to (status, code).

@@ -7,7 +7,9 @@ pub mod client;
 pub mod error;
 pub mod files;
 pub mod git;
+pub mod logging;
 pub mod lsp;
+pub mod output;
 pub mod paths;
 pub mod process;
 pub mod server;
@@ -46,16 +48,7 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-/// Initializes `tracing` once (RUST_LOG, default `info`), logging to stderr.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
+pub use logging::init_tracing;
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> std::io::Result<()> {

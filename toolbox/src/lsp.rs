@@ -306,7 +306,7 @@ pub async fn start(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> 
     }
     client.notify("initialized", json!({})).await?;
     servers.insert(key, client);
-    tracing::info!(language = %req.language_id, project = %req.path_to_project, "LSP server started");
+    tracing::debug!(language = ?req.language_id, project = ?req.path_to_project, "LSP server started");
     Ok(StatusCode::OK)
 }
 

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request};
+use axum::http::header;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
-use bytes::Bytes;
 use cove_api_types::toolbox::{DirResponse, InitializeRequest};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Result, ToolboxError};
@@ -25,6 +26,8 @@ pub struct AppState {
     pub sessions: sessions::Sessions,
     pub lsp: lsp::LspManager,
     pub token: std::sync::Mutex<Option<String>>,
+    /// The daemon's private scratch dir (session FIFOs, upload parts waiting for their path).
+    pub state_dir: PathBuf,
 }
 
 impl AppState {
@@ -33,7 +36,8 @@ impl AppState {
         let session_shell = find_shell(&["bash", "sh"]);
         let cwd = paths.work_dir_real();
         Arc::new(Self {
-            sessions: sessions::Sessions::new(state_dir, session_shell, cwd),
+            sessions: sessions::Sessions::new(state_dir.clone(), session_shell, cwd),
+            state_dir,
             lsp: lsp::LspManager::default(),
             paths,
             shell,
@@ -54,16 +58,35 @@ fn find_shell(names: &[&str]) -> PathBuf {
     PathBuf::from("/bin/sh")
 }
 
-/// JSON body whose failures are `400 INVALID_REQUEST_BODY` (content type is not enforced).
+/// Largest JSON request body, on every JSON route: a longer one is `413` in the daemon's
+/// envelope before it is read further. Multipart uploads are streamed and not limited.
+pub const JSON_BODY_LIMIT: usize = 8 << 20;
+
+/// JSON body whose failures are `400 INVALID_REQUEST_BODY`, or `413` beyond
+/// [`JSON_BODY_LIMIT`] (content type is not enforced).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ToolboxError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self> {
-        let bytes = Bytes::from_request(req, state)
+    async fn from_request(req: Request, _state: &S) -> Result<Self> {
+        let too_large = || ToolboxError::PayloadTooLarge(JSON_BODY_LIMIT);
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > JSON_BODY_LIMIT as u64) {
+            return Err(too_large());
+        }
+        let bytes = Limited::new(req.into_body(), JSON_BODY_LIMIT)
+            .collect()
             .await
-            .map_err(|e| ToolboxError::InvalidBody(e.body_text()))?;
+            .map_err(|e| match e.is::<LengthLimitError>() {
+                true => too_large(),
+                false => ToolboxError::InvalidBody(e.to_string()),
+            })?
+            .to_bytes();
         let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -158,20 +181,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(sessions::entrypoint_logs),
         )
         .route(
-            "/process/session/{sid}",
+            "/process/session/{sessionId}",
             get(sessions::get).delete(sessions::remove),
         )
-        .route("/process/session/{sid}/exec", post(sessions::exec))
+        .route("/process/session/{sessionId}/exec", post(sessions::exec))
         .route(
-            "/process/session/{sid}/command/{cid}",
+            "/process/session/{sessionId}/command/{commandId}",
             get(sessions::command),
         )
         .route(
-            "/process/session/{sid}/command/{cid}/logs",
+            "/process/session/{sessionId}/command/{commandId}/logs",
             get(sessions::logs),
         )
         .route(
-            "/process/session/{sid}/command/{cid}/input",
+            "/process/session/{sessionId}/command/{commandId}/input",
             post(sessions::input),
         )
         // git
@@ -224,7 +247,7 @@ pub async fn serve(
         let listener = tokio::net::UnixListener::bind(path)?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-        tracing::info!(socket = %path.display(), "listening");
+        tracing::info!(socket = ?path, "listening");
         let mut rx = tx.subscribe();
         let app = router.clone();
         tasks.spawn(async move {

@@ -1,0 +1,184 @@
+//! `/process/session/*`: long-lived shells whose state (cwd, variables) carries across commands,
+//! and the image entrypoint's log.
+//!
+//! Each command keeps the last [`crate::output::TAIL_BYTES`] of its output; `…/logs` and a sync
+//! `exec` answer that tail, starting with [`crate::output::dropped_marker`] when the head was
+//! dropped.
+
+mod follow;
+mod log;
+mod shell;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cove_api_types::toolbox::{
+    Command, CreateSessionRequest, Session as SessionDto, SessionExecuteRequest,
+    SessionExecuteResponse, SessionSendInputRequest,
+};
+use serde::Deserialize;
+use tokio::net::unix::pipe;
+
+pub use self::follow::{STDERR_PREFIX, STDOUT_PREFIX};
+pub use self::log::CommandLog;
+pub use self::shell::Sessions;
+use crate::error::{Result, ToolboxError};
+pub use crate::output::Stream;
+use crate::server::{AppState, JsonBody, QueryParams};
+
+type St = State<Arc<AppState>>;
+type Ws = std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
+
+/// `POST /process/session` → 201
+pub async fn create(
+    State(st): St,
+    JsonBody(req): JsonBody<CreateSessionRequest>,
+) -> Result<StatusCode> {
+    st.sessions.create(&req.session_id).await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// `GET /process/session`
+pub async fn list(State(st): St) -> Json<Vec<SessionDto>> {
+    Json(st.sessions.list())
+}
+
+/// `GET /process/session/{sessionId}`
+pub async fn get(State(st): St, UrlPath(sid): UrlPath<String>) -> Result<Json<SessionDto>> {
+    Ok(Json(st.sessions.get(&sid)?.dto()))
+}
+
+/// `DELETE /process/session/{sessionId}` → 204
+pub async fn remove(State(st): St, UrlPath(sid): UrlPath<String>) -> Result<StatusCode> {
+    st.sessions.remove(&sid)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /process/session/{sessionId}/exec`: 200 with output, or 202 `{cmdId}` when async.
+pub async fn exec(
+    State(st): St,
+    UrlPath(sid): UrlPath<String>,
+    JsonBody(req): JsonBody<SessionExecuteRequest>,
+) -> Result<Response> {
+    if req.command.trim().is_empty() {
+        return Err(ToolboxError::BadRequest("command is empty".into()));
+    }
+    let log = st.sessions.exec(&sid, &req.command).await?;
+    if req.run_async.or(req.legacy_async).unwrap_or(false) {
+        let body = SessionExecuteResponse {
+            cmd_id: log.id.clone(),
+            output: None,
+            stdout: None,
+            stderr: None,
+            exit_code: None,
+        };
+        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+    }
+    let code = log.wait().await;
+    let text = log.outputs();
+    Ok(Json(SessionExecuteResponse {
+        cmd_id: log.id.clone(),
+        output: Some(text.combined),
+        stdout: Some(text.stdout),
+        stderr: Some(text.stderr),
+        exit_code: Some(code),
+    })
+    .into_response())
+}
+
+fn command_log(st: &AppState, sid: &str, cid: &str) -> Result<Arc<CommandLog>> {
+    st.sessions
+        .get(sid)?
+        .find(cid)
+        .ok_or_else(|| ToolboxError::CommandNotFound(cid.to_owned()))
+}
+
+/// `GET /process/session/{sessionId}/command/{commandId}`
+pub async fn command(
+    State(st): St,
+    UrlPath((sid, cid)): UrlPath<(String, String)>,
+) -> Result<Json<Command>> {
+    Ok(Json(command_log(&st, &sid, &cid)?.dto()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    follow: Option<bool>,
+}
+
+/// `GET /process/session/{sessionId}/command/{commandId}/logs[?follow=true]`
+pub async fn logs(
+    State(st): St,
+    UrlPath((sid, cid)): UrlPath<(String, String)>,
+    QueryParams(q): QueryParams<LogsQuery>,
+    headers: HeaderMap,
+    ws: Ws,
+) -> Result<Response> {
+    let log = command_log(&st, &sid, &cid)?;
+    Ok(follow::logs_response(
+        log,
+        q.follow.unwrap_or(false),
+        &headers,
+        ws,
+    ))
+}
+
+/// `GET /process/session/entrypoint`
+pub async fn entrypoint(State(st): St) -> Result<Json<SessionDto>> {
+    let log = st.sessions.entrypoint()?;
+    Ok(Json(SessionDto {
+        session_id: "entrypoint".into(),
+        commands: vec![log.dto()],
+    }))
+}
+
+/// `GET /process/session/entrypoint/logs[?follow=true]`
+pub async fn entrypoint_logs(
+    State(st): St,
+    QueryParams(q): QueryParams<LogsQuery>,
+    headers: HeaderMap,
+    ws: Ws,
+) -> Result<Response> {
+    let log = st.sessions.entrypoint()?;
+    Ok(follow::logs_response(
+        log,
+        q.follow.unwrap_or(false),
+        &headers,
+        ws,
+    ))
+}
+
+/// `POST /process/session/{sessionId}/command/{commandId}/input` → 204
+pub async fn input(
+    State(st): St,
+    UrlPath((sid, cid)): UrlPath<(String, String)>,
+    JsonBody(req): JsonBody<SessionSendInputRequest>,
+) -> Result<StatusCode> {
+    let log = command_log(&st, &sid, &cid)?;
+    let completed = || ToolboxError::CommandCompleted(cid.clone());
+    if log.exit_code().is_some() {
+        return Err(completed());
+    }
+    let Some(fifo) = &log.stdin_fifo else {
+        return Err(completed());
+    };
+    let tx = pipe::OpenOptions::new()
+        .open_sender(fifo)
+        .map_err(|_| completed())?;
+    let data = req.data.into_bytes();
+    let mut written = 0;
+    while written < data.len() {
+        tx.writable().await.map_err(|_| completed())?;
+        match tx.try_write(&data[written..]) {
+            Ok(n) => written += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err(completed()),
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
