@@ -10,8 +10,9 @@ use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Requ
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
+use bytes::{Bytes, BytesMut};
 use cove_api_types::toolbox::{DirResponse, InitializeRequest};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Result, ToolboxError};
@@ -59,8 +60,39 @@ fn find_shell(names: &[&str]) -> PathBuf {
 }
 
 /// Largest JSON request body, on every JSON route: a longer one is `413` in the daemon's
-/// envelope before it is read further. Multipart uploads are streamed and not limited.
+/// envelope, and its bytes past the limit are never kept. Multipart uploads are streamed and not
+/// limited.
 pub const JSON_BODY_LIMIT: usize = 8 << 20;
+
+/// An over-long body is read on (and discarded) up to this many bytes, so that the client gets
+/// the 413 instead of a broken pipe; past it (or with a longer `Content-Length`) the daemon
+/// answers at once and the connection is dropped.
+const DISCARD_LIMIT: u64 = 64 << 20;
+
+/// The body, up to [`JSON_BODY_LIMIT`] bytes.
+async fn read_json_body(mut body: axum::body::Body) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    let mut seen = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ToolboxError::InvalidBody(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if seen > DISCARD_LIMIT {
+            break;
+        }
+        if seen <= JSON_BODY_LIMIT as u64 {
+            buf.extend_from_slice(&data);
+        } else {
+            buf = BytesMut::new();
+        }
+    }
+    if seen > JSON_BODY_LIMIT as u64 {
+        return Err(ToolboxError::PayloadTooLarge(JSON_BODY_LIMIT));
+    }
+    Ok(buf.freeze())
+}
 
 /// JSON body whose failures are `400 INVALID_REQUEST_BODY`, or `413` beyond
 /// [`JSON_BODY_LIMIT`] (content type is not enforced).
@@ -70,23 +102,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ToolboxError;
 
     async fn from_request(req: Request, _state: &S) -> Result<Self> {
-        let too_large = || ToolboxError::PayloadTooLarge(JSON_BODY_LIMIT);
         let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > JSON_BODY_LIMIT as u64) {
-            return Err(too_large());
+        if declared.is_some_and(|n| n > DISCARD_LIMIT) {
+            return Err(ToolboxError::PayloadTooLarge(JSON_BODY_LIMIT));
         }
-        let bytes = Limited::new(req.into_body(), JSON_BODY_LIMIT)
-            .collect()
-            .await
-            .map_err(|e| match e.is::<LengthLimitError>() {
-                true => too_large(),
-                false => ToolboxError::InvalidBody(e.to_string()),
-            })?
-            .to_bytes();
+        let bytes = read_json_body(req.into_body()).await?;
         let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {

@@ -154,7 +154,8 @@ pub struct ExecuteRequest {
     pub cwd: Option<String>,
     #[serde(default)]
     pub envs: Option<BTreeMap<String, String>>,
-    /// Seconds; absent or 0 means no limit.
+    /// Seconds; absent or 0 means the daemon's default, 360 s. Past it the answer is 408
+    /// `PROCESS_EXECUTION_TIMEOUT` and the command's process group is killed.
     #[serde(default)]
     pub timeout: Option<u64>,
 }
