@@ -219,3 +219,38 @@ pub async fn error_envelope(request: Request, next: Next) -> Response {
     }
     (status, axum::Json(body)).into_response()
 }
+
+/// The error responses of every operation in the OpenAPI document: any 4xx or 5xx status, with
+/// the daemon's envelope ([`DaemonErrorResponse`]) as body (`#/components/responses/DaemonError`,
+/// see [`daemon_error_response`]).
+#[cfg(feature = "openapi")]
+pub struct DaemonErrors;
+
+/// Name of the shared error response in the document's components.
+#[cfg(feature = "openapi")]
+pub const DAEMON_ERROR: &str = "DaemonError";
+
+#[cfg(feature = "openapi")]
+impl utoipa::IntoResponses for DaemonErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        let shared =
+            || utoipa::openapi::Ref::new(format!("#/components/responses/{DAEMON_ERROR}")).into();
+        [("4XX".to_owned(), shared()), ("5XX".to_owned(), shared())].into()
+    }
+}
+
+/// The response [`DaemonErrors`] refers to.
+#[cfg(feature = "openapi")]
+pub fn daemon_error_response() -> utoipa::openapi::response::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("DaemonErrorResponse")))
+        .build();
+    ResponseBuilder::new()
+        .description("The daemon's error envelope (`source: DAYTONA_DAEMON`)")
+        .content("application/json", content)
+        .build()
+}

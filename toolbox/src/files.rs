@@ -21,41 +21,49 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[cfg(feature = "openapi")]
+use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError, envelope};
 use crate::server::{AppState, JsonBody, QueryParams};
 
 const CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct ListQuery {
     path: Option<String>,
     depth: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PathQuery {
     path: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct DeleteQuery {
     path: String,
     recursive: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct FolderQuery {
     path: String,
     mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct MoveQuery {
     source: String,
     destination: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PermissionsQuery {
     path: String,
     owner: Option<String>,
@@ -64,12 +72,14 @@ pub struct PermissionsQuery {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PatternQuery {
     path: String,
     pattern: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct UploadQuery {
     path: String,
 }
@@ -77,6 +87,15 @@ pub struct UploadQuery {
 type AppStateRef = State<Arc<AppState>>;
 
 /// `GET /files?path=&depth=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files",
+    tag = "file-system",
+    operation_id = "ListFiles",
+    summary = "List a directory",
+    params(ListQuery),
+    responses((status = 200, description = "Entries, `depth` levels deep", body = Vec<FileInfo>), DaemonErrors)
+))]
 pub async fn list(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<ListQuery>,
@@ -128,6 +147,15 @@ fn list_into(
 }
 
 /// `GET /files/info?path=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files/info",
+    tag = "file-system",
+    operation_id = "GetFileInfo",
+    summary = "Describe a file or directory",
+    params(PathQuery),
+    responses((status = 200, description = "The entry", body = FileInfo), DaemonErrors)
+))]
 pub async fn info(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PathQuery>,
@@ -140,6 +168,15 @@ pub async fn info(
 }
 
 /// `DELETE /files?path=&recursive=` → 204
+#[cfg_attr(feature = "openapi", utoipa::path(
+    delete,
+    path = "/files",
+    tag = "file-system",
+    operation_id = "DeleteFile",
+    summary = "Delete a file or directory",
+    params(DeleteQuery),
+    responses((status = 204, description = "Deleted"), DaemonErrors)
+))]
 pub async fn delete(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<DeleteQuery>,
@@ -168,6 +205,15 @@ pub async fn delete(
 }
 
 /// `POST /files/folder?path=&mode=` → 201
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/folder",
+    tag = "file-system",
+    operation_id = "CreateFolder",
+    summary = "Create a directory (and its parents)",
+    params(FolderQuery),
+    responses((status = 201, description = "Created"), DaemonErrors)
+))]
 pub async fn folder(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<FolderQuery>,
@@ -189,6 +235,15 @@ pub async fn folder(
 }
 
 /// `POST /files/move?source=&destination=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/move",
+    tag = "file-system",
+    operation_id = "MoveFile",
+    summary = "Move or rename a file or directory",
+    params(MoveQuery),
+    responses((status = 200, description = "Moved"), DaemonErrors)
+))]
 pub async fn move_file(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<MoveQuery>,
@@ -216,6 +271,15 @@ pub async fn move_file(
 }
 
 /// `POST /files/permissions?path=&owner=&group=&mode=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/permissions",
+    tag = "file-system",
+    operation_id = "SetFilePermissions",
+    summary = "Change mode, owner or group",
+    params(PermissionsQuery),
+    responses((status = 200, description = "Changed"), DaemonErrors)
+))]
 pub async fn permissions(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PermissionsQuery>,
@@ -263,6 +327,15 @@ pub fn parse_mode(mode: &str) -> Result<u32> {
 }
 
 /// `GET /files/find?path=&pattern=`: lines containing `pattern`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files/find",
+    tag = "file-system",
+    operation_id = "FindInFiles",
+    summary = "Find lines containing a text",
+    params(PatternQuery),
+    responses((status = 200, description = "Matching lines", body = Vec<Match>), DaemonErrors)
+))]
 pub async fn find(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PatternQuery>,
@@ -303,6 +376,15 @@ pub async fn find(
 }
 
 /// `GET /files/search?path=&pattern=`: names matching a glob.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files/search",
+    tag = "file-system",
+    operation_id = "SearchFiles",
+    summary = "Find files whose name matches a glob",
+    params(PatternQuery),
+    responses((status = 200, description = "Matching paths", body = SearchFilesResponse), DaemonErrors)
+))]
 pub async fn search(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PatternQuery>,
@@ -428,6 +510,15 @@ fn class_match(pat: &[char], c: char) -> Option<(bool, usize)> {
 }
 
 /// `POST /files/replace`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/replace",
+    tag = "file-system",
+    operation_id = "ReplaceInFiles",
+    summary = "Replace a text in files",
+    request_body = ReplaceRequest,
+    responses((status = 200, description = "One result per file", body = Vec<ReplaceResult>), DaemonErrors)
+))]
 pub async fn replace(
     State(st): AppStateRef,
     JsonBody(req): JsonBody<ReplaceRequest>,
@@ -470,6 +561,15 @@ pub async fn replace(
 }
 
 /// `GET /files/download?path=`: raw bytes.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files/download",
+    tag = "file-system",
+    operation_id = "DownloadFile",
+    summary = "Download a file",
+    params(PathQuery),
+    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream"), DaemonErrors)
+))]
 pub async fn download(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PathQuery>,
@@ -534,6 +634,15 @@ fn quote(s: &str) -> String {
 }
 
 /// `POST /files/bulk-download` → multipart/form-data, one `file` or `error` part per path.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/bulk-download",
+    tag = "file-system",
+    operation_id = "DownloadFiles",
+    summary = "Download files as multipart parts",
+    request_body = FilesDownloadRequest,
+    responses((status = 200, description = "One `file` (or `error`) part per path, CONTRACT §10.2", content_type = "multipart/form-data"), DaemonErrors)
+))]
 pub async fn bulk_download(
     State(st): AppStateRef,
     JsonBody(req): JsonBody<FilesDownloadRequest>,
@@ -744,6 +853,15 @@ async fn upload_parts(
 }
 
 /// `POST /files/bulk-upload` (CONTRACT §10.1).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/bulk-upload",
+    tag = "file-system",
+    operation_id = "UploadFiles",
+    summary = "Upload files (streamed, any size)",
+    request_body(content_type = "multipart/form-data", description = "Parts `files[i].path` then `files[i].file`, CONTRACT §10.1"),
+    responses((status = 200, description = "The written files", body = UploadFilesResponse), DaemonErrors)
+))]
 pub async fn bulk_upload(State(st): AppStateRef, mut multipart: Multipart) -> Result<Response> {
     let mut spilled = Spilled {
         dir: st.state_dir.clone(),
@@ -774,7 +892,17 @@ fn record(resp: &mut UploadFilesResponse, path: &str, outcome: Result<u64>) {
     }
 }
 
-/// `POST /files/upload-v2?path=` (and legacy `/files/upload`): multipart part `file`.
+/// `POST /files/upload-v2?path=`: multipart part `file`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/upload-v2",
+    tag = "file-system",
+    operation_id = "UploadFile",
+    summary = "Upload one file (streamed, any size)",
+    params(UploadQuery),
+    request_body(content_type = "multipart/form-data", description = "Part `file`"),
+    responses((status = 200, description = "The written file", body = UploadedFile), DaemonErrors)
+))]
 pub async fn upload(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<UploadQuery>,
@@ -811,6 +939,26 @@ pub async fn upload(
     Err(ToolboxError::BadRequest(
         "multipart part `file` is missing".into(),
     ))
+}
+
+/// `POST /files/upload?path=`: the older daemon's name of `/files/upload-v2`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/upload",
+    tag = "file-system",
+    operation_id = "UploadFileLegacy",
+    summary = "Upload one file (legacy name of `/files/upload-v2`)",
+    params(UploadQuery),
+    request_body(content_type = "multipart/form-data", description = "Part `file`"),
+    responses((status = 200, description = "The written file", body = UploadedFile), DaemonErrors)
+))]
+#[deprecated = "route alias: the older name of `/files/upload-v2`"]
+pub async fn upload_legacy(
+    st: AppStateRef,
+    q: QueryParams<UploadQuery>,
+    multipart: Multipart,
+) -> Result<Json<UploadedFile>> {
+    upload(st, q, multipart).await
 }
 
 // ---------------------------------------------------------------- file info

@@ -13,6 +13,8 @@ use cove_api_types::toolbox::{
 };
 use serde::Deserialize;
 
+#[cfg(feature = "openapi")]
+use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
 use crate::output::Stream;
 use crate::process;
@@ -158,6 +160,7 @@ fn repo(st: &AppState, path: &str) -> Result<PathBuf> {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PathQuery {
     path: String,
 }
@@ -180,6 +183,15 @@ fn url_with_creds(url: &str, user: Option<&str>, pass: Option<&str>) -> String {
 }
 
 /// `POST /git/clone`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/clone",
+    tag = "git",
+    operation_id = "CloneRepository",
+    summary = "Clone a repository",
+    request_body = GitCloneRequest,
+    responses((status = 200, description = "Cloned"), DaemonErrors)
+))]
 pub async fn clone(State(st): St, JsonBody(req): JsonBody<GitCloneRequest>) -> Result<StatusCode> {
     let dest = st.paths.resolve(&req.path)?;
     if let Some(parent) = dest.parent() {
@@ -241,6 +253,15 @@ fn scrub(e: ToolboxError, with_creds: &str, plain: &str) -> ToolboxError {
 }
 
 /// `POST /git/init` → 201
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/init",
+    tag = "git",
+    operation_id = "InitRepository",
+    summary = "Create a repository",
+    request_body = GitInitRequest,
+    responses((status = 201, description = "Created"), DaemonErrors)
+))]
 pub async fn init(State(st): St, JsonBody(req): JsonBody<GitInitRequest>) -> Result<StatusCode> {
     let dir = st.paths.resolve(&req.path)?;
     tokio::fs::create_dir_all(&dir)
@@ -258,6 +279,15 @@ pub async fn init(State(st): St, JsonBody(req): JsonBody<GitInitRequest>) -> Res
 }
 
 /// `POST /git/add`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/add",
+    tag = "git",
+    operation_id = "AddFiles",
+    summary = "Stage files",
+    request_body = GitAddRequest,
+    responses((status = 200, description = "Staged"), DaemonErrors)
+))]
 pub async fn add(State(st): St, JsonBody(req): JsonBody<GitAddRequest>) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     let mut args = vec!["add", "--"];
@@ -270,6 +300,15 @@ pub async fn add(State(st): St, JsonBody(req): JsonBody<GitAddRequest>) -> Resul
 }
 
 /// `POST /git/commit` → `{hash}`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/commit",
+    tag = "git",
+    operation_id = "CommitChanges",
+    summary = "Commit the staged changes",
+    request_body = GitCommitRequest,
+    responses((status = 200, description = "The new commit", body = GitCommitResponse), DaemonErrors)
+))]
 pub async fn commit(
     State(st): St,
     JsonBody(req): JsonBody<GitCommitRequest>,
@@ -365,6 +404,15 @@ pub fn parse_status(out: &str) -> GitStatus {
 }
 
 /// `GET /git/status?path=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/git/status",
+    tag = "git",
+    operation_id = "GetStatus",
+    summary = "Branch and file status",
+    params(PathQuery),
+    responses((status = 200, description = "The status", body = GitStatus), DaemonErrors)
+))]
 pub async fn status(
     State(st): St,
     QueryParams(q): QueryParams<PathQuery>,
@@ -386,6 +434,15 @@ pub async fn status(
 }
 
 /// `GET /git/branches?path=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/git/branches",
+    tag = "git",
+    operation_id = "ListBranches",
+    summary = "List branches",
+    params(PathQuery),
+    responses((status = 200, description = "Local branches", body = ListBranchResponse), DaemonErrors)
+))]
 pub async fn branches(
     State(st): St,
     QueryParams(q): QueryParams<PathQuery>,
@@ -410,6 +467,15 @@ pub async fn branches(
 }
 
 /// `POST /git/branches` → 201 (creates the branch and switches to it, like Daytona).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/branches",
+    tag = "git",
+    operation_id = "CreateBranch",
+    summary = "Create a branch and switch to it",
+    request_body = GitBranchRequest,
+    responses((status = 201, description = "Created"), DaemonErrors)
+))]
 pub async fn create_branch(
     State(st): St,
     JsonBody(req): JsonBody<GitBranchRequest>,
@@ -420,6 +486,15 @@ pub async fn create_branch(
 }
 
 /// `DELETE /git/branches` (JSON body) → 204
+#[cfg_attr(feature = "openapi", utoipa::path(
+    delete,
+    path = "/git/branches",
+    tag = "git",
+    operation_id = "DeleteBranch",
+    summary = "Delete a branch",
+    request_body = GitBranchRequest,
+    responses((status = 204, description = "Deleted"), DaemonErrors)
+))]
 pub async fn delete_branch(
     State(st): St,
     JsonBody(req): JsonBody<GitBranchRequest>,
@@ -449,6 +524,15 @@ pub async fn delete_branch(
 }
 
 /// `POST /git/checkout`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/checkout",
+    tag = "git",
+    operation_id = "CheckoutBranch",
+    summary = "Switch to a branch or commit",
+    request_body = GitCheckoutRequest,
+    responses((status = 200, description = "Switched"), DaemonErrors)
+))]
 pub async fn checkout(
     State(st): St,
     JsonBody(req): JsonBody<GitCheckoutRequest>,
@@ -476,6 +560,15 @@ pub async fn checkout(
 }
 
 /// `GET /git/history?path=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/git/history",
+    tag = "git",
+    operation_id = "GetCommitHistory",
+    summary = "Commit history",
+    params(PathQuery),
+    responses((status = 200, description = "Newest first", body = Vec<GitCommitInfo>), DaemonErrors)
+))]
 pub async fn history(
     State(st): St,
     QueryParams(q): QueryParams<PathQuery>,
@@ -528,7 +621,31 @@ fn remote_args<'a>(req: &'a GitRemoteRequest, verb: &'a str) -> Vec<&'a str> {
     args
 }
 
+/// `GET /git/log?path=`: another name of `/git/history`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/git/log",
+    tag = "git",
+    operation_id = "GetCommitLog",
+    summary = "Commit history (another name of `/git/history`)",
+    params(PathQuery),
+    responses((status = 200, description = "Newest first", body = Vec<GitCommitInfo>), DaemonErrors)
+))]
+#[deprecated = "route alias: another name of `/git/history`"]
+pub async fn log(st: St, q: QueryParams<PathQuery>) -> Result<Json<Vec<GitCommitInfo>>> {
+    history(st, q).await
+}
+
 /// `POST /git/pull`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/pull",
+    tag = "git",
+    operation_id = "PullChanges",
+    summary = "Pull from a remote",
+    request_body = GitRemoteRequest,
+    responses((status = 200, description = "Pulled"), DaemonErrors)
+))]
 pub async fn pull(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     let mut args = remote_args(&req, "pull");
@@ -542,6 +659,15 @@ pub async fn pull(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> R
 }
 
 /// `POST /git/push`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/push",
+    tag = "git",
+    operation_id = "PushChanges",
+    summary = "Push to a remote",
+    request_body = GitRemoteRequest,
+    responses((status = 200, description = "Pushed"), DaemonErrors)
+))]
 pub async fn push(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     let mut args = remote_args(&req, "push");

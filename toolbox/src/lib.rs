@@ -7,11 +7,15 @@ pub mod client;
 pub mod error;
 pub mod files;
 pub mod git;
+pub mod info;
 pub mod logging;
 pub mod lsp;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod output;
 pub mod paths;
 pub mod process;
+pub mod routes;
 pub mod server;
 pub mod sessions;
 pub mod supervisor;
@@ -86,7 +90,7 @@ pub async fn run(args: Args) -> std::io::Result<()> {
         (_, l) => l,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = server::router(state);
+    let router = routes::router(state);
     let socket = args.socket.clone();
     let serving = tokio::spawn(async move {
         server::serve(router, socket.as_deref(), listen, async move {

@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
+#[cfg(feature = "openapi")]
+use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
 use crate::paths::Paths;
 use crate::server::{AppState, JsonBody, QueryParams};
@@ -273,6 +275,15 @@ impl LspManager {
 type St = State<Arc<AppState>>;
 
 /// `POST /lsp/start`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/start",
+    tag = "lsp",
+    operation_id = "Start",
+    summary = "Start a language server",
+    request_body = LspServerRequest,
+    responses((status = 200, description = "Started"), DaemonErrors)
+))]
 pub async fn start(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> Result<StatusCode> {
     let (program, args) = server_command(&req.language_id)?;
     let root: PathBuf = st.paths.resolve(&req.path_to_project)?;
@@ -311,6 +322,15 @@ pub async fn start(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> 
 }
 
 /// `POST /lsp/stop`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/stop",
+    tag = "lsp",
+    operation_id = "Stop",
+    summary = "Stop a language server",
+    request_body = LspServerRequest,
+    responses((status = 200, description = "Stopped"), DaemonErrors)
+))]
 pub async fn stop(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> Result<StatusCode> {
     let client = st
         .lsp
@@ -329,6 +349,15 @@ pub async fn stop(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> R
 }
 
 /// `POST /lsp/did-open`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/did-open",
+    tag = "lsp",
+    operation_id = "DidOpen",
+    summary = "Tell the server a document is open",
+    request_body = LspDocumentRequest,
+    responses((status = 200, description = "Sent"), DaemonErrors)
+))]
 pub async fn did_open(
     State(st): St,
     JsonBody(req): JsonBody<LspDocumentRequest>,
@@ -350,6 +379,15 @@ pub async fn did_open(
 }
 
 /// `POST /lsp/did-close`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/did-close",
+    tag = "lsp",
+    operation_id = "DidClose",
+    summary = "Tell the server a document is closed",
+    request_body = LspDocumentRequest,
+    responses((status = 200, description = "Sent"), DaemonErrors)
+))]
 pub async fn did_close(
     State(st): St,
     JsonBody(req): JsonBody<LspDocumentRequest>,
@@ -384,6 +422,15 @@ fn completion_item(v: &Value) -> Option<CompletionItem> {
 }
 
 /// `POST /lsp/completions`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/completions",
+    tag = "lsp",
+    operation_id = "Completions",
+    summary = "Completions at a position",
+    request_body = LspCompletionParams,
+    responses((status = 200, description = "The completion list", body = CompletionList), DaemonErrors)
+))]
 pub async fn completions(
     State(st): St,
     JsonBody(req): JsonBody<LspCompletionParams>,
@@ -469,6 +516,7 @@ fn symbols(paths: &Paths, res: &Value, default_uri: &str, out: &mut Vec<LspSymbo
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct DocumentSymbolsQuery {
     language_id: String,
     path_to_project: String,
@@ -476,6 +524,15 @@ pub struct DocumentSymbolsQuery {
 }
 
 /// `GET /lsp/document-symbols`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/lsp/document-symbols",
+    tag = "lsp",
+    operation_id = "DocumentSymbols",
+    summary = "A document's symbols",
+    params(DocumentSymbolsQuery),
+    responses((status = 200, description = "The symbols", body = Vec<LspSymbol>), DaemonErrors)
+))]
 pub async fn document_symbols(
     State(st): St,
     QueryParams(q): QueryParams<DocumentSymbolsQuery>,
@@ -496,6 +553,7 @@ pub async fn document_symbols(
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct WorkspaceSymbolsQuery {
     query: String,
     language_id: String,
@@ -503,6 +561,15 @@ pub struct WorkspaceSymbolsQuery {
 }
 
 /// `GET /lsp/workspacesymbols`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/lsp/workspacesymbols",
+    tag = "lsp",
+    operation_id = "WorkspaceSymbols",
+    summary = "Search the workspace symbols",
+    params(WorkspaceSymbolsQuery),
+    responses((status = 200, description = "The symbols", body = Vec<LspSymbol>), DaemonErrors)
+))]
 pub async fn workspace_symbols(
     State(st): St,
     QueryParams(q): QueryParams<WorkspaceSymbolsQuery>,
@@ -522,4 +589,22 @@ pub async fn workspace_symbols(
     let mut out = Vec::new();
     symbols(&st.paths, &res, "", &mut out);
     Ok(Json(out))
+}
+
+/// `GET /lsp/workspace-symbols`: another spelling of `/lsp/workspacesymbols`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/lsp/workspace-symbols",
+    tag = "lsp",
+    operation_id = "WorkspaceSymbolsAlias",
+    summary = "Search the workspace symbols (another spelling of `/lsp/workspacesymbols`)",
+    params(WorkspaceSymbolsQuery),
+    responses((status = 200, description = "The symbols", body = Vec<LspSymbol>), DaemonErrors)
+))]
+#[deprecated = "route alias: another spelling of `/lsp/workspacesymbols`"]
+pub async fn workspace_symbols_alias(
+    st: St,
+    q: QueryParams<WorkspaceSymbolsQuery>,
+) -> Result<Json<Vec<LspSymbol>>> {
+    workspace_symbols(st, q).await
 }

@@ -17,6 +17,8 @@ use cove_api_types::toolbox::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+#[cfg(feature = "openapi")]
+use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
 use crate::output::{OutputTail, Stream, TAIL_BYTES};
 use crate::server::{AppState, JsonBody};
@@ -216,6 +218,15 @@ fn cwd_of(st: &AppState, cwd: Option<&str>) -> Result<PathBuf> {
 }
 
 /// `POST /process/execute`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/process/execute",
+    tag = "process",
+    operation_id = "ExecuteCommand",
+    summary = "Run a command and wait for it",
+    request_body = ExecuteRequest,
+    responses((status = 200, description = "Exit code and output (the last 4 MiB, after a marker if longer)", body = ExecuteResponse), DaemonErrors)
+))]
 pub async fn execute(
     State(st): State<Arc<AppState>>,
     JsonBody(req): JsonBody<ExecuteRequest>,
@@ -244,6 +255,15 @@ pub async fn execute(
 }
 
 /// `POST /process/code-run`: python (default), javascript or typescript source.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/process/code-run",
+    tag = "process",
+    operation_id = "CodeRun",
+    summary = "Run a snippet of code and wait for it",
+    request_body = CodeRunRequest,
+    responses((status = 200, description = "Exit code and output", body = CodeRunResponse), DaemonErrors)
+))]
 pub async fn code_run(
     State(st): State<Arc<AppState>>,
     JsonBody(req): JsonBody<CodeRunRequest>,

@@ -1,23 +1,20 @@
-//! Daemon state, request extractors, the router and the listeners.
+//! Daemon state, request extractors and the listeners (the routes are in [`crate::routes`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::header;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
-use cove_api_types::toolbox::{DirResponse, InitializeRequest};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Result, ToolboxError};
 use crate::paths::Paths;
-use crate::{files, git, lsp, process, sessions};
+use crate::{lsp, sessions};
 
 /// Shared state of every handler.
 pub struct AppState {
@@ -134,124 +131,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
             .map(|q| QueryParams(q.0))
             .map_err(|e| ToolboxError::BadRequest(e.body_text()))
     }
-}
-
-async fn work_dir(st: axum::extract::State<Arc<AppState>>) -> Json<DirResponse> {
-    Json(DirResponse {
-        dir: st.paths.work_dir_virtual(),
-    })
-}
-
-async fn home_dir(st: axum::extract::State<Arc<AppState>>) -> Json<DirResponse> {
-    Json(DirResponse {
-        dir: st.paths.home_dir_virtual(),
-    })
-}
-
-async fn version() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }))
-}
-
-async fn init(
-    st: axum::extract::State<Arc<AppState>>,
-    JsonBody(req): JsonBody<InitializeRequest>,
-) -> Json<serde_json::Value> {
-    if let Ok(mut t) = st.token.lock() {
-        *t = req.token;
-    }
-    Json(serde_json::json!({}))
-}
-
-async fn not_found(req: Request) -> ToolboxError {
-    ToolboxError::NotFound(format!(
-        "no route for {} {}",
-        req.method(),
-        req.uri().path()
-    ))
-}
-
-/// Every toolbox route (CONTRACT §10).
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/version", get(version))
-        .route("/init", post(init).get(init))
-        .route("/work-dir", get(work_dir))
-        .route("/project-dir", get(work_dir))
-        .route("/user-home-dir", get(home_dir))
-        // files
-        .route("/files", get(files::list).delete(files::delete))
-        .route("/files/info", get(files::info))
-        .route("/files/folder", post(files::folder))
-        .route("/files/move", post(files::move_file))
-        .route("/files/permissions", post(files::permissions))
-        .route("/files/find", get(files::find))
-        .route("/files/search", get(files::search))
-        .route("/files/replace", post(files::replace))
-        .route("/files/download", get(files::download))
-        .route("/files/upload", post(files::upload))
-        .route("/files/upload-v2", post(files::upload))
-        .route("/files/bulk-upload", post(files::bulk_upload))
-        .route("/files/bulk-download", post(files::bulk_download))
-        // process
-        .route("/process/execute", post(process::execute))
-        .route("/process/code-run", post(process::code_run))
-        .route(
-            "/process/session",
-            post(sessions::create).get(sessions::list),
-        )
-        .route("/process/session/entrypoint", get(sessions::entrypoint))
-        .route(
-            "/process/session/entrypoint/logs",
-            get(sessions::entrypoint_logs),
-        )
-        .route(
-            "/process/session/{sessionId}",
-            get(sessions::get).delete(sessions::remove),
-        )
-        .route("/process/session/{sessionId}/exec", post(sessions::exec))
-        .route(
-            "/process/session/{sessionId}/command/{commandId}",
-            get(sessions::command),
-        )
-        .route(
-            "/process/session/{sessionId}/command/{commandId}/logs",
-            get(sessions::logs),
-        )
-        .route(
-            "/process/session/{sessionId}/command/{commandId}/input",
-            post(sessions::input),
-        )
-        // git
-        .route("/git/clone", post(git::clone))
-        .route("/git/init", post(git::init))
-        .route("/git/add", post(git::add))
-        .route("/git/commit", post(git::commit))
-        .route("/git/status", get(git::status))
-        .route(
-            "/git/branches",
-            get(git::branches)
-                .post(git::create_branch)
-                .delete(git::delete_branch),
-        )
-        .route("/git/checkout", post(git::checkout))
-        .route("/git/history", get(git::history))
-        .route("/git/log", get(git::history))
-        .route("/git/pull", post(git::pull))
-        .route("/git/push", post(git::push))
-        // lsp
-        .route("/lsp/start", post(lsp::start))
-        .route("/lsp/stop", post(lsp::stop))
-        .route("/lsp/did-open", post(lsp::did_open))
-        .route("/lsp/did-close", post(lsp::did_close))
-        .route("/lsp/completions", post(lsp::completions))
-        .route("/lsp/document-symbols", get(lsp::document_symbols))
-        .route("/lsp/workspacesymbols", get(lsp::workspace_symbols))
-        .route("/lsp/workspace-symbols", get(lsp::workspace_symbols))
-        .fallback(not_found)
-        .method_not_allowed_fallback(not_found)
-        .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(crate::error::error_envelope))
-        .with_state(state)
 }
 
 /// Serves `router` on a unix socket and/or TCP until `shutdown` resolves.

@@ -17,6 +17,8 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+#[cfg(feature = "openapi")]
+use cove_api_types::toolbox::SessionCommandLogsResponse;
 use cove_api_types::toolbox::{
     Command, CreateSessionRequest, Session as SessionDto, SessionExecuteRequest,
     SessionExecuteResponse, SessionSendInputRequest,
@@ -27,6 +29,8 @@ use tokio::net::unix::pipe;
 pub use self::follow::{STDERR_PREFIX, STDOUT_PREFIX};
 pub use self::log::CommandLog;
 pub use self::shell::Sessions;
+#[cfg(feature = "openapi")]
+use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
 pub use crate::output::Stream;
 use crate::server::{AppState, JsonBody, QueryParams};
@@ -35,6 +39,15 @@ type St = State<Arc<AppState>>;
 type Ws = std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>;
 
 /// `POST /process/session` → 201
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/process/session",
+    tag = "process",
+    operation_id = "CreateSession",
+    summary = "Start a session shell",
+    request_body = CreateSessionRequest,
+    responses((status = 201, description = "Created"), DaemonErrors)
+))]
 pub async fn create(
     State(st): St,
     JsonBody(req): JsonBody<CreateSessionRequest>,
@@ -44,22 +57,58 @@ pub async fn create(
 }
 
 /// `GET /process/session`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/process/session",
+    tag = "process",
+    operation_id = "ListSessions",
+    summary = "List the sessions",
+    responses((status = 200, description = "Every session", body = Vec<SessionDto>), DaemonErrors)
+))]
 pub async fn list(State(st): St) -> Json<Vec<SessionDto>> {
     Json(st.sessions.list())
 }
 
 /// `GET /process/session/{sessionId}`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/process/session/{sessionId}",
+    tag = "process",
+    operation_id = "GetSession",
+    summary = "Describe a session",
+    params(("sessionId" = String, Path, description = "The session id")),
+    responses((status = 200, description = "The session and its commands", body = SessionDto), DaemonErrors)
+))]
 pub async fn get(State(st): St, UrlPath(sid): UrlPath<String>) -> Result<Json<SessionDto>> {
     Ok(Json(st.sessions.get(&sid)?.dto()))
 }
 
 /// `DELETE /process/session/{sessionId}` → 204
+#[cfg_attr(feature = "openapi", utoipa::path(
+    delete,
+    path = "/process/session/{sessionId}",
+    tag = "process",
+    operation_id = "DeleteSession",
+    summary = "End a session",
+    params(("sessionId" = String, Path, description = "The session id")),
+    responses((status = 204, description = "Ended"), DaemonErrors)
+))]
 pub async fn remove(State(st): St, UrlPath(sid): UrlPath<String>) -> Result<StatusCode> {
     st.sessions.remove(&sid)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /process/session/{sessionId}/exec`: 200 with output, or 202 `{cmdId}` when async.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/process/session/{sessionId}/exec",
+    tag = "process",
+    operation_id = "SessionExecuteCommand",
+    summary = "Run a command in a session",
+    params(("sessionId" = String, Path, description = "The session id")),
+    request_body = SessionExecuteRequest,
+    responses((status = 200, description = "Finished: exit code and output", body = SessionExecuteResponse), (status = 202, description = "Started (`runAsync`): its `cmdId`", body = SessionExecuteResponse), DaemonErrors)
+))]
 pub async fn exec(
     State(st): St,
     UrlPath(sid): UrlPath<String>,
@@ -99,6 +148,15 @@ fn command_log(st: &AppState, sid: &str, cid: &str) -> Result<Arc<CommandLog>> {
 }
 
 /// `GET /process/session/{sessionId}/command/{commandId}`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/process/session/{sessionId}/command/{commandId}",
+    tag = "process",
+    operation_id = "GetSessionCommand",
+    summary = "Describe a session command",
+    params(("sessionId" = String, Path, description = "The session id"), ("commandId" = String, Path, description = "The command id")),
+    responses((status = 200, description = "The command (`exitCode` once it ended)", body = Command), DaemonErrors)
+))]
 pub async fn command(
     State(st): St,
     UrlPath((sid, cid)): UrlPath<(String, String)>,
@@ -107,11 +165,21 @@ pub async fn command(
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct LogsQuery {
     follow: Option<bool>,
 }
 
 /// `GET /process/session/{sessionId}/command/{commandId}/logs[?follow=true]`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/process/session/{sessionId}/command/{commandId}/logs",
+    tag = "process",
+    operation_id = "GetSessionCommandLogs",
+    summary = "A session command's output",
+    params(("sessionId" = String, Path, description = "The session id"), ("commandId" = String, Path, description = "The command id"), LogsQuery),
+    responses((status = 200, description = "The last 4 MiB of output (JSON for SDKs from 0.167.0, else text); with `follow`, a stream", body = SessionCommandLogsResponse), DaemonErrors)
+))]
 pub async fn logs(
     State(st): St,
     UrlPath((sid, cid)): UrlPath<(String, String)>,
@@ -129,6 +197,14 @@ pub async fn logs(
 }
 
 /// `GET /process/session/entrypoint`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/process/session/entrypoint",
+    tag = "process",
+    operation_id = "GetEntrypointSession",
+    summary = "Describe the image's entrypoint",
+    responses((status = 200, description = "The entrypoint as a session of one command", body = SessionDto), DaemonErrors)
+))]
 pub async fn entrypoint(State(st): St) -> Result<Json<SessionDto>> {
     let log = st.sessions.entrypoint()?;
     Ok(Json(SessionDto {
@@ -138,6 +214,15 @@ pub async fn entrypoint(State(st): St) -> Result<Json<SessionDto>> {
 }
 
 /// `GET /process/session/entrypoint/logs[?follow=true]`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/process/session/entrypoint/logs",
+    tag = "process",
+    operation_id = "GetEntrypointLogs",
+    summary = "The entrypoint's output",
+    params(LogsQuery),
+    responses((status = 200, description = "The last 4 MiB of output; with `follow`, a stream", body = SessionCommandLogsResponse), DaemonErrors)
+))]
 pub async fn entrypoint_logs(
     State(st): St,
     QueryParams(q): QueryParams<LogsQuery>,
@@ -154,6 +239,16 @@ pub async fn entrypoint_logs(
 }
 
 /// `POST /process/session/{sessionId}/command/{commandId}/input` → 204
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/process/session/{sessionId}/command/{commandId}/input",
+    tag = "process",
+    operation_id = "SendInput",
+    summary = "Write to a running command's stdin",
+    params(("sessionId" = String, Path, description = "The session id"), ("commandId" = String, Path, description = "The command id")),
+    request_body = SessionSendInputRequest,
+    responses((status = 204, description = "Written"), DaemonErrors)
+))]
 pub async fn input(
     State(st): St,
     UrlPath((sid, cid)): UrlPath<(String, String)>,
