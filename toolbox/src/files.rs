@@ -634,6 +634,58 @@ fn quote(s: &str) -> String {
 }
 
 /// `POST /files/bulk-download` → multipart/form-data, one `file` or `error` part per path.
+type PartSender = futures::channel::mpsc::Sender<std::io::Result<Bytes>>;
+
+/// The `Content-Disposition` line of the part for `path` (echoed byte for byte, §10.2).
+fn disposition(name: &str, path: &str) -> String {
+    format!(
+        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{}\"; filename*=utf-8''{}\r\n",
+        quote(path),
+        percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+/// Sends the part of one path: its bytes (`file`), or its error envelope (`error`). `Err` when
+/// the client went away.
+async fn send_part(st: &AppState, tx: &mut PartSender, b: &str, path: &str) -> Result<(), ()> {
+    let opened = match st.paths.resolve(path) {
+        Ok(real) => open_regular(&real, path).await,
+        Err(e) => Err(e),
+    };
+    let gone = |_| ();
+    match opened {
+        Ok((file, len)) => {
+            let head = format!(
+                "--{b}\r\nContent-Type: application/octet-stream\r\n{}Content-Length: {len}\r\n\r\n",
+                disposition("file", path)
+            );
+            tx.send(Ok(Bytes::from(head))).await.map_err(gone)?;
+            let mut s = std::pin::pin!(file_stream(file, len));
+            while let Some(chunk) = s.next().await {
+                tx.send(chunk).await.map_err(gone)?;
+            }
+        }
+        Err(e) => {
+            let err = envelope(
+                e.status(),
+                e.code(),
+                e.to_string(),
+                "/files/bulk-download",
+                "POST",
+            );
+            let body = serde_json::to_vec(&err).unwrap_or_default();
+            let head = format!(
+                "--{b}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n",
+                disposition("error", path),
+                body.len()
+            );
+            tx.send(Ok(Bytes::from(head))).await.map_err(gone)?;
+            tx.send(Ok(Bytes::from(body))).await.map_err(gone)?;
+        }
+    }
+    tx.send(Ok(Bytes::from_static(b"\r\n"))).await.map_err(gone)
+}
+
 #[cfg_attr(feature = "openapi", utoipa::path(
     post,
     path = "/files/bulk-download",
@@ -651,59 +703,8 @@ pub async fn bulk_download(
     let (mut tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Bytes>>(8);
     let b = boundary.clone();
     tokio::spawn(async move {
-        for path in req.paths {
-            let opened = match st.paths.resolve(&path) {
-                Ok(real) => open_regular(&real, &path).await,
-                Err(e) => Err(e),
-            };
-            let disposition = |name: &str| {
-                format!(
-                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{}\"; filename*=utf-8''{}\r\n",
-                    quote(&path),
-                    percent_encoding::utf8_percent_encode(
-                        &path,
-                        percent_encoding::NON_ALPHANUMERIC
-                    )
-                )
-            };
-            match opened {
-                Ok((file, len)) => {
-                    let head = format!(
-                        "--{b}\r\nContent-Type: application/octet-stream\r\n{}Content-Length: {len}\r\n\r\n",
-                        disposition("file")
-                    );
-                    if tx.send(Ok(Bytes::from(head))).await.is_err() {
-                        return;
-                    }
-                    let mut s = std::pin::pin!(file_stream(file, len));
-                    while let Some(chunk) = s.next().await {
-                        if tx.send(chunk).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let body = serde_json::to_vec(&envelope(
-                        e.status(),
-                        e.code(),
-                        e.to_string(),
-                        "/files/bulk-download",
-                        "POST",
-                    ))
-                    .unwrap_or_default();
-                    let head = format!(
-                        "--{b}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n",
-                        disposition("error"),
-                        body.len()
-                    );
-                    if tx.send(Ok(Bytes::from(head))).await.is_err()
-                        || tx.send(Ok(Bytes::from(body))).await.is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-            if tx.send(Ok(Bytes::from_static(b"\r\n"))).await.is_err() {
+        for path in &req.paths {
+            if send_part(&st, &mut tx, &b, path).await.is_err() {
                 return;
             }
         }

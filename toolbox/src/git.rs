@@ -66,80 +66,140 @@ async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<Stri
     Ok(out.log.text(Some(Stream::Stdout)))
 }
 
-/// Maps git's messages to (status, code).
+/// One mapping of git's messages: it applies when, for each group of `all`, the message contains
+/// one of its needles, and it contains none of `none`. The first rule that applies wins.
+struct Rule {
+    all: &'static [&'static [&'static str]],
+    none: &'static [&'static str],
+    status: StatusCode,
+    code: DaemonErrorCode,
+}
+
+const fn rule(
+    all: &'static [&'static [&'static str]],
+    status: StatusCode,
+    code: DaemonErrorCode,
+) -> Rule {
+    Rule {
+        all,
+        none: &[],
+        status,
+        code,
+    }
+}
+
+const BRANCH_NOT_FOUND: &[&str] = &[
+    "did not match any file(s) known to git",
+    "remote branch",
+    "not found in upstream",
+    "couldn't find remote ref",
+    "invalid reference",
+    "not a valid branch name",
+    "pathspec",
+];
+
+const RULES: &[Rule] = &[
+    rule(
+        &[&[
+            "authentication failed",
+            "could not read username",
+            "could not read password",
+            "terminal prompts disabled",
+            "invalid username or password",
+            "permission denied (publickey)",
+            "http basic: access denied",
+        ]],
+        StatusCode::UNAUTHORIZED,
+        DaemonErrorCode::GitAuthFailed,
+    ),
+    rule(
+        &[&["remote rejected", "pre-receive hook declined"]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitRemoteRejected,
+    ),
+    rule(
+        &[&[
+            "[rejected]",
+            "non-fast-forward",
+            "fetch first",
+            "failed to push some refs",
+        ]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitPushRejected,
+    ),
+    rule(
+        &[&[
+            "would be overwritten",
+            "please commit your changes or stash them",
+            "untracked working tree files would be",
+        ]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitDirtyWorktree,
+    ),
+    rule(
+        &[&["conflict", "automatic merge failed", "unmerged"]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitMergeConflict,
+    ),
+    rule(
+        &[&["already exists"], &["branch"]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitBranchExists,
+    ),
+    rule(
+        &[&["already exists and is not an empty directory"]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::Conflict,
+    ),
+    Rule {
+        all: &[BRANCH_NOT_FOUND],
+        none: &["did not match any files"],
+        status: StatusCode::NOT_FOUND,
+        code: DaemonErrorCode::GitBranchNotFound,
+    },
+    rule(
+        &[&["branch '"], &["not found"]],
+        StatusCode::NOT_FOUND,
+        DaemonErrorCode::GitBranchNotFound,
+    ),
+    rule(
+        &[&[
+            "repository not found",
+            "not a git repository",
+            "does not appear to be a git repository",
+            "does not exist",
+            "not found",
+        ]],
+        StatusCode::NOT_FOUND,
+        DaemonErrorCode::GitRepoNotFound,
+    ),
+    rule(
+        &[&[
+            "could not resolve host",
+            "unable to access",
+            "connection refused",
+            "connection timed out",
+            "timed out",
+            "ssl",
+            "the remote end hung up",
+            "early eof",
+        ]],
+        StatusCode::BAD_GATEWAY,
+        DaemonErrorCode::GitTransportFailed,
+    ),
+];
+
+/// Maps git's messages to (status, code); unknown failures are 400 `BAD_REQUEST`.
 pub fn map_git_error(stderr: &str) -> ToolboxError {
     let s = stderr.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
-    let (status, code) = if has(&[
-        "authentication failed",
-        "could not read username",
-        "could not read password",
-        "terminal prompts disabled",
-        "invalid username or password",
-        "permission denied (publickey)",
-        "http basic: access denied",
-    ]) {
-        (StatusCode::UNAUTHORIZED, DaemonErrorCode::GitAuthFailed)
-    } else if has(&["remote rejected", "pre-receive hook declined"]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitRemoteRejected)
-    } else if has(&[
-        "[rejected]",
-        "non-fast-forward",
-        "fetch first",
-        "failed to push some refs",
-    ]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitPushRejected)
-    } else if has(&[
-        "would be overwritten",
-        "please commit your changes or stash them",
-        "untracked working tree files would be",
-    ]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitDirtyWorktree)
-    } else if has(&[
-        "conflict",
-        "automatic merge failed",
-        "unmerged",
-        "not possible because you have unmerged",
-    ]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitMergeConflict)
-    } else if has(&["already exists"]) && has(&["branch"]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitBranchExists)
-    } else if has(&["already exists and is not an empty directory"]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::Conflict)
-    } else if has(&[
-        "did not match any file(s) known to git",
-        "remote branch",
-        "not found in upstream",
-        "couldn't find remote ref",
-        "invalid reference",
-        "not a valid branch name",
-        "pathspec",
-    ]) && !has(&["did not match any files"])
-        || has(&["branch '"]) && has(&["not found"])
-    {
-        (StatusCode::NOT_FOUND, DaemonErrorCode::GitBranchNotFound)
-    } else if has(&[
-        "repository not found",
-        "not a git repository",
-        "does not appear to be a git repository",
-        "does not exist",
-        "not found",
-    ]) {
-        (StatusCode::NOT_FOUND, DaemonErrorCode::GitRepoNotFound)
-    } else if has(&[
-        "could not resolve host",
-        "unable to access",
-        "connection refused",
-        "connection timed out",
-        "timed out",
-        "ssl",
-        "the remote end hung up",
-        "early eof",
-    ]) {
-        (StatusCode::BAD_GATEWAY, DaemonErrorCode::GitTransportFailed)
-    } else {
-        (StatusCode::BAD_REQUEST, DaemonErrorCode::BadRequest)
-    };
+    let (status, code) = RULES
+        .iter()
+        .find(|r| r.all.iter().all(|group| has(group)) && !has(r.none))
+        .map_or(
+            (StatusCode::BAD_REQUEST, DaemonErrorCode::BadRequest),
+            |r| (r.status, r.code),
+        );
     ToolboxError::Git {
         status,
         code,

@@ -59,6 +59,58 @@ async fn write_message(stdin: &mut tokio::process::ChildStdin, msg: &Value) -> s
     stdin.flush().await
 }
 
+/// The answer to a server-to-client request, so the server is never stuck waiting.
+fn server_request_result(msg: &Value) -> Value {
+    if msg
+        .get("method")
+        .is_some_and(|m| m == "workspace/configuration")
+    {
+        let n = msg
+            .pointer("/params/items")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        Value::Array(vec![Value::Null; n])
+    } else {
+        Value::Null
+    }
+}
+
+/// Routes the server's replies to their waiting requests and answers its own requests; when the
+/// server exits, fails every request still waiting.
+async fn read_replies(
+    mut reader: BufReader<tokio::process::ChildStdout>,
+    pending: Pending,
+    client: std::sync::Weak<LspClient>,
+) {
+    while let Some(msg) = read_message(&mut reader).await {
+        if let Some(id) = msg.get("id").and_then(Value::as_i64)
+            && msg.get("method").is_none()
+        {
+            let tx = pending.lock().ok().and_then(|mut p| p.remove(&id));
+            if let Some(tx) = tx {
+                let res = match msg.get("error") {
+                    Some(err) => Err(err.clone()),
+                    None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
+                };
+                let _ = tx.send(res);
+            }
+        } else if let (Some(id), Some(_)) = (msg.get("id"), msg.get("method")) {
+            let Some(client) = client.upgrade() else {
+                break;
+            };
+            let reply = json!({"jsonrpc": "2.0", "id": id, "result": server_request_result(&msg)});
+            let _ = write_message(&mut *client.stdin.lock().await, &reply).await;
+        }
+    }
+    let rest: Vec<_> = pending
+        .lock()
+        .map(|mut p| p.drain().collect())
+        .unwrap_or_default();
+    for (_, tx) in rest {
+        let _ = tx.send(Err(json!({"message": "language server exited"})));
+    }
+}
+
 impl LspClient {
     async fn spawn(program: &str, args: &[&str], root: &Path) -> Result<Arc<Self>> {
         let mut child = tokio::process::Command::new(program)
@@ -92,47 +144,11 @@ impl LspClient {
             next_id: AtomicI64::new(1),
             child: tokio::sync::Mutex::new(child),
         });
-        let weak = Arc::downgrade(&client);
-        let pending = client.pending.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout);
-            while let Some(msg) = read_message(&mut reader).await {
-                if let Some(id) = msg.get("id").and_then(Value::as_i64)
-                    && msg.get("method").is_none()
-                {
-                    let tx = pending.lock().ok().and_then(|mut p| p.remove(&id));
-                    if let Some(tx) = tx {
-                        let res = match msg.get("error") {
-                            Some(err) => Err(err.clone()),
-                            None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
-                        };
-                        let _ = tx.send(res);
-                    }
-                } else if let (Some(id), Some(method)) = (msg.get("id"), msg.get("method")) {
-                    // Server-to-client request: answer so the server is never stuck waiting.
-                    let result = if method == "workspace/configuration" {
-                        let n = msg
-                            .pointer("/params/items")
-                            .and_then(Value::as_array)
-                            .map_or(0, Vec::len);
-                        Value::Array(vec![Value::Null; n])
-                    } else {
-                        Value::Null
-                    };
-                    let Some(client) = weak.upgrade() else { break };
-                    let reply = json!({"jsonrpc": "2.0", "id": id, "result": result});
-                    let _ = write_message(&mut *client.stdin.lock().await, &reply).await;
-                }
-            }
-            // Server gone: fail everything still waiting.
-            let rest: Vec<_> = pending
-                .lock()
-                .map(|mut p| p.drain().collect())
-                .unwrap_or_default();
-            for (_, tx) in rest {
-                let _ = tx.send(Err(json!({"message": "language server exited"})));
-            }
-        });
+        tokio::spawn(read_replies(
+            BufReader::new(stdout),
+            client.pending.clone(),
+            Arc::downgrade(&client),
+        ));
         Ok(client)
     }
 

@@ -81,3 +81,47 @@ async fn every_documented_operation_reaches_a_handler() {
         assert!(!routed(&app, method, path).await, "{method} {path}");
     }
 }
+
+/// Every operation whose document declares a JSON request body.
+fn json_bodied() -> Vec<(String, String)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&cove_toolbox_openapi::document_json()).expect("JSON");
+    let mut out = Vec::new();
+    for (path, item) in v["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("path item") {
+            if op["requestBody"]["content"]["application/json"].is_object() {
+                out.push((method.to_ascii_uppercase(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_json_route_refuses_an_oversized_body_with_413() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = cove_toolbox::paths::Paths::new(Some(dir.path()), "/".as_ref(), "/".as_ref())
+        .expect("paths");
+    let app = router(AppState::new(paths, dir.path().join("state")));
+    let routes = json_bodied();
+    assert!(routes.len() >= 23, "only {} JSON routes", routes.len());
+    let body = vec![b' '; cove_toolbox::server::JSON_BODY_LIMIT + 1];
+    for (method, path) in routes {
+        let uri = cove_toolbox_openapi::normalize(&path).replace("{}", "probe");
+        let req = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).expect("method"))
+            .uri(&uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.clone()))
+            .expect("request");
+        let resp = app.clone().oneshot(req).await.expect("infallible");
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        assert_eq!(status, 413, "{method} {path}: {v}");
+        assert_eq!(v["code"], "INVALID_REQUEST_BODY", "{method} {path}: {v}");
+        assert_eq!(v["source"], "DAYTONA_DAEMON", "{method} {path}: {v}");
+    }
+}
