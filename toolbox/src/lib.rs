@@ -1,7 +1,19 @@
 //! `cove-toolbox`: the in-sandbox daemon serving the Daytona toolbox API (CONTRACT §10).
 //!
 //! It listens on a unix socket (shared with the runner) and/or TCP, runs the image entrypoint
-//! as a child, and serves files, processes, sessions, git and LSP.
+//! as a child, and serves files, processes, sessions, git and LSP. The routes are one table
+//! ([`routes`]) from which the router and, with the `openapi` feature, `openapi/toolbox.json` come.
+//!
+//! Bounds that keep it up whatever a sandbox does:
+//! * command output (`process/execute`, `code-run`, session commands, the entrypoint) is kept to
+//!   its last [`output::TAIL_BYTES`] (4 MiB), once for stdout and stderr together; answers then
+//!   start with [`output::dropped_marker`];
+//! * `process/execute` without `timeout` stops after [`process::DEFAULT_EXECUTE_TIMEOUT`] (360 s)
+//!   with 408 `PROCESS_EXECUTION_TIMEOUT`;
+//! * JSON bodies: [`server::JSON_BODY_LIMIT`] (8 MiB), else 413 in the daemon's envelope; uploads
+//!   are streamed to disk and not limited;
+//! * the log: colours only on a terminal, no ERROR line per request (failures are `warn`, at most
+//!   20 a minute), user input escaped ([`logging`]).
 
 pub mod client;
 pub mod error;
