@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Result, ToolboxError};
 use crate::paths::Paths;
+pub use crate::routes::router;
 use crate::{lsp, sessions};
 
 /// Shared state of every handler.
