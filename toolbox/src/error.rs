@@ -4,11 +4,15 @@
 //! extensions; [`error_envelope`] (a middleware that knows the request path and method) turns the
 //! marker into the full `DAYTONA_DAEMON` envelope.
 
+use std::time::{Duration, Instant};
+
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use cove_api_types::toolbox::{DaemonErrorCode, DaemonErrorResponse};
+
+use crate::logging::RateLimit;
 
 /// Everything a handler can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +39,8 @@ pub enum ToolboxError {
     Conflict(String),
     #[error("{0}")]
     Gone(String),
+    #[error("request body exceeds the limit of {0} bytes for JSON bodies")]
+    PayloadTooLarge(usize),
     #[error("command timed out after {0} seconds")]
     Timeout(u64),
     #[error("session not found: {0}")]
@@ -82,6 +88,7 @@ impl ToolboxError {
             | Self::BadRequest(_)
             | Self::InvalidBody(_)
             | Self::LspNotInitialized(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Io { source, .. } => match source.kind() {
                 std::io::ErrorKind::AlreadyExists => StatusCode::CONFLICT,
                 std::io::ErrorKind::InvalidInput
@@ -110,7 +117,7 @@ impl ToolboxError {
                 _ => DaemonErrorCode::FileReadFailed,
             },
             Self::BadRequest(_) => DaemonErrorCode::BadRequest,
-            Self::InvalidBody(_) => DaemonErrorCode::InvalidRequestBody,
+            Self::InvalidBody(_) | Self::PayloadTooLarge(_) => DaemonErrorCode::InvalidRequestBody,
             Self::NotFound(_) | Self::CommandNotFound(_) => DaemonErrorCode::NotFound,
             Self::SessionNotFound(_) => DaemonErrorCode::NotFound,
             Self::Conflict(_) => DaemonErrorCode::Conflict,
@@ -133,13 +140,7 @@ pub struct ErrorMarker {
 
 impl IntoResponse for ToolboxError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        } else {
-            tracing::debug!(error = %self, status = status.as_u16(), "request rejected");
-        }
-        let mut response = status.into_response();
+        let mut response = self.status().into_response();
         response.extensions_mut().insert(ErrorMarker {
             code: self.code(),
             message: self.to_string(),
@@ -174,6 +175,22 @@ pub fn envelope(
     }
 }
 
+/// At most this many failed requests are logged per minute (at `warn`; the rest are counted).
+static FAILURE_LOG: RateLimit = RateLimit::new(Duration::from_secs(60), 20);
+
+/// Logs a failed request. A sandbox user can cause any of these at will, so none is an ERROR:
+/// 5xx answers are `warn` (rate-limited), 4xx ones `debug`. User input is escaped (`?`).
+fn log_failure(status: StatusCode, marker: &ErrorMarker, path: &str, method: &str) {
+    let status_code = status.as_u16();
+    if !status.is_server_error() {
+        tracing::debug!(method, path = ?path, status_code, code = ?marker.code, error = ?marker.message, "request rejected");
+        return;
+    }
+    if let Some(suppressed) = FAILURE_LOG.admit(Instant::now()) {
+        tracing::warn!(method, path = ?path, status_code, code = ?marker.code, error = ?marker.message, suppressed, "request failed");
+    }
+}
+
 /// Middleware: fills the error envelope of failed responses with the request path and method.
 pub async fn error_envelope(request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
@@ -183,6 +200,7 @@ pub async fn error_envelope(request: Request, next: Next) -> Response {
         return response;
     };
     let status = response.status();
+    log_failure(status, &marker, &path, &method);
     let mut body = serde_json::to_value(envelope(
         status,
         marker.code,
@@ -200,4 +218,39 @@ pub async fn error_envelope(request: Request, next: Next) -> Response {
         map.insert("files".into(), serde_json::Value::Array(vec![]));
     }
     (status, axum::Json(body)).into_response()
+}
+
+/// The error responses of every operation in the OpenAPI document: any 4xx or 5xx status, with
+/// the daemon's envelope ([`DaemonErrorResponse`]) as body (`#/components/responses/DaemonError`,
+/// see [`daemon_error_response`]).
+#[cfg(feature = "openapi")]
+pub struct DaemonErrors;
+
+/// Name of the shared error response in the document's components.
+#[cfg(feature = "openapi")]
+pub const DAEMON_ERROR: &str = "DaemonError";
+
+#[cfg(feature = "openapi")]
+impl utoipa::IntoResponses for DaemonErrors {
+    fn responses() -> std::collections::BTreeMap<
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+    > {
+        let shared =
+            || utoipa::openapi::Ref::new(format!("#/components/responses/{DAEMON_ERROR}")).into();
+        [("4XX".to_owned(), shared()), ("5XX".to_owned(), shared())].into()
+    }
+}
+
+/// The response [`DaemonErrors`] refers to.
+#[cfg(feature = "openapi")]
+pub fn daemon_error_response() -> utoipa::openapi::response::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let content = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("DaemonErrorResponse")))
+        .build();
+    ResponseBuilder::new()
+        .description("The daemon's error envelope (`source: DAYTONA_DAEMON`)")
+        .content("application/json", content)
+        .build()
 }

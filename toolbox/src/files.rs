@@ -3,11 +3,12 @@
 
 use std::collections::HashMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::multipart::Field;
 use axum::extract::{Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,41 +21,49 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+#[cfg(feature = "openapi")]
+use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError, envelope};
 use crate::server::{AppState, JsonBody, QueryParams};
 
 const CHUNK: usize = 64 * 1024;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct ListQuery {
     path: Option<String>,
     depth: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PathQuery {
     path: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct DeleteQuery {
     path: String,
     recursive: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct FolderQuery {
     path: String,
     mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct MoveQuery {
     source: String,
     destination: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PermissionsQuery {
     path: String,
     owner: Option<String>,
@@ -63,12 +72,14 @@ pub struct PermissionsQuery {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PatternQuery {
     path: String,
     pattern: String,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct UploadQuery {
     path: String,
 }
@@ -76,6 +87,15 @@ pub struct UploadQuery {
 type AppStateRef = State<Arc<AppState>>;
 
 /// `GET /files?path=&depth=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files",
+    tag = "file-system",
+    operation_id = "ListFiles",
+    summary = "List a directory",
+    params(ListQuery),
+    responses((status = 200, description = "Entries, `depth` levels deep", body = Vec<FileInfo>), DaemonErrors)
+))]
 pub async fn list(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<ListQuery>,
@@ -127,6 +147,15 @@ fn list_into(
 }
 
 /// `GET /files/info?path=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files/info",
+    tag = "file-system",
+    operation_id = "GetFileInfo",
+    summary = "Describe a file or directory",
+    params(PathQuery),
+    responses((status = 200, description = "The entry", body = FileInfo), DaemonErrors)
+))]
 pub async fn info(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PathQuery>,
@@ -139,6 +168,15 @@ pub async fn info(
 }
 
 /// `DELETE /files?path=&recursive=` → 204
+#[cfg_attr(feature = "openapi", utoipa::path(
+    delete,
+    path = "/files",
+    tag = "file-system",
+    operation_id = "DeleteFile",
+    summary = "Delete a file or directory",
+    params(DeleteQuery),
+    responses((status = 204, description = "Deleted"), DaemonErrors)
+))]
 pub async fn delete(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<DeleteQuery>,
@@ -167,6 +205,15 @@ pub async fn delete(
 }
 
 /// `POST /files/folder?path=&mode=` → 201
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/folder",
+    tag = "file-system",
+    operation_id = "CreateFolder",
+    summary = "Create a directory (and its parents)",
+    params(FolderQuery),
+    responses((status = 201, description = "Created"), DaemonErrors)
+))]
 pub async fn folder(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<FolderQuery>,
@@ -188,6 +235,15 @@ pub async fn folder(
 }
 
 /// `POST /files/move?source=&destination=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/move",
+    tag = "file-system",
+    operation_id = "MoveFile",
+    summary = "Move or rename a file or directory",
+    params(MoveQuery),
+    responses((status = 200, description = "Moved"), DaemonErrors)
+))]
 pub async fn move_file(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<MoveQuery>,
@@ -215,6 +271,15 @@ pub async fn move_file(
 }
 
 /// `POST /files/permissions?path=&owner=&group=&mode=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/permissions",
+    tag = "file-system",
+    operation_id = "SetFilePermissions",
+    summary = "Change mode, owner or group",
+    params(PermissionsQuery),
+    responses((status = 200, description = "Changed"), DaemonErrors)
+))]
 pub async fn permissions(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PermissionsQuery>,
@@ -262,6 +327,15 @@ pub fn parse_mode(mode: &str) -> Result<u32> {
 }
 
 /// `GET /files/find?path=&pattern=`: lines containing `pattern`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files/find",
+    tag = "file-system",
+    operation_id = "FindInFiles",
+    summary = "Find lines containing a text",
+    params(PatternQuery),
+    responses((status = 200, description = "Matching lines", body = Vec<Match>), DaemonErrors)
+))]
 pub async fn find(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PatternQuery>,
@@ -302,6 +376,15 @@ pub async fn find(
 }
 
 /// `GET /files/search?path=&pattern=`: names matching a glob.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files/search",
+    tag = "file-system",
+    operation_id = "SearchFiles",
+    summary = "Find files whose name matches a glob",
+    params(PatternQuery),
+    responses((status = 200, description = "Matching paths", body = SearchFilesResponse), DaemonErrors)
+))]
 pub async fn search(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PatternQuery>,
@@ -427,6 +510,15 @@ fn class_match(pat: &[char], c: char) -> Option<(bool, usize)> {
 }
 
 /// `POST /files/replace`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/replace",
+    tag = "file-system",
+    operation_id = "ReplaceInFiles",
+    summary = "Replace a text in files",
+    request_body = ReplaceRequest,
+    responses((status = 200, description = "One result per file", body = Vec<ReplaceResult>), DaemonErrors)
+))]
 pub async fn replace(
     State(st): AppStateRef,
     JsonBody(req): JsonBody<ReplaceRequest>,
@@ -469,6 +561,15 @@ pub async fn replace(
 }
 
 /// `GET /files/download?path=`: raw bytes.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/files/download",
+    tag = "file-system",
+    operation_id = "DownloadFile",
+    summary = "Download a file",
+    params(PathQuery),
+    responses((status = 200, description = "The file's bytes", content_type = "application/octet-stream"), DaemonErrors)
+))]
 pub async fn download(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<PathQuery>,
@@ -533,6 +634,67 @@ fn quote(s: &str) -> String {
 }
 
 /// `POST /files/bulk-download` → multipart/form-data, one `file` or `error` part per path.
+type PartSender = futures::channel::mpsc::Sender<std::io::Result<Bytes>>;
+
+/// The `Content-Disposition` line of the part for `path` (echoed byte for byte, §10.2).
+fn disposition(name: &str, path: &str) -> String {
+    format!(
+        "Content-Disposition: form-data; name=\"{name}\"; filename=\"{}\"; filename*=utf-8''{}\r\n",
+        quote(path),
+        percent_encoding::utf8_percent_encode(path, percent_encoding::NON_ALPHANUMERIC)
+    )
+}
+
+/// Sends the part of one path: its bytes (`file`), or its error envelope (`error`). `Err` when
+/// the client went away.
+async fn send_part(st: &AppState, tx: &mut PartSender, b: &str, path: &str) -> Result<(), ()> {
+    let opened = match st.paths.resolve(path) {
+        Ok(real) => open_regular(&real, path).await,
+        Err(e) => Err(e),
+    };
+    let gone = |_| ();
+    match opened {
+        Ok((file, len)) => {
+            let head = format!(
+                "--{b}\r\nContent-Type: application/octet-stream\r\n{}Content-Length: {len}\r\n\r\n",
+                disposition("file", path)
+            );
+            tx.send(Ok(Bytes::from(head))).await.map_err(gone)?;
+            let mut s = std::pin::pin!(file_stream(file, len));
+            while let Some(chunk) = s.next().await {
+                tx.send(chunk).await.map_err(gone)?;
+            }
+        }
+        Err(e) => {
+            let err = envelope(
+                e.status(),
+                e.code(),
+                e.to_string(),
+                "/files/bulk-download",
+                "POST",
+            );
+            let body = serde_json::to_vec(&err).unwrap_or_default();
+            let head = format!(
+                "--{b}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n",
+                disposition("error", path),
+                body.len()
+            );
+            tx.send(Ok(Bytes::from(head))).await.map_err(gone)?;
+            tx.send(Ok(Bytes::from(body))).await.map_err(gone)?;
+        }
+    }
+    tx.send(Ok(Bytes::from_static(b"\r\n"))).await.map_err(gone)
+}
+
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/bulk-download",
+    tag = "file-system",
+    operation_id = "DownloadFiles",
+    summary = "Download files as multipart parts",
+    request_body = FilesDownloadRequest,
+    responses((status = 200, description = "One `file` (or `error`) part per path, CONTRACT §10.2", content_type = "multipart/form-data"), DaemonErrors)
+))]
 pub async fn bulk_download(
     State(st): AppStateRef,
     JsonBody(req): JsonBody<FilesDownloadRequest>,
@@ -541,59 +703,8 @@ pub async fn bulk_download(
     let (mut tx, rx) = futures::channel::mpsc::channel::<std::io::Result<Bytes>>(8);
     let b = boundary.clone();
     tokio::spawn(async move {
-        for path in req.paths {
-            let opened = match st.paths.resolve(&path) {
-                Ok(real) => open_regular(&real, &path).await,
-                Err(e) => Err(e),
-            };
-            let disposition = |name: &str| {
-                format!(
-                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{}\"; filename*=utf-8''{}\r\n",
-                    quote(&path),
-                    percent_encoding::utf8_percent_encode(
-                        &path,
-                        percent_encoding::NON_ALPHANUMERIC
-                    )
-                )
-            };
-            match opened {
-                Ok((file, len)) => {
-                    let head = format!(
-                        "--{b}\r\nContent-Type: application/octet-stream\r\n{}Content-Length: {len}\r\n\r\n",
-                        disposition("file")
-                    );
-                    if tx.send(Ok(Bytes::from(head))).await.is_err() {
-                        return;
-                    }
-                    let mut s = std::pin::pin!(file_stream(file, len));
-                    while let Some(chunk) = s.next().await {
-                        if tx.send(chunk).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let body = serde_json::to_vec(&envelope(
-                        e.status(),
-                        e.code(),
-                        e.to_string(),
-                        "/files/bulk-download",
-                        "POST",
-                    ))
-                    .unwrap_or_default();
-                    let head = format!(
-                        "--{b}\r\nContent-Type: application/json\r\n{}Content-Length: {}\r\n\r\n",
-                        disposition("error"),
-                        body.len()
-                    );
-                    if tx.send(Ok(Bytes::from(head))).await.is_err()
-                        || tx.send(Ok(Bytes::from(body))).await.is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-            if tx.send(Ok(Bytes::from_static(b"\r\n"))).await.is_err() {
+        for path in &req.paths {
+            if send_part(&st, &mut tx, &b, path).await.is_err() {
                 return;
             }
         }
@@ -610,12 +721,7 @@ pub async fn bulk_download(
 }
 
 /// Writes one multipart field to `real`, creating parent dirs; returns the byte count.
-async fn write_field(
-    real: &Path,
-    shown: &str,
-    field: &mut axum::extract::multipart::Field<'_>,
-    buffered: Option<Vec<u8>>,
-) -> Result<u64> {
+async fn write_field(real: &Path, shown: &str, field: &mut Field<'_>) -> Result<u64> {
     if let Some(parent) = real.parent() {
         tokio::fs::create_dir_all(parent)
             .await
@@ -625,12 +731,6 @@ async fn write_field(
         .await
         .map_err(|e| ToolboxError::io(shown, e))?;
     let mut total = 0u64;
-    if let Some(data) = buffered {
-        file.write_all(&data)
-            .await
-            .map_err(|e| ToolboxError::io(shown, e))?;
-        total += data.len() as u64;
-    }
     while let Some(chunk) = field
         .chunk()
         .await
@@ -652,37 +752,90 @@ fn field_slot(name: &str) -> Option<(usize, &str)> {
     Some((idx.parse().ok()?, kind))
 }
 
-/// `POST /files/bulk-upload` (CONTRACT §10.1).
-pub async fn bulk_upload(State(st): AppStateRef, multipart: Multipart) -> Result<Response> {
-    let mut multipart = multipart;
+fn malformed(e: axum::extract::multipart::MultipartError) -> ToolboxError {
+    ToolboxError::BadRequest(format!("malformed multipart body: {e}"))
+}
+
+/// `files[i].file` parts that came before their `files[i].path`: spilled to the state dir, so an
+/// upload in any part order is streamed, never held in memory.
+struct Spilled {
+    dir: PathBuf,
+    parts: HashMap<usize, (PathBuf, u64)>,
+}
+
+impl Spilled {
+    async fn spill(&mut self, idx: usize, field: &mut Field<'_>) -> Result<()> {
+        let tmp = self
+            .dir
+            .join(format!("upload-{}", uuid::Uuid::new_v4().simple()));
+        let bytes = write_field(&tmp, &format!("files[{idx}]"), field).await?;
+        if let Some((old, _)) = self.parts.insert(idx, (tmp, bytes)) {
+            let _ = tokio::fs::remove_file(old).await;
+        }
+        Ok(())
+    }
+
+    /// Moves the spilled part `idx` (if any) to `real`.
+    async fn place(
+        &mut self,
+        idx: usize,
+        real: Result<PathBuf>,
+        shown: &str,
+    ) -> Option<Result<u64>> {
+        let (tmp, bytes) = self.parts.remove(&idx)?;
+        let outcome = async {
+            let real = real?;
+            if let Some(parent) = real.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| ToolboxError::io(shown, e))?;
+            }
+            if tokio::fs::rename(&tmp, &real).await.is_err() {
+                // Another file system: copy (the spilled part is removed below).
+                tokio::fs::copy(&tmp, &real)
+                    .await
+                    .map_err(|e| ToolboxError::io(shown, e))?;
+            }
+            Ok(bytes)
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        Some(outcome)
+    }
+
+    /// Removes what is left; returns the indexes that never got a path.
+    async fn discard(self) -> Vec<usize> {
+        let mut left: Vec<_> = self.parts.keys().copied().collect();
+        left.sort_unstable();
+        for (tmp, _) in self.parts.into_values() {
+            let _ = tokio::fs::remove_file(tmp).await;
+        }
+        left
+    }
+}
+
+/// Reads every part of a bulk upload, writing each file as it streams in.
+async fn upload_parts(
+    st: &AppState,
+    multipart: &mut Multipart,
+    spilled: &mut Spilled,
+    resp: &mut UploadFilesResponse,
+) -> Result<()> {
     let mut paths: HashMap<usize, String> = HashMap::new();
-    let mut pending: HashMap<usize, Vec<u8>> = HashMap::new();
-    let mut resp = UploadFilesResponse::default();
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        ToolboxError::BadRequest(format!("malformed multipart body: {e}"))
-    };
-    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         let name = field.name().unwrap_or_default().to_owned();
-        let Some((idx, kind)) = field_slot(&name) else {
-            continue;
-        };
-        match kind {
-            "path" => {
-                let path = field.text().await.map_err(bad)?;
-                if let Some(data) = pending.remove(&idx) {
-                    let outcome = async {
-                        let real = st.paths.resolve(&path)?;
-                        write_bytes(&real, &path, &data).await
-                    }
-                    .await;
-                    record(&mut resp, &path, outcome);
+        match field_slot(&name) {
+            Some((idx, "path")) => {
+                let path = field.text().await.map_err(malformed)?;
+                if let Some(o) = spilled.place(idx, st.paths.resolve(&path), &path).await {
+                    record(resp, &path, o);
                 }
                 paths.insert(idx, path);
             }
-            "file" => match paths.get(&idx).cloned() {
+            Some((idx, "file")) => match paths.get(&idx) {
                 Some(path) => {
-                    let outcome = match st.paths.resolve(&path) {
-                        Ok(real) => write_field(&real, &path, &mut field, None).await,
+                    let outcome = match st.paths.resolve(path) {
+                        Ok(real) => write_field(&real, path, &mut field).await,
                         Err(e) => Err(e),
                     };
                     if let Err(ToolboxError::BadRequest(m)) = &outcome
@@ -690,38 +843,44 @@ pub async fn bulk_upload(State(st): AppStateRef, multipart: Multipart) -> Result
                     {
                         return Err(ToolboxError::BadRequest(m.clone()));
                     }
-                    record(&mut resp, &path, outcome);
+                    record(resp, path, outcome);
                 }
-                None => {
-                    let data = field.bytes().await.map_err(bad)?;
-                    pending.insert(idx, data.to_vec());
-                }
+                None => spilled.spill(idx, &mut field).await?,
             },
             _ => {}
         }
     }
-    for idx in pending.keys() {
+    Ok(())
+}
+
+/// `POST /files/bulk-upload` (CONTRACT §10.1).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/bulk-upload",
+    tag = "file-system",
+    operation_id = "UploadFiles",
+    summary = "Upload files (streamed, any size)",
+    request_body(content_type = "multipart/form-data", description = "Parts `files[i].path` then `files[i].file`, CONTRACT §10.1"),
+    responses((status = 200, description = "The written files", body = UploadFilesResponse), DaemonErrors)
+))]
+pub async fn bulk_upload(State(st): AppStateRef, mut multipart: Multipart) -> Result<Response> {
+    let mut spilled = Spilled {
+        dir: st.state_dir.clone(),
+        parts: HashMap::new(),
+    };
+    let mut resp = UploadFilesResponse::default();
+    let outcome = upload_parts(&st, &mut multipart, &mut spilled, &mut resp).await;
+    for idx in spilled.discard().await {
         resp.errors
             .push(format!("files[{idx}]: missing destination path"));
     }
+    outcome?;
     let status = if resp.errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::BAD_REQUEST
     };
     Ok((status, Json(resp)).into_response())
-}
-
-async fn write_bytes(real: &Path, shown: &str, data: &[u8]) -> Result<u64> {
-    if let Some(parent) = real.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| ToolboxError::io(shown, e))?;
-    }
-    tokio::fs::write(real, data)
-        .await
-        .map_err(|e| ToolboxError::io(shown, e))?;
-    Ok(data.len() as u64)
 }
 
 fn record(resp: &mut UploadFilesResponse, path: &str, outcome: Result<u64>) {
@@ -734,17 +893,24 @@ fn record(resp: &mut UploadFilesResponse, path: &str, outcome: Result<u64>) {
     }
 }
 
-/// `POST /files/upload-v2?path=` (and legacy `/files/upload`): multipart part `file`.
+/// `POST /files/upload-v2?path=`: multipart part `file`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/upload-v2",
+    tag = "file-system",
+    operation_id = "UploadFile",
+    summary = "Upload one file (streamed, any size)",
+    params(UploadQuery),
+    request_body(content_type = "multipart/form-data", description = "Part `file`"),
+    responses((status = 200, description = "The written file", body = UploadedFile), DaemonErrors)
+))]
 pub async fn upload(
     State(st): AppStateRef,
     QueryParams(q): QueryParams<UploadQuery>,
     mut multipart: Multipart,
 ) -> Result<Json<UploadedFile>> {
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        ToolboxError::BadRequest(format!("malformed multipart body: {e}"))
-    };
     let mut real = st.paths.resolve(&q.path)?;
-    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         if field.name() != Some("file") {
             continue;
         }
@@ -761,7 +927,7 @@ pub async fn upload(
             .content_type()
             .unwrap_or("application/octet-stream")
             .to_owned();
-        write_field(&real, &q.path, &mut field, None).await?;
+        write_field(&real, &q.path, &mut field).await?;
         return Ok(Json(UploadedFile {
             name: real
                 .file_name()
@@ -774,6 +940,26 @@ pub async fn upload(
     Err(ToolboxError::BadRequest(
         "multipart part `file` is missing".into(),
     ))
+}
+
+/// `POST /files/upload?path=`: the older daemon's name of `/files/upload-v2`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/files/upload",
+    tag = "file-system",
+    operation_id = "UploadFileLegacy",
+    summary = "Upload one file (legacy name of `/files/upload-v2`)",
+    params(UploadQuery),
+    request_body(content_type = "multipart/form-data", description = "Part `file`"),
+    responses((status = 200, description = "The written file", body = UploadedFile), DaemonErrors)
+))]
+#[deprecated = "route alias: the older name of `/files/upload-v2`"]
+pub async fn upload_legacy(
+    st: AppStateRef,
+    q: QueryParams<UploadQuery>,
+    multipart: Multipart,
+) -> Result<Json<UploadedFile>> {
+    upload(st, q, multipart).await
 }
 
 // ---------------------------------------------------------------- file info

@@ -13,7 +13,10 @@ use cove_api_types::toolbox::{
 };
 use serde::Deserialize;
 
+#[cfg(feature = "openapi")]
+use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
+use crate::output::Stream;
 use crate::process;
 use crate::server::{AppState, JsonBody, QueryParams};
 
@@ -42,7 +45,8 @@ async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<Stri
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
-    let out = match process::run(cmd, Some(std::time::Duration::from_secs(600))).await {
+    // git's own output is parsed, so it is kept whole.
+    let out = match process::run(cmd, Some(std::time::Duration::from_secs(600)), usize::MAX).await {
         Ok(o) => o,
         Err(ToolboxError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Err(ToolboxError::Internal("git is not installed".into()));
@@ -50,8 +54,8 @@ async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<Stri
         Err(e) => return Err(e),
     };
     if out.exit_code != 0 {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = out.log.text(Some(Stream::Stderr));
+        let stdout = out.log.text(Some(Stream::Stdout));
         let text = if stderr.trim().is_empty() {
             stdout.trim().to_owned()
         } else {
@@ -59,83 +63,143 @@ async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<Stri
         };
         return Err(map_git_error(&text));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(out.log.text(Some(Stream::Stdout)))
 }
 
-/// Maps git's messages to (status, code).
+/// One mapping of git's messages: it applies when, for each group of `all`, the message contains
+/// one of its needles, and it contains none of `none`. The first rule that applies wins.
+struct Rule {
+    all: &'static [&'static [&'static str]],
+    none: &'static [&'static str],
+    status: StatusCode,
+    code: DaemonErrorCode,
+}
+
+const fn rule(
+    all: &'static [&'static [&'static str]],
+    status: StatusCode,
+    code: DaemonErrorCode,
+) -> Rule {
+    Rule {
+        all,
+        none: &[],
+        status,
+        code,
+    }
+}
+
+const BRANCH_NOT_FOUND: &[&str] = &[
+    "did not match any file(s) known to git",
+    "remote branch",
+    "not found in upstream",
+    "couldn't find remote ref",
+    "invalid reference",
+    "not a valid branch name",
+    "pathspec",
+];
+
+const RULES: &[Rule] = &[
+    rule(
+        &[&[
+            "authentication failed",
+            "could not read username",
+            "could not read password",
+            "terminal prompts disabled",
+            "invalid username or password",
+            "permission denied (publickey)",
+            "http basic: access denied",
+        ]],
+        StatusCode::UNAUTHORIZED,
+        DaemonErrorCode::GitAuthFailed,
+    ),
+    rule(
+        &[&["remote rejected", "pre-receive hook declined"]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitRemoteRejected,
+    ),
+    rule(
+        &[&[
+            "[rejected]",
+            "non-fast-forward",
+            "fetch first",
+            "failed to push some refs",
+        ]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitPushRejected,
+    ),
+    rule(
+        &[&[
+            "would be overwritten",
+            "please commit your changes or stash them",
+            "untracked working tree files would be",
+        ]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitDirtyWorktree,
+    ),
+    rule(
+        &[&["conflict", "automatic merge failed", "unmerged"]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitMergeConflict,
+    ),
+    rule(
+        &[&["already exists"], &["branch"]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::GitBranchExists,
+    ),
+    rule(
+        &[&["already exists and is not an empty directory"]],
+        StatusCode::CONFLICT,
+        DaemonErrorCode::Conflict,
+    ),
+    Rule {
+        all: &[BRANCH_NOT_FOUND],
+        none: &["did not match any files"],
+        status: StatusCode::NOT_FOUND,
+        code: DaemonErrorCode::GitBranchNotFound,
+    },
+    rule(
+        &[&["branch '"], &["not found"]],
+        StatusCode::NOT_FOUND,
+        DaemonErrorCode::GitBranchNotFound,
+    ),
+    rule(
+        &[&[
+            "repository not found",
+            "not a git repository",
+            "does not appear to be a git repository",
+            "does not exist",
+            "not found",
+        ]],
+        StatusCode::NOT_FOUND,
+        DaemonErrorCode::GitRepoNotFound,
+    ),
+    rule(
+        &[&[
+            "could not resolve host",
+            "unable to access",
+            "connection refused",
+            "connection timed out",
+            "timed out",
+            "ssl",
+            "the remote end hung up",
+            "early eof",
+        ]],
+        StatusCode::BAD_GATEWAY,
+        DaemonErrorCode::GitTransportFailed,
+    ),
+];
+
+/// Maps git's messages to (status, code); unknown failures are 400 `BAD_REQUEST`.
 pub fn map_git_error(stderr: &str) -> ToolboxError {
     let s = stderr.to_ascii_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
-    let (status, code) = if has(&[
-        "authentication failed",
-        "could not read username",
-        "could not read password",
-        "terminal prompts disabled",
-        "invalid username or password",
-        "permission denied (publickey)",
-        "http basic: access denied",
-    ]) {
-        (StatusCode::UNAUTHORIZED, DaemonErrorCode::GitAuthFailed)
-    } else if has(&["remote rejected", "pre-receive hook declined"]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitRemoteRejected)
-    } else if has(&[
-        "[rejected]",
-        "non-fast-forward",
-        "fetch first",
-        "failed to push some refs",
-    ]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitPushRejected)
-    } else if has(&[
-        "would be overwritten",
-        "please commit your changes or stash them",
-        "untracked working tree files would be",
-    ]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitDirtyWorktree)
-    } else if has(&[
-        "conflict",
-        "automatic merge failed",
-        "unmerged",
-        "not possible because you have unmerged",
-    ]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitMergeConflict)
-    } else if has(&["already exists"]) && has(&["branch"]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::GitBranchExists)
-    } else if has(&["already exists and is not an empty directory"]) {
-        (StatusCode::CONFLICT, DaemonErrorCode::Conflict)
-    } else if has(&[
-        "did not match any file(s) known to git",
-        "remote branch",
-        "not found in upstream",
-        "couldn't find remote ref",
-        "invalid reference",
-        "not a valid branch name",
-        "pathspec",
-    ]) && !has(&["did not match any files"])
-        || has(&["branch '"]) && has(&["not found"])
-    {
-        (StatusCode::NOT_FOUND, DaemonErrorCode::GitBranchNotFound)
-    } else if has(&[
-        "repository not found",
-        "not a git repository",
-        "does not appear to be a git repository",
-        "does not exist",
-        "not found",
-    ]) {
-        (StatusCode::NOT_FOUND, DaemonErrorCode::GitRepoNotFound)
-    } else if has(&[
-        "could not resolve host",
-        "unable to access",
-        "connection refused",
-        "connection timed out",
-        "timed out",
-        "ssl",
-        "the remote end hung up",
-        "early eof",
-    ]) {
-        (StatusCode::BAD_GATEWAY, DaemonErrorCode::GitTransportFailed)
-    } else {
-        (StatusCode::BAD_REQUEST, DaemonErrorCode::BadRequest)
-    };
+    let (status, code) = RULES
+        .iter()
+        .find(|r| r.all.iter().all(|group| has(group)) && !has(r.none))
+        .map_or(
+            (StatusCode::BAD_REQUEST, DaemonErrorCode::BadRequest),
+            |r| (r.status, r.code),
+        );
     ToolboxError::Git {
         status,
         code,
@@ -156,6 +220,7 @@ fn repo(st: &AppState, path: &str) -> Result<PathBuf> {
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PathQuery {
     path: String,
 }
@@ -178,6 +243,15 @@ fn url_with_creds(url: &str, user: Option<&str>, pass: Option<&str>) -> String {
 }
 
 /// `POST /git/clone`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/clone",
+    tag = "git",
+    operation_id = "CloneRepository",
+    summary = "Clone a repository",
+    request_body = GitCloneRequest,
+    responses((status = 200, description = "Cloned"), DaemonErrors)
+))]
 pub async fn clone(State(st): St, JsonBody(req): JsonBody<GitCloneRequest>) -> Result<StatusCode> {
     let dest = st.paths.resolve(&req.path)?;
     if let Some(parent) = dest.parent() {
@@ -239,6 +313,15 @@ fn scrub(e: ToolboxError, with_creds: &str, plain: &str) -> ToolboxError {
 }
 
 /// `POST /git/init` → 201
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/init",
+    tag = "git",
+    operation_id = "InitRepository",
+    summary = "Create a repository",
+    request_body = GitInitRequest,
+    responses((status = 201, description = "Created"), DaemonErrors)
+))]
 pub async fn init(State(st): St, JsonBody(req): JsonBody<GitInitRequest>) -> Result<StatusCode> {
     let dir = st.paths.resolve(&req.path)?;
     tokio::fs::create_dir_all(&dir)
@@ -256,6 +339,15 @@ pub async fn init(State(st): St, JsonBody(req): JsonBody<GitInitRequest>) -> Res
 }
 
 /// `POST /git/add`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/add",
+    tag = "git",
+    operation_id = "AddFiles",
+    summary = "Stage files",
+    request_body = GitAddRequest,
+    responses((status = 200, description = "Staged"), DaemonErrors)
+))]
 pub async fn add(State(st): St, JsonBody(req): JsonBody<GitAddRequest>) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     let mut args = vec!["add", "--"];
@@ -268,6 +360,15 @@ pub async fn add(State(st): St, JsonBody(req): JsonBody<GitAddRequest>) -> Resul
 }
 
 /// `POST /git/commit` → `{hash}`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/commit",
+    tag = "git",
+    operation_id = "CommitChanges",
+    summary = "Commit the staged changes",
+    request_body = GitCommitRequest,
+    responses((status = 200, description = "The new commit", body = GitCommitResponse), DaemonErrors)
+))]
 pub async fn commit(
     State(st): St,
     JsonBody(req): JsonBody<GitCommitRequest>,
@@ -363,6 +464,15 @@ pub fn parse_status(out: &str) -> GitStatus {
 }
 
 /// `GET /git/status?path=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/git/status",
+    tag = "git",
+    operation_id = "GetStatus",
+    summary = "Branch and file status",
+    params(PathQuery),
+    responses((status = 200, description = "The status", body = GitStatus), DaemonErrors)
+))]
 pub async fn status(
     State(st): St,
     QueryParams(q): QueryParams<PathQuery>,
@@ -384,6 +494,15 @@ pub async fn status(
 }
 
 /// `GET /git/branches?path=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/git/branches",
+    tag = "git",
+    operation_id = "ListBranches",
+    summary = "List branches",
+    params(PathQuery),
+    responses((status = 200, description = "Local branches", body = ListBranchResponse), DaemonErrors)
+))]
 pub async fn branches(
     State(st): St,
     QueryParams(q): QueryParams<PathQuery>,
@@ -408,6 +527,15 @@ pub async fn branches(
 }
 
 /// `POST /git/branches` → 201 (creates the branch and switches to it, like Daytona).
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/branches",
+    tag = "git",
+    operation_id = "CreateBranch",
+    summary = "Create a branch and switch to it",
+    request_body = GitBranchRequest,
+    responses((status = 201, description = "Created"), DaemonErrors)
+))]
 pub async fn create_branch(
     State(st): St,
     JsonBody(req): JsonBody<GitBranchRequest>,
@@ -418,6 +546,15 @@ pub async fn create_branch(
 }
 
 /// `DELETE /git/branches` (JSON body) → 204
+#[cfg_attr(feature = "openapi", utoipa::path(
+    delete,
+    path = "/git/branches",
+    tag = "git",
+    operation_id = "DeleteBranch",
+    summary = "Delete a branch",
+    request_body = GitBranchRequest,
+    responses((status = 204, description = "Deleted"), DaemonErrors)
+))]
 pub async fn delete_branch(
     State(st): St,
     JsonBody(req): JsonBody<GitBranchRequest>,
@@ -447,6 +584,15 @@ pub async fn delete_branch(
 }
 
 /// `POST /git/checkout`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/checkout",
+    tag = "git",
+    operation_id = "CheckoutBranch",
+    summary = "Switch to a branch or commit",
+    request_body = GitCheckoutRequest,
+    responses((status = 200, description = "Switched"), DaemonErrors)
+))]
 pub async fn checkout(
     State(st): St,
     JsonBody(req): JsonBody<GitCheckoutRequest>,
@@ -474,6 +620,15 @@ pub async fn checkout(
 }
 
 /// `GET /git/history?path=`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/git/history",
+    tag = "git",
+    operation_id = "GetCommitHistory",
+    summary = "Commit history",
+    params(PathQuery),
+    responses((status = 200, description = "Newest first", body = Vec<GitCommitInfo>), DaemonErrors)
+))]
 pub async fn history(
     State(st): St,
     QueryParams(q): QueryParams<PathQuery>,
@@ -526,7 +681,31 @@ fn remote_args<'a>(req: &'a GitRemoteRequest, verb: &'a str) -> Vec<&'a str> {
     args
 }
 
+/// `GET /git/log?path=`: another name of `/git/history`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/git/log",
+    tag = "git",
+    operation_id = "GetCommitLog",
+    summary = "Commit history (another name of `/git/history`)",
+    params(PathQuery),
+    responses((status = 200, description = "Newest first", body = Vec<GitCommitInfo>), DaemonErrors)
+))]
+#[deprecated = "route alias: another name of `/git/history`"]
+pub async fn log(st: St, q: QueryParams<PathQuery>) -> Result<Json<Vec<GitCommitInfo>>> {
+    history(st, q).await
+}
+
 /// `POST /git/pull`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/pull",
+    tag = "git",
+    operation_id = "PullChanges",
+    summary = "Pull from a remote",
+    request_body = GitRemoteRequest,
+    responses((status = 200, description = "Pulled"), DaemonErrors)
+))]
 pub async fn pull(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     let mut args = remote_args(&req, "pull");
@@ -540,6 +719,15 @@ pub async fn pull(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> R
 }
 
 /// `POST /git/push`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/git/push",
+    tag = "git",
+    operation_id = "PushChanges",
+    summary = "Push to a remote",
+    request_body = GitRemoteRequest,
+    responses((status = 200, description = "Pushed"), DaemonErrors)
+))]
 pub async fn push(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     let mut args = remote_args(&req, "push");

@@ -1,15 +1,33 @@
 //! `cove-toolbox`: the in-sandbox daemon serving the Daytona toolbox API (CONTRACT §10).
 //!
 //! It listens on a unix socket (shared with the runner) and/or TCP, runs the image entrypoint
-//! as a child, and serves files, processes, sessions, git and LSP.
+//! as a child, and serves files, processes, sessions, git and LSP. The routes are one table
+//! ([`routes`]) from which the router and, with the `openapi` feature, `openapi/toolbox.json` come.
+//!
+//! Bounds that keep it up whatever a sandbox does:
+//! * command output (`process/execute`, `code-run`, session commands, the entrypoint) is kept to
+//!   its last [`output::TAIL_BYTES`] (4 MiB), once for stdout and stderr together; answers then
+//!   start with [`output::dropped_marker`];
+//! * `process/execute` without `timeout` stops after [`process::DEFAULT_EXECUTE_TIMEOUT`] (360 s)
+//!   with 408 `PROCESS_EXECUTION_TIMEOUT`;
+//! * JSON bodies: [`server::JSON_BODY_LIMIT`] (8 MiB), else 413 in the daemon's envelope; uploads
+//!   are streamed to disk and not limited;
+//! * the log: colours only on a terminal, no ERROR line per request (failures are `warn`, at most
+//!   20 a minute), user input escaped ([`logging`]).
 
 pub mod client;
 pub mod error;
 pub mod files;
 pub mod git;
+pub mod info;
+pub mod logging;
 pub mod lsp;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+pub mod output;
 pub mod paths;
 pub mod process;
+pub mod routes;
 pub mod server;
 pub mod sessions;
 pub mod supervisor;
@@ -46,16 +64,7 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-/// Initializes `tracing` once (RUST_LOG, default `info`), logging to stderr.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-}
+pub use logging::init_tracing;
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(args: Args) -> std::io::Result<()> {
@@ -93,7 +102,7 @@ pub async fn run(args: Args) -> std::io::Result<()> {
         (_, l) => l,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let router = server::router(state);
+    let router = routes::router(state);
     let socket = args.socket.clone();
     let serving = tokio::spawn(async move {
         server::serve(router, socket.as_deref(), listen, async move {

@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::oneshot;
 
+#[cfg(feature = "openapi")]
+use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
 use crate::paths::Paths;
 use crate::server::{AppState, JsonBody, QueryParams};
@@ -57,6 +59,58 @@ async fn write_message(stdin: &mut tokio::process::ChildStdin, msg: &Value) -> s
     stdin.flush().await
 }
 
+/// The answer to a server-to-client request, so the server is never stuck waiting.
+fn server_request_result(msg: &Value) -> Value {
+    if msg
+        .get("method")
+        .is_some_and(|m| m == "workspace/configuration")
+    {
+        let n = msg
+            .pointer("/params/items")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        Value::Array(vec![Value::Null; n])
+    } else {
+        Value::Null
+    }
+}
+
+/// Routes the server's replies to their waiting requests and answers its own requests; when the
+/// server exits, fails every request still waiting.
+async fn read_replies(
+    mut reader: BufReader<tokio::process::ChildStdout>,
+    pending: Pending,
+    client: std::sync::Weak<LspClient>,
+) {
+    while let Some(msg) = read_message(&mut reader).await {
+        if let Some(id) = msg.get("id").and_then(Value::as_i64)
+            && msg.get("method").is_none()
+        {
+            let tx = pending.lock().ok().and_then(|mut p| p.remove(&id));
+            if let Some(tx) = tx {
+                let res = match msg.get("error") {
+                    Some(err) => Err(err.clone()),
+                    None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
+                };
+                let _ = tx.send(res);
+            }
+        } else if let (Some(id), Some(_)) = (msg.get("id"), msg.get("method")) {
+            let Some(client) = client.upgrade() else {
+                break;
+            };
+            let reply = json!({"jsonrpc": "2.0", "id": id, "result": server_request_result(&msg)});
+            let _ = write_message(&mut *client.stdin.lock().await, &reply).await;
+        }
+    }
+    let rest: Vec<_> = pending
+        .lock()
+        .map(|mut p| p.drain().collect())
+        .unwrap_or_default();
+    for (_, tx) in rest {
+        let _ = tx.send(Err(json!({"message": "language server exited"})));
+    }
+}
+
 impl LspClient {
     async fn spawn(program: &str, args: &[&str], root: &Path) -> Result<Arc<Self>> {
         let mut child = tokio::process::Command::new(program)
@@ -90,47 +144,11 @@ impl LspClient {
             next_id: AtomicI64::new(1),
             child: tokio::sync::Mutex::new(child),
         });
-        let weak = Arc::downgrade(&client);
-        let pending = client.pending.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout);
-            while let Some(msg) = read_message(&mut reader).await {
-                if let Some(id) = msg.get("id").and_then(Value::as_i64)
-                    && msg.get("method").is_none()
-                {
-                    let tx = pending.lock().ok().and_then(|mut p| p.remove(&id));
-                    if let Some(tx) = tx {
-                        let res = match msg.get("error") {
-                            Some(err) => Err(err.clone()),
-                            None => Ok(msg.get("result").cloned().unwrap_or(Value::Null)),
-                        };
-                        let _ = tx.send(res);
-                    }
-                } else if let (Some(id), Some(method)) = (msg.get("id"), msg.get("method")) {
-                    // Server-to-client request: answer so the server is never stuck waiting.
-                    let result = if method == "workspace/configuration" {
-                        let n = msg
-                            .pointer("/params/items")
-                            .and_then(Value::as_array)
-                            .map_or(0, Vec::len);
-                        Value::Array(vec![Value::Null; n])
-                    } else {
-                        Value::Null
-                    };
-                    let Some(client) = weak.upgrade() else { break };
-                    let reply = json!({"jsonrpc": "2.0", "id": id, "result": result});
-                    let _ = write_message(&mut *client.stdin.lock().await, &reply).await;
-                }
-            }
-            // Server gone: fail everything still waiting.
-            let rest: Vec<_> = pending
-                .lock()
-                .map(|mut p| p.drain().collect())
-                .unwrap_or_default();
-            for (_, tx) in rest {
-                let _ = tx.send(Err(json!({"message": "language server exited"})));
-            }
-        });
+        tokio::spawn(read_replies(
+            BufReader::new(stdout),
+            client.pending.clone(),
+            Arc::downgrade(&client),
+        ));
         Ok(client)
     }
 
@@ -273,6 +291,15 @@ impl LspManager {
 type St = State<Arc<AppState>>;
 
 /// `POST /lsp/start`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/start",
+    tag = "lsp",
+    operation_id = "Start",
+    summary = "Start a language server",
+    request_body = LspServerRequest,
+    responses((status = 200, description = "Started"), DaemonErrors)
+))]
 pub async fn start(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> Result<StatusCode> {
     let (program, args) = server_command(&req.language_id)?;
     let root: PathBuf = st.paths.resolve(&req.path_to_project)?;
@@ -306,11 +333,20 @@ pub async fn start(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> 
     }
     client.notify("initialized", json!({})).await?;
     servers.insert(key, client);
-    tracing::info!(language = %req.language_id, project = %req.path_to_project, "LSP server started");
+    tracing::debug!(language = ?req.language_id, project = ?req.path_to_project, "LSP server started");
     Ok(StatusCode::OK)
 }
 
 /// `POST /lsp/stop`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/stop",
+    tag = "lsp",
+    operation_id = "Stop",
+    summary = "Stop a language server",
+    request_body = LspServerRequest,
+    responses((status = 200, description = "Stopped"), DaemonErrors)
+))]
 pub async fn stop(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> Result<StatusCode> {
     let client = st
         .lsp
@@ -329,6 +365,15 @@ pub async fn stop(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> R
 }
 
 /// `POST /lsp/did-open`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/did-open",
+    tag = "lsp",
+    operation_id = "DidOpen",
+    summary = "Tell the server a document is open",
+    request_body = LspDocumentRequest,
+    responses((status = 200, description = "Sent"), DaemonErrors)
+))]
 pub async fn did_open(
     State(st): St,
     JsonBody(req): JsonBody<LspDocumentRequest>,
@@ -350,6 +395,15 @@ pub async fn did_open(
 }
 
 /// `POST /lsp/did-close`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/did-close",
+    tag = "lsp",
+    operation_id = "DidClose",
+    summary = "Tell the server a document is closed",
+    request_body = LspDocumentRequest,
+    responses((status = 200, description = "Sent"), DaemonErrors)
+))]
 pub async fn did_close(
     State(st): St,
     JsonBody(req): JsonBody<LspDocumentRequest>,
@@ -384,6 +438,15 @@ fn completion_item(v: &Value) -> Option<CompletionItem> {
 }
 
 /// `POST /lsp/completions`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/lsp/completions",
+    tag = "lsp",
+    operation_id = "Completions",
+    summary = "Completions at a position",
+    request_body = LspCompletionParams,
+    responses((status = 200, description = "The completion list", body = CompletionList), DaemonErrors)
+))]
 pub async fn completions(
     State(st): St,
     JsonBody(req): JsonBody<LspCompletionParams>,
@@ -469,6 +532,7 @@ fn symbols(paths: &Paths, res: &Value, default_uri: &str, out: &mut Vec<LspSymbo
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct DocumentSymbolsQuery {
     language_id: String,
     path_to_project: String,
@@ -476,6 +540,15 @@ pub struct DocumentSymbolsQuery {
 }
 
 /// `GET /lsp/document-symbols`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/lsp/document-symbols",
+    tag = "lsp",
+    operation_id = "DocumentSymbols",
+    summary = "A document's symbols",
+    params(DocumentSymbolsQuery),
+    responses((status = 200, description = "The symbols", body = Vec<LspSymbol>), DaemonErrors)
+))]
 pub async fn document_symbols(
     State(st): St,
     QueryParams(q): QueryParams<DocumentSymbolsQuery>,
@@ -496,6 +569,7 @@ pub async fn document_symbols(
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct WorkspaceSymbolsQuery {
     query: String,
     language_id: String,
@@ -503,6 +577,15 @@ pub struct WorkspaceSymbolsQuery {
 }
 
 /// `GET /lsp/workspacesymbols`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/lsp/workspacesymbols",
+    tag = "lsp",
+    operation_id = "WorkspaceSymbols",
+    summary = "Search the workspace symbols",
+    params(WorkspaceSymbolsQuery),
+    responses((status = 200, description = "The symbols", body = Vec<LspSymbol>), DaemonErrors)
+))]
 pub async fn workspace_symbols(
     State(st): St,
     QueryParams(q): QueryParams<WorkspaceSymbolsQuery>,
@@ -522,4 +605,22 @@ pub async fn workspace_symbols(
     let mut out = Vec::new();
     symbols(&st.paths, &res, "", &mut out);
     Ok(Json(out))
+}
+
+/// `GET /lsp/workspace-symbols`: another spelling of `/lsp/workspacesymbols`.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    get,
+    path = "/lsp/workspace-symbols",
+    tag = "lsp",
+    operation_id = "WorkspaceSymbolsAlias",
+    summary = "Search the workspace symbols (another spelling of `/lsp/workspacesymbols`)",
+    params(WorkspaceSymbolsQuery),
+    responses((status = 200, description = "The symbols", body = Vec<LspSymbol>), DaemonErrors)
+))]
+#[deprecated = "route alias: another spelling of `/lsp/workspacesymbols`"]
+pub async fn workspace_symbols_alias(
+    st: St,
+    q: QueryParams<WorkspaceSymbolsQuery>,
+) -> Result<Json<Vec<LspSymbol>>> {
+    workspace_symbols(st, q).await
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -17,7 +17,10 @@ use cove_api_types::toolbox::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+#[cfg(feature = "openapi")]
+use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
+use crate::output::{OutputTail, Stream, TAIL_BYTES};
 use crate::server::{AppState, JsonBody};
 
 /// Shell keywords and builtins that change shell state or only exist inside a shell.
@@ -46,32 +49,60 @@ pub fn direct_argv(command: &str) -> Option<Vec<&str>> {
     Some(argv)
 }
 
-/// Captured output of a finished process.
+/// Default bound of `POST /process/execute` when the request has no `timeout` (or 0): the
+/// 360 s Daytona's daemon has long applied. (`code-run` has no default, as in Daytona.)
+pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(360);
+const READ_BYTES: usize = 64 * 1024;
+
+/// Exit code and captured output of a finished process.
 #[derive(Debug, Default)]
 pub struct Output {
     pub exit_code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    /// stdout and stderr interleaved in arrival order.
-    pub combined: Vec<u8>,
+    /// stdout and stderr interleaved in arrival order, bounded by the capture's cap.
+    pub log: OutputTail,
 }
 
-async fn pump(
-    mut reader: impl AsyncRead + Unpin,
-    own: &mut Vec<u8>,
-    combined: &Mutex<Vec<u8>>,
-) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = reader.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        own.extend_from_slice(&buf[..n]);
-        if let Ok(mut c) = combined.lock() {
-            c.extend_from_slice(&buf[..n]);
+impl Output {
+    /// An `Output` for a command that could not start: `message` as its stderr, exit code −1.
+    fn failed(message: String) -> Self {
+        let mut log = OutputTail::default();
+        log.push(Stream::Stderr, message.as_bytes());
+        Self { exit_code: -1, log }
+    }
+}
+
+async fn read_some(
+    reader: &mut Option<impl AsyncRead + Unpin>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    match reader {
+        Some(r) => r.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads both pipes to their end into one bounded buffer.
+async fn capture(
+    out: impl AsyncRead + Unpin,
+    err: impl AsyncRead + Unpin,
+    cap: usize,
+) -> std::io::Result<OutputTail> {
+    let mut log = OutputTail::new(cap);
+    let (mut out, mut err) = (Some(out), Some(err));
+    let (mut a, mut b) = (vec![0u8; READ_BYTES], vec![0u8; READ_BYTES]);
+    while out.is_some() || err.is_some() {
+        tokio::select! {
+            n = read_some(&mut out, &mut a) => match n? {
+                0 => out = None,
+                n => log.push(Stream::Stdout, &a[..n]),
+            },
+            n = read_some(&mut err, &mut b) => match n? {
+                0 => err = None,
+                n => log.push(Stream::Stderr, &b[..n]),
+            },
         }
     }
+    Ok(log)
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
@@ -81,55 +112,50 @@ fn exit_code(status: std::process::ExitStatus) -> i32 {
         .unwrap_or(-1)
 }
 
-/// Runs `cmd` to completion (or kills its process group after `timeout`).
-pub async fn run(mut cmd: tokio::process::Command, timeout: Option<Duration>) -> Result<Output> {
+fn io_error(context: &'static str) -> impl Fn(std::io::Error) -> ToolboxError {
+    move |source| ToolboxError::Io {
+        context: context.into(),
+        source,
+    }
+}
+
+/// Runs `cmd` to completion (or kills its process group after `timeout`), keeping the last
+/// `cap` bytes of its output.
+pub async fn run(
+    mut cmd: tokio::process::Command,
+    timeout: Option<Duration>,
+    cap: usize,
+) -> Result<Output> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| ToolboxError::Io {
-        context: "spawn".into(),
-        source: e,
-    })?;
+    let mut child = cmd.spawn().map_err(io_error("spawn"))?;
     let pid = child.id();
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(ToolboxError::Internal("child pipes missing".into()));
     };
     let work = async move {
-        let combined = Mutex::new(Vec::new());
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        let (a, b, status) = tokio::join!(
-            pump(out, &mut stdout, &combined),
-            pump(err, &mut stderr, &combined),
-            child.wait()
-        );
-        let io = |context: &str| {
-            let context = context.to_owned();
-            move |source| ToolboxError::Io { context, source }
-        };
-        a.map_err(io("reading stdout"))?;
-        b.map_err(io("reading stderr"))?;
-        let status = status.map_err(io("wait"))?;
+        let (log, status) = tokio::join!(capture(out, err, cap), child.wait());
+        let log = log.map_err(io_error("reading the output"))?;
+        let status = status.map_err(io_error("wait"))?;
         Ok::<_, ToolboxError>(Output {
             exit_code: exit_code(status),
-            stdout,
-            stderr,
-            combined: combined.into_inner().unwrap_or_default(),
+            log,
         })
     };
-    match timeout {
-        None => work.await,
-        Some(t) => match tokio::time::timeout(t, work).await {
-            Ok(r) => r,
-            Err(_) => {
-                if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
-                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                }
-                Err(ToolboxError::Timeout(t.as_secs()))
+    let Some(t) = timeout else {
+        return work.await;
+    };
+    match tokio::time::timeout(t, work).await {
+        Ok(r) => r,
+        Err(_) => {
+            if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
             }
-        },
+            Err(ToolboxError::Timeout(t.as_secs()))
+        }
     }
 }
 
@@ -151,6 +177,14 @@ fn timeout_of(secs: Option<u64>) -> Option<Duration> {
     secs.filter(|s| *s > 0).map(Duration::from_secs)
 }
 
+/// Outcome of a command line: a spawn failure becomes exit code −1 with the error as output.
+fn started_or_failed(out: Result<Output>, program: &str) -> Result<Output> {
+    match out {
+        Err(ToolboxError::Io { source, .. }) => Ok(Output::failed(format!("{program}: {source}"))),
+        other => other,
+    }
+}
+
 /// Runs a command line: directly when it has no shell syntax, else via `shell -c`.
 pub async fn run_command_line(
     st: &AppState,
@@ -161,7 +195,7 @@ pub async fn run_command_line(
 ) -> Result<Output> {
     if let Some(argv) = direct_argv(command) {
         let cmd = base_command(Path::new(argv[0]), &argv[1..], cwd, envs);
-        match run(cmd, timeout).await {
+        match run(cmd, timeout, TAIL_BYTES).await {
             // Not found: let the shell produce its usual 127 and message.
             Err(ToolboxError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound && cwd.is_dir() => {}
@@ -169,7 +203,7 @@ pub async fn run_command_line(
         }
     }
     let cmd = base_command(&st.shell, &["-c", command], cwd, envs);
-    run(cmd, timeout).await
+    run(cmd, timeout, TAIL_BYTES).await
 }
 
 fn cwd_of(st: &AppState, cwd: Option<&str>) -> Result<PathBuf> {
@@ -184,6 +218,15 @@ fn cwd_of(st: &AppState, cwd: Option<&str>) -> Result<PathBuf> {
 }
 
 /// `POST /process/execute`
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/process/execute",
+    tag = "process",
+    operation_id = "ExecuteCommand",
+    summary = "Run a command and wait for it",
+    request_body = ExecuteRequest,
+    responses((status = 200, description = "Exit code and output (the last 4 MiB, after a marker if longer)", body = ExecuteResponse), DaemonErrors)
+))]
 pub async fn execute(
     State(st): State<Arc<AppState>>,
     JsonBody(req): JsonBody<ExecuteRequest>,
@@ -193,38 +236,34 @@ pub async fn execute(
     }
     let cwd = cwd_of(&st, req.cwd.as_deref())?;
     let started = std::time::Instant::now();
-    let out = run_command_line(
-        &st,
-        &req.command,
-        &cwd,
-        req.envs.as_ref(),
-        timeout_of(req.timeout),
-    )
-    .await;
-    let out = match out {
-        Ok(o) => o,
-        Err(ToolboxError::Io { source, .. }) => Output {
-            exit_code: -1,
-            combined: source.to_string().into_bytes(),
-            stderr: source.to_string().into_bytes(),
-            ..Output::default()
-        },
-        Err(e) => return Err(e),
-    };
+    let timeout = timeout_of(req.timeout).unwrap_or(DEFAULT_EXECUTE_TIMEOUT);
+    let out = run_command_line(&st, &req.command, &cwd, req.envs.as_ref(), Some(timeout)).await;
+    let out = started_or_failed(out, &st.shell.to_string_lossy())?;
     tracing::debug!(
         exit_code = out.exit_code,
+        output_bytes = out.log.total(),
         elapsed_us = started.elapsed().as_micros() as u64,
         "process executed"
     );
+    let text = out.log.render();
     Ok(Json(ExecuteResponse {
         exit_code: out.exit_code,
-        result: String::from_utf8_lossy(&out.combined).into_owned(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        result: text.combined,
+        stdout: text.stdout,
+        stderr: text.stderr,
     }))
 }
 
 /// `POST /process/code-run`: python (default), javascript or typescript source.
+#[cfg_attr(feature = "openapi", utoipa::path(
+    post,
+    path = "/process/code-run",
+    tag = "process",
+    operation_id = "CodeRun",
+    summary = "Run a snippet of code and wait for it",
+    request_body = CodeRunRequest,
+    responses((status = 200, description = "Exit code and output", body = CodeRunResponse), DaemonErrors)
+))]
 pub async fn code_run(
     State(st): State<Arc<AppState>>,
     JsonBody(req): JsonBody<CodeRunRequest>,
@@ -248,18 +287,11 @@ pub async fn code_run(
     args.extend(argv.iter().map(String::as_str));
     let cwd = cwd_of(&st, None)?;
     let cmd = base_command(Path::new(program), &args, &cwd, req.envs.as_ref());
-    let out = match run(cmd, timeout_of(req.timeout)).await {
-        Ok(o) => o,
-        Err(ToolboxError::Io { source, .. }) => Output {
-            exit_code: -1,
-            combined: format!("{program}: {source}").into_bytes(),
-            ..Output::default()
-        },
-        Err(e) => return Err(e),
-    };
+    let out = run(cmd, timeout_of(req.timeout), TAIL_BYTES).await;
+    let out = started_or_failed(out, program)?;
     Ok(Json(CodeRunResponse {
         exit_code: out.exit_code,
-        result: String::from_utf8_lossy(&out.combined).into_owned(),
+        result: out.log.text(None),
         artifacts: CodeRunArtifacts::default(),
     }))
 }

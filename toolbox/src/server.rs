@@ -1,21 +1,21 @@
-//! Daemon state, request extractors, the router and the listeners.
+//! Daemon state, request extractors and the listeners (the routes are in [`crate::routes`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::Json;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
-use bytes::Bytes;
-use cove_api_types::toolbox::{DirResponse, InitializeRequest};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Result, ToolboxError};
 use crate::paths::Paths;
-use crate::{files, git, lsp, process, sessions};
+pub use crate::routes::router;
+use crate::{lsp, sessions};
 
 /// Shared state of every handler.
 pub struct AppState {
@@ -25,6 +25,8 @@ pub struct AppState {
     pub sessions: sessions::Sessions,
     pub lsp: lsp::LspManager,
     pub token: std::sync::Mutex<Option<String>>,
+    /// The daemon's private scratch dir (session FIFOs, upload parts waiting for their path).
+    pub state_dir: PathBuf,
 }
 
 impl AppState {
@@ -33,7 +35,8 @@ impl AppState {
         let session_shell = find_shell(&["bash", "sh"]);
         let cwd = paths.work_dir_real();
         Arc::new(Self {
-            sessions: sessions::Sessions::new(state_dir, session_shell, cwd),
+            sessions: sessions::Sessions::new(state_dir.clone(), session_shell, cwd),
+            state_dir,
             lsp: lsp::LspManager::default(),
             paths,
             shell,
@@ -54,16 +57,58 @@ fn find_shell(names: &[&str]) -> PathBuf {
     PathBuf::from("/bin/sh")
 }
 
-/// JSON body whose failures are `400 INVALID_REQUEST_BODY` (content type is not enforced).
+/// Largest JSON request body, on every JSON route: a longer one is `413` in the daemon's
+/// envelope, and its bytes past the limit are never kept. Multipart uploads are streamed and not
+/// limited.
+pub const JSON_BODY_LIMIT: usize = 8 << 20;
+
+/// An over-long body is read on (and discarded) up to this many bytes, so that the client gets
+/// the 413 instead of a broken pipe; past it (or with a longer `Content-Length`) the daemon
+/// answers at once and the connection is dropped.
+const DISCARD_LIMIT: u64 = 64 << 20;
+
+/// The body, up to [`JSON_BODY_LIMIT`] bytes.
+async fn read_json_body(mut body: axum::body::Body) -> Result<Bytes> {
+    let mut buf = BytesMut::new();
+    let mut seen = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ToolboxError::InvalidBody(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if seen > DISCARD_LIMIT {
+            break;
+        }
+        if seen <= JSON_BODY_LIMIT as u64 {
+            buf.extend_from_slice(&data);
+        } else {
+            buf = BytesMut::new();
+        }
+    }
+    if seen > JSON_BODY_LIMIT as u64 {
+        return Err(ToolboxError::PayloadTooLarge(JSON_BODY_LIMIT));
+    }
+    Ok(buf.freeze())
+}
+
+/// JSON body whose failures are `400 INVALID_REQUEST_BODY`, or `413` beyond
+/// [`JSON_BODY_LIMIT`] (content type is not enforced).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ToolboxError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ToolboxError::InvalidBody(e.body_text()))?;
+    async fn from_request(req: Request, _state: &S) -> Result<Self> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > DISCARD_LIMIT) {
+            return Err(ToolboxError::PayloadTooLarge(JSON_BODY_LIMIT));
+        }
+        let bytes = read_json_body(req.into_body()).await?;
         let slice: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
             b"{}"
         } else {
@@ -89,124 +134,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
-async fn work_dir(st: axum::extract::State<Arc<AppState>>) -> Json<DirResponse> {
-    Json(DirResponse {
-        dir: st.paths.work_dir_virtual(),
-    })
-}
-
-async fn home_dir(st: axum::extract::State<Arc<AppState>>) -> Json<DirResponse> {
-    Json(DirResponse {
-        dir: st.paths.home_dir_virtual(),
-    })
-}
-
-async fn version() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "version": env!("CARGO_PKG_VERSION") }))
-}
-
-async fn init(
-    st: axum::extract::State<Arc<AppState>>,
-    JsonBody(req): JsonBody<InitializeRequest>,
-) -> Json<serde_json::Value> {
-    if let Ok(mut t) = st.token.lock() {
-        *t = req.token;
-    }
-    Json(serde_json::json!({}))
-}
-
-async fn not_found(req: Request) -> ToolboxError {
-    ToolboxError::NotFound(format!(
-        "no route for {} {}",
-        req.method(),
-        req.uri().path()
-    ))
-}
-
-/// Every toolbox route (CONTRACT §10).
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/version", get(version))
-        .route("/init", post(init).get(init))
-        .route("/work-dir", get(work_dir))
-        .route("/project-dir", get(work_dir))
-        .route("/user-home-dir", get(home_dir))
-        // files
-        .route("/files", get(files::list).delete(files::delete))
-        .route("/files/info", get(files::info))
-        .route("/files/folder", post(files::folder))
-        .route("/files/move", post(files::move_file))
-        .route("/files/permissions", post(files::permissions))
-        .route("/files/find", get(files::find))
-        .route("/files/search", get(files::search))
-        .route("/files/replace", post(files::replace))
-        .route("/files/download", get(files::download))
-        .route("/files/upload", post(files::upload))
-        .route("/files/upload-v2", post(files::upload))
-        .route("/files/bulk-upload", post(files::bulk_upload))
-        .route("/files/bulk-download", post(files::bulk_download))
-        // process
-        .route("/process/execute", post(process::execute))
-        .route("/process/code-run", post(process::code_run))
-        .route(
-            "/process/session",
-            post(sessions::create).get(sessions::list),
-        )
-        .route("/process/session/entrypoint", get(sessions::entrypoint))
-        .route(
-            "/process/session/entrypoint/logs",
-            get(sessions::entrypoint_logs),
-        )
-        .route(
-            "/process/session/{sid}",
-            get(sessions::get).delete(sessions::remove),
-        )
-        .route("/process/session/{sid}/exec", post(sessions::exec))
-        .route(
-            "/process/session/{sid}/command/{cid}",
-            get(sessions::command),
-        )
-        .route(
-            "/process/session/{sid}/command/{cid}/logs",
-            get(sessions::logs),
-        )
-        .route(
-            "/process/session/{sid}/command/{cid}/input",
-            post(sessions::input),
-        )
-        // git
-        .route("/git/clone", post(git::clone))
-        .route("/git/init", post(git::init))
-        .route("/git/add", post(git::add))
-        .route("/git/commit", post(git::commit))
-        .route("/git/status", get(git::status))
-        .route(
-            "/git/branches",
-            get(git::branches)
-                .post(git::create_branch)
-                .delete(git::delete_branch),
-        )
-        .route("/git/checkout", post(git::checkout))
-        .route("/git/history", get(git::history))
-        .route("/git/log", get(git::history))
-        .route("/git/pull", post(git::pull))
-        .route("/git/push", post(git::push))
-        // lsp
-        .route("/lsp/start", post(lsp::start))
-        .route("/lsp/stop", post(lsp::stop))
-        .route("/lsp/did-open", post(lsp::did_open))
-        .route("/lsp/did-close", post(lsp::did_close))
-        .route("/lsp/completions", post(lsp::completions))
-        .route("/lsp/document-symbols", get(lsp::document_symbols))
-        .route("/lsp/workspacesymbols", get(lsp::workspace_symbols))
-        .route("/lsp/workspace-symbols", get(lsp::workspace_symbols))
-        .fallback(not_found)
-        .method_not_allowed_fallback(not_found)
-        .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(crate::error::error_envelope))
-        .with_state(state)
-}
-
 /// Serves `router` on a unix socket and/or TCP until `shutdown` resolves.
 pub async fn serve(
     router: Router,
@@ -224,7 +151,7 @@ pub async fn serve(
         let listener = tokio::net::UnixListener::bind(path)?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-        tracing::info!(socket = %path.display(), "listening");
+        tracing::info!(socket = ?path, "listening");
         let mut rx = tx.subscribe();
         let app = router.clone();
         tasks.spawn(async move {

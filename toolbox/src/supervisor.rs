@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use rustix::process::{Pid, Signal, WaitOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
@@ -122,7 +121,7 @@ async fn tee(
         }
         let _ = to.write_all(&buf[..n]).await;
         let _ = to.flush().await;
-        log.push(stream, Bytes::copy_from_slice(&buf[..n]));
+        log.push(stream, &buf[..n]);
     }
 }
 

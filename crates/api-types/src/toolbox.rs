@@ -154,7 +154,8 @@ pub struct ExecuteRequest {
     pub cwd: Option<String>,
     #[serde(default)]
     pub envs: Option<BTreeMap<String, String>>,
-    /// Seconds; absent or 0 means no limit.
+    /// Seconds; absent or 0 means the daemon's default, 360 s. Past it the answer is 408
+    /// `PROCESS_EXECUTION_TIMEOUT` and the command's process group is killed.
     #[serde(default)]
     pub timeout: Option<u64>,
 }
@@ -497,6 +498,17 @@ pub struct CompletionList {
 pub struct DirResponse {
     pub dir: String,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VersionResponse {
+    pub version: String,
+}
+
+/// `POST /init`'s answer: `{}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InitializeResponse {}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

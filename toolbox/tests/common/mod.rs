@@ -34,10 +34,23 @@ impl Daemon {
 
     /// Starts the daemon as an entrypoint for `command` (stdout captured when non-empty).
     pub async fn start_with(command: &[&str]) -> Self {
+        Self::spawn(command, "warn", None).await
+    }
+
+    /// Starts the daemon with `RUST_LOG=filter`, its stderr going to the file `log`.
+    pub async fn start_logging(filter: &str, log: &Path) -> Self {
+        Self::spawn(&[], filter, Some(log)).await
+    }
+
+    async fn spawn(command: &[&str], rust_log: &str, log: Option<&Path>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().join("root");
         std::fs::create_dir_all(&root).expect("root dir");
         let sock = dir.path().join("run/toolbox.sock");
+        let stderr = match log {
+            Some(p) => Stdio::from(std::fs::File::create(p).expect("log file")),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(binary())
             .arg("--root")
             .arg(&root)
@@ -51,13 +64,14 @@ impl Daemon {
             .arg(dir.path().join("state"))
             .arg("--")
             .args(command)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(if command.is_empty() {
                 Stdio::inherit()
             } else {
                 Stdio::piped()
             })
+            .stderr(stderr)
             .spawn()
             .expect("spawn daemon");
         let d = Self {
@@ -75,6 +89,21 @@ impl Daemon {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         d
+    }
+
+    /// A line of the daemon's `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+    pub fn status_kib(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("daemon status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key} missing in {status}"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn child(&mut self) -> &mut Child {
