@@ -29,10 +29,21 @@ struct Backup {
     created: u64,
 }
 
+/// Unix milliseconds, strictly increasing within the process (orders two backups of the same
+/// millisecond).
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| d.as_millis() as u64);
+    let prev = LAST
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |last| Some(now.max(last + 1)),
+        )
+        .unwrap_or(now);
+    now.max(prev + 1)
 }
 
 /// `cove-backup/<32 hex>` from 128 random bits.

@@ -39,7 +39,7 @@ impl Reconciler {
         }
         // State files whose container is gone belong to sandboxes that no longer exist.
         self.states.retain(|id| map.contains_key(id));
-        tracing::info!(sandboxes = map.len(), warm = ?self.pool.counts(), "recovered state from Docker");
+        tracing::info!(sandboxes = map.len(), warm = ?self.pool.counts(), "recovered state from the container engine");
         *self.sandboxes.write().await = map;
         self.prune_backups().await;
         Ok(())
