@@ -110,16 +110,16 @@ async fn deadline(State(rec): State<AppState>, req: Request, next: Next) -> Resp
 enum Errors {
     /// Invalid input.
     #[response(status = 400)]
-    BadRequest(#[to_schema] ErrorEnvelope),
+    BadRequest(ErrorEnvelope),
     /// Missing or wrong runner token.
     #[response(status = 401)]
-    Unauthorized(#[to_schema] ErrorEnvelope),
+    Unauthorized(ErrorEnvelope),
     /// Unknown sandbox or snapshot.
     #[response(status = 404)]
-    NotFound(#[to_schema] ErrorEnvelope),
+    NotFound(ErrorEnvelope),
     /// Internal error.
     #[response(status = 500)]
-    Internal(#[to_schema] ErrorEnvelope),
+    Internal(ErrorEnvelope),
 }
 
 /// Health, no auth.
