@@ -154,6 +154,10 @@ impl Reconciler {
     /// Joins, refuses, answers at once or starts the operation of a spec.
     async fn begin(self: &Arc<Self>, id: &str, spec: SandboxSpec) -> Result<Begin> {
         let mut ops = self.ops.map.lock().await;
+        // An operation whose task ended without clearing its entry (it panicked) is gone.
+        if ops.get(id).is_some_and(|op| op.task.is_finished()) {
+            ops.remove(id);
+        }
         if let Some(op) = ops.get(id) {
             if op.generation == spec.generation {
                 return Ok(Begin::Wait(op.outcome.clone(), op.detached.clone()));

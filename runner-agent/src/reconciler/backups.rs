@@ -254,7 +254,7 @@ impl Reconciler {
                 .get(labels::BACKUP_ORG)
                 .filter(|o| !o.is_empty());
             if owner != id || org.is_some_and(|o| spec.org_id.as_ref() != Some(o)) {
-                tracing::warn!(sandbox = %id, snapshot = %spec.snapshot, owner = %owner, "restore from another sandbox's backup refused");
+                tracing::warn!(sandbox = %id, snapshot = %crate::error::printable(&spec.snapshot), owner = %owner, "restore from another sandbox's backup refused");
                 return Err(forbidden(&spec.snapshot));
             }
         } else if let Some(rest) = spec.snapshot.strip_prefix(&format!("{BACKUP_REPO}/")) {
