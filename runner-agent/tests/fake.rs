@@ -64,11 +64,20 @@ async fn lifecycle_toolbox_and_backups() {
     let t = Instant::now();
     let agent = Agent::start_fake(&[]);
     let id = sid("fake");
+    let created = Instant::now();
     let s = agent
         .client
         .put_sandbox(&id, &spec(1, DesiredState::Started))
         .await
         .expect("create");
+    let create_took = created.elapsed();
+    let exec_started = Instant::now();
+    assert_eq!(agent.exec(&id, "true").await.0, 0);
+    println!(
+        "simulated runner: create → started {:.1} ms, first execute {:.1} ms",
+        create_took.as_secs_f64() * 1e3,
+        exec_started.elapsed().as_secs_f64() * 1e3
+    );
     assert_eq!(s.state, SandboxState::Started, "{s:?}");
     assert!(s.daemon_version.is_some(), "the in-process daemon answered");
     let cid = s.container_id.clone().expect("container id");
@@ -501,4 +510,55 @@ async fn a_deleted_runner_backs_off_and_keeps_serving() {
         after >= before + 2,
         "heartbeats resumed: {before} → {after}"
     );
+}
+
+/// Logs to a pipe carry no colour codes, and input with escape sequences is escaped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_are_plain_text() {
+    use std::io::{BufRead, Read};
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cove-runner"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            TOKEN,
+            "--runtime",
+            "fake",
+        ])
+        .args(["--snapshot", FAKE_IMAGE, "--data-dir"])
+        .arg(dir.path())
+        .env("RUST_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listen line");
+    let url = line
+        .trim()
+        .trim_start_matches("cove-runner listening on ")
+        .to_owned();
+    let r = reqwest::Client::new()
+        .put(format!("{url}/v1/sandboxes/evil%1B%5B31m%0Aname"))
+        .bearer_auth(TOKEN)
+        .json(&spec(1, DesiredState::Started))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), 400);
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut log)
+        .expect("log");
+    assert!(log.contains("serving"), "{log}");
+    assert!(log.contains("request refused"), "{log}");
+    assert!(!log.contains('\u{1b}'), "raw escape in the log: {log:?}");
 }
