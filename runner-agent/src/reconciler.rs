@@ -387,10 +387,14 @@ impl Reconciler {
         self.states.remove(id);
         self.sandboxes.write().await.remove(id);
         drop(guard);
-        self.locks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        {
+            // Forget the lock unless an operation waits on it (a second mutex for the same
+            // sandbox would let two operations run at once).
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            if locks.get(id).is_some_and(|l| Arc::strong_count(l) == 1) {
+                locks.remove(id);
+            }
+        }
         // A backup this container used may be removable now.
         self.prune_backups().await;
         Ok(SandboxStatus::destroyed(id))
