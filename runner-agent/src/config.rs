@@ -48,6 +48,73 @@ pub struct Args {
     /// supervised by `cove up`.
     #[arg(long)]
     pub exit_with_parent: bool,
+    /// Container engine: Docker, or the simulated runner (in-memory containers with in-process
+    /// toolbox daemons and fault injection, for tests; no Docker needed).
+    #[arg(long, env = "COVE_RUNNER_RUNTIME", value_enum, default_value_t = RuntimeKind::Docker)]
+    pub runtime: RuntimeKind,
+    /// A snapshot image this runner serves (repeatable or comma-separated); advertised in
+    /// heartbeats when present (warm-pool images count too). The simulated runner holds exactly
+    /// these and the warm-pool images.
+    #[arg(
+        long = "snapshot",
+        env = "COVE_RUNNER_SNAPSHOTS",
+        value_delimiter = ','
+    )]
+    pub snapshots: Vec<String>,
+    /// Deadline of every API request except toolbox calls (their streams get the idle timeout).
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// A toolbox websocket relay or response stream with no traffic for this long is closed.
+    #[arg(long, default_value_t = 900)]
+    pub idle_timeout_secs: u64,
+    /// On SIGTERM, open connections get this long to finish before the agent exits.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Deadline of one container engine call (stop adds its grace period).
+    #[arg(long, default_value_t = 60)]
+    pub engine_timeout_secs: u64,
+    /// Deadline of `docker commit` (a backup).
+    #[arg(long, default_value_t = 600)]
+    pub commit_timeout_secs: u64,
+    /// Milliseconds between two observations of the containers' states (state reports).
+    #[arg(long, default_value_t = 2000)]
+    pub observe_ms: u64,
+    /// After the control plane answered 401/404 to a heartbeat (runner deleted), seconds
+    /// between two attempts.
+    #[arg(long, default_value_t = 60)]
+    pub revoked_backoff_secs: u64,
+}
+
+/// `--runtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    Docker,
+    /// The simulated runner.
+    Fake,
+}
+
+/// The agent's deadlines (README "Timeouts").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub request: Duration,
+    pub idle: Duration,
+    pub shutdown_grace: Duration,
+    pub engine: crate::runtime::timed::Deadlines,
+    pub observe: Duration,
+    pub revoked_backoff: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            request: Duration::from_secs(60),
+            idle: Duration::from_secs(900),
+            shutdown_grace: Duration::from_secs(10),
+            engine: crate::runtime::timed::Deadlines::default(),
+            observe: Duration::from_secs(2),
+            revoked_backoff: Duration::from_secs(60),
+        }
+    }
 }
 
 fn parse_pool(s: &str) -> Result<(String, usize), String> {
@@ -78,6 +145,9 @@ pub struct Config {
     pub volumes_dir: PathBuf,
     /// Wait for the daemon's socket after starting a container (off in unit tests).
     pub probe_toolbox: bool,
+    pub runtime: RuntimeKind,
+    pub snapshots: Vec<String>,
+    pub timeouts: Timeouts,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,9 +180,23 @@ impl Config {
                 path: args.data_dir.clone(),
                 source,
             })?;
-        let toolbox_bin = match args.toolbox_bin {
-            Some(p) => p,
-            None => default_toolbox()?,
+        let toolbox_bin = match (args.toolbox_bin, args.runtime) {
+            (Some(p), _) => p,
+            // The simulated runner serves its daemons in-process.
+            (None, RuntimeKind::Fake) => data_dir.join("no-toolbox-binary"),
+            (None, RuntimeKind::Docker) => default_toolbox()?,
+        };
+        let secs = Duration::from_secs;
+        let timeouts = Timeouts {
+            request: secs(args.request_timeout_secs.max(1)),
+            idle: secs(args.idle_timeout_secs.max(1)),
+            shutdown_grace: secs(args.shutdown_grace_secs),
+            engine: crate::runtime::timed::Deadlines {
+                call: secs(args.engine_timeout_secs.max(1)),
+                commit: secs(args.commit_timeout_secs.max(1)),
+            },
+            observe: Duration::from_millis(args.observe_ms.max(10)),
+            revoked_backoff: secs(args.revoked_backoff_secs.max(1)),
         };
         let runner_id = args.runner_id.unwrap_or_else(|| {
             let h = sha2::Sha256::digest(data_dir.to_string_lossy().as_bytes());
@@ -131,7 +215,22 @@ impl Config {
             runner_id,
             volumes_dir,
             probe_toolbox: true,
+            runtime: args.runtime,
+            snapshots: args
+                .snapshots
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect(),
+            timeouts,
         })
+    }
+
+    /// The configured snapshot images: `--snapshot` and the warm-pool images.
+    pub fn snapshot_images(&self) -> impl Iterator<Item = &str> {
+        self.snapshots
+            .iter()
+            .map(String::as_str)
+            .chain(self.warm_pool.iter().map(|(i, _)| i.as_str()))
     }
 
     /// A config for unit tests (fake runtime).
@@ -148,6 +247,9 @@ impl Config {
             api_url: None,
             runner_id: "test".into(),
             probe_toolbox: false,
+            runtime: RuntimeKind::Fake,
+            snapshots: vec!["img:1".into()],
+            timeouts: Timeouts::default(),
         }
     }
 }

@@ -14,6 +14,8 @@ pub enum AgentError {
     Unauthorized,
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("sandbox {0} not found")]
     SandboxNotFound(String),
     #[error("{message}")]
@@ -34,6 +36,11 @@ pub enum AgentError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the request did not finish within {0:?}")]
+    RequestTimeout(std::time::Duration),
+    /// The outcome of an operation several requests waited for.
+    #[error(transparent)]
+    Shared(std::sync::Arc<AgentError>),
 }
 
 pub type Result<T, E = AgentError> = std::result::Result<T, E>;
@@ -62,10 +69,15 @@ impl AgentError {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::SandboxNotFound(_) | Self::SnapshotNotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::ToolboxUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            Self::Runtime(RuntimeError::Timeout { .. }) | Self::RequestTimeout(_) => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
             Self::Runtime(_) | Self::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Shared(e) => e.status(),
         }
     }
 
@@ -73,19 +85,37 @@ impl AgentError {
         match self {
             Self::Unauthorized => "UNAUTHORIZED",
             Self::BadRequest(_) => "BAD_REQUEST",
+            Self::Forbidden(_) => "FORBIDDEN",
             Self::SandboxNotFound(_) => "SANDBOX_NOT_FOUND",
             Self::SnapshotNotFound(_) => "SNAPSHOT_NOT_FOUND",
             Self::Conflict { code, .. } => code,
             Self::ToolboxUnavailable { .. } => "TOOLBOX_UNAVAILABLE",
+            Self::Runtime(RuntimeError::Timeout { .. }) => "ENGINE_TIMEOUT",
+            Self::RequestTimeout(_) => "REQUEST_TIMEOUT",
             Self::Runtime(_) | Self::Io { .. } => "INTERNAL_ERROR",
+            Self::Shared(e) => e.code(),
         }
     }
 
     /// What the caller sees (internal detail stays in the log).
     pub fn external_message(&self) -> String {
         match self {
+            Self::Runtime(RuntimeError::Timeout { op, after }) => {
+                format!("the container engine did not {op} within {after:?}")
+            }
             Self::Runtime(_) | Self::Io { .. } => "internal error".into(),
+            Self::Shared(e) => e.external_message(),
             other => other.to_string(),
+        }
+    }
+
+    /// Whether a sandbox (or its user) can cause this error at will: such errors are never
+    /// logged at ERROR level.
+    fn sandbox_triggered(&self) -> bool {
+        match self {
+            Self::ToolboxUnavailable { .. } => true,
+            Self::Shared(e) => e.sandbox_triggered(),
+            _ => false,
         }
     }
 }
@@ -97,7 +127,8 @@ pub struct ErrorMarker {
     pub code: &'static str,
 }
 
-/// Writes `err` and its whole source chain on one line.
+/// Writes `err` and its whole source chain on one line, unprintable characters escaped (the
+/// chain may quote what a client or a sandbox sent).
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut s = err.to_string();
     let mut cur = err.source();
@@ -106,16 +137,34 @@ pub fn chain(err: &dyn std::error::Error) -> String {
         s.push_str(&e.to_string());
         cur = e.source();
     }
-    s
+    printable(&s)
+}
+
+/// `s` with control characters (newlines, escape sequences, ...) escaped, for log lines.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl IntoResponse for AgentError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %chain(&self), "request failed");
+        if status.is_server_error() && !self.sandbox_triggered() {
+            tracing::error!(error = %chain(&self), code = self.code(), "request failed");
+        } else if status.is_server_error() {
+            tracing::warn!(error = %chain(&self), code = self.code(), "request failed");
         } else {
-            tracing::debug!(error = %chain(&self), "request refused");
+            tracing::debug!(error = %chain(&self), code = self.code(), "request refused");
         }
         let mut resp = status.into_response();
         resp.extensions_mut().insert(ErrorMarker {
@@ -151,4 +200,19 @@ pub async fn error_envelope(request: Request, next: Next) -> Response {
     let status = resp.status();
     let body = envelope(status, &path, marker.message, marker.code);
     (status, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_lines_escape_unprintable_input() {
+        let e = AgentError::BadRequest("bad\n\u{1b}[31mname".into());
+        assert_eq!(chain(&e), "bad\\n\\u{1b}[31mname");
+        assert_eq!(printable("plain é"), "plain é");
+        let shared = AgentError::Shared(std::sync::Arc::new(AgentError::Forbidden("x".into())));
+        assert_eq!(shared.status(), StatusCode::FORBIDDEN);
+        assert_eq!(shared.code(), "FORBIDDEN");
+    }
 }

@@ -1,7 +1,13 @@
 //! Heartbeats to the control plane (`POST /api/runners/healthcheck`, ARCH §2) and host metrics.
+//!
+//! When the control plane answers 401 or 404 (an admin deleted the runner), the agent logs it
+//! once, and heartbeats and state reports back off to one attempt every
+//! `--revoked-backoff-secs` (60 s) instead of a tight loop; sandboxes keep being served. A
+//! heartbeat accepted again lifts the back-off (and held state reports are sent).
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cove_runner_api::client::ControlPlaneClient;
 use cove_runner_api::{Healthcheck, RunnerMetrics, ServiceHealth};
@@ -66,21 +72,61 @@ pub async fn payload(rec: &Reconciler) -> Healthcheck {
             healthy: true,
             error_reason: None,
         }],
-        snapshots: rec.image_tags().await,
+        snapshots: rec.snapshots().await,
     }
 }
 
-/// Sends a heartbeat every `cfg.heartbeat` until the process ends.
-pub async fn run(rec: Arc<Reconciler>, url: String) {
-    let client = ControlPlaneClient::new(url, rec.config().token.clone());
-    let mut tick = tokio::time::interval(rec.config().heartbeat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let body = payload(&rec).await;
-        if let Err(e) = client.healthcheck(&body).await {
-            tracing::warn!(error = %crate::error::chain(&e), "heartbeat failed");
+/// Whether the control plane still knows this runner (shared by heartbeats and reports).
+#[derive(Debug, Default)]
+pub struct Standing {
+    revoked: AtomicBool,
+}
+
+impl Standing {
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(Ordering::SeqCst)
+    }
+
+    /// Records a 401/404 from the control plane; logs only the first one.
+    pub fn revoke(&self, status: u16, backoff: std::time::Duration) {
+        if !self.revoked.swap(true, Ordering::SeqCst) {
+            tracing::error!(
+                status,
+                backoff_secs = backoff.as_secs(),
+                "the control plane no longer knows this runner (deleted?): heartbeats and state reports back off; sandboxes keep running"
+            );
         }
+    }
+
+    fn restore(&self) {
+        if self.revoked.swap(false, Ordering::SeqCst) {
+            tracing::info!("the control plane accepts this runner again");
+        }
+    }
+}
+
+/// Whether a control-plane answer says the runner is gone (its token no longer works).
+pub fn is_revocation(e: &cove_runner_api::client::ClientError) -> bool {
+    matches!(e.status(), Some(401 | 404))
+}
+
+/// Sends a heartbeat every `cfg.heartbeat` (every back-off period while revoked) until the
+/// process ends.
+pub async fn run(rec: Arc<Reconciler>, client: ControlPlaneClient, standing: Arc<Standing>) {
+    let backoff = rec.config().timeouts.revoked_backoff;
+    loop {
+        let body = payload(&rec).await;
+        match client.healthcheck(&body).await {
+            Ok(()) => standing.restore(),
+            Err(e) if is_revocation(&e) => standing.revoke(e.status().unwrap_or(0), backoff),
+            Err(e) => tracing::warn!(error = %crate::error::chain(&e), "heartbeat failed"),
+        }
+        let wait = if standing.is_revoked() {
+            backoff
+        } else {
+            rec.config().heartbeat
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
@@ -96,7 +142,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let mut cfg = Config::for_tests(dir.path().to_path_buf());
         cfg.api_url = Some("http://runner-1:3003".into());
-        let rt = Arc::new(FakeRuntime::with_image("img:1"));
+        let rt = Arc::new(FakeRuntime::new(
+            dir.path().join("fake"),
+            &["img:1".into(), "other:2".into()],
+        ));
         let rec = Reconciler::new(cfg, rt, dir.path().join("tb"));
         let mut spec = SandboxSpec::new("img:1");
         spec.resources.cpu = Some(2.0);
@@ -147,8 +196,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let mut cfg = Config::for_tests(dir.path().to_path_buf());
         cfg.heartbeat = std::time::Duration::from_millis(50);
-        let rec = Reconciler::new(cfg, Arc::new(FakeRuntime::default()), dir.path().join("tb"));
-        let task = tokio::spawn(run(rec, format!("http://{addr}")));
+        let rt = Arc::new(FakeRuntime::new(dir.path().join("fake"), &[]));
+        let rec = Reconciler::new(cfg, rt, dir.path().join("tb"));
+        let client = ControlPlaneClient::new(format!("http://{addr}"), "test-token");
+        let task = tokio::spawn(run(rec, client, Arc::default()));
         let (auth, body) = tokio::time::timeout(std::time::Duration::from_secs(5), rx.recv())
             .await
             .expect("heartbeat in time")

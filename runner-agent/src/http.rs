@@ -1,23 +1,36 @@
 //! The agent's HTTP API (see `cove_runner_api` for the contract). Handlers are thin: unpack,
 //! call the [`Reconciler`], map errors through [`AgentError`].
+//!
+//! **One route table.** Every route is declared once, by its handler's `#[utoipa::path]`, and
+//! registered with `utoipa_axum::routes!`, which gives both the axum route and the OpenAPI
+//! operation (`openapi/runner-agent.json`, [`openapi`]). The toolbox pass-through (a wildcard,
+//! any method) is the one route axum and OpenAPI spell differently: [`TOOLBOX_ROUTES`] holds
+//! both spellings and is the only place it is declared.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::any;
+use cove_runner_api::fake::FakeDelay;
 use cove_runner_api::{
-    BackupRequest, BackupResponse, RunnerInfo, SandboxList, SandboxSpec, SandboxStatus,
+    BackupRemoval, BackupRequest, BackupResponse, ErrorEnvelope, PutQuery, RunnerInfo, SandboxList,
+    SandboxSpec, SandboxStatus,
 };
 use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::{AgentError, Result};
-use crate::reconciler::Reconciler;
+use crate::reconciler::{Applied, Reconciler};
 
 pub type AppState = Arc<Reconciler>;
 
@@ -34,6 +47,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| AgentError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Query string whose failures are `400 BAD_REQUEST` envelopes.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = AgentError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| AgentError::BadRequest(e.body_text()))
     }
 }
 
@@ -63,26 +90,85 @@ async fn auth(State(rec): State<AppState>, req: Request, next: Next) -> Response
     next.run(req).await
 }
 
+/// The request deadline of the API routes (a backup gets the commit deadline on top).
+async fn deadline(State(rec): State<AppState>, req: Request, next: Next) -> Response {
+    let t = rec.config().timeouts;
+    let after = if req.uri().path().ends_with("/backup") {
+        t.request + t.engine.commit
+    } else {
+        t.request
+    };
+    match tokio::time::timeout(after, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => AgentError::RequestTimeout(after).into_response(),
+    }
+}
+
+/// The standard error answers of the agent (all in the envelope).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum Errors {
+    /// Invalid input.
+    #[response(status = 400)]
+    BadRequest(ErrorEnvelope),
+    /// Missing or wrong runner token.
+    #[response(status = 401)]
+    Unauthorized(ErrorEnvelope),
+    /// Unknown sandbox or snapshot.
+    #[response(status = 404)]
+    NotFound(ErrorEnvelope),
+    /// Internal error.
+    #[response(status = 500)]
+    Internal(ErrorEnvelope),
+}
+
+/// Health, no auth.
+#[utoipa::path(get, path = "/", tag = "runner",
+    responses((status = 200, description = "The agent answers", body = serde_json::Value)))]
 async fn health() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
 }
 
+/// Capacity, warm pool and snapshots.
+#[utoipa::path(get, path = "/v1/info", tag = "runner",
+    responses((status = 200, body = RunnerInfo), Errors))]
 async fn info(State(rec): State<AppState>) -> Json<RunnerInfo> {
     Json(RunnerInfo {
         app_version: env!("CARGO_PKG_VERSION").to_owned(),
         metrics: rec.metrics().await,
         warm_pool: rec.pool().counts(),
+        snapshots: rec.snapshots().await,
     })
 }
 
+/// Applies a desired state (idempotent per generation; bounded by `wait`).
+#[utoipa::path(put, path = "/v1/sandboxes/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id"), PutQuery),
+    request_body = SandboxSpec,
+    responses(
+        (status = 200, description = "The desired state was reached", body = SandboxStatus),
+        (status = 202, description = "Still converging: the outcome comes as a state report", body = SandboxStatus),
+        (status = 403, description = "A backup of another sandbox or organization", body = ErrorEnvelope),
+        (status = 409, description = "Stale generation, immutable field, or destroyed meanwhile", body = ErrorEnvelope),
+        (status = 504, description = "The container engine did not answer in time", body = ErrorEnvelope),
+        Errors))]
 async fn sandbox_put(
     State(rec): State<AppState>,
     Path(id): Path<String>,
+    QueryParams(q): QueryParams<PutQuery>,
     JsonBody(spec): JsonBody<SandboxSpec>,
-) -> Result<Json<SandboxStatus>> {
-    rec.apply(&id, spec).await.map(Json)
+) -> Result<(StatusCode, Json<SandboxStatus>)> {
+    let wait = Duration::from_secs(u64::from(q.wait_secs()));
+    Ok(match rec.apply_bounded(&id, spec, wait).await? {
+        Applied::Reached(s) => (StatusCode::OK, Json(s)),
+        Applied::Pending(s) => (StatusCode::ACCEPTED, Json(s)),
+    })
 }
 
+/// The sandbox's status, refreshed from the engine.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 200, body = SandboxStatus), Errors))]
 async fn sandbox_get(
     State(rec): State<AppState>,
     Path(id): Path<String>,
@@ -90,12 +176,19 @@ async fn sandbox_get(
     rec.status(&id).await.map(Json)
 }
 
+/// Every sandbox of this runner.
+#[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes",
+    responses((status = 200, body = SandboxList), Errors))]
 async fn sandbox_list(State(rec): State<AppState>) -> Json<SandboxList> {
     Json(SandboxList {
         sandboxes: rec.list().await,
     })
 }
 
+/// Removes the container (idempotent); backups stay.
+#[utoipa::path(delete, path = "/v1/sandboxes/{id}", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 200, description = "`destroyed`", body = SandboxStatus), Errors))]
 async fn sandbox_delete(
     State(rec): State<AppState>,
     Path(id): Path<String>,
@@ -103,19 +196,52 @@ async fn sandbox_delete(
     rec.destroy(&id).await.map(Json)
 }
 
+/// Commits the sandbox to a new backup image named by the agent.
+#[utoipa::path(post, path = "/v1/sandboxes/{id}/backup", tag = "backups",
+    params(("id" = String, Path, description = "Sandbox id")),
+    request_body(content = Option<BackupRequest>, description = "Optional; ignored"),
+    responses((status = 201, body = BackupResponse), Errors))]
 async fn sandbox_backup(
     State(rec): State<AppState>,
     Path(id): Path<String>,
-    JsonBody(req): JsonBody<BackupRequest>,
 ) -> Result<(StatusCode, Json<BackupResponse>)> {
-    let image_id = rec.backup(&id, &req.image).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(BackupResponse {
-            image: req.image,
-            image_id,
-        }),
-    ))
+    let resp = rec.backup(&id).await?;
+    Ok((StatusCode::CREATED, Json(resp)))
+}
+
+/// Removes every backup image of a sandbox (when it is destroyed for good).
+#[utoipa::path(delete, path = "/v1/backups/{sandboxId}", tag = "backups",
+    params(("sandboxId" = String, Path, description = "Sandbox id")),
+    responses((status = 200, body = BackupRemoval), Errors))]
+async fn backups_delete(
+    State(rec): State<AppState>,
+    Path(sandbox_id): Path<String>,
+) -> Result<Json<BackupRemoval>> {
+    rec.delete_backups(&sandbox_id).await.map(Json)
+}
+
+/// Simulated runner only: the sandbox's container dies (exit 137).
+#[utoipa::path(post, path = "/v1/fake/sandboxes/{id}/crash", tag = "fake",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 204, description = "Crashed; the agent reports it"), Errors))]
+async fn fake_crash(State(rec): State<AppState>, Path(id): Path<String>) -> Result<StatusCode> {
+    rec.crash(&id).await.map(|()| StatusCode::NO_CONTENT)
+}
+
+/// Simulated runner only: the next engine call(s) of a kind take N seconds, or hang.
+#[utoipa::path(post, path = "/v1/fake/delay", tag = "fake",
+    request_body = FakeDelay,
+    responses((status = 204, description = "Armed"), Errors))]
+async fn fake_delay(
+    State(rec): State<AppState>,
+    JsonBody(delay): JsonBody<FakeDelay>,
+) -> Result<StatusCode> {
+    let faults = rec
+        .runtime()
+        .faults()
+        .ok_or_else(|| AgentError::BadRequest("not a simulated runner".into()))?;
+    faults.delay(&delay);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn toolbox_forward(
@@ -127,31 +253,112 @@ async fn toolbox_forward(
     crate::toolbox::forward(&target, &format!("/{path}"), req).await
 }
 
+/// The toolbox pass-through, documented once per spelling (see the module docs).
+#[utoipa::path(method(get, post, put, delete, patch), path = "/v1/sandboxes/{id}/toolbox/{path}",
+    tag = "toolbox",
+    params(("id" = String, Path, description = "Sandbox id"),
+        ("path" = String, Path, description = "Toolbox path (CONTRACT §10), any depth")),
+    responses((status = 200, description = "The daemon's answer (websockets included)"),
+        (status = 409, description = "The sandbox is not started", body = ErrorEnvelope),
+        (status = 502, description = "The daemon is not reachable", body = ErrorEnvelope),
+        Errors))]
+#[allow(dead_code)]
+fn toolbox_doc() {}
+
+/// Daytona's runner path of the toolbox (CONTRACT §13).
+#[utoipa::path(method(get, post, put, delete, patch), path = "/sandboxes/{id}/toolbox/{path}",
+    tag = "toolbox",
+    params(("id" = String, Path, description = "Sandbox id"),
+        ("path" = String, Path, description = "Toolbox path, any depth")),
+    responses((status = 200, description = "The daemon's answer"), Errors))]
+#[allow(dead_code)]
+fn toolbox_daytona_doc() {}
+
+/// The toolbox routes: (axum path, OpenAPI path).
+pub const TOOLBOX_ROUTES: [(&str, &str); 2] = [
+    (
+        "/v1/sandboxes/{id}/toolbox/{*path}",
+        "/v1/sandboxes/{id}/toolbox/{path}",
+    ),
+    (
+        "/sandboxes/{id}/toolbox/{*path}",
+        "/sandboxes/{id}/toolbox/{path}",
+    ),
+];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Cove runner agent", description = "The control plane's API of a runner agent (`cove-runner`). Every route but `GET /` needs `Authorization: Bearer <runner token>`; errors carry the envelope. The `fake` routes exist only with `--runtime fake`."),
+    paths(toolbox_doc, toolbox_daytona_doc),
+    modifiers(&BearerAuth),
+    security(("runnerToken" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let comps = doc.components.get_or_insert_with(Default::default);
+        comps.add_security_scheme(
+            "runnerToken",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The authenticated API routes (the fake ones with the simulated runner only).
+fn api_routes(fake: bool) -> OpenApiRouter<AppState> {
+    let r = OpenApiRouter::new()
+        .routes(routes!(info))
+        .routes(routes!(sandbox_list))
+        .routes(routes!(sandbox_get, sandbox_put, sandbox_delete))
+        .routes(routes!(sandbox_backup))
+        .routes(routes!(backups_delete));
+    if fake {
+        r.routes(routes!(fake_crash)).routes(routes!(fake_delay))
+    } else {
+        r
+    }
+}
+
+/// The OpenAPI document of the agent (`openapi/runner-agent.json`), fake routes included.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, doc) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .merge(api_routes(true))
+        .split_for_parts();
+    doc
+}
+
 async fn not_found(req: Request) -> AgentError {
     AgentError::BadRequest(format!(
         "no route for {} {}",
         req.method(),
-        req.uri().path()
+        crate::error::printable(req.uri().path())
     ))
 }
 
 /// Every route of the agent.
 pub fn router(rec: AppState) -> Router {
-    let api = Router::new()
-        .route("/v1/info", get(info))
-        .route("/v1/sandboxes", get(sandbox_list))
-        .route(
-            "/v1/sandboxes/{id}",
-            get(sandbox_get).put(sandbox_put).delete(sandbox_delete),
-        )
-        .route("/v1/sandboxes/{id}/backup", post(sandbox_backup))
-        .route("/v1/sandboxes/{id}/toolbox/{*path}", any(toolbox_forward))
-        // Daytona's runner path (CONTRACT §13).
-        .route("/sandboxes/{id}/toolbox/{*path}", any(toolbox_forward))
+    let fake = rec.runtime().faults().is_some();
+    let (api, _) = api_routes(fake).split_for_parts();
+    let api = api
+        .layer(axum::middleware::from_fn_with_state(rec.clone(), deadline))
         .route_layer(axum::middleware::from_fn_with_state(rec.clone(), auth));
-    Router::new()
-        .route("/", get(health))
+    let toolbox = TOOLBOX_ROUTES
+        .iter()
+        .fold(Router::new(), |r, (path, _)| {
+            r.route(path, any(toolbox_forward))
+        })
+        .route_layer(axum::middleware::from_fn_with_state(rec.clone(), auth));
+    let (public, _) = OpenApiRouter::new()
+        .routes(routes!(health))
+        .split_for_parts();
+    public
         .merge(api)
+        .merge(toolbox)
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
         .layer(axum::middleware::from_fn(crate::error::error_envelope))
@@ -159,131 +366,4 @@ pub fn router(rec: AppState) -> Router {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-    use crate::runtime::fake::FakeRuntime;
-    use http_body_util::BodyExt;
-    use tower::ServiceExt;
-
-    async fn oneshot(app: Router, req: axum::http::Request<Body>) -> Response {
-        match app.oneshot(req).await {
-            Ok(r) => r,
-            Err(e) => match e {},
-        }
-    }
-
-    fn app() -> (tempfile::TempDir, Router) {
-        let dir = tempfile::tempdir().expect("tmp");
-        let cfg = Config::for_tests(dir.path().to_path_buf());
-        let rec = Reconciler::new(
-            cfg,
-            Arc::new(FakeRuntime::with_image("img:1")),
-            dir.path().join("tb"),
-        );
-        (dir, router(rec))
-    }
-
-    async fn call(
-        app: &Router,
-        method: &str,
-        uri: &str,
-        token: Option<&str>,
-        body: &str,
-    ) -> (StatusCode, serde_json::Value) {
-        let mut req = axum::http::Request::builder().method(method).uri(uri);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let resp = oneshot(
-            app.clone(),
-            req.body(Body::from(body.to_owned())).expect("req"),
-        )
-        .await;
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-        )
-    }
-
-    #[tokio::test]
-    async fn token_is_required() {
-        let (_d, app) = app();
-        let (s, v) = call(&app, "GET", "/v1/sandboxes", None, "").await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED);
-        assert_eq!(v["code"], "UNAUTHORIZED");
-        assert_eq!(v["statusCode"], 401);
-        assert_eq!(v["path"], "/v1/sandboxes");
-        assert_eq!(v["source"], "COVE_RUNNER");
-        let (s, _) = call(&app, "GET", "/v1/sandboxes", Some("wrong"), "").await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED);
-        let (s, _) = call(
-            &app,
-            "GET",
-            "/v1/sandboxes/x/toolbox/files",
-            Some("test-tokenx"),
-            "",
-        )
-        .await;
-        assert_eq!(s, StatusCode::UNAUTHORIZED);
-        let (s, _) = call(&app, "GET", "/", None, "").await;
-        assert_eq!(s, StatusCode::OK);
-    }
-
-    #[tokio::test]
-    async fn lifecycle_over_http() {
-        let (_d, app) = app();
-        let t = Some("test-token");
-        let (s, v) = call(
-            &app,
-            "PUT",
-            "/v1/sandboxes/s1",
-            t,
-            r#"{"generation":1,"snapshot":"img:1"}"#,
-        )
-        .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        assert_eq!(v["state"], "started");
-        let (s, v) = call(
-            &app,
-            "PUT",
-            "/v1/sandboxes/s1",
-            t,
-            r#"{"generation":2,"snapshot":"img:1","desiredState":"stopped"}"#,
-        )
-        .await;
-        assert_eq!(s, StatusCode::OK);
-        assert_eq!(v["state"], "stopped");
-        let (s, v) = call(&app, "GET", "/v1/sandboxes/s1", t, "").await;
-        assert_eq!((s, v["state"].as_str()), (StatusCode::OK, Some("stopped")));
-        let (s, v) = call(&app, "GET", "/v1/sandboxes/s1/toolbox/files", t, "").await;
-        assert_eq!(s, StatusCode::CONFLICT);
-        assert_eq!(v["code"], "SANDBOX_NOT_STARTED");
-        let (s, v) = call(
-            &app,
-            "POST",
-            "/v1/sandboxes/s1/backup",
-            t,
-            r#"{"image":"backup/s1:1"}"#,
-        )
-        .await;
-        assert_eq!(s, StatusCode::CREATED);
-        assert_eq!(v["image"], "backup/s1:1");
-        let (s, v) = call(&app, "PUT", "/v1/sandboxes/s1", t, "{not json").await;
-        assert_eq!(s, StatusCode::BAD_REQUEST);
-        assert_eq!(v["code"], "BAD_REQUEST");
-        let (s, v) = call(&app, "DELETE", "/v1/sandboxes/s1", t, "").await;
-        assert_eq!(
-            (s, v["state"].as_str()),
-            (StatusCode::OK, Some("destroyed"))
-        );
-        let (s, v) = call(&app, "GET", "/v1/sandboxes/s1", t, "").await;
-        assert_eq!(s, StatusCode::NOT_FOUND);
-        assert_eq!(v["code"], "SANDBOX_NOT_FOUND");
-        let (s, v) = call(&app, "GET", "/v1/info", t, "").await;
-        assert_eq!(s, StatusCode::OK);
-        assert!(v["metrics"]["cpu"].as_u64().is_some());
-    }
-}
+mod tests;

@@ -1,9 +1,11 @@
 //! `cove-runner`: the Cove runner agent.
 //!
-//! Runs sandboxes as Docker containers (through the [`runtime::ContainerRuntime`] trait), applies
-//! desired states pushed by the control plane ([`reconciler`]), keeps a warm pool ([`pool`]),
-//! forwards toolbox calls to each sandbox's daemon over a unix socket ([`toolbox`]) and sends
-//! heartbeats ([`heartbeat`]). The wire contract is `cove_runner_api`.
+//! Runs sandboxes as Docker containers (through the [`runtime::ContainerRuntime`] trait; or,
+//! with `--runtime fake`, as simulated containers whose toolbox daemons run in-process),
+//! applies desired states pushed by the control plane ([`reconciler`]), keeps a warm pool
+//! ([`pool`]), forwards toolbox calls to each sandbox's daemon over a unix socket ([`toolbox`],
+//! [`relay`]) and sends heartbeats ([`heartbeat`]) and state reports ([`reporter`]). The wire
+//! contract is `cove_runner_api`; the API document is [`http::openapi`].
 
 pub mod config;
 pub mod error;
@@ -11,21 +13,25 @@ pub mod heartbeat;
 pub mod http;
 pub mod pool;
 pub mod reconciler;
+pub mod relay;
 pub mod reporter;
 pub mod runtime;
 pub mod toolbox;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use config::{Args, Config};
 
-/// Initialises `tracing` once (RUST_LOG, default `info`), logging to stderr.
+/// Initialises `tracing` once (RUST_LOG, default `info`), logging to stderr; colours only when
+/// stderr is a terminal.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -47,14 +53,60 @@ pub enum RunError {
     Serve(#[source] std::io::Error),
 }
 
+/// The container engine of `cfg` (with deadlines) and the toolbox binary to mount.
+async fn make_runtime(
+    cfg: &Config,
+) -> Result<(Arc<dyn runtime::ContainerRuntime>, std::path::PathBuf), RunError> {
+    use runtime::timed::Timed;
+    let deadlines = cfg.timeouts.engine;
+    match cfg.runtime {
+        config::RuntimeKind::Docker => {
+            let docker = runtime::docker::DockerRuntime::connect()
+                .await
+                .map_err(RunError::Docker)?;
+            let toolbox_bin = reconciler::install_toolbox(cfg).map_err(RunError::Startup)?;
+            Ok((Arc::new(Timed::new(docker, deadlines)), toolbox_bin))
+        }
+        config::RuntimeKind::Fake => {
+            // Simulated containers live in memory: a previous run's files are stale.
+            let dir = cfg.data_dir.join("fake");
+            let _ = std::fs::remove_dir_all(&dir);
+            let images: Vec<String> = cfg.snapshot_images().map(str::to_owned).collect();
+            toolbox::accept_in_process_peers();
+            tracing::warn!(
+                ?images,
+                "simulated runner: containers are not isolated (tests only)"
+            );
+            let fake = runtime::fake::FakeRuntime::new(dir, &images);
+            Ok((
+                Arc::new(Timed::new(fake, deadlines)),
+                cfg.toolbox_bin.clone(),
+            ))
+        }
+    }
+}
+
+/// Starts heartbeats and state reports when a control plane is configured.
+fn spawn_control_plane_tasks(rec: &Arc<reconciler::Reconciler>) {
+    let Some(url) = rec.config().control_plane_url.clone() else {
+        return;
+    };
+    let client = cove_runner_api::client::ControlPlaneClient::new(url, rec.config().token.clone());
+    let standing = Arc::new(heartbeat::Standing::default());
+    tokio::spawn(heartbeat::run(
+        rec.clone(),
+        client.clone(),
+        standing.clone(),
+    ));
+    tokio::spawn(reporter::run(rec.clone(), client, standing));
+}
+
 /// Runs the agent until SIGINT/SIGTERM. Prints `cove-runner listening on http://ADDR` on stdout
 /// once the API answers.
 pub async fn run(args: Args) -> Result<(), RunError> {
-    let cfg = Config::from_args(args)?;
-    let docker = runtime::docker::DockerRuntime::connect()
-        .await
-        .map_err(RunError::Docker)?;
-    let toolbox_bin = reconciler::install_toolbox(&cfg).map_err(RunError::Startup)?;
+    let mut cfg = Config::from_args(args)?;
+    relay::set_idle_timeout(cfg.timeouts.idle);
+    let (runtime, toolbox_bin) = make_runtime(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -62,23 +114,16 @@ pub async fn run(args: Args) -> Result<(), RunError> {
             source,
         })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
-    let mut cfg = cfg;
     cfg.listen = addr;
-    let control_plane = cfg.control_plane_url.clone();
-    let rec = reconciler::Reconciler::new(cfg, Arc::new(docker), toolbox_bin);
+    let grace = cfg.timeouts.shutdown_grace;
+    let rec = reconciler::Reconciler::new(cfg, runtime, toolbox_bin);
     rec.recover().await.map_err(RunError::Startup)?;
     let refill = (!rec.pool().targets().is_empty()).then(|| tokio::spawn(pool::run(rec.clone())));
-    if let Some(url) = control_plane {
-        tokio::spawn(heartbeat::run(rec.clone(), url.clone()));
-        tokio::spawn(reporter::run(rec.clone(), url, reporter::OBSERVE_EVERY));
-    }
+    spawn_control_plane_tasks(&rec);
     let app = http::router(rec.clone());
     println!("cove-runner listening on http://{addr}");
-    tracing::info!(%addr, runner = %rec.config().runner_id, "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(RunError::Serve)?;
+    tracing::info!(%addr, runner = %rec.config().runner_id, runtime = ?rec.config().runtime, "serving");
+    serve(listener, app, grace).await.map_err(RunError::Serve)?;
     // Sandboxes keep running; only unclaimed warm containers go away. Stop refilling first so
     // no member is created behind the drain.
     if let Some(task) = refill {
@@ -86,6 +131,31 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     }
     rec.drain_pool().await;
     Ok(())
+}
+
+/// Serves until SIGINT/SIGTERM, then gives open connections `grace` to finish.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down");
+        let _ = stopping.send(true);
+    });
+    let bounded = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        res = std::future::IntoFuture::into_future(server) => res,
+        () = bounded => {
+            tracing::warn!(grace_secs = grace.as_secs_f64(), "connections still open after the shutdown grace period; exiting");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,58 +1,105 @@
-//! State reports to the control plane (`PUT /api/sandbox/{id}/state`) for changes the agent
-//! observes outside a `PUT`: every sandbox once after startup (recovery after a restart), then
-//! whenever a container's state no longer matches what the agent last knew (it died, was OOM-killed,
-//! was stopped behind the agent's back). Sandboxes busy with a `PUT`/`DELETE` are skipped that round.
+//! State reports to the control plane (`PUT /api/sandbox/{id}/state`, [`StateReport`]):
+//! - every sandbox once after startup (cause `recovered`);
+//! - whenever a container's state no longer matches what the agent last knew (it died, was
+//!   OOM-killed, was stopped behind the agent's back; cause `observed`), checked every
+//!   `--observe-ms` and at once after a simulated crash; sandboxes busy with an operation are
+//!   skipped that round;
+//! - the outcome of a `PUT` that answered 202 (cause `applied`), queued by the reconciler.
+//!
+//! While the control plane does not know the runner (see [`crate::heartbeat::Standing`]),
+//! reports are held (the latest per sandbox) and sent once heartbeats are accepted again.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cove_runner_api::client::ControlPlaneClient;
-use cove_runner_api::{SandboxState, SandboxStatus, StateReport};
+use cove_runner_api::{ReportCause, StateReport};
 
+use crate::heartbeat::{Standing, is_revocation};
 use crate::reconciler::Reconciler;
 
-/// How often containers are re-inspected.
-pub const OBSERVE_EVERY: Duration = Duration::from_secs(2);
-
-fn report_of(st: &SandboxStatus) -> StateReport {
-    StateReport {
-        state: st.state,
-        error_reason: st.error_reason.clone(),
-        recoverable: (st.state == SandboxState::Error).then_some(false),
-    }
+struct Reporter {
+    rec: Arc<Reconciler>,
+    client: ControlPlaneClient,
+    standing: Arc<Standing>,
+    held: BTreeMap<String, StateReport>,
 }
 
-async fn send(client: &ControlPlaneClient, st: &SandboxStatus) {
-    match client.report_state(&st.id, &report_of(st)).await {
-        Ok(()) => tracing::info!(sandbox = %st.id, state = ?st.state, "state reported"),
-        // Not (or no longer) a sandbox of this runner for the control plane.
-        Err(e) if e.status() == Some(404) => {
-            tracing::debug!(sandbox = %st.id, "state report: unknown to the control plane")
+impl Reporter {
+    async fn send(&mut self, id: &str, report: StateReport) {
+        if self.standing.is_revoked() {
+            self.held.insert(id.to_owned(), report);
+            return;
         }
-        Err(e) => {
-            tracing::warn!(sandbox = %st.id, error = %crate::error::chain(&e), "state report failed")
+        match self.client.report_state(id, &report).await {
+            Ok(()) => {
+                tracing::info!(sandbox = %id, state = ?report.state, generation = ?report.generation, cause = ?report.cause, "state reported")
+            }
+            Err(e) if e.status() == Some(401) => {
+                let backoff = self.rec.config().timeouts.revoked_backoff;
+                self.standing.revoke(401, backoff);
+                self.held.insert(id.to_owned(), report);
+            }
+            // Not (or no longer) a sandbox of this runner for the control plane.
+            Err(e) if is_revocation(&e) => {
+                tracing::debug!(sandbox = %id, "state report: unknown to the control plane")
+            }
+            Err(e) => {
+                tracing::warn!(sandbox = %id, error = %crate::error::chain(&e), "state report failed")
+            }
+        }
+    }
+
+    /// Observes every sandbox; reports the changed ones (all of them with `all`).
+    async fn observe(&mut self, all: bool) {
+        for id in self.rec.ids().await {
+            if let Some((before, st)) = self.rec.observe(&id).await
+                && (all || before != st.state)
+            {
+                let cause = if all {
+                    ReportCause::Recovered
+                } else {
+                    ReportCause::Observed
+                };
+                self.send(&id, StateReport::of(&st, cause)).await;
+            }
+        }
+    }
+
+    async fn flush_held(&mut self) {
+        if self.held.is_empty() || self.standing.is_revoked() {
+            return;
+        }
+        for (id, report) in std::mem::take(&mut self.held) {
+            self.send(&id, report).await;
         }
     }
 }
 
 /// Runs until the process ends.
-pub async fn run(rec: Arc<Reconciler>, url: String, every: Duration) {
-    let client = ControlPlaneClient::new(url, rec.config().token.clone());
-    for id in rec.ids().await {
-        if let Some((_, st)) = rec.observe(&id).await {
-            send(&client, &st).await;
-        }
-    }
+pub async fn run(rec: Arc<Reconciler>, client: ControlPlaneClient, standing: Arc<Standing>) {
+    let Some(mut queued) = rec.take_reports() else {
+        tracing::warn!("the state reporter runs already");
+        return;
+    };
+    let every = rec.config().timeouts.observe;
+    let mut r = Reporter {
+        rec: rec.clone(),
+        client,
+        standing,
+        held: BTreeMap::new(),
+    };
+    r.observe(true).await;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        for id in rec.ids().await {
-            if let Some((before, st)) = rec.observe(&id).await
-                && before != st.state
-            {
-                send(&client, &st).await;
+        tokio::select! {
+            _ = tick.tick() => {
+                r.flush_held().await;
+                r.observe(false).await;
             }
+            () = rec.observe_requested() => r.observe(false).await,
+            Some((id, report)) = queued.recv() => r.send(&id, report).await,
         }
     }
 }

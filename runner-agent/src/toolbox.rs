@@ -69,6 +69,13 @@ pub async fn connect_patiently(socket: &Path, container_id: &str) -> std::io::Re
     }
 }
 
+static IN_PROCESS_PEERS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The simulated runner (`--runtime fake`) only: accept daemons served by this very process.
+pub fn accept_in_process_peers() {
+    IN_PROCESS_PEERS.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// The listening process must belong to the container's cgroup.
 fn verify_peer(stream: &UnixStream, container_id: &str) -> std::io::Result<()> {
     if container_id.is_empty() {
@@ -76,6 +83,11 @@ fn verify_peer(stream: &UnixStream, container_id: &str) -> std::io::Result<()> {
         return Ok(());
     }
     let cred = stream.peer_cred()?;
+    if IN_PROCESS_PEERS.load(std::sync::atomic::Ordering::SeqCst)
+        && cred.pid() == Some(std::process::id() as i32)
+    {
+        return Ok(());
+    }
     let Some(pid) = cred.pid().filter(|p| *p > 0) else {
         // The peer is in a PID namespace we cannot see (agent itself containerised without
         // hostPID): fall back to the uid check below.
@@ -245,9 +257,8 @@ pub async fn forward(
                 let (Ok(up), Ok(down)) = (upstream.await, client.await) else {
                     return;
                 };
-                let mut up = TokioIo::new(up);
-                let mut down = TokioIo::new(down);
-                let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                let (up, down) = (TokioIo::new(up), TokioIo::new(down));
+                let _ = crate::relay::copy_idle(down, up, crate::relay::idle_timeout()).await;
             });
         }
         let (parts, _) = resp.into_parts();
@@ -258,6 +269,7 @@ pub async fn forward(
         parts.headers.remove(h);
     }
     parts.headers.remove(header::CONNECTION);
+    let body = crate::relay::IdleBody::new(body, crate::relay::idle_timeout());
     Ok(Response::from_parts(parts, Body::new(body)))
 }
 

@@ -125,14 +125,21 @@ async fn lifecycle_with_limits() {
         .expect_err("stale");
     assert_eq!(err.status(), Some(409));
 
-    // Backup = docker commit to a tag.
-    let tag = format!("cove-backup/{id}:1");
+    // Backup = docker commit to a tag the agent picks (whatever an older control plane asks).
+    let asked = format!("cove-backup/{id}:1");
     let b = agent
         .client
-        .backup_sandbox(&id, &BackupRequest { image: tag.clone() })
+        .backup_sandbox(
+            &id,
+            &BackupRequest {
+                image: asked.clone(),
+            },
+        )
         .await
         .expect("backup");
     assert!(b.image_id.starts_with("sha256:"));
+    assert_ne!(b.image, asked);
+    let tag = b.image.clone();
     let ok = std::process::Command::new("docker")
         .args(["image", "inspect", &tag])
         .output()

@@ -3,10 +3,34 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::fake::FakeDelay;
 use crate::{
-    BackupRequest, BackupResponse, ErrorEnvelope, Healthcheck, RunnerInfo, SandboxList,
-    SandboxSpec, SandboxStatus,
+    BackupRemoval, BackupRequest, BackupResponse, ErrorEnvelope, Healthcheck, RunnerInfo,
+    SandboxList, SandboxSpec, SandboxStatus,
 };
+
+/// The answer of a bounded `PUT`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PutOutcome {
+    /// 200: the desired state was reached.
+    Reached(SandboxStatus),
+    /// 202: still converging; the outcome comes as a state report.
+    Pending(SandboxStatus),
+}
+
+impl PutOutcome {
+    pub fn status(&self) -> &SandboxStatus {
+        match self {
+            Self::Reached(s) | Self::Pending(s) => s,
+        }
+    }
+
+    pub fn into_status(self) -> SandboxStatus {
+        match self {
+            Self::Reached(s) | Self::Pending(s) => s,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -90,25 +114,56 @@ impl RunnerClient {
         req: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<T, ClientError> {
-        let resp = req
-            .bearer_auth(&self.token)
+        let resp = self.send(req, url).await?;
+        decode(url, resp).await
+    }
+
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        req.bearer_auth(&self.token)
             .send()
             .await
             .map_err(|source| ClientError::Transport {
                 url: url.to_owned(),
                 source,
-            })?;
-        decode(url, resp).await
+            })
     }
 
-    /// `PUT /v1/sandboxes/{id}`: apply a desired state.
+    /// `PUT /v1/sandboxes/{id}`: apply a desired state, waiting the agent's default bound; the
+    /// status is the reached or (202) the current transitional one.
     pub async fn put_sandbox(
         &self,
         id: &str,
         spec: &SandboxSpec,
     ) -> Result<SandboxStatus, ClientError> {
-        let url = format!("{}/v1/sandboxes/{id}", self.base);
-        self.call(self.http.put(&url).json(spec), &url).await
+        self.apply_sandbox(id, spec, None)
+            .await
+            .map(PutOutcome::into_status)
+    }
+
+    /// `PUT /v1/sandboxes/{id}?wait=SECONDS`: 200 → [`PutOutcome::Reached`], 202 →
+    /// [`PutOutcome::Pending`].
+    pub async fn apply_sandbox(
+        &self,
+        id: &str,
+        spec: &SandboxSpec,
+        wait_secs: Option<u32>,
+    ) -> Result<PutOutcome, ClientError> {
+        let mut url = format!("{}/v1/sandboxes/{id}", self.base);
+        if let Some(w) = wait_secs {
+            url.push_str(&format!("?wait={w}"));
+        }
+        let resp = self.send(self.http.put(&url).json(spec), &url).await?;
+        let pending = resp.status() == reqwest::StatusCode::ACCEPTED;
+        let status: SandboxStatus = decode(&url, resp).await?;
+        Ok(if pending {
+            PutOutcome::Pending(status)
+        } else {
+            PutOutcome::Reached(status)
+        })
     }
 
     pub async fn get_sandbox(&self, id: &str) -> Result<SandboxStatus, ClientError> {
@@ -135,10 +190,43 @@ impl RunnerClient {
         self.call(self.http.post(&url).json(req), &url).await
     }
 
+    /// `POST /v1/sandboxes/{id}/backup` with an empty body (the agent names the image).
+    pub async fn backup(&self, id: &str) -> Result<BackupResponse, ClientError> {
+        let url = format!("{}/v1/sandboxes/{id}/backup", self.base);
+        self.call(self.http.post(&url), &url).await
+    }
+
+    /// `DELETE /v1/backups/{sandboxId}`: every backup image of a destroyed sandbox.
+    pub async fn delete_backups(&self, sandbox_id: &str) -> Result<BackupRemoval, ClientError> {
+        let url = format!("{}/v1/backups/{sandbox_id}", self.base);
+        self.call(self.http.delete(&url), &url).await
+    }
+
     pub async fn info(&self) -> Result<RunnerInfo, ClientError> {
         let url = format!("{}/v1/info", self.base);
         self.call(self.http.get(&url), &url).await
     }
+
+    /// `POST /v1/fake/sandboxes/{id}/crash` (simulated runner only).
+    pub async fn fake_crash(&self, id: &str) -> Result<(), ClientError> {
+        let url = format!("{}/v1/fake/sandboxes/{id}/crash", self.base);
+        let resp = self.send(self.http.post(&url), &url).await?;
+        expect_success(&url, resp).await
+    }
+
+    /// `POST /v1/fake/delay` (simulated runner only).
+    pub async fn fake_delay(&self, delay: &FakeDelay) -> Result<(), ClientError> {
+        let url = format!("{}/v1/fake/delay", self.base);
+        let resp = self.send(self.http.post(&url).json(delay), &url).await?;
+        expect_success(&url, resp).await
+    }
+}
+
+async fn expect_success(url: &str, resp: reqwest::Response) -> Result<(), ClientError> {
+    if resp.status().is_success() {
+        return Ok(());
+    }
+    decode::<serde_json::Value>(url, resp).await.map(|_| ())
 }
 
 /// The agent's client of the control plane.

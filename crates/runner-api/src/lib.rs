@@ -7,29 +7,41 @@
 //!
 //! | route | body | answer |
 //! |---|---|---|
-//! | `PUT /v1/sandboxes/{id}` | [`SandboxSpec`] (with a `generation`) | 200 [`SandboxStatus`] |
+//! | `PUT /v1/sandboxes/{id}?wait=SECONDS` | [`SandboxSpec`] (with a `generation`) | 200 [`SandboxStatus`] (reached) or 202 [`SandboxStatus`] (still converging) |
 //! | `GET /v1/sandboxes/{id}` | – | 200 [`SandboxStatus`] |
 //! | `GET /v1/sandboxes` | – | 200 [`SandboxList`] |
-//! | `DELETE /v1/sandboxes/{id}` | – | 200 [`SandboxStatus`] (`destroyed`), also when it never existed |
-//! | `POST /v1/sandboxes/{id}/backup` | [`BackupRequest`] | 201 [`BackupResponse`] (`docker commit` to a tag) |
+//! | `DELETE /v1/sandboxes/{id}` | – | 200 [`SandboxStatus`] (`destroyed`), also when it never existed; backups stay |
+//! | `POST /v1/sandboxes/{id}/backup` | [`BackupRequest`] (optional) | 201 [`BackupResponse`] (`docker commit` to a name the agent picks) |
+//! | `DELETE /v1/backups/{sandboxId}` | – | 200 [`BackupRemoval`]: every backup image of the sandbox |
 //! | `ANY /v1/sandboxes/{id}/toolbox/{*path}` | toolbox request | the daemon's answer (CONTRACT §10), websockets included |
 //! | `GET /v1/info` | – | 200 [`RunnerInfo`] |
 //! | `GET /` | – | 200 health, no auth |
 //!
-//! `PUT` is idempotent: the agent remembers the highest `generation` it applied for each sandbox.
-//! A spec with the same generation is a no-op that returns the current status; a lower generation
-//! is refused with 409 `STALE_GENERATION`; a higher one is applied (create if missing, then move
-//! toward `desiredState`). Only `desiredState` (and `stopTimeoutSecs`) may change after creation;
-//! a change of image, resources, env, volumes or network is refused with 409 `IMMUTABLE_FIELD`
+//! With `--runtime fake` only, fault injection for tests ([`fake`]):
+//! `POST /v1/fake/sandboxes/{id}/crash` and `POST /v1/fake/delay` ([`fake::FakeDelay`]).
+//!
+//! `PUT` is idempotent: the agent remembers the highest `generation` it accepted for each sandbox.
+//! A spec with the generation already applied is a no-op that returns the current status; the
+//! generation being applied right now is joined (no restart); a lower generation is refused with
+//! 409 `STALE_GENERATION`; a higher one is applied (create if missing, then move toward
+//! `desiredState`). Only `desiredState` (and `stopTimeoutSecs`) may change after creation; a
+//! change of image, resources, env, volumes or network is refused with 409 `IMMUTABLE_FIELD`
 //! (destroy and re-create instead).
+//!
+//! **Bounded.** A `PUT` waits at most `wait` seconds ([`PutQuery`]: default
+//! [`DEFAULT_WAIT_SECS`], at most [`MAX_WAIT_SECS`]) for the desired state. When it is not
+//! reached by then the answer is **202** with the current, transitional status (`creating`,
+//! `starting`, `stopping`); the agent goes on in the background and sends the outcome as a
+//! [`StateReport`] carrying the `generation` and the `desiredState` it settles.
 //!
 //! Every route except `GET /` needs `Authorization: Bearer <runner token>`. Errors carry the
 //! [`ErrorEnvelope`] body.
 //!
 //! The runner also calls the control plane: `POST /api/runners/healthcheck` with a
-//! [`Healthcheck`] every few seconds (Daytona's payload, ARCH §2, plus the local image tags), and
-//! `PUT /api/sandbox/{id}/state` with a [`StateReport`] when it observes a state change outside a
-//! `PUT` (a container died; every sandbox once after the agent restarted).
+//! [`Healthcheck`] every few seconds (Daytona's payload, ARCH §2, plus the snapshot images it
+//! holds), and `PUT /api/sandbox/{id}/state` with a [`StateReport`] when it observes a state
+//! change outside a `PUT` (a container died; every sandbox once after the agent restarted) and
+//! when a `PUT` answered 202 settles.
 
 use std::collections::BTreeMap;
 
@@ -37,6 +49,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "client")]
 pub mod client;
+pub mod fake;
 
 /// Labels the agent puts on every container it owns.
 pub mod labels {
@@ -51,10 +64,46 @@ pub mod labels {
     pub const SNAPSHOT: &str = "cove.snapshot";
     /// Prefix of the user labels of the spec.
     pub const USER_PREFIX: &str = "cove.user.";
+    /// The runner id of the agent that owns a container or a backup image.
+    pub const RUNNER: &str = "cove.runner";
+    /// On backup images: the sandbox the backup belongs to.
+    pub const BACKUP_SANDBOX: &str = "cove.backup.sandbox";
+    /// On backup images: the organization of that sandbox (empty when unknown).
+    pub const BACKUP_ORG: &str = "cove.backup.org";
+    /// On backup images: creation time (unix milliseconds), to order the backups of a sandbox.
+    pub const BACKUP_CREATED: &str = "cove.backup.created";
+}
+
+/// Repository of the backup images (`cove-backup/<128-bit random hex>:<unix ms>`).
+pub const BACKUP_REPO: &str = "cove-backup";
+
+/// Default of [`PutQuery::wait`].
+pub const DEFAULT_WAIT_SECS: u32 = 15;
+/// Upper bound of [`PutQuery::wait`] (larger values are clamped).
+pub const MAX_WAIT_SECS: u32 = 30;
+
+/// Query of `PUT /v1/sandboxes/{id}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+#[serde(rename_all = "camelCase")]
+pub struct PutQuery {
+    /// Seconds to wait for the desired state before answering 202 (default 15, at most 30;
+    /// 0 answers at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u32>,
+}
+
+impl PutQuery {
+    /// The effective wait.
+    pub fn wait_secs(&self) -> u32 {
+        self.wait.unwrap_or(DEFAULT_WAIT_SECS).min(MAX_WAIT_SECS)
+    }
 }
 
 /// The desired state of one sandbox (body of `PUT /v1/sandboxes/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxSpec {
     /// Monotonic per sandbox; the agent applies a spec only when it is newer than the last one.
@@ -119,6 +168,7 @@ impl SandboxSpec {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DesiredState {
     #[default]
@@ -128,6 +178,7 @@ pub enum DesiredState {
 
 /// Resource limits. `None` means the runner default (1 vCPU, 1 GiB, 3 GiB disk, 4096 pids).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Resources {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -149,6 +200,7 @@ impl Resources {
 
 /// A volume bind-mounted into the sandbox: `<runner volumes dir>/<volumeId>[/<subpath>]` at `mountPath`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeMount {
     pub volume_id: String,
@@ -161,6 +213,7 @@ pub struct VolumeMount {
 
 /// Network policy of the sandbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", tag = "mode")]
 pub enum NetworkPolicy {
     /// Default bridge network, egress allowed.
@@ -172,6 +225,7 @@ pub enum NetworkPolicy {
 
 /// Observed state (Daytona's runner state strings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxState {
     Creating,
@@ -187,6 +241,7 @@ pub enum SandboxState {
 
 /// What the agent reports about a sandbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxStatus {
     pub id: String,
@@ -228,28 +283,50 @@ impl SandboxStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxList {
     pub sandboxes: Vec<SandboxStatus>,
 }
 
-/// `POST /v1/sandboxes/{id}/backup`: commit the container's filesystem to `image` (`repo:tag`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `POST /v1/sandboxes/{id}/backup` (the body may be empty): commit the container's filesystem
+/// to a new image whose name the agent picks (`cove-backup/<random>:<ms>`, never guessable),
+/// labelled with the sandbox and its organization. Older backups of the sandbox on this runner
+/// are removed once the new one exists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BackupRequest {
+    /// Ignored (accepted from older control planes): the agent names backup images itself.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct BackupResponse {
+    /// The backup image (`repo:tag`) to restore from (`snapshot` of a later `PUT`).
     pub image: String,
     /// Image id (`sha256:...`).
     pub image_id: String,
 }
 
+/// `DELETE /v1/backups/{sandboxId}`: what was removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRemoval {
+    /// Backup images removed now.
+    pub removed: Vec<String>,
+    /// Backup images still used by a container: removed once that container is gone.
+    #[serde(default)]
+    pub deferred: Vec<String>,
+}
+
 /// `GET /v1/info`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RunnerInfo {
     pub app_version: String,
@@ -257,10 +334,14 @@ pub struct RunnerInfo {
     /// Warm containers ready per snapshot.
     #[serde(default)]
     pub warm_pool: BTreeMap<String, usize>,
+    /// The snapshot images this runner holds (as in [`Healthcheck::snapshots`]).
+    #[serde(default)]
+    pub snapshots: Vec<String>,
 }
 
 /// Capacity metrics (Daytona's `RunnerHealthMetrics`, ARCH §2).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RunnerMetrics {
     pub cpu: u32,
@@ -282,6 +363,7 @@ pub struct RunnerMetrics {
 
 /// Body of `POST /api/runners/healthcheck` (runner → control plane).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Healthcheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -294,14 +376,21 @@ pub struct Healthcheck {
     pub metrics: RunnerMetrics,
     #[serde(default)]
     pub service_health: Vec<ServiceHealth>,
-    /// Image references present on the runner (local image tags), for snapshot-aware scheduling.
+    /// Snapshot images present on the runner, for snapshot-aware scheduling: the configured
+    /// snapshot and warm-pool images and images labelled `cove.snapshot`; never backup images
+    /// nor other local tags.
     #[serde(default)]
     pub snapshots: Vec<String>,
 }
 
-/// Body of `PUT /api/sandbox/{id}/state` (runner → control plane): a sandbox state the agent
-/// observed outside a `PUT` (the container died, or the agent recovered after a restart).
+/// Body of `PUT /api/sandbox/{id}/state` (runner → control plane), the one state-report type of
+/// sender and receiver: a sandbox state the agent observed outside a `PUT` (the container died,
+/// the agent recovered after a restart), or the outcome of a `PUT` that answered 202.
+///
+/// Wire-compatible with the older body (`state`, `errorReason?`, `recoverable?`): the new
+/// fields are optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct StateReport {
     pub state: SandboxState,
@@ -309,9 +398,58 @@ pub struct StateReport {
     pub error_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recoverable: Option<bool>,
+    /// The generation of the spec the agent holds for the sandbox (0: none, recovered from Docker
+    /// only). A report settles the control plane's action of that generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// The desired state of that generation. `state == desiredState` means it was reached;
+    /// `error` means it failed (see `errorReason`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired_state: Option<DesiredState>,
+    /// Why the report was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<ReportCause>,
+}
+
+impl StateReport {
+    /// The report of a status.
+    pub fn of(status: &SandboxStatus, cause: ReportCause) -> Self {
+        Self {
+            state: status.state,
+            error_reason: status.error_reason.clone(),
+            recoverable: (status.state == SandboxState::Error).then_some(false),
+            generation: Some(status.generation),
+            desired_state: status.desired_state,
+            cause: Some(cause),
+        }
+    }
+
+    /// Whether this report says the desired state of `generation` was reached.
+    pub fn settles(&self, generation: u64) -> bool {
+        self.generation == Some(generation)
+            && match self.desired_state {
+                Some(DesiredState::Started) => self.state == SandboxState::Started,
+                Some(DesiredState::Stopped) => self.state == SandboxState::Stopped,
+                None => false,
+            }
+    }
+}
+
+/// Why a [`StateReport`] was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub enum ReportCause {
+    /// A `PUT` that answered 202 finished (reached its desired state, or failed: `error`).
+    Applied,
+    /// The container changed state behind the agent's back (died, OOM, stopped outside).
+    Observed,
+    /// Once per sandbox after the agent started.
+    Recovered,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceHealth {
     pub service_name: String,
@@ -322,6 +460,7 @@ pub struct ServiceHealth {
 
 /// The error body of every non-2xx agent answer (the envelope of CONTRACT §2, `source = "COVE_RUNNER"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorEnvelope {
     pub path: String,
@@ -394,6 +533,39 @@ mod tests {
         )
         .expect("payload without snapshots");
         assert!(old.snapshots.is_empty());
+    }
+
+    #[test]
+    fn state_report_is_wire_compatible_with_the_old_body() {
+        // The old body (the control plane's `UpdateSandboxState`) still parses.
+        let old: StateReport =
+            serde_json::from_str(r#"{"state":"stopped","errorReason":"x","recoverable":false}"#)
+                .expect("old body");
+        assert_eq!(old.state, SandboxState::Stopped);
+        assert_eq!(old.generation, None);
+        let mut st = SandboxStatus::destroyed("sb");
+        st.state = SandboxState::Started;
+        st.generation = 4;
+        st.desired_state = Some(DesiredState::Started);
+        let r = StateReport::of(&st, ReportCause::Applied);
+        let v = serde_json::to_value(&r).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"state":"started","generation":4,"desiredState":"started","cause":"applied"})
+        );
+        assert!(r.settles(4));
+        assert!(!r.settles(5));
+        st.state = SandboxState::Error;
+        assert!(!StateReport::of(&st, ReportCause::Applied).settles(4));
+    }
+
+    #[test]
+    fn put_wait_is_bounded() {
+        assert_eq!(PutQuery::default().wait_secs(), DEFAULT_WAIT_SECS);
+        assert_eq!(PutQuery { wait: Some(600) }.wait_secs(), MAX_WAIT_SECS);
+        assert_eq!(PutQuery { wait: Some(0) }.wait_secs(), 0);
+        let b: BackupRequest = serde_json::from_str("{}").expect("empty backup body");
+        assert!(b.image.is_empty());
     }
 
     #[test]

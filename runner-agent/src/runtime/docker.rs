@@ -7,12 +7,12 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig, MountPoint};
 use bollard::query_parameters::{
     CommitContainerOptions, CreateContainerOptions, ListContainersOptions, ListImagesOptions,
-    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
+    RemoveContainerOptions, RemoveImageOptions, RenameContainerOptions, StopContainerOptions,
 };
 
 use super::{
-    ContainerInfo, ContainerRuntime, ContainerSpec, ImageInfo, RUN_DIR_IN_CONTAINER, Result,
-    RuntimeError,
+    CommitOptions, ContainerInfo, ContainerRuntime, ContainerSpec, ImageInfo, ImageRemoval,
+    ImageSummary, RUN_DIR_IN_CONTAINER, Result, RuntimeError,
 };
 
 pub struct DockerRuntime {
@@ -109,6 +109,7 @@ impl ContainerRuntime for DockerRuntime {
                     working_dir: cfg.working_dir.filter(|w| !w.is_empty()),
                     entrypoint: cfg.entrypoint.unwrap_or_default(),
                     cmd: cfg.cmd.unwrap_or_default(),
+                    labels: cfg.labels.unwrap_or_default(),
                 }))
             }
             Err(e) if is_status(&e, &[404]) => Ok(None),
@@ -116,20 +117,38 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
-    async fn image_tags(&self) -> Result<Vec<String>> {
+    async fn images(&self) -> Result<Vec<ImageSummary>> {
         let images = self
             .docker
             .list_images(Some(ListImagesOptions::default()))
             .await
             .map_err(|e| engine("list images", e))?;
-        let mut tags: Vec<String> = images
+        Ok(images
             .into_iter()
-            .flat_map(|i| i.repo_tags)
-            .filter(|t| t != "<none>:<none>")
-            .collect();
-        tags.sort();
-        tags.dedup();
-        Ok(tags)
+            .map(|i| ImageSummary {
+                id: i.id,
+                tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                labels: i.labels,
+            })
+            .collect())
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<ImageRemoval> {
+        let opts = RemoveImageOptions {
+            force: false,
+            noprune: false,
+            ..Default::default()
+        };
+        match self.docker.remove_image(image, Some(opts), None).await {
+            Ok(_) => Ok(ImageRemoval::Removed),
+            Err(e) if is_status(&e, &[404]) => Ok(ImageRemoval::NotFound),
+            Err(e) if is_status(&e, &[409]) => Ok(ImageRemoval::InUse),
+            Err(e) => Err(engine("remove an image", e)),
+        }
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String> {
@@ -224,6 +243,7 @@ impl ContainerRuntime for DockerRuntime {
                     running: state.running.unwrap_or(false),
                     status: state.status.map(|s| s.to_string()).unwrap_or_default(),
                     run_dir: run_dir(c.mounts.as_ref()),
+                    exit_code: state.exit_code,
                 }))
             }
             Err(e) if is_status(&e, &[404]) => Ok(None),
@@ -260,6 +280,7 @@ impl ContainerRuntime for DockerRuntime {
                     running: status == "running",
                     status,
                     run_dir: run_dir(c.mounts.as_ref()),
+                    exit_code: None,
                 }
             })
             .collect())
@@ -277,7 +298,13 @@ impl ContainerRuntime for DockerRuntime {
             .map_err(|e| engine("rename a container", e))
     }
 
-    async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String> {
+    async fn commit(
+        &self,
+        id: &str,
+        repo: &str,
+        tag: &str,
+        commit: &CommitOptions,
+    ) -> Result<String> {
         let opts = CommitContainerOptions {
             container: Some(id.to_owned()),
             repo: Some(repo.to_owned()),
@@ -285,9 +312,17 @@ impl ContainerRuntime for DockerRuntime {
             pause: true,
             ..Default::default()
         };
+        // An explicit (possibly empty) entrypoint and cmd replace the container's, which wrap
+        // the image command in the toolbox daemon; labels are merged over the container's.
+        let config = ContainerConfig {
+            entrypoint: Some(commit.entrypoint.clone()),
+            cmd: Some(commit.cmd.clone()),
+            labels: Some(commit.labels.clone()),
+            ..Default::default()
+        };
         let resp = self
             .docker
-            .commit_container(opts, ContainerConfig::default())
+            .commit_container(opts, config)
             .await
             .map_err(|e| engine("commit a container", e))?;
         Ok(resp.id)

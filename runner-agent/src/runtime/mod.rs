@@ -1,11 +1,17 @@
 //! The container runtime seen by the agent: a small trait with a Docker implementation
-//! ([`docker::DockerRuntime`], bollard) and an in-memory fake for unit tests ([`fake::FakeRuntime`]).
+//! ([`docker::DockerRuntime`], bollard) and a simulated one ([`fake::FakeRuntime`]: in-memory
+//! containers whose toolbox is an in-process daemon, for `cove-runner --runtime fake` and unit
+//! tests). [`timed::Timed`] puts a deadline on every call of either.
 
 pub mod docker;
 pub mod fake;
+pub mod timed;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use cove_runner_api::fake::FakeDelay;
 
 /// Where the per-sandbox host directory is mounted inside the container.
 pub const RUN_DIR_IN_CONTAINER: &str = "/run/cove";
@@ -47,9 +53,11 @@ pub struct ContainerInfo {
     pub status: String,
     /// Host source of the `/run/cove` bind mount.
     pub run_dir: Option<PathBuf>,
+    /// Exit code of a container that ran and exited (inspect only).
+    pub exit_code: Option<i64>,
 }
 
-/// Image facts used to build the entrypoint.
+/// Image facts used to build the entrypoint and to check who may use the image.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImageInfo {
     pub id: String,
@@ -57,6 +65,34 @@ pub struct ImageInfo {
     pub working_dir: Option<String>,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// One local image (`docker images`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageSummary {
+    pub id: String,
+    /// `repo:tag` references (without `<none>:<none>`).
+    pub tags: Vec<String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// What `docker commit` writes into the new image's config (on top of the container's).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CommitOptions {
+    pub labels: HashMap<String, String>,
+    /// The image's entrypoint (empty: none) and cmd.
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+}
+
+/// Outcome of removing an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageRemoval {
+    Removed,
+    /// Still used by a container (Docker's 409): try again once that container is gone.
+    InUse,
+    NotFound,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +103,8 @@ pub enum RuntimeError {
     Conflict(String),
     #[error("container engine failed to {op}: {message}")]
     Engine { op: &'static str, message: String },
+    #[error("the container engine did not {op} within {after:?}")]
+    Timeout { op: &'static str, after: Duration },
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
@@ -76,8 +114,10 @@ pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 pub trait ContainerRuntime: Send + Sync + 'static {
     /// `None` when the image is not present locally.
     async fn image(&self, image: &str) -> Result<Option<ImageInfo>>;
-    /// Every tag of every local image (`repo:tag`), sorted (the snapshots the heartbeat reports).
-    async fn image_tags(&self) -> Result<Vec<String>>;
+    /// Every local image with its tags and labels.
+    async fn images(&self) -> Result<Vec<ImageSummary>>;
+    /// Removes an image by reference (not by force: an image a container uses stays).
+    async fn remove_image(&self, image: &str) -> Result<ImageRemoval>;
     /// Creates (does not start) a container; returns its id.
     async fn create(&self, spec: &ContainerSpec) -> Result<String>;
     /// Starts; a running container is fine.
@@ -91,5 +131,24 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn list(&self, label: &str, value: &str) -> Result<Vec<ContainerInfo>>;
     async fn rename(&self, id: &str, name: &str) -> Result<()>;
     /// `docker commit` to `repo:tag`; returns the image id.
-    async fn commit(&self, id: &str, repo: &str, tag: &str) -> Result<String>;
+    async fn commit(&self, id: &str, repo: &str, tag: &str, opts: &CommitOptions)
+    -> Result<String>;
+    /// Fault injection (the simulated runtime only).
+    fn faults(&self) -> Option<&dyn Faults> {
+        None
+    }
+    /// Whether the daemon lacks the container's env, so the agent passes the sandbox env in
+    /// every `process/execute` and `process/code-run` (the simulated runtime's in-process daemon).
+    fn env_in_requests(&self) -> bool {
+        false
+    }
+}
+
+/// Fault injection of the simulated runtime (`/v1/fake/*`).
+#[async_trait::async_trait]
+pub trait Faults: Send + Sync {
+    /// The container dies (exit 137) as if OOM-killed; its toolbox daemon goes with it.
+    async fn crash(&self, id: &str) -> Result<()>;
+    /// The next engine call(s) of a kind take `delay.seconds`, or hang.
+    fn delay(&self, delay: &FakeDelay);
 }

@@ -71,6 +71,9 @@ pub struct Agent {
     cleanup: bool,
 }
 
+/// The image of the simulated runner's tests (`--runtime fake --snapshot FAKE_IMAGE`).
+pub const FAKE_IMAGE: &str = "cove-fake-base:1";
+
 impl Agent {
     pub fn start(extra: &[&str]) -> Agent {
         let tmp = tempfile::tempdir().expect("tmp");
@@ -80,9 +83,46 @@ impl Agent {
         a
     }
 
+    /// A simulated runner (`--runtime fake`, no Docker) holding [`FAKE_IMAGE`].
+    pub fn start_fake(extra: &[&str]) -> Agent {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let runner_id = format!("f{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let mut args = vec!["--runtime", "fake", "--snapshot", FAKE_IMAGE];
+        args.extend_from_slice(extra);
+        let mut a = Self::spawn_process(tmp.path(), &runner_id, &args);
+        a._tmp = Some(tmp);
+        a.cleanup = false;
+        a
+    }
+
+    /// The agent's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for the exit; returns how long it took.
+    pub fn terminate(&mut self, limit: Duration) -> Option<Duration> {
+        let child = self.child.as_mut()?;
+        let pid = rustix::process::Pid::from_raw(child.id() as i32)?;
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let t = std::time::Instant::now();
+        while t.elapsed() < limit {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return Some(t.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Starts an agent over an existing data dir and runner id (restart tests).
     pub fn spawn(data_dir: &Path, runner_id: &str, extra: &[&str]) -> Agent {
         let _ = image();
+        Self::spawn_process(data_dir, runner_id, extra)
+    }
+
+    fn spawn_process(data_dir: &Path, runner_id: &str, extra: &[&str]) -> Agent {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cove-runner"))
             .args([
                 "--listen",
@@ -187,6 +227,103 @@ impl Drop for Agent {
         if self.cleanup {
             remove_containers(&self.runner_id);
         }
+    }
+}
+
+/// A stand-in for the control plane: records heartbeats and state reports and answers them
+/// with a settable status.
+pub struct ControlPlane {
+    pub url: String,
+    /// Status of every answer (200 by default; 401 plays a deleted runner).
+    pub status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    pub heartbeats: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    reports: std::sync::Arc<std::sync::Mutex<Vec<(String, cove_runner_api::StateReport)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ControlPlane {
+    pub async fn start() -> ControlPlane {
+        use axum::routing::{post, put};
+        use std::sync::atomic::Ordering;
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let heartbeats = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let reports = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (st, hb) = (status.clone(), heartbeats.clone());
+        let (st2, rp) = (status.clone(), reports.clone());
+        let app = axum::Router::new()
+            .route(
+                "/api/runners/healthcheck",
+                post(move || {
+                    let (st, hb) = (st.clone(), hb.clone());
+                    async move {
+                        hb.fetch_add(1, Ordering::SeqCst);
+                        axum::http::StatusCode::from_u16(st.load(Ordering::SeqCst))
+                            .unwrap_or(axum::http::StatusCode::OK)
+                    }
+                }),
+            )
+            .route(
+                "/api/sandbox/{id}/state",
+                put(
+                    move |axum::extract::Path(id): axum::extract::Path<String>,
+                          axum::Json(r): axum::Json<cove_runner_api::StateReport>| {
+                        let (st, rp) = (st2.clone(), rp.clone());
+                        async move {
+                            let code = st.load(Ordering::SeqCst);
+                            if code == 200 {
+                                rp.lock().expect("reports").push((id, r));
+                            }
+                            axum::http::StatusCode::from_u16(code)
+                                .unwrap_or(axum::http::StatusCode::OK)
+                        }
+                    },
+                ),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        ControlPlane {
+            url,
+            status,
+            heartbeats,
+            reports,
+            task,
+        }
+    }
+
+    pub fn reports(&self) -> Vec<(String, cove_runner_api::StateReport)> {
+        self.reports.lock().expect("reports").clone()
+    }
+
+    /// Waits for a report of `id` matching `f`.
+    pub async fn wait_report(
+        &self,
+        id: &str,
+        timeout: Duration,
+        f: impl Fn(&cove_runner_api::StateReport) -> bool,
+    ) -> cove_runner_api::StateReport {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some((_, r)) = self.reports().into_iter().find(|(i, r)| i == id && f(r)) {
+                return r;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no matching report for {id}: {:?}",
+                self.reports()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
