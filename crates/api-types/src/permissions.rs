@@ -6,10 +6,11 @@ macro_rules! permissions {
     ($($variant:ident => $wire:literal),+ $(,)?) => {
         /// A permission held through an API key or an assigned organization role.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         pub enum Permission {
             $(#[serde(rename = $wire)] $variant,)+
         }
+
+        string_enum_schema!(Permission);
 
         impl Permission {
             pub const ALL: &'static [Permission] = &[$(Permission::$variant),+];
