@@ -17,8 +17,12 @@ use std::sync::{Arc, Weak};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::log_throttle::{self, LogThrottle};
+
 /// Host suffix addressing components in-process.
 pub const INTERNAL_SUFFIX: &str = ".spin.internal";
+
+static DENIED_LOG: LogThrottle = LogThrottle::new(log_throttle::WINDOW, log_throttle::BURST);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid allowed_outbound_hosts entry {entry:?}: {reason}")]
@@ -240,7 +244,10 @@ impl OutboundHooks {
             None => return Err(HttpError::HttpRequestUriInvalid),
         };
         if !self.allow.allows(&scheme, &host, port) {
-            tracing::warn!(
+            // A component may build URLs from its callers' input: throttled.
+            crate::throttled!(
+                DENIED_LOG,
+                tracing::Level::WARN,
                 component = %self.component,
                 url = %uri,
                 "outbound request denied: host not in allowed_outbound_hosts"
