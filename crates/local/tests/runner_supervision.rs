@@ -139,6 +139,8 @@ async fn a_killed_agent_is_restarted_and_heartbeats_again() {
     assert!(stderr.contains("signal: 9"), "{stderr}");
     assert!(stderr.contains("runner agent restarted"), "{stderr}");
     assert!(stderr.contains(&format!("pid={second}")), "{stderr}");
+    // cove's log (a pipe here) has no colour codes, the agent's lines included.
+    assert!(!stderr.contains('\x1b'), "{stderr}");
 
     // Heartbeats resume: the same row, ready, checked after the kill, at the new agent's port.
     let deadline = Instant::now() + Duration::from_secs(30);

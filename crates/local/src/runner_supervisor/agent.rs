@@ -36,6 +36,10 @@ impl Agent {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .kill_on_drop(true);
+        if !crate::logging::use_ansi() {
+            // The agent logs to cove's stderr: no colour codes in a log file.
+            cmd.env("NO_COLOR", "1");
+        }
         if s.warm_pool > 0 {
             cmd.arg("--warm-pool")
                 .arg(format!("{}={}", s.default_snapshot, s.warm_pool));

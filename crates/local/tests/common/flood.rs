@@ -16,6 +16,32 @@ pub struct Outcome {
     pub sent: u64,
 }
 
+impl Outcome {
+    /// The response body, with a chunked transfer encoding undone.
+    pub fn body(&self) -> String {
+        let Some((head, body)) = self.response.split_once("\r\n\r\n") else {
+            return String::new();
+        };
+        if !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            return body.to_owned();
+        }
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some((size, after)) = rest.split_once("\r\n") {
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 || after.len() < n {
+                break;
+            }
+            out.push_str(&after[..n]);
+            rest = after[n..].strip_prefix("\r\n").unwrap_or(&after[n..]);
+        }
+        out
+    }
+}
+
 /// POSTs a body of `len` bytes of `x` to `path` on `addr` (`host:port`), with a
 /// `Content-Length` or chunked; stops writing as soon as a response (or a close) arrives.
 pub async fn stream_body(addr: &str, path: &str, len: u64, chunked: bool) -> Outcome {
