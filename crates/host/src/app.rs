@@ -190,8 +190,20 @@ impl App {
             Ok(Err(error)) => error,
             Err(_) => wasmtime::Error::new(ExpirationError),
         };
-        let failure = self.classify(&error, elapsed);
-        self.log_failure(&failure, component, request_id, path, &error);
+        self.failed(component, request_id, path, &error, elapsed)
+    }
+
+    /// The envelope for a request that produced no guest response, logged (throttled).
+    fn failed(
+        &self,
+        component: &str,
+        request_id: u64,
+        path: &str,
+        error: &wasmtime::Error,
+        elapsed: Duration,
+    ) -> Response<WasiBody> {
+        let failure = self.classify(error, elapsed);
+        self.log_failure(&failure, component, request_id, path, error);
         match failure {
             Failure::TimedOut => envelope(504, "Request timed out", path),
             Failure::NoInstance => envelope(503, "Service unavailable", path),
