@@ -94,6 +94,88 @@ async fn local_runner(cove: &Cove, key: &str) -> Value {
         .clone()
 }
 
+/// Removes the containers of the runner when dropped (also when the test fails).
+struct Containers(String);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let filter = format!("label=cove.runner={}", self.0);
+        let Ok(out) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+        else {
+            return;
+        };
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// `POST /api/sandbox` (the SDK's default body), then polls until `started`.
+async fn create_sandbox(cove: &Cove, key: &str) -> Value {
+    let http = reqwest::Client::new();
+    let body =
+        serde_json::json!({"env": {}, "labels": {"test": "runner-supervision"}, "volumes": []});
+    let mut sb: Value = http
+        .post(cove.url("/api/sandbox"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = sb["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{sb}"))
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while sb["state"] != "started" {
+        assert!(Instant::now() < deadline, "sandbox did not start: {sb}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        sb = sandbox(cove, key, &id).await;
+    }
+    sb
+}
+
+async fn sandbox(cove: &Cove, key: &str, id: &str) -> Value {
+    reqwest::Client::new()
+        .get(cove.url(&format!("/api/sandbox/{id}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Runs `echo <word>` in the sandbox through the toolbox proxy; returns the output.
+async fn exec(cove: &Cove, key: &str, id: &str, word: &str) -> String {
+    let r: Value = reqwest::Client::new()
+        .post(cove.url(&format!("/toolbox/{id}/process/execute")))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "command": format!("echo {word}") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["exitCode"], 0, "{r}");
+    r["result"].as_str().unwrap_or_default().trim().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_agent_is_restarted_and_heartbeats_again() {
     let runner_bin = Path::new(env!("CARGO_BIN_EXE_cove")).with_file_name("cove-runner");
@@ -120,6 +202,10 @@ async fn a_killed_agent_is_restarted_and_heartbeats_again() {
     assert_eq!(first.len(), 1, "one agent expected: {first:?}");
     let before = local_runner(&cove, &key).await;
     assert_eq!(before["state"], "ready", "{before}");
+    let _cleanup = Containers(before["id"].as_str().unwrap().to_owned());
+    let sb = create_sandbox(&cove, &key).await;
+    let id = sb["id"].as_str().unwrap().to_owned();
+    assert_eq!(exec(&cove, &key, &id, "before").await, "before");
 
     let status = Command::new("kill")
         .args(["-KILL", &first[0].to_string()])
@@ -157,6 +243,11 @@ async fn a_killed_agent_is_restarted_and_heartbeats_again() {
     };
     assert_eq!(after["id"], before["id"]);
     assert_ne!(after["apiUrl"], before["apiUrl"], "{after}");
+    // The sandbox came back with the new agent, without an operator: still started, and its
+    // toolbox answers through the new agent.
+    let sb = sandbox(&cove, &key, &id).await;
+    assert_eq!(sb["state"], "started", "{sb}");
+    assert_eq!(exec(&cove, &key, &id, "after").await, "after");
 
     // Shutdown stops the restarted agent too.
     let status = cove.terminate();
