@@ -133,6 +133,14 @@ impl AsyncWrite for LineWriter {
 /// Appends `line` to `out` with everything that could act on a terminal escaped.
 pub fn escape_into(line: &[u8], out: &mut Vec<u8>) {
     use std::io::Write as _;
+    // Fast path: printable ASCII (and tabs) needs no escaping.
+    if line
+        .iter()
+        .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b))
+    {
+        out.extend_from_slice(line);
+        return;
+    }
     for chunk in line.utf8_chunks() {
         for c in chunk.valid().chars() {
             // Writing into a Vec cannot fail.
