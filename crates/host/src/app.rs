@@ -9,28 +9,48 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cove_api_types::ApiError;
-use http::header::{CONTENT_TYPE, HOST};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST};
 use http::{HeaderName, HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
+use tracing::Level;
 use wasmtime::{Engine, Trap};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, ProxyHandler};
 
+use crate::body_limit::{self, BodyLimit};
+use crate::log_throttle::LogThrottle;
 use crate::outbound::{InternalDispatch, InternalTarget, ResponseFuture};
-use crate::routes::Router;
+use crate::routes::{RouteMatch, Router};
 use crate::runtime::{ComponentRuntime, InstanceLimits, PreparedComponent};
+use crate::throttled;
 
 /// Header carrying cove's version on every response.
 pub const VERSION_HEADER: &str = "x-daytona-api-version";
 /// Extra time given to a request beyond `--request-timeout` before cove gives up waiting.
 const TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 
+/// One component as the app serves it.
+struct Served {
+    handler: ProxyHandler<ComponentRuntime>,
+    body_limit: BodyLimit,
+}
+
 pub struct App {
     router: Router,
-    components: HashMap<String, ProxyHandler<ComponentRuntime>>,
+    components: HashMap<String, Served>,
     request_timeout: Duration,
     next_request_id: AtomicU64,
     version: HeaderValue,
+    /// Guest failures, a full pool and timeouts can be caused by any client: throttled lines.
+    failure_log: LogThrottle,
+    timeout_log: LogThrottle,
+}
+
+/// How a request that did not produce a guest response ended.
+enum Failure {
+    TimedOut,
+    NoInstance,
+    Guest,
 }
 
 impl App {
@@ -46,8 +66,16 @@ impl App {
                 .into_iter()
                 .map(|p| {
                     let id = p.id().to_owned();
+                    let body_limit = p.body_limit();
                     let runtime = p.into_runtime(engine, internal.clone(), limits);
-                    (id, ProxyHandler::new(runtime))
+                    let handler = ProxyHandler::new(runtime);
+                    (
+                        id,
+                        Served {
+                            handler,
+                            body_limit,
+                        },
+                    )
                 })
                 .collect();
             App {
@@ -56,8 +84,22 @@ impl App {
                 request_timeout: limits.request_timeout,
                 next_request_id: AtomicU64::new(0),
                 version: HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+                failure_log: LogThrottle::default(),
+                timeout_log: LogThrottle::default(),
             }
         })
+    }
+
+    /// How many instances of `component` were created so far (`None`: no such component).
+    pub fn instantiations(&self, component: &str) -> Option<u64> {
+        self.components
+            .get(component)
+            .map(|c| c.handler.state().instantiations())
+    }
+
+    /// The request body limit of `component`.
+    pub fn body_limit(&self, component: &str) -> Option<BodyLimit> {
+        self.components.get(component).map(|c| c.body_limit)
     }
 
     /// Serves a request that arrived over the network.
@@ -87,37 +129,7 @@ impl App {
             return envelope(404, message, &path);
         };
         let component = m.component.to_owned();
-
-        // Spin hands components an absolute URL plus its routing headers.
-        let host = request
-            .headers()
-            .get(HOST)
-            .and_then(|h| h.to_str().ok())
-            .map_or_else(|| local.to_string(), str::to_owned);
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_owned();
-        let full_url = format!("http://{host}{path_and_query}");
-        if let Ok(uri) = full_url.parse() {
-            *request.uri_mut() = uri;
-        }
-        let headers = request.headers_mut();
-        let mut set = |name: &'static str, value: &str| {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                headers.insert(HeaderName::from_static(name), v);
-            }
-        };
-        set("spin-full-url", &full_url);
-        set("spin-path-info", &m.path_info);
-        set("spin-matched-route", m.raw_route);
-        set("spin-raw-component-route", m.raw_route);
-        set("spin-component-route", m.matched_prefix);
-        set("spin-base-path", "/");
-        if let Some(remote) = remote {
-            set("spin-client-addr", &remote.to_string());
-        }
+        add_spin_headers(&mut request, &m, local, remote);
         self.call(&component, request, &path).await
     }
 
@@ -128,17 +140,42 @@ impl App {
         request: Request<WasiBody>,
         path: &str,
     ) -> Response<WasiBody> {
-        let Some(handler) = self.components.get(component) else {
+        let Some(served) = self.components.get(component) else {
             return envelope(404, format!("Cannot {} {path}", request.method()), path);
         };
         let request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        // Checked before an instance exists: a refused body costs no guest memory.
+        let (request, tripped) = match body_limit::apply(request, served.body_limit) {
+            Ok(checked) => checked,
+            Err(refused) => {
+                tracing::debug!(
+                    component,
+                    request_id,
+                    path,
+                    declared = refused.declared,
+                    limit = refused.limit,
+                    "request body too large (Content-Length)"
+                );
+                return payload_too_large(refused.limit, path);
+            }
+        };
         let started = Instant::now();
         let result = tokio::time::timeout(
             self.request_timeout + TIMEOUT_GRACE,
-            handler.handle(request_id, request),
+            served.handler.handle(request_id, request),
         )
         .await;
         let elapsed = started.elapsed();
+        if tripped.is_set() {
+            // Whatever the guest answered to the failed body read, the client learns why.
+            tracing::debug!(
+                component,
+                request_id,
+                path,
+                "request body too large (cut off)"
+            );
+            return payload_too_large(served.body_limit.max_bytes().unwrap_or(0), path);
+        }
         let error = match result {
             Ok(Ok(response)) => {
                 tracing::debug!(
@@ -153,26 +190,131 @@ impl App {
             Ok(Err(error)) => error,
             Err(_) => wasmtime::Error::new(ExpirationError),
         };
-        let timed_out = error.is::<ExpirationError>()
+        self.failed(component, request_id, path, &error, elapsed)
+    }
+
+    /// The envelope for a request that produced no guest response, logged (throttled).
+    fn failed(
+        &self,
+        component: &str,
+        request_id: u64,
+        path: &str,
+        error: &wasmtime::Error,
+        elapsed: Duration,
+    ) -> Response<WasiBody> {
+        let failure = self.classify(error, elapsed);
+        self.log_failure(&failure, component, request_id, path, error);
+        match failure {
+            Failure::TimedOut => envelope(504, "Request timed out", path),
+            Failure::NoInstance => envelope(503, "Service unavailable", path),
+            Failure::Guest => envelope(500, "Internal server error", path),
+        }
+    }
+
+    fn classify(&self, error: &wasmtime::Error, elapsed: Duration) -> Failure {
+        if error.is::<ExpirationError>()
             || error.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
-            || elapsed >= self.request_timeout;
-        if timed_out {
-            tracing::warn!(
+            || elapsed >= self.request_timeout
+        {
+            Failure::TimedOut
+        } else if error.is::<InstantiationError<u64>>() {
+            Failure::NoInstance
+        } else {
+            Failure::Guest
+        }
+    }
+
+    fn log_failure(
+        &self,
+        failure: &Failure,
+        component: &str,
+        request_id: u64,
+        path: &str,
+        error: &wasmtime::Error,
+    ) {
+        let error = format!("{error:?}");
+        match failure {
+            Failure::TimedOut => throttled!(
+                self.timeout_log,
+                Level::WARN,
                 component,
                 request_id,
                 path,
                 timeout_s = self.request_timeout.as_secs_f64(),
                 "request timed out"
-            );
-            envelope(504, "Request timed out", path)
-        } else if error.is::<InstantiationError<u64>>() {
-            tracing::error!(component, request_id, path, error = %format!("{error:?}"), "cannot instantiate component");
-            envelope(503, "Service unavailable", path)
-        } else {
-            tracing::error!(component, request_id, path, error = %format!("{error:?}"), "component failed");
-            envelope(500, "Internal server error", path)
+            ),
+            // A full instance pool is load, not a fault of cove's.
+            Failure::NoInstance => throttled!(
+                self.failure_log,
+                Level::WARN,
+                component,
+                request_id,
+                path,
+                error,
+                "cannot instantiate component"
+            ),
+            Failure::Guest => throttled!(
+                self.failure_log,
+                Level::ERROR,
+                component,
+                request_id,
+                path,
+                error,
+                "component failed"
+            ),
         }
     }
+}
+
+/// Spin hands components an absolute URL plus its routing headers.
+fn add_spin_headers(
+    request: &mut Request<WasiBody>,
+    m: &RouteMatch<'_>,
+    local: SocketAddr,
+    remote: Option<SocketAddr>,
+) {
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| local.to_string(), str::to_owned);
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    let full_url = format!("http://{host}{path_and_query}");
+    if let Ok(uri) = full_url.parse() {
+        *request.uri_mut() = uri;
+    }
+    let headers = request.headers_mut();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set("spin-full-url", &full_url);
+    set("spin-path-info", &m.path_info);
+    set("spin-matched-route", m.raw_route);
+    set("spin-raw-component-route", m.raw_route);
+    set("spin-component-route", m.matched_prefix);
+    set("spin-base-path", "/");
+    if let Some(remote) = remote {
+        set("spin-client-addr", &remote.to_string());
+    }
+}
+
+/// 413 in the envelope; the connection is closed after it (the rest of the body is not read).
+fn payload_too_large(limit: u64, path: &str) -> Response<WasiBody> {
+    let mut response = envelope(
+        413,
+        format!("Request body is too large (limit: {limit} bytes)"),
+        path,
+    );
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 impl InternalDispatch for App {

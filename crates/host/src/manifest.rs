@@ -137,88 +137,9 @@ impl Manifest {
             });
         }
 
-        let mut variables = BTreeMap::new();
-        for (name, v) in raw.variables {
-            if !is_variable_name(&name) {
-                return Err(ManifestError::InvalidVariableName { name });
-            }
-            match (&v.default, v.required) {
-                (Some(_), true) => return Err(ManifestError::DefaultAndRequired { name }),
-                (None, false) => return Err(ManifestError::NoDefaultNorRequired { name }),
-                _ => {}
-            }
-            variables.insert(
-                name,
-                VariableDef {
-                    default: v.default,
-                    required: v.required,
-                    secret: v.secret,
-                },
-            );
-        }
-
-        let mut components = BTreeMap::new();
-        for (id, c) in raw.component {
-            if !is_component_id(&id) {
-                return Err(ManifestError::InvalidComponentId { id });
-            }
-            // `source = { url = ..., digest = ... }` (remote components) is not supported.
-            let source = match c.source {
-                toml::Value::String(p) => dir.join(p),
-                _ => return Err(ManifestError::UnsupportedSource { id }),
-            };
-            if let Some(name) = c.variables.keys().find(|n| !is_variable_name(n)) {
-                return Err(ManifestError::InvalidComponentVariable {
-                    id,
-                    name: name.clone(),
-                });
-            }
-            let build = c.build.map(|b| BuildDef {
-                commands: match b.command {
-                    RawCommand::One(c) => vec![c],
-                    RawCommand::Many(cs) => cs,
-                },
-                workdir: b.workdir.map_or_else(|| dir.to_owned(), |w| dir.join(w)),
-            });
-            components.insert(
-                id.clone(),
-                ComponentDef {
-                    id,
-                    source,
-                    allowed_outbound_hosts: c.allowed_outbound_hosts,
-                    environment: c.environment,
-                    variables: c.variables,
-                    build,
-                },
-            );
-        }
-
-        let mut http_triggers = Vec::new();
-        for t in raw.trigger.http {
-            if !components.contains_key(&t.component) {
-                return Err(ManifestError::UnknownTriggerComponent {
-                    component: t.component,
-                });
-            }
-            let route = match t.route {
-                RawRoute::Path(p) => {
-                    validate_route(&t.component, &p)?;
-                    Route::Path(p)
-                }
-                RawRoute::Private { private: true } => Route::Private,
-                RawRoute::Private { private: false } => {
-                    return Err(ManifestError::InvalidRoute {
-                        component: t.component,
-                        route: "{ private = false }".into(),
-                        reason: "a route table must be `{ private = true }`",
-                    });
-                }
-            };
-            http_triggers.push(HttpTrigger {
-                component: t.component,
-                route,
-            });
-        }
+        let variables = parse_variables(raw.variables)?;
+        let components = parse_components(raw.component, dir)?;
+        let http_triggers = parse_triggers(raw.trigger.http, &components)?;
 
         Ok(Self {
             dir: dir.to_owned(),
@@ -228,6 +149,106 @@ impl Manifest {
             components,
         })
     }
+}
+
+fn parse_variables(
+    raw: BTreeMap<String, RawVariable>,
+) -> Result<BTreeMap<String, VariableDef>, ManifestError> {
+    let mut variables = BTreeMap::new();
+    for (name, v) in raw {
+        if !is_variable_name(&name) {
+            return Err(ManifestError::InvalidVariableName { name });
+        }
+        match (&v.default, v.required) {
+            (Some(_), true) => return Err(ManifestError::DefaultAndRequired { name }),
+            (None, false) => return Err(ManifestError::NoDefaultNorRequired { name }),
+            _ => {}
+        }
+        variables.insert(
+            name,
+            VariableDef {
+                default: v.default,
+                required: v.required,
+                secret: v.secret,
+            },
+        );
+    }
+    Ok(variables)
+}
+
+fn parse_components(
+    raw: BTreeMap<String, RawComponent>,
+    dir: &Path,
+) -> Result<BTreeMap<String, ComponentDef>, ManifestError> {
+    let mut components = BTreeMap::new();
+    for (id, c) in raw {
+        if !is_component_id(&id) {
+            return Err(ManifestError::InvalidComponentId { id });
+        }
+        // `source = { url = ..., digest = ... }` (remote components) is not supported.
+        let source = match c.source {
+            toml::Value::String(p) => dir.join(p),
+            _ => return Err(ManifestError::UnsupportedSource { id }),
+        };
+        if let Some(name) = c.variables.keys().find(|n| !is_variable_name(n)) {
+            return Err(ManifestError::InvalidComponentVariable {
+                id,
+                name: name.clone(),
+            });
+        }
+        let build = c.build.map(|b| BuildDef {
+            commands: match b.command {
+                RawCommand::One(c) => vec![c],
+                RawCommand::Many(cs) => cs,
+            },
+            workdir: b.workdir.map_or_else(|| dir.to_owned(), |w| dir.join(w)),
+        });
+        components.insert(
+            id.clone(),
+            ComponentDef {
+                id,
+                source,
+                allowed_outbound_hosts: c.allowed_outbound_hosts,
+                environment: c.environment,
+                variables: c.variables,
+                build,
+            },
+        );
+    }
+    Ok(components)
+}
+
+fn parse_triggers(
+    raw: Vec<RawHttpTrigger>,
+    components: &BTreeMap<String, ComponentDef>,
+) -> Result<Vec<HttpTrigger>, ManifestError> {
+    let mut http_triggers = Vec::new();
+    for t in raw {
+        if !components.contains_key(&t.component) {
+            return Err(ManifestError::UnknownTriggerComponent {
+                component: t.component,
+            });
+        }
+        let route = match t.route {
+            RawRoute::Path(p) => {
+                validate_route(&t.component, &p)?;
+                Route::Path(p)
+            }
+            RawRoute::Private { private: true } => Route::Private,
+            RawRoute::Private { private: false } => {
+                return Err(ManifestError::InvalidRoute {
+                    component: t.component,
+                    route: "{ private = false }".into(),
+                    reason: "a route table must be `{ private = true }`",
+                });
+            }
+        };
+        http_triggers.push(HttpTrigger {
+            component: t.component,
+            route,
+        });
+    }
+    Ok(http_triggers)
 }
 
 fn validate_route(component: &str, route: &str) -> Result<(), ManifestError> {

@@ -17,8 +17,12 @@ use std::sync::{Arc, Weak};
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::log_throttle::{self, LogThrottle};
+
 /// Host suffix addressing components in-process.
 pub const INTERNAL_SUFFIX: &str = ".spin.internal";
+
+static DENIED_LOG: LogThrottle = LogThrottle::new(log_throttle::WINDOW, log_throttle::BURST);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("invalid allowed_outbound_hosts entry {entry:?}: {reason}")]
@@ -69,71 +73,31 @@ pub fn default_port(scheme: &str) -> Option<u16> {
 
 impl AllowedHost {
     pub fn parse(entry: &str) -> Result<Self, AllowedHostError> {
-        let err = |reason| AllowedHostError {
+        Self::parse_parts(entry).map_err(|reason| AllowedHostError {
             entry: entry.to_owned(),
             reason,
-        };
+        })
+    }
+
+    fn parse_parts(entry: &str) -> Result<Self, &'static str> {
         let (scheme, rest) = entry
             .split_once("://")
-            .ok_or_else(|| err("missing scheme (write e.g. `https://example.com`)"))?;
+            .ok_or("missing scheme (write e.g. `https://example.com`)")?;
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "*" => SchemePattern::Any,
             s @ ("http" | "https") => SchemePattern::Exact(s.to_owned()),
-            _ => return Err(err("scheme must be http, https or *")),
+            _ => return Err("scheme must be http, https or *"),
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains('/') {
-            return Err(err("paths are not allowed"));
+            return Err("paths are not allowed");
         }
-        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| err("unterminated IPv6 address"))?;
-            let port = match after {
-                "" => None,
-                p => Some(p.strip_prefix(':').ok_or_else(|| err("bad port"))?),
-            };
-            (h, port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(err("missing host"));
-        }
-        let host = host.to_ascii_lowercase();
-        let host = if host == "*" {
-            HostPattern::Any
-        } else if let Some(suffix) = host.strip_prefix("*.") {
-            if suffix.is_empty() || suffix.contains('*') {
-                return Err(err("bad host wildcard"));
-            }
-            HostPattern::Subdomain(format!(".{suffix}"))
-        } else if host.contains('*') {
-            return Err(err(
-                "'*' is only allowed as the whole host or as a leading `*.`",
-            ));
-        } else {
-            HostPattern::Exact(host)
-        };
-        let port = match port {
-            None => PortPattern::SchemeDefault,
-            Some("*") => PortPattern::Any,
-            Some(p) => match p.split_once("..") {
-                Some((a, b)) => {
-                    let a = a.parse().map_err(|_| err("bad port range"))?;
-                    let b = b.parse().map_err(|_| err("bad port range"))?;
-                    if a >= b {
-                        return Err(err("empty port range"));
-                    }
-                    PortPattern::Range(a, b)
-                }
-                None => PortPattern::Exact(p.parse().map_err(|_| err("bad port"))?),
-            },
-        };
-        Ok(Self { scheme, host, port })
+        let (host, port) = split_authority(authority)?;
+        Ok(Self {
+            scheme,
+            host: parse_host(host)?,
+            port: parse_port(port)?,
+        })
     }
 
     pub fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
@@ -156,6 +120,59 @@ impl AllowedHost {
             PortPattern::Range(a, b) => (a..b).contains(&port),
         };
         scheme_ok && host_ok && port_ok
+    }
+}
+
+/// `host[:port]` or `[v6][:port]`.
+fn split_authority(authority: &str) -> Result<(&str, Option<&str>), &'static str> {
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or("unterminated IPv6 address")?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or("bad port")?),
+        };
+        return Ok((h, port));
+    }
+    Ok(match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    })
+}
+
+fn parse_host(host: &str) -> Result<HostPattern, &'static str> {
+    if host.is_empty() {
+        return Err("missing host");
+    }
+    let host = host.to_ascii_lowercase();
+    if host == "*" {
+        Ok(HostPattern::Any)
+    } else if let Some(suffix) = host.strip_prefix("*.") {
+        if suffix.is_empty() || suffix.contains('*') {
+            return Err("bad host wildcard");
+        }
+        Ok(HostPattern::Subdomain(format!(".{suffix}")))
+    } else if host.contains('*') {
+        Err("'*' is only allowed as the whole host or as a leading `*.`")
+    } else {
+        Ok(HostPattern::Exact(host))
+    }
+}
+
+fn parse_port(port: Option<&str>) -> Result<PortPattern, &'static str> {
+    match port {
+        None => Ok(PortPattern::SchemeDefault),
+        Some("*") => Ok(PortPattern::Any),
+        Some(p) => match p.split_once("..") {
+            Some((a, b)) => {
+                let a: u16 = a.parse().map_err(|_| "bad port range")?;
+                let b: u16 = b.parse().map_err(|_| "bad port range")?;
+                if a >= b {
+                    return Err("empty port range");
+                }
+                Ok(PortPattern::Range(a, b))
+            }
+            None => Ok(PortPattern::Exact(p.parse().map_err(|_| "bad port")?)),
+        },
     }
 }
 
@@ -240,7 +257,10 @@ impl OutboundHooks {
             None => return Err(HttpError::HttpRequestUriInvalid),
         };
         if !self.allow.allows(&scheme, &host, port) {
-            tracing::warn!(
+            // A component may build URLs from its callers' input: throttled.
+            crate::throttled!(
+                DENIED_LOG,
+                tracing::Level::WARN,
                 component = %self.component,
                 url = %uri,
                 "outbound request denied: host not in allowed_outbound_hosts"

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use wasmtime_wasi_http::handler::{
 };
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::body_limit::BodyLimit;
 use crate::guest_log::GuestLog;
 use crate::outbound::{AllowList, InternalDispatch, OutboundHooks};
 use crate::spin::{self, SpinView};
@@ -116,6 +118,7 @@ pub struct ComponentRuntime {
     internal: Weak<dyn InternalDispatch>,
     limits: InstanceLimits,
     log: GuestLog,
+    instantiations: AtomicU64,
 }
 
 /// The per-component inputs of [`ComponentRuntime::new`].
@@ -125,6 +128,7 @@ pub struct ComponentSpec {
     pub env: Vec<(String, String)>,
     pub variables: HashMap<String, String>,
     pub allow: AllowList,
+    pub body_limit: BodyLimit,
 }
 
 /// A component linked and ready to instantiate, before the app exists.
@@ -167,6 +171,10 @@ impl PreparedComponent {
         self.is_p3
     }
 
+    pub fn body_limit(&self) -> BodyLimit {
+        self.spec.body_limit
+    }
+
     pub fn into_runtime(
         self,
         engine: &Engine,
@@ -185,11 +193,17 @@ impl PreparedComponent {
             allow: Arc::new(self.spec.allow),
             internal,
             limits,
+            instantiations: AtomicU64::new(0),
         }
     }
 }
 
 impl ComponentRuntime {
+    /// How many instances of this component were created so far.
+    pub fn instantiations(&self) -> u64 {
+        self.instantiations.load(Ordering::Relaxed)
+    }
+
     fn new_store(&self) -> Store<HostState> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.env)
@@ -235,6 +249,7 @@ impl HandlerState for ComponentRuntime {
     type WorkerState = Worker;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<HostState, Expiration, Worker>> {
+        self.instantiations.fetch_add(1, Ordering::Relaxed);
         let mut store = self.new_store();
         let proxy = self.pre.instantiate_async(&mut store).await?;
         Ok(Instance {

@@ -3,7 +3,7 @@
 //! upload and download compared byte for byte, and a transfer larger than the component's whole
 //! memory limit (so it can only pass if bodies stream through the component).
 //!
-//! Needs (built by `scripts/test.sh` before the tests): `cargo build --release -p cove-host
+//! Needs (built by `scripts/test.sh` before the tests): `cargo build --release -p cove-local
 //! -p cove-runner-agent`, `cargo build --release --target x86_64-unknown-linux-musl -p
 //! cove-toolbox` and `cargo build --target wasm32-wasip2 --profile wasm -p toolbox-fn`.
 
@@ -185,7 +185,7 @@ struct Cove {
 
 impl Cove {
     fn start(dynamodb: &str, table: &str, max_memory_mb: u32) -> Cove {
-        let bin = built("target/release/cove", "cargo build --release -p cove-host");
+        let bin = built("target/release/cove", "cargo build --release -p cove-local");
         let wasm = built(
             "target/wasm32-wasip2/wasm/toolbox_fn.wasm",
             "cargo build --target wasm32-wasip2 --profile wasm -p toolbox-fn",
@@ -216,6 +216,7 @@ dynamodb_table = "{{{{ dynamodb_table }}}}"
 aws_region = "{{{{ aws_region }}}}"
 aws_access_key_id = "{{{{ aws_access_key_id }}}}"
 aws_secret_access_key = "{{{{ aws_secret_access_key }}}}"
+max_request_body_bytes = "0"
 "#,
             wasm = wasm.display()
         );

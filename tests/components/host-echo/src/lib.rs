@@ -5,6 +5,8 @@
 //! - `/trap`: panics (trap -> 500 test)
 //! - `/call?url=U`: outbound GET to `U`; replies `status:<code> body:<body>` or `error:<text>`
 //! - `/var?name=X`: reads variable `X`; replies `var:<value>` or `error:<text>` (404)
+//! - `/body`: reads the whole request body; replies `read:<bytes>` or `body error:<text>` (400)
+//! - `/ansi`: prints a colour escape and a carriage return on stderr (log hygiene test)
 //! - anything else: `method=<m> path=<p> greeting=<var greeting> env=<ECHO_ENV> component=<COMPONENT>`
 #![cfg(target_arch = "wasm32")]
 
@@ -51,6 +53,14 @@ async fn handle(req: Request) -> impl IntoResponse {
             (StatusCode::OK, format!("allocated {mb} MiB ({sum} pages)"))
         }
         "trap" => panic!("trap requested"),
+        "body" => match req.into_body().bytes().await {
+            Ok(b) => (StatusCode::OK, format!("read:{}", b.len())),
+            Err(e) => (StatusCode::BAD_REQUEST, format!("body error:{e:?}")),
+        },
+        "ansi" => {
+            eprintln!("\x1b[31mred\x1b[0m\r2000-01-01T00:00:00Z ERROR forged");
+            (StatusCode::OK, "printed".to_owned())
+        }
         "call" => {
             let url = query_param(&query, "url").unwrap_or("").to_owned();
             match spin_sdk::http::get(&url).await {

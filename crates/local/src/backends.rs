@@ -1,6 +1,7 @@
 //! Embedded backends for local use: DynamoDB (dynoxide on SQLite) and S3 (s3s-fs on a
 //! directory), each served over HTTP on 127.0.0.1 with a port chosen at run time.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,90 @@ use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::cli::BackendArgs;
+
+/// Application variables whose values cove provides (see [`Backends::start`]).
+pub const MANAGED_VARIABLES: [&str; 7] = [
+    "dynamodb_endpoint",
+    "dynamodb_table",
+    "aws_region",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "s3_endpoint",
+    "s3_bucket",
+];
+
+/// The backends of one `cove up`, and what the application gets told about them.
+pub struct Backends {
+    pub embedded: Vec<EmbeddedServer>,
+    pub store: cove_store::StoreConfig,
+    /// Values of [`MANAGED_VARIABLES`].
+    pub managed: HashMap<String, String>,
+}
+
+impl Backends {
+    /// Starts the embedded DynamoDB and S3 servers the flags do not replace.
+    pub async fn start(args: &BackendArgs, data_dir: &Path) -> Result<Self, BackendError> {
+        let credentials = Credentials::from_env();
+        let mut embedded = Vec::new();
+        let dynamodb_endpoint = match &args.dynamodb_endpoint {
+            Some(url) => url.clone(),
+            None => embedded_url(
+                &mut embedded,
+                start_dynamodb(&data_dir.join("dynamodb")).await?,
+            ),
+        };
+        let s3_endpoint = match &args.s3_endpoint {
+            Some(url) => url.clone(),
+            None => {
+                let server = start_s3(&data_dir.join("s3"), &args.s3_bucket, &credentials).await?;
+                embedded_url(&mut embedded, server)
+            }
+        };
+        let managed = HashMap::from([
+            ("dynamodb_endpoint", dynamodb_endpoint.clone()),
+            ("dynamodb_table", args.dynamodb_table.clone()),
+            ("aws_region", credentials.region.clone()),
+            ("aws_access_key_id", credentials.access_key_id.clone()),
+            (
+                "aws_secret_access_key",
+                credentials.secret_access_key.clone(),
+            ),
+            ("s3_endpoint", s3_endpoint),
+            ("s3_bucket", args.s3_bucket.clone()),
+        ])
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect::<HashMap<_, _>>();
+        debug_assert!(MANAGED_VARIABLES.iter().all(|n| managed.contains_key(*n)));
+        let store = cove_store::StoreConfig {
+            endpoint: dynamodb_endpoint,
+            region: credentials.region,
+            table: args.dynamodb_table.clone(),
+            access_key_id: credentials.access_key_id,
+            secret_access_key: credentials.secret_access_key,
+        };
+        Ok(Self {
+            embedded,
+            store,
+            managed,
+        })
+    }
+
+    /// Stops the embedded servers.
+    pub async fn stop(self) {
+        for backend in self.embedded {
+            backend.stop().await;
+        }
+    }
+}
+
+fn embedded_url(embedded: &mut Vec<EmbeddedServer>, server: EmbeddedServer) -> String {
+    let url = server.url.clone();
+    embedded.push(server);
+    url
+}
 
 /// AWS-style credentials: what components sign requests with, and what the embedded S3
 /// server accepts (dynoxide accepts any).
@@ -146,33 +231,8 @@ pub async fn start_s3(
     let service = builder.build();
 
     let (listener, addr) = bind_loopback().await?;
-    let (shutdown, mut rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-        loop {
-            let stream = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(error) => {
-                        tracing::warn!(%error, "embedded S3: accept failed");
-                        continue;
-                    }
-                },
-                _ = rx.wait_for(|stop| *stop) => break,
-            };
-            let _ = stream.set_nodelay(true);
-            let conn = http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service.clone());
-            let conn = graceful.watch(conn);
-            tokio::spawn(async move {
-                if let Err(error) = conn.await {
-                    tracing::debug!(%error, "embedded S3 connection ended with an error");
-                }
-            });
-        }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
-    });
+    let (shutdown, rx) = watch::channel(false);
+    let task = tokio::spawn(serve_s3(listener, service, rx));
     let url = format!("http://{addr}");
     tracing::info!(url, path = %dir.display(), bucket, "embedded S3 (s3s-fs) started");
     Ok(EmbeddedServer {
@@ -180,4 +240,36 @@ pub async fn start_s3(
         shutdown,
         task,
     })
+}
+
+/// The embedded S3 server's accept loop, until `stop` turns true.
+async fn serve_s3(
+    listener: TcpListener,
+    service: s3s::service::S3Service,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "embedded S3: accept failed");
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(stream), service.clone());
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, "embedded S3 connection ended with an error");
+            }
+        });
+    }
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
 }

@@ -1,6 +1,7 @@
 //! Test harness: runs the real `cove` binary against prebuilt test components.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod flood;
 pub mod manifest;
 
 use std::io::{BufRead, BufReader, Read};
@@ -66,10 +67,15 @@ fn spawn_stderr_collector(mut stream: impl Read + Send + 'static) -> Arc<Mutex<S
 fn up_command(start: &Start<'_>, build: bool) -> Command {
     let manifest_path = start.data_dir.join("spin.toml");
     std::fs::write(&manifest_path, start.manifest).unwrap();
+    up_command_for(&manifest_path, start, build)
+}
+
+/// The `cove up` command for the manifest file at `manifest_path` (`start.manifest` unused).
+fn up_command_for(manifest_path: &Path, start: &Start<'_>, build: bool) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cove"));
     cmd.arg("up")
         .arg("--manifest")
-        .arg(&manifest_path)
+        .arg(manifest_path)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
@@ -93,6 +99,11 @@ impl Cove {
     /// Starts cove (`--no-build`) and waits for `cove ready` (panics after 60 s or if it exits).
     pub fn start(start: Start<'_>) -> Cove {
         Self::spawn(up_command(&start, false))
+    }
+
+    /// Starts cove (`--no-build`) on an existing manifest file, e.g. the project's `spin.toml`.
+    pub fn start_file(manifest_path: &Path, start: Start<'_>) -> Cove {
+        Self::spawn(up_command_for(manifest_path, &start, false))
     }
 
     /// Like [`Cove::start`], but lets cove build components whose source is missing.
@@ -157,6 +168,23 @@ impl Cove {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The PID of the cove process.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Resident set size of the cove process (`VmRSS` of `/proc/<pid>/status`), in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().strip_suffix("kB"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in {status}"));
+        kib * 1024
     }
 
     /// CPU time (user + system) the cove process has used so far.

@@ -212,3 +212,43 @@ async fn guest_output_is_prefixed_and_traps_are_500() {
     );
     assert!(stderr.contains("[echo] trap requested"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn log_lines_cannot_be_forged_coloured_or_flooded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cove = start(dir.path(), "http://127.0.0.1:9", &[]);
+    assert_eq!(get(&cove.url("/echo/ansi")).await.status, 200);
+    // Twenty traps in a row: every client gets its 500, the log gets a few ERROR lines.
+    for _ in 0..20 {
+        get(&cove.url("/echo/trap"))
+            .await
+            .assert_envelope(500, "/echo/trap");
+    }
+    let mut stderr = cove.stderr();
+    for _ in 0..50 {
+        if stderr.matches("[echo] trap requested").count() >= 20 && stderr.contains("ERROR forged")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stderr = cove.stderr();
+    }
+    // The guest's escape sequence and carriage return arrive as text, on the guest's own line.
+    assert!(
+        stderr.contains("\n[echo] \\x1b[31mred\\x1b[0m\\r2000-01-01T00:00:00Z ERROR forged\n"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\x1b'), "raw escape in the log:\n{stderr}");
+    assert!(
+        !stderr.contains('\r'),
+        "raw carriage return in the log:\n{stderr}"
+    );
+    let errors = stderr
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("component failed"))
+        .count();
+    assert!(
+        (1..=5).contains(&errors),
+        "{errors} ERROR lines for 20 traps:\n{stderr}"
+    );
+}

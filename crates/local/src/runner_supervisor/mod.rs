@@ -6,7 +6,14 @@
 //!   next to the manifest: debootstrap, no registry).
 //! * `cove ready` is printed only after the agent's first heartbeat reached the control plane, so
 //!   the first sandbox create finds a ready runner.
+//! * **Supervised**: an agent that exits is reaped, its exit status logged, and it is started
+//!   again with the same runner id, token and data directory after a backoff (0.5 s doubling to
+//!   30 s, back to 0.5 s after a healthy minute); the agent rebuilds its view of its sandboxes
+//!   from Docker when it starts.
 //! * On shutdown the agent gets SIGTERM (by PID), then SIGKILL after a grace period.
+
+mod agent;
+mod backoff;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -15,13 +22,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use cove_store::Store;
 use cove_store::runners::{DEFAULT_REGION, RunnerRecord, state};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use agent::Agent;
+pub use backoff::Backoff;
 
 /// Name of the runner row `cove up` manages.
 pub const LOCAL_RUNNER: &str = "local";
 /// How long `cove up` waits for the agent's first heartbeat.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Grace period between SIGTERM and SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// How to start the agent.
 #[derive(Debug, Clone)]
@@ -113,96 +123,131 @@ pub async fn ensure_image(image: &str, script: Option<&Path>) -> anyhow::Result<
     Ok(())
 }
 
-/// A running agent.
+/// The supervised agent: a task that owns the process and restarts it when it exits.
 pub struct LocalRunner {
-    child: tokio::process::Child,
     pub runner_id: String,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
 }
 
 impl LocalRunner {
-    /// Registers (or reuses) the local runner, makes sure the image exists, starts the agent and
-    /// waits for its first heartbeat.
-    pub async fn start(store: &Store, s: &RunnerSettings) -> anyhow::Result<Self> {
+    /// Registers (or reuses) the local runner, makes sure the image exists, starts the agent,
+    /// waits for its first heartbeat, and from then on supervises it.
+    pub async fn start(store: &Store, s: RunnerSettings) -> anyhow::Result<Self> {
         let rec = ensure_local_runner(store).await?;
         ensure_image(&s.default_snapshot, s.image_script.as_deref()).await?;
         std::fs::create_dir_all(&s.data_dir)
             .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
         let since = cove_api_types::time::now_rfc3339();
-        let mut cmd = tokio::process::Command::new(&s.bin);
-        cmd.arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(&s.data_dir)
-            .arg("--control-plane-url")
-            .arg(&s.control_plane_url)
-            .arg("--runner-id")
-            .arg(&rec.id)
-            .arg("--exit-with-parent")
-            .env("COVE_RUNNER_TOKEN", &rec.api_key)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .kill_on_drop(true);
-        if s.warm_pool > 0 {
-            cmd.arg("--warm-pool")
-                .arg(format!("{}={}", s.default_snapshot, s.warm_pool));
-        }
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start {}", s.bin.display()))?;
-        let mut me = Self {
-            child,
-            runner_id: rec.id.clone(),
-        };
-        tracing::info!(runner_id = %rec.id, pid = me.child.id(), "runner agent started");
-        if let Err(e) = me.wait_ready(store, &since).await {
-            me.stop().await;
+        let mut agent = Agent::spawn(&s, &rec)?;
+        tracing::info!(runner_id = %rec.id, pid = agent.pid, "runner agent started");
+        if let Err(e) = wait_ready(&mut agent, store, &rec.id, &since).await {
+            agent.stop().await;
             return Err(e);
         }
-        Ok(me)
+        let (stop, stopped) = oneshot::channel();
+        let runner_id = rec.id.clone();
+        let task = tokio::spawn(supervise(agent, s, rec, stopped));
+        Ok(Self {
+            runner_id,
+            stop,
+            task,
+        })
     }
 
-    async fn wait_ready(&mut self, store: &Store, since: &str) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!("the runner agent exited during startup ({status}); see its log above");
-            }
-            if let Some(r) = store.runners().get(&self.runner_id).await?
-                && r.state == state::READY
-                && r.last_checked.as_deref().is_some_and(|t| t >= since)
-            {
-                tracing::info!(runner_id = %self.runner_id, api_url = ?r.api_url, "runner agent ready");
-                return Ok(());
-            }
-            if started.elapsed() > READY_TIMEOUT {
-                bail!(
-                    "the runner agent sent no heartbeat within {} s",
-                    READY_TIMEOUT.as_secs()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    /// Stops the supervisor and the agent (SIGTERM, then SIGKILL after a grace period).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if let Err(error) = self.task.await {
+            tracing::warn!(%error, "runner supervisor ended abnormally");
         }
     }
+}
 
-    /// SIGTERM, then SIGKILL after a grace period.
-    pub async fn stop(mut self) {
-        let Some(pid) = self.child.id() else {
-            return;
+async fn wait_ready(
+    agent: &mut Agent,
+    store: &Store,
+    runner_id: &str,
+    since: &str,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = agent.try_wait()? {
+            bail!("the runner agent exited during startup ({status}); see its log above");
+        }
+        if let Some(r) = store.runners().get(runner_id).await?
+            && r.state == state::READY
+            && r.last_checked.as_deref().is_some_and(|t| t >= since)
+        {
+            tracing::info!(runner_id, api_url = ?r.api_url, "runner agent ready");
+            return Ok(());
+        }
+        if started.elapsed() > READY_TIMEOUT {
+            bail!(
+                "the runner agent sent no heartbeat within {} s",
+                READY_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Restarts the agent whenever it exits, until `stop` fires; then stops it.
+async fn supervise(
+    mut agent: Agent,
+    s: RunnerSettings,
+    rec: RunnerRecord,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        let exited = tokio::select! {
+            status = agent.wait() => status,
+            _ = &mut stop => {
+                agent.stop().await;
+                return;
+            }
         };
-        let term = tokio::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .await;
-        if term.is_err() {
-            let _ = self.child.start_kill();
+        let ran = agent.started.elapsed();
+        match exited {
+            Ok(status) => {
+                tracing::warn!(runner_id = %rec.id, pid = agent.pid, %status, ran_s = ran.as_secs(), "runner agent exited")
+            }
+            Err(error) => {
+                tracing::warn!(runner_id = %rec.id, pid = agent.pid, %error, "runner agent lost")
+            }
         }
-        match tokio::time::timeout(STOP_GRACE, self.child.wait()).await {
-            Ok(status) => tracing::info!(pid, ?status, "runner agent stopped"),
-            Err(_) => {
-                tracing::warn!(pid, "runner agent ignored SIGTERM; killing it");
-                let _ = self.child.start_kill();
-                let _ = self.child.wait().await;
+        match restart(&s, &rec, &mut backoff, ran, &mut stop).await {
+            Some(next) => agent = next,
+            None => return,
+        }
+    }
+}
+
+/// Waits out the backoff and starts a new agent, retrying until one starts; `None` when `stop`
+/// fired meanwhile.
+async fn restart(
+    s: &RunnerSettings,
+    rec: &RunnerRecord,
+    backoff: &mut Backoff,
+    mut ran: Duration,
+    stop: &mut oneshot::Receiver<()>,
+) -> Option<Agent> {
+    loop {
+        let delay = backoff.after_run(ran);
+        tracing::info!(runner_id = %rec.id, delay_ms = delay.as_millis() as u64, "restarting the runner agent");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {},
+            _ = &mut *stop => return None,
+        }
+        match Agent::spawn(s, rec) {
+            Ok(agent) => {
+                tracing::info!(runner_id = %rec.id, pid = agent.pid, "runner agent restarted");
+                return Some(agent);
+            }
+            Err(error) => {
+                tracing::warn!(runner_id = %rec.id, error = %format!("{error:#}"), "cannot restart the runner agent");
+                ran = Duration::ZERO;
             }
         }
     }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-use crate::app::App;
-use crate::outbound::{InternalDispatch, InternalTarget};
+use cove_host::app::App;
+use cove_host::outbound::{InternalDispatch, InternalTarget};
 
 /// The component id the timer calls.
 pub const LIFECYCLE_COMPONENT: &str = "lifecycle";

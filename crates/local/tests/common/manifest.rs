@@ -6,7 +6,9 @@ use super::component;
 /// - `echo` (public at `/echo/...` and `/exact`): may call `*.spin.internal` and `{{ backend_url }}`;
 /// - `internal` (private): reachable only as `http://internal.spin.internal`;
 /// - `stranger` (public at `/stranger/...`): no outbound hosts granted at all;
-/// - `p2` (public at `/p2/...`): a WASIp2 incoming-handler component.
+/// - `p2` (public at `/p2/...`): a WASIp2 incoming-handler component;
+/// - `small` (public at `/small/...`): request bodies up to 1000 bytes;
+/// - `stream` (public at `/stream/...`): request bodies of any size (`max_request_body_bytes = "0"`).
 pub fn app(backend_url: &str) -> String {
     let echo = component("host_echo");
     let p2 = component("host_echo_p2");
@@ -61,8 +63,26 @@ environment = {{ COMPONENT = "internal" }}
 source = "{echo}"
 environment = {{ COMPONENT = "stranger" }}
 
+[[trigger.http]]
+route = "/small/..."
+component = "small"
+
+[[trigger.http]]
+route = "/stream/..."
+component = "stream"
+
 [component.p2]
 source = "{p2}"
+
+[component.small]
+source = "{echo}"
+[component.small.variables]
+max_request_body_bytes = "1000"
+
+[component.stream]
+source = "{echo}"
+[component.stream.variables]
+max_request_body_bytes = "0"
 "#
     )
 }

@@ -1,0 +1,261 @@
+//! `cove up` supervises its runner agent: an agent killed with SIGKILL is reaped, logged and
+//! restarted (a new PID, the same runner row and token), its heartbeats resume, and shutdown
+//! still stops the new agent by PID. Uses the real `cove-runner` and Docker.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Cove, Start};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The sandbox base image (built or reused by `tests/images/build-base.sh`), after making sure a
+/// Docker engine answers.
+fn base_image() -> String {
+    let status = Command::new("bash")
+        .arg(root().join("scripts/docker.sh"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "scripts/docker.sh failed");
+    let out = Command::new("bash")
+        .arg(root().join("tests/images/build-base.sh"))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "tests/images/build-base.sh failed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// PIDs of the live (not zombie) children of `parent` whose command name is `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        if comm == name && fields[0] != "Z" && fields[1] == parent.to_string() {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The `local` runner as `GET /api/runners` shows it to the admin.
+async fn local_runner(cove: &Cove, key: &str) -> Value {
+    let list: Value = reqwest::Client::new()
+        .get(cove.url("/api/runners"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let runners = list.as_array().unwrap_or_else(|| panic!("{list}"));
+    runners
+        .iter()
+        .find(|r| r["name"] == "local")
+        .unwrap_or_else(|| panic!("no local runner in {list}"))
+        .clone()
+}
+
+/// Removes the containers of the runner when dropped (also when the test fails).
+struct Containers(String);
+
+impl Drop for Containers {
+    fn drop(&mut self) {
+        let filter = format!("label=cove.runner={}", self.0);
+        let Ok(out) = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &filter])
+            .output()
+        else {
+            return;
+        };
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if !ids.is_empty() {
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&ids)
+                .stdout(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// `POST /api/sandbox` (the SDK's default body), then polls until `started`.
+async fn create_sandbox(cove: &Cove, key: &str) -> Value {
+    let http = reqwest::Client::new();
+    let body =
+        serde_json::json!({"env": {}, "labels": {"test": "runner-supervision"}, "volumes": []});
+    let mut sb: Value = http
+        .post(cove.url("/api/sandbox"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = sb["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{sb}"))
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while sb["state"] != "started" {
+        assert!(Instant::now() < deadline, "sandbox did not start: {sb}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        sb = sandbox(cove, key, &id).await;
+    }
+    sb
+}
+
+async fn sandbox(cove: &Cove, key: &str, id: &str) -> Value {
+    reqwest::Client::new()
+        .get(cove.url(&format!("/api/sandbox/{id}")))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Runs `echo <word>` in the sandbox through the toolbox proxy; returns the output.
+async fn exec(cove: &Cove, key: &str, id: &str, word: &str) -> String {
+    let r: Value = reqwest::Client::new()
+        .post(cove.url(&format!("/toolbox/{id}/process/execute")))
+        .bearer_auth(key)
+        .json(&serde_json::json!({ "command": format!("echo {word}") }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["exitCode"], 0, "{r}");
+    r["result"].as_str().unwrap_or_default().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_agent_is_restarted_and_heartbeats_again() {
+    let runner_bin = Path::new(env!("CARGO_BIN_EXE_cove")).with_file_name("cove-runner");
+    assert!(
+        runner_bin.is_file(),
+        "{} is missing; run `cargo build --release -p cove-runner-agent`",
+        runner_bin.display()
+    );
+    let image = base_image();
+    let dir = tempfile::tempdir().unwrap();
+    let cove = Cove::start_file(
+        &root().join("spin.toml"),
+        Start {
+            manifest: "",
+            data_dir: dir.path(),
+            args: &["--runner-warm-pool", "0", "--default-snapshot", &image],
+            env: &[],
+        },
+    );
+    let key = cove
+        .api_key()
+        .expect("a fresh data dir prints the admin key");
+    let first = children_named(cove.pid(), "cove-runner");
+    assert_eq!(first.len(), 1, "one agent expected: {first:?}");
+    let before = local_runner(&cove, &key).await;
+    assert_eq!(before["state"], "ready", "{before}");
+    let _cleanup = Containers(before["id"].as_str().unwrap().to_owned());
+    let sb = create_sandbox(&cove, &key).await;
+    let id = sb["id"].as_str().unwrap().to_owned();
+    assert_eq!(exec(&cove, &key, &id, "before").await, "before");
+
+    let status = Command::new("kill")
+        .args(["-KILL", &first[0].to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // The old agent is gone for good: whatever heartbeat is recorded now came from it.
+    std::thread::sleep(Duration::from_millis(300));
+    let at_kill = local_runner(&cove, &key).await["lastChecked"].clone();
+
+    let second = wait_until("a new agent", Duration::from_secs(30), || {
+        let now = children_named(cove.pid(), "cove-runner");
+        (now.len() == 1 && now[0] != first[0]).then(|| now[0])
+    });
+    let stderr = cove.stderr();
+    assert!(stderr.contains("runner agent exited"), "{stderr}");
+    assert!(stderr.contains("signal: 9"), "{stderr}");
+    assert!(stderr.contains("runner agent restarted"), "{stderr}");
+    assert!(stderr.contains(&format!("pid={second}")), "{stderr}");
+    // cove's log (a pipe here) has no colour codes, the agent's lines included.
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+
+    // Heartbeats resume: the same row, ready, checked after the kill, at the new agent's port.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let r = local_runner(&cove, &key).await;
+        if r["state"] == "ready" && r["lastChecked"].as_str() > at_kill.as_str() {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeat after the restart: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(after["id"], before["id"]);
+    assert_ne!(after["apiUrl"], before["apiUrl"], "{after}");
+    // The sandbox came back with the new agent, without an operator: still started, and its
+    // toolbox answers through the new agent.
+    let sb = sandbox(&cove, &key, &id).await;
+    assert_eq!(sb["state"], "started", "{sb}");
+    assert_eq!(exec(&cove, &key, &id, "after").await, "after");
+
+    // Shutdown stops the restarted agent too.
+    let status = cove.terminate();
+    assert!(status.success(), "{status:?}");
+    wait_until("the agent to stop", Duration::from_secs(15), || {
+        (!Path::new(&format!("/proc/{second}")).exists()
+            || std::fs::read_to_string(format!("/proc/{second}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
+}
