@@ -74,7 +74,7 @@ where
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => {
-            tracing::warn!(error = %e, "could not read request body");
+            tracing::debug!(error = %e, "could not read request body");
             Err(ApiError::bad_request("Could not read the request body"))
         }
     }
