@@ -9,10 +9,12 @@ pub mod config;
 pub mod error;
 pub mod heartbeat;
 pub mod http;
+pub mod network;
 pub mod pool;
 pub mod reconciler;
 pub mod reporter;
 pub mod runtime;
+pub mod sandbox_dir;
 pub mod toolbox;
 
 use std::sync::Arc;
@@ -35,6 +37,10 @@ pub enum RunError {
     Config(#[from] config::ConfigError),
     #[error("cannot reach the Docker engine")]
     Docker(#[source] runtime::RuntimeError),
+    #[error(
+        "cannot isolate the sandbox network (pass --external-network-isolation if the host's firewall does it)"
+    )]
+    Network(#[source] network::NetworkError),
     #[error("startup failed")]
     Startup(#[source] error::AgentError),
     #[error("cannot listen on {addr}")]
@@ -55,6 +61,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         .await
         .map_err(RunError::Docker)?;
     let toolbox_bin = reconciler::install_toolbox(&cfg).map_err(RunError::Startup)?;
+    isolate(&cfg, &docker).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -85,6 +92,26 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         task.abort();
     }
     rec.drain_pool().await;
+    Ok(())
+}
+
+/// The sandbox isolation of the host: toolbox peer policy, the hardened sandbox directories,
+/// the sandbox network and its firewall rules (re-asserted in the background).
+async fn isolate(cfg: &Config, docker: &runtime::docker::DockerRuntime) -> Result<(), RunError> {
+    toolbox::set_peer_policy(if cfg.allow_unverified_toolbox_peer {
+        toolbox::PeerPolicy::AllowUnverified
+    } else {
+        toolbox::PeerPolicy::Verified
+    });
+    sandbox_dir::secure_root(&cfg.data_dir.join(sandbox_dir::SANDBOXES_DIR))
+        .map_err(RunError::Startup)?;
+    network::setup(docker.client(), &cfg.network, &cfg.runner_id)
+        .await
+        .map_err(RunError::Network)?;
+    tokio::spawn(network::reassert(
+        docker.client().clone(),
+        cfg.network.clone(),
+    ));
     Ok(())
 }
 

@@ -197,25 +197,16 @@ fn home_of(user: &str) -> String {
     }
 }
 
-/// Creates the per-sandbox host dir: world-writable with the sticky bit so the sandbox user can
-/// create its socket but not remove the agent's files, plus an (empty or filled) env file.
+/// Creates the per-sandbox host dir (mode 0700, see `sandbox_dir`; the container's user gets it
+/// once the container exists, [`Reconciler::hand_over_dir`]) with an (empty or filled) env file.
 fn prepare_dir(dir: &Path, env: &BTreeMap<String, String>) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777))
-        .map_err(|e| AgentError::io(format!("chmod {}", dir.display()), e))?;
+    crate::sandbox_dir::create(dir)?;
     let _ = std::fs::remove_file(dir.join(SOCKET_NAME));
     write_env(dir, env)
 }
 
 fn write_env(dir: &Path, env: &BTreeMap<String, String>) -> Result<()> {
-    let path = dir.join(ENV_FILE);
-    let tmp = dir.join(".env.sh.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::fs::write(&tmp, env_file(env))
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| AgentError::io(format!("writing {}", path.display()), e))
+    crate::sandbox_dir::write_file(dir, ENV_FILE, env_file(env).as_bytes())
 }
 
 /// Copies the toolbox binary to `<data-dir>/bin/cove-toolbox-<hash>` (content-addressed, so
@@ -357,6 +348,8 @@ impl Reconciler {
             memory_bytes: Some((r.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB) * 1024 * 1024) as i64),
             pids_limit: Some(r.pids.unwrap_or(DEFAULT_PIDS)),
             network_none: spec.network == NetworkPolicy::BlockAll,
+            network: (spec.network != NetworkPolicy::BlockAll)
+                .then(|| self.cfg.network.name.clone()),
             cap_add: if is_root {
                 ROOT_CAPS.iter().map(|c| (*c).to_owned()).collect()
             } else {
@@ -389,6 +382,29 @@ impl Reconciler {
             })
     }
 
+    /// Gives a new container's host dir to the container's user (uid from the image's
+    /// `/etc/passwd` for a name; a runtime that cannot read files leaves the dir as it is).
+    async fn hand_over_dir(&self, cid: &str, user: &str, image_id: &str, dir: &Path) -> Result<()> {
+        use crate::sandbox_dir::{cached_uid, remember_uid, uid_of};
+        let uid = match uid_of(user, None).or_else(|| cached_uid(image_id, user)) {
+            Some(uid) => uid,
+            None => {
+                let Some(passwd) = self.runtime.read_file(cid, "/etc/passwd").await? else {
+                    return Ok(());
+                };
+                let uid =
+                    uid_of(user, Some(&String::from_utf8_lossy(&passwd))).ok_or_else(|| {
+                        AgentError::BadRequest(format!(
+                            "user {user:?} is not in the image's /etc/passwd"
+                        ))
+                    })?;
+                remember_uid(image_id, user, uid);
+                uid
+            }
+        };
+        crate::sandbox_dir::hand_over(dir, uid)
+    }
+
     /// Creates and starts one warm container of `image`.
     pub async fn create_pool_member(&self, image: &str) -> Result<PoolEntry> {
         let info = self.image(image).await?;
@@ -402,6 +418,8 @@ impl Reconciler {
         let cspec = self.container_spec(name, &SandboxSpec::new(image), &info, &dir, labels);
         let cid = self.runtime.create(&cspec).await?;
         let started = async {
+            self.hand_over_dir(&cid, &cspec.user, &info.id, &dir)
+                .await?;
             self.runtime.start(&cid).await?;
             self.wait_toolbox(&dir, &cid).await
         }
@@ -614,6 +632,14 @@ impl Reconciler {
             }
             Err(e) => return Err(e.into()),
         };
+        if let Err(e) = self
+            .hand_over_dir(&container_id, &cspec.user, &image.id, &dir)
+            .await
+        {
+            let _ = self.runtime.remove(&container_id).await;
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
         Ok(Record {
             id: id.to_owned(),
             container_id,
