@@ -245,3 +245,122 @@ async fn eight_clients_upload_and_execute() {
     assert!(uploads > 0 && execs > 0);
     agent.client.destroy_sandbox(&id).await.expect("destroy");
 }
+
+/// The daemon binary the agent mounts into sandboxes.
+fn daemon_binary() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/x86_64-unknown-linux-musl/release/cove-toolbox")
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body: (status line, body).
+async fn read_response(
+    stream: &mut tokio::net::UnixStream,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())
+                        .flatten()
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let body = buf[end + 4..end + 4 + len].to_vec();
+                buf.drain(..end + 4 + len);
+                let status = head.lines().next().unwrap_or_default().to_owned();
+                return Ok((status, body));
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The root cause of the 502s, without load: a chunked multipart upload whose end comes after
+/// its closing boundary. The daemon must read the body to its end before answering and keep
+/// the connection; before the fix it answered at the boundary, then closed the connection
+/// while the client still had the end of the body to write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_reads_the_body_before_answering() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).expect("root");
+    let sock = dir.path().join("toolbox.sock");
+    let child = std::process::Command::new(daemon_binary())
+        .arg("--root")
+        .arg(&root)
+        .arg("--socket")
+        .arg(&sock)
+        .args(["--workdir", "/", "--home", "/", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("--")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon (build it with cargo build --release --target x86_64-unknown-linux-musl -p cove-toolbox)");
+    let _daemon = KillOnDrop(child);
+    common::wait_until("the daemon's socket", Duration::from_secs(10), || async {
+        tokio::net::UnixStream::connect(&sock).await.is_ok()
+    })
+    .await;
+
+    let mut s = tokio::net::UnixStream::connect(&sock)
+        .await
+        .expect("connect");
+    let body = bulk_body(&[("/up/a.bin".to_owned(), content(1, 1))]);
+    let head = format!(
+        "POST /files/bulk-upload HTTP/1.1\r\nHost: toolbox\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(&body).await.expect("body");
+    s.write_all(b"\r\n").await.expect("chunk end");
+    // The whole multipart body is sent; the end of the HTTP body follows a little later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let end = s.write_all(b"0\r\n\r\n").await;
+    let mut buf = Vec::new();
+    let first = read_response(&mut s, &mut buf).await;
+    assert!(
+        end.is_ok(),
+        "the daemon closed before the body ended: {end:?}"
+    );
+    let (status, reply) = first.expect("the upload's answer");
+    assert!(
+        status.contains(" 200 "),
+        "{status} {}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(
+        std::fs::read(root.join("up/a.bin")).expect("file"),
+        content(1, 1)
+    );
+    // The same connection serves the next request.
+    s.write_all(b"GET /version HTTP/1.1\r\nHost: toolbox\r\n\r\n")
+        .await
+        .expect("second request");
+    let (status, _) = read_response(&mut s, &mut buf)
+        .await
+        .expect("the connection is kept");
+    assert!(status.contains(" 200 "), "{status}");
+}
+
+/// Kills (by its pid) the daemon this test started, also when the test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
