@@ -320,3 +320,43 @@ async fn refuses_a_network_that_does_not_isolate() {
     );
     drop(net);
 }
+
+/// A container of this runner on Docker's default bridge (made by an agent without a sandbox
+/// network) is moved onto the sandbox network at start; one with network `none` stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_moves_old_containers_onto_the_network() {
+    let tag = rand_hex(6);
+    let net = NetGuard {
+        name: format!("cove-test-{tag}"),
+        bridge: format!("cvt{tag}"),
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let runner = format!("t{tag}");
+    let (old, blocked) = (format!("cove-old-{tag}"), format!("cove-blocked-{tag}"));
+    for (name, network) in [(&old, "bridge"), (&blocked, "none")] {
+        must(&format!(
+            "docker create --name {name} --network {network} --label cove.runner={runner} --entrypoint sleep {} infinity",
+            image()
+        ));
+    }
+    let networks = |name: &str| {
+        must(&format!(
+            "docker inspect -f '{{{{range $k, $v := .NetworkSettings.Networks}}}}{{{{$k}}}} {{{{end}}}}' {name}"
+        ))
+    };
+    assert_eq!(networks(&old), "bridge");
+    let agent = Agent::spawn(
+        tmp.path(),
+        &runner,
+        &[
+            "--sandbox-network",
+            &net.name,
+            "--sandbox-bridge",
+            &net.bridge,
+        ],
+    );
+    assert_eq!(networks(&old), net.name);
+    assert_eq!(networks(&blocked), "none");
+    drop(agent);
+    drop(net);
+}
