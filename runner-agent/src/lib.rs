@@ -61,7 +61,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         .await
         .map_err(RunError::Docker)?;
     let toolbox_bin = reconciler::install_toolbox(&cfg).map_err(RunError::Startup)?;
-    isolate(&cfg, &docker).await?;
+    let root_mount = isolate(&cfg, &docker).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -92,27 +92,32 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         task.abort();
     }
     rec.drain_pool().await;
+    let sandboxes = rec.config().data_dir.join(sandbox_dir::SANDBOXES_DIR);
+    sandbox_dir::release_root(&sandboxes, root_mount);
     Ok(())
 }
 
 /// The sandbox isolation of the host: toolbox peer policy, the hardened sandbox directories,
 /// the sandbox network and its firewall rules (re-asserted in the background).
-async fn isolate(cfg: &Config, docker: &runtime::docker::DockerRuntime) -> Result<(), RunError> {
+async fn isolate(
+    cfg: &Config,
+    docker: &runtime::docker::DockerRuntime,
+) -> Result<sandbox_dir::RootMount, RunError> {
     toolbox::set_peer_policy(if cfg.allow_unverified_toolbox_peer {
         toolbox::PeerPolicy::AllowUnverified
     } else {
         toolbox::PeerPolicy::Verified
     });
-    sandbox_dir::secure_root(&cfg.data_dir.join(sandbox_dir::SANDBOXES_DIR))
-        .map_err(RunError::Startup)?;
     network::setup(docker.client(), &cfg.network, &cfg.runner_id)
         .await
         .map_err(RunError::Network)?;
+    let root_mount = sandbox_dir::secure_root(&cfg.data_dir.join(sandbox_dir::SANDBOXES_DIR))
+        .map_err(RunError::Startup)?;
     tokio::spawn(network::reassert(
         docker.client().clone(),
         cfg.network.clone(),
     ));
-    Ok(())
+    Ok(root_mount)
 }
 
 async fn shutdown_signal() {

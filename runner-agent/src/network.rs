@@ -19,6 +19,9 @@
 //!     Docker's own rule), `docker0` and Docker's `br-*` bridges, link-local `169.254.0.0/16`
 //!     (cloud metadata), the subnet of every local Docker network and the operator's
 //!     `--sandbox-deny` ranges. Anything else returns to Docker's rules, which accept and NAT it.
+//!   - Both chains first let DNS (port 53) through to the host's `nameserver`s: Docker's
+//!     embedded DNS forwards queries to them from the sandbox's namespace, and they may be a
+//!     host address or link-local (169.254.169.254 on some clouds).
 //!   - IPv6 is off on the bridge (`net.ipv6.conf.<bridge>.disable_ipv6=1`), so the kernel drops
 //!     IPv6 arriving there (containers have IPv6 off too: the network has none);
 //!     `net.bridge.bridge-nf-call-iptables` must be 1 so that bridged traffic meets the rules.
@@ -138,8 +141,11 @@ pub async fn setup(
 /// Writes and checks the rules once (under the host lock).
 async fn assert_rules(docker: &Docker, settings: &NetworkSettings) -> Result<(), NetworkError> {
     let subnets = bridge::local_subnets(docker).await?;
-    let fw = firewall::Firewall::new(&settings.bridge, subnets, settings.deny.clone());
-    fw.apply().await
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    firewall::Firewall::new(&settings.bridge, subnets, settings.deny.clone())
+        .with_resolvers(firewall::resolvers(&resolv))
+        .apply()
+        .await
 }
 
 /// Re-asserts the rules every `reassert_every` (runs until the agent stops).

@@ -3,9 +3,12 @@
 //!
 //! - The parent `<data-dir>/sandboxes` is mode 0700 (no host user reaches below it) and lives
 //!   on a mount with `nosuid,nodev,noexec`: at start the agent bind-mounts it onto itself and
-//!   remounts it with those flags unless it already has them (a mount the operator made). The
-//!   bind mount of a sandbox's directory inherits them, so a binary a root sandbox plants there
-//!   with the setuid bit runs neither as setuid nor at all, on the host or in the sandbox.
+//!   remounts it with those flags unless it already has them (a data dir on such a mount), and
+//!   unmounts it at shutdown (running sandboxes keep their own mounts; a directory that is the
+//!   root of a mount with the flags at start counts as the agent's: one left by a killed agent).
+//!   The bind mount of a sandbox's directory inherits the flags, so a binary a root sandbox
+//!   plants there with the setuid bit runs neither as setuid nor at all, on the host or in the
+//!   sandbox.
 //! - Each directory is mode 0700, owned by the container's user (resolved from the image's
 //!   `/etc/passwd` for a user name): only that user (and root in the sandbox) and the agent
 //!   write there. Each sandbox has only its own directory mounted.
@@ -35,14 +38,36 @@ fn hardened(path: &Path) -> std::io::Result<bool> {
     Ok(rustix::fs::statvfs(path)?.f_flag.contains(want))
 }
 
+/// Whether `path` is the root of a mount (statx, Linux 5.8+; `false` when unknown).
+fn is_mount_root(path: &Path) -> bool {
+    use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags};
+    rustix::fs::statx(CWD, path, AtFlags::empty(), StatxFlags::BASIC_STATS).is_ok_and(|st| {
+        st.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+            && st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT)
+    })
+}
+
+/// Who made the mount under the sandbox directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootMount {
+    /// The agent: [`release_root`] at shutdown.
+    Agent,
+    /// The data dir is on such a mount already.
+    Inherited,
+}
+
 /// Agent start: `root` exists, is mode 0700 and is on a `nosuid,nodev,noexec` mount.
-pub fn secure_root(root: &Path) -> Result<()> {
+pub fn secure_root(root: &Path) -> Result<RootMount> {
     let shown = root.display();
     std::fs::create_dir_all(root).map_err(io(format!("creating {shown}")))?;
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700))
         .map_err(io(format!("chmod {shown}")))?;
     if hardened(root).map_err(io(format!("statvfs {shown}")))? {
-        return Ok(());
+        return Ok(if is_mount_root(root) {
+            RootMount::Agent
+        } else {
+            RootMount::Inherited
+        });
     }
     let flags = MountFlags::BIND | MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
     rustix::mount::mount_bind(root, root)
@@ -60,7 +85,16 @@ pub fn secure_root(root: &Path) -> Result<()> {
         ));
     }
     tracing::info!(dir = %shown, "sandbox directories mounted nosuid,nodev,noexec");
-    Ok(())
+    Ok(RootMount::Agent)
+}
+
+/// Agent shutdown: detaches the agent's mount (the data dir can be removed again).
+pub fn release_root(root: &Path, mount: RootMount) {
+    if mount == RootMount::Agent
+        && let Err(e) = rustix::mount::unmount(root, rustix::mount::UnmountFlags::DETACH)
+    {
+        tracing::warn!(dir = %root.display(), error = %e, "cannot unmount the sandbox directories");
+    }
 }
 
 /// A fresh sandbox directory: mode 0700 (owned by the agent until [`hand_over`]), no stale

@@ -167,3 +167,55 @@ async fn planted_setuid_binary_is_harmless() {
         assert_eq!(r.status(), 200, "{id}");
     }
 }
+
+/// A stopped agent leaves no mount behind (its data dir can be removed); a killed one's mount
+/// is taken over by the next agent and released by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_releases_the_mount() {
+    let mounted = |dir: &Path| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .expect("mountinfo")
+            .lines()
+            .any(|l| l.split(' ').nth(4) == Some(dir.to_str().expect("utf-8")))
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let sandboxes = tmp.path().join("sandboxes");
+    let runner = sid("r");
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cove-runner"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--token",
+                "t",
+                "--runner-id",
+                &runner,
+            ])
+            .arg("--data-dir")
+            .arg(tmp.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("cove-runner");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("line");
+        assert!(line.contains("listening"), "{line}");
+        child
+    };
+    let mut first = start();
+    assert!(mounted(&sandboxes));
+    first.kill().expect("kill -9");
+    first.wait().expect("wait");
+    assert!(mounted(&sandboxes), "a killed agent cannot unmount");
+    let second = start();
+    let term = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let out = second.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(!mounted(&sandboxes), "the mount outlived the agent");
+    std::fs::remove_dir(&sandboxes).expect("the data dir can be removed");
+    common::remove_containers(&runner);
+}

@@ -249,6 +249,15 @@ async fn sandboxes_reach_the_internet_only() {
     let (code, out) = fetch_in(&agent, &b, &ll).await;
     assert_ne!(code, 0, "B reached a link-local address: {out}");
 
+    // Names resolve as on the host (Docker's DNS forwards to the host's resolvers).
+    if sh("getent hosts deb.debian.org").0 {
+        let (code, out) = agent.exec(&b, "getent hosts deb.debian.org").await;
+        assert_eq!(
+            code, 0,
+            "a sandbox cannot resolve what the host resolves: {out}"
+        );
+    }
+
     // networkBlockAll keeps network `none`: no internet either.
     assert_eq!(
         must(&format!(

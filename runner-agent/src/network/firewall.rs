@@ -40,6 +40,9 @@ pub struct Firewall {
     /// IPv4 subnets of the local Docker networks.
     subnets: Vec<ipnet::Ipv4Net>,
     deny: Vec<ipnet::Ipv4Net>,
+    /// The host's DNS servers: Docker's embedded DNS forwards to them from the sandbox's
+    /// network namespace, so their port 53 stays open even when local or link-local.
+    resolvers: Vec<std::net::Ipv4Addr>,
 }
 
 impl Firewall {
@@ -48,7 +51,29 @@ impl Firewall {
             bridge: bridge.to_owned(),
             subnets,
             deny,
+            resolvers: Vec::new(),
         }
+    }
+
+    /// Keeps DNS (port 53) to `resolvers` open.
+    pub fn with_resolvers(mut self, resolvers: Vec<std::net::Ipv4Addr>) -> Self {
+        self.resolvers = resolvers;
+        self
+    }
+
+    /// `RETURN` for DNS to each resolver, in `chain`.
+    fn dns_rules(&self, chain: &str) -> Vec<Rule> {
+        let mut rules = Vec::new();
+        for ns in &self.resolvers {
+            let ns = ns.to_string();
+            for proto in ["udp", "tcp"] {
+                rules.push(Rule::new(
+                    chain,
+                    &["-d", &ns, "-p", proto, "--dport", "53", "-j", "RETURN"],
+                ));
+            }
+        }
+        rules
     }
 
     pub fn input_chain(&self) -> String {
@@ -67,28 +92,28 @@ impl Firewall {
             args.extend(REJECT);
             Rule::new(chain, &args)
         };
-        let mut rules = vec![
-            Rule::new(
-                &input,
-                &[
-                    "-m",
-                    "conntrack",
-                    "--ctstate",
-                    "RELATED,ESTABLISHED",
-                    "-j",
-                    "RETURN",
-                ],
-            ),
-            Rule::new(
-                &input,
-                &["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
-            ),
-            reject(&input, vec![]),
-            reject(&fwd, vec!["-o", &self.bridge]),
-            reject(&fwd, vec!["-o", "docker0"]),
-            reject(&fwd, vec!["-o", "br-+"]),
-            reject(&fwd, vec!["-d", LINK_LOCAL]),
-        ];
+        let mut rules = vec![Rule::new(
+            &input,
+            &[
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "RETURN",
+            ],
+        )];
+        rules.extend(self.dns_rules(&input));
+        rules.push(Rule::new(
+            &input,
+            &["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+        ));
+        rules.push(reject(&input, vec![]));
+        rules.extend(self.dns_rules(&fwd));
+        rules.push(reject(&fwd, vec!["-o", &self.bridge]));
+        rules.push(reject(&fwd, vec!["-o", "docker0"]));
+        rules.push(reject(&fwd, vec!["-o", "br-+"]));
+        rules.push(reject(&fwd, vec!["-d", LINK_LOCAL]));
         let mut nets: Vec<String> = self
             .subnets
             .iter()
@@ -159,6 +184,16 @@ impl Firewall {
         }
         ensure_sysctl("/proc/sys/net/bridge/bridge-nf-call-iptables", "1")
     }
+}
+
+/// IPv4 `nameserver`s of a resolv.conf, loopback ones left out (Docker does not use them).
+pub fn resolvers(resolv_conf: &str) -> Vec<std::net::Ipv4Addr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().parse::<std::net::Ipv4Addr>().ok())
+        .filter(|ip| !ip.is_loopback())
+        .collect()
 }
 
 /// Sets a sysctl when it differs and reads it back.
@@ -317,6 +352,45 @@ mod tests {
             text.lines()
                 .all(|l| l.starts_with(['*', ':']) || l.starts_with("-A COVE-") || l == "COMMIT"),
             "touches only its chains: {text}"
+        );
+    }
+
+    #[test]
+    fn dns_to_the_host_resolvers_stays_open() {
+        let conf = "# generated\nnameserver 169.254.169.254\nnameserver 127.0.0.53\nnameserver ::1\nsearch x\n";
+        let ns = resolvers(conf);
+        assert_eq!(
+            ns,
+            ["169.254.169.254".parse::<std::net::Ipv4Addr>().expect("ip")]
+        );
+        let lines: Vec<String> = fw()
+            .with_resolvers(ns)
+            .rules()
+            .iter()
+            .map(Rule::line)
+            .collect();
+        let dns = |chain: &str, proto: &str| {
+            format!("-A {chain} -d 169.254.169.254 -p {proto} --dport 53 -j RETURN")
+        };
+        let pos = |l: &str| lines.iter().position(|x| x == l).unwrap_or(usize::MAX);
+        for chain in ["COVE-IN-cove0", "COVE-FWD-cove0"] {
+            for proto in ["udp", "tcp"] {
+                assert!(
+                    pos(&dns(chain, proto)) < lines.len(),
+                    "{chain} {proto}: {lines:#?}"
+                );
+            }
+        }
+        // Before the rejects that would catch them.
+        assert!(
+            pos(&dns("COVE-IN-cove0", "tcp"))
+                < pos("-A COVE-IN-cove0 -p tcp -j REJECT --reject-with tcp-reset")
+        );
+        assert!(
+            pos(&dns("COVE-FWD-cove0", "udp"))
+                < pos(
+                    "-A COVE-FWD-cove0 -d 169.254.0.0/16 -j REJECT --reject-with icmp-admin-prohibited"
+                )
         );
     }
 
