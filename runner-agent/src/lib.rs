@@ -80,10 +80,11 @@ pub async fn run(args: Args) -> Result<(), RunError> {
         tokio::spawn(reporter::run(rec.clone(), url, reporter::OBSERVE_EVERY));
     }
     let app = http::router(rec.clone());
+    let shutdown = shutdown_signal();
     println!("cove-runner listening on http://{addr}");
     tracing::info!(%addr, runner = %rec.config().runner_id, "serving");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
         .map_err(RunError::Serve)?;
     // Sandboxes keep running; only unclaimed warm containers go away. Stop refilling first so
@@ -120,13 +121,19 @@ async fn isolate(
     Ok(root_mount)
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT. The handlers are installed at the call, not at the first poll: a SIGTERM
+/// right after the "listening" line must shut down gracefully, not kill the agent.
+fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let (Ok(mut term), Ok(mut int)) = (term, int) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }
