@@ -226,6 +226,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sandboxes_join_the_sandbox_network_unless_blocked() {
+        let p = Path::new("/x");
+        let side = |network| HostSide {
+            toolbox_bin: p,
+            volumes_dir: p,
+            run_dir: p,
+            network,
+        };
+        let image = ImageInfo::default();
+        let open = SandboxSpec::new("img:1");
+        let mut blocked = SandboxSpec::new("img:1");
+        blocked.network = NetworkPolicy::BlockAll;
+        let spec_of = |side: &HostSide<'_>, spec: &SandboxSpec| {
+            container_spec(side, "c".into(), spec, &image, HashMap::new())
+        };
+        let c = spec_of(&side(Some("cove-sandboxes")), &open);
+        assert_eq!(
+            (c.network.as_deref(), c.network_none),
+            (Some("cove-sandboxes"), false)
+        );
+        let c = spec_of(&side(Some("cove-sandboxes")), &blocked);
+        assert_eq!((c.network, c.network_none), (None, true));
+        // The simulated runner has no sandbox network.
+        let c = spec_of(&side(None), &open);
+        assert_eq!((c.network, c.network_none), (None, false));
+    }
+
+    #[test]
     fn nested_toolbox_wrappers_are_unwrapped() {
         let wrap = toolbox_entrypoint("/w", "/h");
         // Three backup cycles of the old agent: wrapper, wrapper, wrapper, the real command.
