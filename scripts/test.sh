@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$COVE_ROOT"
 
 ensure_rust_targets
-ensure_apt git curl python3-venv python3-pylsp python3-setuptools iproute2 util-linux ca-certificates debootstrap
+ensure_apt git curl python3-venv python3-pylsp python3-setuptools iproute2 iptables util-linux ca-certificates debootstrap
 ensure_venv
 "$COVE_ROOT/scripts/docker.sh"
 

@@ -83,6 +83,28 @@ pub struct Args {
     /// between two attempts.
     #[arg(long, default_value_t = 60)]
     pub revoked_backoff_secs: u64,
+    /// Docker network every sandbox joins unless its network is blocked (created when missing,
+    /// inter-container traffic off; see `network.rs`).
+    #[arg(long, env = "COVE_SANDBOX_NETWORK", default_value = crate::network::DEFAULT_NETWORK)]
+    pub sandbox_network: String,
+    /// Bridge interface of the sandbox network (at most 15 characters).
+    #[arg(long, env = "COVE_SANDBOX_BRIDGE", default_value = crate::network::DEFAULT_BRIDGE)]
+    pub sandbox_bridge: String,
+    /// The host's firewall keeps sandboxes from each other and from the host: the agent installs
+    /// no iptables rules (it still uses its network, with inter-container traffic off).
+    #[arg(long)]
+    pub external_network_isolation: bool,
+    /// An IPv4 range sandboxes may not reach, on top of the local ones (repeatable; e.g. the
+    /// private network of the host's cloud).
+    #[arg(long = "sandbox-deny", value_name = "CIDR")]
+    pub sandbox_deny: Vec<ipnet::Ipv4Net>,
+    /// Seconds between two re-assertions of the isolation rules.
+    #[arg(long, default_value_t = 30)]
+    pub isolation_check_secs: u64,
+    /// Accept a toolbox socket whose serving process the agent cannot see (an agent in its own
+    /// PID namespace): only then is a non-root peer trusted without its cgroup being checked.
+    #[arg(long)]
+    pub allow_unverified_toolbox_peer: bool,
 }
 
 /// `--runtime`.
@@ -148,6 +170,9 @@ pub struct Config {
     pub runtime: RuntimeKind,
     pub snapshots: Vec<String>,
     pub timeouts: Timeouts,
+    /// The sandbox network and its isolation.
+    pub network: crate::network::NetworkSettings,
+    pub allow_unverified_toolbox_peer: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -158,6 +183,8 @@ pub enum ConfigError {
         "no toolbox binary found (looked at {0}); build it with `cargo build --release --target x86_64-unknown-linux-musl -p cove-toolbox` or pass --toolbox-bin"
     )]
     NoToolbox(String),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     #[error("cannot prepare the data dir {path}")]
     DataDir {
         path: PathBuf,
@@ -203,6 +230,14 @@ impl Config {
             hex::encode(&h[..6])
         });
         let volumes_dir = args.volumes_dir.unwrap_or_else(|| data_dir.join("volumes"));
+        crate::network::validate_bridge(&args.sandbox_bridge)?;
+        let network = crate::network::NetworkSettings {
+            name: args.sandbox_network,
+            bridge: args.sandbox_bridge,
+            firewall: !args.external_network_isolation,
+            deny: args.sandbox_deny,
+            reassert_every: Duration::from_secs(args.isolation_check_secs.max(1)),
+        };
         Ok(Self {
             listen: args.listen,
             token: args.token,
@@ -222,7 +257,17 @@ impl Config {
                 .filter(|s| !s.is_empty())
                 .collect(),
             timeouts,
+            network,
+            allow_unverified_toolbox_peer: args.allow_unverified_toolbox_peer,
         })
+    }
+
+    /// Whether the agent isolates sandboxes on the host (the Docker runtime): the sandbox
+    /// network and its firewall rules, the `nosuid,nodev,noexec` mount of the sandbox
+    /// directories, each directory owned by its container's user. The simulated runner's
+    /// daemons run in the agent's own process, as its user: none of that applies.
+    pub fn isolates(&self) -> bool {
+        self.runtime == RuntimeKind::Docker
     }
 
     /// The configured snapshot images: `--snapshot` and the warm-pool images.
@@ -250,6 +295,8 @@ impl Config {
             runtime: RuntimeKind::Fake,
             snapshots: vec!["img:1".into()],
             timeouts: Timeouts::default(),
+            network: crate::network::NetworkSettings::default(),
+            allow_unverified_toolbox_peer: false,
         }
     }
 }

@@ -4,18 +4,22 @@
 //! with `--runtime fake`, as simulated containers whose toolbox daemons run in-process),
 //! applies desired states pushed by the control plane ([`reconciler`]), keeps a warm pool
 //! ([`pool`]), forwards toolbox calls to each sandbox's daemon over a unix socket ([`toolbox`],
-//! [`relay`]) and sends heartbeats ([`heartbeat`]) and state reports ([`reporter`]). The wire
+//! [`relay`]) and sends heartbeats ([`heartbeat`]) and state reports ([`reporter`]). With
+//! Docker it isolates sandboxes on the host: an isolated bridge network with firewall rules
+//! ([`network`]) and hardened per-sandbox host directories ([`sandbox_dir`]). The wire
 //! contract is `cove_runner_api`; the API document is [`http::openapi`].
 
 pub mod config;
 pub mod error;
 pub mod heartbeat;
 pub mod http;
+pub mod network;
 pub mod pool;
 pub mod reconciler;
 pub mod relay;
 pub mod reporter;
 pub mod runtime;
+pub mod sandbox_dir;
 pub mod toolbox;
 
 use std::sync::Arc;
@@ -41,6 +45,10 @@ pub enum RunError {
     Config(#[from] config::ConfigError),
     #[error("cannot reach the Docker engine")]
     Docker(#[source] runtime::RuntimeError),
+    #[error(
+        "cannot isolate the sandbox network (pass --external-network-isolation if the host's firewall does it)"
+    )]
+    Network(#[source] network::NetworkError),
     #[error("startup failed")]
     Startup(#[source] error::AgentError),
     #[error("cannot listen on {addr}")]
@@ -53,10 +61,15 @@ pub enum RunError {
     Serve(#[source] std::io::Error),
 }
 
-/// The container engine of `cfg` (with deadlines) and the toolbox binary to mount.
-async fn make_runtime(
-    cfg: &Config,
-) -> Result<(Arc<dyn runtime::ContainerRuntime>, std::path::PathBuf), RunError> {
+/// The container engine of `cfg` (with deadlines), the toolbox binary to mount, and (Docker
+/// only) the mount of the sandbox directories to release at shutdown.
+struct Engine {
+    runtime: Arc<dyn runtime::ContainerRuntime>,
+    toolbox_bin: std::path::PathBuf,
+    root_mount: Option<sandbox_dir::RootMount>,
+}
+
+async fn make_runtime(cfg: &Config) -> Result<Engine, RunError> {
     use runtime::timed::Timed;
     let deadlines = cfg.timeouts.engine;
     match cfg.runtime {
@@ -65,7 +78,12 @@ async fn make_runtime(
                 .await
                 .map_err(RunError::Docker)?;
             let toolbox_bin = reconciler::install_toolbox(cfg).map_err(RunError::Startup)?;
-            Ok((Arc::new(Timed::new(docker, deadlines)), toolbox_bin))
+            let root_mount = isolate(cfg, &docker).await?;
+            Ok(Engine {
+                runtime: Arc::new(Timed::new(docker, deadlines)),
+                toolbox_bin,
+                root_mount: Some(root_mount),
+            })
         }
         config::RuntimeKind::Fake => {
             // Simulated containers live in memory: a previous run's files are stale.
@@ -78,12 +96,32 @@ async fn make_runtime(
                 "simulated runner: containers are not isolated (tests only)"
             );
             let fake = runtime::fake::FakeRuntime::new(dir, &images);
-            Ok((
-                Arc::new(Timed::new(fake, deadlines)),
-                cfg.toolbox_bin.clone(),
-            ))
+            Ok(Engine {
+                runtime: Arc::new(Timed::new(fake, deadlines)),
+                toolbox_bin: cfg.toolbox_bin.clone(),
+                root_mount: None,
+            })
         }
     }
+}
+
+/// The sandbox isolation of the host (Docker only, see [`Config::isolates`]): the sandbox
+/// network and its firewall rules (re-asserted in the background) and the hardened sandbox
+/// directories.
+async fn isolate(
+    cfg: &Config,
+    docker: &runtime::docker::DockerRuntime,
+) -> Result<sandbox_dir::RootMount, RunError> {
+    network::setup(docker.client(), &cfg.network, &cfg.runner_id)
+        .await
+        .map_err(RunError::Network)?;
+    let root_mount = sandbox_dir::secure_root(&cfg.data_dir.join(sandbox_dir::SANDBOXES_DIR))
+        .map_err(RunError::Startup)?;
+    tokio::spawn(network::reassert(
+        docker.client().clone(),
+        cfg.network.clone(),
+    ));
+    Ok(root_mount)
 }
 
 /// Starts heartbeats and state reports when a control plane is configured.
@@ -106,7 +144,12 @@ fn spawn_control_plane_tasks(rec: &Arc<reconciler::Reconciler>) {
 pub async fn run(args: Args) -> Result<(), RunError> {
     let mut cfg = Config::from_args(args)?;
     relay::set_idle_timeout(cfg.timeouts.idle);
-    let (runtime, toolbox_bin) = make_runtime(&cfg).await?;
+    toolbox::set_peer_policy(if cfg.allow_unverified_toolbox_peer {
+        toolbox::PeerPolicy::AllowUnverified
+    } else {
+        toolbox::PeerPolicy::Verified
+    });
+    let engine = make_runtime(&cfg).await?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| RunError::Listen {
@@ -116,32 +159,40 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     let addr = listener.local_addr().map_err(RunError::Serve)?;
     cfg.listen = addr;
     let grace = cfg.timeouts.shutdown_grace;
-    let rec = reconciler::Reconciler::new(cfg, runtime, toolbox_bin);
+    let rec = reconciler::Reconciler::new(cfg, engine.runtime, engine.toolbox_bin);
     rec.recover().await.map_err(RunError::Startup)?;
     let refill = (!rec.pool().targets().is_empty()).then(|| tokio::spawn(pool::run(rec.clone())));
     spawn_control_plane_tasks(&rec);
     let app = http::router(rec.clone());
+    let shutdown = shutdown_signal();
     println!("cove-runner listening on http://{addr}");
     tracing::info!(%addr, runner = %rec.config().runner_id, runtime = ?rec.config().runtime, "serving");
-    serve(listener, app, grace).await.map_err(RunError::Serve)?;
+    serve(listener, app, shutdown, grace)
+        .await
+        .map_err(RunError::Serve)?;
     // Sandboxes keep running; only unclaimed warm containers go away. Stop refilling first so
     // no member is created behind the drain.
     if let Some(task) = refill {
         task.abort();
     }
     rec.drain_pool().await;
+    if let Some(mount) = engine.root_mount {
+        let sandboxes = rec.config().data_dir.join(sandbox_dir::SANDBOXES_DIR);
+        sandbox_dir::release_root(&sandboxes, mount);
+    }
     Ok(())
 }
 
-/// Serves until SIGINT/SIGTERM, then gives open connections `grace` to finish.
+/// Serves until `shutdown` resolves, then gives open connections `grace` to finish.
 async fn serve(
     listener: tokio::net::TcpListener,
     app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stopping, mut stopped) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+        shutdown.await;
         tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down");
         let _ = stopping.send(true);
     });
@@ -158,13 +209,19 @@ async fn serve(
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT. The handlers are installed at the call, not at the first poll: a SIGTERM
+/// right after the "listening" line must shut down gracefully, not kill the agent.
+fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut term) = signal(SignalKind::terminate()) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        let (Ok(mut term), Ok(mut int)) = (term, int) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

@@ -130,25 +130,16 @@ fn env_file(env: &BTreeMap<String, String>) -> String {
         .collect()
 }
 
-/// Creates the per-sandbox host dir: world-writable with the sticky bit so the sandbox user can
-/// create its socket but not remove the agent's files, plus an (empty or filled) env file.
+/// Creates the per-sandbox host dir (mode 0700, see `sandbox_dir`; the container's user gets it
+/// once the container exists, `Reconciler::hand_over_dir`) with an (empty or filled) env file.
 fn prepare_dir(dir: &Path, env: &BTreeMap<String, String>) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)
-        .map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777))
-        .map_err(|e| AgentError::io(format!("chmod {}", dir.display()), e))?;
+    crate::sandbox_dir::create(dir)?;
     let _ = std::fs::remove_file(dir.join(SOCKET_NAME));
     write_env(dir, env)
 }
 
 fn write_env(dir: &Path, env: &BTreeMap<String, String>) -> Result<()> {
-    let path = dir.join(ENV_FILE);
-    let tmp = dir.join(".env.sh.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    std::fs::write(&tmp, env_file(env))
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(|e| AgentError::io(format!("writing {}", path.display()), e))
+    crate::sandbox_dir::write_file(dir, ENV_FILE, env_file(env).as_bytes())
 }
 
 /// Removes a directory tree the agent made, logging (not failing on) errors.
@@ -237,7 +228,7 @@ impl Reconciler {
     }
 
     fn sandboxes_dir(&self) -> PathBuf {
-        self.cfg.data_dir.join("sandboxes")
+        self.cfg.data_dir.join(crate::sandbox_dir::SANDBOXES_DIR)
     }
 
     fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -281,6 +272,33 @@ impl Reconciler {
                 id: container_id.to_owned(),
                 source,
             })
+    }
+
+    /// Gives a new container's host dir to the container's user (uid from the image's
+    /// `/etc/passwd` for a name; a runtime that cannot read files leaves the dir as it is). The
+    /// simulated runner's daemons run as the agent: its dirs stay the agent's.
+    async fn hand_over_dir(&self, cid: &str, user: &str, image_id: &str, dir: &Path) -> Result<()> {
+        use crate::sandbox_dir::{cached_uid, remember_uid, uid_of};
+        if !self.cfg.isolates() {
+            return Ok(());
+        }
+        let uid = match uid_of(user, None).or_else(|| cached_uid(image_id, user)) {
+            Some(uid) => uid,
+            None => {
+                let Some(passwd) = self.runtime.read_file(cid, "/etc/passwd").await? else {
+                    return Ok(());
+                };
+                let uid =
+                    uid_of(user, Some(&String::from_utf8_lossy(&passwd))).ok_or_else(|| {
+                        AgentError::BadRequest(format!(
+                            "user {user:?} is not in the image's /etc/passwd"
+                        ))
+                    })?;
+                remember_uid(image_id, user, uid);
+                uid
+            }
+        };
+        crate::sandbox_dir::hand_over(dir, uid)
     }
 
     /// The in-memory view of one sandbox.

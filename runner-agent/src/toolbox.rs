@@ -5,6 +5,10 @@
 //! agent never trusts the path alone: it refuses anything that is not a socket (a symlink planted
 //! by the sandbox could point at a host socket such as Docker's), and after connecting it checks
 //! with `SO_PEERCRED` that the listening process lives in the sandbox's own container cgroup.
+//! A peer whose process the agent cannot see (the agent in its own PID namespace, as in a
+//! Kubernetes DaemonSet without `hostPID`) cannot be verified and is refused, unless the
+//! deployment accepts it ([`PeerPolicy::AllowUnverified`], `--allow-unverified-toolbox-peer`):
+//! then any non-root peer is trusted.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +35,56 @@ pub struct Target {
     pub container_id: String,
     /// Env applied to `process/execute` and `process/code-run` (warm-pool sandboxes, see `pool.rs`).
     pub env_overlay: BTreeMap<String, String>,
+}
+
+/// What to do with a toolbox socket whose serving process is not visible to the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerPolicy {
+    /// Refuse it (default).
+    Verified,
+    /// Trust it when it is not root (`--allow-unverified-toolbox-peer`).
+    AllowUnverified,
+}
+
+static PEER_POLICY: std::sync::OnceLock<PeerPolicy> = std::sync::OnceLock::new();
+
+/// Sets the agent's [`PeerPolicy`] once, at start (later calls are ignored).
+pub fn set_peer_policy(policy: PeerPolicy) {
+    let _ = PEER_POLICY.set(policy);
+}
+
+fn peer_policy() -> PeerPolicy {
+    PEER_POLICY.get().copied().unwrap_or(PeerPolicy::Verified)
+}
+
+/// What the agent learnt about the process serving a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Peer<'a> {
+    /// Its pid is visible: the content of its `/proc/<pid>/cgroup`.
+    Visible { cgroup: &'a str },
+    /// In a PID namespace the agent does not see: only its uid is known.
+    Unverifiable { uid: u32 },
+}
+
+fn denied(msg: &'static str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::PermissionDenied, msg)
+}
+
+/// Whether `peer` may serve the toolbox of `container_id`.
+fn judge(peer: Peer<'_>, container_id: &str, policy: PeerPolicy) -> std::io::Result<()> {
+    match (peer, policy) {
+        (Peer::Visible { cgroup }, _) if cgroup.contains(container_id) => Ok(()),
+        (Peer::Visible { .. }, _) => Err(denied(
+            "toolbox socket is not served from the sandbox's container",
+        )),
+        (Peer::Unverifiable { uid }, PeerPolicy::AllowUnverified) if uid != 0 => Ok(()),
+        (Peer::Unverifiable { .. }, PeerPolicy::AllowUnverified) => Err(denied(
+            "toolbox socket served by root outside the agent's view",
+        )),
+        (Peer::Unverifiable { .. }, PeerPolicy::Verified) => Err(denied(
+            "the process serving the toolbox socket is not visible to the agent, so it cannot be verified (run the agent in the host's PID namespace, or pass --allow-unverified-toolbox-peer)",
+        )),
+    }
 }
 
 /// Connects to the daemon, refusing symlinks and sockets served from outside the container.
@@ -88,26 +142,20 @@ fn verify_peer(stream: &UnixStream, container_id: &str) -> std::io::Result<()> {
     {
         return Ok(());
     }
-    let Some(pid) = cred.pid().filter(|p| *p > 0) else {
-        // The peer is in a PID namespace we cannot see (agent itself containerised without
-        // hostPID): fall back to the uid check below.
-        return if cred.uid() != 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                "toolbox socket served by root outside the sandbox",
-            ))
-        };
-    };
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
-    if cgroup.contains(container_id) {
-        Ok(())
-    } else {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            "toolbox socket is not served from the sandbox's container",
-        ))
+    match cred.pid().filter(|p| *p > 0) {
+        Some(pid) => {
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+            judge(
+                Peer::Visible { cgroup: &cgroup },
+                container_id,
+                peer_policy(),
+            )
+        }
+        None => judge(
+            Peer::Unverifiable { uid: cred.uid() },
+            container_id,
+            peer_policy(),
+        ),
     }
 }
 
@@ -315,6 +363,34 @@ mod tests {
         assert_eq!(v["command"], "env");
         let bad = Bytes::from_static(b"not json");
         assert_eq!(overlay_env(&bad, &env), bad);
+    }
+
+    #[test]
+    fn unverifiable_peers_need_the_flag() {
+        use PeerPolicy::{AllowUnverified, Verified};
+        let cid = "0123456789abcdef";
+        let mine = Peer::Visible {
+            cgroup: "12:pids:/docker/0123456789abcdef\n",
+        };
+        let other = Peer::Visible {
+            cgroup: "12:pids:/user.slice\n",
+        };
+        for policy in [Verified, AllowUnverified] {
+            assert!(judge(mine, cid, policy).is_ok());
+            assert!(
+                judge(other, cid, policy).is_err(),
+                "visible peers are always checked"
+            );
+        }
+        let user = Peer::Unverifiable { uid: 1000 };
+        let root = Peer::Unverifiable { uid: 0 };
+        let err = judge(user, cid, Verified).expect_err("refused by default");
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("--allow-unverified-toolbox-peer"));
+        assert!(judge(root, cid, Verified).is_err());
+        assert!(judge(user, cid, AllowUnverified).is_ok());
+        assert!(judge(root, cid, AllowUnverified).is_err(), "never root");
+        assert_eq!(peer_policy(), Verified, "the default");
     }
 
     #[tokio::test]

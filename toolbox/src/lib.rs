@@ -12,10 +12,13 @@
 //!   with 408 `PROCESS_EXECUTION_TIMEOUT`;
 //! * JSON bodies: [`server::JSON_BODY_LIMIT`] (8 MiB), else 413 in the daemon's envelope; uploads
 //!   are streamed to disk and not limited;
+//! * a request body a handler left unread is read to its end (up to 8 MiB more, 10 s) before the
+//!   answer goes out, so the client gets the answer, not a broken pipe ([`drain`]);
 //! * the log: colours only on a terminal, no ERROR line per request (failures are `warn`, at most
 //!   20 a minute), user input escaped ([`logging`]).
 
 pub mod client;
+pub mod drain;
 pub mod error;
 pub mod files;
 pub mod git;

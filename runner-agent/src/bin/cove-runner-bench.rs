@@ -111,6 +111,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         a.extend(ids.iter().map(String::as_str));
         let _ = docker(&a);
     }
+    // The killed agent could not release its nosuid,nodev,noexec mount of the sandbox dirs.
+    let _ = rustix::mount::unmount(data.join("sandboxes"), rustix::mount::UnmountFlags::DETACH);
     let _ = std::fs::remove_dir_all(&data);
     result
 }

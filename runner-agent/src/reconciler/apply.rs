@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use super::spec::{
     self, DEFAULT_CPU, DEFAULT_DISK_GIB, DEFAULT_MEMORY_MIB, DEFAULT_PIDS, DEFAULT_STOP_SECS,
-    HostPaths,
+    HostSide,
 };
 use super::{Reconciler, Record, prepare_dir, remove_dir_logged, write_env};
 use crate::error::{AgentError, Result};
@@ -352,11 +352,15 @@ impl Reconciler {
             .ok_or_else(|| AgentError::SnapshotNotFound(snapshot.to_owned()))
     }
 
-    fn host_paths<'a>(&'a self, run_dir: &'a std::path::Path) -> HostPaths<'a> {
-        HostPaths {
+    fn host_side<'a>(&'a self, run_dir: &'a std::path::Path) -> HostSide<'a> {
+        HostSide {
             toolbox_bin: &self.toolbox_bin,
             volumes_dir: &self.cfg.volumes_dir,
             run_dir,
+            network: self
+                .cfg
+                .isolates()
+                .then_some(self.cfg.network.name.as_str()),
         }
     }
 
@@ -371,9 +375,11 @@ impl Reconciler {
         labels.insert(labels::SNAPSHOT.into(), image.into());
         let name = format!("cove-pool-{}-{}", self.cfg.runner_id, &slot[5..17]);
         let spec = SandboxSpec::new(image);
-        let cspec = spec::container_spec(&self.host_paths(&dir), name, &spec, &info, labels);
+        let cspec = spec::container_spec(&self.host_side(&dir), name, &spec, &info, labels);
         let cid = self.runtime.create(&cspec).await?;
         let started = async {
+            self.hand_over_dir(&cid, &cspec.user, &info.id, &dir)
+                .await?;
             self.runtime.start(&cid).await?;
             self.wait_toolbox(&dir, &cid).await
         }
@@ -443,13 +449,22 @@ impl Reconciler {
         prepare_dir(&dir, &BTreeMap::new())?;
         let name = format!("cove-sb-{id}");
         let cspec = spec::container_spec(
-            &self.host_paths(&dir),
+            &self.host_side(&dir),
             name.clone(),
             spec,
             &image,
             self.sandbox_labels(id, spec),
         );
         let container_id = self.create_container(&name, &cspec).await?;
+        if let Err(e) = self
+            .hand_over_dir(&container_id, &cspec.user, &image.id, &dir)
+            .await
+        {
+            self.remove_container_logged(&container_id, "its directory could not be handed over")
+                .await;
+            remove_dir_logged(&dir);
+            return Err(e);
+        }
         Ok(Record {
             id: id.to_owned(),
             container_id,

@@ -129,17 +129,20 @@ pub fn image_command(image: &ImageInfo) -> Vec<String> {
     cmd
 }
 
-/// Where the host side of a container lives.
-pub struct HostPaths<'a> {
+/// The host side of a container: where its files live and which network it joins.
+pub struct HostSide<'a> {
     pub toolbox_bin: &'a Path,
     pub volumes_dir: &'a Path,
     /// The per-sandbox directory mounted at `/run/cove`.
     pub run_dir: &'a Path,
+    /// The agent's sandbox network (`network.rs`) every sandbox whose network is not blocked
+    /// joins; `None`: the runtime's default (the simulated runner).
+    pub network: Option<&'a str>,
 }
 
 /// The container spec of a sandbox (pool members use the default spec of their snapshot).
 pub fn container_spec(
-    host: &HostPaths<'_>,
+    host: &HostSide<'_>,
     name: String,
     spec: &SandboxSpec,
     image: &ImageInfo,
@@ -170,6 +173,10 @@ pub fn container_spec(
         memory_bytes: Some((r.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB) * 1024 * 1024) as i64),
         pids_limit: Some(r.pids.unwrap_or(DEFAULT_PIDS)),
         network_none: spec.network == NetworkPolicy::BlockAll,
+        network: host
+            .network
+            .filter(|_| spec.network != NetworkPolicy::BlockAll)
+            .map(str::to_owned),
         cap_add: if is_root {
             ROOT_CAPS.iter().map(|c| (*c).to_owned()).collect()
         } else {
@@ -195,7 +202,7 @@ fn toolbox_entrypoint(workdir: &str, home: &str) -> Vec<String> {
     ]
 }
 
-fn binds(host: &HostPaths<'_>, spec: &SandboxSpec) -> Vec<String> {
+fn binds(host: &HostSide<'_>, spec: &SandboxSpec) -> Vec<String> {
     let mut binds = vec![
         format!("{}:{RUN_DIR_IN_CONTAINER}:rw", host.run_dir.display()),
         format!("{}:{TOOLBOX_IN_CONTAINER}:ro", host.toolbox_bin.display()),
@@ -217,6 +224,34 @@ fn binds(host: &HostPaths<'_>, spec: &SandboxSpec) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sandboxes_join_the_sandbox_network_unless_blocked() {
+        let p = Path::new("/x");
+        let side = |network| HostSide {
+            toolbox_bin: p,
+            volumes_dir: p,
+            run_dir: p,
+            network,
+        };
+        let image = ImageInfo::default();
+        let open = SandboxSpec::new("img:1");
+        let mut blocked = SandboxSpec::new("img:1");
+        blocked.network = NetworkPolicy::BlockAll;
+        let spec_of = |side: &HostSide<'_>, spec: &SandboxSpec| {
+            container_spec(side, "c".into(), spec, &image, HashMap::new())
+        };
+        let c = spec_of(&side(Some("cove-sandboxes")), &open);
+        assert_eq!(
+            (c.network.as_deref(), c.network_none),
+            (Some("cove-sandboxes"), false)
+        );
+        let c = spec_of(&side(Some("cove-sandboxes")), &blocked);
+        assert_eq!((c.network, c.network_none), (None, true));
+        // The simulated runner has no sandbox network.
+        let c = spec_of(&side(None), &open);
+        assert_eq!((c.network, c.network_none), (None, false));
+    }
 
     #[test]
     fn nested_toolbox_wrappers_are_unwrapped() {

@@ -102,6 +102,10 @@ async fn container_is_hardened() {
         .spec_of(s.container_id.as_deref().expect("cid"))
         .expect("spec");
     assert_eq!(c.cap_add.len(), ROOT_CAPS.len());
+    assert_eq!(
+        c.network, None,
+        "the simulated runner has no sandbox network"
+    );
 }
 
 #[tokio::test]

@@ -6,8 +6,9 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerConfig, ContainerCreateBody, HostConfig, MountPoint};
 use bollard::query_parameters::{
-    CommitContainerOptions, CreateContainerOptions, ListContainersOptions, ListImagesOptions,
-    RemoveContainerOptions, RemoveImageOptions, RenameContainerOptions, StopContainerOptions,
+    CommitContainerOptions, CreateContainerOptions, DownloadFromContainerOptions,
+    ListContainersOptions, ListImagesOptions, RemoveContainerOptions, RemoveImageOptions,
+    RenameContainerOptions, StopContainerOptions,
 };
 
 use super::{
@@ -162,7 +163,11 @@ impl ContainerRuntime for DockerRuntime {
             memory_swap: spec.memory_bytes,
             nano_cpus: spec.nano_cpus,
             pids_limit: spec.pids_limit,
-            network_mode: spec.network_none.then(|| "none".to_owned()),
+            network_mode: if spec.network_none {
+                Some("none".to_owned())
+            } else {
+                spec.network.clone()
+            },
             binds: non_empty(spec.binds.clone()),
             ..Default::default()
         };
@@ -327,4 +332,40 @@ impl ContainerRuntime for DockerRuntime {
             .map_err(|e| engine("commit a container", e))?;
         Ok(resp.id)
     }
+
+    async fn read_file(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        use futures::StreamExt;
+        let opts = DownloadFromContainerOptions {
+            path: path.to_owned(),
+        };
+        let mut stream = self.docker.download_from_container(id, Some(opts));
+        let mut archive = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(b) if archive.len() + b.len() <= MAX_READ_FILE => archive.extend_from_slice(&b),
+                Ok(_) => return Ok(None),
+                Err(e) if is_status(&e, &[404]) => return Ok(None),
+                Err(e) => return Err(engine("read a file of a container", e)),
+            }
+        }
+        Ok(first_regular_file(&archive))
+    }
+}
+
+/// Largest file [`DockerRuntime::read_file`] reads (it is for `/etc/passwd`).
+const MAX_READ_FILE: usize = 4 << 20;
+
+/// The content of the first regular file of a tar archive (Docker's archive API answers one).
+fn first_regular_file(archive: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut tar = tar::Archive::new(archive);
+    for entry in tar.entries().ok()? {
+        let mut entry = entry.ok()?;
+        if entry.header().entry_type().is_file() {
+            let mut out = Vec::new();
+            entry.read_to_end(&mut out).ok()?;
+            return Some(out);
+        }
+    }
+    None
 }

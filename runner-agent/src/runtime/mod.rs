@@ -35,6 +35,8 @@ pub struct ContainerSpec {
     pub pids_limit: Option<i64>,
     /// `network_mode = none`.
     pub network_none: bool,
+    /// The network to join otherwise (the agent's sandbox network; `None`: Docker's default).
+    pub network: Option<String>,
     /// Capabilities added after dropping ALL.
     pub cap_add: Vec<String>,
     pub stop_timeout_secs: Option<i64>,
@@ -133,6 +135,11 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// `docker commit` to `repo:tag`; returns the image id.
     async fn commit(&self, id: &str, repo: &str, tag: &str, opts: &CommitOptions)
     -> Result<String>;
+    /// A regular file of a (created) container's filesystem; `None` when it is missing or the
+    /// runtime cannot read files (the fake).
+    async fn read_file(&self, _id: &str, _path: &str) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
     /// Fault injection (the simulated runtime only).
     fn faults(&self) -> Option<&dyn Faults> {
         None

@@ -143,6 +143,11 @@ impl<R: ContainerRuntime> ContainerRuntime for Timed<R> {
         bounded("commit a container", self.deadlines.commit, call).await
     }
 
+    async fn read_file(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let call = self.inner.read_file(id, path);
+        bounded("read a file of a container", self.deadlines.call, call).await
+    }
+
     fn faults(&self) -> Option<&dyn Faults> {
         self.inner.faults()
     }

@@ -226,6 +226,11 @@ impl Drop for Agent {
         }
         if self.cleanup {
             remove_containers(&self.runner_id);
+            // The agent bind-mounts its sandbox directories onto themselves (nosuid,nodev,noexec).
+            let _ = rustix::mount::unmount(
+                self.data_dir.join("sandboxes"),
+                rustix::mount::UnmountFlags::DETACH,
+            );
         }
     }
 }

@@ -1,0 +1,403 @@
+//! The iptables rules of the sandbox bridge (see the parent module for what they do). The rules
+//! are data ([`Firewall::rules`]) from which both the `iptables-restore` input and the
+//! `iptables -C` checks are made, so what is checked is exactly what was written.
+
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+
+use super::NetworkError;
+
+/// Link-local range (cloud metadata services live at 169.254.169.254).
+const LINK_LOCAL: &str = "169.254.0.0/16";
+const REJECT: [&str; 4] = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibited"];
+
+/// One rule: `-A <chain> <args>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub chain: String,
+    pub args: Vec<String>,
+}
+
+impl Rule {
+    fn new(chain: &str, args: &[&str]) -> Self {
+        Self {
+            chain: chain.to_owned(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    /// As `iptables -S` prints it.
+    fn line(&self) -> String {
+        format!("-A {} {}", self.chain, self.args.join(" "))
+    }
+}
+
+/// The rules of one sandbox bridge.
+#[derive(Debug, Clone)]
+pub struct Firewall {
+    bridge: String,
+    /// IPv4 subnets of the local Docker networks.
+    subnets: Vec<ipnet::Ipv4Net>,
+    deny: Vec<ipnet::Ipv4Net>,
+    /// The host's DNS servers: Docker's embedded DNS forwards to them from the sandbox's
+    /// network namespace, so their port 53 stays open even when local or link-local.
+    resolvers: Vec<std::net::Ipv4Addr>,
+}
+
+impl Firewall {
+    pub fn new(bridge: &str, subnets: Vec<ipnet::Ipv4Net>, deny: Vec<ipnet::Ipv4Net>) -> Self {
+        Self {
+            bridge: bridge.to_owned(),
+            subnets,
+            deny,
+            resolvers: Vec::new(),
+        }
+    }
+
+    /// Keeps DNS (port 53) to `resolvers` open.
+    pub fn with_resolvers(mut self, resolvers: Vec<std::net::Ipv4Addr>) -> Self {
+        self.resolvers = resolvers;
+        self
+    }
+
+    /// `RETURN` for DNS to each resolver, in `chain`.
+    fn dns_rules(&self, chain: &str) -> Vec<Rule> {
+        let mut rules = Vec::new();
+        for ns in &self.resolvers {
+            let ns = ns.to_string();
+            for proto in ["udp", "tcp"] {
+                rules.push(Rule::new(
+                    chain,
+                    &["-d", &ns, "-p", proto, "--dport", "53", "-j", "RETURN"],
+                ));
+            }
+        }
+        rules
+    }
+
+    pub fn input_chain(&self) -> String {
+        format!("COVE-IN-{}", self.bridge)
+    }
+
+    pub fn forward_chain(&self) -> String {
+        format!("COVE-FWD-{}", self.bridge)
+    }
+
+    /// The rules of the two chains, in order.
+    pub fn rules(&self) -> Vec<Rule> {
+        let input = self.input_chain();
+        let fwd = self.forward_chain();
+        let reject = |chain: &str, mut args: Vec<&str>| {
+            args.extend(REJECT);
+            Rule::new(chain, &args)
+        };
+        let mut rules = vec![Rule::new(
+            &input,
+            &[
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "RETURN",
+            ],
+        )];
+        rules.extend(self.dns_rules(&input));
+        rules.push(Rule::new(
+            &input,
+            &["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
+        ));
+        rules.push(reject(&input, vec![]));
+        rules.extend(self.dns_rules(&fwd));
+        rules.push(reject(&fwd, vec!["-o", &self.bridge]));
+        rules.push(reject(&fwd, vec!["-o", "docker0"]));
+        rules.push(reject(&fwd, vec!["-o", "br-+"]));
+        rules.push(reject(&fwd, vec!["-d", LINK_LOCAL]));
+        let mut nets: Vec<String> = self
+            .subnets
+            .iter()
+            .chain(&self.deny)
+            .map(|n| n.trunc().to_string())
+            .collect();
+        nets.sort();
+        nets.dedup();
+        for net in &nets {
+            rules.push(reject(&fwd, vec!["-d", net]));
+        }
+        rules
+    }
+
+    /// The two jumps: (parent chain, rule). `forward_parent` is `DOCKER-USER` when it exists.
+    pub fn jumps(&self, forward_parent: &str) -> Vec<Rule> {
+        vec![
+            Rule::new("INPUT", &["-i", &self.bridge, "-j", &self.input_chain()]),
+            Rule::new(
+                forward_parent,
+                &["-i", &self.bridge, "-j", &self.forward_chain()],
+            ),
+        ]
+    }
+
+    /// `iptables-restore --noflush` input: declaring a chain creates or empties it, so the two
+    /// chains are replaced in one transaction and nothing else is touched.
+    pub fn restore_input(&self) -> String {
+        let mut s = String::from("*filter\n");
+        for chain in [self.input_chain(), self.forward_chain()] {
+            s.push_str(&format!(":{chain} - [0:0]\n"));
+        }
+        for rule in self.rules() {
+            s.push_str(&rule.line());
+            s.push('\n');
+        }
+        s.push_str("COMMIT\n");
+        s
+    }
+
+    /// Writes the chains, keeps each jump exactly once, checks every rule, and sets the
+    /// bridge's kernel settings.
+    pub async fn apply(&self) -> Result<(), NetworkError> {
+        restore(&self.restore_input()).await?;
+        let parent = if iptables(&["-S", "DOCKER-USER"]).await.is_ok() {
+            "DOCKER-USER"
+        } else {
+            "FORWARD"
+        };
+        let jumps = self.jumps(parent);
+        for jump in &jumps {
+            ensure_once(jump).await?;
+        }
+        for rule in self.rules().iter().chain(&jumps) {
+            let mut args = vec!["-C", rule.chain.as_str()];
+            args.extend(rule.args.iter().map(String::as_str));
+            iptables(&args)
+                .await
+                .map_err(|_| NetworkError::Missing(rule.line()))?;
+        }
+        self.kernel_settings()
+    }
+
+    fn kernel_settings(&self) -> Result<(), NetworkError> {
+        let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", self.bridge);
+        if std::path::Path::new(&v6).exists() {
+            ensure_sysctl(&v6, "1")?;
+        }
+        ensure_sysctl("/proc/sys/net/bridge/bridge-nf-call-iptables", "1")
+    }
+}
+
+/// IPv4 `nameserver`s of a resolv.conf, loopback ones left out (Docker does not use them).
+pub fn resolvers(resolv_conf: &str) -> Vec<std::net::Ipv4Addr> {
+    resolv_conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().parse::<std::net::Ipv4Addr>().ok())
+        .filter(|ip| !ip.is_loopback())
+        .collect()
+}
+
+/// Sets a sysctl when it differs and reads it back.
+fn ensure_sysctl(path: &str, want: &str) -> Result<(), NetworkError> {
+    let err = |why: String| NetworkError::Sysctl {
+        path: path.to_owned(),
+        why,
+    };
+    let read = || std::fs::read_to_string(path).map(|s| s.trim().to_owned());
+    let now = read().map_err(|e| err(format!("{e} (is the br_netfilter module loaded?)")))?;
+    if now != want {
+        std::fs::write(path, want).map_err(|e| err(format!("cannot set it to {want}: {e}")))?;
+    }
+    match read() {
+        Ok(v) if v == want => Ok(()),
+        Ok(v) => Err(err(format!("is {v}, want {want}"))),
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
+/// The jump present once: inserted first when missing, duplicates removed.
+async fn ensure_once(jump: &Rule) -> Result<(), NetworkError> {
+    let listing = iptables(&["-S", &jump.chain]).await?;
+    let line = jump.line();
+    let count = listing.lines().filter(|l| l.trim() == line).count();
+    let args: Vec<&str> = jump.args.iter().map(String::as_str).collect();
+    if count == 0 {
+        let mut insert = vec!["-I", jump.chain.as_str(), "1"];
+        insert.extend(&args);
+        iptables(&insert).await?;
+        tracing::info!(rule = %line, "inserted the sandbox isolation jump");
+    }
+    for _ in 1..count {
+        let mut delete = vec!["-D", jump.chain.as_str()];
+        delete.extend(&args);
+        iptables(&delete).await?;
+    }
+    Ok(())
+}
+
+/// `iptables -w ARGS`; stdout on success.
+async fn iptables(args: &[&str]) -> Result<String, NetworkError> {
+    let mut cmd = tokio::process::Command::new("iptables");
+    cmd.arg("-w").args(args);
+    run(cmd, &format!("iptables {}", args.join(" ")), None).await
+}
+
+async fn restore(input: &str) -> Result<(), NetworkError> {
+    let mut cmd = tokio::process::Command::new("iptables-restore");
+    cmd.args(["-w", "--noflush"]);
+    run(cmd, "iptables-restore --noflush", Some(input))
+        .await
+        .map(drop)
+}
+
+async fn run(
+    mut cmd: tokio::process::Command,
+    shown: &str,
+    stdin: Option<&str>,
+) -> Result<String, NetworkError> {
+    let spawn_err = |source| NetworkError::Spawn {
+        cmd: shown.to_owned(),
+        source,
+    };
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(spawn_err)?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes()).await.map_err(spawn_err)?;
+    }
+    let out = child.wait_with_output().await.map_err(spawn_err)?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(NetworkError::Command {
+            cmd: shown.to_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fw() -> Firewall {
+        let nets = vec![
+            "172.17.0.0/16".parse().expect("net"),
+            "172.18.0.0/16".parse().expect("net"),
+            "172.17.0.0/16".parse().expect("net"),
+        ];
+        Firewall::new("cove0", nets, vec!["10.0.0.5/8".parse().expect("net")])
+    }
+
+    #[test]
+    fn input_chain_passes_only_replies() {
+        let rules = fw().rules();
+        let input: Vec<String> = rules
+            .iter()
+            .filter(|r| r.chain == "COVE-IN-cove0")
+            .map(Rule::line)
+            .collect();
+        assert_eq!(
+            input,
+            [
+                "-A COVE-IN-cove0 -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+                "-A COVE-IN-cove0 -p tcp -j REJECT --reject-with tcp-reset",
+                "-A COVE-IN-cove0 -j REJECT --reject-with icmp-admin-prohibited",
+            ]
+        );
+    }
+
+    #[test]
+    fn forward_chain_rejects_local_destinations() {
+        let lines: Vec<String> = fw()
+            .rules()
+            .iter()
+            .filter(|r| r.chain == "COVE-FWD-cove0")
+            .map(Rule::line)
+            .collect();
+        let r = "-j REJECT --reject-with icmp-admin-prohibited";
+        assert_eq!(
+            lines,
+            [
+                format!("-A COVE-FWD-cove0 -o cove0 {r}"),
+                format!("-A COVE-FWD-cove0 -o docker0 {r}"),
+                format!("-A COVE-FWD-cove0 -o br-+ {r}"),
+                format!("-A COVE-FWD-cove0 -d 169.254.0.0/16 {r}"),
+                // deny ranges are truncated to their network, subnets deduplicated
+                format!("-A COVE-FWD-cove0 -d 10.0.0.0/8 {r}"),
+                format!("-A COVE-FWD-cove0 -d 172.17.0.0/16 {r}"),
+                format!("-A COVE-FWD-cove0 -d 172.18.0.0/16 {r}"),
+            ]
+        );
+        // No rule accepts: what is not rejected returns to Docker's chains.
+        assert!(
+            fw().rules()
+                .iter()
+                .all(|r| !r.args.contains(&"ACCEPT".to_owned()))
+        );
+    }
+
+    #[test]
+    fn restore_input_replaces_both_chains() {
+        let text = fw().restore_input();
+        assert!(text.starts_with("*filter\n:COVE-IN-cove0 - [0:0]\n:COVE-FWD-cove0 - [0:0]\n"));
+        assert!(text.ends_with("COMMIT\n"));
+        assert_eq!(text.lines().filter(|l| l.starts_with("-A ")).count(), 10);
+        assert!(
+            text.lines()
+                .all(|l| l.starts_with(['*', ':']) || l.starts_with("-A COVE-") || l == "COMMIT"),
+            "touches only its chains: {text}"
+        );
+    }
+
+    #[test]
+    fn dns_to_the_host_resolvers_stays_open() {
+        let conf = "# generated\nnameserver 169.254.169.254\nnameserver 127.0.0.53\nnameserver ::1\nsearch x\n";
+        let ns = resolvers(conf);
+        assert_eq!(
+            ns,
+            ["169.254.169.254".parse::<std::net::Ipv4Addr>().expect("ip")]
+        );
+        let lines: Vec<String> = fw()
+            .with_resolvers(ns)
+            .rules()
+            .iter()
+            .map(Rule::line)
+            .collect();
+        let dns = |chain: &str, proto: &str| {
+            format!("-A {chain} -d 169.254.169.254 -p {proto} --dport 53 -j RETURN")
+        };
+        let pos = |l: &str| lines.iter().position(|x| x == l).unwrap_or(usize::MAX);
+        for chain in ["COVE-IN-cove0", "COVE-FWD-cove0"] {
+            for proto in ["udp", "tcp"] {
+                assert!(
+                    pos(&dns(chain, proto)) < lines.len(),
+                    "{chain} {proto}: {lines:#?}"
+                );
+            }
+        }
+        // Before the rejects that would catch them.
+        assert!(
+            pos(&dns("COVE-IN-cove0", "tcp"))
+                < pos("-A COVE-IN-cove0 -p tcp -j REJECT --reject-with tcp-reset")
+        );
+        assert!(
+            pos(&dns("COVE-FWD-cove0", "udp"))
+                < pos(
+                    "-A COVE-FWD-cove0 -d 169.254.0.0/16 -j REJECT --reject-with icmp-admin-prohibited"
+                )
+        );
+    }
+
+    #[test]
+    fn jumps_hang_under_the_given_parent() {
+        let j = fw().jumps("DOCKER-USER");
+        assert_eq!(j[0].line(), "-A INPUT -i cove0 -j COVE-IN-cove0");
+        assert_eq!(j[1].line(), "-A DOCKER-USER -i cove0 -j COVE-FWD-cove0");
+    }
+}
