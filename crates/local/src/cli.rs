@@ -110,6 +110,10 @@ pub struct RunnerArgs {
     /// Warm containers of the default snapshot kept by the local runner.
     #[arg(long, default_value_t = 2)]
     pub runner_warm_pool: usize,
+    /// The local runner's container engine: `docker`, or `fake` (the simulated runner: no Docker,
+    /// toolbox answers from in-process daemons; for tests and demos, never for real work).
+    #[arg(long, default_value = "docker", value_parser = ["docker", "fake"])]
+    pub runner_runtime: String,
 }
 
 #[derive(Debug, Args)]

@@ -173,6 +173,7 @@ async fn start_runner(
         control_plane_url: format!("http://{shown}"),
         default_snapshot: args.runner.default_snapshot.clone(),
         warm_pool: args.runner.runner_warm_pool,
+        runtime: args.runner.runner_runtime.clone(),
         image_script: Some(manifest.dir.join("tests/images/build-base.sh")),
     };
     let store = cove_store::Store::new(&backends.store);

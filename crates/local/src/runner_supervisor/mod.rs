@@ -44,6 +44,8 @@ pub struct RunnerSettings {
     /// Image of the default snapshot; also pre-warmed (`--warm-pool <image>=<warm_pool>`).
     pub default_snapshot: String,
     pub warm_pool: usize,
+    /// `--runtime` of the agent (`docker` or `fake`).
+    pub runtime: String,
     /// Script that builds the default snapshot image when it is missing.
     pub image_script: Option<PathBuf>,
 }
@@ -135,7 +137,9 @@ impl LocalRunner {
     /// waits for its first heartbeat, and from then on supervises it.
     pub async fn start(store: &Store, s: RunnerSettings) -> anyhow::Result<Self> {
         let rec = ensure_local_runner(store).await?;
-        ensure_image(&s.default_snapshot, s.image_script.as_deref()).await?;
+        if s.runtime == "docker" {
+            ensure_image(&s.default_snapshot, s.image_script.as_deref()).await?;
+        }
         std::fs::create_dir_all(&s.data_dir)
             .with_context(|| format!("cannot create {}", s.data_dir.display()))?;
         let since = cove_api_types::time::now_rfc3339();
