@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cove_store::{Store, StoreConfig};
 
@@ -22,13 +22,15 @@ use crate::api::{Api, Call, Http};
 use crate::error::{Error, Result};
 use crate::jwt::TEST_SECRET;
 use crate::process::{Proc, Stderr};
-use crate::procfs::Usage;
+use crate::procfs::{self, Usage};
 use crate::{bins, dynamo, image, org};
 
 /// The line `cove up` prints once it serves.
 const READY: &str = "cove ready";
 /// How long a SIGTERMed cove may take to exit.
 const STOP_GRACE: Duration = Duration::from_secs(30);
+/// How long `cove up`'s own agent may take to exit after cove was killed.
+const OWN_AGENT_EXIT: Duration = Duration::from_secs(20);
 /// How long an attached agent may take to turn `ready` (its first heartbeat).
 const AGENT_READY: Duration = Duration::from_secs(60);
 
@@ -464,7 +466,17 @@ impl Cove {
 
 impl Drop for Cove {
     fn drop(&mut self) {
+        // `cove up`'s own agent follows its parent (SIGTERM, then it drains its warm pool): let
+        // it finish before removing what is left, so no refill races the removal.
+        let own_agents = match self.local_runners.is_empty() {
+            true => Vec::new(),
+            false => procfs::children_named(self.proc.pid(), "cove-runner"),
+        };
         self.proc.kill();
+        let deadline = Instant::now() + OWN_AGENT_EXIT;
+        while own_agents.iter().any(|p| procfs::alive(*p)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         for id in &self.local_runners {
             image::remove_containers(id);
         }

@@ -17,6 +17,11 @@
 //! helpers that assert what the API answers panic with the answer in the message. Processes are
 //! started on `127.0.0.1:0` and waited for by the line they print when ready, and are killed by
 //! their PID when their guard drops; agents' containers are removed by their `cove.runner` label.
+//!
+//! Environment: `COVE_TEST_DYNAMODB_ENDPOINT` (an external DynamoDB instead of dynoxide),
+//! `COVE_BIN`, `COVE_RUNNER_BIN`, `COVE_TOOLBOX_BIN` (binaries instead of the target dir's),
+//! `CARGO_TARGET_DIR`, `COVE_SANDBOX_IMAGE` (an image instead of `tests/images/build-base.sh`'s).
+//! The Python suites' counterpart is `tests/covetest`.
 
 pub mod agent;
 pub mod api;

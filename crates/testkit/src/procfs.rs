@@ -30,6 +30,14 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(ticks(stat.cpu_ticks))
 }
 
+/// Whether `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| parse_stat(&s))
+        .is_some_and(|s| s.state != 'Z')
+}
+
 /// PIDs of the live (not zombie) children of `parent` whose command name (`comm`) is `name`.
 pub fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -133,10 +141,12 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert!(found.contains(&child.id()), "{found:?}");
+        assert!(alive(child.id()));
         assert!(
             !children_named(me, "sleep").contains(&child.id()),
             "reaped: gone"
         );
         assert!(children_named(me, "no-such-command").is_empty());
+        assert!(!alive(child.id()));
     }
 }
