@@ -103,3 +103,31 @@ async fn the_admin_sees_all_users_and_a_user_does_not() {
         .collect();
     assert!(ids.contains(&"root") && ids.contains(&"plain"), "{ids:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_runner_registers_a_schedulable_runner_that_is_the_agent() {
+    let h = Harness::with_runner(cove_testkit::AgentOptions::fake())
+        .await
+        .unwrap();
+    let (agent, row) = (h.agent().unwrap(), h.runner().unwrap());
+    assert_eq!(
+        row.id.as_str(),
+        agent.runner_id(),
+        "one id for the row and the label"
+    );
+    let stored = h.env.store.runners().get(&row.id).await.unwrap().unwrap();
+    assert_eq!(stored.api_url.as_deref(), Some(agent.url()));
+    assert_eq!(stored.snapshots, [cove_testkit::FAKE_IMAGE]);
+    assert!(stored.is_schedulable(time::OffsetDateTime::now_utc() + time::Duration::hours(1)));
+    // The control plane reaches the agent with the row's token.
+    let client =
+        cove_runner_api::client::RunnerClient::new(stored.api_url.unwrap(), &stored.api_key);
+    client.info().await.unwrap();
+
+    // A second agent joins as another runner.
+    let second = cove_testkit::Agent::start(cove_testkit::AgentOptions::fake()).unwrap();
+    let row2 = h.register_runner(&second).await.unwrap();
+    assert_ne!(row2.id, row.id);
+    assert_eq!(row2.api_key, second.token());
+    assert_eq!(h.env.store.runners().list().await.unwrap().len(), 2);
+}
