@@ -11,79 +11,34 @@ URL, and waits until the runner reports `ready` through its heartbeats.
 
 import os
 import pathlib
-import queue
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 import uuid
 
 import pytest
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import covetest  # noqa: E402
+
+ROOT = covetest.ROOT
 
 
-def _binary(name):
-    """`target/release/<name>`, or $COVE_BIN (cove) / $COVE_RUNNER_BIN (cove-runner)."""
-    override = os.environ.get({"cove": "COVE_BIN", "cove-runner": "COVE_RUNNER_BIN"}[name])
-    path = pathlib.Path(override or ROOT / "target/release" / name)
-    assert path.exists(), f"{path} is missing: run `cargo build --release --workspace --bins`"
-    return str(path)
-
-
-class Cove:
+class Cove(covetest.CoveProcess):
     """One `cove up` on 127.0.0.1:<free port>, plus (if cove does not start one) a runner agent."""
 
     def __init__(self, data_dir):
         self.data_dir = pathlib.Path(data_dir)
-        self.proc = None
+        super().__init__(self.data_dir / "cove.stderr.log")
         self.runner = None
-        self.api_url = None
-        self.api_key = None
-        self.lines = []
-
-    @property
-    def base(self):
-        return self.api_url[: -len("/api")]
 
     def start(self, timeout=600):
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn")
-        self.stderr = open(self.data_dir / "cove.stderr.log", "ab")
-        self.proc = subprocess.Popen(
-            [_binary("cove"), "up", "--manifest", os.environ.get("COVE_MANIFEST", str(ROOT / "spin.toml")), "--listen", "127.0.0.1:0",
-             "--data-dir", str(self.data_dir / "cove"), "--no-build"],
-            stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL, env=env, cwd=ROOT,
-        )
-        lines = queue.Queue()
-
-        def pump():
-            for raw in self.proc.stdout:
-                lines.put(raw.decode(errors="replace").rstrip("\n"))
-            lines.put(None)
-
-        threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self.stop()
-                raise AssertionError(f"cove did not get ready: {self.lines} {self.tail()}")
-            try:
-                line = lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError(f"cove exited early: {self.lines} {self.tail()}")
-            self.lines.append(line)
-            if line.startswith("DAYTONA_API_URL="):
-                self.api_url = line.split("=", 1)[1]
-            elif line.startswith("DAYTONA_API_KEY="):
-                self.api_key = line.split("=", 1)[1]
-            elif line.strip() == "cove ready":
-                break
-        assert self.api_url and self.api_url.startswith("http://127.0.0.1:") and self.api_url.endswith("/api")
+        manifest = os.environ.get("COVE_MANIFEST", str(ROOT / "spin.toml"))
+        self.launch(manifest, ["--data-dir", str(self.data_dir / "cove"), "--no-build"], env, timeout)
         assert self.api_key, f"cove printed no admin key: {self.lines}"
         if not self._starts_its_own_runner():
             self._start_runner()
@@ -91,7 +46,8 @@ class Cove:
         return self
 
     def _starts_its_own_runner(self):
-        out = subprocess.run([_binary("cove"), "up", "--help"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([covetest.binary("cove"), "up", "--help"], capture_output=True, text=True,
+                             check=True).stdout
         return "runner" in out.lower()
 
     def _admin(self, method, path, **kw):
@@ -110,8 +66,8 @@ class Cove:
         self.runner_log = open(self.data_dir / "runner.stderr.log", "ab")
         self.container_label = f"sdk{uuid.uuid4().hex[:10]}"
         self.runner = subprocess.Popen(
-            [_binary("cove-runner"), "--listen", "127.0.0.1:0", "--token", reg["apiKey"], "--data-dir", str(runner_dir),
-             "--runner-id", self.container_label, "--control-plane-url", self.base,
+            [covetest.binary("cove-runner"), "--listen", "127.0.0.1:0", "--token", reg["apiKey"],
+             "--data-dir", str(runner_dir), "--runner-id", self.container_label, "--control-plane-url", self.base,
              "--heartbeat-secs", "1"],
             stdout=subprocess.DEVNULL, stderr=self.runner_log, stdin=subprocess.DEVNULL, cwd=ROOT,
         )
@@ -132,30 +88,15 @@ class Cove:
             time.sleep(0.5)
         raise AssertionError(f"no runner became ready: {last} {self.tail()}")
 
-    def tail(self):
-        try:
-            return (self.data_dir / "cove.stderr.log").read_text()[-4000:]
-        except OSError:
-            return ""
-
     def stop(self):
         for proc in (self.runner, self.proc):
-            if proc and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            covetest.stop_process(proc, timeout=30)
         # The agent leaves its containers running on purpose (they survive its restarts).
         labels = list(getattr(self, "runner_ids", []))
         if self.runner is not None:
             labels.append(self.container_label)
         for label in labels:
-            ids = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=cove.runner={label}"],
-                                 capture_output=True, text=True).stdout.split()
-            if ids:
-                subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
+            covetest.remove_containers(label)
         self.proc = None
         self.runner = None
 
@@ -173,3 +114,7 @@ def daytona(cove):
     from daytona import Daytona, DaytonaConfig
 
     return Daytona(DaytonaConfig(api_key=cove.api_key, api_url=cove.api_url))
+
+
+# `from conftest import ...` in this directory's test files means this module.
+pytest_collectstart = covetest.bind_conftest(sys.modules[__name__])

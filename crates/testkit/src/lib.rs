@@ -1,51 +1,47 @@
-//! Test support shared by the crates' test suites.
+//! Every shared test fixture of Cove, one module per job.
 //!
-//! Tests talk to a real DynamoDB API: by default an in-process dynoxide on a loopback port (one per
-//! test process, on its own thread so it outlives each test's runtime); when
-//! `COVE_TEST_DYNAMODB_ENDPOINT` is set (CI sets it to AWS DynamoDB Local), that endpoint instead.
-//! Every call to [`store`] gets a fresh table, so tests never see each other's items.
+//! | module | what it gives a test |
+//! |---|---|
+//! | [`dynamo`] | a [`Store`](cove_store::Store) on a fresh table of a real DynamoDB API ([`store`]) |
+//! | [`jwt`] | HS256 JWTs with the usual claims ([`jwt::token`], [`jwt::Claims`]) |
+//! | [`bins`] | `cove`, `cove-runner`, the musl toolbox daemon, wasm components: located, built when missing |
+//! | [`image`] | the Docker engine and the sandbox base image; container cleanup by runner label |
+//! | [`agent`] | a `cove-runner` process, simulated or on Docker, with fault injection ([`Agent`]) |
+//! | [`cove`] | a `cove up` process, with no runner, its own Docker runner or a simulated one ([`Cove`]) |
+//! | [`harness`] | an in-process function's `Env` on a fresh table with JWTs and a registered runner ([`Harness`]) |
+//! | [`api`], [`inprocess`] | one way to call the public API: in-process handlers or a running `cove` |
+//! | [`org`] | users, organizations, API keys, runners made through that API |
+//! | [`procfs`] | memory and CPU time of a process, its children |
+//!
+//! Setting up returns [`Result`] (a benchmark can report the error; a test unwraps it);
+//! helpers that assert what the API answers panic with the answer in the message. Processes are
+//! started on `127.0.0.1:0` and waited for by the line they print when ready, and are killed by
+//! their PID when their guard drops; agents' containers are removed by their `cove.runner` label.
+//!
+//! Environment: `COVE_TEST_DYNAMODB_ENDPOINT` (an external DynamoDB instead of dynoxide),
+//! `COVE_BIN`, `COVE_RUNNER_BIN`, `COVE_TOOLBOX_BIN` (binaries instead of the target dir's),
+//! `CARGO_TARGET_DIR`, `COVE_SANDBOX_IMAGE` (an image instead of `tests/images/build-base.sh`'s).
+//! The Python suites' counterpart is `tests/covetest`.
 
-use std::sync::OnceLock;
+pub mod agent;
+pub mod api;
+pub mod bins;
+pub mod cove;
+pub mod dynamo;
+pub mod error;
+pub mod harness;
+pub mod image;
+pub mod inprocess;
+pub mod jwt;
+pub mod org;
+pub mod process;
+pub mod procfs;
 
-use cove_store::{Store, StoreConfig};
-
-/// The DynamoDB endpoint tests use.
-pub fn dynamodb_endpoint() -> String {
-    if let Ok(e) = std::env::var("COVE_TEST_DYNAMODB_ENDPOINT")
-        && !e.is_empty()
-    {
-        return e;
-    }
-    static EMBEDDED: OnceLock<String> = OnceLock::new();
-    EMBEDDED.get_or_init(start_dynoxide).clone()
-}
-
-fn start_dynoxide() -> String {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime for dynoxide");
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind dynoxide");
-            let addr = listener.local_addr().expect("dynoxide address");
-            let db = dynoxide::Database::memory().expect("dynoxide memory database");
-            tx.send(format!("http://{addr}"))
-                .expect("report dynoxide address");
-            dynoxide::server::serve_on(listener, db).await;
-        });
-    });
-    rx.recv().expect("dynoxide started")
-}
-
-/// A store on a new, empty table.
-pub async fn store() -> Store {
-    let table = format!("test-{}", uuid::Uuid::new_v4().simple());
-    let store = Store::new(&StoreConfig::local(dynamodb_endpoint(), table));
-    store.ensure_table().await.expect("create test table");
-    store
-}
+pub use agent::{Agent, AgentOptions, FAKE_IMAGE, Runtime};
+pub use api::{Api, Call, Http, Reply};
+pub use cove::{Cove, CoveOptions, Manifest, Runner};
+pub use dynamo::{dynamodb_endpoint, store};
+pub use error::{Error, Result};
+pub use harness::Harness;
+pub use inprocess::InProcess;
+pub use jwt::TEST_SECRET;
