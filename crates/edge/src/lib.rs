@@ -11,6 +11,7 @@ pub mod config;
 pub mod outbound;
 pub mod runner_auth;
 pub mod runner_client;
+pub mod store_error;
 pub mod web;
 
 #[cfg(target_arch = "wasm32")]

@@ -40,9 +40,12 @@ mod error;
 mod item;
 pub mod keys;
 mod page;
+mod query;
+pub mod random;
 #[cfg(target_arch = "wasm32")]
 mod spin_http;
 mod table;
+mod tx;
 
 pub mod api_keys;
 pub mod bootstrap;
@@ -55,7 +58,7 @@ pub mod sandboxes;
 pub mod users;
 
 pub use client::StoreConfig;
-pub use error::StoreError;
+pub use error::{Conflict, DisplayChain, Entity, Resource, StoreError};
 pub use page::{Cursor, Page};
 
 /// A handle on the table. Cheap to clone.
@@ -112,32 +115,15 @@ impl Store {
 
     /// The `(pk, sk)` of every item in the table (a full scan: tests and diagnostics only).
     pub async fn scan_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<item::Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend("Scan", e))?;
-            for i in page.items.unwrap_or_default() {
-                let get = |k: &str| {
-                    i.get(k)
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                out.push((get("pk"), get("sk")));
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        Ok(self
+            .scan_all("Scan", None)
+            .await?
+            .iter()
+            .map(|i| {
+                let get = |k: &str| item::get_s(i, k).unwrap_or_default().to_owned();
+                (get("pk"), get("sk"))
+            })
+            .collect())
     }
 
     /// One cheap read, to tell whether the table answers (readiness checks).
@@ -174,20 +160,24 @@ impl Store {
         out.item.map(|i| item::from_item(op, i)).transpose()
     }
 
-    /// Writes an item that must not exist yet; `Conflict` if it does.
+    /// Writes an item that must not exist yet; `Conflict { Exists }` if it does.
     pub(crate) async fn put_new(
         &self,
         op: &'static str,
         item: item::Item,
     ) -> Result<(), StoreError> {
-        self.client
+        let res = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(|e| StoreError::backend(op, e))?;
-        Ok(())
+            .await;
+        match res.map_err(|e| StoreError::backend(op, e)) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(StoreError::conflict(op, Conflict::Exists)),
+            Err(e) => Err(e),
+        }
     }
 }
