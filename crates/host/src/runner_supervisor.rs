@@ -13,8 +13,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use cove_api_types::ids::RunnerId;
+use cove_api_types::runner::RunnerState;
 use cove_store::Store;
-use cove_store::runners::{DEFAULT_REGION, RunnerRecord, state};
+use cove_store::runners::{DEFAULT_REGION, RunnerRecord};
 
 /// Name of the runner row `cove up` manages.
 pub const LOCAL_RUNNER: &str = "local";
@@ -116,7 +118,7 @@ pub async fn ensure_image(image: &str, script: Option<&Path>) -> anyhow::Result<
 /// A running agent.
 pub struct LocalRunner {
     child: tokio::process::Child,
-    pub runner_id: String,
+    pub runner_id: RunnerId,
 }
 
 impl LocalRunner {
@@ -136,7 +138,7 @@ impl LocalRunner {
             .arg("--control-plane-url")
             .arg(&s.control_plane_url)
             .arg("--runner-id")
-            .arg(&rec.id)
+            .arg(rec.id.as_str())
             .arg("--exit-with-parent")
             .env("COVE_RUNNER_TOKEN", &rec.api_key)
             .stdin(Stdio::null())
@@ -168,7 +170,7 @@ impl LocalRunner {
                 bail!("the runner agent exited during startup ({status}); see its log above");
             }
             if let Some(r) = store.runners().get(&self.runner_id).await?
-                && r.state == state::READY
+                && r.state == RunnerState::Ready
                 && r.last_checked.as_deref().is_some_and(|t| t >= since)
             {
                 tracing::info!(runner_id = %self.runner_id, api_url = ?r.api_url, "runner agent ready");
