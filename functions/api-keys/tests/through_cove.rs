@@ -13,8 +13,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -35,6 +34,8 @@ struct Cove {
     child: Child,
     base: String,
     admin_key: String,
+    /// cove's WARN and ERROR lines (the components log every create at INFO).
+    problems: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -85,9 +86,10 @@ impl Cove {
             .env_remove("COVE_DATA_DIR")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        let problems = collect_problems(child.stderr.take().unwrap());
         let lines = ready_lines(&mut child);
         let find = |prefix: &str| {
             lines
@@ -99,6 +101,7 @@ impl Cove {
         Cove {
             base: find("DAYTONA_API_URL=").trim_end_matches("/api").to_owned(),
             admin_key: find("DAYTONA_API_KEY="),
+            problems,
             child,
             _dir: dir,
         }
@@ -110,6 +113,21 @@ impl Drop for Cove {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Keeps the WARN and ERROR lines of `stderr`.
+fn collect_problems(stderr: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let problems = Arc::new(Mutex::new(Vec::new()));
+    let sink = problems.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("WARN") || line.contains("ERROR") {
+                sink.lock().unwrap().push(line);
+            }
+        }
+    });
+    problems
 }
 
 /// Lines of cove's stdout up to `cove ready` (panics after 60 s).
@@ -184,9 +202,15 @@ async fn concurrent_transactional_writes_are_all_applied() {
     let failed: Vec<&(u16, Value)> = results.iter().filter(|(s, _)| *s != 201).collect();
     assert!(
         failed.is_empty(),
-        "{} of {WRITES} creates failed, e.g. {:?}",
+        "{} of {WRITES} creates failed, e.g. {:?}; cove logged: {:?}",
         failed.len(),
-        &failed[..failed.len().min(3)]
+        &failed[..failed.len().min(3)],
+        cove.problems
+            .lock()
+            .unwrap()
+            .iter()
+            .take(5)
+            .collect::<Vec<_>>()
     );
     let keys = store.scan_keys().await.unwrap();
     let rows = keys
