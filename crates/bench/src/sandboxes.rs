@@ -214,9 +214,11 @@ impl Sdk {
             .await?;
         let id = sb["id"].as_str().context("sandbox id")?.to_owned();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while sb["state"] != "started" {
-            if matches!(sb["state"].as_str(), Some("error" | "build_failed"))
-                || Instant::now() > deadline
+        while state_of(&sb) != Some(SandboxState::Started) {
+            if matches!(
+                state_of(&sb),
+                Some(SandboxState::Error | SandboxState::BuildFailed)
+            ) || Instant::now() > deadline
             {
                 bail!("sandbox {id} did not start: {sb}");
             }
@@ -271,7 +273,7 @@ impl Sdk {
                 return Ok(());
             }
             let v: Value = r.json().await?;
-            if v["state"] == "destroyed" {
+            if state_of(&v) == Some(SandboxState::Destroyed) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -382,6 +384,11 @@ async fn stop_cove(mut child: tokio::process::Child) {
         }
     }
     let _ = child.kill().await;
+}
+
+/// The `state` of a sandbox answer.
+fn state_of(v: &Value) -> Option<SandboxState> {
+    v["state"].as_str().and_then(SandboxState::parse)
 }
 
 /// Writes `n` stopped sandbox rows (no runner) for `org` straight into the store.

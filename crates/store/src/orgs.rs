@@ -93,7 +93,7 @@ pub struct OrgRecord {
     #[serde(default)]
     pub quota: OrgQuota,
     /// Set (conditionally, first) when the organization is being deleted: from then on every
-    /// write that adds an item to its partition is refused (see [`live_check`]).
+    /// write that adds an item to its partition is refused (see `live_check`).
     #[serde(default)]
     pub deleting: bool,
     pub version: u64,
@@ -156,7 +156,7 @@ pub(crate) fn live_check(
 
 impl Store {
     /// Writes `items` (each must not exist yet: `Conflict { Exists }`) in one transaction that also
-    /// requires the organization to be live ([`live_check`]).
+    /// requires the organization to be live (`live_check`).
     pub(crate) async fn put_new_in_org(
         &self,
         op: &'static str,
@@ -237,10 +237,10 @@ impl OrgRepo<'_> {
     /// Deletes the organization and everything it owns:
     ///
     /// 1. mark `#META` `deleting` (`NotFound` if it is gone), which makes every later write that
-    ///    adds an item to the partition fail its [`live_check`];
+    ///    adds an item to the partition fail its `live_check`;
     /// 2. with a strongly consistent read of the partition, look for sandbox name locks: every
     ///    sandbox that is not destroyed holds one, written in the transaction that created it
-    ///    together with a [`live_check`]. A sandbox committed before the mark is seen here, one
+    ///    together with a `live_check`. A sandbox committed before the mark is seen here, one
     ///    after it was refused. Found one: undo the mark (unless another delete marked it since)
     ///    and answer `Conflict { OrganizationHasSandboxes }`;
     /// 3. delete every other item of the partition, and the API-key hash pointers those rows
