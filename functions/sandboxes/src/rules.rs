@@ -79,9 +79,9 @@ fn valid_user(user: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Validates a create body. Resources may only be given without a named snapshot (they then size
-/// the default snapshot); declarative builds (`buildInfo`) are not supported.
-pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<CreatePlan, ApiError> {
+/// What a create body may not ask for: a build, resources with a named snapshot, GPUs,
+/// non-positive sizes, volumes.
+fn refuse_unsupported(body: &CreateSandbox) -> Result<(), ApiError> {
     if body.build_info.is_some() {
         if body.snapshot.is_some() {
             return Err(bad("Cannot specify both a snapshot and buildInfo"));
@@ -118,6 +118,13 @@ pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<Creat
         // No volumes function exists yet, so no volume can be found.
         return Err(bad(format!("Volume {} not found", v.volume_id)));
     }
+    Ok(())
+}
+
+/// Validates a create body. Resources may only be given without a named snapshot (they then size
+/// the default snapshot); declarative builds (`buildInfo`) are not supported.
+pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<CreatePlan, ApiError> {
+    refuse_unsupported(body)?;
     if let Some(name) = &body.name {
         valid_name(name)?;
     }

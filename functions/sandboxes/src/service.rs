@@ -316,6 +316,40 @@ async fn runner_of(env: &Env, rec: &SandboxRecord) -> Result<RunnerRecord, ApiEr
     })
 }
 
+/// The row of a new sandbox of `plan`, placed on `runner`, about to be pushed (generation 1).
+fn new_record(
+    org: &OrganizationId,
+    plan: rules::CreatePlan,
+    runner: &RunnerRecord,
+) -> Result<SandboxRecord, ApiError> {
+    let id = SandboxId::new_random();
+    let name = plan.name.unwrap_or_else(|| id.to_string());
+    let mut rec = SandboxRecord::new(id, org.clone(), name, &plan.snapshot, &now());
+    rec.user = plan.user;
+    rec.env = plan.env;
+    rec.labels = plan.labels;
+    rec.public = plan.public;
+    rec.network_block_all = plan.network_block_all;
+    rec.network_allow_list = plan.network_allow_list;
+    rec.domain_allow_list = plan.domain_allow_list;
+    rec.target = plan.target;
+    rec.cpu = plan.cpu;
+    rec.gpu = plan.gpu;
+    rec.memory = plan.memory;
+    rec.disk = plan.disk;
+    rec.auto_stop_interval = plan.auto_stop_interval;
+    rec.auto_archive_interval = plan.auto_archive_interval;
+    rec.auto_delete_interval = plan.auto_delete_interval;
+    rec.auto_pause_interval = plan.auto_pause_interval;
+    rec.state = SandboxState::Creating;
+    rec.desired_state = SandboxDesiredState::Started;
+    rec.pending = true;
+    rec.runner_id = Some(runner.id.clone());
+    rec.auth_token = generate_auth_token().map_err(random_failure)?;
+    rec.generation = 1;
+    Ok(rec)
+}
+
 pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, ApiError> {
     let env = call.env;
     authorize(env, &call.ctx, Action::Create(Permission::WriteSandboxes)).await?;
@@ -339,31 +373,8 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
     )
     .ok_or_else(|| ApiError::bad_request("No available runners"))?;
 
-    let id = SandboxId::new_random();
-    let name = plan.name.clone().unwrap_or_else(|| id.to_string());
-    let mut rec = SandboxRecord::new(id, call.org().clone(), &name, &plan.snapshot, &now());
-    rec.user = plan.user;
-    rec.env = plan.env;
-    rec.labels = plan.labels;
-    rec.public = plan.public;
-    rec.network_block_all = plan.network_block_all;
-    rec.network_allow_list = plan.network_allow_list;
-    rec.domain_allow_list = plan.domain_allow_list;
-    rec.target = plan.target;
-    rec.cpu = plan.cpu;
-    rec.gpu = plan.gpu;
-    rec.memory = plan.memory;
-    rec.disk = plan.disk;
-    rec.auto_stop_interval = plan.auto_stop_interval;
-    rec.auto_archive_interval = plan.auto_archive_interval;
-    rec.auto_delete_interval = plan.auto_delete_interval;
-    rec.auto_pause_interval = plan.auto_pause_interval;
-    rec.state = SandboxState::Creating;
-    rec.desired_state = SandboxDesiredState::Started;
-    rec.pending = true;
-    rec.runner_id = Some(runner.id.clone());
-    rec.auth_token = generate_auth_token().map_err(random_failure)?;
-    rec.generation = 1;
+    let rec = new_record(call.org(), plan, runner)?;
+    let name = rec.name.clone();
     let rec = env
         .store
         .sandboxes()
