@@ -82,11 +82,36 @@ typed_id!(
     UserId, "user id", external_id
 );
 
-impl OrganizationId {
-    pub fn new_random() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
-    }
+typed_id!(
+    /// A sandbox (UUID v4, CONTRACT §4.2: also its default name).
+    SandboxId, "sandbox id", uuid_like
+);
+typed_id!(
+    /// A runner (UUID v4).
+    RunnerId, "runner id", uuid_like
+);
+typed_id!(
+    /// A snapshot (UUID v4).
+    SnapshotId, "snapshot id", uuid_like
+);
+typed_id!(
+    /// A volume (UUID v4).
+    VolumeId, "volume id", uuid_like
+);
+
+/// Kinds whose ids Cove mints as UUIDs v4.
+macro_rules! random_uuid_ids {
+    ($($name:ident),+) => {$(
+        impl $name {
+            /// A fresh UUID v4 (from the platform's secure random source).
+            pub fn new_random() -> Self {
+                Self(uuid::Uuid::new_v4().to_string())
+            }
+        }
+    )+};
 }
+
+random_uuid_ids!(OrganizationId, SandboxId, RunnerId, SnapshotId, VolumeId);
 
 impl UserId {
     pub fn new_random() -> Self {
@@ -107,5 +132,13 @@ mod tests {
         assert_eq!(id.as_str(), "auth0|123");
         let org = OrganizationId::new_random();
         assert_eq!(OrganizationId::parse(org.to_string()).unwrap(), org);
+        let sb = SandboxId::new_random();
+        assert_eq!(serde_json::to_string(&sb).unwrap(), format!("\"{sb}\""));
+        assert_eq!(SandboxId::parse(sb.as_str()).unwrap(), sb);
+        assert!(SandboxId::parse("my-sandbox").is_err());
+        assert!(serde_json::from_str::<RunnerId>("\"runner-1\"").is_err());
+        assert_ne!(RunnerId::new_random(), RunnerId::new_random());
+        assert!(VolumeId::parse(VolumeId::new_random().to_string()).is_ok());
+        assert!(SnapshotId::parse(SnapshotId::new_random().to_string()).is_ok());
     }
 }

@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use cove_api_types::ids::{OrganizationId, SandboxId};
+use cove_api_types::sandbox::{SandboxDesiredState, SandboxState};
 use cove_store::orgs::OrgQuota;
 use cove_store::sandboxes::SandboxRecord;
 use cove_store::{Store, StoreConfig};
@@ -212,9 +214,11 @@ impl Sdk {
             .await?;
         let id = sb["id"].as_str().context("sandbox id")?.to_owned();
         let deadline = Instant::now() + Duration::from_secs(60);
-        while sb["state"] != "started" {
-            if matches!(sb["state"].as_str(), Some("error" | "build_failed"))
-                || Instant::now() > deadline
+        while state_of(&sb) != Some(SandboxState::Started) {
+            if matches!(
+                state_of(&sb),
+                Some(SandboxState::Error | SandboxState::BuildFailed)
+            ) || Instant::now() > deadline
             {
                 bail!("sandbox {id} did not start: {sb}");
             }
@@ -269,7 +273,7 @@ impl Sdk {
                 return Ok(());
             }
             let v: Value = r.json().await?;
-            if v["state"] == "destroyed" {
+            if state_of(&v) == Some(SandboxState::Destroyed) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -382,8 +386,14 @@ async fn stop_cove(mut child: tokio::process::Child) {
     let _ = child.kill().await;
 }
 
+/// The `state` of a sandbox answer.
+fn state_of(v: &Value) -> Option<SandboxState> {
+    v["state"].as_str().and_then(SandboxState::parse)
+}
+
 /// Writes `n` stopped sandbox rows (no runner) for `org` straight into the store.
 async fn seed(store: &Store, org: &str, n: usize) -> anyhow::Result<()> {
+    let org = OrganizationId::parse(org)?;
     let quota = OrgQuota {
         total_cpu_quota: i64::MAX / 4,
         total_memory_quota: i64::MAX / 4,
@@ -395,20 +405,18 @@ async fn seed(store: &Store, org: &str, n: usize) -> anyhow::Result<()> {
     let workers = 8;
     let tasks: Vec<_> = (0..workers)
         .map(|w| {
-            let (store, org, quota, now) =
-                (store.clone(), org.to_owned(), quota.clone(), now.clone());
+            let (store, org, quota, now) = (store.clone(), org.clone(), quota.clone(), now.clone());
             tokio::spawn(async move {
                 for i in (w..n).step_by(workers) {
-                    let id = uuid::Uuid::new_v4().to_string();
                     let mut rec = SandboxRecord::new(
-                        id.clone(),
+                        SandboxId::new_random(),
                         org.clone(),
                         format!("bench-{i:04}"),
                         "cove-sandbox-base:latest",
                         &now,
                     );
-                    rec.state = "stopped".into();
-                    rec.desired_state = "stopped".into();
+                    rec.state = SandboxState::Stopped;
+                    rec.desired_state = SandboxDesiredState::Stopped;
                     rec.auth_token = format!("{:032}", i);
                     rec.labels
                         .insert("code-toolbox-language".into(), "python".into());

@@ -20,6 +20,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
 use crate::config::{Env, JwtConfig};
+use crate::store_error::IntoApi;
 use crate::web::Request;
 
 /// The organization header the SDK sends in JWT mode.
@@ -85,7 +86,8 @@ impl AuthContext {
             .store
             .memberships()
             .get(org, &self.user_id)
-            .await?
+            .await
+            .api()?
             .ok_or_else(invalid_context)?;
         Ok(AuthContext {
             user_id: self.user_id.clone(),
@@ -106,7 +108,8 @@ impl AuthContext {
             .store
             .users()
             .get(&self.user_id)
-            .await?
+            .await
+            .api()?
             .is_some_and(|u| u.role == SystemRole::Admin))
     }
 
@@ -174,7 +177,8 @@ async fn authenticate_key(env: &Env, req: &Request, token: &str) -> Result<AuthC
         .store
         .api_keys()
         .get_by_hash(&hash)
-        .await?
+        .await
+        .api()?
         .ok_or_else(ApiError::invalid_credentials)?;
     let now = time::OffsetDateTime::now_utc();
     if let Some(exp) = auth.expires_at.as_deref() {
@@ -192,7 +196,8 @@ async fn authenticate_key(env: &Env, req: &Request, token: &str) -> Result<AuthC
         .store
         .memberships()
         .get(&auth.organization_id, &auth.user_id)
-        .await?
+        .await
+        .api()?
         .ok_or_else(invalid_context)?;
     let now = cove_api_types::time::format_rfc3339(now);
     if let Err(e) = env
@@ -236,7 +241,8 @@ async fn authenticate_jwt(env: &Env, req: &Request, token: &str) -> Result<AuthC
             email_verified: claims.email_verified.unwrap_or(false),
             role: SystemRole::User,
         })
-        .await?;
+        .await
+        .api()?;
     let organization_id = match org_header(req) {
         Some(h) => OrganizationId::parse(h).map_err(|_| invalid_context())?,
         None => user.personal_organization_id.clone(),
@@ -245,7 +251,8 @@ async fn authenticate_jwt(env: &Env, req: &Request, token: &str) -> Result<AuthC
         .store
         .memberships()
         .get(&organization_id, &user_id)
-        .await?
+        .await
+        .api()?
         .ok_or_else(invalid_context)?;
     Ok(AuthContext {
         user_id,
@@ -268,7 +275,13 @@ async fn role_permissions(
         return Ok(out);
     }
     for id in &member.assigned_role_ids {
-        if let Some(role) = env.store.roles().get(&member.organization_id, id).await? {
+        if let Some(role) = env
+            .store
+            .roles()
+            .get(&member.organization_id, id)
+            .await
+            .api()?
+        {
             out.extend(role.permissions.iter().filter_map(|p| Permission::parse(p)));
         }
     }

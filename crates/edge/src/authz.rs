@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use cove_api_types::ApiError;
 use cove_api_types::permissions::Permission;
 
+use crate::store_error::IntoApi;
 use crate::{AuthContext, Env};
 
 /// What a request is about to do in the caller's organization.
@@ -100,7 +101,7 @@ fn require(ctx: &AuthContext, p: Permission) -> Result<(), ApiError> {
 /// 403 with the suspension reason when the caller's organization is suspended (and the
 /// suspension has not run out).
 pub async fn not_suspended(env: &Env, ctx: &AuthContext) -> Result<(), ApiError> {
-    let Some(org) = env.store.orgs().get(&ctx.organization_id).await? else {
+    let Some(org) = env.store.orgs().get(&ctx.organization_id).await.api()? else {
         return Err(ApiError::forbidden("Invalid authentication context"));
     };
     if !org.suspended {

@@ -15,6 +15,7 @@ pub mod responses;
 pub mod router;
 pub mod runner_auth;
 pub mod runner_client;
+pub mod store_error;
 pub mod web;
 
 #[cfg(target_arch = "wasm32")]

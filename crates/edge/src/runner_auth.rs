@@ -6,6 +6,7 @@ use cove_store::runners::RunnerRecord;
 use http::header::AUTHORIZATION;
 
 use crate::config::Env;
+use crate::store_error::IntoApi;
 use crate::web::Request;
 
 /// The runner presenting the request's bearer token; 401 envelope when it is missing or unknown.
@@ -14,7 +15,8 @@ pub async fn authenticate_runner(env: &Env, req: &Request) -> Result<RunnerRecor
     env.store
         .runners()
         .get_by_api_key(token)
-        .await?
+        .await
+        .api()?
         .ok_or_else(ApiError::invalid_credentials)
 }
 

@@ -1,12 +1,13 @@
 //! API keys: the canonical row `ORG#<orgId>` / `APIKEY#<userId>#<name>`, plus a pointer row
 //! `APIKEYHASH#<sha256>` / `#META` carrying what authentication needs, written and deleted together.
 
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use cove_api_types::ids::{OrganizationId, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::item::{Item, META, from_item, key, s, to_item};
-use crate::{Cursor, Page, Store, StoreError};
+use crate::item::{META, from_item, key, s, to_item};
+use crate::query::Query;
+use crate::tx::{self, Cond, Fail, Tx};
+use crate::{Conflict, Cursor, Entity, Page, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -44,6 +45,22 @@ pub struct ApiKeyAuth {
     pub last_used_at: Option<String>,
 }
 
+impl ApiKeyAuth {
+    fn of(rec: &ApiKeyRecord) -> Self {
+        Self {
+            organization_id: rec.organization_id.clone(),
+            user_id: rec.user_id.clone(),
+            name: rec.name.clone(),
+            key_prefix: rec.key_prefix.clone(),
+            key_suffix: rec.key_suffix.clone(),
+            created_at: rec.created_at.clone(),
+            permissions: rec.permissions.clone(),
+            expires_at: rec.expires_at.clone(),
+            last_used_at: None,
+        }
+    }
+}
+
 fn sk(user: &UserId, name: &str) -> String {
     format!("APIKEY#{user}#{name}")
 }
@@ -57,56 +74,35 @@ pub struct ApiKeyRepo<'a> {
 }
 
 impl ApiKeyRepo<'_> {
-    /// Stores a new key. `Conflict` if the user already has a key of that name in the organization,
-    /// or the organization is gone or being deleted.
+    /// Stores a new key. `Conflict { Exists }` if the user already has a key of that name in the
+    /// organization (or the hash is taken), `Conflict { OrganizationDeleting }` if the
+    /// organization is gone or being deleted.
     pub async fn create(&self, rec: &ApiKeyRecord) -> Result<(), StoreError> {
-        let table = self.store.table();
+        const OP: &str = "CreateApiKey";
         let canonical = to_item(
-            "CreateApiKey",
+            OP,
             rec,
             &[
                 ("pk", crate::orgs::pk(&rec.organization_id)),
                 ("sk", sk(&rec.user_id, &rec.name)),
             ],
         )?;
-        let auth = ApiKeyAuth {
-            organization_id: rec.organization_id.clone(),
-            user_id: rec.user_id.clone(),
-            name: rec.name.clone(),
-            key_prefix: rec.key_prefix.clone(),
-            key_suffix: rec.key_suffix.clone(),
-            created_at: rec.created_at.clone(),
-            permissions: rec.permissions.clone(),
-            expires_at: rec.expires_at.clone(),
-            last_used_at: None,
-        };
         let pointer = to_item(
-            "CreateApiKey",
-            &auth,
+            OP,
+            &ApiKeyAuth::of(rec),
             &[("pk", hash_pk(&rec.key_hash)), ("sk", META.to_owned())],
         )?;
-        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            let p = Put::builder()
-                .table_name(table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| StoreError::Backend {
-                    op: "CreateApiKey",
-                    message: e.to_string(),
-                })?;
-            Ok(TransactWriteItem::builder().put(p).build())
-        };
-        self.store
-            .client()
-            .transact_write_items()
-            .transact_items(put(canonical)?)
-            .transact_items(put(pointer)?)
-            .transact_items(crate::orgs::live_check(table, &rec.organization_id)?)
-            .send()
+        let store = self.store;
+        let exists = Fail::Conflict(Conflict::Exists);
+        Tx::new(OP)
+            .with(exists, tx::put_new(store, OP, canonical)?)
+            .with(exists, tx::put_new(store, OP, pointer)?)
+            .with(
+                Fail::Conflict(Conflict::OrganizationDeleting),
+                crate::orgs::live_check(store, OP, &rec.organization_id)?,
+            )
+            .commit(store)
             .await
-            .map_err(|e| StoreError::backend("CreateApiKey", e))?;
-        Ok(())
     }
 
     pub async fn get(
@@ -133,16 +129,17 @@ impl ApiKeyRepo<'_> {
         org: &OrganizationId,
         user: Option<&UserId>,
     ) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.list_page(org, user, cursor.as_ref(), 100).await?;
-            out.extend(page.items);
-            match page.next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(out),
-            }
-        }
+        self.store
+            .query_all("ListApiKeys", &Self::query(org, user))
+            .await
+    }
+
+    fn query(org: &OrganizationId, user: Option<&UserId>) -> Query {
+        let prefix = match user {
+            Some(u) => format!("APIKEY#{u}#"),
+            None => "APIKEY#".to_owned(),
+        };
+        Query::prefix(crate::orgs::pk(org), &prefix)
     }
 
     /// One page of [`Self::list`], resuming after `cursor`.
@@ -153,35 +150,20 @@ impl ApiKeyRepo<'_> {
         cursor: Option<&Cursor>,
         limit: i32,
     ) -> Result<Page<ApiKeyRecord>, StoreError> {
-        let prefix = match user {
-            Some(u) => format!("APIKEY#{u}#"),
-            None => "APIKEY#".to_owned(),
-        };
+        const OP: &str = "ListApiKeys";
+        let start = cursor.map(Cursor::to_key).transpose()?;
         let page = self
             .store
-            .client()
-            .query()
-            .table_name(self.store.table())
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(crate::orgs::pk(org)))
-            .expression_attribute_values(":prefix", s(prefix))
-            .consistent_read(true)
-            .limit(limit)
-            .set_exclusive_start_key(cursor.map(Cursor::to_key).transpose()?)
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("ListApiKeys", e))?;
-        let items = page
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| from_item("ListApiKeys", i))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = page
-            .last_evaluated_key
-            .filter(|k| !k.is_empty())
-            .map(|k| Cursor::from_key(&k));
-        Ok(Page { items, next })
+            .query_page(OP, &Self::query(org, user), Some(limit), start)
+            .await?;
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|i| from_item(OP, i))
+                .collect::<Result<Vec<_>, _>>()?,
+            next: page.next.map(|k| Cursor::from_key(&k)),
+        })
     }
 
     /// Deletes the key and its pointer. `NotFound` if it does not exist (or was deleted concurrently).
@@ -191,39 +173,21 @@ impl ApiKeyRepo<'_> {
         user: &UserId,
         name: &str,
     ) -> Result<(), StoreError> {
+        const OP: &str = "DeleteApiKey";
+        let missing = Fail::NotFound(Entity::ApiKey);
         let Some(rec) = self.get(org, user, name).await? else {
-            return Err(StoreError::NotFound { op: "DeleteApiKey" });
+            return Err(missing.into_error(OP));
         };
-        let table = self.store.table();
-        let del = |k: Item, cond: Option<&str>| -> Result<TransactWriteItem, StoreError> {
-            let d = Delete::builder()
-                .table_name(table)
-                .set_key(Some(k))
-                .set_condition_expression(cond.map(str::to_owned))
-                .build()
-                .map_err(|e| StoreError::Backend {
-                    op: "DeleteApiKey",
-                    message: e.to_string(),
-                })?;
-            Ok(TransactWriteItem::builder().delete(d).build())
-        };
-        let res = self
-            .store
-            .client()
-            .transact_write_items()
-            .transact_items(del(
-                key(crate::orgs::pk(org), sk(user, name)),
-                Some("attribute_exists(pk)"),
-            )?)
-            .transact_items(del(key(hash_pk(&rec.key_hash), META), None)?)
-            .send()
+        let store = self.store;
+        let row = key(crate::orgs::pk(org), sk(user, name));
+        Tx::new(OP)
+            .with(missing, tx::delete(store, OP, row, Some(Cond::present()))?)
+            .with(
+                missing,
+                tx::delete(store, OP, key(hash_pk(&rec.key_hash), META), None)?,
+            )
+            .commit(store)
             .await
-            .map_err(|e| StoreError::backend("DeleteApiKey", e));
-        match res {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound { op: "DeleteApiKey" }),
-            Err(e) => Err(e),
-        }
     }
 
     /// Records a use of the key. Writes only when the last recorded use is older than `min_interval_secs`,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::api_keys::ApiKeyRecord;
 use crate::item::{from_item, key, to_item};
 use crate::users::{NewUser, SystemRole};
-use crate::{Store, StoreError, keys};
+use crate::{Entity, Store, StoreError, keys};
 
 /// The id of the user `cove` creates on first start.
 pub const ADMIN_USER_ID: &str = "cove-admin";
@@ -36,8 +36,8 @@ fn marker_key() -> crate::item::Item {
 
 /// Creates the admin user (with its personal organization) and an admin key, once per table.
 pub async fn ensure_admin(store: &Store) -> Result<BootstrapOutcome, StoreError> {
-    let user_id =
-        UserId::parse(ADMIN_USER_ID).map_err(|_| StoreError::NotFound { op: "Bootstrap" })?;
+    let user_id = UserId::parse(ADMIN_USER_ID)
+        .map_err(|_| StoreError::not_found("Bootstrap", Entity::Admin))?;
     let user = store
         .users()
         .get_or_provision(NewUser {
@@ -92,18 +92,14 @@ pub async fn rotate_admin_key(store: &Store) -> Result<String, StoreError> {
         return ensure_admin(store)
             .await?
             .api_key
-            .ok_or(StoreError::NotFound {
-                op: "RotateAdminKey",
-            });
+            .ok_or(StoreError::not_found("RotateAdminKey", Entity::Admin));
     };
     let marker: Marker = from_item("RotateAdminKey", item)?;
     let user = store
         .users()
         .get(&marker.user_id)
         .await?
-        .ok_or(StoreError::NotFound {
-            op: "RotateAdminKey",
-        })?;
+        .ok_or(StoreError::not_found("RotateAdminKey", Entity::User))?;
     match store
         .api_keys()
         .delete(&user.personal_organization_id, &user.id, ADMIN_KEY_NAME)
@@ -120,10 +116,7 @@ async fn create_admin_key(
     org: &cove_api_types::ids::OrganizationId,
     user: &UserId,
 ) -> Result<String, StoreError> {
-    let generated = keys::generate().map_err(|e| StoreError::Backend {
-        op: "Bootstrap",
-        message: e.to_string(),
-    })?;
+    let generated = keys::generate().map_err(|e| StoreError::random("Bootstrap", e))?;
     let rec = ApiKeyRecord {
         organization_id: org.clone(),
         user_id: user.clone(),

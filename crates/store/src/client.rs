@@ -25,6 +25,9 @@ impl StoreConfig {
 }
 
 pub(crate) fn build(cfg: &StoreConfig) -> aws_sdk_dynamodb::Client {
+    // Before the SDK forks its generators (its default idempotency tokens, retry jitter,
+    // invocation ids) from the thread-local one. Transactions carry their own tokens (`tx`).
+    crate::random::seed_fastrand();
     let creds = Credentials::new(
         &cfg.access_key_id,
         &cfg.secret_access_key,

@@ -1,14 +1,15 @@
 //! Invitations: `ORG#<orgId>` / `INVITE#<id>`, indexed for the invitee in GSI1
 //! (`INVITEE#<lowercased email>` / `INVITE#<id>`).
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::Update;
 use cove_api_types::ids::OrganizationId;
 use serde::{Deserialize, Serialize};
 
-use crate::item::{Item, from_item, key, s, to_item};
-use crate::memberships::{MembershipRecord, OrgRole, builder_err, n};
-use crate::table::GSI1;
-use crate::{Store, StoreError};
+use crate::item::{Item, key, n, s, to_item};
+use crate::memberships::{MembershipRecord, OrgRole};
+use crate::query::Query;
+use crate::tx::{self, Fail, Tx};
+use crate::{Conflict, Store, StoreError};
 
 /// Where an invitation is in its life. Only `Pending` ones can be accepted, declined, updated or cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +79,8 @@ pub struct InvitationRepo<'a> {
 }
 
 impl InvitationRepo<'_> {
-    /// `Conflict` if the id is taken or the organization is gone or being deleted.
+    /// `Conflict { Exists }` if the id is taken, `Conflict { OrganizationDeleting }` if the
+    /// organization is gone or being deleted.
     pub async fn create(&self, rec: &InviteRecord) -> Result<(), StoreError> {
         self.store
             .put_new_in_org("CreateInvitation", &rec.organization_id, vec![item(rec)?])
@@ -97,61 +99,25 @@ impl InvitationRepo<'_> {
 
     /// Every invitation of the organization, whatever its status.
     pub async fn list(&self, org: &OrganizationId) -> Result<Vec<InviteRecord>, StoreError> {
-        self.query(
-            "ListInvitations",
-            None,
-            "pk = :pk AND begins_with(sk, :p)",
-            crate::orgs::pk(org),
-        )
-        .await
+        self.store
+            .query_all(
+                "ListInvitations",
+                &Query::prefix(crate::orgs::pk(org), "INVITE#"),
+            )
+            .await
     }
 
     /// Every invitation addressed to `email` (GSI1, eventually consistent on AWS).
     pub async fn list_for_email(&self, email: &str) -> Result<Vec<InviteRecord>, StoreError> {
-        self.query(
-            "ListInvitationsOfInvitee",
-            Some(GSI1),
-            "gsi1pk = :pk AND begins_with(gsi1sk, :p)",
-            invitee_pk(email),
-        )
-        .await
+        self.store
+            .query_all(
+                "ListInvitationsOfInvitee",
+                &Query::gsi1_prefix(invitee_pk(email), "INVITE#"),
+            )
+            .await
     }
 
-    async fn query(
-        &self,
-        op: &'static str,
-        index: Option<&str>,
-        cond: &str,
-        pk: String,
-    ) -> Result<Vec<InviteRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .store
-                .client()
-                .query()
-                .table_name(self.store.table())
-                .set_index_name(index.map(str::to_owned))
-                .key_condition_expression(cond)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":p", s("INVITE#"))
-                .set_consistent_read(index.is_none().then_some(true))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend(op, e))?;
-            for i in page.items.unwrap_or_default() {
-                out.push(from_item(op, i)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
-    }
-
-    /// Replaces a pending invitation still at `rec.version - 1`; `Conflict` otherwise.
+    /// Replaces a pending invitation still at `rec.version - 1`; `Conflict { Changed }` otherwise.
     pub async fn update(&self, rec: &InviteRecord) -> Result<(), StoreError> {
         self.store
             .client()
@@ -161,7 +127,7 @@ impl InvitationRepo<'_> {
             .condition_expression("attribute_exists(pk) AND version = :v AND #st = :pending")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":v", n(rec.version.saturating_sub(1)))
-            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":pending", s(InviteStatus::Pending.as_str()))
             .send()
             .await
             .map_err(|e| StoreError::backend("UpdateInvitation", e))?;
@@ -187,54 +153,54 @@ impl InvitationRepo<'_> {
             .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(":now", s(now))
             .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":pending", s(InviteStatus::Pending.as_str()))
             .build()
-            .map_err(|e| builder_err(op, e))
+            .map_err(|e| StoreError::builder(op, e))
     }
 
-    /// Moves a pending invitation to `Declined` or `Cancelled`; `Conflict` if it is no longer pending.
+    /// Moves a pending invitation to `Declined` or `Cancelled`; `Conflict { Changed }` if it is no
+    /// longer pending.
     pub async fn set_status(
         &self,
         rec: &InviteRecord,
         to: InviteStatus,
         now: &str,
     ) -> Result<(), StoreError> {
-        let u = self.close("CloseInvitation", rec, to, now)?;
-        self.store
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(u).build())
-            .send()
+        const OP: &str = "CloseInvitation";
+        Tx::new(OP)
+            .with(
+                Fail::Conflict(Conflict::Changed),
+                tx::update(self.close(OP, rec, to, now)?),
+            )
+            .commit(self.store)
             .await
-            .map_err(|e| StoreError::backend("CloseInvitation", e))?;
-        Ok(())
     }
 
-    /// Accepts a pending invitation: marks it accepted and adds `member`, atomically; the
-    /// organization must still exist (and not be being deleted) and the user must not be a member yet. `Conflict` otherwise.
+    /// Accepts a pending invitation: marks it accepted and adds `member`, atomically. Refused
+    /// (`Conflict`) when the invitation is no longer pending (`Changed`), the user is a member
+    /// already (`Exists`) or the organization is gone or being deleted (`OrganizationDeleting`).
     pub async fn accept(
         &self,
         rec: &InviteRecord,
         member: &MembershipRecord,
         now: &str,
     ) -> Result<(), StoreError> {
-        let table = self.store.table();
-        let u = self.close("AcceptInvitation", rec, InviteStatus::Accepted, now)?;
-        let put = Put::builder()
-            .table_name(table)
-            .set_item(Some(crate::memberships::item(member)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .build()
-            .map_err(|e| builder_err("AcceptInvitation", e))?;
-        self.store
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(u).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(crate::orgs::live_check(table, &rec.organization_id)?)
-            .send()
+        const OP: &str = "AcceptInvitation";
+        let store = self.store;
+        Tx::new(OP)
+            .with(
+                Fail::Conflict(Conflict::Changed),
+                tx::update(self.close(OP, rec, InviteStatus::Accepted, now)?),
+            )
+            .with(
+                Fail::Conflict(Conflict::Exists),
+                tx::put_new(store, OP, crate::memberships::item(member)?)?,
+            )
+            .with(
+                Fail::Conflict(Conflict::OrganizationDeleting),
+                crate::orgs::live_check(store, OP, &rec.organization_id)?,
+            )
+            .commit(store)
             .await
-            .map_err(|e| StoreError::backend("AcceptInvitation", e))?;
-        Ok(())
     }
 }

@@ -16,6 +16,17 @@ pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A string attribute of an item.
+pub(crate) fn get_s<'a>(item: &'a Item, attr: &str) -> Option<&'a str> {
+    item.get(attr)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
 /// Serializes a record and adds its keys (and any index keys).
 pub(crate) fn to_item<T: Serialize>(
     op: &'static str,

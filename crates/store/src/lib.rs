@@ -20,17 +20,27 @@
 //! | linked account | `USER#<userId>` | `LINK#<provider>#<providerUserId>` | – | the user's links (query pk, `begins_with`) |
 //! | linked account claim | `ACCOUNTLINK#<provider>#<providerUserId>` | `#META` | – (attr `userId`) | one user per provider identity, written/deleted with the link |
 //! | sandbox | `SANDBOX#<id>` | `#META` | `ORG#<orgId>#SANDBOXES` / `<createdAt>#<id>`; GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>` (index keys absent once destroyed; GSI2 absent without a runner) | get by id; list per org newest first (GSI1, descending); sandboxes of a runner (GSI2) |
-//! | sandbox name lock | `ORG#<orgId>` | `SANDBOXNAME#<name>` | – (attr `sandboxId`) | get by name; unique names per org (conditional put in the sandbox's transactions) |
-//! | org usage counters | `ORG#<orgId>` | `USAGE` | – (attrs `cpu`, `memory`, `disk`) | sums over the org's sandboxes in compute/disk states (CONTRACT §8), moved with `ADD` in the sandbox's transactions, conditional on the quota |
+//! | sandbox name lock | `ORG#<orgId>` | `SANDBOXNAME#<name>` | – (attr `sandboxId`) | get by name; unique names per org (conditional put in the sandbox's transactions); held by every sandbox that is not destroyed, so the org's partition shows its live sandboxes (organization deletion checks them) |
+//! | org usage counters | `ORG#<orgId>` | `USAGE` | – (attrs `cpu`, `memory`, `disk`) | exact sums over the org's sandboxes of what their states hold (CONTRACT §8), moved with `ADD` in the sandbox's transactions; growth checked against the quota for user actions only (`sandboxes::usage`) |
 //! | runner | `RUNNER#<id>` | `#META` | `RUNNERS` / `<id>` | get by id; list all (GSI1); `assignedSandboxes` changed only by `ADD` in sandbox transactions, runner writes `SET` their own attributes |
 //! | runner token | `RUNNERKEY#<sha256 hex of token>` | `#META` | – | runner authentication (attr `runnerId`), written/deleted with the runner in one transaction |
 //!
 //! Everything an organization owns sits in its `ORG#<orgId>` partition (quota is a nested `quota`
 //! map on `#META`), so deleting an organization (`OrgRepo::delete`) is: mark `#META` `deleting`
-//! (every write adding an item to the partition carries a `ConditionCheck` on that mark, see
-//! `orgs::live_check`), then a query on the partition and batch deletes of every row plus the
-//! `APIKEYHASH#<hash>` pointers the API-key rows name, then delete `#META`. Membership and invitation GSI1 entries go
-//! with their rows.
+//! (every write adding an item to the partition, sandbox name locks included, carries a
+//! `ConditionCheck` that `#META` exists and is not marked, see `orgs::live_check`), then a strongly
+//! consistent query for sandbox name locks (found: undo the mark, refuse), then a query on the
+//! partition and batch deletes of every row plus the `APIKEYHASH#<hash>` pointers the API-key rows
+//! name, then delete `#META`. Membership and invitation GSI1 entries go with their rows; the
+//! `SANDBOX#<id>` rows left are destroyed ones (no index keys, nothing counted).
+//!
+//! # Modules
+//!
+//! One module per entity; `tx` builds every `TransactWriteItems` (a client request token from
+//! the secure random source per attempt, retries of lost races, refusals read back into typed
+//! [`Conflict`]s), `query` reads many items (`query_all`, pages, scans), `random` makes ids and
+//! tokens. Errors are one [`StoreError`] with the operation and a typed reason; the HTTP answer
+//! for it is `cove_edge::store_error`'s business.
 //!
 //! GSI1 and GSI2 are sparse (only items that carry the attributes are indexed) and project all
 //! attributes; GSI2 is reserved for later entities (sandboxes by runner, lifecycle due times).
@@ -40,9 +50,12 @@ mod error;
 mod item;
 pub mod keys;
 mod page;
+mod query;
+pub mod random;
 #[cfg(target_arch = "wasm32")]
 mod spin_http;
 mod table;
+mod tx;
 
 pub mod api_keys;
 pub mod bootstrap;
@@ -55,7 +68,7 @@ pub mod sandboxes;
 pub mod users;
 
 pub use client::StoreConfig;
-pub use error::StoreError;
+pub use error::{Conflict, DisplayChain, Entity, Resource, StoreError};
 pub use page::{Cursor, Page};
 
 /// A handle on the table. Cheap to clone.
@@ -112,32 +125,15 @@ impl Store {
 
     /// The `(pk, sk)` of every item in the table (a full scan: tests and diagnostics only).
     pub async fn scan_keys(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<item::Item> = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend("Scan", e))?;
-            for i in page.items.unwrap_or_default() {
-                let get = |k: &str| {
-                    i.get(k)
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                out.push((get("pk"), get("sk")));
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        Ok(self
+            .scan_all("Scan", None)
+            .await?
+            .iter()
+            .map(|i| {
+                let get = |k: &str| item::get_s(i, k).unwrap_or_default().to_owned();
+                (get("pk"), get("sk"))
+            })
+            .collect())
     }
 
     /// One cheap read, to tell whether the table answers (readiness checks).
@@ -174,20 +170,24 @@ impl Store {
         out.item.map(|i| item::from_item(op, i)).transpose()
     }
 
-    /// Writes an item that must not exist yet; `Conflict` if it does.
+    /// Writes an item that must not exist yet; `Conflict { Exists }` if it does.
     pub(crate) async fn put_new(
         &self,
         op: &'static str,
         item: item::Item,
     ) -> Result<(), StoreError> {
-        self.client
+        let res = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(|e| StoreError::backend(op, e))?;
-        Ok(())
+            .await;
+        match res.map_err(|e| StoreError::backend(op, e)) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(StoreError::conflict(op, Conflict::Exists)),
+            Err(e) => Err(e),
+        }
     }
 }

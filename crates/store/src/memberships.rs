@@ -1,12 +1,13 @@
 //! Memberships: `ORG#<orgId>` / `MEMBER#<userId>`, indexed by user in GSI1.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use cove_api_types::ids::{OrganizationId, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::item::{Item, from_item, key, s, to_item};
-use crate::table::GSI1;
-use crate::{Store, StoreError};
+use crate::item::{Item, key, n, s, to_item};
+use crate::query::Query;
+use crate::tx::{self, Cond, Fail, Tx};
+use crate::{Conflict, Entity, Store, StoreError};
 
 /// A member's role in an organization. Owners bypass permission checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +62,8 @@ impl MembershipRepo<'_> {
             .await
     }
 
-    /// Adds a membership; `Conflict` if it exists or the organization is gone or being deleted.
+    /// Adds a membership; `Conflict { Exists }` if it exists, `Conflict { OrganizationDeleting }`
+    /// if the organization is gone or being deleted.
     pub async fn create(&self, rec: &MembershipRecord) -> Result<(), StoreError> {
         self.store
             .put_new_in_org("PutMembership", &rec.organization_id, vec![item(rec)?])
@@ -70,94 +72,52 @@ impl MembershipRepo<'_> {
 
     /// Every organization the user belongs to (GSI1, eventually consistent on AWS).
     pub async fn list_for_user(&self, user: &UserId) -> Result<Vec<MembershipRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .store
-                .client()
-                .query()
-                .table_name(self.store.table())
-                .index_name(GSI1)
-                .key_condition_expression("gsi1pk = :u")
-                .expression_attribute_values(":u", s(crate::users::pk(user)))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend("ListMembershipsOfUser", e))?;
-            for i in page.items.unwrap_or_default() {
-                out.push(from_item("ListMembershipsOfUser", i)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        self.store
+            .query_all(
+                "ListMembershipsOfUser",
+                &Query::gsi1(crate::users::pk(user)),
+            )
+            .await
     }
-}
 
-impl MembershipRepo<'_> {
     /// Every member of an organization (strongly consistent), sorted by user id.
     pub async fn list_for_org(
         &self,
         org: &OrganizationId,
     ) -> Result<Vec<MembershipRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .store
-                .client()
-                .query()
-                .table_name(self.store.table())
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(crate::orgs::pk(org)))
-                .expression_attribute_values(":p", s("MEMBER#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend("ListMembers", e))?;
-            for i in page.items.unwrap_or_default() {
-                out.push(from_item("ListMembers", i)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        self.store
+            .query_all(
+                "ListMembers",
+                &Query::prefix(crate::orgs::pk(org), "MEMBER#"),
+            )
+            .await
     }
 
-    /// Replaces a membership that is still at `rec.version - 1`.
+    /// Replaces a membership that is still at `rec.version - 1` (`Conflict { Changed }`).
     ///
     /// When the change takes away an owner role, `other_owner` must name another member that is
-    /// an owner: the write is conditioned on that membership still being an owner's, so two
-    /// concurrent demotions/removals can never leave the organization without an owner.
+    /// an owner: the write is conditioned on that membership still being an owner's
+    /// (`Conflict { LastOwner }`), so two concurrent demotions/removals can never leave the
+    /// organization without an owner.
     pub async fn update(
         &self,
         rec: &MembershipRecord,
         other_owner: Option<&UserId>,
     ) -> Result<(), StoreError> {
-        let table = self.store.table();
-        let put = Put::builder()
-            .table_name(table)
-            .set_item(Some(item(rec)?))
-            .condition_expression("attribute_exists(pk) AND version = :v")
-            .expression_attribute_values(":v", n(rec.version.saturating_sub(1)))
-            .build()
-            .map_err(|e| builder_err("UpdateMembership", e))?;
-        let mut tx = self
-            .store
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build());
+        const OP: &str = "UpdateMembership";
+        let cond = Cond::new("attribute_exists(pk) AND version = :v")
+            .value(":v", n(rec.version.saturating_sub(1)));
+        let mut t = Tx::new(OP).with(
+            Fail::Conflict(Conflict::Changed),
+            tx::put(self.store, OP, item(rec)?, cond)?,
+        );
         if let Some(o) = other_owner {
-            tx = tx.transact_items(owner_check(table, &rec.organization_id, o)?);
+            t.push(
+                Fail::Conflict(Conflict::LastOwner),
+                owner_check(self.store, &rec.organization_id, o)?,
+            );
         }
-        tx.send()
-            .await
-            .map_err(|e| StoreError::backend("UpdateMembership", e))?;
-        Ok(())
+        t.commit(self.store).await
     }
 
     /// Deletes a membership (`NotFound` if it is gone). `other_owner` as in [`Self::update`].
@@ -167,51 +127,33 @@ impl MembershipRepo<'_> {
         user: &UserId,
         other_owner: Option<&UserId>,
     ) -> Result<(), StoreError> {
-        let table = self.store.table();
-        let del = Delete::builder()
-            .table_name(table)
-            .set_key(Some(key(crate::orgs::pk(org), sk(user))))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(|e| builder_err("DeleteMembership", e))?;
-        let mut tx = self
-            .store
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(del).build());
+        const OP: &str = "DeleteMembership";
+        let row = key(crate::orgs::pk(org), sk(user));
+        let mut t = Tx::new(OP).with(
+            Fail::NotFound(Entity::Membership),
+            tx::delete(self.store, OP, row, Some(Cond::present()))?,
+        );
         if let Some(o) = other_owner {
-            tx = tx.transact_items(owner_check(table, org, o)?);
+            t.push(
+                Fail::Conflict(Conflict::LastOwner),
+                owner_check(self.store, org, o)?,
+            );
         }
-        tx.send()
-            .await
-            .map_err(|e| StoreError::backend("DeleteMembership", e))?;
-        Ok(())
-    }
-}
-
-pub(crate) fn n(v: u64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-pub(crate) fn builder_err(op: &'static str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend {
-        op,
-        message: e.to_string(),
+        t.commit(self.store).await
     }
 }
 
 fn owner_check(
-    table: &str,
+    store: &Store,
     org: &OrganizationId,
     user: &UserId,
 ) -> Result<TransactWriteItem, StoreError> {
-    let c = ConditionCheck::builder()
-        .table_name(table)
-        .set_key(Some(key(crate::orgs::pk(org), sk(user))))
-        .condition_expression("#r = :owner")
-        .expression_attribute_names("#r", "role")
-        .expression_attribute_values(":owner", s("owner"))
-        .build()
-        .map_err(|e| builder_err("OwnerCheck", e))?;
-    Ok(TransactWriteItem::builder().condition_check(c).build())
+    tx::check(
+        store,
+        "OwnerCheck",
+        key(crate::orgs::pk(org), sk(user)),
+        Cond::new("#r = :owner")
+            .name("#r", "role")
+            .value(":owner", s("owner")),
+    )
 }

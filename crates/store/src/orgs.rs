@@ -1,13 +1,15 @@
 //! Organizations: `ORG#<id>` / `#META`, and deleting everything an organization owns.
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, DeleteRequest, Put, TransactWriteItem, WriteRequest,
+    AttributeValue, DeleteRequest, ReturnValue, TransactWriteItem, WriteRequest,
 };
 use cove_api_types::ids::{OrganizationId, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::item::{Item, META, key, s, to_item};
-use crate::{Store, StoreError};
+use crate::item::{Item, META, get_s, key, n, to_item};
+use crate::query::Query;
+use crate::tx::{self, Cond, Fail, Tx};
+use crate::{Conflict, Entity, Store, StoreError};
 
 /// Quota defaults of a new organization (CONTRACT §8 entity defaults).
 pub mod defaults {
@@ -43,19 +45,6 @@ pub struct OrgQuota {
     pub secret_quota: i64,
     pub max_secrets_per_sandbox: i64,
     pub snapshot_deactivation_timeout_minutes: i64,
-}
-
-impl OrgQuota {
-    /// Totals no write can exceed: for state changes the control plane records rather than
-    /// decides (runner reports, lifecycle sweeps), which must never be refused for quota.
-    pub fn unlimited() -> Self {
-        Self {
-            total_cpu_quota: i64::MAX / 4,
-            total_memory_quota: i64::MAX / 4,
-            total_disk_quota: i64::MAX / 4,
-            ..Self::default()
-        }
-    }
 }
 
 impl Default for OrgQuota {
@@ -104,7 +93,7 @@ pub struct OrgRecord {
     #[serde(default)]
     pub quota: OrgQuota,
     /// Set (conditionally, first) when the organization is being deleted: from then on every
-    /// write that adds an item to its partition is refused (see [`live_check`]).
+    /// write that adds an item to its partition is refused (see `live_check`).
     #[serde(default)]
     pub deleting: bool,
     pub version: u64,
@@ -145,61 +134,46 @@ pub(crate) fn item(rec: &OrgRecord) -> Result<Item, StoreError> {
     )
 }
 
-/// A transaction item that holds only while the organization exists and is not being deleted.
+/// A transaction item that holds only while the organization exists and is not being deleted;
+/// refused, it means `Conflict { OrganizationDeleting }`.
 ///
 /// Every write that adds an item to an organization's partition (membership, role, role-name lock,
-/// invitation, API key) carries it, so once [`OrgRepo::delete`] has marked the organization such
-/// writes fail with `Conflict` and its partition scan cannot miss anything.
+/// invitation, API key, sandbox name lock) carries it, so once [`OrgRepo::delete`] has marked the
+/// organization such writes fail and its partition scan cannot miss anything.
 pub(crate) fn live_check(
-    table: &str,
+    store: &Store,
+    op: &'static str,
     org: &OrganizationId,
 ) -> Result<TransactWriteItem, StoreError> {
-    let c = ConditionCheck::builder()
-        .table_name(table)
-        .set_key(Some(key(pk(org), META)))
-        .condition_expression(
-            "attribute_exists(pk) AND (attribute_not_exists(deleting) OR deleting = :f)",
-        )
-        .expression_attribute_values(":f", AttributeValue::Bool(false))
-        .build()
-        .map_err(|e| crate::memberships::builder_err("OrganizationCheck", e))?;
-    Ok(TransactWriteItem::builder().condition_check(c).build())
-}
-
-/// A conditional `Put` of a new item (`attribute_not_exists(pk)`), as a transaction item.
-pub(crate) fn put_new_tx(
-    table: &str,
-    op: &'static str,
-    item: Item,
-) -> Result<TransactWriteItem, StoreError> {
-    Put::builder()
-        .table_name(table)
-        .set_item(Some(item))
-        .condition_expression("attribute_not_exists(pk)")
-        .build()
-        .map(|p| TransactWriteItem::builder().put(p).build())
-        .map_err(|e| crate::memberships::builder_err(op, e))
+    tx::check(
+        store,
+        op,
+        key(pk(org), META),
+        Cond::new("attribute_exists(pk) AND (attribute_not_exists(deleting) OR deleting = :f)")
+            .value(":f", AttributeValue::Bool(false)),
+    )
 }
 
 impl Store {
-    /// Writes `items` (each must not exist yet) in one transaction that also requires the
-    /// organization to be live ([`live_check`]). `Conflict` if any item exists or the organization
-    /// is gone or being deleted.
+    /// Writes `items` (each must not exist yet: `Conflict { Exists }`) in one transaction that also
+    /// requires the organization to be live (`live_check`).
     pub(crate) async fn put_new_in_org(
         &self,
         op: &'static str,
         org: &OrganizationId,
         items: Vec<Item>,
     ) -> Result<(), StoreError> {
-        let mut tx = self
-            .client()
-            .transact_write_items()
-            .transact_items(live_check(self.table(), org)?);
+        let mut t = Tx::new(op).with(
+            Fail::Conflict(Conflict::OrganizationDeleting),
+            live_check(self, op, org)?,
+        );
         for item in items {
-            tx = tx.transact_items(put_new_tx(self.table(), op, item)?);
+            t.push(
+                Fail::Conflict(Conflict::Exists),
+                tx::put_new(self, op, item)?,
+            );
         }
-        tx.send().await.map_err(|e| StoreError::backend(op, e))?;
-        Ok(())
+        t.commit(self).await
     }
 }
 
@@ -214,10 +188,9 @@ impl OrgRepo<'_> {
             .await
     }
 
-    /// Creates the organization; `Conflict` if the id is taken.
+    /// Creates the organization; `Conflict { Exists }` if the id is taken.
     pub async fn create(&self, rec: &OrgRecord) -> Result<(), StoreError> {
-        self.store.put_new("PutOrganization", item(rec)?).await?;
-        Ok(())
+        self.store.put_new("PutOrganization", item(rec)?).await
     }
 
     /// Creates the organization and its owner's membership in one transaction.
@@ -226,24 +199,20 @@ impl OrgRepo<'_> {
         rec: &OrgRecord,
         owner: &crate::memberships::MembershipRecord,
     ) -> Result<(), StoreError> {
-        let table = self.store.table();
-        self.store
-            .client()
-            .transact_write_items()
-            .transact_items(put_new_tx(table, "CreateOrganization", item(rec)?)?)
-            .transact_items(put_new_tx(
-                table,
-                "CreateOrganization",
-                crate::memberships::item(owner)?,
-            )?)
-            .send()
+        const OP: &str = "CreateOrganization";
+        let exists = Fail::Conflict(Conflict::Exists);
+        Tx::new(OP)
+            .with(exists, tx::put_new(self.store, OP, item(rec)?)?)
+            .with(
+                exists,
+                tx::put_new(self.store, OP, crate::memberships::item(owner)?)?,
+            )
+            .commit(self.store)
             .await
-            .map_err(|e| StoreError::backend("CreateOrganization", e))?;
-        Ok(())
     }
 
     /// Replaces the organization if it is still at `rec.version - 1` (optimistic concurrency).
-    /// The caller bumps `version` and `updatedAt`. `Conflict` if it changed or is gone.
+    /// The caller bumps `version` and `updatedAt`. `Conflict { Changed }` if it changed or is gone.
     pub async fn update(&self, rec: &OrgRecord) -> Result<(), StoreError> {
         self.store
             .client()
@@ -251,12 +220,7 @@ impl OrgRepo<'_> {
             .table_name(self.store.table())
             .set_item(Some(item(rec)?))
             .condition_expression("attribute_exists(pk) AND version = :v")
-            .expression_attribute_values(
-                ":v",
-                aws_sdk_dynamodb::types::AttributeValue::N(
-                    rec.version.saturating_sub(1).to_string(),
-                ),
-            )
+            .expression_attribute_values(":v", n(rec.version.saturating_sub(1)))
             .send()
             .await
             .map_err(|e| StoreError::backend("UpdateOrganization", e))?;
@@ -265,40 +229,34 @@ impl OrgRepo<'_> {
 
     /// Every item of the organization's partition (memberships, roles, invitations, API keys, ...).
     pub(crate) async fn partition(&self, id: &OrganizationId) -> Result<Vec<Item>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .store
-                .client()
-                .query()
-                .table_name(self.store.table())
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(pk(id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend("QueryOrganization", e))?;
-            out.extend(page.items.unwrap_or_default());
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        self.store
+            .query_items("QueryOrganization", &Query::partition(pk(id)))
+            .await
     }
 
-    /// Deletes the organization and everything it owns, in three steps:
+    /// Deletes the organization and everything it owns:
     ///
-    /// 1. mark `#META` `deleting` (conditionally: `NotFound` if it is gone), which makes every
-    ///    later partition write fail its [`live_check`];
-    /// 2. delete every other item of the partition, and the API-key hash pointers those rows
+    /// 1. mark `#META` `deleting` (`NotFound` if it is gone), which makes every later write that
+    ///    adds an item to the partition fail its `live_check`;
+    /// 2. with a strongly consistent read of the partition, look for sandbox name locks: every
+    ///    sandbox that is not destroyed holds one, written in the transaction that created it
+    ///    together with a `live_check`. A sandbox committed before the mark is seen here, one
+    ///    after it was refused. Found one: undo the mark (unless another delete marked it since)
+    ///    and answer `Conflict { OrganizationHasSandboxes }`;
+    /// 3. delete every other item of the partition, and the API-key hash pointers those rows
     ///    name; nothing can be added behind the scan, since the mark is already there;
-    /// 3. delete `#META`.
+    /// 4. delete `#META`.
     ///
     /// A delete interrupted after step 1 can be run again (the mark is idempotent).
     pub async fn delete(&self, id: &OrganizationId) -> Result<(), StoreError> {
-        self.mark_deleting(id).await?;
+        let marked = self.mark_deleting(id).await?;
+        if self.has_sandboxes(id).await? {
+            self.unmark_deleting(id, marked).await?;
+            return Err(StoreError::conflict(
+                "DeleteOrganization",
+                Conflict::OrganizationHasSandboxes,
+            ));
+        }
         self.purge(id).await?;
         self.store
             .client()
@@ -312,9 +270,11 @@ impl OrgRepo<'_> {
     }
 
     /// Step 1 of [`Self::delete`]: `deleting = true` and a version bump (so a concurrent
-    /// optimistic [`Self::update`] loses and cannot clear the mark). `NotFound` if it is gone.
-    pub async fn mark_deleting(&self, id: &OrganizationId) -> Result<(), StoreError> {
-        let res = self
+    /// optimistic [`Self::update`] loses and cannot clear the mark). Returns the version it wrote.
+    /// `NotFound` if the organization is gone.
+    pub async fn mark_deleting(&self, id: &OrganizationId) -> Result<u64, StoreError> {
+        const OP: &str = "MarkOrganizationDeleting";
+        let out = self
             .store
             .client()
             .update_item()
@@ -323,16 +283,66 @@ impl OrgRepo<'_> {
             .update_expression("SET deleting = :t, version = version + :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| StoreError::backend("DeleteOrganization", e));
-        match res {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound {
-                op: "DeleteOrganization",
-            }),
+            .map_err(|e| StoreError::backend(OP, e));
+        match out {
+            Ok(o) => Ok(o
+                .attributes
+                .as_ref()
+                .and_then(|a| a.get("version"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_default()),
+            Err(StoreError::Conflict { .. }) => {
+                Err(StoreError::not_found(OP, Entity::Organization))
+            }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Clears the mark of a refused delete, only while the row is still at the version the mark
+    /// wrote (a second delete that marked it since keeps its mark).
+    async fn unmark_deleting(&self, id: &OrganizationId, marked: u64) -> Result<(), StoreError> {
+        let res = self
+            .store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .set_key(Some(key(pk(id), META)))
+            .update_expression("SET deleting = :f, version = version + :one")
+            .condition_expression("attribute_exists(pk) AND version = :v")
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":v", n(marked))
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("UnmarkOrganizationDeleting", e));
+        match res {
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether a sandbox that is not destroyed belongs to the organization (strongly consistent:
+    /// its name lock in the partition, not the eventually consistent list index).
+    async fn has_sandboxes(&self, id: &OrganizationId) -> Result<bool, StoreError> {
+        let q = Query::prefix(pk(id), crate::sandboxes::NAME_LOCK_PREFIX);
+        let mut start = None;
+        loop {
+            let page = self
+                .store
+                .query_page("CheckOrganizationSandboxes", &q, Some(1), start)
+                .await?;
+            if !page.items.is_empty() {
+                return Ok(true);
+            }
+            match page.next {
+                Some(k) => start = Some(k),
+                None => return Ok(false),
+            }
         }
     }
 
@@ -341,21 +351,18 @@ impl OrgRepo<'_> {
         let items = self.partition(id).await?;
         let mut keys: Vec<Item> = Vec::with_capacity(items.len() * 2);
         for it in &items {
-            let (Some(pk_), Some(sk_)) = (
-                it.get("pk").and_then(|v| v.as_s().ok()),
-                it.get("sk").and_then(|v| v.as_s().ok()),
-            ) else {
+            let (Some(pk_), Some(sk_)) = (get_s(it, "pk"), get_s(it, "sk")) else {
                 continue;
             };
             if sk_ == META {
                 continue;
             }
             if sk_.starts_with("APIKEY#")
-                && let Some(h) = it.get("keyHash").and_then(|v| v.as_s().ok())
+                && let Some(h) = get_s(it, "keyHash")
             {
                 keys.push(key(format!("APIKEYHASH#{h}"), META));
             }
-            keys.push(key(pk_.clone(), sk_.clone()));
+            keys.push(key(pk_, sk_));
         }
         self.store.batch_delete("PurgeOrganization", keys).await
     }
@@ -369,42 +376,49 @@ impl Store {
         keys: Vec<Item>,
     ) -> Result<(), StoreError> {
         for chunk in keys.chunks(25) {
-            let mut reqs: Vec<WriteRequest> = chunk
+            let reqs: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|k| {
                     DeleteRequest::builder()
                         .set_key(Some(k.clone()))
                         .build()
                         .map(|d| WriteRequest::builder().delete_request(d).build())
-                        .map_err(|e| StoreError::Backend {
-                            op,
-                            message: e.to_string(),
-                        })
+                        .map_err(|e| StoreError::builder(op, e))
                 })
                 .collect::<Result<_, _>>()?;
-            for _attempt in 0..10 {
-                if reqs.is_empty() {
-                    break;
-                }
-                let out = self
-                    .client()
-                    .batch_write_item()
-                    .request_items(self.table(), reqs)
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::backend(op, e))?;
-                reqs = out
-                    .unprocessed_items
-                    .and_then(|mut m| m.remove(self.table()))
-                    .unwrap_or_default();
-            }
-            if !reqs.is_empty() {
-                return Err(StoreError::Backend {
-                    op,
-                    message: format!("{} deletes left unprocessed", reqs.len()),
-                });
-            }
+            self.batch_write(op, reqs).await?;
         }
         Ok(())
+    }
+
+    /// One `BatchWriteItem` of at most 25 requests, resending what comes back unprocessed.
+    async fn batch_write(
+        &self,
+        op: &'static str,
+        mut reqs: Vec<WriteRequest>,
+    ) -> Result<(), StoreError> {
+        for _attempt in 0..10 {
+            if reqs.is_empty() {
+                return Ok(());
+            }
+            let out = self
+                .client()
+                .batch_write_item()
+                .request_items(self.table(), reqs)
+                .send()
+                .await
+                .map_err(|e| StoreError::backend(op, e))?;
+            reqs = out
+                .unprocessed_items
+                .and_then(|mut m| m.remove(self.table()))
+                .unwrap_or_default();
+        }
+        if reqs.is_empty() {
+            return Ok(());
+        }
+        Err(StoreError::Backend {
+            op,
+            message: format!("{} deletes left unprocessed", reqs.len()),
+        })
     }
 }

@@ -1,12 +1,13 @@
 //! Organization roles: `ORG#<orgId>` / `ROLE#<roleId>`, plus the global roles every organization has.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use cove_api_types::ids::OrganizationId;
 use serde::{Deserialize, Serialize};
 
-use crate::item::{Item, from_item, key, s, to_item};
-use crate::memberships::builder_err;
-use crate::{Store, StoreError};
+use crate::item::{Item, key, n, s, to_item};
+use crate::query::Query;
+use crate::tx::{self, Cond, Fail, Tx};
+use crate::{Conflict, Entity, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -125,35 +126,15 @@ impl RoleRepo<'_> {
 
     /// The organization's own roles (not the global ones).
     pub async fn list(&self, org: &OrganizationId) -> Result<Vec<RoleRecord>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .store
-                .client()
-                .query()
-                .table_name(self.store.table())
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(crate::orgs::pk(org)))
-                .expression_attribute_values(":p", s("ROLE#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend("ListRoles", e))?;
-            for i in page.items.unwrap_or_default() {
-                out.push(from_item("ListRoles", i)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
-        }
+        self.store
+            .query_all("ListRoles", &Query::prefix(crate::orgs::pk(org), "ROLE#"))
+            .await
     }
 
     /// Creates the role together with its name lock (`ROLENAME#<lowercased name>`), in one
-    /// transaction that also requires the organization to be live. `Conflict` if the id or the
-    /// name (case-insensitively) is taken, or the organization is gone or being deleted.
+    /// transaction that also requires the organization to be live. `Conflict { Exists }` if the id
+    /// or the name (case-insensitively) is taken, `Conflict { OrganizationDeleting }` if the
+    /// organization is gone or being deleted.
     pub async fn create(&self, org: &OrganizationId, rec: &RoleRecord) -> Result<(), StoreError> {
         self.store
             .put_new_in_org(
@@ -164,77 +145,57 @@ impl RoleRepo<'_> {
             .await
     }
 
-    /// Replaces a role still at `rec.version - 1`; `Conflict` otherwise, or if the new name is
-    /// taken, or the organization is being deleted. A rename moves the name lock in the same
-    /// transaction.
+    /// Replaces a role still at `rec.version - 1` (`Conflict { Changed }`); `Conflict { Exists }`
+    /// if the new name is taken, `Conflict { OrganizationDeleting }` if the organization is being
+    /// deleted. A rename moves the name lock in the same transaction.
     pub async fn update(
         &self,
         org: &OrganizationId,
         old_name: &str,
         rec: &RoleRecord,
     ) -> Result<(), StoreError> {
-        let table = self.store.table();
-        let put = Put::builder()
-            .table_name(table)
-            .set_item(Some(item(org, rec)?))
-            .condition_expression("attribute_exists(pk) AND version = :v")
-            .expression_attribute_values(
-                ":v",
-                AttributeValue::N(rec.version.saturating_sub(1).to_string()),
+        const OP: &str = "UpdateRole";
+        let store = self.store;
+        let cond = Cond::new("attribute_exists(pk) AND version = :v")
+            .value(":v", n(rec.version.saturating_sub(1)));
+        let mut t = Tx::new(OP)
+            .with(
+                Fail::Conflict(Conflict::Changed),
+                tx::put(store, OP, item(org, rec)?, cond)?,
             )
-            .build()
-            .map_err(|e| builder_err("UpdateRole", e))?;
-        let mut tx = self
-            .store
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(crate::orgs::live_check(table, org)?);
+            .with(
+                Fail::Conflict(Conflict::OrganizationDeleting),
+                crate::orgs::live_check(store, OP, org)?,
+            );
         if lock_sk(old_name) != lock_sk(&rec.name) {
-            tx = tx
-                .transact_items(crate::orgs::put_new_tx(
-                    table,
-                    "UpdateRole",
-                    name_lock(org, &rec.name, &rec.id)?,
-                )?)
-                .transact_items(release_lock(table, org, old_name, &rec.id)?);
+            t.push(
+                Fail::Conflict(Conflict::Exists),
+                tx::put_new(store, OP, name_lock(org, &rec.name, &rec.id)?)?,
+            );
+            t.push(
+                Fail::Conflict(Conflict::Changed),
+                release_lock(store, org, old_name, &rec.id)?,
+            );
         }
-        tx.send()
-            .await
-            .map_err(|e| StoreError::backend("UpdateRole", e))?;
-        Ok(())
+        t.commit(store).await
     }
 
     /// Deletes the role and its name lock. `NotFound` if the role does not exist.
     pub async fn delete(&self, org: &OrganizationId, id: &str) -> Result<(), StoreError> {
-        let Some(rec) = self
-            .store
-            .get_record::<RoleRecord>("DeleteRole", key(crate::orgs::pk(org), sk(id)))
-            .await?
-        else {
-            return Err(StoreError::NotFound { op: "DeleteRole" });
+        const OP: &str = "DeleteRole";
+        let missing = Fail::NotFound(Entity::Role);
+        let row = key(crate::orgs::pk(org), sk(id));
+        let Some(rec) = self.store.get_record::<RoleRecord>(OP, row.clone()).await? else {
+            return Err(missing.into_error(OP));
         };
-        let table = self.store.table();
-        let del = Delete::builder()
-            .table_name(table)
-            .set_key(Some(key(crate::orgs::pk(org), sk(id))))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(|e| builder_err("DeleteRole", e))?;
-        let res = self
-            .store
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(del).build())
-            .transact_items(release_lock(table, org, &rec.name, id)?)
-            .send()
+        Tx::new(OP)
+            .with(
+                missing,
+                tx::delete(self.store, OP, row, Some(Cond::present()))?,
+            )
+            .with(missing, release_lock(self.store, org, &rec.name, id)?)
+            .commit(self.store)
             .await
-            .map_err(|e| StoreError::backend("DeleteRole", e));
-        match res {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound { op: "DeleteRole" }),
-            Err(e) => Err(e),
-        }
     }
 }
 
@@ -260,17 +221,15 @@ fn name_lock(org: &OrganizationId, name: &str, role_id: &str) -> Result<Item, St
 /// Deletes the name lock of `name` if it is this role's (roles written before locks existed have
 /// none; a lock held by another role is left alone).
 fn release_lock(
-    table: &str,
+    store: &Store,
     org: &OrganizationId,
     name: &str,
     role_id: &str,
 ) -> Result<TransactWriteItem, StoreError> {
-    Delete::builder()
-        .table_name(table)
-        .set_key(Some(key(crate::orgs::pk(org), lock_sk(name))))
-        .condition_expression("attribute_not_exists(pk) OR roleId = :id")
-        .expression_attribute_values(":id", s(role_id))
-        .build()
-        .map(|d| TransactWriteItem::builder().delete(d).build())
-        .map_err(|e| builder_err("ReleaseRoleNameLock", e))
+    tx::delete(
+        store,
+        "ReleaseRoleNameLock",
+        key(crate::orgs::pk(org), lock_sk(name)),
+        Some(Cond::new("attribute_not_exists(pk) OR roleId = :id").value(":id", s(role_id))),
+    )
 }

@@ -3,30 +3,24 @@
 //!
 //! `assignedSandboxes` is changed only by `ADD` inside the sandbox repository's transactions, so
 //! every write here is an `UpdateItem` that `SET`s its own attributes (never a whole-item put
-//! after creation).
+//! after creation). Choosing a runner for a sandbox is the sandboxes service's business
+//! (`functions/sandboxes/src/scheduling.rs`); this module only says what a runner is.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use cove_api_types::ids::RunnerId;
+use cove_api_types::runner::RunnerState;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::item::{Item, META, from_item, key, s, to_item};
-use crate::memberships::builder_err;
-use crate::table::GSI1;
-use crate::{Store, StoreError};
+use crate::item::{META, from_item, key, n, s, to_item};
+use crate::query::Query;
+use crate::tx::{self, Cond, Fail, Tx};
+use crate::{Conflict, Entity, Store, StoreError};
 
 /// A runner that has not sent a heartbeat for this long is unresponsive.
 pub const HEARTBEAT_TIMEOUT_SECS: i64 = 15;
-
-/// Runner states (Daytona's `RunnerState` strings).
-pub mod state {
-    pub const INITIALIZING: &str = "initializing";
-    pub const READY: &str = "ready";
-    pub const DISABLED: &str = "disabled";
-    pub const DECOMMISSIONED: &str = "decommissioned";
-    pub const UNRESPONSIVE: &str = "unresponsive";
-    pub const ALL: [&str; 5] = [INITIALIZING, READY, DISABLED, DECOMMISSIONED, UNRESPONSIVE];
-}
 
 /// The default region of runners and sandboxes.
 pub const DEFAULT_REGION: &str = "us";
@@ -34,7 +28,7 @@ pub const DEFAULT_REGION: &str = "us";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunnerRecord {
-    pub id: String,
+    pub id: RunnerId,
     pub name: String,
     pub region_id: String,
     #[serde(default)]
@@ -45,7 +39,7 @@ pub struct RunnerRecord {
     pub domain: Option<String>,
     /// The runner token: the agent authenticates with it, the control plane presents it to the agent.
     pub api_key: String,
-    pub state: String,
+    pub state: RunnerState,
     #[serde(default)]
     pub unschedulable: bool,
     #[serde(default)]
@@ -76,14 +70,14 @@ impl RunnerRecord {
     /// A new runner in `initializing` with a fresh id and token.
     pub fn new(name: &str, region_id: &str, now: &str) -> Result<Self, getrandom::Error> {
         Ok(Self {
-            id: uuid_v4()?,
+            id: RunnerId::new_random(),
             name: name.to_owned(),
             region_id: region_id.to_owned(),
             api_url: None,
             proxy_url: None,
             domain: None,
             api_key: generate_token()?,
-            state: state::INITIALIZING.to_owned(),
+            state: RunnerState::Initializing,
             unschedulable: false,
             draining: false,
             cpu: 0.0,
@@ -110,20 +104,24 @@ impl RunnerRecord {
 
     /// Ready, responsive, and neither unschedulable nor draining.
     pub fn is_schedulable(&self, now: OffsetDateTime) -> bool {
-        self.state == state::READY
+        self.state == RunnerState::Ready
             && self.is_responsive(now)
             && !self.unschedulable
             && !self.draining
     }
 
+    /// Whether the runner is meant to be working (`ready` or `initializing`).
+    pub fn is_live(&self) -> bool {
+        matches!(self.state, RunnerState::Ready | RunnerState::Initializing)
+    }
+
     /// The state to show: `unresponsive` when a ready/initializing runner missed its heartbeats,
     /// even before the lifecycle sweep persisted it.
-    pub fn effective_state(&self, now: OffsetDateTime) -> &str {
-        let live = self.state == state::READY || self.state == state::INITIALIZING;
-        if live && self.last_checked.is_some() && !self.is_responsive(now) {
-            state::UNRESPONSIVE
+    pub fn effective_state(&self, now: OffsetDateTime) -> RunnerState {
+        if self.is_live() && self.last_checked.is_some() && !self.is_responsive(now) {
+            RunnerState::Unresponsive
         } else {
-            &self.state
+            self.state
         }
     }
 
@@ -134,9 +132,7 @@ impl RunnerRecord {
 
 /// A runner token: 32 random bytes, hex.
 pub fn generate_token() -> Result<String, getrandom::Error> {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b)?;
-    Ok(hex::encode(b))
+    crate::random::hex_token(32)
 }
 
 /// sha256 of a runner token, hex (the key of its pointer row).
@@ -144,54 +140,7 @@ pub fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn uuid_v4() -> Result<String, getrandom::Error> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b)?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
-}
-
-/// Picks a runner for a new sandbox: ready and schedulable runners of `region`; among them those that
-/// already have `snapshot` if any; then the fewest assigned sandboxes; ties broken at random.
-pub fn pick_runner<'a>(
-    runners: &'a [RunnerRecord],
-    snapshot: &str,
-    region: &str,
-    now: OffsetDateTime,
-) -> Option<&'a RunnerRecord> {
-    let eligible: Vec<&RunnerRecord> = runners
-        .iter()
-        .filter(|r| r.region_id == region && r.is_schedulable(now))
-        .collect();
-    let with_snapshot: Vec<&RunnerRecord> = eligible
-        .iter()
-        .copied()
-        .filter(|r| r.has_snapshot(snapshot))
-        .collect();
-    let pool = if with_snapshot.is_empty() {
-        eligible
-    } else {
-        with_snapshot
-    };
-    let least = pool.iter().map(|r| r.assigned_sandboxes).min()?;
-    let best: Vec<&RunnerRecord> = pool
-        .into_iter()
-        .filter(|r| r.assigned_sandboxes == least)
-        .collect();
-    let i = getrandom::u32().unwrap_or(0) as usize % best.len();
-    best.get(i).copied()
-}
-
-pub(crate) fn pk(id: &str) -> String {
+pub(crate) fn pk(id: &RunnerId) -> String {
     format!("RUNNER#{id}")
 }
 
@@ -201,10 +150,25 @@ fn key_pk(hash: &str) -> String {
 
 const GSI1_PK: &str = "RUNNERS";
 
+/// The attributes a heartbeat sets.
+const HEARTBEAT_ATTRS: [&str; 11] = [
+    "apiUrl",
+    "proxyUrl",
+    "domain",
+    "appVersion",
+    "metrics",
+    "snapshots",
+    "cpu",
+    "memoryGib",
+    "diskGib",
+    "lastChecked",
+    "updatedAt",
+];
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct KeyPointer {
-    runner_id: String,
+    runner_id: RunnerId,
 }
 
 pub struct RunnerRepo<'a> {
@@ -212,8 +176,8 @@ pub struct RunnerRepo<'a> {
 }
 
 impl RunnerRepo<'_> {
-    /// Stores a new runner and its token pointer in one transaction. `Conflict` if the id or the
-    /// token exists already.
+    /// Stores a new runner and its token pointer in one transaction. `Conflict { Exists }` if the
+    /// id or the token exists already.
     pub async fn create(&self, rec: &RunnerRecord) -> Result<RunnerRecord, StoreError> {
         const OP: &str = "CreateRunner";
         let mut rec = rec.clone();
@@ -225,33 +189,21 @@ impl RunnerRepo<'_> {
                 ("pk", pk(&rec.id)),
                 ("sk", META.to_owned()),
                 ("gsi1pk", GSI1_PK.to_owned()),
-                ("gsi1sk", rec.id.clone()),
+                ("gsi1sk", rec.id.to_string()),
             ],
         )?;
         let mut pointer = key(key_pk(&token_hash(&rec.api_key)), META);
-        pointer.insert("runnerId".to_owned(), s(rec.id.clone()));
-        let table = self.store.table();
-        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
-            let p = Put::builder()
-                .table_name(table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| builder_err(OP, e))?;
-            Ok(TransactWriteItem::builder().put(p).build())
-        };
-        self.store
-            .client()
-            .transact_write_items()
-            .transact_items(put(row)?)
-            .transact_items(put(pointer)?)
-            .send()
-            .await
-            .map_err(|e| StoreError::backend(OP, e))?;
+        pointer.insert("runnerId".to_owned(), s(rec.id.to_string()));
+        let exists = Fail::Conflict(Conflict::Exists);
+        Tx::new(OP)
+            .with(exists, tx::put_new(self.store, OP, row)?)
+            .with(exists, tx::put_new(self.store, OP, pointer)?)
+            .commit(self.store)
+            .await?;
         Ok(rec)
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<RunnerRecord>, StoreError> {
+    pub async fn get(&self, id: &RunnerId) -> Result<Option<RunnerRecord>, StoreError> {
         self.store.get_record("GetRunner", key(pk(id), META)).await
     }
 
@@ -269,29 +221,32 @@ impl RunnerRepo<'_> {
 
     /// Every runner (GSI1, eventually consistent on AWS), sorted by id.
     pub async fn list(&self) -> Result<Vec<RunnerRecord>, StoreError> {
-        const OP: &str = "ListRunners";
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .store
-                .client()
-                .query()
-                .table_name(self.store.table())
-                .index_name(GSI1)
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", s(GSI1_PK))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend(OP, e))?;
-            for i in page.items.unwrap_or_default() {
-                out.push(from_item(OP, i)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
-            }
+        self.store
+            .query_all("ListRunners", &Query::gsi1(GSI1_PK))
+            .await
+    }
+
+    /// An `UpdateItem` of the runner's row, `SET`ting `updatedAt` among the caller's expressions
+    /// and bumping `version`.
+    fn update(&self, id: &RunnerId) -> UpdateItemFluentBuilder {
+        self.store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .set_key(Some(key(pk(id), META)))
+            .expression_attribute_values(":now", s(cove_api_types::time::now_rfc3339()))
+            .expression_attribute_values(":one", n(1))
+    }
+
+    /// Sends `req`, conditional on the runner existing: a refusal is `NotFound`.
+    async fn send_existing(
+        op: &'static str,
+        req: UpdateItemFluentBuilder,
+    ) -> Result<Option<crate::item::Item>, StoreError> {
+        match req.send().await.map_err(|e| StoreError::backend(op, e)) {
+            Ok(out) => Ok(out.attributes),
+            Err(StoreError::Conflict { .. }) => Err(StoreError::not_found(op, Entity::Runner)),
+            Err(e) => Err(e),
         }
     }
 
@@ -299,79 +254,72 @@ impl RunnerRepo<'_> {
     /// state `ready` unless the runner is disabled or decommissioned. `NotFound` for an unknown id.
     pub async fn record_heartbeat(
         &self,
-        id: &str,
+        id: &RunnerId,
         hc: &cove_runner_api::Healthcheck,
         now: &str,
     ) -> Result<(), StoreError> {
         const OP: &str = "RecordRunnerHeartbeat";
-        let metrics = serde_dynamo::to_attribute_value::<_, AttributeValue>(&hc.metrics)
-            .map_err(|e| StoreError::decode(OP, e))?;
-        let snapshots = serde_dynamo::to_attribute_value::<_, AttributeValue>(&hc.snapshots)
-            .map_err(|e| StoreError::decode(OP, e))?;
-        let opt = |v: &Option<String>| v.clone().map_or(AttributeValue::Null(true), s);
-        let base = "SET #apiUrl = :api, #proxyUrl = :proxy, #domain = :domain, #appVersion = :ver, \
-                    #metrics = :m, #snapshots = :snaps, #cpu = :cpu, #memoryGib = :mem, \
-                    #diskGib = :disk, #lastChecked = :now, #updatedAt = :now";
-        for with_state in [true, false] {
-            let mut req = self
-                .store
-                .client()
-                .update_item()
-                .table_name(self.store.table())
-                .set_key(Some(key(pk(id), META)));
-            for name in [
-                "apiUrl",
-                "proxyUrl",
-                "domain",
-                "appVersion",
-                "metrics",
-                "snapshots",
-                "cpu",
-                "memoryGib",
-                "diskGib",
-                "lastChecked",
-                "updatedAt",
-            ] {
-                req = req.expression_attribute_names(format!("#{name}"), name);
-            }
-            req = req
-                .expression_attribute_values(":api", s(hc.api_url.clone()))
-                .expression_attribute_values(":proxy", opt(&hc.proxy_url))
-                .expression_attribute_values(":domain", opt(&hc.domain))
-                .expression_attribute_values(":ver", s(hc.app_version.clone()))
-                .expression_attribute_values(":m", metrics.clone())
-                .expression_attribute_values(":snaps", snapshots.clone())
-                .expression_attribute_values(":cpu", num(f64::from(hc.metrics.cpu)))
-                .expression_attribute_values(":mem", num(hc.metrics.memory_gib))
-                .expression_attribute_values(":disk", num(hc.metrics.disk_gib))
-                .expression_attribute_values(":now", s(now))
-                .expression_attribute_values(":one", AttributeValue::N("1".into()));
-            req = if with_state {
-                req.update_expression(format!("{base}, #st = :ready ADD version :one"))
-                    .condition_expression("attribute_exists(pk) AND NOT #st IN (:dis, :dec)")
-                    .expression_attribute_names("#st", "state")
-                    .expression_attribute_values(":ready", s(state::READY))
-                    .expression_attribute_values(":dis", s(state::DISABLED))
-                    .expression_attribute_values(":dec", s(state::DECOMMISSIONED))
-            } else {
-                req.update_expression(format!("{base} ADD version :one"))
-                    .condition_expression("attribute_exists(pk)")
-            };
-            match req.send().await.map_err(|e| StoreError::backend(OP, e)) {
-                Ok(_) => return Ok(()),
-                // Disabled/decommissioned (keep the state) or missing: the second pass tells which.
-                Err(StoreError::Conflict { .. }) if with_state => continue,
-                Err(StoreError::Conflict { .. }) => return Err(StoreError::NotFound { op: OP }),
-                Err(e) => return Err(e),
-            }
+        let base = self.heartbeat_request(id, hc, now)?;
+        let set = "SET #apiUrl = :api, #proxyUrl = :proxy, #domain = :domain, #appVersion = :ver, \
+                   #metrics = :m, #snapshots = :snaps, #cpu = :cpu, #memoryGib = :mem, \
+                   #diskGib = :disk, #lastChecked = :now, #updatedAt = :now";
+        let ready = base
+            .clone()
+            .update_expression(format!("{set}, #st = :ready ADD version :one"))
+            .condition_expression("attribute_exists(pk) AND NOT #st IN (:dis, :dec)")
+            .expression_attribute_names("#st", "state")
+            .expression_attribute_values(":ready", s(RunnerState::Ready.as_str()))
+            .expression_attribute_values(":dis", s(RunnerState::Disabled.as_str()))
+            .expression_attribute_values(":dec", s(RunnerState::Decommissioned.as_str()));
+        match ready.send().await.map_err(|e| StoreError::backend(OP, e)) {
+            Ok(_) => return Ok(()),
+            // Disabled/decommissioned (keep the state) or missing: the second pass tells which.
+            Err(StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
         }
-        Ok(())
+        let keep_state = base
+            .update_expression(format!("{set} ADD version :one"))
+            .condition_expression("attribute_exists(pk)");
+        Self::send_existing(OP, keep_state).await.map(|_| ())
+    }
+
+    /// The heartbeat's `UpdateItem` with every name and value but the state's.
+    fn heartbeat_request(
+        &self,
+        id: &RunnerId,
+        hc: &cove_runner_api::Healthcheck,
+        now: &str,
+    ) -> Result<UpdateItemFluentBuilder, StoreError> {
+        const OP: &str = "RecordRunnerHeartbeat";
+        let attr = |v: Result<AttributeValue, serde_dynamo::Error>| {
+            v.map_err(|e| StoreError::decode(OP, e))
+        };
+        let opt = |v: &Option<String>| v.clone().map_or(AttributeValue::Null(true), s);
+        let mut req = self.update(id);
+        for name in HEARTBEAT_ATTRS {
+            req = req.expression_attribute_names(format!("#{name}"), name);
+        }
+        Ok(req
+            .expression_attribute_values(":api", s(hc.api_url.clone()))
+            .expression_attribute_values(":proxy", opt(&hc.proxy_url))
+            .expression_attribute_values(":domain", opt(&hc.domain))
+            .expression_attribute_values(":ver", s(hc.app_version.clone()))
+            .expression_attribute_values(":m", attr(serde_dynamo::to_attribute_value(&hc.metrics))?)
+            .expression_attribute_values(
+                ":snaps",
+                attr(serde_dynamo::to_attribute_value(&hc.snapshots))?,
+            )
+            .expression_attribute_values(":cpu", num(f64::from(hc.metrics.cpu)))
+            .expression_attribute_values(":mem", num(hc.metrics.memory_gib))
+            .expression_attribute_values(":disk", num(hc.metrics.disk_gib))
+            // The heartbeat's own time, in place of the one `update` set.
+            .expression_attribute_values(":now", s(now)))
     }
 
     /// Sets `unschedulable`; returns the updated runner. `NotFound` for an unknown id.
     pub async fn set_unschedulable(
         &self,
-        id: &str,
+        id: &RunnerId,
         unschedulable: bool,
     ) -> Result<RunnerRecord, StoreError> {
         self.set_flag("SetRunnerUnschedulable", id, "unschedulable", unschedulable)
@@ -379,7 +327,11 @@ impl RunnerRepo<'_> {
     }
 
     /// Sets `draining`; returns the updated runner. `NotFound` for an unknown id.
-    pub async fn set_draining(&self, id: &str, draining: bool) -> Result<RunnerRecord, StoreError> {
+    pub async fn set_draining(
+        &self,
+        id: &RunnerId,
+        draining: bool,
+    ) -> Result<RunnerRecord, StoreError> {
         self.set_flag("SetRunnerDraining", id, "draining", draining)
             .await
     }
@@ -387,81 +339,49 @@ impl RunnerRepo<'_> {
     async fn set_flag(
         &self,
         op: &'static str,
-        id: &str,
+        id: &RunnerId,
         attr: &str,
         value: bool,
     ) -> Result<RunnerRecord, StoreError> {
-        let out = self
-            .store
-            .client()
-            .update_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(pk(id), META)))
+        let req = self
+            .update(id)
             .update_expression("SET #a = :v, updatedAt = :now ADD version :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#a", attr)
             .expression_attribute_values(":v", AttributeValue::Bool(value))
-            .expression_attribute_values(":now", s(cove_api_types::time::now_rfc3339()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| StoreError::backend(op, e));
-        match out {
-            Ok(o) => from_item(op, o.attributes.unwrap_or_default()),
-            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound { op }),
-            Err(e) => Err(e),
-        }
+            .return_values(ReturnValue::AllNew);
+        let attrs = Self::send_existing(op, req).await?;
+        from_item(op, attrs.unwrap_or_default())
     }
 
     /// Sets the state. `NotFound` for an unknown id.
-    pub async fn set_state(&self, id: &str, new_state: &str) -> Result<(), StoreError> {
-        const OP: &str = "SetRunnerState";
-        let res = self
-            .store
-            .client()
-            .update_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(pk(id), META)))
+    pub async fn set_state(&self, id: &RunnerId, new_state: RunnerState) -> Result<(), StoreError> {
+        let req = self
+            .update(id)
             .update_expression("SET #st = :st, updatedAt = :now ADD version :one")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":st", s(new_state))
-            .expression_attribute_values(":now", s(cove_api_types::time::now_rfc3339()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .send()
-            .await
-            .map_err(|e| StoreError::backend(OP, e));
-        match res {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound { op: OP }),
-            Err(e) => Err(e),
-        }
+            .expression_attribute_values(":st", s(new_state.as_str()));
+        Self::send_existing("SetRunnerState", req).await.map(|_| ())
     }
 
     /// Marks a runner `unresponsive` only if it is still in `state_seen` with the heartbeat
     /// `last_checked_seen` (a heartbeat landing meanwhile wins). Returns whether this call changed it.
     pub async fn mark_unresponsive(
         &self,
-        id: &str,
-        state_seen: &str,
+        id: &RunnerId,
+        state_seen: RunnerState,
         last_checked_seen: &str,
     ) -> Result<bool, StoreError> {
         const OP: &str = "MarkRunnerUnresponsive";
         let res = self
-            .store
-            .client()
-            .update_item()
-            .table_name(self.store.table())
-            .set_key(Some(key(pk(id), META)))
+            .update(id)
             .update_expression("SET #st = :st, updatedAt = :now ADD version :one")
             .condition_expression("#st = :seen AND lastChecked = :lc")
             .expression_attribute_names("#st", "state")
-            .expression_attribute_values(":st", s(state::UNRESPONSIVE))
-            .expression_attribute_values(":seen", s(state_seen))
+            .expression_attribute_values(":st", s(RunnerState::Unresponsive.as_str()))
+            .expression_attribute_values(":seen", s(state_seen.as_str()))
             .expression_attribute_values(":lc", s(last_checked_seen))
-            .expression_attribute_values(":now", s(cove_api_types::time::now_rfc3339()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
             .await
             .map_err(|e| StoreError::backend(OP, e));
@@ -472,41 +392,31 @@ impl RunnerRepo<'_> {
         }
     }
 
-    /// Deletes a runner and its token pointer. Without `force`, refuses (`Conflict`) while sandboxes
-    /// are assigned to it. `NotFound` for an unknown id.
-    pub async fn delete(&self, id: &str, force: bool) -> Result<(), StoreError> {
+    /// Deletes a runner and its token pointer. Without `force`, refuses
+    /// (`Conflict { RunnerHasSandboxes }`) while sandboxes are assigned to it. `NotFound` for an
+    /// unknown id.
+    pub async fn delete(&self, id: &RunnerId, force: bool) -> Result<(), StoreError> {
         const OP: &str = "DeleteRunner";
         let Some(rec) = self.get(id).await? else {
-            return Err(StoreError::NotFound { op: OP });
+            return Err(StoreError::not_found(OP, Entity::Runner));
         };
-        let table = self.store.table();
-        let cond = if force {
-            "attribute_exists(pk)"
+        let (role, cond) = if force {
+            (Fail::NotFound(Entity::Runner), Cond::present())
         } else {
-            "attribute_exists(pk) AND (attribute_not_exists(assignedSandboxes) OR assignedSandboxes <= :zero)"
+            let idle = "attribute_exists(pk) AND (attribute_not_exists(assignedSandboxes) \
+                        OR assignedSandboxes <= :zero)";
+            let cond = Cond::new(idle).value(":zero", n(0));
+            (Fail::Conflict(Conflict::RunnerHasSandboxes), cond)
         };
-        let mut row = Delete::builder()
-            .table_name(table)
-            .set_key(Some(key(pk(id), META)))
-            .condition_expression(cond);
-        if !force {
-            row = row.expression_attribute_values(":zero", AttributeValue::N("0".into()));
-        }
-        let row = row.build().map_err(|e| builder_err(OP, e))?;
-        let pointer = Delete::builder()
-            .table_name(table)
-            .set_key(Some(key(key_pk(&token_hash(&rec.api_key)), META)))
-            .build()
-            .map_err(|e| builder_err(OP, e))?;
-        self.store
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(row).build())
-            .transact_items(TransactWriteItem::builder().delete(pointer).build())
-            .send()
+        let pointer = key(key_pk(&token_hash(&rec.api_key)), META);
+        Tx::new(OP)
+            .with(
+                role,
+                tx::delete(self.store, OP, key(pk(id), META), Some(cond))?,
+            )
+            .with(role, tx::delete(self.store, OP, pointer, None)?)
+            .commit(self.store)
             .await
-            .map_err(|e| StoreError::backend(OP, e))?;
-        Ok(())
     }
 }
 
@@ -528,73 +438,18 @@ mod tests {
 
     const NOW: &str = "2026-01-01T00:01:00.000Z";
 
-    fn runner(id: &str, assigned: i64, snapshots: &[&str]) -> RunnerRecord {
-        let mut r = RunnerRecord::new(id, DEFAULT_REGION, NOW).unwrap();
-        r.id = id.to_owned();
-        r.state = state::READY.to_owned();
-        r.last_checked = Some("2026-01-01T00:00:55.000Z".to_owned());
-        r.assigned_sandboxes = assigned;
-        r.snapshots = snapshots.iter().map(|s| (*s).to_owned()).collect();
-        r
-    }
-
-    #[test]
-    fn prefers_runners_having_the_snapshot() {
-        let rs = [runner("a", 0, &[]), runner("b", 7, &["img:1"])];
-        assert_eq!(pick_runner(&rs, "img:1", "us", at(NOW)).unwrap().id, "b");
-        // Nobody has it: least loaded.
-        assert_eq!(pick_runner(&rs, "img:2", "us", at(NOW)).unwrap().id, "a");
-    }
-
-    #[test]
-    fn prefers_least_assigned_and_spreads_ties() {
-        let rs = [
-            runner("a", 3, &["i"]),
-            runner("b", 1, &["i"]),
-            runner("c", 2, &["i"]),
-        ];
-        assert_eq!(pick_runner(&rs, "i", "us", at(NOW)).unwrap().id, "b");
-        let tie = [runner("a", 1, &["i"]), runner("b", 1, &["i"])];
-        let mut seen = std::collections::BTreeSet::new();
-        for _ in 0..200 {
-            seen.insert(pick_runner(&tie, "i", "us", at(NOW)).unwrap().id.clone());
-        }
-        assert_eq!(seen.len(), 2, "ties are broken at random");
-    }
-
-    #[test]
-    fn skips_runners_that_must_not_get_sandboxes() {
-        let mut unsched = runner("unsched", 0, &["i"]);
-        unsched.unschedulable = true;
-        let mut draining = runner("draining", 0, &["i"]);
-        draining.draining = true;
-        let mut stale = runner("stale", 0, &["i"]);
-        stale.last_checked = Some("2026-01-01T00:00:30.000Z".to_owned());
-        let mut never = runner("never", 0, &["i"]);
-        never.last_checked = None;
-        let mut unresp = runner("unresp", 0, &["i"]);
-        unresp.state = state::UNRESPONSIVE.to_owned();
-        let mut disabled = runner("disabled", 0, &["i"]);
-        disabled.state = state::DISABLED.to_owned();
-        let mut eu = runner("eu", 0, &["i"]);
-        eu.region_id = "eu".to_owned();
-        let all = vec![unsched, draining, stale, never, unresp, disabled, eu];
-        assert!(pick_runner(&all, "i", "us", at(NOW)).is_none());
-        assert_eq!(pick_runner(&all, "i", "eu", at(NOW)).unwrap().id, "eu");
-        let mut with_ok = all.clone();
-        with_ok.push(runner("ok", 50, &[]));
-        assert_eq!(pick_runner(&with_ok, "i", "us", at(NOW)).unwrap().id, "ok");
-    }
-
     #[test]
     fn effective_state_turns_unresponsive_after_the_timeout() {
-        let mut r = runner("a", 0, &[]);
-        assert_eq!(r.effective_state(at(NOW)), "ready");
+        let mut r = RunnerRecord::new("a", DEFAULT_REGION, NOW).unwrap();
+        r.state = RunnerState::Ready;
+        r.last_checked = Some("2026-01-01T00:00:55.000Z".to_owned());
+        assert_eq!(r.effective_state(at(NOW)), RunnerState::Ready);
+        assert!(r.is_schedulable(at(NOW)));
         r.last_checked = Some("2026-01-01T00:00:44.000Z".to_owned());
-        assert_eq!(r.effective_state(at(NOW)), "unresponsive");
+        assert_eq!(r.effective_state(at(NOW)), RunnerState::Unresponsive);
         assert!(!r.is_schedulable(at(NOW)));
-        r.state = state::DISABLED.to_owned();
-        assert_eq!(r.effective_state(at(NOW)), "disabled");
+        r.state = RunnerState::Disabled;
+        assert_eq!(r.effective_state(at(NOW)), RunnerState::Disabled);
     }
 
     #[test]
@@ -604,6 +459,5 @@ mod tests {
         assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(a, generate_token().unwrap());
         assert_eq!(token_hash(&a).len(), 64);
-        assert_eq!(uuid_v4().unwrap().len(), 36);
     }
 }

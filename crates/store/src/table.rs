@@ -3,6 +3,8 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType,
 };
 
+use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
+
 use crate::{Store, StoreError};
 
 /// Name of the first global secondary index (`gsi1pk` / `gsi1sk`).
@@ -10,13 +12,15 @@ pub const GSI1: &str = "gsi1";
 /// Name of the second global secondary index (`gsi2pk` / `gsi2sk`).
 pub const GSI2: &str = "gsi2";
 
+const OP: &str = "CreateTable";
+
 impl Store {
     /// Creates the table with its indexes if it does not exist yet. Safe to call on every start.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
         match self
             .client()
             .describe_table()
-            .table_name(&self.table)
+            .table_name(self.table())
             .send()
             .await
         {
@@ -26,60 +30,7 @@ impl Store {
                     .is_some_and(|se| se.is_resource_not_found_exception()) => {}
             Err(e) => return Err(StoreError::backend("DescribeTable", e)),
         }
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(|e| StoreError::Backend {
-                    op: "CreateTable",
-                    message: e.to_string(),
-                })
-        };
-        let key = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .map_err(|e| StoreError::Backend {
-                    op: "CreateTable",
-                    message: e.to_string(),
-                })
-        };
-        let gsi = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, StoreError> {
-            GlobalSecondaryIndex::builder()
-                .index_name(name)
-                .key_schema(key(pk, KeyType::Hash)?)
-                .key_schema(key(sk, KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .map_err(|e| StoreError::Backend {
-                    op: "CreateTable",
-                    message: e.to_string(),
-                })
-        };
-        let created = self
-            .client()
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("pk")?)
-            .attribute_definitions(attr("sk")?)
-            .attribute_definitions(attr("gsi1pk")?)
-            .attribute_definitions(attr("gsi1sk")?)
-            .attribute_definitions(attr("gsi2pk")?)
-            .attribute_definitions(attr("gsi2sk")?)
-            .key_schema(key("pk", KeyType::Hash)?)
-            .key_schema(key("sk", KeyType::Range)?)
-            .global_secondary_indexes(gsi(GSI1, "gsi1pk", "gsi1sk")?)
-            .global_secondary_indexes(gsi(GSI2, "gsi2pk", "gsi2sk")?)
-            .send()
-            .await;
-        match created {
+        match self.create_table_request()?.send().await {
             Ok(_) => Ok(()),
             // Another process created it between our describe and create: fine.
             Err(e)
@@ -88,7 +39,54 @@ impl Store {
             {
                 Ok(())
             }
-            Err(e) => Err(StoreError::backend("CreateTable", e)),
+            Err(e) => Err(StoreError::backend(OP, e)),
         }
     }
+
+    fn create_table_request(&self) -> Result<CreateTableFluentBuilder, StoreError> {
+        let mut req = self
+            .client()
+            .create_table()
+            .table_name(self.table())
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?);
+        for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+            req = req.attribute_definitions(attr(name)?);
+        }
+        for (name, pk, sk) in [(GSI1, "gsi1pk", "gsi1sk"), (GSI2, "gsi2pk", "gsi2sk")] {
+            req = req.global_secondary_indexes(gsi(name, pk, sk)?);
+        }
+        Ok(req)
+    }
+}
+
+fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| StoreError::builder(OP, e))
+}
+
+fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| StoreError::builder(OP, e))
+}
+
+fn gsi(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, StoreError> {
+    GlobalSecondaryIndex::builder()
+        .index_name(name)
+        .key_schema(key(pk, KeyType::Hash)?)
+        .key_schema(key(sk, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| StoreError::builder(OP, e))
 }

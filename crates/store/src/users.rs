@@ -1,13 +1,17 @@
 //! Users: `USER#<id>` / `#META`, and first-sight provisioning with a personal organization.
 
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 use cove_api_types::ids::{OrganizationId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::item::{META, from_item, key, s, to_item};
 use crate::memberships::{MembershipRecord, OrgRole};
 use crate::orgs::OrgRecord;
-use crate::{Store, StoreError};
+use crate::query::Query;
+use crate::tx::{self, Cond, Fail, Tx};
+use crate::{Conflict, Entity, Store, StoreError};
 
 /// The platform-wide role of a user (Daytona's `SystemRole`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,44 +112,36 @@ impl UserRepo<'_> {
             updated_at: now,
             version: 1,
         };
-        let put = |item, cond: &str| -> Result<TransactWriteItem, StoreError> {
-            let put = Put::builder()
-                .table_name(self.store.table())
-                .set_item(Some(item))
-                .condition_expression(cond)
-                .build()
-                .map_err(|e| StoreError::Backend {
-                    op: "ProvisionUser",
-                    message: e.to_string(),
-                })?;
-            Ok(TransactWriteItem::builder().put(put).build())
-        };
-        let user_item = to_item(
-            "ProvisionUser",
-            &user,
-            &[("pk", pk(&user.id)), ("sk", META.to_owned())],
-        )?;
-        let res = self
-            .store
-            .client()
-            .transact_write_items()
-            .transact_items(put(user_item, "attribute_not_exists(pk)")?)
-            .transact_items(put(crate::orgs::item(&org)?, "attribute_not_exists(pk)")?)
-            .transact_items(put(
-                crate::memberships::item(&member)?,
-                "attribute_not_exists(pk)",
-            )?)
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("ProvisionUser", e));
+        self.provision(&user, &org, &member).await
+    }
+
+    /// User, organization and owner membership in one transaction; when someone provisioned the
+    /// same user concurrently, theirs won and is what this answers.
+    async fn provision(
+        &self,
+        user: &UserRecord,
+        org: &OrgRecord,
+        member: &MembershipRecord,
+    ) -> Result<UserRecord, StoreError> {
+        const OP: &str = "ProvisionUser";
+        let store = self.store;
+        let user_item = to_item(OP, user, &[("pk", pk(&user.id)), ("sk", META.to_owned())])?;
+        let exists = Fail::Conflict(Conflict::Exists);
+        let res = Tx::new(OP)
+            .with(exists, tx::put_new(store, OP, user_item)?)
+            .with(exists, tx::put_new(store, OP, crate::orgs::item(org)?)?)
+            .with(
+                exists,
+                tx::put_new(store, OP, crate::memberships::item(member)?)?,
+            )
+            .commit(store)
+            .await;
         match res {
-            Ok(_) => Ok(user),
-            // Someone provisioned the same user concurrently: theirs won.
-            Err(StoreError::Conflict { .. }) => {
-                self.get(&user.id).await?.ok_or(StoreError::NotFound {
-                    op: "ProvisionUser",
-                })
-            }
+            Ok(()) => Ok(user.clone()),
+            Err(StoreError::Conflict { .. }) => self
+                .get(&user.id)
+                .await?
+                .ok_or(StoreError::not_found(OP, Entity::User)),
             Err(e) => Err(e),
         }
     }
@@ -154,30 +150,15 @@ impl UserRepo<'_> {
 impl UserRepo<'_> {
     /// Every user, sorted by id. A filtered scan of the table: for system-admin listings only.
     pub async fn list(&self) -> Result<Vec<UserRecord>, StoreError> {
-        let mut out: Vec<UserRecord> = Vec::new();
-        let mut start: Option<crate::item::Item> = None;
-        loop {
-            let page = self
-                .store
-                .client()
-                .scan()
-                .table_name(self.store.table())
-                .filter_expression("begins_with(pk, :u) AND sk = :meta")
-                .expression_attribute_values(":u", crate::item::s("USER#"))
-                .expression_attribute_values(":meta", crate::item::s(META))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend("ListUsers", e))?;
-            for i in page.items.unwrap_or_default() {
-                out.push(from_item("ListUsers", i)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        const OP: &str = "ListUsers";
+        let values = HashMap::from([(":u".to_owned(), s("USER#")), (":meta".to_owned(), s(META))]);
+        let mut out: Vec<UserRecord> = self
+            .store
+            .scan_all(OP, Some(("begins_with(pk, :u) AND sk = :meta", values)))
+            .await?
+            .into_iter()
+            .map(|i| from_item(OP, i))
+            .collect::<Result<_, _>>()?;
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
@@ -195,8 +176,9 @@ impl UserRepo<'_> {
     /// Stores a new key pair on the user (replacing any previous one). `NotFound` if the user does
     /// not exist.
     pub async fn set_key_pair(&self, id: &UserId, kp: &UserKeyPair) -> Result<(), StoreError> {
-        let value: AttributeValue = serde_dynamo::to_attribute_value(kp)
-            .map_err(|e| StoreError::decode("SetUserKeyPair", e))?;
+        const OP: &str = "SetUserKeyPair";
+        let value: AttributeValue =
+            serde_dynamo::to_attribute_value(kp).map_err(|e| StoreError::decode(OP, e))?;
         let res = self
             .store
             .client()
@@ -209,55 +191,35 @@ impl UserRepo<'_> {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
             .await
-            .map_err(|e| StoreError::backend("SetUserKeyPair", e));
+            .map_err(|e| StoreError::backend(OP, e));
         match res {
             Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound {
-                op: "SetUserKeyPair",
-            }),
+            Err(StoreError::Conflict { .. }) => Err(StoreError::not_found(OP, Entity::User)),
             Err(e) => Err(e),
         }
     }
 
-    /// Links a provider identity to the user. `Conflict` if that identity is linked already (to
-    /// this user or another one), `NotFound` if the user does not exist.
+    /// Links a provider identity to the user. `Conflict { Exists }` if that identity is linked
+    /// already (to this user or another one), `NotFound` if the user does not exist.
     pub async fn link_account(&self, rec: &LinkedAccountRecord) -> Result<(), StoreError> {
+        const OP: &str = "LinkAccount";
+        let missing = Fail::NotFound(Entity::User);
         if self.get(&rec.user_id).await?.is_none() {
-            return Err(StoreError::NotFound { op: "LinkAccount" });
+            return Err(missing.into_error(OP));
         }
-        let table = self.store.table();
-        let row = to_item(
-            "LinkAccount",
-            rec,
-            &[
-                ("pk", pk(&rec.user_id)),
-                ("sk", link_sk(&rec.provider, &rec.provider_user_id)),
-            ],
-        )?;
-        let claim = to_item(
-            "LinkAccount",
-            rec,
-            &[
-                ("pk", link_claim_pk(&rec.provider, &rec.provider_user_id)),
-                ("sk", META.to_owned()),
-            ],
-        )?;
-        let user = ConditionCheck::builder()
-            .table_name(table)
-            .set_key(Some(key(pk(&rec.user_id), META)))
-            .condition_expression("attribute_exists(pk)")
-            .build()
-            .map_err(|e| crate::memberships::builder_err("LinkAccount", e))?;
-        self.store
-            .client()
-            .transact_write_items()
-            .transact_items(crate::orgs::put_new_tx(table, "LinkAccount", row)?)
-            .transact_items(crate::orgs::put_new_tx(table, "LinkAccount", claim)?)
-            .transact_items(TransactWriteItem::builder().condition_check(user).build())
-            .send()
+        let store = self.store;
+        let link = link_sk(&rec.provider, &rec.provider_user_id);
+        let row = to_item(OP, rec, &[("pk", pk(&rec.user_id)), ("sk", link)])?;
+        let claim_pk = link_claim_pk(&rec.provider, &rec.provider_user_id);
+        let claim = to_item(OP, rec, &[("pk", claim_pk), ("sk", META.to_owned())])?;
+        let exists = Fail::Conflict(Conflict::Exists);
+        let user = key(pk(&rec.user_id), META);
+        Tx::new(OP)
+            .with(exists, tx::put_new(store, OP, row)?)
+            .with(exists, tx::put_new(store, OP, claim)?)
+            .with(missing, tx::check(store, OP, user, Cond::present())?)
+            .commit(store)
             .await
-            .map_err(|e| StoreError::backend("LinkAccount", e))?;
-        Ok(())
     }
 
     /// Removes a link of the user and its claim. `NotFound` if the user has no such link.
@@ -267,39 +229,28 @@ impl UserRepo<'_> {
         provider: &str,
         provider_user_id: &str,
     ) -> Result<(), StoreError> {
-        let table = self.store.table();
-        let del = |k, cond: &str| -> Result<TransactWriteItem, StoreError> {
-            Delete::builder()
-                .table_name(table)
-                .set_key(Some(k))
-                .condition_expression(cond)
-                .expression_attribute_values(":u", s(user.to_string()))
-                .build()
-                .map(|d| TransactWriteItem::builder().delete(d).build())
-                .map_err(|e| crate::memberships::builder_err("UnlinkAccount", e))
-        };
-        let res = self
-            .store
-            .client()
-            .transact_write_items()
-            .transact_items(del(
-                key(pk(user), link_sk(provider, provider_user_id)),
-                "attribute_exists(pk) AND userId = :u",
-            )?)
-            .transact_items(del(
-                key(link_claim_pk(provider, provider_user_id), META),
-                "attribute_not_exists(pk) OR userId = :u",
-            )?)
-            .send()
+        const OP: &str = "UnlinkAccount";
+        let store = self.store;
+        let cond = |expr: &str| Some(Cond::new(expr).value(":u", s(user.to_string())));
+        let missing = Fail::NotFound(Entity::LinkedAccount);
+        let row = key(pk(user), link_sk(provider, provider_user_id));
+        let claim = key(link_claim_pk(provider, provider_user_id), META);
+        Tx::new(OP)
+            .with(
+                missing,
+                tx::delete(store, OP, row, cond("attribute_exists(pk) AND userId = :u"))?,
+            )
+            .with(
+                missing,
+                tx::delete(
+                    store,
+                    OP,
+                    claim,
+                    cond("attribute_not_exists(pk) OR userId = :u"),
+                )?,
+            )
+            .commit(store)
             .await
-            .map_err(|e| StoreError::backend("UnlinkAccount", e));
-        match res {
-            Ok(_) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(StoreError::NotFound {
-                op: "UnlinkAccount",
-            }),
-            Err(e) => Err(e),
-        }
     }
 
     /// The user's linked accounts, sorted by provider, then provider user id.
@@ -307,30 +258,8 @@ impl UserRepo<'_> {
         &self,
         user: &UserId,
     ) -> Result<Vec<LinkedAccountRecord>, StoreError> {
-        let mut out: Vec<LinkedAccountRecord> = Vec::new();
-        let mut start: Option<crate::item::Item> = None;
-        loop {
-            let page = self
-                .store
-                .client()
-                .query()
-                .table_name(self.store.table())
-                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-                .expression_attribute_values(":pk", s(pk(user)))
-                .expression_attribute_values(":p", s("LINK#"))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::backend("ListLinkedAccounts", e))?;
-            for i in page.items.unwrap_or_default() {
-                out.push(from_item("ListLinkedAccounts", i)?);
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
-        Ok(out)
+        self.store
+            .query_all("ListLinkedAccounts", &Query::prefix(pk(user), "LINK#"))
+            .await
     }
 }

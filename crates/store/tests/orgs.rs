@@ -369,3 +369,108 @@ async fn role_names_are_locked_case_insensitively() {
     locks.sort();
     assert_eq!(locks, ["ROLENAME#dev", "ROLENAME#infra", "ROLENAME#ops"]);
 }
+
+/// Issue 10 item 3, step by step: the mark goes first, the check for sandboxes is strongly
+/// consistent (the name locks in the partition, not the list index), a refused delete undoes its
+/// mark, and nothing created against a deleting or deleted organization survives.
+#[tokio::test]
+async fn deleting_an_organization_races_no_sandbox_create() {
+    use cove_api_types::ids::SandboxId;
+    use cove_api_types::sandbox::SandboxState;
+    use cove_store::sandboxes::{QuotaCheck, SandboxRecord};
+    use cove_store::{Conflict, StoreError};
+    let store = cove_testkit::store().await;
+    let repo = store.sandboxes();
+    let org = team(&store).await;
+    let q = OrgQuota::default();
+    let sandbox = |name: &str| {
+        SandboxRecord::new(SandboxId::new_random(), org.id.clone(), name, "img", &now())
+    };
+    let a = repo.create(&sandbox("a"), &q).await.unwrap();
+
+    // Its list-index entry lags behind (as a GSI may on AWS): the delete still sees it.
+    store
+        .raw_client()
+        .update_item()
+        .table_name(store.table())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("SANDBOX#{}", a.id)),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("#META".into()),
+        )
+        .update_expression("REMOVE gsi1pk, gsi1sk")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        repo.list_by_org(&org.id, 10, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let err = store.orgs().delete(&org.id).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                conflict: Conflict::OrganizationHasSandboxes,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Refused: the mark is undone and nothing was purged.
+    let rec = store.orgs().get(&org.id).await.unwrap().unwrap();
+    assert!(!rec.deleting);
+    assert!(
+        store
+            .memberships()
+            .get(&org.id, &uid("alice"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    repo.create(&sandbox("b"), &q).await.unwrap();
+
+    // Destroy both; then a delete in flight has marked the organization: a create is refused.
+    let b = repo.get_by_name(&org.id, "b").await.unwrap().unwrap();
+    for prev in [repo.get(&a.id).await.unwrap().unwrap(), b] {
+        let mut next = prev.clone();
+        next.state = SandboxState::Destroyed;
+        next.name = format!("DESTROYED_{}", prev.name);
+        repo.update(&prev, &next, QuotaCheck::Record).await.unwrap();
+    }
+    store.orgs().mark_deleting(&org.id).await.unwrap();
+    let late = sandbox("late");
+    let err = repo.create(&late, &q).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                conflict: Conflict::OrganizationDeleting,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    store.orgs().delete(&org.id).await.unwrap();
+
+    // A create that read the organization before the delete and writes after it: refused too.
+    let after = sandbox("after");
+    assert!(repo.create(&after, &q).await.is_err());
+    for s in [&late, &after] {
+        assert!(repo.get(&s.id).await.unwrap().is_none());
+    }
+    let left: Vec<_> = store
+        .scan_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|(pk, _)| pk.contains(org.id.as_str()))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

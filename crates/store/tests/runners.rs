@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use cove_api_types::ids::RunnerId;
+use cove_api_types::runner::RunnerState;
 use cove_runner_api::{Healthcheck, RunnerMetrics};
-use cove_store::StoreError;
-use cove_store::runners::{RunnerRecord, state, token_hash};
+use cove_store::runners::{RunnerRecord, token_hash};
+use cove_store::{Conflict, StoreError};
 
 fn now() -> String {
     cove_api_types::time::now_rfc3339()
@@ -29,7 +31,7 @@ fn hc(api_url: &str, snapshots: &[&str]) -> Healthcheck {
     }
 }
 
-fn key(id: &str) -> std::collections::HashMap<String, AttributeValue> {
+fn key(id: &RunnerId) -> std::collections::HashMap<String, AttributeValue> {
     std::collections::HashMap::from([
         ("pk".to_owned(), AttributeValue::S(format!("RUNNER#{id}"))),
         ("sk".to_owned(), AttributeValue::S("#META".to_owned())),
@@ -37,7 +39,7 @@ fn key(id: &str) -> std::collections::HashMap<String, AttributeValue> {
 }
 
 /// What the sandbox repository's transactions do to a runner.
-async fn add_assigned(store: &cove_store::Store, id: &str, n: i64) {
+async fn add_assigned(store: &cove_store::Store, id: &RunnerId, n: i64) {
     store
         .raw_client()
         .update_item()
@@ -56,7 +58,7 @@ async fn create_get_by_id_and_by_token_and_list() {
     let rec = RunnerRecord::new("r1", "us", &now()).unwrap();
     let created = store.runners().create(&rec).await.unwrap();
     assert_eq!(created.version, 1);
-    assert_eq!(created.state, state::INITIALIZING);
+    assert_eq!(created.state, RunnerState::Initializing);
 
     let got = store.runners().get(&rec.id).await.unwrap().unwrap();
     assert_eq!(got, created);
@@ -76,7 +78,8 @@ async fn create_get_by_id_and_by_token_and_list() {
             .unwrap()
             .is_none()
     );
-    assert!(store.runners().get("nope").await.unwrap().is_none());
+    let nope = RunnerId::new_random();
+    assert!(store.runners().get(&nope).await.unwrap().is_none());
 
     // The pointer row is keyed by the token's hash, never the token.
     let keys = store.scan_keys().await.unwrap();
@@ -91,7 +94,10 @@ async fn create_get_by_id_and_by_token_and_list() {
     dup.id = rec.id.clone();
     assert!(matches!(
         store.runners().create(&dup).await,
-        Err(StoreError::Conflict { .. })
+        Err(StoreError::Conflict {
+            conflict: Conflict::Exists,
+            ..
+        })
     ));
     assert!(
         store
@@ -104,7 +110,7 @@ async fn create_get_by_id_and_by_token_and_list() {
 
     let rec2 = RunnerRecord::new("r2", "eu", &now()).unwrap();
     store.runners().create(&rec2).await.unwrap();
-    let mut ids: Vec<String> = store
+    let mut ids: Vec<RunnerId> = store
         .runners()
         .list()
         .await
@@ -140,7 +146,7 @@ async fn heartbeat_sets_its_fields_and_keeps_assigned_sandboxes() {
         got.assigned_sandboxes, 3,
         "heartbeat must not clobber the counter"
     );
-    assert_eq!(got.state, state::READY);
+    assert_eq!(got.state, RunnerState::Ready);
     assert_eq!(got.api_url.as_deref(), Some("http://127.0.0.1:3003"));
     assert_eq!(got.snapshots, vec!["img:1", "img:2"]);
     assert_eq!(got.last_checked.as_deref(), Some(t.as_str()));
@@ -165,7 +171,7 @@ async fn heartbeat_sets_its_fields_and_keeps_assigned_sandboxes() {
     assert!(matches!(
         store
             .runners()
-            .record_heartbeat("nope", &hc("http://x", &[]), &now())
+            .record_heartbeat(&RunnerId::new_random(), &hc("http://x", &[]), &now())
             .await,
         Err(StoreError::NotFound { .. })
     ));
@@ -187,27 +193,27 @@ async fn heartbeat_revives_unresponsive_but_not_disabled_runners() {
     assert!(
         !store
             .runners()
-            .mark_unresponsive(&rec.id, state::READY, "2025-01-01T00:00:00.000Z")
+            .mark_unresponsive(&rec.id, RunnerState::Ready, "2025-01-01T00:00:00.000Z")
             .await
             .unwrap()
     );
     assert!(
         store
             .runners()
-            .mark_unresponsive(&rec.id, state::READY, t0)
+            .mark_unresponsive(&rec.id, RunnerState::Ready, t0)
             .await
             .unwrap()
     );
     assert!(
         !store
             .runners()
-            .mark_unresponsive(&rec.id, state::READY, t0)
+            .mark_unresponsive(&rec.id, RunnerState::Ready, t0)
             .await
             .unwrap(),
         "idempotent"
     );
     let got = store.runners().get(&rec.id).await.unwrap().unwrap();
-    assert_eq!(got.state, state::UNRESPONSIVE);
+    assert_eq!(got.state, RunnerState::Unresponsive);
 
     store
         .runners()
@@ -216,12 +222,12 @@ async fn heartbeat_revives_unresponsive_but_not_disabled_runners() {
         .unwrap();
     assert_eq!(
         store.runners().get(&rec.id).await.unwrap().unwrap().state,
-        state::READY
+        RunnerState::Ready
     );
 
     store
         .runners()
-        .set_state(&rec.id, state::DISABLED)
+        .set_state(&rec.id, RunnerState::Disabled)
         .await
         .unwrap();
     store
@@ -230,10 +236,13 @@ async fn heartbeat_revives_unresponsive_but_not_disabled_runners() {
         .await
         .unwrap();
     let got = store.runners().get(&rec.id).await.unwrap().unwrap();
-    assert_eq!(got.state, state::DISABLED);
+    assert_eq!(got.state, RunnerState::Disabled);
     assert_eq!(got.api_url.as_deref(), Some("http://b"));
     assert!(matches!(
-        store.runners().set_state("nope", state::READY).await,
+        store
+            .runners()
+            .set_state(&RunnerId::new_random(), RunnerState::Ready)
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 }
@@ -261,14 +270,20 @@ async fn scheduling_flags_and_delete() {
         .unwrap();
     assert!(!r.unschedulable);
     assert!(matches!(
-        store.runners().set_unschedulable("nope", true).await,
+        store
+            .runners()
+            .set_unschedulable(&RunnerId::new_random(), true)
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 
     // Sandboxes still assigned: refused without force.
     assert!(matches!(
         store.runners().delete(&rec.id, false).await,
-        Err(StoreError::Conflict { .. })
+        Err(StoreError::Conflict {
+            conflict: Conflict::RunnerHasSandboxes,
+            ..
+        })
     ));
     add_assigned(&store, &rec.id, -2).await;
     store.runners().delete(&rec.id, false).await.unwrap();

@@ -6,29 +6,32 @@
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use cove_api_types::ids::UserId;
+use cove_api_types::ids::{OrganizationId, RunnerId, SandboxId, UserId, VolumeId};
+use cove_api_types::sandbox::SandboxState;
 use cove_store::orgs::{OrgQuota, OrgRecord};
-use cove_store::sandboxes::{
-    NAME_TAKEN_OP, ORG_MISSING_OP, RUNNER_MISSING_OP, SandboxRecord, SandboxUsage,
-    generate_auth_token,
-};
-use cove_store::{Cursor, Store, StoreConfig, StoreError};
+use cove_store::sandboxes::{QuotaCheck, SandboxRecord, SandboxUsage, generate_auth_token};
+use cove_store::{Conflict, Cursor, Entity, Resource, Store, StoreConfig, StoreError};
 
-fn rand_id() -> String {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).unwrap();
-    hex::encode(b)
-}
-
-fn sandbox(org: &str, name: &str) -> SandboxRecord {
+fn sandbox(org: &OrganizationId, name: &str) -> SandboxRecord {
     let now = cove_api_types::time::now_rfc3339();
-    let mut r = SandboxRecord::new(rand_id(), org, name, "cove-sandbox-base:latest", &now);
+    let mut r = SandboxRecord::new(
+        SandboxId::new_random(),
+        org.clone(),
+        name,
+        "cove-sandbox-base:latest",
+        &now,
+    );
     r.auth_token = generate_auth_token().unwrap();
     r
 }
 
+/// A user action's quota check.
+fn enforce(q: &OrgQuota) -> QuotaCheck<'_> {
+    QuotaCheck::Enforce(q)
+}
+
 /// A live organization (sandbox writes check that their organization exists).
-async fn new_org(store: &Store) -> String {
+async fn new_org(store: &Store) -> OrganizationId {
     let rec = OrgRecord::new(
         "Org".into(),
         UserId::parse("owner").unwrap(),
@@ -36,7 +39,7 @@ async fn new_org(store: &Store) -> String {
         cove_api_types::time::now_rfc3339(),
     );
     store.orgs().create(&rec).await.unwrap();
-    rec.id.to_string()
+    rec.id
 }
 
 fn big_quota() -> OrgQuota {
@@ -70,13 +73,13 @@ fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
 
-async fn put_runner(store: &Store, id: &str) {
+async fn put_runner(store: &Store, id: &RunnerId) {
     raw(store)
         .put_item()
         .table_name(store.table())
         .item("pk", s(&format!("RUNNER#{id}")))
         .item("sk", s("#META"))
-        .item("id", s(id))
+        .item("id", s(id.as_str()))
         .item("state", s("ready"))
         .item("assignedSandboxes", AttributeValue::N("0".into()))
         .send()
@@ -84,7 +87,7 @@ async fn put_runner(store: &Store, id: &str) {
         .unwrap();
 }
 
-async fn assigned(store: &Store, id: &str) -> i64 {
+async fn assigned(store: &Store, id: &RunnerId) -> i64 {
     let out = raw(store)
         .get_item()
         .table_name(store.table())
@@ -102,9 +105,9 @@ async fn assigned(store: &Store, id: &str) -> i64 {
         .unwrap_or(0)
 }
 
-fn with_state(r: &SandboxRecord, state: &str) -> SandboxRecord {
+fn with_state(r: &SandboxRecord, state: SandboxState) -> SandboxRecord {
     let mut n = r.clone();
-    n.state = state.into();
+    n.state = state;
     n
 }
 
@@ -117,7 +120,7 @@ async fn create_then_read_by_id_and_name() {
     rec.env.insert("A".into(), "1".into());
     rec.labels.insert("team".into(), "x".into());
     rec.volumes.push(cove_store::sandboxes::SandboxVolume {
-        volume_id: "v1".into(),
+        volume_id: VolumeId::new_random(),
         mount_path: "/data".into(),
         subpath: None,
     });
@@ -141,12 +144,12 @@ async fn create_then_read_by_id_and_name() {
     assert_eq!(by_name, stored);
     assert!(repo.get_by_name(&org, "beta").await.unwrap().is_none());
     assert!(
-        repo.get_by_name(&rand_id(), "alpha")
+        repo.get_by_name(&OrganizationId::new_random(), "alpha")
             .await
             .unwrap()
             .is_none()
     );
-    assert!(repo.get("nope").await.unwrap().is_none());
+    assert!(repo.get(&SandboxId::new_random()).await.unwrap().is_none());
 
     // `creating` holds compute and disk.
     assert_eq!(
@@ -158,7 +161,7 @@ async fn create_then_read_by_id_and_name() {
         }
     );
     assert_eq!(
-        repo.usage(&rand_id()).await.unwrap(),
+        repo.usage(&OrganizationId::new_random()).await.unwrap(),
         SandboxUsage::default()
     );
 }
@@ -176,7 +179,13 @@ async fn names_are_unique_per_organization() {
     let dup = sandbox(&org_a, "same");
     let err = repo.create(&dup, &OrgQuota::default()).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict { op } if op == NAME_TAKEN_OP),
+        matches!(
+            err,
+            StoreError::Conflict {
+                conflict: Conflict::SandboxNameTaken,
+                ..
+            }
+        ),
         "{err:?}"
     );
     // Nothing of the failed create is left behind.
@@ -197,7 +206,13 @@ async fn names_are_unique_per_organization() {
     again.name = "other".into();
     let err = repo.create(&again, &OrgQuota::default()).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict { op } if op != NAME_TAKEN_OP),
+        matches!(
+            err,
+            StoreError::Conflict {
+                conflict: Conflict::Exists,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(repo.get_by_name(&org_a, "other").await.unwrap().is_none());
@@ -226,7 +241,7 @@ async fn fifty_concurrent_creates_respect_the_cpu_quota_exactly() {
         match t.await.unwrap() {
             Ok(_) => ok += 1,
             Err(StoreError::QuotaExceeded {
-                resource: "cpu",
+                resource: Resource::Cpu,
                 limit: 10,
             }) => over += 1,
             Err(e) => panic!("unexpected error: {e:?}"),
@@ -251,7 +266,7 @@ async fn fifty_concurrent_creates_respect_the_cpu_quota_exactly() {
 }
 
 #[tokio::test]
-async fn quota_errors_name_the_resource_and_map_to_400() {
+async fn quota_errors_name_the_resource() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
     let org = new_org(&store).await;
@@ -273,7 +288,7 @@ async fn quota_errors_name_the_resource_and_map_to_400() {
         matches!(
             err,
             StoreError::QuotaExceeded {
-                resource: "memory",
+                resource: Resource::Memory,
                 limit: 4
             }
         ),
@@ -288,24 +303,12 @@ async fn quota_errors_name_the_resource_and_map_to_400() {
         matches!(
             err,
             StoreError::QuotaExceeded {
-                resource: "disk",
+                resource: Resource::Disk,
                 limit: 8
             }
         ),
         "{err:?}"
     );
-    let api: cove_api_types::ApiError = err.into();
-    assert_eq!(api.status, 400);
-    assert_eq!(
-        api.message,
-        "Total disk limit exceeded. Maximum allowed: 8GiB"
-    );
-    let api: cove_api_types::ApiError = StoreError::QuotaExceeded {
-        resource: "cpu",
-        limit: 10,
-    }
-    .into();
-    assert_eq!(api.message, "Total CPU limit exceeded. Maximum allowed: 10");
 
     // Nothing moved on failure; the name "b" is still free.
     assert_eq!(
@@ -331,21 +334,28 @@ async fn stale_updates_conflict() {
         .unwrap();
     let mut next = v1.clone();
     next.labels.insert("k".into(), "v".into());
-    let v2 = repo.update(&v1, &next, &OrgQuota::default()).await.unwrap();
+    let q = OrgQuota::default();
+    let v2 = repo.update(&v1, &next, enforce(&q)).await.unwrap();
     assert_eq!(v2.version, 2);
     assert_eq!(repo.get(&v1.id).await.unwrap().unwrap(), v2);
 
     // A writer still holding v1 loses, and changes nothing.
     let err = repo
-        .update(&v1, &with_state(&v1, "stopped"), &OrgQuota::default())
+        .update(&v1, &with_state(&v1, SandboxState::Stopped), enforce(&q))
         .await
         .unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict { op } if op != NAME_TAKEN_OP),
+        matches!(
+            err,
+            StoreError::Conflict {
+                conflict: Conflict::Changed,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let now = repo.get(&v1.id).await.unwrap().unwrap();
-    assert_eq!(now.state, "creating");
+    assert_eq!(now.state, SandboxState::Creating);
     assert_eq!(repo.usage(&org).await.unwrap().cpu, 1);
 
     // Ten concurrent writers from the same version: exactly one wins.
@@ -354,12 +364,14 @@ async fn stale_updates_conflict() {
             let store = store.clone();
             let prev = v2.clone();
             let mut next = v2.clone();
-            next.state = if i % 2 == 0 { "started" } else { "stopped" }.into();
+            next.state = if i % 2 == 0 {
+                SandboxState::Started
+            } else {
+                SandboxState::Stopped
+            };
             tokio::spawn(async move {
-                store
-                    .sandboxes()
-                    .update(&prev, &next, &OrgQuota::default())
-                    .await
+                let q = OrgQuota::default();
+                store.sandboxes().update(&prev, &next, enforce(&q)).await
             })
         })
         .collect();
@@ -374,7 +386,11 @@ async fn stale_updates_conflict() {
     assert_eq!(winners.len(), 1);
     let stored = repo.get(&v1.id).await.unwrap().unwrap();
     assert_eq!(stored, winners[0]);
-    let expected_cpu = if stored.state == "started" { 1 } else { 0 };
+    let expected_cpu = if stored.state == SandboxState::Started {
+        1
+    } else {
+        0
+    };
     assert_eq!(repo.usage(&org).await.unwrap().cpu, expected_cpu);
 }
 
@@ -395,7 +411,11 @@ async fn stop_releases_compute_destroy_releases_everything_and_frees_the_name() 
     rec.disk = 5;
     let created = repo.create(&rec, &quota).await.unwrap();
     let started = repo
-        .update(&created, &with_state(&created, "started"), &quota)
+        .update(
+            &created,
+            &with_state(&created, SandboxState::Started),
+            enforce(&quota),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -407,7 +427,11 @@ async fn stop_releases_compute_destroy_releases_everything_and_frees_the_name() 
         }
     );
     let stopped = repo
-        .update(&started, &with_state(&started, "stopped"), &quota)
+        .update(
+            &started,
+            &with_state(&started, SandboxState::Stopped),
+            enforce(&quota),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -424,14 +448,18 @@ async fn stop_releases_compute_destroy_releases_everything_and_frees_the_name() 
     other.cpu = 3;
     let other = repo.create(&other, &quota).await.unwrap();
     let err = repo
-        .update(&stopped, &with_state(&stopped, "starting"), &quota)
+        .update(
+            &stopped,
+            &with_state(&stopped, SandboxState::Starting),
+            enforce(&quota),
+        )
         .await
         .unwrap_err();
     assert!(
         matches!(
             err,
             StoreError::QuotaExceeded {
-                resource: "cpu",
+                resource: Resource::Cpu,
                 limit: 4
             }
         ),
@@ -441,7 +469,11 @@ async fn stop_releases_compute_destroy_releases_everything_and_frees_the_name() 
 
     // Error releases compute and disk (CONTRACT §8), as does destroy.
     let errored = repo
-        .update(&other, &with_state(&other, "error"), &quota)
+        .update(
+            &other,
+            &with_state(&other, SandboxState::Error),
+            enforce(&quota),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -453,9 +485,11 @@ async fn stop_releases_compute_destroy_releases_everything_and_frees_the_name() 
         }
     );
 
-    let mut destroyed = with_state(&stopped, "destroyed");
+    let mut destroyed = with_state(&stopped, SandboxState::Destroyed);
     destroyed.name = format!("DESTROYED_box_{}", 1_700_000_000_000u64);
-    repo.update(&stopped, &destroyed, &quota).await.unwrap();
+    repo.update(&stopped, &destroyed, enforce(&quota))
+        .await
+        .unwrap();
     assert_eq!(repo.usage(&org).await.unwrap(), SandboxUsage::default());
     assert!(repo.get_by_name(&org, "box").await.unwrap().is_none());
     assert!(
@@ -465,7 +499,7 @@ async fn stop_releases_compute_destroy_releases_everything_and_frees_the_name() 
             .is_none()
     );
     let row = repo.get(&stopped.id).await.unwrap().unwrap();
-    assert_eq!(row.state, "destroyed");
+    assert_eq!(row.state, SandboxState::Destroyed);
 
     // The name is free again.
     let reborn = repo.create(&sandbox(&org, "box"), &quota).await.unwrap();
@@ -489,15 +523,21 @@ async fn renames_move_the_name_lock() {
 
     let mut to_b = a.clone();
     to_b.name = "b".into();
-    let err = repo.update(&a, &to_b, &q).await.unwrap_err();
+    let err = repo.update(&a, &to_b, enforce(&q)).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::Conflict { op } if op == NAME_TAKEN_OP),
+        matches!(
+            err,
+            StoreError::Conflict {
+                conflict: Conflict::SandboxNameTaken,
+                ..
+            }
+        ),
         "{err:?}"
     );
 
     let mut to_c = a.clone();
     to_c.name = "c".into();
-    let c = repo.update(&a, &to_c, &q).await.unwrap();
+    let c = repo.update(&a, &to_c, enforce(&q)).await.unwrap();
     assert!(repo.get_by_name(&org, "a").await.unwrap().is_none());
     assert_eq!(repo.get_by_name(&org, "c").await.unwrap().unwrap(), c);
     assert_eq!(repo.get_by_name(&org, "b").await.unwrap().unwrap(), b);
@@ -516,7 +556,7 @@ async fn list_pages_newest_first_without_duplicates_omissions_or_destroyed() {
         r.created_at = format!("2026-01-01T{:02}:{:02}:00.000Z", i / 60, i % 60);
         let r = repo.create(&r, &q).await.unwrap();
         if i % 10 == 3 {
-            repo.update(&r, &with_state(&r, "destroyed"), &q)
+            repo.update(&r, &with_state(&r, SandboxState::Destroyed), enforce(&q))
                 .await
                 .unwrap();
         } else {
@@ -568,7 +608,7 @@ async fn list_pages_newest_first_without_duplicates_omissions_or_destroyed() {
     assert_eq!(unique.len(), ids.len(), "duplicates");
     let want: HashSet<_> = live.iter().map(|r| r.id.clone()).collect();
     assert_eq!(unique, want);
-    assert!(seen.iter().all(|r| r.state != "destroyed"));
+    assert!(seen.iter().all(|r| !r.is_destroyed()));
     assert!(
         seen.windows(2).all(|w| w[0].created_at > w[1].created_at),
         "newest first"
@@ -603,18 +643,19 @@ async fn runner_counts_follow_placement_moves_and_destroy() {
     let repo = store.sandboxes();
     let org = new_org(&store).await;
     let q = big_quota();
-    put_runner(&store, "r1").await;
-    put_runner(&store, "r2").await;
+    let (r1, r2) = (RunnerId::new_random(), RunnerId::new_random());
+    put_runner(&store, &r1).await;
+    put_runner(&store, &r2).await;
 
     let mut a = sandbox(&org, "a");
-    a.runner_id = Some("r1".into());
+    a.runner_id = Some(r1.clone());
     let a = repo.create(&a, &q).await.unwrap();
     let mut b = sandbox(&org, "b");
-    b.runner_id = Some("r1".into());
+    b.runner_id = Some(r1.clone());
     let b = repo.create(&b, &q).await.unwrap();
-    assert_eq!(assigned(&store, "r1").await, 2);
+    assert_eq!(assigned(&store, &r1).await, 2);
     let on_r1: HashSet<_> = repo
-        .list_by_runner("r1")
+        .list_by_runner(&r1)
         .await
         .unwrap()
         .into_iter()
@@ -624,10 +665,16 @@ async fn runner_counts_follow_placement_moves_and_destroy() {
 
     // Placing on a runner that does not exist fails, and leaves nothing behind.
     let mut ghost = sandbox(&org, "ghost");
-    ghost.runner_id = Some("nope".into());
+    ghost.runner_id = Some(RunnerId::new_random());
     let err = repo.create(&ghost, &q).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::NotFound { op } if op == RUNNER_MISSING_OP),
+        matches!(
+            err,
+            StoreError::NotFound {
+                entity: Entity::Runner,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(repo.get(&ghost.id).await.unwrap().is_none());
@@ -635,51 +682,51 @@ async fn runner_counts_follow_placement_moves_and_destroy() {
 
     // A move: -1 on the old runner, +1 on the new one.
     let mut moved = a.clone();
-    moved.runner_id = Some("r2".into());
-    let a = repo.update(&a, &moved, &q).await.unwrap();
+    moved.runner_id = Some(r2.clone());
+    let a = repo.update(&a, &moved, enforce(&q)).await.unwrap();
     assert_eq!(
-        (assigned(&store, "r1").await, assigned(&store, "r2").await),
+        (assigned(&store, &r1).await, assigned(&store, &r2).await),
         (1, 1)
     );
-    assert_eq!(repo.list_by_runner("r2").await.unwrap(), vec![a.clone()]);
+    assert_eq!(repo.list_by_runner(&r2).await.unwrap(), vec![a.clone()]);
 
     // A state change on the same runner leaves the counts alone.
     let a = repo
-        .update(&a, &with_state(&a, "started"), &q)
+        .update(&a, &with_state(&a, SandboxState::Started), enforce(&q))
         .await
         .unwrap();
-    assert_eq!(assigned(&store, "r2").await, 1);
+    assert_eq!(assigned(&store, &r2).await, 1);
 
     // Destroy: -1, and it leaves the runner's listing (runner_id kept on the row).
-    repo.update(&a, &with_state(&a, "destroyed"), &q)
+    repo.update(&a, &with_state(&a, SandboxState::Destroyed), enforce(&q))
         .await
         .unwrap();
     assert_eq!(
-        (assigned(&store, "r1").await, assigned(&store, "r2").await),
+        (assigned(&store, &r1).await, assigned(&store, &r2).await),
         (1, 0)
     );
-    assert!(repo.list_by_runner("r2").await.unwrap().is_empty());
+    assert!(repo.list_by_runner(&r2).await.unwrap().is_empty());
 
     // Unassigning (archive): -1.
     let mut off = b.clone();
     off.runner_id = None;
-    off.state = "archived".into();
-    let b = repo.update(&b, &off, &q).await.unwrap();
-    assert_eq!(assigned(&store, "r1").await, 0);
+    off.state = SandboxState::Archived;
+    let b = repo.update(&b, &off, enforce(&q)).await.unwrap();
+    assert_eq!(assigned(&store, &r1).await, 0);
 
     // A runner row that is gone does not block destroying its sandboxes.
     let mut c = sandbox(&org, "c");
-    c.runner_id = Some("r1".into());
+    c.runner_id = Some(r1.clone());
     let c = repo.create(&c, &q).await.unwrap();
     raw(&store)
         .delete_item()
         .table_name(store.table())
-        .key("pk", s("RUNNER#r1"))
+        .key("pk", s(&format!("RUNNER#{r1}")))
         .key("sk", s("#META"))
         .send()
         .await
         .unwrap();
-    repo.update(&c, &with_state(&c, "destroyed"), &q)
+    repo.update(&c, &with_state(&c, SandboxState::Destroyed), enforce(&q))
         .await
         .unwrap();
     assert!(
@@ -687,10 +734,13 @@ async fn runner_counts_follow_placement_moves_and_destroy() {
             .scan_keys()
             .await
             .unwrap()
-            .contains(&("RUNNER#r1".into(), "#META".into())),
+            .contains(&(format!("RUNNER#{r1}"), "#META".into())),
         "no stub runner row"
     );
-    assert_eq!(repo.get(&b.id).await.unwrap().unwrap().state, "archived");
+    assert_eq!(
+        repo.get(&b.id).await.unwrap().unwrap().state,
+        SandboxState::Archived
+    );
 }
 
 #[tokio::test]
@@ -735,18 +785,23 @@ async fn touch_activity_only_moves_forward() {
     assert_eq!(got.last_activity_at, at("2026-01-01T00:10:00.000Z"));
 
     // A concurrent update from the pre-touch version still succeeds.
-    repo.update(&r, &with_state(&r, "started"), &OrgQuota::default())
-        .await
-        .unwrap();
+    repo.update(
+        &r,
+        &with_state(&r, SandboxState::Started),
+        QuotaCheck::Record,
+    )
+    .await
+    .unwrap();
     // Missing sandbox: a no-op.
+    let missing = SandboxId::new_random();
     repo.touch_activity(
-        "missing",
+        &missing,
         "2026-01-01T00:10:00.000Z",
         "2026-01-01T00:09:50.000Z",
     )
     .await
     .unwrap();
-    assert!(repo.get("missing").await.unwrap().is_none());
+    assert!(repo.get(&missing).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -754,9 +809,23 @@ async fn organizations_being_deleted_take_no_new_sandboxes() {
     let store = cove_testkit::store().await;
     let repo = store.sandboxes();
     let q = OrgQuota::default();
-    // An organization without a row (tests of other repositories) is not refused.
-    let ghost_org = rand_id();
-    repo.create(&sandbox(&ghost_org, "x"), &q).await.unwrap();
+    // An organization without a row (gone, or never there) takes no sandbox either.
+    let ghost_org = OrganizationId::new_random();
+    let err = repo
+        .create(&sandbox(&ghost_org, "x"), &q)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Conflict {
+                conflict: Conflict::OrganizationDeleting,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(store.scan_keys().await.unwrap().is_empty());
 
     // An organization being deleted takes no new sandboxes (nor renames into its partition),
     // while state changes of existing ones still go through.
@@ -774,13 +843,19 @@ async fn organizations_being_deleted_take_no_new_sandboxes() {
         .unwrap();
     let err = repo.create(&sandbox(&org, "b"), &q).await.unwrap_err();
     assert!(
-        matches!(err, StoreError::NotFound { op } if op == ORG_MISSING_OP),
+        matches!(
+            err,
+            StoreError::Conflict {
+                conflict: Conflict::OrganizationDeleting,
+                ..
+            }
+        ),
         "{err:?}"
     );
     let mut renamed = a.clone();
     renamed.name = "c".into();
-    assert!(repo.update(&a, &renamed, &q).await.is_err());
-    repo.update(&a, &with_state(&a, "stopped"), &q)
+    assert!(repo.update(&a, &renamed, enforce(&q)).await.is_err());
+    repo.update(&a, &with_state(&a, SandboxState::Stopped), enforce(&q))
         .await
         .unwrap();
     assert_eq!(repo.usage(&org).await.unwrap().cpu, 0);

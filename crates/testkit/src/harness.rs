@@ -9,9 +9,10 @@
 //! ```
 
 use cove_api_types::ids::{OrganizationId, UserId};
+use cove_api_types::runner::RunnerState;
 use cove_edge::Env;
 use cove_edge::config::JwtConfig;
-use cove_store::runners::{DEFAULT_REGION, RunnerRecord, state};
+use cove_store::runners::{DEFAULT_REGION, RunnerRecord};
 use cove_store::users::{NewUser, SystemRole};
 
 use crate::agent::{Agent, AgentOptions, Runtime};
@@ -50,7 +51,7 @@ impl Harness {
     pub async fn with_runner(opts: AgentOptions) -> Result<Self> {
         let mut h = Self::new().await;
         let record = new_runner("runner-1")?;
-        let agent = Agent::start(opts.runner_id(&record.id).token(&record.api_key))?;
+        let agent = Agent::start(opts.runner_id(record.id.as_str()).token(&record.api_key))?;
         let record = h.register(record, &agent).await?;
         h.runner = Some((agent, record));
         Ok(h)
@@ -110,7 +111,7 @@ impl Harness {
 
     async fn register(&self, mut record: RunnerRecord, agent: &Agent) -> Result<RunnerRecord> {
         record.api_url = Some(agent.url().to_owned());
-        record.state = state::READY.to_owned();
+        record.state = RunnerState::Ready;
         record.snapshots = agent.snapshots();
         if record.snapshots.is_empty() && agent.runtime() == Runtime::Docker {
             record.snapshots.push(image::base()?);

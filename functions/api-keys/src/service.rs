@@ -7,9 +7,10 @@ use cove_api_types::api_keys::{ApiKeyList, ApiKeyResponse, CreateApiKey, mask_ke
 use cove_api_types::ids::UserId;
 use cove_api_types::permissions::Permission;
 use cove_api_types::time::{format_rfc3339, now_rfc3339, parse_rfc3339};
+use cove_edge::store_error::IntoApi;
 use cove_edge::{Action, AuthContext, Credential, Env, authorize};
-use cove_store::StoreError;
 use cove_store::api_keys::ApiKeyRecord;
+use cove_store::{Conflict, StoreError};
 
 const MAX_NAME_LEN: usize = 255;
 
@@ -101,12 +102,15 @@ pub async fn create(
     };
     match env.store.api_keys().create(&rec).await {
         Ok(()) => {}
-        Err(StoreError::Conflict { .. }) => {
+        Err(StoreError::Conflict {
+            conflict: Conflict::Exists,
+            ..
+        }) => {
             return Err(ApiError::conflict(format!(
                 "API key with name {name} already exists"
             )));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e.api()),
     }
     tracing::info!(org = %rec.organization_id, user = %rec.user_id, name = %rec.name, "API key created");
     Ok(ApiKeyResponse {
@@ -126,7 +130,8 @@ pub async fn list(env: &Env, ctx: &AuthContext) -> Result<Vec<ApiKeyList>, ApiEr
         .store
         .api_keys()
         .list(&ctx.organization_id, user)
-        .await?;
+        .await
+        .api()?;
     Ok(keys.into_iter().map(list_view).collect())
 }
 
@@ -136,7 +141,8 @@ pub async fn get(env: &Env, ctx: &AuthContext, name: &str) -> Result<ApiKeyList,
         .store
         .api_keys()
         .get(&ctx.organization_id, &ctx.user_id, name)
-        .await?;
+        .await
+        .api()?;
     rec.map(list_view).ok_or_else(|| not_found(name))
 }
 
@@ -187,6 +193,6 @@ pub async fn delete(
             Ok(())
         }
         Err(StoreError::NotFound { .. }) => Err(not_found(name)),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }

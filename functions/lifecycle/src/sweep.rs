@@ -1,11 +1,13 @@
 //! One lifecycle sweep (see the crate docs).
 
+use cove_api_types::runner::RunnerState;
+use cove_api_types::sandbox::SandboxState;
 use cove_edge::runner_client::{RunnerCallError, RunnerClient};
+use cove_edge::store_error::IntoApi;
 use cove_edge::{ApiError, Env};
 use cove_store::StoreError;
-use cove_store::orgs::OrgQuota;
-use cove_store::runners::{RunnerRecord, state};
-use cove_store::sandboxes::SandboxRecord;
+use cove_store::runners::RunnerRecord;
+use cove_store::sandboxes::{QuotaCheck, SandboxRecord, observed_state};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -21,39 +23,62 @@ pub struct SweepReport {
 }
 
 /// Sandbox states that mean "the runner is running (or moving) it": lost with the runner.
-fn lost_with_runner(s: &str) -> bool {
+fn lost_with_runner(s: SandboxState) -> bool {
+    use SandboxState as S;
     matches!(
         s,
-        "started" | "starting" | "stopping" | "creating" | "restoring" | "destroying"
+        S::Started | S::Starting | S::Stopping | S::Creating | S::Restoring | S::Destroying
     )
 }
 
 pub async fn run(env: &Env, now: OffsetDateTime) -> Result<SweepReport, ApiError> {
     let mut report = SweepReport::default();
-    for runner in env.store.runners().list().await? {
-        let live = runner.state == state::READY || runner.state == state::INITIALIZING;
-        let unresponsive = if live && !runner.is_responsive(now) {
+    for runner in env.store.runners().list().await.api()? {
+        let unresponsive = if runner.is_live() && !runner.is_responsive(now) {
             if let Some(lc) = runner.last_checked.as_deref()
                 && env
                     .store
                     .runners()
-                    .mark_unresponsive(&runner.id, &runner.state, lc)
-                    .await?
+                    .mark_unresponsive(&runner.id, runner.state, lc)
+                    .await
+                    .api()?
             {
                 report.runners_marked_unresponsive += 1;
                 tracing::warn!(runner_id = %runner.id, last_checked = lc, "runner unresponsive");
             }
             runner.last_checked.is_some()
         } else {
-            runner.state == state::UNRESPONSIVE && !runner.is_responsive(now)
+            runner.state == RunnerState::Unresponsive && !runner.is_responsive(now)
         };
         if unresponsive {
             mark_unknown(env, &runner, &mut report).await?;
-        } else if runner.state == state::READY && runner.is_responsive(now) {
+        } else if runner.state == RunnerState::Ready && runner.is_responsive(now) {
             recover(env, &runner, &mut report).await?;
         }
     }
     Ok(report)
+}
+
+/// Writes what the sweep found (whatever the quota: the counters follow reality).
+async fn record(
+    env: &Env,
+    prev: &SandboxRecord,
+    next: &SandboxRecord,
+    report: &mut SweepReport,
+) -> Result<bool, ApiError> {
+    match env
+        .store
+        .sandboxes()
+        .update(prev, next, QuotaCheck::Record)
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict { .. }) => {
+            report.skipped += 1;
+            Ok(false)
+        }
+        Err(e) => Err(e.api()),
+    }
 }
 
 async fn mark_unknown(
@@ -62,23 +87,44 @@ async fn mark_unknown(
     report: &mut SweepReport,
 ) -> Result<(), ApiError> {
     let repo = env.store.sandboxes();
-    for sb in repo.list_by_runner(&runner.id).await? {
-        if sb.is_destroyed() || !lost_with_runner(&sb.state) {
+    for sb in repo.list_by_runner(&runner.id).await.api()? {
+        if sb.is_destroyed() || !lost_with_runner(sb.state) {
             continue;
         }
         let mut next = sb.clone();
-        next.state = "unknown".to_owned();
+        next.state = SandboxState::Unknown;
         next.updated_at = cove_api_types::time::now_rfc3339();
-        match repo.update(&sb, &next, &OrgQuota::unlimited()).await {
-            Ok(_) => {
-                report.sandboxes_marked_unknown += 1;
-                tracing::info!(sandbox_id = %sb.id, runner_id = %runner.id, from = %sb.state, "sandbox unknown: runner unresponsive");
-            }
-            Err(StoreError::Conflict { .. }) => report.skipped += 1,
-            Err(e) => return Err(e.into()),
+        if record(env, &sb, &next, report).await? {
+            report.sandboxes_marked_unknown += 1;
+            tracing::info!(sandbox_id = %sb.id, runner_id = %runner.id, from = sb.state.as_str(), "sandbox unknown: runner unresponsive");
         }
     }
     Ok(())
+}
+
+/// What the runner says about a sandbox the control plane lost track of; `None` when it can't be
+/// asked now (retried next sweep).
+async fn ask(
+    client: &RunnerClient,
+    runner: &RunnerRecord,
+    sb: &SandboxRecord,
+) -> Option<(SandboxState, Option<String>)> {
+    match client.get_sandbox(sb.id.as_str()).await {
+        // Gone on the runner while it was not asked to go: an error, not a destroy.
+        Ok(st) if observed_state(st.state) == SandboxState::Destroyed => Some((
+            SandboxState::Error,
+            Some("The sandbox's container is gone".to_owned()),
+        )),
+        Ok(st) => Some((observed_state(st.state), st.error_reason)),
+        Err(RunnerCallError::Status { status: 404, .. }) => Some((
+            SandboxState::Error,
+            Some("The sandbox is not on its runner".to_owned()),
+        )),
+        Err(e) => {
+            tracing::warn!(sandbox_id = %sb.id, runner_id = %runner.id, error = %e, "runner unreachable during recovery");
+            None
+        }
+    }
 }
 
 async fn recover(
@@ -89,9 +135,10 @@ async fn recover(
     let repo = env.store.sandboxes();
     let unknown: Vec<SandboxRecord> = repo
         .list_by_runner(&runner.id)
-        .await?
+        .await
+        .api()?
         .into_iter()
-        .filter(|s| s.state == "unknown" && !s.is_destroyed())
+        .filter(|s| s.state == SandboxState::Unknown && !s.is_destroyed())
         .collect();
     if unknown.is_empty() {
         return Ok(());
@@ -101,47 +148,25 @@ async fn recover(
     };
     let client = RunnerClient::new(api_url, &runner.api_key);
     for sb in unknown {
-        let (new_state, reason) = match client.get_sandbox(&sb.id).await {
-            Ok(st) => {
-                let s = serde_json::to_value(st.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_else(|| "unknown".to_owned());
-                // Gone on the runner while it was not asked to go: an error, not a destroy.
-                if s == "destroyed" {
-                    (
-                        "error".to_owned(),
-                        Some("The sandbox's container is gone".to_owned()),
-                    )
-                } else {
-                    (s, st.error_reason)
-                }
-            }
-            Err(RunnerCallError::Status { status: 404, .. }) => (
-                "error".to_owned(),
-                Some("The sandbox is not on its runner".to_owned()),
-            ),
-            Err(e) => {
-                tracing::warn!(sandbox_id = %sb.id, runner_id = %runner.id, error = %e, "runner unreachable during recovery");
-                report.skipped += 1;
-                continue;
-            }
+        let Some((new_state, reason)) = ask(&client, runner, &sb).await else {
+            report.skipped += 1;
+            continue;
         };
-        if new_state == "unknown" {
+        if new_state == SandboxState::Unknown {
             continue;
         }
         let mut next = sb.clone();
-        next.error_reason = if new_state == "error" { reason } else { None };
+        next.error_reason = if new_state == SandboxState::Error {
+            reason
+        } else {
+            None
+        };
         next.recoverable = false;
         next.state = new_state;
         next.updated_at = cove_api_types::time::now_rfc3339();
-        match repo.update(&sb, &next, &OrgQuota::unlimited()).await {
-            Ok(_) => {
-                report.sandboxes_recovered += 1;
-                tracing::info!(sandbox_id = %sb.id, runner_id = %runner.id, state = %next.state, "sandbox state recovered");
-            }
-            Err(StoreError::Conflict { .. }) => report.skipped += 1,
-            Err(e) => return Err(e.into()),
+        if record(env, &sb, &next, report).await? {
+            report.sandboxes_recovered += 1;
+            tracing::info!(sandbox_id = %sb.id, runner_id = %runner.id, state = new_state.as_str(), "sandbox state recovered");
         }
     }
     Ok(())

@@ -4,12 +4,18 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
+use cove_api_types::ids::{SandboxId, UserId};
+use cove_api_types::runner::RunnerState;
+use cove_api_types::sandbox::{SandboxDesiredState, SandboxState};
 use cove_edge::Env;
 use cove_edge::config::JwtConfig;
 use cove_runner_api::{Healthcheck, RunnerMetrics};
-use cove_store::orgs::OrgQuota;
+use cove_store::orgs::{OrgQuota, OrgRecord};
 use cove_store::runners::RunnerRecord;
-use cove_store::sandboxes::SandboxRecord;
+use cove_store::sandboxes::{QuotaCheck, SandboxRecord};
+
+/// The sandbox the stand-in agent does not know.
+const GONE: &str = "00000000-0000-4000-8000-00000000dead";
 use serde_json::{Value, json};
 
 async fn env() -> Env {
@@ -42,13 +48,13 @@ async fn sweep(env: &Env) -> Value {
     serde_json::from_slice(resp.body()).unwrap()
 }
 
-/// A stand-in agent: every sandbox is `stopped`, except `gone` (404).
+/// A stand-in agent: every sandbox is `stopped`, except [`GONE`] (404).
 async fn fake_agent() -> String {
     use axum::routing::get;
     let app = axum::Router::new().route(
         "/v1/sandboxes/{id}",
         get(|axum::extract::Path(id): axum::extract::Path<String>| async move {
-            if id == "gone" {
+            if id == GONE {
                 return (
                     axum::http::StatusCode::NOT_FOUND,
                     axum::Json(json!({"path": "/", "timestamp": "t", "statusCode": 404,
@@ -91,28 +97,39 @@ async fn lost_runner_makes_sandboxes_unknown_and_recovery_writes_the_real_state(
         .record_heartbeat(&runner.id, &hc(&agent), &old)
         .await
         .unwrap();
-    let org = cove_api_types::ids::OrganizationId::new_random().to_string();
-    let mut ids = Vec::new();
-    for (name, st) in [("a", "started"), ("b", "stopped"), ("gone", "started")] {
-        let mut sb = SandboxRecord::new(name, org.clone(), name, "img", &now);
+    let org = OrgRecord::new("o".into(), UserId::parse("u").unwrap(), false, now.clone());
+    env.store.orgs().create(&org).await.unwrap();
+    let mut ids = std::collections::HashMap::new();
+    for (name, st) in [
+        ("a", SandboxState::Started),
+        ("b", SandboxState::Stopped),
+        ("gone", SandboxState::Started),
+    ] {
+        let id = if name == "gone" {
+            SandboxId::parse(GONE).unwrap()
+        } else {
+            SandboxId::new_random()
+        };
+        let mut sb = SandboxRecord::new(id.clone(), org.id.clone(), name, "img", &now);
         sb.runner_id = Some(runner.id.clone());
         let created = env.store.sandboxes().create(&sb, &quota()).await.unwrap();
         let mut next = created.clone();
-        next.state = st.to_owned();
+        next.state = st;
         env.store
             .sandboxes()
-            .update(&created, &next, &quota())
+            .update(&created, &next, QuotaCheck::Enforce(&quota()))
             .await
             .unwrap();
-        ids.push(name);
+        ids.insert(name, id);
     }
 
     let r = sweep(&env).await;
     assert_eq!(r["runnersMarkedUnresponsive"], 1, "{r}");
     assert_eq!(r["sandboxesMarkedUnknown"], 2, "{r}");
-    let st = |id: &'static str| {
+    let st = |name: &'static str| {
         let env = env.clone();
-        async move { env.store.sandboxes().get(id).await.unwrap().unwrap() }
+        let id = ids[name].clone();
+        async move { env.store.sandboxes().get(&id).await.unwrap().unwrap() }
     };
     assert_eq!(
         env.store
@@ -122,13 +139,17 @@ async fn lost_runner_makes_sandboxes_unknown_and_recovery_writes_the_real_state(
             .unwrap()
             .unwrap()
             .state,
-        "unresponsive"
+        RunnerState::Unresponsive
     );
-    assert_eq!(st("a").await.state, "unknown");
-    assert_eq!(st("a").await.desired_state, "started", "desired state kept");
+    assert_eq!(st("a").await.state, SandboxState::Unknown);
+    assert_eq!(
+        st("a").await.desired_state,
+        SandboxDesiredState::Started,
+        "desired state kept"
+    );
     assert_eq!(
         st("b").await.state,
-        "stopped",
+        SandboxState::Stopped,
         "stopped sandboxes stay stopped"
     );
     // Idempotent.
@@ -153,9 +174,9 @@ async fn lost_runner_makes_sandboxes_unknown_and_recovery_writes_the_real_state(
         .unwrap();
     let r = sweep(&env).await;
     assert_eq!(r["sandboxesRecovered"], 2, "{r}");
-    assert_eq!(st("a").await.state, "stopped");
+    assert_eq!(st("a").await.state, SandboxState::Stopped);
     let gone = st("gone").await;
-    assert_eq!(gone.state, "error");
+    assert_eq!(gone.state, SandboxState::Error);
     assert!(gone.error_reason.is_some());
     let r = sweep(&env).await;
     assert_eq!(r["sandboxesRecovered"], 0, "{r}");

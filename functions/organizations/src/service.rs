@@ -16,6 +16,7 @@ use cove_api_types::orgs::{
 };
 use cove_api_types::permissions::Permission;
 use cove_api_types::time::{format_rfc3339, now_rfc3339, parse_rfc3339};
+use cove_edge::store_error::IntoApi;
 use cove_edge::{Action, AuthContext, Env, authorize};
 use cove_store::StoreError;
 use cove_store::invitations::{InviteRecord, InviteStatus};
@@ -148,7 +149,7 @@ async fn roles_by_id(
 ) -> Result<Vec<OrganizationRole>, ApiError> {
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        if let Some(r) = env.store.roles().get(org, id).await? {
+        if let Some(r) = env.store.roles().get(org, id).await.api()? {
             out.push(role_view(r));
         }
     }
@@ -176,7 +177,8 @@ async fn resolve_roles(
             .store
             .roles()
             .get(org, id)
-            .await?
+            .await
+            .api()?
             .ok_or_else(|| ApiError::bad_request(format!("Role with ID {id} not found")))?;
         perms.extend(role.permissions.iter().filter_map(|p| Permission::parse(p)));
         out.push(id.clone());
@@ -242,7 +244,11 @@ pub async fn create(
         updated_at: now,
         version: 1,
     };
-    env.store.orgs().create_with_owner(&org, &owner).await?;
+    env.store
+        .orgs()
+        .create_with_owner(&org, &owner)
+        .await
+        .api()?;
     tracing::info!(org = %org.id, user = %ctx.user_id, "organization created");
     Ok(org_view(org))
 }
@@ -251,8 +257,14 @@ pub async fn create(
 pub async fn list(env: &Env, ctx: &AuthContext) -> Result<Vec<Organization>, ApiError> {
     require_jwt(ctx)?;
     let mut out = Vec::new();
-    for m in env.store.memberships().list_for_user(&ctx.user_id).await? {
-        if let Some(o) = env.store.orgs().get(&m.organization_id).await?
+    for m in env
+        .store
+        .memberships()
+        .list_for_user(&ctx.user_id)
+        .await
+        .api()?
+    {
+        if let Some(o) = env.store.orgs().get(&m.organization_id).await.api()?
             && !o.deleting
         {
             out.push(org_view(o));
@@ -277,7 +289,8 @@ async fn load(env: &Env, org: &OrganizationId) -> Result<OrgRecord, ApiError> {
     env.store
         .orgs()
         .get(org)
-        .await?
+        .await
+        .api()?
         .filter(|o| !o.deleting)
         .ok_or_else(|| org_not_found(org))
 }
@@ -302,21 +315,13 @@ pub async fn delete(env: &Env, ctx: &AuthContext, org: &OrganizationId) -> Resul
         ));
     }
     // Sandboxes live outside the organization's partition and run on runners: they must be
-    // deleted first, or they would be left running with nobody able to reach them.
-    let live = env
-        .store
-        .sandboxes()
-        .list_by_org(org.as_str(), 1, None)
-        .await?;
-    if !live.items.is_empty() {
-        return Err(ApiError::bad_request(
-            "Organization has sandboxes; delete them before deleting the organization",
-        ));
-    }
+    // deleted first, or they would be left running with nobody able to reach them. The store
+    // marks the organization first and then checks (strongly consistently) that none is left, so
+    // none can be created behind the check.
     match env.store.orgs().delete(org).await {
         Ok(()) => {}
         Err(StoreError::NotFound { .. }) => return Err(org_not_found(org)),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e.api()),
     }
     tracing::info!(org = %org, user = %ctx.user_id, "organization deleted");
     Ok(())
@@ -332,7 +337,7 @@ pub async fn usage(
     let q = load(env, org).await?.quota;
     // Sandbox usage: the counters the sandbox repository moves with every state change (compute
     // and disk state sets of CONTRACT §8). Snapshots and volumes are not stored yet.
-    let used = env.store.sandboxes().usage(org.as_str()).await?;
+    let used = env.store.sandboxes().usage(org).await.api()?;
     Ok(OrganizationUsageOverview {
         region_usage: vec![RegionUsageOverview {
             region_id: "us".into(),
@@ -377,7 +382,7 @@ async fn admin_update(
     match env.store.orgs().update(&rec).await {
         Ok(()) => Ok(()),
         Err(StoreError::Conflict { .. }) => Err(concurrent()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }
 
@@ -574,8 +579,8 @@ pub async fn list_members(
     let ctx = scoped(env, ctx, org).await?;
     authorize(env, &ctx, Action::OrgRead).await?;
     let mut out = Vec::new();
-    for m in env.store.memberships().list_for_org(org).await? {
-        let user = env.store.users().get(&m.user_id).await?;
+    for m in env.store.memberships().list_for_org(org).await.api()? {
+        let user = env.store.users().get(&m.user_id).await.api()?;
         let assigned_roles = roles_by_id(env, org, &m.assigned_role_ids).await?;
         let (name, email) = user.map(|u| (u.name, u.email)).unwrap_or_default();
         out.push(OrganizationUser {
@@ -602,7 +607,8 @@ async fn other_owner(
         .store
         .memberships()
         .list_for_org(org)
-        .await?
+        .await
+        .api()?
         .into_iter()
         .find(|m| m.role == OrgRole::Owner && m.user_id != *except)
         .map(|m| m.user_id))
@@ -620,7 +626,8 @@ async fn member(
     env.store
         .memberships()
         .get(org, user)
-        .await?
+        .await
+        .api()?
         .ok_or_else(|| ApiError::not_found(format!("User with ID {user} is not a member")))
 }
 
@@ -661,9 +668,9 @@ pub async fn update_access(
     match env.store.memberships().update(&rec, keep.as_ref()).await {
         Ok(()) => {}
         Err(StoreError::Conflict { .. }) => return Err(concurrent()),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e.api()),
     }
-    let u = env.store.users().get(user).await?;
+    let u = env.store.users().get(user).await.api()?;
     let (name, email) = u.map(|u| (u.name, u.email)).unwrap_or_default();
     Ok(OrganizationUser {
         assigned_roles: roles_by_id(env, org, &rec.assigned_role_ids).await?,
@@ -709,12 +716,12 @@ async fn remove(
             )));
         }
         Err(StoreError::Conflict { .. }) => return Err(concurrent()),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e.api()),
     }
-    for k in env.store.api_keys().list(org, Some(user)).await? {
+    for k in env.store.api_keys().list(org, Some(user)).await.api()? {
         match env.store.api_keys().delete(org, user, &k.name).await {
             Ok(()) | Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e.api()),
         }
     }
     tracing::info!(org = %org, user = %user, "member removed");
@@ -756,7 +763,7 @@ pub async fn list_roles(
     let ctx = scoped(env, ctx, org).await?;
     authorize(env, &ctx, Action::OrgRead).await?;
     let mut roles: Vec<RoleRecord> = cove_store::roles::globals();
-    let mut own = env.store.roles().list(org).await?;
+    let mut own = env.store.roles().list(org).await.api()?;
     own.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
     roles.extend(own);
     Ok(roles.into_iter().map(role_view).collect())
@@ -770,7 +777,7 @@ async fn check_role_name(
 ) -> Result<(), ApiError> {
     let taken = cove_store::roles::globals()
         .into_iter()
-        .chain(env.store.roles().list(org).await?)
+        .chain(env.store.roles().list(org).await.api()?)
         .any(|r| r.name.eq_ignore_ascii_case(name) && Some(r.id.as_str()) != except);
     if taken {
         return Err(role_name_taken(name));
@@ -811,7 +818,7 @@ pub async fn create_role(
             load(env, org).await?;
             Err(role_name_taken(&rec.name))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }
 
@@ -827,7 +834,8 @@ async fn own_role(env: &Env, org: &OrganizationId, id: &str) -> Result<RoleRecor
         .store
         .roles()
         .get(org, id)
-        .await?
+        .await
+        .api()?
         .ok_or_else(|| ApiError::not_found(format!("Role with ID {id} not found")))?;
     if role.is_global() {
         return Err(ApiError::forbidden("Global roles cannot be changed"));
@@ -864,7 +872,7 @@ pub async fn update_role(
             }
             Err(concurrent())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }
 
@@ -882,7 +890,7 @@ pub async fn delete_role(
         Err(StoreError::NotFound { .. }) => {
             Err(ApiError::not_found(format!("Role with ID {id} not found")))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }
 
@@ -946,7 +954,8 @@ pub async fn create_invitation(
         .store
         .invitations()
         .list(org)
-        .await?
+        .await
+        .api()?
         .into_iter()
         .any(|i| i.email == email && i.status == InviteStatus::Pending && !expired(&i.expires_at));
     if pending {
@@ -954,7 +963,7 @@ pub async fn create_invitation(
             "User with email {email} already has a pending invitation"
         )));
     }
-    let inviter = env.store.users().get(&ctx.user_id).await?;
+    let inviter = env.store.users().get(&ctx.user_id).await.api()?;
     let now = now_rfc3339();
     let inv = InviteRecord {
         id: uuid::Uuid::new_v4().to_string(),
@@ -980,7 +989,7 @@ pub async fn create_invitation(
             load(env, org).await?;
             Err(concurrent())
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }
 
@@ -993,7 +1002,7 @@ pub async fn list_invitations(
     let ctx = scoped(env, ctx, org).await?;
     authorize(env, &ctx, Action::ManageInvitations).await?;
     let mut out = Vec::new();
-    for i in env.store.invitations().list(org).await? {
+    for i in env.store.invitations().list(org).await.api()? {
         if i.status == InviteStatus::Pending && !expired(&i.expires_at) {
             out.push(invite_view(env, i).await?);
         }
@@ -1014,7 +1023,8 @@ async fn pending_invitation(
     env.store
         .invitations()
         .get(org, id)
-        .await?
+        .await
+        .api()?
         .filter(|i| i.status == InviteStatus::Pending)
         .ok_or_else(|| invitation_not_found(id))
 }
@@ -1042,7 +1052,7 @@ pub async fn update_invitation(
     match env.store.invitations().update(&rec).await {
         Ok(()) => invite_view(env, rec).await,
         Err(StoreError::Conflict { .. }) => Err(concurrent()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }
 
@@ -1065,7 +1075,7 @@ pub async fn cancel_invitation(
         Err(StoreError::Conflict { .. }) => {
             Err(ApiError::conflict("The invitation is no longer pending"))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }
 
@@ -1073,7 +1083,8 @@ async fn me(env: &Env, ctx: &AuthContext) -> Result<UserRecord, ApiError> {
     env.store
         .users()
         .get(&ctx.user_id)
-        .await?
+        .await
+        .api()?
         .ok_or_else(ApiError::invalid_credentials)
 }
 
@@ -1088,7 +1099,8 @@ async fn my_invitations(env: &Env, ctx: &AuthContext) -> Result<Vec<InviteRecord
         .store
         .invitations()
         .list_for_email(&user.email)
-        .await?
+        .await
+        .api()?
         .into_iter()
         .filter(|i| i.status == InviteStatus::Pending && !expired(&i.expires_at))
         .collect())
@@ -1125,7 +1137,8 @@ async fn my_invitation(env: &Env, ctx: &AuthContext, id: &str) -> Result<InviteR
         .store
         .invitations()
         .list_for_email(&user.email)
-        .await?
+        .await
+        .api()?
         .into_iter()
         .find(|i| i.id == id)
         .ok_or_else(|| invitation_not_found(id))?;
@@ -1133,7 +1146,8 @@ async fn my_invitation(env: &Env, ctx: &AuthContext, id: &str) -> Result<InviteR
         .store
         .invitations()
         .get(&found.organization_id, id)
-        .await?
+        .await
+        .api()?
         .ok_or_else(|| invitation_not_found(id))?;
     if rec.status != InviteStatus::Pending {
         return Err(invitation_not_found(id));
@@ -1168,25 +1182,34 @@ pub async fn accept_invitation(
                 .store
                 .memberships()
                 .get(&rec.organization_id, &ctx.user_id)
-                .await?
+                .await
+                .api()?
                 .is_some()
                 && env
                     .store
                     .invitations()
                     .get(&rec.organization_id, id)
-                    .await?
+                    .await
+                    .api()?
                     .is_some_and(|i| i.status == InviteStatus::Pending)
             {
                 return Err(ApiError::conflict(
                     "You are already a member of this organization",
                 ));
             }
-            if env.store.orgs().get(&rec.organization_id).await?.is_none() {
+            if env
+                .store
+                .orgs()
+                .get(&rec.organization_id)
+                .await
+                .api()?
+                .is_none()
+            {
                 return Err(invitation_not_found(id));
             }
             return Err(ApiError::conflict("The invitation is no longer pending"));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e.api()),
     }
     tracing::info!(org = %rec.organization_id, user = %ctx.user_id, invitation = id, "invitation accepted");
     let mut rec = rec;
@@ -1208,7 +1231,7 @@ pub async fn decline_invitation(env: &Env, ctx: &AuthContext, id: &str) -> Resul
         Err(StoreError::Conflict { .. }) => {
             Err(ApiError::conflict("The invitation is no longer pending"))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }
 
@@ -1228,7 +1251,8 @@ pub async fn user_get(env: &Env, ctx: &AuthContext, id: &UserId) -> Result<User,
     env.store
         .users()
         .get(id)
-        .await?
+        .await
+        .api()?
         .map(user_view)
         .ok_or_else(|| ApiError::not_found(format!("User with ID {id} not found")))
 }
@@ -1251,7 +1275,7 @@ pub async fn user_create(
         Some(_) => return Err(ApiError::bad_request("role must be one of: admin, user")),
     };
     let id = body.id.unwrap_or_else(UserId::new_random);
-    if env.store.users().get(&id).await?.is_some() {
+    if env.store.users().get(&id).await.api()?.is_some() {
         return Err(ApiError::conflict(format!(
             "User with ID {id} already exists"
         )));
@@ -1266,7 +1290,8 @@ pub async fn user_create(
             email_verified: body.email_verified.unwrap_or(false),
             role,
         })
-        .await?;
+        .await
+        .api()?;
     Ok(user_view(user))
 }
 
@@ -1277,7 +1302,8 @@ pub async fn user_list(env: &Env, ctx: &AuthContext) -> Result<Vec<User>, ApiErr
         .store
         .users()
         .list()
-        .await?
+        .await
+        .api()?
         .into_iter()
         .map(user_view)
         .collect())
@@ -1297,7 +1323,7 @@ pub async fn regenerate_key_pair(
         Err(StoreError::NotFound { .. }) => {
             return Err(ApiError::not_found(format!("User with ID {id} not found")));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e.api()),
     }
     tracing::info!(user = %id, admin = %ctx.user_id, "user key pair regenerated");
     Ok(())
@@ -1364,7 +1390,7 @@ pub async fn link_account(
             )));
         }
         Err(StoreError::NotFound { .. }) => return Err(ApiError::invalid_credentials()),
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e.api()),
     }
     tracing::info!(user = %ctx.user_id, provider, "account linked");
     Ok(())
@@ -1392,7 +1418,7 @@ pub async fn unlink_account(
                 "No linked {provider} account {puid}"
             )));
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(e.api()),
     }
     tracing::info!(user = %ctx.user_id, provider, "account unlinked");
     Ok(())
@@ -1408,7 +1434,8 @@ pub async fn account_providers(
         .store
         .users()
         .linked_accounts(&ctx.user_id)
-        .await?
+        .await
+        .api()?
         .into_iter()
         .map(|l| l.provider)
         .collect();

@@ -1896,18 +1896,21 @@ async fn writes_racing_an_organization_delete_leave_nothing_behind() {
 /// only), and an organization with sandboxes cannot be deleted until they are destroyed.
 #[tokio::test]
 async fn usage_follows_sandboxes_and_they_block_deletion() {
+    use cove_api_types::ids::{OrganizationId, SandboxId};
+    use cove_api_types::sandbox::{SandboxDesiredState, SandboxState};
     use cove_store::orgs::OrgQuota;
-    use cove_store::sandboxes::SandboxRecord;
+    use cove_store::sandboxes::{QuotaCheck, SandboxRecord};
     let env = env().await;
     let alice = jwt("alice");
     let org = create_org(&env, &alice, "Busy").await;
     let now = "2026-01-01T00:00:00.000Z";
     let quota = OrgQuota::default();
-    let mut rec = SandboxRecord::new(uuid::Uuid::new_v4().to_string(), &org, "sb", "img", now);
+    let org_id = OrganizationId::parse(org.as_str()).unwrap();
+    let mut rec = SandboxRecord::new(SandboxId::new_random(), org_id, "sb", "img", now);
     rec.cpu = 2;
     rec.memory = 3;
     rec.disk = 5;
-    rec.state = "started".into();
+    rec.state = SandboxState::Started;
     let started = env.store.sandboxes().create(&rec, &quota).await.unwrap();
     let usage = |u: &Value| {
         let r = &u["regionUsage"][0];
@@ -1922,12 +1925,12 @@ async fn usage_follows_sandboxes_and_they_block_deletion() {
     assert_eq!(usage(&u), (2, 3, 5));
 
     let mut stopped = started.clone();
-    stopped.state = "stopped".into();
-    stopped.desired_state = "stopped".into();
+    stopped.state = SandboxState::Stopped;
+    stopped.desired_state = SandboxDesiredState::Stopped;
     let stopped = env
         .store
         .sandboxes()
-        .update(&started, &stopped, &quota)
+        .update(&started, &stopped, QuotaCheck::Enforce(&quota))
         .await
         .unwrap();
     let (_, u) = get(&env, &format!("/api/organizations/{org}/usage"), &alice).await;
@@ -1940,11 +1943,11 @@ async fn usage_follows_sandboxes_and_they_block_deletion() {
     assert_eq!(s, 200, "a refused delete leaves the organization");
 
     let mut gone = stopped.clone();
-    gone.state = "destroyed".into();
-    gone.desired_state = "destroyed".into();
+    gone.state = SandboxState::Destroyed;
+    gone.desired_state = SandboxDesiredState::Destroyed;
     env.store
         .sandboxes()
-        .update(&stopped, &gone, &quota)
+        .update(&stopped, &gone, QuotaCheck::Enforce(&quota))
         .await
         .unwrap();
     let (_, u) = get(&env, &format!("/api/organizations/{org}/usage"), &alice).await;

@@ -1,13 +1,16 @@
 //! What the runner routes do, independent of HTTP.
 
 use cove_api_types::ApiError;
+use cove_api_types::ids::{RunnerId, SandboxId};
 use cove_api_types::runner::{
     CreateRunner, CreateRunnerResponse, Runner, RunnerFull, RunnerSnapshotDto, RunnerState,
 };
+use cove_api_types::sandbox::SandboxState;
+use cove_edge::store_error::IntoApi;
 use cove_edge::{AuthContext, Env};
 use cove_runner_api::Healthcheck;
-use cove_store::StoreError;
-use cove_store::runners::{RunnerRecord, state};
+use cove_store::runners::RunnerRecord;
+use cove_store::{Conflict, StoreError};
 use time::OffsetDateTime;
 
 const MAX_NAME: usize = 255;
@@ -27,12 +30,17 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("Runner with ID {id} not found"))
 }
 
+/// The runner id of a path; one that is not an id names no runner.
+fn runner_id(id: &str) -> Result<RunnerId, ApiError> {
+    RunnerId::parse(id).map_err(|_| not_found(id))
+}
+
 /// The wire view of a runner at `now`.
 pub fn to_runner(rec: &RunnerRecord, now: OffsetDateTime) -> Runner {
     let m = rec.metrics.as_ref();
-    let st = RunnerState::parse(rec.effective_state(now)).unwrap_or(RunnerState::Unresponsive);
+    let st: RunnerState = rec.effective_state(now);
     Runner {
-        id: rec.id.clone(),
+        id: rec.id.to_string(),
         domain: rec.domain.clone(),
         api_url: rec.api_url.clone(),
         proxy_url: rec.proxy_url.clone(),
@@ -97,7 +105,7 @@ pub async fn create(env: &Env, body: CreateRunner) -> Result<CreateRunnerRespons
     if region.is_empty() || region.len() > MAX_NAME {
         return Err(ApiError::bad_request("regionId must be a non-empty string"));
     }
-    let existing = env.store.runners().list().await?;
+    let existing = env.store.runners().list().await.api()?;
     if existing
         .iter()
         .any(|r| r.name == name && r.region_id == region)
@@ -111,17 +119,17 @@ pub async fn create(env: &Env, body: CreateRunner) -> Result<CreateRunnerRespons
             tracing::error!(error = %e, "random source failed");
             ApiError::internal()
         })?;
-    let rec = env.store.runners().create(&rec).await?;
+    let rec = env.store.runners().create(&rec).await.api()?;
     tracing::info!(runner_id = %rec.id, name = %rec.name, region = %rec.region_id, "runner created");
     Ok(CreateRunnerResponse {
-        id: rec.id,
+        id: rec.id.to_string(),
         api_key: rec.api_key,
     })
 }
 
 pub async fn list(env: &Env, region: Option<&str>) -> Result<Vec<Runner>, ApiError> {
     let now = now();
-    let mut rs = env.store.runners().list().await?;
+    let mut rs = env.store.runners().list().await.api()?;
     rs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
     Ok(rs
         .iter()
@@ -133,15 +141,16 @@ pub async fn list(env: &Env, region: Option<&str>) -> Result<Vec<Runner>, ApiErr
 pub async fn get(env: &Env, id: &str) -> Result<RunnerRecord, ApiError> {
     env.store
         .runners()
-        .get(id)
-        .await?
+        .get(&runner_id(id)?)
+        .await
+        .api()?
         .ok_or_else(|| not_found(id))
 }
 
 fn map_missing(id: &str) -> impl Fn(StoreError) -> ApiError + '_ {
     move |e| match e {
         StoreError::NotFound { .. } => not_found(id),
-        e => e.into(),
+        e => e.api(),
     }
 }
 
@@ -149,7 +158,7 @@ pub async fn set_scheduling(env: &Env, id: &str, unschedulable: bool) -> Result<
     let rec = env
         .store
         .runners()
-        .set_unschedulable(id, unschedulable)
+        .set_unschedulable(&runner_id(id)?, unschedulable)
         .await
         .map_err(map_missing(id))?;
     tracing::info!(runner_id = %id, unschedulable, "runner scheduling changed");
@@ -160,7 +169,7 @@ pub async fn set_draining(env: &Env, id: &str, draining: bool) -> Result<Runner,
     let rec = env
         .store
         .runners()
-        .set_draining(id, draining)
+        .set_draining(&runner_id(id)?, draining)
         .await
         .map_err(map_missing(id))?;
     tracing::info!(runner_id = %id, draining, "runner draining changed");
@@ -168,32 +177,43 @@ pub async fn set_draining(env: &Env, id: &str, draining: bool) -> Result<Runner,
 }
 
 pub async fn delete(env: &Env, id: &str, force: bool) -> Result<(), ApiError> {
-    match env.store.runners().delete(id, force).await {
+    match env.store.runners().delete(&runner_id(id)?, force).await {
         Ok(()) => {
             tracing::info!(runner_id = %id, force, "runner deleted");
             Ok(())
         }
         Err(StoreError::NotFound { .. }) => Err(not_found(id)),
-        Err(StoreError::Conflict { .. }) => Err(ApiError::bad_request(
+        Err(StoreError::Conflict {
+            conflict: Conflict::RunnerHasSandboxes,
+            ..
+        }) => Err(ApiError::bad_request(
             "Runner still has sandboxes assigned; delete them first or pass force=true",
         )),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e.api()),
     }
 }
 
 pub async fn by_sandbox(env: &Env, sandbox_id: &str) -> Result<RunnerFull, ApiError> {
     let missing = || ApiError::not_found(format!("Sandbox with ID {sandbox_id} not found"));
+    let id = SandboxId::parse(sandbox_id).map_err(|_| missing())?;
     let sb = env
         .store
         .sandboxes()
-        .get(sandbox_id)
-        .await?
-        .filter(|s| s.state != "destroyed")
+        .get(&id)
+        .await
+        .api()?
+        .filter(|s| s.state != SandboxState::Destroyed)
         .ok_or_else(missing)?;
     let runner_id = sb.runner_id.ok_or_else(|| {
         ApiError::not_found(format!("Sandbox {sandbox_id} is not assigned to a runner"))
     })?;
-    let rec = get(env, &runner_id).await?;
+    let rec = env
+        .store
+        .runners()
+        .get(&runner_id)
+        .await
+        .api()?
+        .ok_or_else(|| not_found(runner_id.as_str()))?;
     Ok(to_full(&rec, now()))
 }
 
@@ -202,14 +222,14 @@ pub async fn by_snapshot_ref(env: &Env, image: &str) -> Result<Vec<RunnerSnapsho
         return Err(ApiError::bad_request("ref is required"));
     }
     let now = now();
-    let mut rs = env.store.runners().list().await?;
+    let mut rs = env.store.runners().list().await.api()?;
     rs.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(rs
         .iter()
-        .filter(|r| r.has_snapshot(image) && r.effective_state(now) == state::READY)
+        .filter(|r| r.has_snapshot(image) && r.effective_state(now) == RunnerState::Ready)
         .map(|r| RunnerSnapshotDto {
             runner_snapshot_id: format!("{}:{image}", r.id),
-            runner_id: r.id.clone(),
+            runner_id: r.id.to_string(),
             runner_domain: r.domain.clone(),
         })
         .collect())
@@ -228,9 +248,9 @@ pub async fn healthcheck(
         .runners()
         .record_heartbeat(&runner.id, hc, &now)
         .await
-        .map_err(map_missing(&runner.id))?;
-    if runner.state != state::READY {
-        tracing::info!(runner_id = %runner.id, from = %runner.state, "runner heartbeat: ready");
+        .map_err(map_missing(runner.id.as_str()))?;
+    if runner.state != RunnerState::Ready {
+        tracing::info!(runner_id = %runner.id, from = runner.state.as_str(), "runner heartbeat: ready");
     }
     Ok(())
 }

@@ -366,16 +366,23 @@ async fn scheduling_draining_and_delete() {
     assert_eq!((s, &v["draining"]), (200, &json!(true)));
 
     // A sandbox on it: delete refused without force; by-sandbox finds it (with the token).
-    let org = cove_api_types::ids::OrganizationId::new_random().to_string();
     let now = cove_api_types::time::now_rfc3339();
-    let mut sb = SandboxRecord::new("sb-1", org, "one", "img:1", &now);
-    sb.runner_id = Some(id.clone());
+    let org = cove_store::orgs::OrgRecord::new(
+        "o".into(),
+        cove_api_types::ids::UserId::parse("u").unwrap(),
+        false,
+        now.clone(),
+    );
+    env.store.orgs().create(&org).await.unwrap();
+    let sb_id = cove_api_types::ids::SandboxId::new_random();
+    let mut sb = SandboxRecord::new(sb_id.clone(), org.id.clone(), "one", "img:1", &now);
+    sb.runner_id = Some(cove_api_types::ids::RunnerId::parse(id.as_str()).unwrap());
     env.store
         .sandboxes()
         .create(&sb, &big_quota())
         .await
         .unwrap();
-    let (s, v) = get(&env, "/api/runners/by-sandbox/sb-1", &root).await;
+    let (s, v) = get(&env, &format!("/api/runners/by-sandbox/{sb_id}"), &root).await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         (v["id"].as_str(), v["apiKey"].as_str()),

@@ -24,6 +24,7 @@
 
 mod routes;
 mod rules;
+pub mod scheduling;
 pub mod service;
 mod view;
 

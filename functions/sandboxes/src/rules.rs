@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use cove_api_types::ApiError;
-use cove_api_types::sandbox::CreateSandbox;
+use cove_api_types::sandbox::{CreateSandbox, SandboxDesiredState, SandboxState};
 use cove_store::orgs::OrgQuota;
 
 /// Largest `autoArchiveInterval` (minutes, 30 days); `0` means this maximum.
@@ -79,9 +79,9 @@ fn valid_user(user: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Validates a create body. Resources may only be given without a named snapshot (they then size
-/// the default snapshot); declarative builds (`buildInfo`) are not supported.
-pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<CreatePlan, ApiError> {
+/// What a create body may not ask for: a build, resources with a named snapshot, GPUs,
+/// non-positive sizes, volumes.
+fn refuse_unsupported(body: &CreateSandbox) -> Result<(), ApiError> {
     if body.build_info.is_some() {
         if body.snapshot.is_some() {
             return Err(bad("Cannot specify both a snapshot and buildInfo"));
@@ -118,6 +118,13 @@ pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<Creat
         // No volumes function exists yet, so no volume can be found.
         return Err(bad(format!("Volume {} not found", v.volume_id)));
     }
+    Ok(())
+}
+
+/// Validates a create body. Resources may only be given without a named snapshot (they then size
+/// the default snapshot); declarative builds (`buildInfo`) are not supported.
+pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<CreatePlan, ApiError> {
+    refuse_unsupported(body)?;
     if let Some(name) = &body.name {
         valid_name(name)?;
     }
@@ -192,6 +199,20 @@ pub fn in_progress() -> ApiError {
     ApiError::conflict("Sandbox state change in progress")
 }
 
+/// Whether a sandbox in `state` has reached `desired`.
+pub fn reached(state: SandboxState, desired: SandboxDesiredState) -> bool {
+    use SandboxDesiredState as D;
+    match desired {
+        D::Destroyed => state == SandboxState::Destroyed,
+        D::Started => state == SandboxState::Started,
+        D::Stopped => state == SandboxState::Stopped,
+        D::Archived => state == SandboxState::Archived,
+        D::Paused => state == SandboxState::Paused,
+        // Not a state of its own: a resize is never "reached" by a state alone.
+        D::Resized => false,
+    }
+}
+
 /// What `start` should do with a sandbox in this state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartKind {
@@ -204,52 +225,63 @@ pub enum StartKind {
 }
 
 /// CONTRACT §4.5, start.
-pub fn check_start(state: &str, desired: &str, pending: bool) -> Result<StartKind, ApiError> {
-    if state == "started" && desired == "started" && !pending {
+pub fn check_start(
+    state: SandboxState,
+    desired: SandboxDesiredState,
+    pending: bool,
+) -> Result<StartKind, ApiError> {
+    use SandboxState as S;
+    if state == S::Started && desired == SandboxDesiredState::Started && !pending {
         return Ok(StartKind::Noop);
     }
-    if matches!(state, "error" | "build_failed") && !pending {
+    if matches!(state, S::Error | S::BuildFailed) && !pending {
         return Err(bad("Sandbox is not in valid state"));
     }
-    let archiving_ok = matches!(state, "stopped" | "archiving") && desired == "archived";
-    if (pending || state != desired) && !archiving_ok {
+    let archiving_ok =
+        matches!(state, S::Stopped | S::Archiving) && desired == SandboxDesiredState::Archived;
+    if (pending || !reached(state, desired)) && !archiving_ok {
         return Err(in_progress());
     }
     match state {
-        "stopped" => Ok(StartKind::Resume),
-        "archived" => Ok(StartKind::Restore),
+        S::Stopped => Ok(StartKind::Resume),
+        S::Archived => Ok(StartKind::Restore),
         _ => Err(bad("Sandbox is not in valid state")),
     }
 }
 
 /// CONTRACT §4.5, stop.
-pub fn check_stop(state: &str, desired: &str, pending: bool) -> Result<(), ApiError> {
-    if pending || (state != desired && state != "error") {
+pub fn check_stop(
+    state: SandboxState,
+    desired: SandboxDesiredState,
+    pending: bool,
+) -> Result<(), ApiError> {
+    if pending || (!reached(state, desired) && state != SandboxState::Error) {
         return Err(in_progress());
     }
-    if state != "started" {
+    if state != SandboxState::Started {
         return Err(bad("Sandbox is not in a stoppable state"));
     }
     Ok(())
 }
 
 /// CONTRACT §4.5, delete (`force` also takes over a change in progress).
-pub fn check_delete(state: &str, pending: bool, force: bool) -> Result<(), ApiError> {
+pub fn check_delete(state: SandboxState, pending: bool, force: bool) -> Result<(), ApiError> {
     if pending && !force {
         return Err(in_progress());
     }
-    if state == "destroyed" {
+    if state == SandboxState::Destroyed {
         return Err(ApiError::not_found("Sandbox not found"));
     }
     Ok(())
 }
 
 /// CONTRACT §4.5, archive: only from stopped, error or build_failed.
-pub fn check_archive(state: &str, pending: bool) -> Result<(), ApiError> {
+pub fn check_archive(state: SandboxState, pending: bool) -> Result<(), ApiError> {
     if pending {
         return Err(in_progress());
     }
-    if !matches!(state, "stopped" | "error" | "build_failed") {
+    use SandboxState as S;
+    if !matches!(state, S::Stopped | S::Error | S::BuildFailed) {
         return Err(bad("Sandbox is not in valid state to be archived"));
     }
     Ok(())
@@ -312,47 +344,67 @@ mod tests {
 
     #[test]
     fn transitions_follow_the_contract() {
+        use SandboxDesiredState as D;
+        use SandboxState as S;
         assert_eq!(
-            check_start("started", "started", false).unwrap(),
+            check_start(S::Started, D::Started, false).unwrap(),
             StartKind::Noop
         );
         assert_eq!(
-            check_start("stopped", "stopped", false).unwrap(),
+            check_start(S::Stopped, D::Stopped, false).unwrap(),
             StartKind::Resume
         );
         assert_eq!(
-            check_start("archived", "archived", false).unwrap(),
+            check_start(S::Archived, D::Archived, false).unwrap(),
             StartKind::Restore
         );
         assert_eq!(
-            check_start("starting", "started", true).unwrap_err().status,
+            check_start(S::Starting, D::Started, true)
+                .unwrap_err()
+                .status,
             409
         );
         assert_eq!(
-            check_start("stopping", "stopped", true).unwrap_err().status,
+            check_start(S::Stopping, D::Stopped, true)
+                .unwrap_err()
+                .status,
             409
         );
         assert_eq!(
-            check_start("error", "started", false).unwrap_err().status,
+            check_start(S::Error, D::Started, false).unwrap_err().status,
             400
         );
-        assert!(check_stop("started", "started", false).is_ok());
+        assert!(check_stop(S::Started, D::Started, false).is_ok());
         assert_eq!(
-            check_stop("stopped", "stopped", false).unwrap_err().status,
+            check_stop(S::Stopped, D::Stopped, false)
+                .unwrap_err()
+                .status,
             400
         );
         assert_eq!(
-            check_stop("starting", "started", true).unwrap_err().status,
+            check_stop(S::Starting, D::Started, true)
+                .unwrap_err()
+                .status,
             409
         );
         assert_eq!(
-            check_delete("starting", true, false).unwrap_err().status,
+            check_delete(S::Starting, true, false).unwrap_err().status,
             409
         );
-        assert!(check_delete("starting", true, true).is_ok());
-        assert_eq!(check_archive("started", false).unwrap_err().status, 400);
-        assert!(check_archive("stopped", false).is_ok());
+        assert!(check_delete(S::Starting, true, true).is_ok());
+        assert_eq!(check_archive(S::Started, false).unwrap_err().status, 400);
+        assert!(check_archive(S::Stopped, false).is_ok());
         assert!(labels_filter("{\"a\":\"b\"}").is_ok());
         assert_eq!(labels_filter("{nope").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn reached_matches_the_wire_names() {
+        for d in SandboxDesiredState::ALL {
+            for s in SandboxState::ALL {
+                let same_name = d.as_str() == s.as_str();
+                assert_eq!(reached(*s, *d), same_name, "{s} / {d}");
+            }
+        }
     }
 }

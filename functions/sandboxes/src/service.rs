@@ -13,23 +13,31 @@
 use std::collections::BTreeMap;
 
 use cove_api_types::ApiError;
+use cove_api_types::ids::{OrganizationId, SandboxId};
 use cove_api_types::permissions::Permission;
 use cove_api_types::sandbox::{
-    CreateSandbox, ListSandboxesResponse, PortPreviewUrl, Sandbox, SandboxLabels, SandboxListItem,
-    ToolboxProxyUrl, UpdateSandboxState,
+    BackupState, CreateSandbox, ListSandboxesResponse, PortPreviewUrl, Sandbox,
+    SandboxDesiredState, SandboxLabels, SandboxListItem, SandboxState, ToolboxProxyUrl,
+    UpdateSandboxState,
 };
 use cove_edge::config::SandboxSettings;
 use cove_edge::runner_client::{RunnerCallError, RunnerClient};
+use cove_edge::store_error::IntoApi;
 use cove_edge::{Action, AuthContext, Env, authorize};
 use cove_runner_api::{DesiredState, NetworkPolicy, Resources, SandboxSpec, SandboxStatus};
 use cove_store::orgs::OrgQuota;
-use cove_store::runners::{RunnerRecord, pick_runner};
-use cove_store::sandboxes::{NAME_TAKEN_OP, SandboxRecord, generate_auth_token};
-use cove_store::{Cursor, StoreError};
+use cove_store::runners::RunnerRecord;
+use cove_store::sandboxes::{QuotaCheck, SandboxRecord, generate_auth_token, observed_state};
+use cove_store::{Conflict, Cursor, StoreError};
 use time::OffsetDateTime;
 
 use crate::rules::{self, StartKind};
 use crate::view;
+
+// Scheduling is its own module of the crate; it is declared here until `lib.rs` (being rewritten
+// into a route table) declares it.
+
+use crate::scheduling::pick_runner;
 
 /// How often a settle or a field update is retried after losing a version race.
 const MAX_RETRIES: usize = 8;
@@ -45,8 +53,8 @@ pub struct Call<'a> {
 }
 
 impl Call<'_> {
-    fn org(&self) -> &str {
-        self.ctx.organization_id.as_str()
+    fn org(&self) -> &OrganizationId {
+        &self.ctx.organization_id
     }
     pub fn proxy_url(&self) -> String {
         view::toolbox_proxy_url(self.settings, &self.host)
@@ -72,14 +80,16 @@ fn random_failure(e: getrandom::Error) -> ApiError {
 /// The caller's sandbox by id or name; 404 when missing, destroyed or another organization's.
 async fn find(call: &Call<'_>, id_or_name: &str) -> Result<SandboxRecord, ApiError> {
     let repo = call.env.store.sandboxes();
-    if let Some(rec) = repo.get(id_or_name).await?
-        && rec.org_id == call.org()
+    if let Ok(id) = SandboxId::parse(id_or_name)
+        && let Some(rec) = repo.get(&id).await.api()?
+        && rec.org_id == *call.org()
         && !rec.is_destroyed()
     {
         return Ok(rec);
     }
     repo.get_by_name(call.org(), id_or_name)
-        .await?
+        .await
+        .api()?
         .ok_or_else(|| not_found(id_or_name))
 }
 
@@ -89,22 +99,29 @@ async fn quota(call: &Call<'_>) -> Result<OrgQuota, ApiError> {
         .store
         .orgs()
         .get(&call.ctx.organization_id)
-        .await?
+        .await
+        .api()?
         .ok_or_else(|| ApiError::forbidden("Invalid authentication context"))?
         .quota)
 }
 
 fn store_err(name: &str, e: StoreError) -> ApiError {
     match e {
-        StoreError::Conflict { op } if op == NAME_TAKEN_OP => {
-            ApiError::conflict(format!("Sandbox with name {name} already exists"))
-        }
+        StoreError::Conflict {
+            conflict: Conflict::SandboxNameTaken,
+            ..
+        } => ApiError::conflict(format!("Sandbox with name {name} already exists")),
+        StoreError::Conflict {
+            conflict: Conflict::OrganizationDeleting,
+            ..
+        } => e.api(),
         StoreError::Conflict { .. } => rules::in_progress(),
-        other => other.into(),
+        other => other.api(),
     }
 }
 
-/// Step 1: the conditional write that claims the sandbox for one action.
+/// Step 1: the conditional write that claims the sandbox for one action: a user action, so the
+/// totals it makes grow are checked against the organization's quota.
 async fn begin(
     env: &Env,
     prev: &SandboxRecord,
@@ -114,24 +131,24 @@ async fn begin(
     next.updated_at = now();
     env.store
         .sandboxes()
-        .update(prev, &next, quota)
+        .update(prev, &next, QuotaCheck::Enforce(quota))
         .await
         .map_err(|e| store_err(&prev.name, e))
 }
 
-/// Step 3: applies `f` to the current row while it still belongs to this action.
+/// Step 3: applies `f` to the current row while it still belongs to this action. What the runner
+/// did is recorded whatever the quota (the action was admitted in step 1).
 async fn settle(
     env: &Env,
-    id: &str,
+    id: &SandboxId,
     generation: u64,
-    desired: &str,
-    quota: &OrgQuota,
+    desired: SandboxDesiredState,
     f: impl Fn(&mut SandboxRecord),
 ) -> Result<SandboxRecord, ApiError> {
     let repo = env.store.sandboxes();
     for _ in 0..MAX_RETRIES {
-        let Some(cur) = repo.get(id).await? else {
-            return Err(not_found(id));
+        let Some(cur) = repo.get(id).await.api()? else {
+            return Err(not_found(id.as_str()));
         };
         if cur.generation != generation || cur.desired_state != desired {
             return Ok(cur);
@@ -139,10 +156,10 @@ async fn settle(
         let mut next = cur.clone();
         f(&mut next);
         next.updated_at = now();
-        match repo.update(&cur, &next, quota).await {
+        match repo.update(&cur, &next, QuotaCheck::Record).await {
             Ok(r) => return Ok(r),
             Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e.api()),
         }
     }
     Err(rules::in_progress())
@@ -160,9 +177,13 @@ async fn modify(
         let mut next = cur.clone();
         f(&mut next);
         next.updated_at = now();
-        match repo.update(&cur, &next, &OrgQuota::unlimited()).await {
+        // Labels, visibility, intervals: no usage changes.
+        match repo.update(&cur, &next, QuotaCheck::Record).await {
             Ok(r) => return Ok(r),
-            Err(StoreError::Conflict { op }) if op != NAME_TAKEN_OP => continue,
+            Err(StoreError::Conflict {
+                conflict: Conflict::Changed | Conflict::Contention,
+                ..
+            }) => continue,
             Err(e) => return Err(store_err(&cur.name, e)),
         }
     }
@@ -193,7 +214,8 @@ fn client(runner: &RunnerRecord) -> Result<RunnerClient, String> {
 
 /// Step 2: sends the spec. A container created from another image (restored from a backup) keeps
 /// that image: on `IMMUTABLE_FIELD` the image the runner reports is used once more.
-async fn push(runner: &RunnerRecord, id: &str, mut spec: SandboxSpec) -> Outcome {
+async fn push(runner: &RunnerRecord, id: &SandboxId, mut spec: SandboxSpec) -> Outcome {
+    let id = id.as_str();
     let c = match client(runner) {
         Ok(c) => c,
         Err(m) => return Outcome::Failed(m),
@@ -221,35 +243,29 @@ async fn push(runner: &RunnerRecord, id: &str, mut spec: SandboxSpec) -> Outcome
     }
 }
 
-/// The runner's state strings equal Daytona's where they overlap.
-fn runner_state(s: cove_runner_api::SandboxState) -> &'static str {
-    use cove_runner_api::SandboxState as R;
-    match s {
-        R::Creating => "creating",
-        R::Starting => "starting",
-        R::Started => "started",
-        R::Stopping => "stopping",
-        R::Stopped => "stopped",
-        R::Destroying => "destroying",
-        R::Destroyed => "destroyed",
-        R::Error => "error",
-        R::Unknown => "unknown",
-    }
+fn set_state(r: &mut SandboxRecord, state: SandboxState, error: Option<String>) {
+    r.state = state;
+    r.error_reason = if state == SandboxState::Error {
+        error
+    } else {
+        None
+    };
+    r.pending = !rules::reached(r.state, r.desired_state) && r.state != SandboxState::Error;
 }
 
-fn set_state(r: &mut SandboxRecord, state: &str, error: Option<String>) {
-    r.state = state.to_owned();
-    r.error_reason = if state == "error" { error } else { None };
-    r.pending = r.state != r.desired_state && r.state != "error";
+/// The state a runner's report means for a sandbox that wants `desired`: a container gone while
+/// it was not asked to go is an error, not a destroy.
+fn reported(observed: cove_runner_api::SandboxState, desired: SandboxDesiredState) -> SandboxState {
+    match observed_state(observed) {
+        SandboxState::Destroyed if desired != SandboxDesiredState::Destroyed => SandboxState::Error,
+        s => s,
+    }
 }
 
 fn apply(r: &mut SandboxRecord, out: &Outcome) {
     match out {
         Outcome::Status(st) => {
-            let mut state = runner_state(st.state);
-            if state == "destroyed" && r.desired_state != "destroyed" {
-                state = "error";
-            }
+            let state = reported(st.state, r.desired_state);
             if st.daemon_version.is_some() {
                 r.daemon_version.clone_from(&st.daemon_version);
             }
@@ -259,7 +275,7 @@ fn apply(r: &mut SandboxRecord, out: &Outcome) {
                 .or_else(|| Some("The sandbox's container is gone".into()));
             set_state(r, state, reason);
         }
-        Outcome::Failed(m) => set_state(r, "error", Some(m.clone())),
+        Outcome::Failed(m) => set_state(r, SandboxState::Error, Some(m.clone())),
     }
 }
 
@@ -268,7 +284,7 @@ fn apply(r: &mut SandboxRecord, out: &Outcome) {
 fn spec(rec: &SandboxRecord, image: &str, desired: DesiredState, force: bool) -> SandboxSpec {
     let mut s = SandboxSpec::new(image);
     s.generation = rec.generation;
-    s.org_id = Some(rec.org_id.clone());
+    s.org_id = Some(rec.org_id.to_string());
     s.os_user = Some(rec.user.clone());
     s.desired_state = desired;
     s.resources = Resources {
@@ -290,40 +306,23 @@ fn spec(rec: &SandboxRecord, image: &str, desired: DesiredState, force: bool) ->
 async fn runner_of(env: &Env, rec: &SandboxRecord) -> Result<RunnerRecord, ApiError> {
     let id = rec
         .runner_id
-        .as_deref()
+        .as_ref()
         .ok_or_else(|| ApiError::bad_request("Sandbox is not assigned to a runner"))?;
-    env.store.runners().get(id).await?.ok_or_else(|| {
-        tracing::error!(sandbox = %rec.id, runner = id, "sandbox names a missing runner");
+    env.store.runners().get(id).await.api()?.ok_or_else(|| {
+        tracing::error!(sandbox = %rec.id, runner = %id, "sandbox names a missing runner");
         ApiError::bad_request("The sandbox's runner no longer exists")
     })
 }
 
-pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, ApiError> {
-    let env = call.env;
-    authorize(env, &call.ctx, Action::Create(Permission::WriteSandboxes)).await?;
-    let plan = rules::plan_create(&body, &call.settings.default_snapshot)?;
-    let quota = quota(call).await?;
-    rules::per_sandbox_limits(&quota, plan.cpu, plan.memory, plan.disk)?;
-    let runners = env.store.runners().list().await?;
-    if plan.snapshot != call.settings.default_snapshot
-        && !runners.iter().any(|r| r.has_snapshot(&plan.snapshot))
-    {
-        return Err(ApiError::bad_request(format!(
-            "Snapshot {} not found",
-            plan.snapshot
-        )));
-    }
-    let runner = pick_runner(
-        &runners,
-        &plan.snapshot,
-        &plan.target,
-        OffsetDateTime::now_utc(),
-    )
-    .ok_or_else(|| ApiError::bad_request("No available runners"))?;
-
-    let id = uuid::Uuid::new_v4().to_string();
-    let name = plan.name.clone().unwrap_or_else(|| id.clone());
-    let mut rec = SandboxRecord::new(&id, call.org(), &name, &plan.snapshot, &now());
+/// The row of a new sandbox of `plan`, placed on `runner`, about to be pushed (generation 1).
+fn new_record(
+    org: &OrganizationId,
+    plan: rules::CreatePlan,
+    runner: &RunnerRecord,
+) -> Result<SandboxRecord, ApiError> {
+    let id = SandboxId::new_random();
+    let name = plan.name.unwrap_or_else(|| id.to_string());
+    let mut rec = SandboxRecord::new(id, org.clone(), name, &plan.snapshot, &now());
     rec.user = plan.user;
     rec.env = plan.env;
     rec.labels = plan.labels;
@@ -340,12 +339,40 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
     rec.auto_archive_interval = plan.auto_archive_interval;
     rec.auto_delete_interval = plan.auto_delete_interval;
     rec.auto_pause_interval = plan.auto_pause_interval;
-    rec.state = "creating".into();
-    rec.desired_state = "started".into();
+    rec.state = SandboxState::Creating;
+    rec.desired_state = SandboxDesiredState::Started;
     rec.pending = true;
     rec.runner_id = Some(runner.id.clone());
     rec.auth_token = generate_auth_token().map_err(random_failure)?;
     rec.generation = 1;
+    Ok(rec)
+}
+
+pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, ApiError> {
+    let env = call.env;
+    authorize(env, &call.ctx, Action::Create(Permission::WriteSandboxes)).await?;
+    let plan = rules::plan_create(&body, &call.settings.default_snapshot)?;
+    let quota = quota(call).await?;
+    rules::per_sandbox_limits(&quota, plan.cpu, plan.memory, plan.disk)?;
+    let runners = env.store.runners().list().await.api()?;
+    if plan.snapshot != call.settings.default_snapshot
+        && !runners.iter().any(|r| r.has_snapshot(&plan.snapshot))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Snapshot {} not found",
+            plan.snapshot
+        )));
+    }
+    let runner = pick_runner(
+        &runners,
+        &plan.snapshot,
+        &plan.target,
+        OffsetDateTime::now_utc(),
+    )
+    .ok_or_else(|| ApiError::bad_request("No available runners"))?;
+
+    let rec = new_record(call.org(), plan, runner)?;
+    let name = rec.name.clone();
     let rec = env
         .store
         .sandboxes()
@@ -360,11 +387,15 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
         spec(&rec, &rec.snapshot, DesiredState::Started, false),
     )
     .await;
-    let rec = settle(env, &rec.id, rec.generation, "started", &quota, |r| {
-        apply(r, &out)
-    })
+    let rec = settle(
+        env,
+        &rec.id,
+        rec.generation,
+        SandboxDesiredState::Started,
+        |r| apply(r, &out),
+    )
     .await?;
-    if rec.state == "error" {
+    if rec.state == SandboxState::Error {
         // As Daytona: a create that ends in `error` answers 400 (the sandbox stays, in `error`).
         return Err(ApiError::bad_request(format!(
             "Sandbox {} failed to start: {}",
@@ -388,8 +419,10 @@ pub struct ListQuery {
 
 fn matches(q: &ListQuery, r: &SandboxRecord) -> bool {
     q.labels.iter().all(|(k, v)| r.labels.get(k) == Some(v))
-        && (q.states.is_empty() || q.states.contains(&r.state))
-        && q.id_prefix.as_deref().is_none_or(|p| r.id.starts_with(p))
+        && (q.states.is_empty() || q.states.iter().any(|s| s == r.state.as_str()))
+        && q.id_prefix
+            .as_deref()
+            .is_none_or(|p| r.id.as_str().starts_with(p))
         && q.name_prefix
             .as_deref()
             .is_none_or(|p| r.name.starts_with(p))
@@ -398,14 +431,15 @@ fn matches(q: &ListQuery, r: &SandboxRecord) -> bool {
 pub async fn list(call: &Call<'_>, q: ListQuery) -> Result<ListSandboxesResponse, ApiError> {
     let repo = call.env.store.sandboxes();
     let mut cursor = match q.cursor.as_deref() {
-        Some(c) if !c.is_empty() => Some(Cursor::parse(c)?),
+        Some(c) if !c.is_empty() => Some(Cursor::parse(c).api()?),
         _ => None,
     };
     let proxy = call.proxy_url();
     for _ in 0..MAX_LIST_PAGES {
         let page = repo
             .list_by_org(call.org(), q.limit, cursor.as_ref())
-            .await?;
+            .await
+            .api()?;
         let items: Vec<SandboxListItem> = page
             .items
             .iter()
@@ -434,10 +468,10 @@ pub async fn start(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiErro
     let env = call.env;
     authorize(env, &call.ctx, Action::Create(Permission::WriteSandboxes)).await?;
     let rec = find(call, id_or_name).await?;
-    let kind = rules::check_start(&rec.state, &rec.desired_state, rec.pending)?;
+    let kind = rules::check_start(rec.state, rec.desired_state, rec.pending)?;
     let quota = quota(call).await?;
     let mut next = rec.clone();
-    next.desired_state = "started".into();
+    next.desired_state = SandboxDesiredState::Started;
     next.pending = true;
     next.error_reason = None;
     next.generation += 1;
@@ -445,7 +479,7 @@ pub async fn start(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiErro
     let (runner, image) = match kind {
         StartKind::Noop => return Ok(call.view(&rec)),
         StartKind::Resume => {
-            next.state = "starting".into();
+            next.state = SandboxState::Starting;
             (runner_of(env, &rec).await?, rec.snapshot.clone())
         }
         StartKind::Restore => {
@@ -453,11 +487,11 @@ pub async fn start(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiErro
                 .backup_snapshot
                 .clone()
                 .ok_or_else(|| ApiError::bad_request("Sandbox has no backup to restore"))?;
-            let runners = env.store.runners().list().await?;
+            let runners = env.store.runners().list().await.api()?;
             let runner = pick_runner(&runners, &image, &rec.target, OffsetDateTime::now_utc())
                 .cloned()
                 .ok_or_else(|| ApiError::bad_request("No available runners"))?;
-            next.state = "restoring".into();
+            next.state = SandboxState::Restoring;
             next.runner_id = Some(runner.id.clone());
             (runner, image)
         }
@@ -469,9 +503,13 @@ pub async fn start(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiErro
         spec(&cur, &image, DesiredState::Started, false),
     )
     .await;
-    let rec = settle(env, &cur.id, cur.generation, "started", &quota, |r| {
-        apply(r, &out)
-    })
+    let rec = settle(
+        env,
+        &cur.id,
+        cur.generation,
+        SandboxDesiredState::Started,
+        |r| apply(r, &out),
+    )
     .await?;
     Ok(call.view(&rec))
 }
@@ -480,12 +518,12 @@ pub async fn stop(call: &Call<'_>, id_or_name: &str, force: bool) -> Result<Sand
     let env = call.env;
     authorize(env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
     let rec = find(call, id_or_name).await?;
-    rules::check_stop(&rec.state, &rec.desired_state, rec.pending)?;
+    rules::check_stop(rec.state, rec.desired_state, rec.pending)?;
     let runner = runner_of(env, &rec).await?;
     let quota = quota(call).await?;
     let mut next = rec.clone();
-    next.desired_state = "stopped".into();
-    next.state = "stopping".into();
+    next.desired_state = SandboxDesiredState::Stopped;
+    next.state = SandboxState::Stopping;
     next.pending = true;
     next.generation += 1;
     let cur = begin(env, &rec, next, &quota).await?;
@@ -495,11 +533,15 @@ pub async fn stop(call: &Call<'_>, id_or_name: &str, force: bool) -> Result<Sand
         spec(&cur, &cur.snapshot, DesiredState::Stopped, force),
     )
     .await;
-    let rec = settle(env, &cur.id, cur.generation, "stopped", &quota, |r| {
-        apply(r, &out)
-    })
+    let rec = settle(
+        env,
+        &cur.id,
+        cur.generation,
+        SandboxDesiredState::Stopped,
+        |r| apply(r, &out),
+    )
     .await?;
-    if rec.state == "stopped" && rec.auto_delete_interval == 0 {
+    if rec.state == SandboxState::Stopped && rec.auto_delete_interval == 0 {
         // Ephemeral: stopping is deleting.
         return destroy(call, rec, false).await;
     }
@@ -519,21 +561,21 @@ pub async fn delete(call: &Call<'_>, id_or_name: &str, force: bool) -> Result<Sa
 
 async fn destroy(call: &Call<'_>, rec: SandboxRecord, force: bool) -> Result<Sandbox, ApiError> {
     let env = call.env;
-    rules::check_delete(&rec.state, rec.pending, force)?;
+    rules::check_delete(rec.state, rec.pending, force)?;
     let quota = quota(call).await?;
     let mut next = rec.clone();
-    next.desired_state = "destroyed".into();
-    next.state = "destroying".into();
+    next.desired_state = SandboxDesiredState::Destroyed;
+    next.state = SandboxState::Destroying;
     next.pending = true;
     next.generation += 1;
     let cur = begin(env, &rec, next, &quota).await?;
     let out = match &cur.runner_id {
-        None => Outcome::Status(SandboxStatus::destroyed(&cur.id)),
+        None => Outcome::Status(SandboxStatus::destroyed(cur.id.as_str())),
         Some(_) => match runner_of(env, &cur).await {
-            Err(_) => Outcome::Status(SandboxStatus::destroyed(&cur.id)),
+            Err(_) => Outcome::Status(SandboxStatus::destroyed(cur.id.as_str())),
             Ok(runner) => match client(&runner) {
                 Err(m) => Outcome::Failed(m),
-                Ok(c) => match c.delete_sandbox(&cur.id).await {
+                Ok(c) => match c.delete_sandbox(cur.id.as_str()).await {
                     Ok(st) => Outcome::Status(st),
                     Err(e) => Outcome::Failed(call_failed(&runner, &e)),
                 },
@@ -545,35 +587,34 @@ async fn destroy(call: &Call<'_>, rec: SandboxRecord, force: bool) -> Result<San
         env,
         &cur.id,
         cur.generation,
-        "destroyed",
-        &quota,
+        SandboxDesiredState::Destroyed,
         |r| match &out {
-            Outcome::Failed(m) if !force => set_state(r, "error", Some(m.clone())),
+            Outcome::Failed(m) if !force => set_state(r, SandboxState::Error, Some(m.clone())),
             other => {
                 if let Outcome::Failed(m) = other {
                     // Forced: the control plane lets go even when the runner cannot be told.
                     tracing::warn!(sandbox = %r.id, error = %m, "forced delete without the runner");
                 }
-                set_state(r, "destroyed", None);
+                set_state(r, SandboxState::Destroyed, None);
                 r.name = format!("DESTROYED_{}_{ms}", r.name);
                 r.runner_id = None;
-                r.backup_state = "None".into();
+                r.backup_state = BackupState::None;
             }
         },
     )
     .await?;
-    tracing::info!(sandbox = %rec.id, state = %rec.state, "sandbox deleted");
+    tracing::info!(sandbox = %rec.id, state = rec.state.as_str(), "sandbox deleted");
     Ok(call.view(&rec))
 }
 
-fn backup_image(id: &str) -> String {
+fn backup_image(id: &SandboxId) -> String {
     let ms = OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     format!("cove-backup/{id}:{ms}")
 }
 
-async fn run_backup(runner: &RunnerRecord, id: &str, image: &str) -> Result<String, String> {
+async fn run_backup(runner: &RunnerRecord, id: &SandboxId, image: &str) -> Result<String, String> {
     let c = client(runner)?;
-    c.backup(id, image)
+    c.backup(id.as_str(), image)
         .await
         .map(|b| b.image)
         .map_err(|e| call_failed(runner, &e))
@@ -584,21 +625,21 @@ pub async fn archive(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiEr
     let env = call.env;
     authorize(env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
     let rec = find(call, id_or_name).await?;
-    rules::check_archive(&rec.state, rec.pending)?;
+    rules::check_archive(rec.state, rec.pending)?;
     let runner = runner_of(env, &rec).await?;
     let quota = quota(call).await?;
     let mut next = rec.clone();
-    next.desired_state = "archived".into();
-    next.state = "archiving".into();
+    next.desired_state = SandboxDesiredState::Archived;
+    next.state = SandboxState::Archiving;
     next.pending = true;
-    next.backup_state = "InProgress".into();
+    next.backup_state = BackupState::InProgress;
     next.generation += 1;
     let cur = begin(env, &rec, next, &quota).await?;
     let mut result = run_backup(&runner, &cur.id, &backup_image(&cur.id)).await;
     if let Ok(image) = &result {
         let removed = match client(&runner) {
             Ok(c) => c
-                .delete_sandbox(&cur.id)
+                .delete_sandbox(cur.id.as_str())
                 .await
                 .map_err(|e| call_failed(&runner, &e)),
             Err(m) => Err(m),
@@ -614,19 +655,18 @@ pub async fn archive(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiEr
         env,
         &cur.id,
         cur.generation,
-        "archived",
-        &quota,
+        SandboxDesiredState::Archived,
         |r| match &result {
             Ok(image) => {
-                set_state(r, "archived", None);
+                set_state(r, SandboxState::Archived, None);
                 r.runner_id = None;
-                r.backup_state = "Completed".into();
+                r.backup_state = BackupState::Completed;
                 r.backup_snapshot = Some(image.clone());
                 r.backup_created_at = Some(at.clone());
             }
             Err(m) => {
-                set_state(r, "error", Some(m.clone()));
-                r.backup_state = "Error".into();
+                set_state(r, SandboxState::Error, Some(m.clone()));
+                r.backup_state = BackupState::Error;
             }
         },
     )
@@ -642,35 +682,38 @@ pub async fn backup(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiErr
     if rec.pending {
         return Err(rules::in_progress());
     }
-    if !matches!(rec.state.as_str(), "started" | "stopped") {
+    if !matches!(rec.state, SandboxState::Started | SandboxState::Stopped) {
         return Err(ApiError::bad_request(
             "Sandbox must be started or stopped to be backed up",
         ));
     }
-    if matches!(rec.backup_state.as_str(), "Pending" | "InProgress") {
+    if matches!(
+        rec.backup_state,
+        BackupState::Pending | BackupState::InProgress
+    ) {
         return Err(ApiError::conflict("A backup is already in progress"));
     }
     let runner = runner_of(env, &rec).await?;
     let mut next = rec.clone();
-    next.backup_state = "InProgress".into();
-    let cur = begin(env, &rec, next, &OrgQuota::unlimited()).await?;
+    next.backup_state = BackupState::InProgress;
+    // No usage changes: the quota is not read.
+    let cur = begin(env, &rec, next, &OrgQuota::default()).await?;
     let result = run_backup(&runner, &cur.id, &backup_image(&cur.id)).await;
     let at = now();
     let rec = settle(
         env,
         &cur.id,
         cur.generation,
-        &cur.desired_state,
-        &OrgQuota::unlimited(),
+        cur.desired_state,
         |r| match &result {
             Ok(image) => {
-                r.backup_state = "Completed".into();
+                r.backup_state = BackupState::Completed;
                 r.backup_snapshot = Some(image.clone());
                 r.backup_created_at = Some(at.clone());
             }
             Err(m) => {
                 tracing::warn!(sandbox = %r.id, error = %m, "backup failed");
-                r.backup_state = "Error".into();
+                r.backup_state = BackupState::Error;
             }
         },
     )
@@ -760,8 +803,8 @@ pub async fn preview_url(
         .ok_or_else(|| ApiError::bad_request("Invalid port: must be between 1 and 65535"))?;
     let rec = find(call, id_or_name).await?;
     Ok(PortPreviewUrl {
-        url: view::preview_url(call.settings, &call.host, &rec.id, port),
-        sandbox_id: rec.id,
+        url: view::preview_url(call.settings, &call.host, rec.id.as_str(), port),
+        sandbox_id: rec.id.to_string(),
         token: rec.auth_token,
     })
 }
@@ -797,7 +840,8 @@ pub async fn last_activity(call: &Call<'_>, id_or_name: &str) -> Result<(), ApiE
             &cove_api_types::time::format_rfc3339(now_t),
             &older,
         )
-        .await?;
+        .await
+        .api()?;
     Ok(())
 }
 
@@ -808,27 +852,27 @@ pub async fn report_state(
     id: &str,
     body: UpdateSandboxState,
 ) -> Result<(), ApiError> {
-    let state: cove_runner_api::SandboxState =
+    let observed: cove_runner_api::SandboxState =
         serde_json::from_value(serde_json::Value::String(body.state.clone()))
             .map_err(|_| ApiError::bad_request(format!("Unknown state {}", body.state)))?;
+    let missing = || ApiError::not_found(format!("Sandbox with ID {id} not found"));
+    let sandbox_id = SandboxId::parse(id).map_err(|_| missing())?;
     let repo = env.store.sandboxes();
     for _ in 0..MAX_RETRIES {
         let cur = repo
-            .get(id)
-            .await?
-            .filter(|r| r.runner_id.as_deref() == Some(runner.id.as_str()) && !r.is_destroyed())
-            .ok_or_else(|| ApiError::not_found(format!("Sandbox with ID {id} not found")))?;
+            .get(&sandbox_id)
+            .await
+            .api()?
+            .filter(|r| r.runner_id.as_ref() == Some(&runner.id) && !r.is_destroyed())
+            .ok_or_else(missing)?;
         let mut next = cur.clone();
-        let mut s = runner_state(state);
-        if s == "destroyed" && cur.desired_state != "destroyed" {
-            s = "error";
-        }
+        let state = reported(observed, cur.desired_state);
         let reason = body
             .error_reason
             .clone()
             .or_else(|| Some("The sandbox's container is gone".into()));
-        set_state(&mut next, s, reason);
-        next.recoverable = s == "error" && body.recoverable.unwrap_or(false);
+        set_state(&mut next, state, reason);
+        next.recoverable = state == SandboxState::Error && body.recoverable.unwrap_or(false);
         if next.state == cur.state
             && next.error_reason == cur.error_reason
             && next.recoverable == cur.recoverable
@@ -836,13 +880,14 @@ pub async fn report_state(
             return Ok(());
         }
         next.updated_at = now();
-        match repo.update(&cur, &next, &OrgQuota::unlimited()).await {
+        // What the runner says is recorded whatever the quota: the counters follow reality.
+        match repo.update(&cur, &next, QuotaCheck::Record).await {
             Ok(_) => {
-                tracing::info!(sandbox = id, runner = %runner.id, state = s, "runner reported state");
+                tracing::info!(sandbox = id, runner = %runner.id, state = state.as_str(), "runner reported state");
                 return Ok(());
             }
             Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e.api()),
         }
     }
     Err(rules::in_progress())

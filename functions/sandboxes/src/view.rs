@@ -1,8 +1,6 @@
 //! Stored records → wire DTOs, and the URLs handed to the SDK.
 
-use cove_api_types::sandbox::{
-    BackupState, Sandbox, SandboxClass, SandboxDesiredState, SandboxState, SandboxVolume,
-};
+use cove_api_types::sandbox::{Sandbox, SandboxClass, SandboxVolume};
 use cove_edge::config::SandboxSettings;
 use cove_edge::web::Request;
 use cove_store::sandboxes::SandboxRecord;
@@ -39,8 +37,8 @@ pub fn preview_url(settings: &SandboxSettings, host: &str, id: &str, port: u16) 
 /// The wire view of a stored sandbox.
 pub fn sandbox(rec: &SandboxRecord, toolbox_proxy_url: &str) -> Sandbox {
     Sandbox {
-        id: rec.id.clone(),
-        organization_id: rec.org_id.clone(),
+        id: rec.id.to_string(),
+        organization_id: rec.org_id.to_string(),
         name: rec.name.clone(),
         snapshot: Some(rec.snapshot.clone()),
         user: rec.user.clone(),
@@ -62,13 +60,12 @@ pub fn sandbox(rec: &SandboxRecord, toolbox_proxy_url: &str) -> Sandbox {
         spot_evicted_at: None,
         queue_timed_out_at: None,
         gpu_type: None,
-        state: SandboxState::parse(&rec.state).unwrap_or(SandboxState::Unknown),
-        desired_state: SandboxDesiredState::parse(&rec.desired_state)
-            .unwrap_or(SandboxDesiredState::Started),
+        state: rec.state,
+        desired_state: rec.desired_state,
         error_reason: rec.error_reason.clone(),
         recoverable: rec.recoverable,
         warm_pool_id: None,
-        backup_state: BackupState::parse(&rec.backup_state).unwrap_or(BackupState::None),
+        backup_state: rec.backup_state,
         backup_created_at: rec.backup_created_at.clone(),
         auto_stop_interval: rec.auto_stop_interval,
         auto_pause_interval: rec.auto_pause_interval,
@@ -80,7 +77,7 @@ pub fn sandbox(rec: &SandboxRecord, toolbox_proxy_url: &str) -> Sandbox {
             .volumes
             .iter()
             .map(|v| SandboxVolume {
-                volume_id: v.volume_id.clone(),
+                volume_id: v.volume_id.to_string(),
                 mount_path: v.mount_path.clone(),
                 subpath: v.subpath.clone(),
             })
@@ -91,7 +88,7 @@ pub fn sandbox(rec: &SandboxRecord, toolbox_proxy_url: &str) -> Sandbox {
         last_activity_at: rec.last_activity_at.clone(),
         sandbox_class: SandboxClass::Container,
         daemon_version: rec.daemon_version.clone(),
-        runner_id: rec.runner_id.clone(),
+        runner_id: rec.runner_id.as_ref().map(ToString::to_string),
         linked_sandbox_id: None,
         toolbox_proxy_url: toolbox_proxy_url.to_owned(),
     }
@@ -126,7 +123,13 @@ mod tests {
 
     #[test]
     fn every_required_field_is_sent() {
-        let rec = SandboxRecord::new("id1", "org1", "n", "img:1", "2026-01-01T00:00:00.000Z");
+        let rec = SandboxRecord::new(
+            cove_api_types::ids::SandboxId::new_random(),
+            cove_api_types::ids::OrganizationId::new_random(),
+            "n",
+            "img:1",
+            "2026-01-01T00:00:00.000Z",
+        );
         let v = serde_json::to_value(sandbox(&rec, "http://h/toolbox")).unwrap();
         for k in [
             "id",

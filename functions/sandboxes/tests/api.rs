@@ -10,6 +10,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use cove_api_types::ids::UserId;
+use cove_api_types::sandbox::SandboxState;
 use cove_edge::config::{JwtConfig, SandboxSettings};
 use cove_edge::runner_client::RunnerClient;
 use cove_edge::{Env, Request};
@@ -193,7 +194,7 @@ async fn fx() -> Fx {
     let mut rec = RunnerRecord::new("runner-1", "us", &now).unwrap();
     let agent = Agent::start(&rec.api_key);
     rec.api_url = Some(agent.url.clone());
-    rec.state = "ready".into();
+    rec.state = cove_api_types::runner::RunnerState::Ready;
     rec.snapshots = vec![image()];
     rec.last_checked = Some(cove_api_types::time::format_rfc3339(
         time::OffsetDateTime::now_utc() + time::Duration::hours(6),
@@ -305,6 +306,10 @@ impl Fx {
 
 fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap().to_owned()
+}
+
+fn sandbox_id(id: &str) -> cove_api_types::ids::SandboxId {
+    cove_api_types::ids::SandboxId::parse(id).unwrap()
 }
 
 #[tokio::test]
@@ -574,7 +579,7 @@ async fn lifecycle_create_exec_list_stop_start_delete() {
         .env
         .store
         .sandboxes()
-        .usage(f.org_of("alice").await.as_str())
+        .usage(&f.org_of("alice").await)
         .await
         .unwrap();
     assert_eq!((usage.cpu, usage.memory, usage.disk), (0, 0, 0));
@@ -610,20 +615,27 @@ async fn concurrent_start_stop_delete_leave_a_consistent_sandbox() {
         assert!([200, 400, 404, 409].contains(s), "{op}: {s} {v}");
     }
     assert!(results.iter().any(|(s, _)| *s == 200), "{results:?}");
-    let row = f.env.store.sandboxes().get(&id).await.unwrap().unwrap();
+    let row = f
+        .env
+        .store
+        .sandboxes()
+        .get(&sandbox_id(&id))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!row.pending, "{row:?}");
-    assert_eq!(row.state, row.desired_state, "{row:?}");
+    assert_eq!(row.state.as_str(), row.desired_state.as_str(), "{row:?}");
     let actual = f.runner_state(&id).await;
-    assert_eq!(actual, row.state, "runner and row agree: {row:?}");
+    assert_eq!(actual, row.state.as_str(), "runner and row agree: {row:?}");
     // And it still works afterwards.
-    if row.state == "started" {
+    if row.state == SandboxState::Started {
         assert_eq!(f.agent.exec(&id, "true").await.0, 0);
         let (s, v) = f
             .call("POST", &format!("/api/sandbox/{id}/stop"), &alice, None)
             .await;
         assert_eq!((s, v["state"].as_str()), (200, Some("stopped")));
     }
-    if row.state != "destroyed" {
+    if !row.is_destroyed() {
         let (s, _) = f
             .call("DELETE", &format!("/api/sandbox/{id}"), &alice, None)
             .await;
@@ -665,7 +677,7 @@ async fn fifty_concurrent_creates_respect_the_cpu_quota_exactly() {
         assert_eq!(v["state"], "started", "{v}");
     }
     let org = f.org_of("alice").await;
-    let usage = f.env.store.sandboxes().usage(org.as_str()).await.unwrap();
+    let usage = f.env.store.sandboxes().usage(&org).await.unwrap();
     assert_eq!((usage.cpu, usage.memory, usage.disk), (10, 10, 30));
     let runner = f
         .env
@@ -708,7 +720,7 @@ async fn fifty_concurrent_creates_respect_the_cpu_quota_exactly() {
     for (s, v) in futures::future::join_all(deletes).await {
         assert_eq!(s, 200, "{v}");
     }
-    let usage = f.env.store.sandboxes().usage(org.as_str()).await.unwrap();
+    let usage = f.env.store.sandboxes().usage(&org).await.unwrap();
     assert_eq!((usage.cpu, usage.memory, usage.disk), (0, 0, 0));
 }
 
@@ -865,15 +877,22 @@ async fn bad_input_gets_the_right_4xx() {
         (400, Some("Sandbox is not in a stoppable state"))
     );
     // A sandbox mid-change refuses other changes with 409.
-    let mut row = f.env.store.sandboxes().get(&id).await.unwrap().unwrap();
+    let mut row = f
+        .env
+        .store
+        .sandboxes()
+        .get(&sandbox_id(&id))
+        .await
+        .unwrap()
+        .unwrap();
     let prev = row.clone();
-    row.state = "starting".into();
-    row.desired_state = "started".into();
+    row.state = SandboxState::Starting;
+    row.desired_state = cove_api_types::sandbox::SandboxDesiredState::Started;
     row.pending = true;
     f.env
         .store
         .sandboxes()
-        .update(&prev, &row, &cove_store::orgs::OrgQuota::default())
+        .update(&prev, &row, cove_store::sandboxes::QuotaCheck::Record)
         .await
         .unwrap();
     for (m, p) in [("POST", "start"), ("POST", "stop"), ("POST", "archive")] {
@@ -933,7 +952,7 @@ async fn no_runner_means_no_sandbox() {
         .env
         .store
         .sandboxes()
-        .usage(f.org_of("alice").await.as_str())
+        .usage(&f.org_of("alice").await)
         .await
         .unwrap();
     assert_eq!(usage.cpu, 0);
@@ -957,7 +976,7 @@ async fn an_unreachable_runner_leaves_an_errored_sandbox_that_force_delete_remov
         .port();
     let mut dead = RunnerRecord::new("dead", "us", &cove_api_types::time::now_rfc3339()).unwrap();
     dead.api_url = Some(format!("http://127.0.0.1:{port}"));
-    dead.state = "ready".into();
+    dead.state = cove_api_types::runner::RunnerState::Ready;
     dead.last_checked = Some(cove_api_types::time::format_rfc3339(
         time::OffsetDateTime::now_utc() + time::Duration::hours(6),
     ));
@@ -985,7 +1004,7 @@ async fn an_unreachable_runner_leaves_an_errored_sandbox_that_force_delete_remov
         .env
         .store
         .sandboxes()
-        .usage(f.org_of("alice").await.as_str())
+        .usage(&f.org_of("alice").await)
         .await
         .unwrap();
     assert_eq!(
@@ -1045,7 +1064,7 @@ async fn archive_backs_up_and_start_restores() {
         .env
         .store
         .sandboxes()
-        .usage(f.org_of("alice").await.as_str())
+        .usage(&f.org_of("alice").await)
         .await
         .unwrap();
     assert_eq!(
@@ -1115,7 +1134,7 @@ async fn runners_report_state_of_their_own_sandboxes_only() {
     // Another runner may not report on this sandbox.
     let mut other =
         RunnerRecord::new("runner-2", "us", &cove_api_types::time::now_rfc3339()).unwrap();
-    other.state = "ready".into();
+    other.state = cove_api_types::runner::RunnerState::Ready;
     let other = f.env.store.runners().create(&other).await.unwrap();
     assert_eq!(
         report(Some(other.api_key.clone()), json!({"state": "stopped"})).await,
@@ -1318,7 +1337,7 @@ async fn cross_tenant_requests_leak_nothing() {
                 );
                 let text = v["message"].to_string();
                 assert!(
-                    !text.contains("alpha") && !text.contains(&f.runner.id),
+                    !text.contains("alpha") && !text.contains(f.runner.id.as_str()),
                     "{method} {path} leaked: {v}"
                 );
             }

@@ -7,6 +7,9 @@
 //! runner, record the activity (at most one write a minute per sandbox) and build the runner URL.
 
 use cove_api_types::ApiError;
+use cove_api_types::ids::SandboxId;
+use cove_api_types::sandbox::SandboxState;
+use cove_edge::store_error::IntoApi;
 use cove_edge::web::Request;
 use cove_edge::{Env, auth};
 use cove_store::runners::RunnerRecord;
@@ -69,7 +72,7 @@ pub async fn resolve(env: &Env, req: &Request) -> Result<Forward, ApiError> {
     let (ctx, loaded) = futures::join!(auth::authenticate(env, req), load(env, &sandbox_id));
     let ctx = ctx?;
     let (sandbox, runner) = loaded?
-        .filter(|(s, _)| s.org_id == ctx.organization_id.as_str() && s.state != "destroyed")
+        .filter(|(s, _)| s.org_id == ctx.organization_id && !s.is_destroyed())
         .ok_or_else(|| not_found(&sandbox_id))?;
     if is_websocket(req.headers()) {
         return Err(ApiError::bad_request(
@@ -77,7 +80,7 @@ pub async fn resolve(env: &Env, req: &Request) -> Result<Forward, ApiError> {
              read session command logs without `follow` instead",
         ));
     }
-    if sandbox.state != STARTED {
+    if sandbox.state != SandboxState::Started {
         return Err(ApiError::bad_request(format!(
             "Sandbox is not running (state: {})",
             sandbox.state
@@ -98,10 +101,10 @@ pub async fn resolve(env: &Env, req: &Request) -> Result<Forward, ApiError> {
         })?;
     record_activity(env, &sandbox).await;
     Ok(Forward {
-        url: path::runner_url(api_url, &sandbox.id, &rest, req.uri().query()),
+        url: path::runner_url(api_url, sandbox.id.as_str(), &rest, req.uri().query()),
         headers: request_headers(req.headers(), &runner.api_key)?,
-        sandbox_id: sandbox.id,
-        runner_id: runner.id,
+        sandbox_id: sandbox.id.to_string(),
+        runner_id: runner.id.to_string(),
     })
 }
 
@@ -109,18 +112,22 @@ fn unavailable() -> ApiError {
     ApiError::service_unavailable("The sandbox's runner is not available")
 }
 
-const STARTED: &str = "started";
-
-/// The sandbox row and, when it is started, its runner's row.
+/// The sandbox row and, when it is started, its runner's row (an id that is not a sandbox id
+/// names no sandbox).
 async fn load(
     env: &Env,
     id: &str,
 ) -> Result<Option<(SandboxRecord, Option<RunnerRecord>)>, ApiError> {
-    let Some(sandbox) = env.store.sandboxes().get(id).await? else {
+    let Ok(id) = SandboxId::parse(id) else {
         return Ok(None);
     };
-    let runner = match sandbox.runner_id.as_deref() {
-        Some(r) if sandbox.state == STARTED => env.store.runners().get(r).await?,
+    let Some(sandbox) = env.store.sandboxes().get(&id).await.api()? else {
+        return Ok(None);
+    };
+    let runner = match sandbox.runner_id.as_ref() {
+        Some(r) if sandbox.state == SandboxState::Started => {
+            env.store.runners().get(r).await.api()?
+        }
         _ => None,
     };
     Ok(Some((sandbox, runner)))

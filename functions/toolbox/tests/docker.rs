@@ -495,14 +495,22 @@ async fn exec_upload_download_and_isolation_through_cove_and_a_real_runner() {
         .await
         .unwrap();
     assert_eq!(st.state, SandboxState::Stopped);
-    let prev = f.env.store.sandboxes().get(&f.id).await.unwrap().unwrap();
+    let sandbox_id = cove_api_types::ids::SandboxId::parse(&f.id).unwrap();
+    let prev = f
+        .env
+        .store
+        .sandboxes()
+        .get(&sandbox_id)
+        .await
+        .unwrap()
+        .unwrap();
     let mut next = prev.clone();
-    next.state = "stopped".into();
-    next.desired_state = "stopped".into();
+    next.state = cove_api_types::sandbox::SandboxState::Stopped;
+    next.desired_state = cove_api_types::sandbox::SandboxDesiredState::Stopped;
     f.env
         .store
         .sandboxes()
-        .update(&prev, &next, &cove_store::orgs::OrgQuota::default())
+        .update(&prev, &next, cove_store::sandboxes::QuotaCheck::Record)
         .await
         .unwrap();
     let (status, v) = f.exec(&f.a.key, "echo hi").await;

@@ -391,14 +391,15 @@ async fn activity_is_recorded_at_most_once_a_minute() {
     let s = setup().await;
     let r = s.env.store.runners().list().await.unwrap().remove(0);
     let id = sid();
+    let sandbox_id = cove_api_types::ids::SandboxId::parse(&id).unwrap();
     let mut rec = cove_store::sandboxes::SandboxRecord::new(
-        &id,
-        &s.a.org,
+        sandbox_id.clone(),
+        cove_api_types::ids::OrganizationId::parse(&s.a.org).unwrap(),
         &id,
         "cove-sandbox-base:latest",
         "2026-01-01T00:00:00.000Z",
     );
-    rec.state = "started".into();
+    rec.state = cove_api_types::sandbox::SandboxState::Started;
     rec.runner_id = Some(r.id.clone());
     rec.auth_token = "a".repeat(32);
     s.env
@@ -415,7 +416,7 @@ async fn activity_is_recorded_at_most_once_a_minute() {
         .env
         .store
         .sandboxes()
-        .get(&id)
+        .get(&sandbox_id)
         .await
         .unwrap()
         .unwrap()
@@ -429,7 +430,14 @@ async fn activity_is_recorded_at_most_once_a_minute() {
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let (status, _, _) = call(&s.env, req("GET", &uri, Some(&s.a.key), None, b"")).await;
     assert_eq!(status, 200);
-    let second = s.env.store.sandboxes().get(&id).await.unwrap().unwrap();
+    let second = s
+        .env
+        .store
+        .sandboxes()
+        .get(&sandbox_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(second.last_activity_at, first);
     assert_eq!(
         second.version, 1,

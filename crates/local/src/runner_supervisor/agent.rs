@@ -30,7 +30,7 @@ impl Agent {
             .arg("--control-plane-url")
             .arg(&s.control_plane_url)
             .arg("--runner-id")
-            .arg(&runner.id)
+            .arg(runner.id.as_str())
             .arg("--exit-with-parent")
             .arg("--runtime")
             .arg(&s.runtime)

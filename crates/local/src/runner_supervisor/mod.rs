@@ -20,8 +20,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use cove_api_types::ids::RunnerId;
+use cove_api_types::runner::RunnerState;
 use cove_store::Store;
-use cove_store::runners::{DEFAULT_REGION, RunnerRecord, state};
+use cove_store::runners::{DEFAULT_REGION, RunnerRecord};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -127,7 +129,7 @@ pub async fn ensure_image(image: &str, script: Option<&Path>) -> anyhow::Result<
 
 /// The supervised agent: a task that owns the process and restarts it when it exits.
 pub struct LocalRunner {
-    pub runner_id: String,
+    pub runner_id: RunnerId,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
@@ -171,7 +173,7 @@ impl LocalRunner {
 async fn wait_ready(
     agent: &mut Agent,
     store: &Store,
-    runner_id: &str,
+    runner_id: &RunnerId,
     since: &str,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -180,10 +182,10 @@ async fn wait_ready(
             bail!("the runner agent exited during startup ({status}); see its log above");
         }
         if let Some(r) = store.runners().get(runner_id).await?
-            && r.state == state::READY
+            && r.state == RunnerState::Ready
             && r.last_checked.as_deref().is_some_and(|t| t >= since)
         {
-            tracing::info!(runner_id, api_url = ?r.api_url, "runner agent ready");
+            tracing::info!(runner_id = %runner_id, api_url = ?r.api_url, "runner agent ready");
             return Ok(());
         }
         if started.elapsed() > READY_TIMEOUT {

@@ -76,7 +76,7 @@ pub async fn runner(env: &Env, api_url: &str, token: &str) -> RunnerRecord {
     let mut r = RunnerRecord::new("test-runner", "us", &now()).unwrap();
     r.api_url = Some(api_url.to_owned());
     r.api_key = token.to_owned();
-    r.state = "ready".into();
+    r.state = cove_api_types::runner::RunnerState::Ready;
     env.store.runners().create(&r).await.unwrap()
 }
 
@@ -86,16 +86,24 @@ pub async fn sandbox(
     id: &str,
     org: &str,
     state: &str,
-    runner: Option<&str>,
+    runner: Option<&cove_api_types::ids::RunnerId>,
 ) -> SandboxRecord {
-    let mut s = SandboxRecord::new(id, org, id, "cove-sandbox-base:latest", &now());
-    s.state = state.into();
-    s.desired_state = if state == "stopped" {
-        "stopped".into()
+    use cove_api_types::ids::{OrganizationId, SandboxId};
+    use cove_api_types::sandbox::{SandboxDesiredState, SandboxState};
+    let mut s = SandboxRecord::new(
+        SandboxId::parse(id).unwrap(),
+        OrganizationId::parse(org).unwrap(),
+        id,
+        "cove-sandbox-base:latest",
+        &now(),
+    );
+    s.state = SandboxState::parse(state).unwrap();
+    s.desired_state = if s.state == SandboxState::Stopped {
+        SandboxDesiredState::Stopped
     } else {
-        "started".into()
+        SandboxDesiredState::Started
     };
-    s.runner_id = runner.map(str::to_owned);
+    s.runner_id = runner.cloned();
     s.auth_token = cove_store::sandboxes::generate_auth_token().unwrap();
     env.store
         .sandboxes()

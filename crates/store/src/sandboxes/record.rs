@@ -1,0 +1,187 @@
+//! The sandbox row's record and what follows from it alone.
+
+use std::collections::BTreeMap;
+
+use cove_api_types::ids::{OrganizationId, RunnerId, SandboxId, VolumeId};
+use cove_api_types::sandbox::{BackupState, SandboxDesiredState, SandboxState};
+use serde::{Deserialize, Serialize};
+
+use super::usage::SandboxUsage;
+
+/// A volume mounted into a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxVolume {
+    pub volume_id: VolumeId,
+    pub mount_path: String,
+    #[serde(default)]
+    pub subpath: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxRecord {
+    pub id: SandboxId,
+    pub org_id: OrganizationId,
+    pub name: String,
+    /// Image reference the runner runs.
+    pub snapshot: String,
+    /// OS user, default `daytona`.
+    pub user: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub network_block_all: bool,
+    #[serde(default)]
+    pub network_allow_list: Option<String>,
+    #[serde(default)]
+    pub domain_allow_list: Option<String>,
+    /// Region id, default `us`.
+    pub target: String,
+    pub cpu: i64,
+    #[serde(default)]
+    pub gpu: i64,
+    /// GiB.
+    pub memory: i64,
+    /// GiB.
+    pub disk: i64,
+    /// Stored as Daytona's `SandboxState` string (CONTRACT §4.1).
+    pub state: SandboxState,
+    /// Stored as Daytona's `SandboxDesiredState` string.
+    pub desired_state: SandboxDesiredState,
+    #[serde(default)]
+    pub pending: bool,
+    #[serde(default)]
+    pub error_reason: Option<String>,
+    #[serde(default)]
+    pub recoverable: bool,
+    /// Stored as Daytona's `BackupState` string (`None` | `Pending` | `InProgress` | ...).
+    pub backup_state: BackupState,
+    #[serde(default)]
+    pub backup_snapshot: Option<String>,
+    #[serde(default)]
+    pub backup_created_at: Option<String>,
+    pub auto_stop_interval: i64,
+    pub auto_archive_interval: i64,
+    pub auto_delete_interval: i64,
+    #[serde(default)]
+    pub auto_pause_interval: i64,
+    #[serde(default)]
+    pub volumes: Vec<SandboxVolume>,
+    #[serde(default)]
+    pub runner_id: Option<RunnerId>,
+    /// Preview token (32 lowercase alphanumerics), see [`generate_auth_token`].
+    pub auth_token: String,
+    #[serde(default)]
+    pub daemon_version: Option<String>,
+    /// Last `SandboxSpec` generation sent to the runner.
+    #[serde(default)]
+    pub generation: u64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_activity_at: String,
+    /// Optimistic concurrency; 0 before the first write.
+    pub version: u64,
+}
+
+impl SandboxRecord {
+    /// A sandbox in `creating` / desired `started` with Daytona's defaults (1 CPU, 1 GiB memory,
+    /// 3 GiB disk, user `daytona`, region `us`, auto-stop 15 min, auto-archive 7 days, no
+    /// auto-delete), no runner and an empty `auth_token` (set it with [`generate_auth_token`]).
+    pub fn new(
+        id: SandboxId,
+        org_id: OrganizationId,
+        name: impl Into<String>,
+        snapshot: impl Into<String>,
+        now: &str,
+    ) -> Self {
+        Self {
+            id,
+            org_id,
+            name: name.into(),
+            snapshot: snapshot.into(),
+            user: "daytona".into(),
+            env: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            public: false,
+            network_block_all: false,
+            network_allow_list: None,
+            domain_allow_list: None,
+            target: crate::runners::DEFAULT_REGION.into(),
+            cpu: 1,
+            gpu: 0,
+            memory: 1,
+            disk: 3,
+            state: SandboxState::Creating,
+            desired_state: SandboxDesiredState::Started,
+            pending: false,
+            error_reason: None,
+            recoverable: false,
+            backup_state: BackupState::None,
+            backup_snapshot: None,
+            backup_created_at: None,
+            auto_stop_interval: 15,
+            auto_archive_interval: 10080,
+            auto_delete_interval: -1,
+            auto_pause_interval: 0,
+            volumes: Vec::new(),
+            runner_id: None,
+            auth_token: String::new(),
+            daemon_version: None,
+            generation: 0,
+            created_at: now.to_owned(),
+            updated_at: now.to_owned(),
+            last_activity_at: now.to_owned(),
+            version: 0,
+        }
+    }
+
+    pub fn is_destroyed(&self) -> bool {
+        self.state == SandboxState::Destroyed
+    }
+
+    /// What this sandbox adds to its organization's usage counters in its current state.
+    pub fn consumption(&self) -> SandboxUsage {
+        SandboxUsage::of(self)
+    }
+
+    /// The name lock this sandbox holds (none once destroyed).
+    pub(crate) fn held_name(&self) -> Option<&str> {
+        (!self.is_destroyed()).then_some(self.name.as_str())
+    }
+
+    /// The runner whose `assignedSandboxes` counts this sandbox.
+    pub(crate) fn counted_runner(&self) -> Option<&RunnerId> {
+        if self.is_destroyed() {
+            None
+        } else {
+            self.runner_id.as_ref()
+        }
+    }
+}
+
+/// A fresh preview token: 32 characters of `[a-z0-9]` from the platform's secure random source.
+pub fn generate_auth_token() -> Result<String, getrandom::Error> {
+    crate::random::alphanumeric(32)
+}
+
+/// The control-plane state of a sandbox whose runner reports `observed` (the runner's states are
+/// Daytona's where they overlap).
+pub fn observed_state(observed: cove_runner_api::SandboxState) -> SandboxState {
+    use cove_runner_api::SandboxState as R;
+    match observed {
+        R::Creating => SandboxState::Creating,
+        R::Starting => SandboxState::Starting,
+        R::Started => SandboxState::Started,
+        R::Stopping => SandboxState::Stopping,
+        R::Stopped => SandboxState::Stopped,
+        R::Destroying => SandboxState::Destroying,
+        R::Destroyed => SandboxState::Destroyed,
+        R::Error => SandboxState::Error,
+        R::Unknown => SandboxState::Unknown,
+    }
+}
