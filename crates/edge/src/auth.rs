@@ -4,7 +4,9 @@
 //!   bound to its organization; use is recorded in `lastUsedAt` (at most every few seconds).
 //! * JWT: HS256 with the `jwt_hs256_secret` variable, or RS256 with a configured PEM key / JWKS.
 //!   A user seen for the first time is provisioned with a personal organization. The organization is
-//!   `X-Daytona-Organization-ID`, else the user's personal organization.
+//!   `X-Daytona-Organization-ID`, else the user's personal organization. The token's `email`
+//!   claim counts as the caller's address only when its standard OIDC claim `email_verified` is
+//!   `true` ([`AuthContext::verified_email`]; invitations are matched on it).
 
 use std::collections::BTreeSet;
 
@@ -53,9 +55,40 @@ pub struct AuthContext {
     /// Permissions of the member's assigned roles (JWT members; owners hold every permission).
     role_permissions: BTreeSet<Permission>,
     pub credential: Credential,
+    /// The email address the credential vouches for: a JWT's `email` claim (trimmed,
+    /// lower-cased) and whether its `email_verified` claim is `true`. API keys vouch for none.
+    pub email: Option<TokenEmail>,
+}
+
+/// An email address as the identity provider stated it in the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEmail {
+    pub address: String,
+    pub verified: bool,
+}
+
+impl TokenEmail {
+    fn from_claims(claims: &Claims) -> Option<Self> {
+        let address = claims.email.as_deref()?.trim().to_lowercase();
+        (!address.is_empty()).then(|| Self {
+            address,
+            verified: claims.email_verified == Some(true),
+        })
+    }
 }
 
 impl AuthContext {
+    /// The caller's email address when the identity provider verified it (the token's
+    /// `email_verified` claim); 403 otherwise. Invitations are sent to and matched on it.
+    pub fn verified_email(&self) -> Result<&str, ApiError> {
+        match &self.email {
+            Some(e) if e.verified => Ok(&e.address),
+            _ => Err(ApiError::forbidden(
+                "A verified email address is required (the token's email_verified claim must be true)",
+            )),
+        }
+    }
+
     /// Whether the caller holds `p` in its organization.
     ///
     /// An API key holds exactly the permissions it was created with. A JWT caller who owns the
@@ -96,6 +129,7 @@ impl AuthContext {
             system_admin: self.system_admin,
             role_permissions: role_permissions(env, &member).await?,
             credential: Credential::Jwt,
+            email: self.email.clone(),
         })
     }
 
@@ -225,11 +259,13 @@ async fn authenticate_key(env: &Env, req: &Request, token: &str) -> Result<AuthC
             permissions,
             key: Box::new(auth),
         },
+        email: None,
     })
 }
 
 async fn authenticate_jwt(env: &Env, req: &Request, token: &str) -> Result<AuthContext, ApiError> {
     let claims = verify_jwt(&env.jwt, token)?;
+    let email = TokenEmail::from_claims(&claims);
     let user_id = UserId::parse(claims.sub).map_err(|_| ApiError::invalid_credentials())?;
     let user = env
         .store
@@ -261,6 +297,7 @@ async fn authenticate_jwt(env: &Env, req: &Request, token: &str) -> Result<AuthC
         system_admin: Some(user.role == SystemRole::Admin),
         role_permissions: role_permissions(env, &member).await?,
         credential: Credential::Jwt,
+        email,
     })
 }
 
@@ -340,6 +377,32 @@ mod tests {
             &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn only_a_true_email_verified_claim_verifies_the_email() {
+        let claims = |v: serde_json::Value| serde_json::from_value::<Claims>(v).unwrap();
+        let e = TokenEmail::from_claims(&claims(
+            serde_json::json!({"sub": "u", "email": " A@B.Test ", "email_verified": true}),
+        ));
+        assert_eq!(
+            e,
+            Some(TokenEmail {
+                address: "a@b.test".into(),
+                verified: true
+            })
+        );
+        for unverified in [
+            serde_json::json!({"sub": "u", "email": "a@b.test"}),
+            serde_json::json!({"sub": "u", "email": "a@b.test", "email_verified": false}),
+        ] {
+            assert_eq!(
+                TokenEmail::from_claims(&claims(unverified)).map(|e| e.verified),
+                Some(false)
+            );
+        }
+        let none = serde_json::json!({"sub": "u", "email": " ", "email_verified": true});
+        assert_eq!(TokenEmail::from_claims(&claims(none)), None);
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod web;
 #[cfg(target_arch = "wasm32")]
 pub mod spin;
 
-pub use auth::{AuthContext, Credential};
+pub use auth::{AuthContext, Credential, TokenEmail};
 pub use authz::{Action, authorize};
 pub use config::{EdgeConfig, Env};
 pub use cove_api_types::ApiError;

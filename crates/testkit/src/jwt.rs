@@ -4,8 +4,8 @@
 //!
 //! ```
 //! use cove_testkit::jwt::{self, Claims, TEST_SECRET};
-//! let alice = jwt::token("alice"); // sub, email alice@example.com, name alice; 1 h
-//! let bob = Claims::user("bob").email("b@corp.test").email_verified(true).sign(TEST_SECRET);
+//! let alice = jwt::token("alice"); // sub, email alice@example.com (verified), name alice; 1 h
+//! let bob = Claims::user("bob").email("b@corp.test").email_verified(false).sign(TEST_SECRET);
 //! let expired = Claims::user("carol").expires_in(-600).sign(TEST_SECRET);
 //! # let _ = (alice, bob, expired);
 //! ```
@@ -52,10 +52,12 @@ impl Claims {
     }
 
     /// What the tests' identity provider issues: [`Claims::bare`] plus `email`
-    /// (`<sub>@example.com`) and `name` (`sub`).
+    /// (`<sub>@example.com`), verified (`email_verified: true`, which invitations require), and
+    /// `name` (`sub`).
     pub fn user(sub: &str) -> Self {
         Self::bare(sub)
             .email(&format!("{sub}@example.com"))
+            .email_verified(true)
             .name(sub)
     }
 
@@ -130,6 +132,7 @@ mod tests {
         let c = decode(&t, TEST_SECRET).expect("verifies with the test secret");
         assert_eq!(c["sub"], "alice");
         assert_eq!(c["email"], "alice@example.com");
+        assert_eq!(c["email_verified"], true);
         assert_eq!(c["name"], "alice");
         let (iat, exp) = (
             c["iat"].as_i64().expect("iat"),

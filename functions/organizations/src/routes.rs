@@ -11,7 +11,7 @@ use cove_api_types::orgs::{
 };
 use cove_edge::responses::Errors;
 use cove_edge::router::Params;
-use cove_edge::web::{self, Request, Response};
+use cove_edge::web::{self, JsonBody, Request, Response};
 use cove_edge::{Env, auth};
 use http::StatusCode;
 
@@ -98,7 +98,7 @@ async fn health_live(_: &Env, _: &Request, _: &Params) -> Result<Response, ApiEr
         (status = 503, description = "The table does not answer: `{status: error, info, error, details}`")))]
 async fn health_ready(env: &Env, _: &Request, _: &Params) -> Result<Response, ApiError> {
     use serde_json::json;
-    match service::ready(env).await {
+    match service::system::ready(env).await {
         Ok(()) => {
             let up = json!({"database": {"status": "up"}});
             web::json(
@@ -119,7 +119,7 @@ async fn health_ready(env: &Env, _: &Request, _: &Params) -> Result<Response, Ap
 #[utoipa::path(get, path = "/api/config", tag = "config",
     responses((status = 200, body = DaytonaConfiguration)))]
 async fn config_get(env: &Env, _: &Request, _: &Params) -> Result<Response, ApiError> {
-    web::json(StatusCode::OK, &service::config(env))
+    web::json(StatusCode::OK, &service::system::config(env))
 }
 
 #[utoipa::path(get, path = "/api/users/me", tag = "users",
@@ -127,7 +127,7 @@ async fn config_get(env: &Env, _: &Request, _: &Params) -> Result<Response, ApiE
     security(("bearer" = [])))]
 async fn user_me(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    web::json(StatusCode::OK, &service::user_me(env, &ctx).await?)
+    web::json(StatusCode::OK, &service::users::user_me(env, &ctx).await?)
 }
 
 #[utoipa::path(get, path = "/api/users/account-providers", tag = "users",
@@ -141,7 +141,7 @@ async fn user_account_providers(
     let ctx = auth::authenticate(env, req).await?;
     web::json(
         StatusCode::OK,
-        &service::account_providers(env, &ctx).await?,
+        &service::users::account_providers(env, &ctx).await?,
     )
 }
 
@@ -151,11 +151,10 @@ async fn user_account_providers(
     security(("bearer" = [])))]
 async fn user_create(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    service::require_jwt(&ctx)?;
-    let body: CreateUser = web::json_body(req)?;
+    let body = JsonBody::<CreateUser>::of(req);
     web::json(
         StatusCode::CREATED,
-        &service::user_create(env, &ctx, body).await?,
+        &service::users::user_create(env, &ctx, body).await?,
     )
 }
 
@@ -164,7 +163,7 @@ async fn user_create(env: &Env, req: &Request, _: &Params) -> Result<Response, A
     security(("bearer" = [])))]
 async fn user_list(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    web::json(StatusCode::OK, &service::user_list(env, &ctx).await?)
+    web::json(StatusCode::OK, &service::users::user_list(env, &ctx).await?)
 }
 
 #[utoipa::path(post, path = "/api/users/linked-accounts", tag = "users",
@@ -173,9 +172,7 @@ async fn user_list(env: &Env, req: &Request, _: &Params) -> Result<Response, Api
     security(("bearer" = [])))]
 async fn user_link_account(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    service::require_jwt(&ctx)?;
-    let body: CreateLinkedAccount = web::json_body(req)?;
-    service::link_account(env, &ctx, body).await?;
+    service::users::link_account(env, &ctx, JsonBody::<CreateLinkedAccount>::of(req)).await?;
     Ok(web::no_content())
 }
 
@@ -187,7 +184,7 @@ async fn user_unlink_account(env: &Env, req: &Request, p: &Params) -> Result<Res
     let provider = p.get("provider");
     let provider_user = p.get("providerUserId");
     let ctx = auth::authenticate(env, req).await?;
-    service::unlink_account(env, &ctx, provider, provider_user).await?;
+    service::users::unlink_account(env, &ctx, provider, provider_user).await?;
     Ok(web::no_content())
 }
 
@@ -203,7 +200,7 @@ async fn user_regenerate_key_pair(
     let id = p.get("id");
     let ctx = auth::authenticate(env, req).await?;
     let id = user_id(id)?;
-    service::regenerate_key_pair(env, &ctx, &id).await?;
+    service::users::regenerate_key_pair(env, &ctx, &id).await?;
     Ok(empty(StatusCode::CREATED))
 }
 
@@ -215,7 +212,10 @@ async fn user_get(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiE
     let id = p.get("id");
     let ctx = auth::authenticate(env, req).await?;
     let id = user_id(id)?;
-    web::json(StatusCode::OK, &service::user_get(env, &ctx, &id).await?)
+    web::json(
+        StatusCode::OK,
+        &service::users::user_get(env, &ctx, &id).await?,
+    )
 }
 
 #[utoipa::path(post, path = "/api/organizations", tag = "organizations",
@@ -224,11 +224,10 @@ async fn user_get(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiE
     security(("bearer" = [])))]
 async fn organization_create(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    service::require_jwt(&ctx)?;
-    let body: CreateOrganization = web::json_body(req)?;
+    let body = JsonBody::<CreateOrganization>::of(req);
     web::json(
         StatusCode::CREATED,
-        &service::create(env, &ctx, body).await?,
+        &service::orgs::create(env, &ctx, body).await?,
     )
 }
 
@@ -237,7 +236,7 @@ async fn organization_create(env: &Env, req: &Request, _: &Params) -> Result<Res
     security(("bearer" = [])))]
 async fn organization_list(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    web::json(StatusCode::OK, &service::list(env, &ctx).await?)
+    web::json(StatusCode::OK, &service::orgs::list(env, &ctx).await?)
 }
 
 #[utoipa::path(get, path = "/api/organizations/{organizationId}", tag = "organizations",
@@ -248,7 +247,7 @@ async fn organization_get(env: &Env, req: &Request, p: &Params) -> Result<Respon
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    web::json(StatusCode::OK, &service::get(env, &ctx, &o).await?)
+    web::json(StatusCode::OK, &service::orgs::get(env, &ctx, &o).await?)
 }
 
 #[utoipa::path(delete, path = "/api/organizations/{organizationId}", tag = "organizations",
@@ -259,7 +258,7 @@ async fn organization_delete(env: &Env, req: &Request, p: &Params) -> Result<Res
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    service::delete(env, &ctx, &o).await?;
+    service::orgs::delete(env, &ctx, &o).await?;
     Ok(web::no_content())
 }
 
@@ -271,7 +270,7 @@ async fn organization_usage(env: &Env, req: &Request, p: &Params) -> Result<Resp
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    web::json(StatusCode::OK, &service::usage(env, &ctx, &o).await?)
+    web::json(StatusCode::OK, &service::orgs::usage(env, &ctx, &o).await?)
 }
 
 #[utoipa::path(patch, path = "/api/organizations/{organizationId}/quota", tag = "organizations",
@@ -286,8 +285,8 @@ async fn organization_update_quota(
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    let body: UpdateOrganizationQuota = web::json_body(req)?;
-    service::update_quota(env, &ctx, &o, body).await?;
+    let body = JsonBody::<UpdateOrganizationQuota>::of(req);
+    service::admin::update_quota(env, &ctx, &o, body).await?;
     Ok(web::no_content())
 }
 
@@ -304,8 +303,8 @@ async fn organization_update_region_quota(
     let region = p.get("regionId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    let body: UpdateOrganizationRegionQuota = web::json_body(req)?;
-    service::update_region_quota(env, &ctx, &o, region, body).await?;
+    let body = JsonBody::<UpdateOrganizationRegionQuota>::of(req);
+    service::admin::update_region_quota(env, &ctx, &o, region, body).await?;
     Ok(web::no_content())
 }
 
@@ -317,7 +316,7 @@ async fn organization_leave(env: &Env, req: &Request, p: &Params) -> Result<Resp
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    service::leave(env, &ctx, &o).await?;
+    service::members::leave(env, &ctx, &o).await?;
     Ok(web::no_content())
 }
 
@@ -329,8 +328,8 @@ async fn organization_suspend(env: &Env, req: &Request, p: &Params) -> Result<Re
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    let body: OrganizationSuspension = web::json_body(req)?;
-    service::suspend(env, &ctx, &o, body).await?;
+    let body = JsonBody::<OrganizationSuspension>::of(req);
+    service::admin::suspend(env, &ctx, &o, body).await?;
     Ok(web::no_content())
 }
 
@@ -346,7 +345,7 @@ async fn organization_unsuspend(
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    service::unsuspend(env, &ctx, &o).await?;
+    service::admin::unsuspend(env, &ctx, &o).await?;
     Ok(web::no_content())
 }
 
@@ -358,7 +357,10 @@ async fn organization_members(env: &Env, req: &Request, p: &Params) -> Result<Re
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    web::json(StatusCode::OK, &service::list_members(env, &ctx, &o).await?)
+    web::json(
+        StatusCode::OK,
+        &service::members::list_members(env, &ctx, &o).await?,
+    )
 }
 
 #[utoipa::path(post, path = "/api/organizations/{organizationId}/users/{userId}/access", tag = "organizations",
@@ -374,16 +376,8 @@ async fn organization_member_access(
     let u = p.get("userId");
     let ctx = auth::authenticate(env, req).await?;
     let (o, u) = (org_id(o)?, user_id(u)?);
-    let body: UpdateOrganizationMemberAccess = web::json_body(req)?;
-    let out = service::update_access(
-        env,
-        &ctx,
-        &o,
-        &u,
-        Some(&body.role),
-        Some(&body.assigned_role_ids),
-    )
-    .await?;
+    let body = JsonBody::<UpdateOrganizationMemberAccess>::of(req);
+    let out = service::members::update_access(env, &ctx, &o, &u, body).await?;
     web::json(StatusCode::OK, &out)
 }
 
@@ -400,8 +394,8 @@ async fn organization_member_role(
     let u = p.get("userId");
     let ctx = auth::authenticate(env, req).await?;
     let (o, u) = (org_id(o)?, user_id(u)?);
-    let body: UpdateOrganizationMemberRole = web::json_body(req)?;
-    let out = service::update_access(env, &ctx, &o, &u, Some(&body.role), None).await?;
+    let body = JsonBody::<UpdateOrganizationMemberRole>::of(req);
+    let out = service::members::update_role(env, &ctx, &o, &u, body).await?;
     web::json(StatusCode::OK, &out)
 }
 
@@ -418,8 +412,8 @@ async fn organization_member_assigned_roles(
     let u = p.get("userId");
     let ctx = auth::authenticate(env, req).await?;
     let (o, u) = (org_id(o)?, user_id(u)?);
-    let body: UpdateAssignedOrganizationRoles = web::json_body(req)?;
-    let out = service::update_access(env, &ctx, &o, &u, None, Some(&body.role_ids)).await?;
+    let body = JsonBody::<UpdateAssignedOrganizationRoles>::of(req);
+    let out = service::members::update_assigned_roles(env, &ctx, &o, &u, body).await?;
     web::json(StatusCode::OK, &out)
 }
 
@@ -436,7 +430,7 @@ async fn organization_member_remove(
     let u = p.get("userId");
     let ctx = auth::authenticate(env, req).await?;
     let (o, u) = (org_id(o)?, user_id(u)?);
-    service::remove_member(env, &ctx, &o, &u).await?;
+    service::members::remove_member(env, &ctx, &o, &u).await?;
     Ok(web::no_content())
 }
 
@@ -452,10 +446,10 @@ async fn organization_role_create(
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    let body: CreateOrganizationRole = web::json_body(req)?;
+    let body = JsonBody::<CreateOrganizationRole>::of(req);
     web::json(
         StatusCode::CREATED,
-        &service::create_role(env, &ctx, &o, body).await?,
+        &service::roles::create_role(env, &ctx, &o, body).await?,
     )
 }
 
@@ -471,7 +465,10 @@ async fn organization_role_list(
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    web::json(StatusCode::OK, &service::list_roles(env, &ctx, &o).await?)
+    web::json(
+        StatusCode::OK,
+        &service::roles::list_roles(env, &ctx, &o).await?,
+    )
 }
 
 #[utoipa::path(put, path = "/api/organizations/{organizationId}/roles/{roleId}", tag = "organizations",
@@ -487,10 +484,10 @@ async fn organization_role_update(
     let r = p.get("roleId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    let body: CreateOrganizationRole = web::json_body(req)?;
+    let body = JsonBody::<CreateOrganizationRole>::of(req);
     web::json(
         StatusCode::OK,
-        &service::update_role(env, &ctx, &o, r, body).await?,
+        &service::roles::update_role(env, &ctx, &o, r, body).await?,
     )
 }
 
@@ -507,7 +504,7 @@ async fn organization_role_delete(
     let r = p.get("roleId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    service::delete_role(env, &ctx, &o, r).await?;
+    service::roles::delete_role(env, &ctx, &o, r).await?;
     Ok(web::no_content())
 }
 
@@ -523,10 +520,10 @@ async fn organization_invitation_create(
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    let body: CreateOrganizationInvitation = web::json_body(req)?;
+    let body = JsonBody::<CreateOrganizationInvitation>::of(req);
     web::json(
         StatusCode::CREATED,
-        &service::create_invitation(env, &ctx, &o, body).await?,
+        &service::invitations::create_invitation(env, &ctx, &o, body).await?,
     )
 }
 
@@ -544,7 +541,7 @@ async fn organization_invitation_list(
     let o = org_id(o)?;
     web::json(
         StatusCode::OK,
-        &service::list_invitations(env, &ctx, &o).await?,
+        &service::invitations::list_invitations(env, &ctx, &o).await?,
     )
 }
 
@@ -561,10 +558,10 @@ async fn organization_invitation_update(
     let i = p.get("invitationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    let body: UpdateOrganizationInvitation = web::json_body(req)?;
+    let body = JsonBody::<UpdateOrganizationInvitation>::of(req);
     web::json(
         StatusCode::OK,
-        &service::update_invitation(env, &ctx, &o, i, body).await?,
+        &service::invitations::update_invitation(env, &ctx, &o, i, body).await?,
     )
 }
 
@@ -581,7 +578,7 @@ async fn organization_invitation_cancel(
     let i = p.get("invitationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
-    service::cancel_invitation(env, &ctx, &o, i).await?;
+    service::invitations::cancel_invitation(env, &ctx, &o, i).await?;
     Ok(web::no_content())
 }
 
@@ -592,7 +589,7 @@ async fn my_invitations(env: &Env, req: &Request, _: &Params) -> Result<Response
     let ctx = auth::authenticate(env, req).await?;
     web::json(
         StatusCode::OK,
-        &service::invitations_for_me(env, &ctx).await?,
+        &service::invitations::invitations_for_me(env, &ctx).await?,
     )
 }
 
@@ -603,7 +600,7 @@ async fn my_invitation_count(env: &Env, req: &Request, _: &Params) -> Result<Res
     let ctx = auth::authenticate(env, req).await?;
     web::json(
         StatusCode::OK,
-        &service::invitation_count_for_me(env, &ctx).await?,
+        &service::invitations::invitation_count_for_me(env, &ctx).await?,
     )
 }
 
@@ -616,7 +613,7 @@ async fn my_invitation_accept(env: &Env, req: &Request, p: &Params) -> Result<Re
     let ctx = auth::authenticate(env, req).await?;
     web::json(
         StatusCode::OK,
-        &service::accept_invitation(env, &ctx, id).await?,
+        &service::invitations::accept_invitation(env, &ctx, id).await?,
     )
 }
 
@@ -627,6 +624,6 @@ async fn my_invitation_accept(env: &Env, req: &Request, p: &Params) -> Result<Re
 async fn my_invitation_decline(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
     let id = p.get("invitationId");
     let ctx = auth::authenticate(env, req).await?;
-    service::decline_invitation(env, &ctx, id).await?;
+    service::invitations::decline_invitation(env, &ctx, id).await?;
     Ok(ok_empty())
 }
