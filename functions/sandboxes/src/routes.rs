@@ -7,6 +7,8 @@
 
 use bytes::Bytes;
 use cove_api_types::ApiError;
+use cove_api_types::ids::SandboxId;
+use cove_api_types::permissions::Permission;
 use cove_api_types::sandbox::{
     CreateSandbox, ListSandboxesResponse, PortPreviewUrl, Sandbox, SandboxLabels, ToolboxProxyUrl,
     UpdateLastActivity, UpdateSandboxState,
@@ -14,8 +16,10 @@ use cove_api_types::sandbox::{
 use cove_edge::config::SandboxSettings;
 use cove_edge::responses::Errors;
 use cove_edge::router::Params;
+use cove_edge::store_error::IntoApi;
 use cove_edge::web::{self, Request, Response};
-use cove_edge::{Env, auth, runner_auth};
+use cove_edge::{Action, Env, auth, authorize, runner_auth};
+use cove_store::runners::RunnerRecord;
 use http::{HeaderValue, StatusCode, header};
 use utoipa::Modify;
 use utoipa::openapi::path::{Operation, PathItem};
@@ -72,6 +76,42 @@ async fn call<'a>(s: &'a State, req: &Request) -> Result<Call<'a>, ApiError> {
     })
 }
 
+/// The request's body; when it is unreadable, `refusal` runs first, so a caller who may not use
+/// the route gets that refusal and never learns what the body would have been refused for.
+async fn body_after<T, F>(req: &Request, refusal: F) -> Result<T, ApiError>
+where
+    T: serde::de::DeserializeOwned,
+    F: Future<Output = Result<(), ApiError>>,
+{
+    match web::json_body(req) {
+        Ok(body) => Ok(body),
+        Err(e) => {
+            refusal.await?;
+            Err(e)
+        }
+    }
+}
+
+/// 403/404 unless the caller may change sandbox `id`.
+async fn may_write(c: &Call<'_>, id: &str) -> Result<(), ApiError> {
+    authorize(c.env, &c.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    service::get(c, id).await.map(|_| ())
+}
+
+/// 404 unless sandbox `id` is assigned to `runner` (checked before its report is read).
+async fn assigned_to(env: &Env, runner: &RunnerRecord, id: &str) -> Result<(), ApiError> {
+    let missing = || ApiError::not_found(format!("Sandbox with ID {id} not found"));
+    let sandbox_id = SandboxId::parse(id).map_err(|_| missing())?;
+    env.store
+        .sandboxes()
+        .get(&sandbox_id)
+        .await
+        .api()?
+        .filter(|r| r.runner_id.as_ref() == Some(&runner.id))
+        .map(|_| ())
+        .ok_or_else(missing)
+}
+
 fn text(status: StatusCode, body: String) -> Response {
     let mut r = Response::new(Bytes::from(body));
     *r.status_mut() = status;
@@ -110,7 +150,8 @@ fn ok(value: &impl serde::Serialize) -> Result<Response, ApiError> {
     security(("bearer" = [])))]
 async fn sandbox_create(s: &State, req: &Request, _: &Params) -> Result<Response, ApiError> {
     let c = call(s, req).await?;
-    let body: CreateSandbox = web::json_body(req)?;
+    let refusal = authorize(&s.env, &c.ctx, Action::Create(Permission::WriteSandboxes));
+    let body: CreateSandbox = body_after(req, refusal).await?;
     ok(&service::create(&c, body).await?)
 }
 
@@ -213,8 +254,9 @@ async fn sandbox_replace_labels(
     p: &Params,
 ) -> Result<Response, ApiError> {
     let c = call(s, req).await?;
-    let body: SandboxLabels = web::json_body(req)?;
-    ok(&service::set_labels(&c, p.get("sandboxIdOrName"), body.labels).await?)
+    let id = p.get("sandboxIdOrName");
+    let body: SandboxLabels = body_after(req, may_write(&c, id)).await?;
+    ok(&service::set_labels(&c, id, body.labels).await?)
 }
 
 #[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/public/{isPublic}", tag = "sandbox",
@@ -329,6 +371,7 @@ async fn sandbox_last_activity(s: &State, req: &Request, p: &Params) -> Result<R
     security(("runner_token" = [])))]
 async fn sandbox_update_state(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
     let runner = runner_auth::authenticate_runner(&s.env, req).await?;
+    assigned_to(&s.env, &runner, p.get("sandboxId")).await?;
     let body: UpdateSandboxState = web::json_body(req)?;
     service::report_state(&s.env, &runner, p.get("sandboxId"), body).await?;
     Ok(empty(StatusCode::OK))

@@ -1,0 +1,543 @@
+//! Authorization comes before validation, on every documented route.
+//!
+//! For every operation of `openapi/control-plane.json` ([`cove_api_spec::control_plane`]), a
+//! caller who may not use it — a user of another organization (by JWT, by JWT naming the
+//! victim's organization in `X-Daytona-Organization-ID`, by API key holding every permission);
+//! for system-admin routes also the victim organization's own owner (not an admin) and a
+//! permission-less API key of the system admin; for runner routes a user's key and another
+//! runner's token — gets 401, 403 or 404 whatever the body (none, `{`, `{}`, wrong-typed) and
+//! the query, never a 400 or a 5xx. Path ids are real ids of the victim organization's
+//! resources (an organization with a member, a role, a pending invitation, an API key, a sandbox
+//! on a simulated runner, the runner), so a 404 means "not yours", not "does not exist"; after
+//! the sweep every one of them is still there, unchanged.
+//!
+//! Routes that any authenticated caller may use on its own things are listed in [`SELF`] with
+//! the reason; they are swept with the victim's organization in the header only. A new route
+//! must be classified: the test fails on an operation it does not know.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeMap;
+
+use cove_api_types::permissions::Permission;
+use cove_edge::config::SandboxSettings;
+use cove_edge::{Env, Request, Response};
+use cove_testkit::api::{Api, Call};
+use cove_testkit::org::{self, User};
+use cove_testkit::{AgentOptions, FAKE_IMAGE, Harness, InProcess};
+use http::Method;
+use serde_json::{Value, json};
+
+/// Routes anyone may call without credentials.
+const PUBLIC: &[(&str, &str, &str)] = &[
+    ("GET", "/api/config", "the public configuration"),
+    ("GET", "/api/health", "liveness"),
+    ("GET", "/api/health/ready", "readiness"),
+];
+
+/// Routes any authenticated caller may use on its own things (its organizations, keys,
+/// sandboxes, invitations, account): not outsider routes. A runner's own routes are here too.
+const SELF: &[(&str, &str, &str)] = &[
+    ("GET", "/api/api-keys", "lists the caller's keys"),
+    (
+        "POST",
+        "/api/api-keys",
+        "creates a key in the caller's organization",
+    ),
+    (
+        "GET",
+        "/api/api-keys/current",
+        "the key the caller authenticated with",
+    ),
+    ("GET", "/api/organizations", "the caller's organizations"),
+    (
+        "POST",
+        "/api/organizations",
+        "anyone may create an organization",
+    ),
+    (
+        "GET",
+        "/api/organizations/invitations",
+        "invitations to the caller's verified email",
+    ),
+    (
+        "GET",
+        "/api/organizations/invitations/count",
+        "how many of them",
+    ),
+    (
+        "GET",
+        "/api/sandbox",
+        "sandboxes of the caller's organization",
+    ),
+    (
+        "POST",
+        "/api/sandbox",
+        "creates one in the caller's organization",
+    ),
+    ("GET", "/api/workspace", "alias of GET /api/sandbox"),
+    ("POST", "/api/workspace", "alias of POST /api/sandbox"),
+    ("GET", "/api/users/me", "the caller"),
+    (
+        "GET",
+        "/api/users/account-providers",
+        "providers the caller may link",
+    ),
+    (
+        "POST",
+        "/api/users/linked-accounts",
+        "links an account to the caller",
+    ),
+    ("GET", "/api/runners/me", "the runner calling"),
+    ("GET", "/api/runners/me/snapshots", "the runner calling"),
+    (
+        "POST",
+        "/api/runners/healthcheck",
+        "the runner calling reports on itself",
+    ),
+];
+
+/// Routes only system admins may use (their credentials must also hold the permission).
+fn admin_only(path: &str) -> bool {
+    path.starts_with("/api/runners")
+        || path.starts_with("/api/users/{id}/")
+        || path == "/api/users"
+        || ["/quota", "/quota/{regionId}", "/suspend", "/unsuspend"]
+            .iter()
+            .any(|s| path.starts_with("/api/organizations/{organizationId}") && path.ends_with(s))
+}
+
+fn runner_only(op: &Value) -> bool {
+    op["security"][0].get("runner_token").is_some()
+}
+
+/// The bodies every call is made with: none, malformed, empty object, wrong types.
+fn bodies() -> Vec<Option<String>> {
+    let wrong: serde_json::Map<String, Value> = [
+        "name",
+        "email",
+        "role",
+        "roleIds",
+        "assignedRoleIds",
+        "permissions",
+        "reason",
+        "until",
+        "labels",
+        "state",
+        "draining",
+        "unschedulable",
+        "expiresAt",
+        "provider",
+        "userId",
+        "regionId",
+        "snapshot",
+        "maxCpuPerSandbox",
+        "totalCpuQuota",
+    ]
+    .iter()
+    .map(|k| ((*k).to_owned(), json!([1, {"x": true}])))
+    .collect();
+    vec![
+        None,
+        Some("{".into()),
+        Some("{}".into()),
+        Some(Value::Object(wrong).to_string()),
+        Some("[1, 2]".into()),
+    ]
+}
+
+/// A query every route would refuse if it read it before authorizing.
+const BAD_QUERY: &str =
+    "limit=x&page=-1&force=maybe&ref=&regionId=&labels=%7B&includeErroredDeleted=2";
+
+fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut + Clone {
+    move |env, req| {
+        let settings = settings.clone();
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            if path.starts_with("/api/api-keys") {
+                api_keys::handle(&env, req).await
+            } else if path.starts_with("/api/runners") {
+                runners::handle(&env, req).await
+            } else if path.starts_with("/api/sandbox") || path.starts_with("/api/workspace") {
+                sandboxes::handle(&env, &settings, req).await
+            } else if path.starts_with("/api/toolbox") || path.starts_with("/toolbox") {
+                toolbox_fn::handle(&env, req).await
+            } else {
+                organizations::handle(&env, req).await
+            }
+        })
+    }
+}
+
+type DispatchFut = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
+/// Everything the outsiders aim at, and who they are.
+struct World {
+    api: InProcess,
+    /// Path parameter → a real id of the victim's.
+    ids: BTreeMap<&'static str, String>,
+    victim_owner: User,
+    victim_org: String,
+    outsider: User,
+    outsider_key: String,
+    admin_bare_key: String,
+    runner_a_token: String,
+    runner_b_token: String,
+}
+
+async fn world(h: &Harness) -> World {
+    let settings = SandboxSettings {
+        default_snapshot: FAKE_IMAGE.to_owned(),
+        ..SandboxSettings::default()
+    };
+    let api = h.api().route("/...", dispatcher(settings));
+    let victim_owner = User::new("victim");
+    let team = org::create_org(&api, &victim_owner.jwt, "victim-team").await;
+    let role = post(
+        &api,
+        &victim_owner.jwt,
+        &format!("/api/organizations/{team}/roles"),
+        json!({"name": "dev", "description": "d", "permissions": ["write:sandboxes"]}),
+    )
+    .await;
+    let member = User::new("victim-member");
+    org::join(
+        &api,
+        &victim_owner.jwt,
+        &team,
+        &member,
+        "member",
+        &[id(&role).as_str()],
+    )
+    .await;
+    let invitation = post(
+        &api,
+        &victim_owner.jwt,
+        &format!("/api/organizations/{team}/invitations"),
+        json!({"email": "pending@example.com", "role": "member"}),
+    )
+    .await;
+    let all: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+    let victim_key = org::api_key(&api, &victim_owner.jwt, Some(&team), "victim-key", &all).await;
+    let sandbox = post(
+        &api,
+        &victim_key,
+        "/api/sandbox",
+        json!({"snapshot": FAKE_IMAGE}),
+    )
+    .await;
+    post_status(
+        &api,
+        &victim_owner.jwt,
+        "/api/users/linked-accounts",
+        json!({"provider": "github", "userId": "victim-gh"}),
+        204,
+    )
+    .await;
+    let outsider = User::new("mallory");
+    org::personal_org(&api, &outsider.jwt).await;
+    let outsider_key = org::api_key(&api, &outsider.jwt, None, "all", &all).await;
+    let admin = h.admin("root").await;
+    let admin_bare_key = org::api_key(&api, &admin, None, "bare", &[]).await;
+    let runner_a = h.runner().expect("a runner").clone();
+    let runner_b = org::register_runner(&api, &admin, "runner-b").await;
+    let ids = BTreeMap::from([
+        ("organizationId", team.clone()),
+        ("userId", member.sub.clone()),
+        ("roleId", id(&role)),
+        ("invitationId", id(&invitation)),
+        ("sandboxId", id(&sandbox)),
+        ("sandboxIdOrName", id(&sandbox)),
+        ("name", "victim-key".to_owned()),
+        ("provider", "github".to_owned()),
+        ("providerUserId", "victim-gh".to_owned()),
+        ("regionId", "us".to_owned()),
+        ("port", "3000".to_owned()),
+        ("interval", "10".to_owned()),
+        ("isPublic", "true".to_owned()),
+        ("path", "files".to_owned()),
+    ]);
+    let mut ids = ids;
+    ids.insert("runnerId", runner_a.id.to_string());
+    World {
+        api,
+        ids,
+        victim_owner,
+        victim_org: team,
+        outsider,
+        outsider_key,
+        admin_bare_key,
+        runner_a_token: runner_a.api_key.clone(),
+        runner_b_token: runner_b.token,
+    }
+}
+
+fn id(v: &Value) -> String {
+    v["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id in {v}"))
+        .to_owned()
+}
+
+async fn post(api: &InProcess, token: &str, path: &str, body: Value) -> Value {
+    let call = Call::post(path).token(token).json(&body);
+    let what = format!("POST {path}");
+    let r = api.send(call).await;
+    assert!(
+        r.status == 200 || r.status == 201,
+        "{what}: {} {}",
+        r.status,
+        r.json()
+    );
+    r.json()
+}
+
+async fn post_status(api: &InProcess, token: &str, path: &str, body: Value, status: u16) {
+    let r = api.send(Call::post(path).token(token).json(&body)).await;
+    assert_eq!(r.status, status, "POST {path}: {}", r.json());
+}
+
+impl World {
+    /// The path with the victim's ids; `{id}` is the runner's under `/api/runners`, else the
+    /// victim owner's user id; `userId` of an API key path is the key's owner.
+    fn fill(&self, template: &str) -> String {
+        let mut out = String::new();
+        let mut rest = template;
+        while let Some(start) = rest.find('{') {
+            let end = start + rest[start..].find('}').expect("closing brace");
+            out.push_str(&rest[..start]);
+            let name = &rest[start + 1..end];
+            out.push_str(&self.param(template, name));
+            rest = &rest[end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn param(&self, template: &str, name: &str) -> String {
+        match name {
+            "id" if template.starts_with("/api/runners") => self.ids["runnerId"].clone(),
+            "id" => self.victim_owner.sub.clone(),
+            "userId" if template.starts_with("/api/api-keys") => self.victim_owner.sub.clone(),
+            _ => self
+                .ids
+                .get(name)
+                .unwrap_or_else(|| panic!("{template}: no value for path parameter {name}"))
+                .clone(),
+        }
+    }
+
+    /// Who must be refused on `op`: (label, token, organization header).
+    fn outsiders(&self, path: &str, op: &Value) -> Vec<(&'static str, String, Option<String>)> {
+        let header = Some(self.victim_org.clone());
+        if runner_only(op) {
+            let mut out = vec![
+                ("outsider key", self.outsider_key.clone(), None),
+                ("victim owner JWT", self.victim_owner.jwt.clone(), None),
+            ];
+            if path.contains("{sandboxId}") {
+                out.push(("another runner's token", self.runner_b_token.clone(), None));
+            }
+            return out;
+        }
+        let mut out = vec![(
+            "outsider JWT naming the victim's org",
+            self.outsider.jwt.clone(),
+            header,
+        )];
+        if is_self(op_method(op), path) {
+            return out;
+        }
+        out.push(("outsider JWT", self.outsider.jwt.clone(), None));
+        out.push((
+            "outsider key with every permission",
+            self.outsider_key.clone(),
+            None,
+        ));
+        if admin_only(path) {
+            out.push((
+                "victim owner (not an admin) JWT",
+                self.victim_owner.jwt.clone(),
+                None,
+            ));
+            out.push((
+                "admin's key without permissions",
+                self.admin_bare_key.clone(),
+                None,
+            ));
+            out.push(("a runner's token", self.runner_a_token.clone(), None));
+        }
+        out
+    }
+}
+
+fn op_method(op: &Value) -> &str {
+    op["x-method"].as_str().unwrap_or_default()
+}
+
+fn is_self(method: &str, path: &str) -> bool {
+    SELF.iter().any(|(m, p, _)| *m == method && *p == path)
+}
+
+fn is_public(method: &str, path: &str) -> bool {
+    PUBLIC.iter().any(|(m, p, _)| *m == method && *p == path)
+}
+
+/// Every operation of the document as (METHOD, path, operation with `x-method` set).
+fn operations() -> Vec<(String, String, Value)> {
+    let doc = cove_api_spec::control_plane();
+    let v: Value = serde_json::from_str(&doc.to_json().unwrap()).unwrap();
+    let mut out = Vec::new();
+    for (path, item) in v["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let m = method.to_uppercase();
+            if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str()) {
+                continue;
+            }
+            let mut op = op.clone();
+            op["x-method"] = json!(m);
+            out.push((m, path.clone(), op));
+        }
+    }
+    out
+}
+
+fn call(
+    method: &str,
+    path: &str,
+    token: &str,
+    org: Option<&String>,
+    body: Option<&String>,
+) -> Call {
+    let mut c = Call::new(Method::from_bytes(method.as_bytes()).unwrap(), path).token(token);
+    if let Some(o) = org {
+        c = c.org(o.clone());
+    }
+    if let Some(b) = body {
+        c = c.body(b.clone(), "application/json");
+    }
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsiders_never_get_past_authorization() {
+    let h = Harness::with_runner(AgentOptions::fake())
+        .await
+        .expect("harness");
+    let w = world(&h).await;
+    let before = snapshot(&w).await;
+    let mut failures = Vec::new();
+    let mut calls = 0;
+    for (method, template, op) in operations() {
+        if is_public(&method, &template) {
+            continue;
+        }
+        if op.get("security").is_none() {
+            failures.push(format!(
+                "{method} {template}: unclassified route without security"
+            ));
+            continue;
+        }
+        let path = w.fill(&template);
+        for (who, token, org) in w.outsiders(&template, &op) {
+            for body in bodies() {
+                for query in ["", BAD_QUERY] {
+                    let p = if query.is_empty() {
+                        path.clone()
+                    } else {
+                        format!("{path}?{query}")
+                    };
+                    let r = w
+                        .api
+                        .send(call(&method, &p, &token, org.as_ref(), body.as_ref()))
+                        .await;
+                    calls += 1;
+                    if ![401, 403, 404].contains(&r.status) {
+                        failures.push(format!(
+                            "{method} {p} as {who} with body {body:?}: {} {}",
+                            r.status,
+                            String::from_utf8_lossy(&r.body)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    println!("outsider calls: {calls}");
+    assert!(
+        failures.is_empty(),
+        "{} refusals missing:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        snapshot(&w).await,
+        before,
+        "an outsider changed the victim's resources"
+    );
+}
+
+/// What the victim's owner sees of its resources (compared before and after the sweep).
+async fn snapshot(w: &World) -> Vec<Value> {
+    let o = &w.victim_org;
+    let paths = [
+        format!("/api/organizations/{o}"),
+        format!("/api/organizations/{o}/users"),
+        format!("/api/organizations/{o}/roles"),
+        format!("/api/organizations/{o}/invitations"),
+        "/api/api-keys".to_owned(),
+        format!("/api/sandbox/{}", w.ids["sandboxId"]),
+        "/api/users/me".to_owned(),
+    ];
+    let mut out = Vec::new();
+    for p in paths {
+        let r = w
+            .api
+            .send(Call::get(&p).token(&w.victim_owner.jwt).org(o.clone()))
+            .await;
+        let mut v = r.expect(200, &format!("GET {p}"));
+        strip_volatile(&mut v);
+        out.push(v);
+    }
+    out
+}
+
+/// Fields that change by themselves (timestamps of use, live state of the sandbox).
+fn strip_volatile(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for k in [
+                "lastUsedAt",
+                "updatedAt",
+                "state",
+                "lastActivityAt",
+                "runnerDomain",
+            ] {
+                m.remove(k);
+            }
+            m.values_mut().for_each(strip_volatile);
+        }
+        Value::Array(a) => a.iter_mut().for_each(strip_volatile),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_operation_is_classified() {
+    let ops = operations();
+    for (m, p, _) in PUBLIC.iter().chain(SELF) {
+        assert!(
+            ops.iter().any(|(om, op, _)| om == m && op == p),
+            "{m} {p} is listed but not documented"
+        );
+    }
+    for (m, p, op) in &ops {
+        let public = is_public(m, p);
+        assert_eq!(
+            public,
+            op.get("security").is_none(),
+            "{m} {p}: public iff without security"
+        );
+    }
+}
