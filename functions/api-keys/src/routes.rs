@@ -2,10 +2,9 @@
 
 use cove_api_types::ApiError;
 use cove_api_types::api_keys::{ApiKeyList, ApiKeyResponse, CreateApiKey};
-use cove_api_types::ids::UserId;
 use cove_edge::responses::Errors;
 use cove_edge::router::Params;
-use cove_edge::web::{self, Request, Response};
+use cove_edge::web::{self, JsonBody, Request, Response};
 use cove_edge::{Env, auth};
 use http::StatusCode;
 
@@ -39,7 +38,7 @@ cove_edge::routes! {
     security(("bearer" = [])))]
 async fn api_key_create(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    let body: CreateApiKey = web::json_body(req)?;
+    let body = JsonBody::<CreateApiKey>::of(req);
     web::json(
         StatusCode::CREATED,
         &service::create(env, &ctx, body).await?,
@@ -95,8 +94,6 @@ async fn api_key_delete_for_user(
     p: &Params,
 ) -> Result<Response, ApiError> {
     let ctx = auth::authenticate(env, req).await?;
-    let name = p.get("name");
-    let user = UserId::parse(p.get("userId")).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    service::delete(env, &ctx, &user, name).await?;
+    service::delete_for(env, &ctx, p.get("userId"), p.get("name")).await?;
     Ok(web::no_content())
 }

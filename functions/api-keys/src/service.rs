@@ -8,8 +8,10 @@ use cove_api_types::ids::UserId;
 use cove_api_types::permissions::Permission;
 use cove_api_types::time::{format_rfc3339, now_rfc3339, parse_rfc3339};
 use cove_edge::store_error::IntoApi;
+use cove_edge::web::JsonBody;
 use cove_edge::{Action, AuthContext, Credential, Env, authorize};
 use cove_store::api_keys::ApiKeyRecord;
+use cove_store::bootstrap::ADMIN_USER_ID;
 use cove_store::{Conflict, StoreError};
 
 const MAX_NAME_LEN: usize = 255;
@@ -67,22 +69,31 @@ fn list_view(rec: ApiKeyRecord) -> ApiKeyList {
     }
 }
 
+/// A key's expiry: a valid ISO-8601 time in the future (a key born expired is a mistake).
+fn expiry(s: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(s) = s else { return Ok(None) };
+    let t = parse_rfc3339(s)
+        .ok_or_else(|| ApiError::bad_request("expiresAt must be an ISO-8601 date"))?;
+    if t <= time::OffsetDateTime::now_utc() {
+        return Err(ApiError::bad_request("expiresAt must be in the future"));
+    }
+    Ok(Some(format_rfc3339(t)))
+}
+
+/// Creates a key holding the requested permissions (each held by the caller). The body is read
+/// only once the caller may manage keys.
 pub async fn create(
     env: &Env,
     ctx: &AuthContext,
-    body: CreateApiKey,
+    body: JsonBody<'_, CreateApiKey>,
 ) -> Result<ApiKeyResponse, ApiError> {
     require_management(ctx)?;
-    let name = body.name.trim().to_owned();
-    validate_name(&name)?;
-    let expires_at = match body.expires_at.as_deref() {
-        None => None,
-        Some(s) => Some(format_rfc3339(parse_rfc3339(s).ok_or_else(|| {
-            ApiError::bad_request("expiresAt must be an ISO-8601 date")
-        })?)),
-    };
+    let body = body.parse()?;
     let requested: BTreeSet<Permission> = body.permissions.into_iter().collect();
     authorize(env, ctx, Action::Grant(requested.clone())).await?;
+    let name = body.name.trim().to_owned();
+    validate_name(&name)?;
+    let expires_at = expiry(body.expires_at.as_deref())?;
     let key = cove_store::keys::generate().map_err(|e| {
         tracing::error!(error = %e, "no randomness for a new API key");
         ApiError::internal()
@@ -170,6 +181,26 @@ pub fn current(ctx: &AuthContext) -> Result<ApiKeyList, ApiError> {
     })
 }
 
+/// `DELETE /api-keys/{userId}/{name}`: who may delete another user's keys is checked before the
+/// user id is read.
+pub async fn delete_for(
+    env: &Env,
+    ctx: &AuthContext,
+    user: &str,
+    name: &str,
+) -> Result<(), ApiError> {
+    require_management(ctx)?;
+    if user != ctx.user_id.as_str() && !ctx.is_owner() {
+        return Err(other_users_keys());
+    }
+    let user = UserId::parse(user).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    delete(env, ctx, &user, name).await
+}
+
+fn other_users_keys() -> ApiError {
+    ApiError::forbidden("Only organization owners can delete API keys of other users")
+}
+
 pub async fn delete(
     env: &Env,
     ctx: &AuthContext,
@@ -178,10 +209,9 @@ pub async fn delete(
 ) -> Result<(), ApiError> {
     require_management(ctx)?;
     if *user != ctx.user_id && !ctx.is_owner() {
-        return Err(ApiError::forbidden(
-            "Only organization owners can delete API keys of other users",
-        ));
+        return Err(other_users_keys());
     }
+    keep_last_admin_key(env, ctx, user, name).await?;
     match env
         .store
         .api_keys()
@@ -195,4 +225,42 @@ pub async fn delete(
         Err(StoreError::NotFound { .. }) => Err(not_found(name)),
         Err(e) => Err(e.api()),
     }
+}
+
+/// 409 when `name` is the bootstrap admin's last usable key: the bootstrap admin has no other
+/// credential (no identity provider knows it), so deleting it would lock the platform's
+/// administration out until `cove rotate-admin-key` is run on the host.
+async fn keep_last_admin_key(
+    env: &Env,
+    ctx: &AuthContext,
+    user: &UserId,
+    name: &str,
+) -> Result<(), ApiError> {
+    if user.as_str() != ADMIN_USER_ID {
+        return Ok(());
+    }
+    let keys = env
+        .store
+        .api_keys()
+        .list(&ctx.organization_id, Some(user))
+        .await
+        .api()?;
+    let usable = |k: &&ApiKeyRecord| k.expires_at.as_deref().is_none_or(|e| !expired(e));
+    let deleting = keys.iter().filter(usable).any(|k| k.name == name);
+    let others = keys
+        .iter()
+        .filter(usable)
+        .filter(|k| k.name != name)
+        .count();
+    if deleting && others == 0 {
+        return Err(ApiError::conflict(format!(
+            "API key {name} is the last credential of the bootstrap admin ({ADMIN_USER_ID}): \
+             create another admin key first (or replace it with `cove rotate-admin-key`)"
+        )));
+    }
+    Ok(())
+}
+
+fn expired(at: &str) -> bool {
+    parse_rfc3339(at).is_none_or(|t| t <= time::OffsetDateTime::now_utc())
 }

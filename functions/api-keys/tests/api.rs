@@ -255,10 +255,20 @@ async fn credentials_are_checked() {
     let (s, _) = call(&env, get("/api/api-keys", &forged)).await;
     assert_eq!(s, 401);
 
-    // An expired key: 401 with Daytona's message.
+    // A key cannot be born expired; one that expires meanwhile: 401 with Daytona's message.
     let past = "{\"name\":\"old\",\"permissions\":[],\"expiresAt\":\"2020-01-01T00:00:00.000Z\"}";
     let (s, v) = call(&env, post("/api/api-keys", &alice, past)).await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (400, Some("expiresAt must be in the future"))
+    );
+    let soon = cove_api_types::time::format_rfc3339(
+        time::OffsetDateTime::now_utc() + time::Duration::seconds(1),
+    );
+    let body = json!({"name": "old", "permissions": [], "expiresAt": soon}).to_string();
+    let (s, v) = call(&env, post("/api/api-keys", &alice, &body)).await;
     assert_eq!(s, 201);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (s, v) = call(
         &env,
         get("/api/api-keys/current", v["value"].as_str().unwrap()),
