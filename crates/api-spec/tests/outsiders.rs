@@ -17,11 +17,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeMap;
 
 use cove_api_types::permissions::Permission;
-use cove_edge::config::SandboxSettings;
-use cove_edge::{Env, Request, Response};
 use cove_testkit::api::{Api, Call};
 use cove_testkit::org::{self, User};
 use cove_testkit::{AgentOptions, FAKE_IMAGE, Harness, InProcess};
@@ -150,28 +150,6 @@ fn bodies() -> Vec<Option<String>> {
 const BAD_QUERY: &str =
     "limit=x&page=-1&force=maybe&ref=&regionId=&labels=%7B&includeErroredDeleted=2";
 
-fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut + Clone {
-    move |env, req| {
-        let settings = settings.clone();
-        Box::pin(async move {
-            let path = req.uri().path().to_owned();
-            if path.starts_with("/api/api-keys") {
-                api_keys::handle(&env, req).await
-            } else if path.starts_with("/api/runners") {
-                runners::handle(&env, req).await
-            } else if path.starts_with("/api/sandbox") || path.starts_with("/api/workspace") {
-                sandboxes::handle(&env, &settings, req).await
-            } else if path.starts_with("/api/toolbox") || path.starts_with("/toolbox") {
-                toolbox_fn::handle(&env, req).await
-            } else {
-                organizations::handle(&env, req).await
-            }
-        })
-    }
-}
-
-type DispatchFut = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
-
 /// Everything the outsiders aim at, and who they are.
 struct World {
     api: InProcess,
@@ -187,11 +165,7 @@ struct World {
 }
 
 async fn world(h: &Harness) -> World {
-    let settings = SandboxSettings {
-        default_snapshot: FAKE_IMAGE.to_owned(),
-        ..SandboxSettings::default()
-    };
-    let api = h.api().route("/...", dispatcher(settings));
+    let api = support::api(h);
     let victim_owner = User::new("victim");
     let team = org::create_org(&api, &victim_owner.jwt, "victim-team").await;
     let role = post(

@@ -1,0 +1,37 @@
+//! What the tests of this directory share: every function's handlers in-process, routed by
+//! path prefix as `cove` routes them.
+
+use cove_edge::config::SandboxSettings;
+use cove_edge::{Env, Request, Response};
+use cove_testkit::{FAKE_IMAGE, Harness, InProcess};
+
+type DispatchFut = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
+/// Every function mounted on `h`'s env; sandboxes default to the simulated runner's image.
+pub fn api(h: &Harness) -> InProcess {
+    let settings = SandboxSettings {
+        default_snapshot: FAKE_IMAGE.to_owned(),
+        ..SandboxSettings::default()
+    };
+    h.api().route("/...", dispatcher(settings))
+}
+
+fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut + Clone {
+    move |env, req| {
+        let settings = settings.clone();
+        Box::pin(async move {
+            let path = req.uri().path().to_owned();
+            if path.starts_with("/api/api-keys") {
+                api_keys::handle(&env, req).await
+            } else if path.starts_with("/api/runners") {
+                runners::handle(&env, req).await
+            } else if path.starts_with("/api/sandbox") || path.starts_with("/api/workspace") {
+                sandboxes::handle(&env, &settings, req).await
+            } else if path.starts_with("/api/toolbox") || path.starts_with("/toolbox") {
+                toolbox_fn::handle(&env, req).await
+            } else {
+                organizations::handle(&env, req).await
+            }
+        })
+    }
+}
