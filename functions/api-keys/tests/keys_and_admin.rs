@@ -110,6 +110,26 @@ async fn the_bootstrap_admin_keeps_a_usable_key() {
         401
     );
     let r = api.send(delete(&ops, "ops")).await;
+    assert_eq!(r.status, 409, "ops is the last one now: {}", r.json());
+    // The host's recovery (`cove rotate-admin-key`) brings a bootstrap key back.
+    let rotated = cove_store::bootstrap::rotate_admin_key(&h.env.store)
+        .await
+        .unwrap();
+    let current = api
+        .send(Call::get("/api/api-keys/current").token(&rotated))
+        .await
+        .expect(200, "the rotated key works");
+    assert_eq!(current["name"], "cove-admin");
+    let r = api.send(delete(&rotated, "ops")).await;
+    assert_eq!(r.status, 204, "two usable keys again: {:?}", r.body);
+    let r = api.send(delete(&rotated, "cove-admin")).await;
+    assert_eq!(r.status, 409, "{}", r.json());
+    let (s, v) = create(&api, &rotated, "ops", None).await;
+    assert_eq!(s, 201, "{v}");
+    let ops = v["value"].as_str().unwrap().to_owned();
+    let r = api.send(delete(&ops, "cove-admin")).await;
+    assert_eq!(r.status, 204);
+    let r = api.send(delete(&ops, "ops")).await;
     assert_eq!(r.status, 409, "{}", r.json());
     let r = api
         .send(Call::delete("/api/api-keys/cove-admin/ops").token(&ops))
