@@ -36,6 +36,16 @@ async fn env() -> Env {
     env
 }
 
+/// How every view after creation shows a runner token.
+fn masked(token: &str) -> String {
+    format!(
+        "{}{}{}",
+        &token[..3],
+        "*".repeat(20),
+        &token[token.len() - 3..]
+    )
+}
+
 fn jwt(sub: &str) -> String {
     let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
     jsonwebtoken::encode(
@@ -146,7 +156,9 @@ async fn admin_creates_runner_and_the_token_heartbeats_it_ready() {
     assert!(!one.to_string().contains(&token));
     let (s, full) = get(&env, &format!("/api/runners/{id}/full"), &root).await;
     assert_eq!(s, 200);
-    assert_eq!(full["apiKey"], token.as_str());
+    // The token was shown once, at creation; the full view masks it.
+    assert_eq!(full["apiKey"], masked(&token).as_str());
+    assert!(!full.to_string().contains(&token));
     assert_eq!(full["id"], id.as_str());
 
     // Heartbeat with the runner token → ready, with its URL, capacity and images.
@@ -170,7 +182,11 @@ async fn admin_creates_runner_and_the_token_heartbeats_it_ready() {
     let (s, me) = get(&env, "/api/runners/me", &token).await;
     assert_eq!(s, 200);
     assert_eq!(me["id"], id.as_str());
-    assert_eq!(me["apiKey"], token.as_str());
+    assert_eq!(
+        me["apiKey"],
+        masked(&token).as_str(),
+        "masked in its own view too"
+    );
     let (s, snaps) = get(&env, "/api/runners/me/snapshots", &token).await;
     assert_eq!((s, snaps), (200, json!(["img:1"])));
     for path in [
@@ -386,7 +402,7 @@ async fn scheduling_draining_and_delete() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         (v["id"].as_str(), v["apiKey"].as_str()),
-        (Some(id.as_str()), Some(token.as_str()))
+        (Some(id.as_str()), Some(masked(&token).as_str()))
     );
     let (s, v) = call(&env, "DELETE", &p, Some(&root), None).await;
     assert_eq!(s, 400, "{v}");
