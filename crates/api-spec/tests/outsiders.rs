@@ -162,6 +162,10 @@ struct World {
     admin_bare_key: String,
     runner_a_token: String,
     runner_b_token: String,
+    /// A member (not an owner) of the victim's organization, holding `write:sandboxes`.
+    member: User,
+    /// An API key of the victim's organization without permissions.
+    victim_bare_key: String,
 }
 
 async fn world(h: &Harness) -> World {
@@ -209,6 +213,7 @@ async fn world(h: &Harness) -> World {
         204,
     )
     .await;
+    let victim_bare_key = org::api_key(&api, &victim_owner.jwt, Some(&team), "bare", &[]).await;
     let outsider = User::new("mallory");
     org::personal_org(&api, &outsider.jwt).await;
     let outsider_key = org::api_key(&api, &outsider.jwt, None, "all", &all).await;
@@ -244,6 +249,8 @@ async fn world(h: &Harness) -> World {
         admin_bare_key,
         runner_a_token: runner_a.api_key.clone(),
         runner_b_token: runner_b.token,
+        member,
+        victim_bare_key,
     }
 }
 
@@ -377,6 +384,48 @@ fn operations() -> Vec<(String, String, Value)> {
     out
 }
 
+/// Who calls, with which token and organization header.
+struct Caller<'a> {
+    who: &'a str,
+    token: &'a str,
+    org: Option<&'a String>,
+}
+
+/// Calls `method path` as `caller` with every bad body, with and without [`BAD_QUERY`]; records
+/// each answer outside `allowed` in `failures`. Returns how many calls it made.
+async fn sweep(
+    api: &InProcess,
+    method: &str,
+    path: &str,
+    caller: &Caller<'_>,
+    allowed: &[u16],
+    failures: &mut Vec<String>,
+) -> usize {
+    let mut calls = 0;
+    for body in bodies() {
+        for query in ["", BAD_QUERY] {
+            let p = if query.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{query}")
+            };
+            let r = api
+                .send(call(method, &p, caller.token, caller.org, body.as_ref()))
+                .await;
+            calls += 1;
+            if !allowed.contains(&r.status) {
+                failures.push(format!(
+                    "{method} {p} as {} with body {body:?}: {} {}",
+                    caller.who,
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                ));
+            }
+        }
+    }
+    calls
+}
+
 fn call(
     method: &str,
     path: &str,
@@ -415,27 +464,20 @@ async fn outsiders_never_get_past_authorization() {
         }
         let path = w.fill(&template);
         for (who, token, org) in w.outsiders(&template, &op) {
-            for body in bodies() {
-                for query in ["", BAD_QUERY] {
-                    let p = if query.is_empty() {
-                        path.clone()
-                    } else {
-                        format!("{path}?{query}")
-                    };
-                    let r = w
-                        .api
-                        .send(call(&method, &p, &token, org.as_ref(), body.as_ref()))
-                        .await;
-                    calls += 1;
-                    if ![401, 403, 404].contains(&r.status) {
-                        failures.push(format!(
-                            "{method} {p} as {who} with body {body:?}: {} {}",
-                            r.status,
-                            String::from_utf8_lossy(&r.body)
-                        ));
-                    }
-                }
-            }
+            let caller = Caller {
+                who,
+                token: &token,
+                org: org.as_ref(),
+            };
+            calls += sweep(
+                &w.api,
+                &method,
+                &path,
+                &caller,
+                &[401, 403, 404],
+                &mut failures,
+            )
+            .await;
         }
     }
     println!("outsider calls: {calls}");
@@ -495,6 +537,102 @@ fn strip_volatile(v: &mut Value) {
         Value::Array(a) => a.iter_mut().for_each(strip_volatile),
         _ => {}
     }
+}
+
+/// Owner-only routes of an organization (a member gets 403 whatever the body).
+const OWNER_ONLY: &[(&str, &str)] = &[
+    ("DELETE", "/api/organizations/{organizationId}"),
+    ("GET", "/api/organizations/{organizationId}/invitations"),
+    ("POST", "/api/organizations/{organizationId}/invitations"),
+    (
+        "PUT",
+        "/api/organizations/{organizationId}/invitations/{invitationId}",
+    ),
+    (
+        "POST",
+        "/api/organizations/{organizationId}/invitations/{invitationId}/cancel",
+    ),
+    ("POST", "/api/organizations/{organizationId}/roles"),
+    ("PUT", "/api/organizations/{organizationId}/roles/{roleId}"),
+    (
+        "DELETE",
+        "/api/organizations/{organizationId}/roles/{roleId}",
+    ),
+    (
+        "DELETE",
+        "/api/organizations/{organizationId}/users/{userId}",
+    ),
+    (
+        "POST",
+        "/api/organizations/{organizationId}/users/{userId}/access",
+    ),
+    (
+        "POST",
+        "/api/organizations/{organizationId}/users/{userId}/assigned-roles",
+    ),
+    (
+        "POST",
+        "/api/organizations/{organizationId}/users/{userId}/role",
+    ),
+];
+
+/// Sandbox routes a key without `write:sandboxes`/`delete:sandboxes` may still use: reads, and
+/// the activity ping (no permission in Daytona either).
+fn sandbox_read(method: &str, template: &str) -> bool {
+    method == "GET" || template.ends_with("/last-activity")
+}
+
+/// Insiders without the right: the victim organization's member on owner-only routes (its
+/// owner's membership as the target), and the organization's permission-less API key on every
+/// sandbox-changing route and on the JWT-only organization routes: 403 whatever the body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insiders_without_the_right_never_get_past_authorization() {
+    let h = Harness::with_runner(AgentOptions::fake())
+        .await
+        .expect("harness");
+    let w = world(&h).await;
+    let before = snapshot(&w).await;
+    let org = Some(&w.victim_org);
+    let member = Caller {
+        who: "member",
+        token: &w.member.jwt,
+        org,
+    };
+    let bare = Caller {
+        who: "permission-less key",
+        token: &w.victim_bare_key,
+        org: None,
+    };
+    let mut failures = Vec::new();
+    let mut calls = 0;
+    for (method, template) in OWNER_ONLY {
+        let path = w.fill(template).replace(&w.member.sub, &w.victim_owner.sub);
+        calls += sweep(&w.api, method, &path, &member, &[403], &mut failures).await;
+    }
+    for (method, template, op) in operations() {
+        let sandbox = template.starts_with("/api/sandbox/")
+            || template.starts_with("/api/workspace/")
+            || template == "/api/sandbox"
+            || template == "/api/workspace";
+        let org_route = template.starts_with("/api/organizations/{organizationId}");
+        let write = sandbox && !sandbox_read(&method, &template) && !runner_only(&op);
+        if write || org_route {
+            let path = w.fill(&template);
+            calls += sweep(&w.api, &method, &path, &bare, &[403], &mut failures).await;
+        }
+    }
+    println!("insider calls: {calls}");
+    assert!(
+        failures.is_empty(),
+        "{} refusals missing:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(
+        snapshot(&w).await,
+        before,
+        "an insider without the right changed something"
+    );
 }
 
 #[test]
