@@ -197,10 +197,8 @@ async fn user_regenerate_key_pair(
     req: &Request,
     p: &Params,
 ) -> Result<Response, ApiError> {
-    let id = p.get("id");
     let ctx = auth::authenticate(env, req).await?;
-    let id = user_id(id)?;
-    service::users::regenerate_key_pair(env, &ctx, &id).await?;
+    service::users::regenerate_key_pair(env, &ctx, p.get("id")).await?;
     Ok(empty(StatusCode::CREATED))
 }
 
@@ -209,12 +207,10 @@ async fn user_regenerate_key_pair(
     responses((status = 200, body = User), Errors),
     security(("bearer" = [])))]
 async fn user_get(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
-    let id = p.get("id");
     let ctx = auth::authenticate(env, req).await?;
-    let id = user_id(id)?;
     web::json(
         StatusCode::OK,
-        &service::users::user_get(env, &ctx, &id).await?,
+        &service::users::user_get(env, &ctx, p.get("id")).await?,
     )
 }
 

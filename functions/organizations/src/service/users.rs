@@ -51,12 +51,18 @@ pub async fn user_me(env: &Env, ctx: &AuthContext) -> Result<User, ApiError> {
     Ok(user_view(me(env, ctx).await?))
 }
 
+/// A path's user id, read once the caller may use the route.
+fn user_id(id: &str) -> Result<UserId, ApiError> {
+    UserId::parse(id).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
 /// A user by id: the caller itself, or anyone for a system admin.
-pub async fn user_get(env: &Env, ctx: &AuthContext, id: &UserId) -> Result<User, ApiError> {
+pub async fn user_get(env: &Env, ctx: &AuthContext, id: &str) -> Result<User, ApiError> {
     require_jwt(ctx)?;
-    if *id != ctx.user_id {
+    if id != ctx.user_id.as_str() {
         authorize(env, ctx, Action::SystemAdmin).await?;
     }
+    let id = &user_id(id)?;
     env.store
         .users()
         .get(id)
@@ -115,12 +121,9 @@ pub async fn user_list(env: &Env, ctx: &AuthContext) -> Result<Vec<User>, ApiErr
 }
 
 /// Replaces the user's key pair with a fresh one (system admin). The private half stays in the store.
-pub async fn regenerate_key_pair(
-    env: &Env,
-    ctx: &AuthContext,
-    id: &UserId,
-) -> Result<(), ApiError> {
+pub async fn regenerate_key_pair(env: &Env, ctx: &AuthContext, id: &str) -> Result<(), ApiError> {
     require_admin(env, ctx).await?;
+    let id = &user_id(id)?;
     let kp = crate::keypair::generate(now_rfc3339())?;
     match env.store.users().set_key_pair(id, &kp).await {
         Ok(()) => {}
