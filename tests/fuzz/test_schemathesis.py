@@ -7,7 +7,7 @@ never sent and must still work afterwards. Non-destructive operations run first;
 run last, in a second pass.
 
 Bounds (CI time): SCHEMATHESIS_MAX_EXAMPLES examples per operation (default 12) and
-SCHEMATHESIS_MAX_TIME seconds per pass (default 150).
+SCHEMATHESIS_MAX_TIME seconds per pass (default 100).
 """
 
 import os
@@ -59,7 +59,7 @@ def run(cove, token, *filters):
         "--checks", "not_a_server_error,status_code_conformance,response_schema_conformance",
         "--phases", "examples,coverage,fuzzing",
         "--max-examples", os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "12"),
-        "--max-time", os.environ.get("SCHEMATHESIS_MAX_TIME", "150"),
+        "--max-time", os.environ.get("SCHEMATHESIS_MAX_TIME", "100"),
         "--workers", "2",
         "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261201"),
         *filters,

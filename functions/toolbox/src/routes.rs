@@ -51,10 +51,10 @@ struct ToolboxErrorBody;
 
 impl utoipa::PartialSchema for ToolboxErrorBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::OneOfBuilder;
+        use utoipa::openapi::schema::AnyOfBuilder;
         use utoipa::openapi::{Ref, RefOr};
         RefOr::T(
-            OneOfBuilder::new()
+            AnyOfBuilder::new()
                 .item(Ref::from_schema_name("ErrorEnvelope"))
                 .item(Ref::from_schema_name("DaemonErrorResponse"))
                 .into(),
