@@ -6,6 +6,27 @@ COVE_CACHE="${COVE_CACHE:-$COVE_ROOT/tests/.cache}"
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+# Stages of a long script: `stage NAME` prints a UTC timestamp and closes the previous stage;
+# `stage_summary` (run on exit) prints each stage's duration, so CI logs show where time goes.
+STAGE_NAME="" STAGE_START=0 STAGES=() RUN_START="$(date +%s)"
+stage() {
+    stage_close
+    STAGE_NAME="$*" STAGE_START="$(date +%s)"
+    printf '==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2
+}
+stage_close() {
+    [ -n "$STAGE_NAME" ] || return 0
+    STAGES+=("$(printf '%5ds  %s' "$(($(date +%s) - STAGE_START))" "$STAGE_NAME")")
+    STAGE_NAME=""
+}
+stage_summary() {
+    local rc=$?
+    stage_close
+    printf '==> [%s] stage timings (exit %d)\n' "$(date -u +%H:%M:%S)" "$rc" >&2
+    printf '    %s\n' "${STAGES[@]}" >&2
+    printf '    %5ds  total\n' "$(($(date +%s) - RUN_START))" >&2
+}
+
 # Rust targets: components (wasm32-wasip2) and the in-sandbox daemon (musl).
 ensure_rust_targets() {
     local installed

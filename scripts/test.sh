@@ -5,36 +5,42 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$COVE_ROOT"
+trap stage_summary EXIT
+
+stage "set-up (apt, rust targets, venv, dockerd)"
 
 ensure_rust_targets
 ensure_apt git curl python3-venv python3-pylsp python3-setuptools iproute2 iptables util-linux ca-certificates debootstrap
 ensure_venv
 "$COVE_ROOT/scripts/docker.sh"
 
-log "cargo fmt --check"
+stage "cargo fmt --check"
 cargo fmt --all --check
 
-log "cargo clippy"
-cargo clippy --workspace --all-targets --quiet -- -D warnings
+stage "cargo clippy (release profile: shares build scripts and proc macros with the build)"
+cargo clippy --release --workspace --all-targets --quiet -- -D warnings
 
-log "wasm components"
+stage "wasm components"
 mapfile -t wasm < <(wasm_packages)
 cargo build --quiet --target wasm32-wasip2 --profile wasm "${wasm[@]}"
 
-log "toolbox daemon (musl)"
+stage "toolbox daemon (musl)"
 cargo build --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox
 cargo test --release --target x86_64-unknown-linux-musl -p cove-toolbox
 
-log "native tests (dynoxide, Docker)"
+stage "native tests (dynoxide, Docker)"
 cargo build --quiet --release --workspace --exclude cove-toolbox --bins
 cargo test --release --workspace --exclude cove-toolbox
 
-log "store suite against AWS DynamoDB Local"
+stage "store suite against AWS DynamoDB Local"
 "$COVE_ROOT/scripts/dynamodb-local-tests.sh"
 
-log "end-to-end tests with the official Daytona client"
+stage "end-to-end tests with the official Daytona client"
 COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/e2e"
 COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk"
 
-log "benchmarks"
+stage "schemathesis over openapi/control-plane.json (simulated runner)"
+COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/fuzz"
+
+stage "benchmarks"
 "$COVE_ROOT/scripts/bench.sh"

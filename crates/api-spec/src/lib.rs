@@ -4,6 +4,7 @@
 //! `tests/drift.rs` fails otherwise. Regenerate with
 //! `EXPECTORATE=overwrite cargo test --release -p cove-api-spec`.
 
+use cove_api_types::error::ErrorEnvelope;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi as Doc};
@@ -23,6 +24,11 @@ pub fn control_plane() -> Doc {
         ))
         .build();
     let components = doc.components.get_or_insert_with(Default::default);
+    // Every function's standard errors (`cove_edge::responses::Errors`) refer to it by name.
+    components.schemas.insert(
+        "ErrorEnvelope".to_owned(),
+        <ErrorEnvelope as utoipa::PartialSchema>::schema(),
+    );
     components.add_security_scheme(
         "bearer",
         SecurityScheme::Http(

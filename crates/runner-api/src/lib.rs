@@ -216,7 +216,8 @@ pub struct VolumeMount {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", tag = "mode")]
 pub enum NetworkPolicy {
-    /// Default bridge network, egress allowed.
+    /// The agent's isolated sandbox bridge (`cove-sandboxes`): internet egress allowed, other
+    /// sandboxes and the host unreachable.
     #[default]
     Allow,
     /// No network at all (`network_mode = none`); the toolbox still works over its unix socket.
