@@ -11,6 +11,8 @@ use cove_api_types::ids::SandboxId;
 use cove_api_types::sandbox::SandboxState;
 use cove_edge::store_error::IntoApi;
 use cove_edge::web::Request;
+use cove_api_types::permissions::Permission;
+use cove_edge::authz::{Action, authorize};
 use cove_edge::{Env, auth};
 use cove_store::runners::RunnerRecord;
 use cove_store::sandboxes::SandboxRecord;
@@ -74,6 +76,9 @@ pub async fn resolve(env: &Env, req: &Request) -> Result<Forward, ApiError> {
     let (sandbox, runner) = loaded?
         .filter(|(s, _)| s.org_id == ctx.organization_id && !s.is_destroyed())
         .ok_or_else(|| not_found(&sandbox_id))?;
+    // Running anything in a sandbox changes it: Daytona's toolbox routes need `write:sandboxes`
+    // (owners hold every permission; an API key only those it was created with).
+    authorize(env, &ctx, Action::Use(Permission::WriteSandboxes)).await?;
     if is_websocket(req.headers()) {
         return Err(ApiError::bad_request(
             "WebSocket upgrades are not supported by the toolbox proxy; \
