@@ -584,7 +584,8 @@ fn sandbox_read(method: &str, template: &str) -> bool {
 
 /// Insiders without the right: the victim organization's member on owner-only routes (its
 /// owner's membership as the target), and the organization's permission-less API key on every
-/// sandbox-changing route and on the JWT-only organization routes: 403 whatever the body.
+/// sandbox-changing route, every toolbox route and the JWT-only organization routes: 403
+/// whatever the body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insiders_without_the_right_never_get_past_authorization() {
     let h = Harness::with_runner(AgentOptions::fake())
@@ -615,7 +616,9 @@ async fn insiders_without_the_right_never_get_past_authorization() {
             || template == "/api/sandbox"
             || template == "/api/workspace";
         let org_route = template.starts_with("/api/organizations/{organizationId}");
-        let write = sandbox && !sandbox_read(&method, &template) && !runner_only(&op);
+        // Every toolbox call needs `write:sandboxes` (it runs things in the sandbox).
+        let toolbox = template.starts_with("/toolbox/") || template.starts_with("/api/toolbox/");
+        let write = toolbox || (sandbox && !sandbox_read(&method, &template) && !runner_only(&op));
         if write || org_route {
             let path = w.fill(&template);
             calls += sweep(&w.api, &method, &path, &bare, &[403], &mut failures).await;
