@@ -47,7 +47,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "client")]
+#[cfg(feature = "client-core")]
 pub mod client;
 pub mod fake;
 
