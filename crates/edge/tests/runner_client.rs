@@ -13,9 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use cove_edge::runner_client::{ClientError, RunnerClient};
-use cove_runner_api::{
-    BackupRequest, BackupResponse, ErrorEnvelope, SandboxSpec, SandboxState, SandboxStatus,
-};
+use cove_runner_api::{BackupResponse, ErrorEnvelope, SandboxSpec, SandboxState, SandboxStatus};
 
 const TOKEN: &str = "tok-123";
 
@@ -96,7 +94,8 @@ async fn delete(Path(id): Path<String>) -> Response {
     Json(SandboxStatus::destroyed(&id)).into_response()
 }
 
-async fn backup(Path(id): Path<String>, Json(req): Json<BackupRequest>) -> Response {
+/// The agent names backups (the request body may be empty).
+async fn backup(Path(id): Path<String>) -> Response {
     if id == "busy" {
         return envelope(
             StatusCode::CONFLICT,
@@ -107,7 +106,7 @@ async fn backup(Path(id): Path<String>, Json(req): Json<BackupRequest>) -> Respo
     (
         StatusCode::CREATED,
         Json(BackupResponse {
-            image: req.image,
+            image: format!("cove-backup/{id}:1"),
             image_id: "sha256:abc".into(),
         }),
     )
@@ -147,7 +146,7 @@ async fn successful_calls_decode_the_agent_answers() {
     let s = c.destroy_sandbox("sb1").await.unwrap();
     assert_eq!(s.state, SandboxState::Destroyed);
     let b = c.backup("sb1").await.unwrap();
-    assert_eq!(b.image, "backup/sb1:1");
+    assert_eq!(b.image, "cove-backup/sb1:1", "the image the agent named");
     assert_eq!(b.image_id, "sha256:abc");
     assert_eq!(
         c.toolbox_url("sb1"),
