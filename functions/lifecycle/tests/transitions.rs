@@ -47,7 +47,18 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let resp = sandboxes::handle(env, &settings(), request(method, path, token, body)).await;
+    call_with(&settings(), env, method, path, token, body).await
+}
+
+async fn call_with(
+    settings: &SandboxSettings,
+    env: &Env,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let resp = sandboxes::handle(env, settings, request(method, path, token, body)).await;
     let status = resp.status().as_u16();
     (
         status,
@@ -294,6 +305,122 @@ async fn a_create_refused_by_validation_leaves_no_row() {
             .sandboxes
             .is_empty()
     );
+}
+
+#[tokio::test]
+async fn a_create_the_runner_refuses_is_undone() {
+    let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
+    let alice = h.jwt("alice");
+    // The default snapshot, admitted by the control plane, but not on the runner: it refuses.
+    let missing = SandboxSettings {
+        default_snapshot: "cove-not-on-the-runner:1".to_owned(),
+        ..SandboxSettings::default()
+    };
+    let body = Some(json!({"name": "refused"}));
+    let (s, v) = call_with(&missing, &h.env, "POST", "/api/sandbox", &alice, body).await;
+    assert_eq!(s, 400, "{v}");
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("cove-not-on-the-runner:1"),
+        "the runner's refusal: {v}"
+    );
+    let (s, v) = call(&h.env, "GET", "/api/sandbox", &alice, None).await;
+    assert_eq!(
+        (s, v["items"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{v}"
+    );
+    let org = h.personal_org("alice").await;
+    let u = h.env.store.sandboxes().usage(&org).await.unwrap();
+    assert_eq!((u.cpu, u.memory, u.disk), (0, 0, 0));
+    let runner = h
+        .env
+        .store
+        .runners()
+        .get(&h.runner().unwrap().id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(runner.assigned_sandboxes, 0);
+    // The name is free again.
+    let (s, v) = call(
+        &h.env,
+        "POST",
+        "/api/sandbox",
+        &alice,
+        Some(json!({"name": "refused"})),
+    )
+    .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("started")), "{v}");
+}
+
+#[tokio::test]
+async fn a_restore_goes_to_the_runner_holding_the_backup() {
+    let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
+    let alice = h.jwt("alice");
+    let (s, v) = call(&h.env, "POST", "/api/sandbox", &alice, Some(json!({}))).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call(
+            &h.env,
+            "POST",
+            &format!("/api/sandbox/{id}/stop"),
+            &alice,
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let (s, v) = call(
+        &h.env,
+        "POST",
+        &format!("/api/sandbox/{id}/archive"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("archived")), "{v}");
+    let rec = row(&h.env, &id).await;
+    let rid = h.runner().unwrap().id.clone();
+    assert_eq!(rec.backup_runner_id.as_ref(), Some(&rid));
+    // Another runner is free, but the backup is not there: while its runner is unavailable the
+    // restore waits (503) rather than going elsewhere.
+    let other = Agent::start(AgentOptions::fake()).unwrap();
+    h.register_runner(&other).await.unwrap();
+    h.env
+        .store
+        .runners()
+        .set_unschedulable(&rid, true)
+        .await
+        .unwrap();
+    let (s, v) = call(
+        &h.env,
+        "POST",
+        &format!("/api/sandbox/{id}/start"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(s, 503, "{v}");
+    assert_eq!(row(&h.env, &id).await.state, SandboxState::Archived);
+    h.env
+        .store
+        .runners()
+        .set_unschedulable(&rid, false)
+        .await
+        .unwrap();
+    let (s, v) = call(
+        &h.env,
+        "POST",
+        &format!("/api/sandbox/{id}/start"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("started")), "{v}");
+    assert_eq!(v["runnerId"], rid.as_str());
 }
 
 #[tokio::test]
