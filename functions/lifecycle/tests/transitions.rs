@@ -464,3 +464,42 @@ async fn a_force_deleted_runner_releases_its_sandboxes() {
     .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("destroyed")), "{v}");
 }
+
+#[tokio::test]
+async fn the_runners_report_of_the_generation_settles_the_transition() {
+    let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
+    let alice = h.jwt("alice");
+    h.agent()
+        .unwrap()
+        .delay(FakeOp::Put, Some(17.0), Some(1))
+        .await
+        .unwrap();
+    let (s, v) = call(&h.env, "POST", "/api/sandbox", &alice, Some(json!({}))).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("creating")), "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let token = h.runner().unwrap().api_key.clone();
+    let report = |body: Value| {
+        let (env, id, token) = (h.env.clone(), id.clone(), token.clone());
+        async move {
+            let path = format!("/api/sandbox/{id}/state");
+            call(&env, "PUT", &path, &token, Some(body)).await.0
+        }
+    };
+    // Another generation, or a transitional report, settles nothing.
+    let stale = json!({"state": "started", "generation": 0, "desiredState": "started"});
+    assert_eq!(report(stale).await, 200);
+    let creating = json!({"state": "creating", "generation": 1, "desiredState": "started"});
+    assert_eq!(report(creating).await, 200);
+    let rec = row(&h.env, &id).await;
+    assert_eq!(rec.state, SandboxState::Creating);
+    assert!(rec.transition.is_some());
+    let done =
+        json!({"state": "started", "generation": 1, "desiredState": "started", "cause": "applied"});
+    assert_eq!(report(done).await, 200);
+    let rec = row(&h.env, &id).await;
+    assert_eq!(
+        (rec.state, rec.transition.clone()),
+        (SandboxState::Started, None)
+    );
+    assert!(!rec.pending);
+}
