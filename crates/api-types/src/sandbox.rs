@@ -387,20 +387,6 @@ pub struct UpdateLastActivity {
     pub activity_type: Option<String>,
 }
 
-/// `PUT /sandbox/{id}/state` body: a runner reports the observed state of one of its sandboxes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "camelCase")]
-pub struct UpdateSandboxState {
-    /// A runner state string (`creating, starting, started, stopping, stopped, destroying,
-    /// destroyed, error, unknown`).
-    pub state: String,
-    #[serde(default)]
-    pub error_reason: Option<String>,
-    #[serde(default)]
-    pub recoverable: Option<bool>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

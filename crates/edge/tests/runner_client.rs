@@ -12,10 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cove_edge::runner_client::{RunnerCallError, RunnerClient};
-use cove_runner_api::{
-    BackupRequest, BackupResponse, ErrorEnvelope, SandboxSpec, SandboxState, SandboxStatus,
-};
+use cove_edge::runner_client::{ClientError, RunnerClient};
+use cove_runner_api::{BackupResponse, ErrorEnvelope, SandboxSpec, SandboxState, SandboxStatus};
 
 const TOKEN: &str = "tok-123";
 
@@ -96,7 +94,8 @@ async fn delete(Path(id): Path<String>) -> Response {
     Json(SandboxStatus::destroyed(&id)).into_response()
 }
 
-async fn backup(Path(id): Path<String>, Json(req): Json<BackupRequest>) -> Response {
+/// The agent names backups (the request body may be empty).
+async fn backup(Path(id): Path<String>) -> Response {
     if id == "busy" {
         return envelope(
             StatusCode::CONFLICT,
@@ -107,7 +106,7 @@ async fn backup(Path(id): Path<String>, Json(req): Json<BackupRequest>) -> Respo
     (
         StatusCode::CREATED,
         Json(BackupResponse {
-            image: req.image,
+            image: format!("cove-backup/{id}:1"),
             image_id: "sha256:abc".into(),
         }),
     )
@@ -144,10 +143,10 @@ async fn successful_calls_decode_the_agent_answers() {
     );
     let s = c.get_sandbox("sb1").await.unwrap();
     assert_eq!(s.state, SandboxState::Stopped);
-    let s = c.delete_sandbox("sb1").await.unwrap();
+    let s = c.destroy_sandbox("sb1").await.unwrap();
     assert_eq!(s.state, SandboxState::Destroyed);
-    let b = c.backup("sb1", "backup/sb1:1").await.unwrap();
-    assert_eq!(b.image, "backup/sb1:1");
+    let b = c.backup("sb1").await.unwrap();
+    assert_eq!(b.image, "cove-backup/sb1:1", "the image the agent named");
     assert_eq!(b.image_id, "sha256:abc");
     assert_eq!(
         c.toolbox_url("sb1"),
@@ -163,41 +162,33 @@ async fn refusals_map_to_status_with_the_envelope_message_and_code() {
     spec.generation = 0;
     let e = c.put_sandbox("sb1", &spec).await.unwrap_err();
     assert_eq!(
-        e,
-        RunnerCallError::Status {
-            status: 409,
-            message: "generation 0 is older than 3".into(),
-            code: Some("STALE_GENERATION".into()),
-        }
+        (e.status(), e.message(), e.code()),
+        (
+            Some(409),
+            "generation 0 is older than 3",
+            Some("STALE_GENERATION")
+        )
     );
     let e = c.get_sandbox("missing").await.unwrap_err();
     assert_eq!((e.status(), e.code()), (Some(404), Some("NOT_FOUND")));
-    let e = c.backup("busy", "x:1").await.unwrap_err();
+    let e = c.backup("busy").await.unwrap_err();
     assert_eq!((e.status(), e.code()), (Some(409), Some("INVALID_STATE")));
 
     // Bodies that are not an envelope: the text, else the reason phrase.
     let e = c.get_sandbox("plain").await.unwrap_err();
     assert_eq!(
-        e,
-        RunnerCallError::Status {
-            status: 500,
-            message: "boom".into(),
-            code: None
-        }
+        (e.status(), e.message(), e.code()),
+        (Some(500), "boom", None)
     );
     let e = c.get_sandbox("empty").await.unwrap_err();
     assert_eq!(
-        e,
-        RunnerCallError::Status {
-            status: 503,
-            message: "Service Unavailable".into(),
-            code: None
-        }
+        (e.status(), e.message(), e.code()),
+        (Some(503), "Service Unavailable", None)
     );
     // A 2xx that is not what the route returns is not a usable answer.
     assert!(matches!(
         c.get_sandbox("garbage").await,
-        Err(RunnerCallError::Unreachable(_))
+        Err(ClientError::NoAnswer { .. } | ClientError::Unreachable { .. })
     ));
 
     // The token goes in the Authorization header.
@@ -211,11 +202,11 @@ async fn a_runner_that_does_not_answer_is_unreachable() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let c = RunnerClient::new(&format!("http://{addr}"), TOKEN);
+    let c = RunnerClient::new(format!("http://{addr}"), TOKEN);
     let started = std::time::Instant::now();
     let e = c.get_sandbox("sb1").await.unwrap_err();
     match &e {
-        RunnerCallError::Unreachable(m) => assert!(m.contains(&addr.to_string()), "{m}"),
+        ClientError::Unreachable { url, .. } => assert!(url.contains(&addr.to_string()), "{url}"),
         other => panic!("{other:?}"),
     }
     assert_eq!(e.status(), None);
@@ -224,7 +215,7 @@ async fn a_runner_that_does_not_answer_is_unreachable() {
     let c = RunnerClient::new("not a url", TOKEN);
     assert!(matches!(
         c.get_sandbox("x").await,
-        Err(RunnerCallError::Unreachable(_))
+        Err(ClientError::NoAnswer { .. } | ClientError::Unreachable { .. })
     ));
 }
 
@@ -391,7 +382,7 @@ mod runner_agent {
             .unwrap_err();
         assert_eq!(e.status(), Some(401), "{e:?}");
 
-        let s = c.delete_sandbox(&id).await.unwrap();
+        let s = c.destroy_sandbox(&id).await.unwrap();
         assert_eq!(s.state, SandboxState::Destroyed);
         let e = c.get_sandbox(&id).await.unwrap_err();
         assert_eq!(e.status(), Some(404), "{e:?}");

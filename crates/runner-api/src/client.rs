@@ -1,13 +1,143 @@
-//! HTTP clients (native, plain http through `reqwest`): the control plane's client of a runner
-//! agent ([`RunnerClient`]) and the agent's client of the control plane ([`ControlPlaneClient`]).
+//! The one client of a runner agent's API ([`Client`]), generic over how a request travels
+//! ([`Transport`]): the control plane's components pass `cove_edge`'s transport (Spin's outbound
+//! HTTP inside a component, `reqwest` natively), tests and tools the [`ReqwestTransport`] of
+//! feature `client` ([`RunnerClient`]). Feature `client` also gives the agent's client of the
+//! control plane ([`ControlPlaneClient`]).
+//!
+//! Every call is whole-body (the toolbox is streamed by other code) and carries the runner token
+//! as a bearer token. A non-2xx answer is [`ClientError::Status`] with the message and code of
+//! the agent's [`ErrorEnvelope`] (else the body text, else the reason phrase); no answer is
+//! [`ClientError::Unreachable`] (the request never reached the agent) or
+//! [`ClientError::NoAnswer`] (it may have: timeout, connection lost, an undecodable 2xx).
 
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::fake::FakeDelay;
 use crate::{
-    BackupRemoval, BackupRequest, BackupResponse, ErrorEnvelope, Healthcheck, RunnerInfo,
-    SandboxList, SandboxSpec, SandboxStatus,
+    BackupRemoval, BackupRequest, BackupResponse, ErrorEnvelope, RunnerInfo, SandboxList,
+    SandboxSpec, SandboxStatus,
 };
+
+/// Why a transport got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The request never left: connection refused, DNS, host policy, an invalid URL.
+    Connect,
+    /// No answer within the call's timeout.
+    Timeout,
+    /// Anything else (connection lost mid-request, unreadable answer): it may have arrived.
+    Other,
+}
+
+/// A transport's failure to get an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportError {
+    pub failure: Failure,
+    pub message: String,
+}
+
+/// How a request travels: one buffered HTTP exchange, bounded by `timeout` (`None`: the
+/// transport's own bound). Any status is an answer; only getting none is an error.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait Transport: Send + Sync {
+    fn send(
+        &self,
+        req: http::Request<Bytes>,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<http::Response<Bytes>, TransportError>> + Send;
+}
+
+/// How a request travels (inside a component futures are not `Send`).
+#[cfg(target_arch = "wasm32")]
+pub trait Transport {
+    fn send(
+        &self,
+        req: http::Request<Bytes>,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<http::Response<Bytes>, TransportError>>;
+}
+
+/// Why a call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The request never reached the server.
+    #[error("{method} {url}: unreachable: {message}")]
+    Unreachable {
+        method: String,
+        url: String,
+        message: String,
+    },
+    /// The request was sent (or may have been) but no usable answer came: a timeout, a lost
+    /// connection, or a 2xx body that is not what the route returns.
+    #[error("{method} {url}: no answer: {message}")]
+    NoAnswer {
+        method: String,
+        url: String,
+        message: String,
+    },
+    /// A non-2xx answer.
+    #[error("{method} {url}: {status}: {message}")]
+    Status {
+        method: String,
+        url: String,
+        status: u16,
+        message: String,
+        code: Option<String>,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            Self::Unreachable { .. } | Self::NoAnswer { .. } => None,
+        }
+    }
+
+    /// The agent's error code (`STALE_GENERATION`, `IMMUTABLE_FIELD`, ...), when it sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Status { code, .. } => code.as_deref(),
+            Self::Unreachable { .. } | Self::NoAnswer { .. } => None,
+        }
+    }
+
+    /// The server's message, or what went wrong on the way.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Unreachable { message, .. }
+            | Self::NoAnswer { message, .. }
+            | Self::Status { message, .. } => message,
+        }
+    }
+
+    /// Whether the request certainly did not reach the server.
+    pub fn never_arrived(&self) -> bool {
+        matches!(self, Self::Unreachable { .. })
+    }
+
+    fn transport(method: &http::Method, url: &str, e: TransportError) -> Self {
+        let (method, url, message) = (method.to_string(), url.to_owned(), e.message);
+        match e.failure {
+            Failure::Connect => Self::Unreachable {
+                method,
+                url,
+                message,
+            },
+            Failure::Timeout | Failure::Other => Self::NoAnswer {
+                method,
+                url,
+                message,
+            },
+        }
+    }
+}
 
 /// The answer of a bounded `PUT`.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,108 +162,102 @@ impl PutOutcome {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("request to {url} failed")]
-    Transport {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("{status} from {url}: {message}")]
-    Status {
-        url: String,
-        status: u16,
-        message: String,
-        code: Option<String>,
-    },
+/// Client of one runner agent's `/v1` API over transport `T`.
+#[derive(Clone)]
+pub struct Client<T> {
+    base: String,
+    token: String,
+    timeout: Option<Duration>,
+    transport: T,
 }
 
-impl ClientError {
-    /// The HTTP status, when the server answered.
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Status { status, .. } => Some(*status),
-            Self::Transport { .. } => None,
+impl<T> std::fmt::Debug for Client<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Transport + Default> Client<T> {
+    /// `base` is the runner's `apiUrl` (like `http://127.0.0.1:3003`, a trailing slash is fine);
+    /// `token` its runner token.
+    pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
+        Self::with_transport(T::default(), base, token)
+    }
+}
+
+/// A request path and what the agent must answer with.
+struct Call<'a, B> {
+    method: http::Method,
+    path: String,
+    body: Option<&'a B>,
+}
+
+impl<'a> Call<'a, ()> {
+    fn get(path: String) -> Self {
+        Self {
+            method: http::Method::GET,
+            path,
+            body: None,
+        }
+    }
+
+    fn delete(path: String) -> Self {
+        Self {
+            method: http::Method::DELETE,
+            path,
+            body: None,
+        }
+    }
+
+    fn post(path: String) -> Self {
+        Self {
+            method: http::Method::POST,
+            path,
+            body: None,
         }
     }
 }
 
-async fn decode<T: DeserializeOwned>(url: &str, resp: reqwest::Response) -> Result<T, ClientError> {
-    let status = resp.status();
-    if !status.is_success() {
-        let body = resp.bytes().await.unwrap_or_default();
-        let (message, code) = match serde_json::from_slice::<ErrorEnvelope>(&body) {
-            Ok(env) => (env.message, env.code),
-            Err(_) => (String::from_utf8_lossy(&body).into_owned(), None),
-        };
-        return Err(ClientError::Status {
-            url: url.to_owned(),
-            status: status.as_u16(),
-            message,
-            code,
-        });
+impl<'a, B: Serialize> Call<'a, B> {
+    fn with(method: http::Method, path: String, body: &'a B) -> Self {
+        Self {
+            method,
+            path,
+            body: Some(body),
+        }
     }
-    resp.json::<T>()
-        .await
-        .map_err(|source| ClientError::Transport {
-            url: url.to_owned(),
-            source,
-        })
 }
 
-/// Client of a runner agent's `/v1` API.
-#[derive(Debug, Clone)]
-pub struct RunnerClient {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl RunnerClient {
-    /// `base` is like `http://127.0.0.1:3003` (no trailing slash needed).
-    pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
+impl<T: Transport> Client<T> {
+    pub fn with_transport(transport: T, base: impl Into<String>, token: impl Into<String>) -> Self {
         Self {
             base: base.into().trim_end_matches('/').to_owned(),
             token: token.into(),
-            http: reqwest::Client::new(),
+            timeout: None,
+            transport,
         }
+    }
+
+    /// Bounds every call (connect to last byte) by `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    /// Base URL of a sandbox's toolbox (append `/files`, `/process/execute`, ...).
+    /// Base URL of a sandbox's toolbox on this runner (append `/files`, `/process/execute`, ...).
     pub fn toolbox_url(&self, id: &str) -> String {
         format!("{}/v1/sandboxes/{id}/toolbox", self.base)
     }
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        req: reqwest::RequestBuilder,
-        url: &str,
-    ) -> Result<T, ClientError> {
-        let resp = self.send(req, url).await?;
-        decode(url, resp).await
-    }
-
-    async fn send(
-        &self,
-        req: reqwest::RequestBuilder,
-        url: &str,
-    ) -> Result<reqwest::Response, ClientError> {
-        req.bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|source| ClientError::Transport {
-                url: url.to_owned(),
-                source,
-            })
-    }
-
-    /// `PUT /v1/sandboxes/{id}`: apply a desired state, waiting the agent's default bound; the
-    /// status is the reached or (202) the current transitional one.
+    /// `PUT /v1/sandboxes/{id}` with the agent's default wait: the reached or (202) the current
+    /// transitional status.
     pub async fn put_sandbox(
         &self,
         id: &str,
@@ -145,151 +269,239 @@ impl RunnerClient {
     }
 
     /// `PUT /v1/sandboxes/{id}?wait=SECONDS`: 200 → [`PutOutcome::Reached`], 202 →
-    /// [`PutOutcome::Pending`].
+    /// [`PutOutcome::Pending`]. Idempotent per `spec.generation`.
     pub async fn apply_sandbox(
         &self,
         id: &str,
         spec: &SandboxSpec,
         wait_secs: Option<u32>,
     ) -> Result<PutOutcome, ClientError> {
-        let mut url = format!("{}/v1/sandboxes/{id}", self.base);
+        let mut path = format!("/v1/sandboxes/{id}");
         if let Some(w) = wait_secs {
-            url.push_str(&format!("?wait={w}"));
+            path.push_str(&format!("?wait={w}"));
         }
-        let resp = self.send(self.http.put(&url).json(spec), &url).await?;
-        let pending = resp.status() == reqwest::StatusCode::ACCEPTED;
-        let status: SandboxStatus = decode(&url, resp).await?;
-        Ok(if pending {
-            PutOutcome::Pending(status)
+        let call = Call::with(http::Method::PUT, path, spec);
+        let (status, resp) = self.exchange(&call).await?;
+        let st: SandboxStatus = self.decode(&call, status, &resp)?;
+        Ok(if status == http::StatusCode::ACCEPTED {
+            PutOutcome::Pending(st)
         } else {
-            PutOutcome::Reached(status)
+            PutOutcome::Reached(st)
         })
     }
 
+    /// `GET /v1/sandboxes/{id}`.
     pub async fn get_sandbox(&self, id: &str) -> Result<SandboxStatus, ClientError> {
-        let url = format!("{}/v1/sandboxes/{id}", self.base);
-        self.call(self.http.get(&url), &url).await
+        self.json(&Call::get(format!("/v1/sandboxes/{id}"))).await
     }
 
+    /// `GET /v1/sandboxes`: every sandbox the agent knows.
     pub async fn list_sandboxes(&self) -> Result<SandboxList, ClientError> {
-        let url = format!("{}/v1/sandboxes", self.base);
-        self.call(self.http.get(&url), &url).await
+        self.json(&Call::get("/v1/sandboxes".to_owned())).await
     }
 
+    /// `DELETE /v1/sandboxes/{id}` (answers `destroyed` also when the sandbox never existed;
+    /// its backups stay).
     pub async fn destroy_sandbox(&self, id: &str) -> Result<SandboxStatus, ClientError> {
-        let url = format!("{}/v1/sandboxes/{id}", self.base);
-        self.call(self.http.delete(&url), &url).await
+        self.json(&Call::delete(format!("/v1/sandboxes/{id}")))
+            .await
     }
 
+    /// `POST /v1/sandboxes/{id}/backup` with a body (its `image` is ignored by current agents).
     pub async fn backup_sandbox(
         &self,
         id: &str,
         req: &BackupRequest,
     ) -> Result<BackupResponse, ClientError> {
-        let url = format!("{}/v1/sandboxes/{id}/backup", self.base);
-        self.call(self.http.post(&url).json(req), &url).await
+        let path = format!("/v1/sandboxes/{id}/backup");
+        self.json(&Call::with(http::Method::POST, path, req)).await
     }
 
-    /// `POST /v1/sandboxes/{id}/backup` with an empty body (the agent names the image).
+    /// `POST /v1/sandboxes/{id}/backup` with an empty body: the agent names the image and
+    /// answers it.
     pub async fn backup(&self, id: &str) -> Result<BackupResponse, ClientError> {
-        let url = format!("{}/v1/sandboxes/{id}/backup", self.base);
-        self.call(self.http.post(&url), &url).await
+        self.json(&Call::post(format!("/v1/sandboxes/{id}/backup")))
+            .await
     }
 
-    /// `DELETE /v1/backups/{sandboxId}`: every backup image of a destroyed sandbox.
+    /// `DELETE /v1/backups/{sandboxId}`: every backup image of the sandbox on this runner.
     pub async fn delete_backups(&self, sandbox_id: &str) -> Result<BackupRemoval, ClientError> {
-        let url = format!("{}/v1/backups/{sandbox_id}", self.base);
-        self.call(self.http.delete(&url), &url).await
+        self.json(&Call::delete(format!("/v1/backups/{sandbox_id}")))
+            .await
     }
 
+    /// `GET /v1/info`.
     pub async fn info(&self) -> Result<RunnerInfo, ClientError> {
-        let url = format!("{}/v1/info", self.base);
-        self.call(self.http.get(&url), &url).await
+        self.json(&Call::get("/v1/info".to_owned())).await
     }
 
     /// `POST /v1/fake/sandboxes/{id}/crash` (simulated runner only).
     pub async fn fake_crash(&self, id: &str) -> Result<(), ClientError> {
-        let url = format!("{}/v1/fake/sandboxes/{id}/crash", self.base);
-        let resp = self.send(self.http.post(&url), &url).await?;
-        expect_success(&url, resp).await
+        let call = Call::post(format!("/v1/fake/sandboxes/{id}/crash"));
+        self.expect_success(&call).await
     }
 
     /// `POST /v1/fake/delay` (simulated runner only).
     pub async fn fake_delay(&self, delay: &FakeDelay) -> Result<(), ClientError> {
-        let url = format!("{}/v1/fake/delay", self.base);
-        let resp = self.send(self.http.post(&url).json(delay), &url).await?;
-        expect_success(&url, resp).await
-    }
-}
-
-async fn expect_success(url: &str, resp: reqwest::Response) -> Result<(), ClientError> {
-    if resp.status().is_success() {
-        return Ok(());
-    }
-    decode::<serde_json::Value>(url, resp).await.map(|_| ())
-}
-
-/// The agent's client of the control plane.
-#[derive(Debug, Clone)]
-pub struct ControlPlaneClient {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl ControlPlaneClient {
-    pub fn new(base: impl Into<String>, token: impl Into<String>) -> Self {
-        Self {
-            base: base.into().trim_end_matches('/').to_owned(),
-            token: token.into(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-        }
+        let call = Call::with(http::Method::POST, "/v1/fake/delay".to_owned(), delay);
+        self.expect_success(&call).await
     }
 
-    /// `POST /api/runners/healthcheck`.
-    pub async fn healthcheck(&self, body: &Healthcheck) -> Result<(), ClientError> {
-        let url = format!("{}/api/runners/healthcheck", self.base);
-        self.send_json(self.http.post(&url), url, body).await
-    }
-
-    /// `PUT /api/sandbox/{id}/state`: a state observed outside a `PUT` (container died, recovery).
-    pub async fn report_state(
+    async fn json<B: Serialize, R: DeserializeOwned>(
         &self,
-        id: &str,
-        body: &crate::StateReport,
-    ) -> Result<(), ClientError> {
-        let url = format!("{}/api/sandbox/{id}/state", self.base);
-        self.send_json(self.http.put(&url), url, body).await
+        call: &Call<'_, B>,
+    ) -> Result<R, ClientError> {
+        let (status, body) = self.exchange(call).await?;
+        self.decode(call, status, &body)
     }
 
-    async fn send_json<B: serde::Serialize>(
-        &self,
-        req: reqwest::RequestBuilder,
-        url: String,
-        body: &B,
-    ) -> Result<(), ClientError> {
-        let resp = req
-            .bearer_auth(&self.token)
-            .json(body)
-            .send()
-            .await
-            .map_err(|source| ClientError::Transport {
-                url: url.clone(),
-                source,
-            })?;
-        let status = resp.status();
+    async fn expect_success<B: Serialize>(&self, call: &Call<'_, B>) -> Result<(), ClientError> {
+        let (status, body) = self.exchange(call).await?;
         if status.is_success() {
             return Ok(());
         }
-        let message = resp.text().await.unwrap_or_default();
-        Err(ClientError::Status {
+        Err(refusal(&call.method, &self.url(call), status, &body))
+    }
+
+    fn url<B>(&self, call: &Call<'_, B>) -> String {
+        format!("{}{}", self.base, call.path)
+    }
+
+    /// Sends the call; answers its status and body.
+    async fn exchange<B: Serialize>(
+        &self,
+        call: &Call<'_, B>,
+    ) -> Result<(http::StatusCode, Bytes), ClientError> {
+        let url = self.url(call);
+        let req = request(&call.method, &url, &self.token, call.body)?;
+        let resp = self
+            .transport
+            .send(req, self.timeout)
+            .await
+            .map_err(|e| ClientError::transport(&call.method, &url, e))?;
+        let status = resp.status();
+        Ok((status, resp.into_body()))
+    }
+
+    fn decode<B, R: DeserializeOwned>(
+        &self,
+        call: &Call<'_, B>,
+        status: http::StatusCode,
+        body: &[u8],
+    ) -> Result<R, ClientError> {
+        let url = self.url(call);
+        if !status.is_success() {
+            return Err(refusal(&call.method, &url, status, body));
+        }
+        serde_json::from_slice(body).map_err(|e| ClientError::NoAnswer {
+            method: call.method.to_string(),
             url,
-            status: status.as_u16(),
-            message,
-            code: None,
+            message: format!("invalid answer ({status}): {e}"),
         })
+    }
+}
+
+/// The request of a call: bearer token, JSON body when there is one.
+fn request<B: Serialize>(
+    method: &http::Method,
+    url: &str,
+    token: &str,
+    body: Option<&B>,
+) -> Result<http::Request<Bytes>, ClientError> {
+    let unreachable = |message: String| ClientError::Unreachable {
+        method: method.to_string(),
+        url: url.to_owned(),
+        message,
+    };
+    let mut b = http::Request::builder()
+        .method(method.clone())
+        .uri(url)
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(http::header::ACCEPT, "application/json");
+    let payload = match body {
+        Some(v) => {
+            b = b.header(http::header::CONTENT_TYPE, "application/json");
+            serde_json::to_vec(v)
+                .map(Bytes::from)
+                .map_err(|e| unreachable(format!("encoding the request: {e}")))?
+        }
+        None => Bytes::new(),
+    };
+    b.body(payload).map_err(|e| unreachable(e.to_string()))
+}
+
+/// The [`ClientError::Status`] of a non-2xx answer: the envelope's message and code, else the
+/// text (at most 1000 characters), else the reason phrase.
+fn refusal(method: &http::Method, url: &str, status: http::StatusCode, body: &[u8]) -> ClientError {
+    let (message, code) = match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(env) => (env.message, env.code),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            let message = if text.is_empty() {
+                status.canonical_reason().unwrap_or("error").to_owned()
+            } else {
+                text.chars().take(1000).collect()
+            };
+            (message, None)
+        }
+    };
+    ClientError::Status {
+        method: method.to_string(),
+        url: url.to_owned(),
+        status: status.as_u16(),
+        message,
+        code,
+    }
+}
+
+#[cfg(feature = "client")]
+mod native;
+
+#[cfg(feature = "client")]
+pub use native::{ControlPlaneClient, ReqwestTransport, RunnerClient};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_and_plain_errors_map_to_status() {
+        let env = r#"{"path":"/v1/sandboxes/a","timestamp":"t","statusCode":409,"error":"Conflict",
+            "message":"stale generation 1 < 2","code":"STALE_GENERATION","source":"COVE_RUNNER"}"#;
+        let put = http::Method::PUT;
+        let e = refusal(&put, "u", http::StatusCode::CONFLICT, env.as_bytes());
+        assert_eq!(
+            (e.status(), e.code(), e.message()),
+            (
+                Some(409),
+                Some("STALE_GENERATION"),
+                "stale generation 1 < 2"
+            )
+        );
+        let e = refusal(&put, "u", http::StatusCode::BAD_GATEWAY, b"");
+        assert_eq!((e.status(), e.message()), (Some(502), "Bad Gateway"));
+        let e = refusal(
+            &put,
+            "u",
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            b" boom\n",
+        );
+        assert_eq!((e.message(), e.code()), ("boom", None));
+    }
+
+    #[test]
+    fn transport_failures_say_whether_the_request_may_have_arrived() {
+        let get = http::Method::GET;
+        let fail = |failure| TransportError {
+            failure,
+            message: "x".into(),
+        };
+        assert!(ClientError::transport(&get, "u", fail(Failure::Connect)).never_arrived());
+        for f in [Failure::Timeout, Failure::Other] {
+            let e = ClientError::transport(&get, "u", fail(f));
+            assert!(!e.never_arrived());
+            assert_eq!(e.status(), None);
+        }
     }
 }

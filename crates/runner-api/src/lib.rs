@@ -47,7 +47,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[cfg(feature = "client")]
+#[cfg(feature = "client-core")]
 pub mod client;
 pub mod fake;
 
@@ -538,7 +538,7 @@ mod tests {
 
     #[test]
     fn state_report_is_wire_compatible_with_the_old_body() {
-        // The old body (the control plane's `UpdateSandboxState`) still parses.
+        // The older body (`state`, `errorReason?`, `recoverable?`) still parses.
         let old: StateReport =
             serde_json::from_str(r#"{"state":"stopped","errorReason":"x","recoverable":false}"#)
                 .expect("old body");

@@ -9,12 +9,20 @@
 //!    wins), and sets the sandboxes of unresponsive runners that were running (or moving) to
 //!    `unknown` (`desiredState` is kept), as Daytona shows the sandboxes of a lost runner;
 //! 2. for runners that are ready again, asks the agent for the real state of each `unknown`
-//!    sandbox and writes it back.
+//!    sandbox and writes it back;
+//! 3. on responsive runners, settles the state changes left in flight ([`transitions`]): a
+//!    transition not settled `cove_transition::PUSH_DEADLINE` after its last push is pushed again
+//!    (the agent's `PUT` is idempotent per generation), and after `MAX_ATTEMPTS` pushes or
+//!    `MAX_DURATION` in all it is settled as failed (`error`, with a reason). That is the only
+//!    place a state change is retried: request handlers answer the transitional state instead;
+//! 4. removes the backups of destroyed sandboxes from the runner that holds them (`DELETE
+//!    /v1/backups/{id}`), until done (a runner that is gone counts as done).
 //!
 //! Every write is conditional (runner: on the seen heartbeat; sandbox: on its version), so sweeps
 //! may run concurrently and repeat: a lost race is skipped, the next sweep finishes the job.
 
 pub mod sweep;
+pub mod transitions;
 
 use cove_edge::web::{self, Request, Response};
 use cove_edge::{ApiError, Env};

@@ -2,7 +2,7 @@
 
 use cove_api_types::runner::RunnerState;
 use cove_api_types::sandbox::SandboxState;
-use cove_edge::runner_client::{RunnerCallError, RunnerClient};
+use cove_edge::runner_client::{ClientError, RunnerClient};
 use cove_edge::store_error::IntoApi;
 use cove_edge::{ApiError, Env};
 use cove_store::StoreError;
@@ -18,6 +18,12 @@ pub struct SweepReport {
     pub runners_marked_unresponsive: u32,
     pub sandboxes_marked_unknown: u32,
     pub sandboxes_recovered: u32,
+    /// Transitions past their deadline pushed again.
+    pub transitions_pushed: u32,
+    /// Transitions given up on (settled as failed).
+    pub transitions_expired: u32,
+    /// Destroyed sandboxes whose backups were removed from their runner.
+    pub backups_removed: u32,
     /// Sandboxes skipped because of a lost race or an unreachable runner (retried next sweep).
     pub skipped: u32,
 }
@@ -55,7 +61,10 @@ pub async fn run(env: &Env, now: OffsetDateTime) -> Result<SweepReport, ApiError
         } else if runner.state == RunnerState::Ready && runner.is_responsive(now) {
             recover(env, &runner, &mut report).await?;
         }
+        let responsive = runner.is_responsive(now);
+        crate::transitions::run(env, &runner, now, responsive, &mut report).await?;
     }
+    crate::transitions::remove_backups(env, &mut report).await?;
     Ok(report)
 }
 
@@ -116,7 +125,7 @@ async fn ask(
             Some("The sandbox's container is gone".to_owned()),
         )),
         Ok(st) => Some((observed_state(st.state), st.error_reason)),
-        Err(RunnerCallError::Status { status: 404, .. }) => Some((
+        Err(ClientError::Status { status: 404, .. }) => Some((
             SandboxState::Error,
             Some("The sandbox is not on its runner".to_owned()),
         )),

@@ -10,6 +10,7 @@ use cove_edge::store_error::IntoApi;
 use cove_edge::{AuthContext, Env};
 use cove_runner_api::Healthcheck;
 use cove_store::runners::RunnerRecord;
+use cove_store::sandboxes::QuotaCheck;
 use cove_store::{Conflict, StoreError};
 use time::OffsetDateTime;
 
@@ -176,8 +177,19 @@ pub async fn set_draining(env: &Env, id: &str, draining: bool) -> Result<Runner,
     Ok(to_runner(&rec, now()))
 }
 
+/// Deletes a runner. With `force`, its sandboxes first become `error` ("The sandbox's runner was
+/// deleted") and lose their `runnerId` (while the runner row still exists, so its count moves
+/// with them), after the runner stopped taking new sandboxes.
 pub async fn delete(env: &Env, id: &str, force: bool) -> Result<(), ApiError> {
-    match env.store.runners().delete(&runner_id(id)?, force).await {
+    let rid = runner_id(id)?;
+    if force {
+        match env.store.runners().set_unschedulable(&rid, true).await {
+            Ok(_) => release_sandboxes(env, &rid).await?,
+            Err(StoreError::NotFound { .. }) => return Err(not_found(id)),
+            Err(e) => return Err(e.api()),
+        }
+    }
+    match env.store.runners().delete(&rid, force).await {
         Ok(()) => {
             tracing::info!(runner_id = %id, force, "runner deleted");
             Ok(())
@@ -191,6 +203,46 @@ pub async fn delete(env: &Env, id: &str, force: bool) -> Result<(), ApiError> {
         )),
         Err(e) => Err(e.api()),
     }
+}
+
+/// How often a sandbox's release is retried after losing a version race.
+const MAX_RETRIES: usize = 8;
+
+/// Marks every live sandbox of runner `rid` `error` without a runner (its transition, if any,
+/// abandoned): recorded whatever the quota, as what happened to them.
+async fn release_sandboxes(env: &Env, rid: &RunnerId) -> Result<(), ApiError> {
+    let repo = env.store.sandboxes();
+    for sb in repo.list_by_runner(rid).await.api()? {
+        for _ in 0..MAX_RETRIES {
+            let Some(cur) = repo.get(&sb.id).await.api()? else {
+                break;
+            };
+            if cur.is_destroyed() || cur.runner_id.as_ref() != Some(rid) {
+                break;
+            }
+            let mut next = cur.clone();
+            next.state = SandboxState::Error;
+            next.error_reason = Some("The sandbox's runner was deleted".to_owned());
+            next.recoverable = false;
+            next.pending = false;
+            next.transition = None;
+            next.runner_id = None;
+            next.container_image = None;
+            if next.backup_runner_id.as_ref() == Some(rid) {
+                next.backup_runner_id = None;
+            }
+            next.updated_at = cove_api_types::time::now_rfc3339();
+            match repo.update(&cur, &next, QuotaCheck::Record).await {
+                Ok(_) => {
+                    tracing::info!(sandbox = %cur.id, runner_id = %rid, "sandbox released: runner deleted");
+                    break;
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.api()),
+            }
+        }
+    }
+    Ok(())
 }
 
 pub async fn by_sandbox(env: &Env, sandbox_id: &str) -> Result<RunnerFull, ApiError> {

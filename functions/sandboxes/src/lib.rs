@@ -3,23 +3,26 @@
 //!
 //! # Desired-state model
 //!
-//! User actions set `desiredState` with a conditional write (on the row's version) and push the
-//! sandbox's spec to its runner agent (`crates/runner-api`), which answers when the container
-//! reached that state; the answer is written back, again conditionally (see [`service`]). A
-//! second action while one is in flight gets 409 "Sandbox state change in progress". Runners
-//! report changes that happen outside a call (a container died) with `PUT /api/sandbox/{id}/state`.
+//! User actions go through `cove_transition` (begin → push → settle, see [`service`]): a
+//! conditional write sets `desiredState`, the transitional state and the row's transition, the
+//! spec goes to the runner agent (`crates/runner-api`) within a bound well below the host's
+//! request deadline, and the outcome is written back. What is not known in time answers the
+//! transitional state; the runner's state report (`PUT /api/sandbox/{id}/state`, a
+//! `cove_runner_api::StateReport`) or the lifecycle sweep settles it. A second action while one is
+//! in flight gets 409 "Sandbox state change in progress".
 //!
 //! # Differences from Daytona
 //!
-//! * Declarative builds (`buildInfo`) are refused with 400; a sandbox runs a snapshot image: the
-//!   `default_snapshot` variable or an image some runner reports in its heartbeats.
+//! * Declarative builds (`buildInfo`) are refused with 400; a sandbox runs the `default_snapshot`
+//!   (no snapshot store yet): any other image is "Snapshot <name> not found", even one a runner
+//!   holds (another organization's backup, a local tag).
 //! * `cpu/memory/disk` may be given when no snapshot is named (they size the default snapshot);
 //!   with a named snapshot they are refused as in Daytona.
 //! * No volumes function exists yet: any `volumes` entry is refused with 400 "Volume <id> not found".
 //! * User labels are not sent to the runner (the agent's container labels are immutable, labels are not).
-//! * Archive backs the container up to `cove-backup/<id>:<ms>` on its runner and removes it; start
-//!   re-creates it from that image on a picked runner (which must have the image: one runner, or
-//!   the same runner being picked).
+//! * Archive backs the container up on its runner (the agent names the image) and removes it;
+//!   start re-creates it from that image on the same runner (`backupRunnerId`; 503 while it is
+//!   unavailable). Destroying a sandbox removes its backups from that runner.
 //! * `build-logs` answers a one-line plain-text log at once (there is no build to follow).
 
 mod routes;

@@ -11,7 +11,7 @@ use cove_api_types::ids::SandboxId;
 use cove_api_types::permissions::Permission;
 use cove_api_types::sandbox::{
     CreateSandbox, ListSandboxesResponse, PortPreviewUrl, Sandbox, SandboxLabels, ToolboxProxyUrl,
-    UpdateLastActivity, UpdateSandboxState,
+    UpdateLastActivity,
 };
 use cove_edge::config::SandboxSettings;
 use cove_edge::responses::Errors;
@@ -366,13 +366,13 @@ async fn sandbox_last_activity(s: &State, req: &Request, p: &Params) -> Result<R
 
 #[utoipa::path(put, path = "/api/sandbox/{sandboxId}/state", tag = "sandbox",
     description = "Runner only (runner token): the observed state of one of the runner's sandboxes.",
-    params(("sandboxId" = String, Path)), request_body = UpdateSandboxState,
+    params(("sandboxId" = String, Path)), request_body = cove_runner_api::StateReport,
     responses((status = 200, description = "Recorded"), Errors),
     security(("runner_token" = [])))]
 async fn sandbox_update_state(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
     let runner = runner_auth::authenticate_runner(&s.env, req).await?;
     assigned_to(&s.env, &runner, p.get("sandboxId")).await?;
-    let body: UpdateSandboxState = web::json_body(req)?;
+    let body: cove_runner_api::StateReport = web::json_body(req)?;
     service::report_state(&s.env, &runner, p.get("sandboxId"), body).await?;
     Ok(empty(StatusCode::OK))
 }

@@ -123,6 +123,34 @@ fn refuse_unsupported(body: &CreateSandbox) -> Result<(), ApiError> {
 
 /// Validates a create body. Resources may only be given without a named snapshot (they then size
 /// the default snapshot); declarative builds (`buildInfo`) are not supported.
+/// An environment variable name the runner agent accepts (`[A-Za-z_][A-Za-z0-9_]*`): checked
+/// before the row is written, so a refused create leaves nothing behind.
+fn valid_env_name(k: &str) -> Result<(), ApiError> {
+    let mut bytes = k.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    if first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(())
+    } else {
+        Err(bad(format!("Invalid environment variable name {k:?}")))
+    }
+}
+
+/// Sizes the runner agent accepts (positive cpu and memory; the maxima are the quota's).
+fn valid_sizes(body: &CreateSandbox) -> Result<(), ApiError> {
+    for (field, v) in [
+        ("cpu", body.cpu),
+        ("memory", body.memory),
+        ("disk", body.disk),
+    ] {
+        if v.is_some_and(|v| v < 1) {
+            return Err(bad(format!("{field} must be at least 1")));
+        }
+    }
+    Ok(())
+}
+
 pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<CreatePlan, ApiError> {
     refuse_unsupported(body)?;
     if let Some(name) = &body.name {
@@ -130,6 +158,10 @@ pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<Creat
     }
     let user = body.user.clone().unwrap_or_else(|| "daytona".to_owned());
     valid_user(&user)?;
+    if let Some(env) = &body.env {
+        env.keys().try_for_each(|k| valid_env_name(k))?;
+    }
+    valid_sizes(body)?;
     let snapshot = match body.snapshot.as_deref().map(str::trim) {
         Some("") => return Err(bad("snapshot must not be empty")),
         Some(s) => s.to_owned(),

@@ -13,7 +13,9 @@
 //!   `destroyed`.
 //!
 //! The list index (GSI1 `ORG#<orgId>#SANDBOXES` / `<createdAt>#<id>`) and the runner index
-//! (GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>`) only carry sandboxes that are not destroyed.
+//! (GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>`) only carry sandboxes that are not destroyed; the
+//! backup-removal index (GSI1 `SANDBOXBACKUPS#REMOVE` / `<id>`) only destroyed sandboxes whose
+//! backups are still on a runner ([`SandboxRecord::has_backups_to_remove`]).
 //!
 //! Modules: [`record`] (the row), [`usage`] (the counters and the quota), `writes` (the
 //! transactions), `queries` (reads).
@@ -25,13 +27,18 @@ mod writes;
 
 use cove_api_types::ids::{OrganizationId, RunnerId, SandboxId};
 
-pub use record::{SandboxRecord, SandboxVolume, generate_auth_token, observed_state};
+pub use record::{
+    SandboxAction, SandboxRecord, SandboxVolume, Transition, generate_auth_token, observed_state,
+};
 pub use usage::{QuotaCheck, SandboxUsage, holds_compute, holds_disk};
 
 use crate::Store;
 
 /// Largest page [`SandboxRepo::list_by_org`] returns.
 pub const MAX_PAGE: usize = 1000;
+
+/// GSI1 partition of the destroyed sandboxes whose backups are still to be removed.
+pub(crate) const BACKUP_REMOVAL_PK: &str = "SANDBOXBACKUPS#REMOVE";
 
 /// Sort-key prefix of the sandbox name locks in an organization's partition.
 pub(crate) const NAME_LOCK_PREFIX: &str = "SANDBOXNAME#";

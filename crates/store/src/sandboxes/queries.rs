@@ -5,7 +5,9 @@ use cove_api_types::sandbox::SandboxState;
 use serde::Deserialize;
 
 use super::usage::{SandboxUsage, USAGE_SK};
-use super::{MAX_PAGE, SandboxRecord, SandboxRepo, list_pk, name_sk, pk, runner_pk};
+use super::{
+    BACKUP_REMOVAL_PK, MAX_PAGE, SandboxRecord, SandboxRepo, list_pk, name_sk, pk, runner_pk,
+};
 use crate::item::{Item, META, from_item, key, s};
 use crate::query::Query;
 use crate::{Cursor, Page, StoreError};
@@ -84,6 +86,17 @@ impl SandboxRepo<'_> {
         let q = Query::gsi2_prefix(runner_pk(runner_id), "SANDBOX#");
         let all: Vec<SandboxRecord> = self.store.query_all("ListRunnerSandboxes", &q).await?;
         Ok(all.into_iter().filter(|r| !r.is_destroyed()).collect())
+    }
+
+    /// Destroyed sandboxes whose backups are still on a runner (GSI1, eventually consistent on
+    /// AWS: read the row again before acting on it).
+    pub async fn list_backup_removals(&self) -> Result<Vec<SandboxRecord>, StoreError> {
+        let q = Query::gsi1(BACKUP_REMOVAL_PK);
+        let all: Vec<SandboxRecord> = self.store.query_all("ListBackupRemovals", &q).await?;
+        Ok(all
+            .into_iter()
+            .filter(SandboxRecord::has_backups_to_remove)
+            .collect())
     }
 
     /// The organization's usage counters (zero when it never had a sandbox).

@@ -18,6 +18,97 @@ pub struct SandboxVolume {
     pub subpath: Option<String>,
 }
 
+/// What a state change in flight does (see [`Transition`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SandboxAction {
+    /// A new sandbox's first spec (desired `started`).
+    Create,
+    /// A stopped container started again.
+    Start,
+    /// An archived sandbox re-created from its backup (desired `started`).
+    Restore,
+    Stop,
+    /// Backup, then remove the container (desired `archived`).
+    Archive,
+    /// An ad-hoc backup (the state does not change).
+    Backup,
+    /// Remove the container (and the backups: see [`SandboxRecord::backup_runner_id`]).
+    Destroy,
+}
+
+impl SandboxAction {
+    pub const ALL: &'static [SandboxAction] = &[
+        Self::Create,
+        Self::Start,
+        Self::Restore,
+        Self::Stop,
+        Self::Archive,
+        Self::Backup,
+        Self::Destroy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Start => "start",
+            Self::Restore => "restore",
+            Self::Stop => "stop",
+            Self::Archive => "archive",
+            Self::Backup => "backup",
+            Self::Destroy => "destroy",
+        }
+    }
+}
+
+impl std::fmt::Display for SandboxAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state change in flight on the row: written by the conditional write that begins it, cleared
+/// by the write that settles it (the runner's answer, its state report, or the lifecycle sweep,
+/// which pushes it again past its deadline or gives up with an error). An instance that dies
+/// between begin and settle leaves it behind for the sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    pub action: SandboxAction,
+    /// The sandbox's `generation` when it began: the one its spec carries.
+    pub generation: u64,
+    /// When it began (RFC 3339).
+    pub started_at: String,
+    /// When it was last pushed to the runner (RFC 3339).
+    pub pushed_at: String,
+    /// Pushes so far (the first one included).
+    pub attempts: u32,
+    /// `stop?force=true` (SIGKILL) or `delete?force=true` (let go without the runner).
+    #[serde(default)]
+    pub force: bool,
+}
+
+impl Transition {
+    /// A transition beginning `now` (its first push is counted).
+    pub fn begin(action: SandboxAction, generation: u64, now: &str, force: bool) -> Self {
+        Self {
+            action,
+            generation,
+            started_at: now.to_owned(),
+            pushed_at: now.to_owned(),
+            attempts: 1,
+            force,
+        }
+    }
+
+    /// Whether `other` is this same transition (maybe pushed again since).
+    pub fn same(&self, other: &Transition) -> bool {
+        self.action == other.action
+            && self.generation == other.generation
+            && self.started_at == other.started_at
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxRecord {
@@ -78,9 +169,21 @@ pub struct SandboxRecord {
     pub auth_token: String,
     #[serde(default)]
     pub daemon_version: Option<String>,
-    /// Last `SandboxSpec` generation sent to the runner.
+    /// Last `SandboxSpec` generation sent to the runner (bumped by every state change).
     #[serde(default)]
     pub generation: u64,
+    /// The state change in flight, `None` once settled.
+    #[serde(default)]
+    pub transition: Option<Transition>,
+    /// The runner holding the sandbox's backup images: restores are scheduled there. On a
+    /// destroyed sandbox: its backups still have to be removed from that runner (the lifecycle
+    /// sweep retries until done).
+    #[serde(default)]
+    pub backup_runner_id: Option<RunnerId>,
+    /// The image the sandbox's container was created from (its snapshot, or the backup it was
+    /// restored from); `None` when it has no container.
+    #[serde(default)]
+    pub container_image: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub last_activity_at: String,
@@ -133,6 +236,9 @@ impl SandboxRecord {
             auth_token: String::new(),
             daemon_version: None,
             generation: 0,
+            transition: None,
+            backup_runner_id: None,
+            container_image: None,
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
             last_activity_at: now.to_owned(),
@@ -142,6 +248,11 @@ impl SandboxRecord {
 
     pub fn is_destroyed(&self) -> bool {
         self.state == SandboxState::Destroyed
+    }
+
+    /// A destroyed sandbox whose backups are still on a runner.
+    pub fn has_backups_to_remove(&self) -> bool {
+        self.is_destroyed() && self.backup_runner_id.is_some()
     }
 
     /// What this sandbox adds to its organization's usage counters in its current state.

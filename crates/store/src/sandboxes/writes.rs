@@ -4,7 +4,7 @@
 use cove_api_types::ids::{OrganizationId, RunnerId, SandboxId};
 
 use super::usage::{self, QuotaCheck, SandboxUsage};
-use super::{SandboxRecord, SandboxRepo, list_pk, name_sk, pk, runner_pk};
+use super::{BACKUP_REMOVAL_PK, SandboxRecord, SandboxRepo, list_pk, name_sk, pk, runner_pk};
 use crate::item::{Item, META, from_item, key, n, s, to_item};
 use crate::orgs::OrgQuota;
 use crate::tx::{self, Cond, Tx, TxError};
@@ -126,6 +126,37 @@ impl SandboxRepo<'_> {
         };
         self.commit(w).await?;
         Ok(stored)
+    }
+
+    /// Deletes the row of a sandbox that never ran (its runner refused the create) in one
+    /// transaction with the release of its name lock, the return of its usage and its runner
+    /// count, so nothing of it is left. The row must still be `prev`: `Conflict { Changed }`
+    /// otherwise.
+    pub async fn discard(&self, prev: &SandboxRecord) -> Result<(), StoreError> {
+        const OP: &str = "DiscardSandbox";
+        let row = tx::delete(self.store, OP, key(pk(&prev.id), META), Some(still(prev)))?;
+        let mut t = Tx::new(OP).with(Role::Sandbox, row);
+        if let Some(name) = prev.held_name() {
+            t.push(Role::NameRelease, name_release(self.store, OP, prev, name)?);
+        }
+        let delta = SandboxUsage::default().minus(prev.consumption());
+        let check = QuotaCheck::Record;
+        if let Some(u) = usage::usage_update(self.store, OP, &prev.org_id, delta, check)? {
+            t.push(Role::Usage, u);
+        }
+        if let Some(r) = prev.counted_runner() {
+            t.push(Role::RunnerDec, runner_add(self.store, OP, r, -1)?);
+        }
+        let w = Write {
+            tx: t,
+            delta,
+            org: &prev.org_id,
+            check,
+            row_refused: Conflict::Changed,
+        };
+        self.commit(w).await?;
+        tracing::debug!(sandbox = %prev.id, org = %prev.org_id, "sandbox discarded");
+        Ok(())
     }
 
     /// Releases `prev`'s name lock and takes `next`'s when they differ.
@@ -250,9 +281,14 @@ impl SandboxRepo<'_> {
     }
 }
 
-/// The row with its index keys (none once destroyed).
+/// The row with its index keys: list and runner index while not destroyed; once destroyed, the
+/// backup-removal index while its backups are still on a runner.
 fn item(op: &'static str, rec: &SandboxRecord) -> Result<Item, StoreError> {
     let mut keys = vec![("pk", pk(&rec.id)), ("sk", META.to_owned())];
+    if rec.has_backups_to_remove() {
+        keys.push(("gsi1pk", BACKUP_REMOVAL_PK.to_owned()));
+        keys.push(("gsi1sk", rec.id.to_string()));
+    }
     if !rec.is_destroyed() {
         keys.push(("gsi1pk", list_pk(&rec.org_id)));
         keys.push(("gsi1sk", format!("{}#{}", rec.created_at, rec.id)));

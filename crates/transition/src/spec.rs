@@ -1,0 +1,62 @@
+//! The spec a sandbox's runner gets.
+
+use cove_runner_api::{DesiredState, NetworkPolicy, Resources, SandboxSpec};
+use cove_store::sandboxes::{SandboxRecord, Transition};
+
+/// The spec of `rec` for transition `t`: its container's image (the snapshot, or the backup it
+/// was restored from), `t`'s generation, `desired`. User labels are a control-plane concept (they
+/// may change at any time, the agent's container labels may not) and are not sent.
+pub fn spec_of(rec: &SandboxRecord, t: &Transition, desired: DesiredState) -> SandboxSpec {
+    let image = rec.container_image.as_deref().unwrap_or(&rec.snapshot);
+    let mut s = SandboxSpec::new(image);
+    s.generation = t.generation;
+    s.org_id = Some(rec.org_id.to_string());
+    s.os_user = Some(rec.user.clone());
+    s.desired_state = desired;
+    s.resources = Resources {
+        cpu: Some(rec.cpu as f64),
+        memory_mib: u64::try_from(rec.memory).ok().map(|m| m * 1024),
+        disk_gib: u64::try_from(rec.disk).ok(),
+        pids: None,
+    };
+    s.env = rec.env.clone();
+    s.network = if rec.network_block_all {
+        NetworkPolicy::BlockAll
+    } else {
+        NetworkPolicy::Allow
+    };
+    s.stop_timeout_secs = (t.force && desired == DesiredState::Stopped).then_some(0);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cove_api_types::ids::{OrganizationId, SandboxId};
+    use cove_store::sandboxes::SandboxAction;
+
+    #[test]
+    fn the_spec_carries_the_transition_and_the_container_image() {
+        let mut rec = SandboxRecord::new(
+            SandboxId::new_random(),
+            OrganizationId::new_random(),
+            "n",
+            "img:1",
+            "2026-01-01T00:00:00.000Z",
+        );
+        rec.memory = 2;
+        let t = Transition::begin(SandboxAction::Stop, 7, "2026-01-01T00:00:00.000Z", true);
+        let s = spec_of(&rec, &t, DesiredState::Stopped);
+        assert_eq!((s.generation, s.snapshot.as_str()), (7, "img:1"));
+        assert_eq!(
+            (s.resources.memory_mib, s.stop_timeout_secs),
+            (Some(2048), Some(0))
+        );
+        rec.container_image = Some("cove-backup/abc:1".into());
+        let s = spec_of(&rec, &t, DesiredState::Started);
+        assert_eq!(
+            (s.snapshot.as_str(), s.stop_timeout_secs),
+            ("cove-backup/abc:1", None)
+        );
+    }
+}

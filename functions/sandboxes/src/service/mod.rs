@@ -1,0 +1,157 @@
+//! The sandbox service, by resource: [`create`](mod@create), the state-changing [`actions`],
+//! the field updates and reads ([`queries`]), the runner's state reports ([`reports`]).
+//!
+//! Every state change goes one way, through `cove_transition`: **begin** (one conditional write
+//! sets the desired and transitional state, the next generation and the row's `transition`;
+//! losing that race is a 409 "Sandbox state change in progress"), **push** (the runner calls of
+//! the action, all within `REQUEST_BOUNDS`, well below the host's 60 s request deadline),
+//! **settle** (the outcome, written while the row still carries that transition). An outcome
+//! not known in time answers the transitional state (`creating`, `starting`, …); the runner's
+//! state report or the lifecycle sweep settles it. Handlers hold no retry loops but the
+//! optimistic-concurrency re-reads of field updates.
+
+mod actions;
+mod create;
+mod queries;
+mod reports;
+
+pub use actions::{archive, backup, delete, start, stop};
+pub use create::create;
+pub use queries::{
+    IntervalKind, ListQuery, build_logs, get, last_activity, list, preview_url, set_interval,
+    set_labels, set_public, toolbox_proxy_url,
+};
+pub use reports::report_state;
+
+use cove_api_types::ApiError;
+use cove_api_types::ids::{OrganizationId, SandboxId};
+use cove_api_types::sandbox::Sandbox;
+use cove_edge::config::SandboxSettings;
+use cove_edge::store_error::IntoApi;
+use cove_edge::{AuthContext, Env};
+use cove_store::orgs::OrgQuota;
+use cove_store::runners::RunnerRecord;
+use cove_store::sandboxes::{QuotaCheck, SandboxRecord};
+use cove_store::{Conflict, StoreError};
+use cove_transition::{REQUEST_BOUNDS, Settled, TransitionError};
+
+use crate::rules;
+use crate::view;
+
+/// One authenticated request's context.
+pub struct Call<'a> {
+    pub env: &'a Env,
+    pub settings: &'a SandboxSettings,
+    pub ctx: AuthContext,
+    pub host: String,
+}
+
+impl Call<'_> {
+    fn org(&self) -> &OrganizationId {
+        &self.ctx.organization_id
+    }
+    pub fn proxy_url(&self) -> String {
+        view::toolbox_proxy_url(self.settings, &self.host)
+    }
+    fn view(&self, rec: &SandboxRecord) -> Sandbox {
+        view::sandbox(rec, &self.proxy_url())
+    }
+}
+
+fn now() -> String {
+    cove_api_types::time::now_rfc3339()
+}
+
+fn not_found(id_or_name: &str) -> ApiError {
+    ApiError::not_found(format!("Sandbox with ID or name {id_or_name} not found"))
+}
+
+fn random_failure(e: getrandom::Error) -> ApiError {
+    tracing::error!(error = %e, "random source failed");
+    ApiError::internal()
+}
+
+/// The caller's sandbox by id or name; 404 when missing, destroyed or another organization's.
+async fn find(call: &Call<'_>, id_or_name: &str) -> Result<SandboxRecord, ApiError> {
+    let repo = call.env.store.sandboxes();
+    if let Ok(id) = SandboxId::parse(id_or_name)
+        && let Some(rec) = repo.get(&id).await.api()?
+        && rec.org_id == *call.org()
+        && !rec.is_destroyed()
+    {
+        return Ok(rec);
+    }
+    repo.get_by_name(call.org(), id_or_name)
+        .await
+        .api()?
+        .ok_or_else(|| not_found(id_or_name))
+}
+
+async fn quota(call: &Call<'_>) -> Result<OrgQuota, ApiError> {
+    Ok(call
+        .env
+        .store
+        .orgs()
+        .get(&call.ctx.organization_id)
+        .await
+        .api()?
+        .ok_or_else(|| ApiError::forbidden("Invalid authentication context"))?
+        .quota)
+}
+
+fn store_err(name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict {
+            conflict: Conflict::SandboxNameTaken,
+            ..
+        } => ApiError::conflict(format!("Sandbox with name {name} already exists")),
+        StoreError::Conflict {
+            conflict: Conflict::OrganizationDeleting,
+            ..
+        } => e.api(),
+        StoreError::Conflict { .. } => rules::in_progress(),
+        other => other.api(),
+    }
+}
+
+fn transition_err(name: &str, e: TransitionError) -> ApiError {
+    match e {
+        TransitionError::InProgress => rules::in_progress(),
+        TransitionError::Gone => not_found(name),
+        TransitionError::Store(e) => store_err(name, e),
+    }
+}
+
+/// The sandbox's runner; 400 when it has none or names one that is gone.
+async fn runner_of(env: &Env, rec: &SandboxRecord) -> Result<RunnerRecord, ApiError> {
+    let id = rec
+        .runner_id
+        .as_ref()
+        .ok_or_else(|| ApiError::bad_request("Sandbox is not assigned to a runner"))?;
+    env.store.runners().get(id).await.api()?.ok_or_else(|| {
+        tracing::error!(sandbox = %rec.id, runner = %id, "sandbox names a missing runner");
+        ApiError::bad_request("The sandbox's runner no longer exists")
+    })
+}
+
+/// Begins `next` (from `cove_transition::prepare`) over `prev` as a user action (its usage
+/// growth checked against `quota`) and runs it within [`REQUEST_BOUNDS`].
+async fn perform(
+    env: &Env,
+    prev: &SandboxRecord,
+    next: &SandboxRecord,
+    check: QuotaCheck<'_>,
+) -> Result<SandboxRecord, ApiError> {
+    let err = |e| transition_err(&prev.name, e);
+    let begun = cove_transition::begin(&env.store, prev, next, check)
+        .await
+        .map_err(err)?;
+    match cove_transition::run(&env.store, &begun, &REQUEST_BOUNDS)
+        .await
+        .map_err(err)?
+    {
+        Settled::Row(rec) => Ok(*rec),
+        // Only a create is discarded, and a create does not come here.
+        Settled::Discarded { reason } => Err(ApiError::bad_request(reason)),
+    }
+}

@@ -1,0 +1,230 @@
+//! Reads and the field updates that move no usage (labels, visibility, intervals), each a
+//! conditional write re-read on a lost version race.
+
+use std::collections::BTreeMap;
+
+use cove_api_types::ApiError;
+use cove_api_types::permissions::Permission;
+use cove_api_types::sandbox::{
+    ListSandboxesResponse, PortPreviewUrl, Sandbox, SandboxLabels, SandboxListItem, ToolboxProxyUrl,
+};
+use cove_edge::store_error::IntoApi;
+use cove_edge::{Action, authorize};
+use cove_store::sandboxes::{QuotaCheck, SandboxRecord};
+use cove_store::{Conflict, Cursor, StoreError};
+use time::OffsetDateTime;
+
+use super::{Call, find, now, store_err};
+use crate::{rules, view};
+
+/// How often a field update is retried after losing a version race.
+const MAX_RETRIES: usize = 8;
+/// Store pages read at most for one filtered list answer.
+const MAX_LIST_PAGES: usize = 20;
+
+/// Reads, changes and conditionally writes one sandbox (fields that do not move usage).
+async fn modify(
+    call: &Call<'_>,
+    id_or_name: &str,
+    f: impl Fn(&mut SandboxRecord),
+) -> Result<SandboxRecord, ApiError> {
+    let repo = call.env.store.sandboxes();
+    for _ in 0..MAX_RETRIES {
+        let cur = find(call, id_or_name).await?;
+        let mut next = cur.clone();
+        f(&mut next);
+        next.updated_at = now();
+        // Labels, visibility, intervals: no usage changes.
+        match repo.update(&cur, &next, QuotaCheck::Record).await {
+            Ok(r) => return Ok(r),
+            Err(StoreError::Conflict {
+                conflict: Conflict::Changed | Conflict::Contention,
+                ..
+            }) => continue,
+            Err(e) => return Err(store_err(&cur.name, e)),
+        }
+    }
+    Err(rules::in_progress())
+}
+
+/// `GET /sandbox` filters (CONTRACT §4.6, the cheap ones).
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    pub limit: usize,
+    pub cursor: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub states: Vec<String>,
+    pub id_prefix: Option<String>,
+    pub name_prefix: Option<String>,
+}
+
+fn matches(q: &ListQuery, r: &SandboxRecord) -> bool {
+    q.labels.iter().all(|(k, v)| r.labels.get(k) == Some(v))
+        && (q.states.is_empty() || q.states.iter().any(|s| s == r.state.as_str()))
+        && q.id_prefix
+            .as_deref()
+            .is_none_or(|p| r.id.as_str().starts_with(p))
+        && q.name_prefix
+            .as_deref()
+            .is_none_or(|p| r.name.starts_with(p))
+}
+
+pub async fn list(call: &Call<'_>, q: ListQuery) -> Result<ListSandboxesResponse, ApiError> {
+    let repo = call.env.store.sandboxes();
+    let mut cursor = match q.cursor.as_deref() {
+        Some(c) if !c.is_empty() => Some(Cursor::parse(c).api()?),
+        _ => None,
+    };
+    let proxy = call.proxy_url();
+    for _ in 0..MAX_LIST_PAGES {
+        let page = repo
+            .list_by_org(call.org(), q.limit, cursor.as_ref())
+            .await
+            .api()?;
+        let items: Vec<SandboxListItem> = page
+            .items
+            .iter()
+            .filter(|r| matches(&q, r))
+            .map(|r| SandboxListItem::from(view::sandbox(r, &proxy)))
+            .collect();
+        cursor = page.next;
+        if !items.is_empty() || cursor.is_none() {
+            return Ok(ListSandboxesResponse {
+                items,
+                next_cursor: cursor.map(|c| c.as_str().to_owned()),
+            });
+        }
+    }
+    Ok(ListSandboxesResponse {
+        items: Vec::new(),
+        next_cursor: cursor.map(|c| c.as_str().to_owned()),
+    })
+}
+
+pub async fn get(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiError> {
+    Ok(call.view(&find(call, id_or_name).await?))
+}
+
+pub async fn set_labels(
+    call: &Call<'_>,
+    id_or_name: &str,
+    labels: BTreeMap<String, String>,
+) -> Result<SandboxLabels, ApiError> {
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = modify(call, id_or_name, |r| r.labels = labels.clone()).await?;
+    Ok(SandboxLabels { labels: rec.labels })
+}
+
+pub async fn set_public(
+    call: &Call<'_>,
+    id_or_name: &str,
+    public: bool,
+) -> Result<Sandbox, ApiError> {
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = modify(call, id_or_name, |r| r.public = public).await?;
+    Ok(call.view(&rec))
+}
+
+/// Which interval `POST /sandbox/{id}/<kind>/{interval}` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntervalKind {
+    AutoStop,
+    AutoArchive,
+    AutoDelete,
+    AutoPause,
+}
+
+impl IntervalKind {
+    pub fn parse(segment: &str) -> Option<Self> {
+        Some(match segment {
+            "autostop" => Self::AutoStop,
+            "autoarchive" => Self::AutoArchive,
+            "autodelete" => Self::AutoDelete,
+            "autopause" => Self::AutoPause,
+            _ => return None,
+        })
+    }
+    fn field(self) -> &'static str {
+        match self {
+            Self::AutoStop => "autoStopInterval",
+            Self::AutoArchive => "autoArchiveInterval",
+            Self::AutoDelete => "autoDeleteInterval",
+            Self::AutoPause => "autoPauseInterval",
+        }
+    }
+}
+
+pub async fn set_interval(
+    call: &Call<'_>,
+    id_or_name: &str,
+    kind: IntervalKind,
+    raw: &str,
+) -> Result<Sandbox, ApiError> {
+    let v: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("{} must be an integer", kind.field())))?;
+    let v = rules::interval(kind.field(), v)?;
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = modify(call, id_or_name, |r| match kind {
+        IntervalKind::AutoStop => r.auto_stop_interval = v,
+        IntervalKind::AutoArchive => r.auto_archive_interval = v,
+        IntervalKind::AutoDelete => r.auto_delete_interval = v,
+        IntervalKind::AutoPause => r.auto_pause_interval = v,
+    })
+    .await?;
+    Ok(call.view(&rec))
+}
+
+pub async fn preview_url(
+    call: &Call<'_>,
+    id_or_name: &str,
+    port: &str,
+) -> Result<PortPreviewUrl, ApiError> {
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p >= 1)
+        .ok_or_else(|| ApiError::bad_request("Invalid port: must be between 1 and 65535"))?;
+    let rec = find(call, id_or_name).await?;
+    Ok(PortPreviewUrl {
+        url: view::preview_url(call.settings, &call.host, rec.id.as_str(), port),
+        sandbox_id: rec.id.to_string(),
+        token: rec.auth_token,
+    })
+}
+
+pub async fn toolbox_proxy_url(
+    call: &Call<'_>,
+    id_or_name: &str,
+) -> Result<ToolboxProxyUrl, ApiError> {
+    find(call, id_or_name).await?;
+    Ok(ToolboxProxyUrl {
+        url: call.proxy_url(),
+    })
+}
+
+/// Sandboxes made from a snapshot have no build; the log says so.
+pub async fn build_logs(call: &Call<'_>, id_or_name: &str) -> Result<String, ApiError> {
+    let rec = find(call, id_or_name).await?;
+    Ok(format!(
+        "Sandbox {} was created from snapshot {} (no build)\n",
+        rec.id, rec.snapshot
+    ))
+}
+
+pub async fn last_activity(call: &Call<'_>, id_or_name: &str) -> Result<(), ApiError> {
+    let rec = find(call, id_or_name).await?;
+    let now_t = OffsetDateTime::now_utc();
+    let older = cove_api_types::time::format_rfc3339(now_t - time::Duration::seconds(5));
+    call.env
+        .store
+        .sandboxes()
+        .touch_activity(
+            &rec.id,
+            &cove_api_types::time::format_rfc3339(now_t),
+            &older,
+        )
+        .await
+        .api()?;
+    Ok(())
+}
