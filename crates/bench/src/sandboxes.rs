@@ -8,7 +8,9 @@
 //! measures, in order:
 //! 1. create → first exec with a warm container (waiting for the pool to refill between
 //!    iterations; the delete is outside the timed part), and once with the pool drained;
-//! 2. exec on one started sandbox, 1 client and `--exec-concurrency` clients;
+//! 2. exec on one started sandbox, 1 client and `--exec-concurrency` clients, the same call
+//!    straight to the runner agent, and calls the toolbox function refuses (no credential: 401;
+//!    a sandbox id not in the caller's organization: 404);
 //! 3. `GET /api/sandbox/{id}`, 1 and `--concurrency` clients;
 //! 4. `GET /api/sandbox?limit=100` over `--seed` sandbox rows written straight into the store
 //!    (state `stopped`, no runner), the first page and all pages.
@@ -620,6 +622,34 @@ async fn run(
         }
     };
     let (exec_direct, direct_cpu) = cpu.measure(load(1, secs, direct_op)).await;
+    // Refused calls: how much of the path is the function's own work (auth, the sandbox lookup).
+    let refused_op = |token: Option<String>, sandbox: String, want: reqwest::StatusCode| {
+        let http = sdk.http.clone();
+        let url = format!("{}/{sandbox}/process/execute", proxy.trim_end_matches('/'));
+        move || {
+            let mut req = http.post(&url).json(&json!({"command": "echo hi"}));
+            if let Some(t) = &token {
+                req = req.bearer_auth(t);
+            }
+            async move { matches!(req.send().await, Ok(r) if r.status() == want) }
+        }
+    };
+    let refused_anon = load(
+        1,
+        secs,
+        refused_op(None, id.clone(), reqwest::StatusCode::UNAUTHORIZED),
+    )
+    .await;
+    let refused_unknown = load(
+        1,
+        secs,
+        refused_op(
+            Some(sdk.key.clone()),
+            uuid::Uuid::new_v4().to_string(),
+            reqwest::StatusCode::NOT_FOUND,
+        ),
+    )
+    .await;
     let exec_true = load(1, secs, exec_op("true")).await;
     let exec_conc_stats = load(exec_conc, secs, exec_op("echo hi")).await;
 
@@ -733,6 +763,18 @@ async fn run(
     );
     println!(
         "{}",
+        refused_anon.row("exec refused, no credential (401), 1 client", "–", true)
+    );
+    println!(
+        "{}",
+        refused_unknown.row(
+            "exec refused, sandbox not in the organization (404), 1 client",
+            "–",
+            true
+        )
+    );
+    println!(
+        "{}",
         exec_conc_stats.row(&format!("exec `echo hi`, {exec_conc} clients"), "–", true)
     );
     println!(
@@ -775,6 +817,8 @@ async fn run(
         + exec_echo.errors
         + exec_true.errors
         + exec_direct.errors
+        + refused_anon.errors
+        + refused_unknown.errors
         + exec_conc_stats.errors
         + get_one.errors
         + get_many.errors
