@@ -957,6 +957,19 @@ async fn cross_tenant_requests_leak_nothing() {
         let (method, body) = (*method, *body);
         let (s, v) = call(&env, method, &path, Some(&mallory), body).await;
         assert!(s == 403 || s == 404, "{method} {path}: {s} {v}");
+        // The function's own refusal, not a router's 404 ("Cannot GET ..."): a documented route
+        // that is not routed fails here.
+        let refusals = [
+            "Invalid authentication context".to_owned(),
+            "This action requires a system admin".to_owned(),
+            format!("Invitation with ID {iid} not found"),
+        ];
+        assert!(
+            v["message"]
+                .as_str()
+                .is_some_and(|m| refusals.iter().any(|r| r == m)),
+            "{method} {path}: {s} {v}"
+        );
         // The path is echoed back; nothing else about the organization may be.
         let text = v["message"].to_string();
         assert!(

@@ -506,6 +506,14 @@ async fn tenant_matrix_every_runner_route_refuses_non_admins() {
             .await;
             let want: &[u16] = if runner_route { &[401] } else { &[403, 404] };
             assert!(want.contains(&s), "{m} {p}: {s} {v}");
+            // The function's own refusal, not a router's 404 ("Cannot GET ..."): a documented
+            // route that is not routed fails here.
+            let message = if runner_route {
+                "Invalid credentials"
+            } else {
+                "Only system administrators may manage runners"
+            };
+            assert_eq!(v["message"], message, "{m} {p}: {s} {v}");
             let text = v.to_string();
             assert!(
                 !text.contains(&token) && !text.contains("secret-runner"),

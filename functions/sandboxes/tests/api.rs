@@ -1162,6 +1162,13 @@ async fn cross_tenant_requests_leak_nothing() {
                     &[403, 404]
                 };
                 assert!(expected.contains(&s), "{method} {path}: {s} {v}");
+                // The function's own refusal, not a router's 404 ("Cannot GET ..."): a
+                // documented route that is not routed fails here.
+                let message = match s {
+                    401 => "Invalid credentials".to_owned(),
+                    _ => format!("Sandbox with ID or name {target} not found"),
+                };
+                assert_eq!(v["message"], message, "{method} {path}: {s} {v}");
                 assert!(
                     v.as_object().unwrap().keys().all(|k| {
                         [
