@@ -138,10 +138,11 @@ mod tests {
             .expect("sleep");
         // Other tests of this process may run `sleep` children too: look for this one.
         let found = children_named(me, "sleep");
+        let was_alive = alive(child.id());
         let _ = child.kill();
         let _ = child.wait();
         assert!(found.contains(&child.id()), "{found:?}");
-        assert!(alive(child.id()));
+        assert!(was_alive);
         assert!(
             !children_named(me, "sleep").contains(&child.id()),
             "reaped: gone"
