@@ -6,16 +6,15 @@
 //! both against one file-backed dynoxide started here, with the same concurrency, so the ratio
 //! shows what HTTP + WASM cost. Usage: `cove-bench [--seconds N] [--concurrency N] [--instance-reuse N]`.
 
-use std::process::Stdio;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use cove_bench::{arg, cpu_time};
 use cove_edge::Env;
 use cove_edge::config::JwtConfig;
 use cove_store::{Store, StoreConfig};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use cove_testkit::Cove;
 
 struct Stats {
     count: usize,
@@ -49,81 +48,25 @@ impl Stats {
 /// Requests sent before measuring.
 const WARM_UP: usize = 50;
 
-/// Runs `op` from `conc` tasks for `secs` seconds (after a short warm-up) and collects latencies.
+/// [`cove_bench::load`] with this bench's warm-up.
 async fn load<F, Fut>(conc: usize, secs: u64, op: F) -> Stats
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send,
 {
-    let op = Arc::new(op);
-    for _ in 0..WARM_UP {
-        op().await;
-    }
-    let start = Instant::now();
-    let until = start + Duration::from_secs(secs);
-    let tasks: Vec<_> = (0..conc)
-        .map(|_| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let (mut lat, mut errors) = (Vec::new(), 0usize);
-                while Instant::now() < until {
-                    let t = Instant::now();
-                    if !op().await {
-                        errors += 1;
-                    }
-                    lat.push(t.elapsed());
-                }
-                (lat, errors)
-            })
-        })
-        .collect();
-    let mut lat = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            lat.extend(l);
-            errors += e;
-        }
-    }
-    let elapsed = start.elapsed();
-    lat.sort();
+    let w = cove_bench::load(conc, secs, WARM_UP, op).await;
     Stats {
-        count: lat.len(),
-        elapsed,
-        lat,
-        errors,
+        count: w.lat.len(),
+        elapsed: w.elapsed,
+        lat: w.lat,
+        errors: w.errors,
     }
-}
-
-/// CPU time (user + system) `pid` has used so far, from `/proc` (Linux); `None` elsewhere.
-fn cpu_time(pid: Option<u32>) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
-    // Fields after the `(comm)`: state is field 3, utime 14 and stime 15 (in clock ticks,
-    // 100 per second on every Linux this runs on).
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let secs = arg("--seconds", 5);
     let conc = arg("--concurrency", 16) as usize;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()?;
-    let cove_bin = std::env::var("COVE_BIN")
-        .unwrap_or_else(|_| root.join("target/release/cove").display().to_string());
     let dir = tempfile::tempdir()?;
 
     // One file-backed dynoxide for both runs.
@@ -132,40 +75,19 @@ async fn main() -> anyhow::Result<()> {
     let db = dynoxide::Database::new(&dir.path().join("bench.db").display().to_string())?;
     tokio::spawn(dynoxide::server::serve_on(listener, db));
 
-    let manifest =
-        std::env::var("COVE_BENCH_MANIFEST").map_or_else(|_| root.join("spin.toml"), Into::into);
-    let mut child = tokio::process::Command::new(&cove_bin)
-        .args(["up", "--manifest"])
-        .arg(manifest)
-        .args(["--listen", "127.0.0.1:0", "--no-build", "--data-dir"])
-        .arg(dir.path().join("cove"))
-        .args(["--dynamodb-endpoint", &endpoint])
-        .args(["--instance-reuse", &arg("--instance-reuse", 1).to_string()])
-        .env("AWS_ACCESS_KEY_ID", "cove")
-        .env("AWS_SECRET_ACCESS_KEY", "cove")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {cove_bin}"))?;
-    let mut lines = BufReader::new(child.stdout.take().context("cove stdout")?).lines();
-    let (mut url, mut key) = (None, None);
-    while let Some(line) =
-        tokio::time::timeout(Duration::from_secs(120), lines.next_line()).await??
-    {
-        if let Some(v) = line.strip_prefix("DAYTONA_API_URL=") {
-            url = Some(v.to_owned());
-        } else if let Some(v) = line.strip_prefix("DAYTONA_API_KEY=") {
-            key = Some(v.to_owned());
-        } else if line.trim() == "cove ready" {
-            break;
-        }
-    }
-    let (Some(url), Some(key)) = (url, key) else {
-        bail!("cove did not print its URL and key")
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let log = dir.path().join("cove.stderr.log");
+    let cove = Cove::start(
+        cove_bench::cove_options(&endpoint, &dir.path().join("cove"), &log).args([
+            "--instance-reuse".to_owned(),
+            arg("--instance-reuse", 1).to_string(),
+        ]),
+    )
+    .await?;
+    let url = cove.api_url().to_owned();
+    let key = cove
+        .admin_key()
+        .context("cove did not print the admin key")?
+        .to_owned();
 
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(conc)
@@ -175,7 +97,7 @@ async fn main() -> anyhow::Result<()> {
     if !check.status().is_success() {
         bail!("GET {target}: {} {}", check.status(), check.text().await?);
     }
-    let cove_pid = child.id();
+    let cove_pid = Some(cove.pid());
     let cpu_before = cpu_time(cove_pid);
     let via_cove = {
         let (http, target, key) = (http.clone(), target.clone(), key.clone());
@@ -196,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
     let cove_cpu_per_req = cpu_before.zip(cpu_time(cove_pid)).map(|(a, b)| {
         (b.saturating_sub(a)).as_secs_f64() * 1e3 / (via_cove.count + WARM_UP) as f64
     });
-    drop(child);
+    drop(cove);
 
     let env = Env {
         store: Store::new(&StoreConfig::local(&endpoint, "cove")),

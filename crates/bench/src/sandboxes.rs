@@ -8,7 +8,9 @@
 //! measures, in order:
 //! 1. create → first exec with a warm container (waiting for the pool to refill between
 //!    iterations; the delete is outside the timed part), and once with the pool drained;
-//! 2. exec on one started sandbox, 1 client and `--exec-concurrency` clients;
+//! 2. exec on one started sandbox, 1 client and `--exec-concurrency` clients, the same call
+//!    straight to the runner agent, and calls the toolbox function refuses (no credential: 401;
+//!    a sandbox id not in the caller's organization: 404);
 //! 3. `GET /api/sandbox/{id}`, 1 and `--concurrency` clients;
 //! 4. `GET /api/sandbox?limit=100` over `--seed` sandbox rows written straight into the store
 //!    (state `stopped`, no runner), the first page and all pages.
@@ -16,18 +18,17 @@
 //! Usage: `cove-sandbox-bench [--creates 30] [--seconds 2] [--concurrency 16]
 //! [--exec-concurrency 4] [--seed 1000]`.
 
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cove_api_types::ids::{OrganizationId, SandboxId};
 use cove_api_types::sandbox::{SandboxDesiredState, SandboxState};
+use cove_bench::{arg, cpu_time};
 use cove_store::orgs::OrgQuota;
 use cove_store::sandboxes::SandboxRecord;
 use cove_store::{Store, StoreConfig};
+use cove_testkit::{Cove, Runner};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Latencies of one measurement, sorted.
 struct Stats {
@@ -71,39 +72,11 @@ impl Stats {
     }
 }
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// CPU time (user + system) `pid` has used so far, from `/proc` (Linux; 100 ticks per second).
-fn cpu_time(pid: Option<u32>) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid?)).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
-}
-
 /// The `cove-runner` child of `cove`.
 fn runner_pid(cove: Option<u32>) -> Option<u32> {
-    let cove = cove?;
-    let tasks = std::fs::read_dir(format!("/proc/{cove}/task")).ok()?;
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| {
-            c.split_whitespace()
-                .filter_map(|p| p.parse::<u32>().ok())
-                .collect::<Vec<_>>()
-        })
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .is_ok_and(|c| c.trim() == "cove-runner")
-        })
+    cove_testkit::procfs::children_named(cove?, "cove-runner")
+        .into_iter()
+        .next()
 }
 
 /// CPU milliseconds per request `cove` and its runner agent spent while `f` ran `Stats`.
@@ -137,42 +110,14 @@ impl Cpu {
 /// Requests sent before a timed window.
 const WARM_UP: usize = 20;
 
-/// Runs `op` from `conc` tasks for `secs` seconds after a short warm-up.
+/// [`cove_bench::load`] with this bench's warm-up.
 async fn load<F, Fut>(conc: usize, secs: u64, op: F) -> Stats
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send,
 {
-    let op = Arc::new(op);
-    for _ in 0..WARM_UP {
-        op().await;
-    }
-    let start = Instant::now();
-    let until = start + Duration::from_secs(secs);
-    let tasks: Vec<_> = (0..conc)
-        .map(|_| {
-            let op = op.clone();
-            tokio::spawn(async move {
-                let (mut lat, mut errors) = (Vec::new(), 0usize);
-                while Instant::now() < until {
-                    let t = Instant::now();
-                    if !op().await {
-                        errors += 1;
-                    }
-                    lat.push(t.elapsed());
-                }
-                (lat, errors)
-            })
-        })
-        .collect();
-    let (mut lat, mut errors) = (Vec::new(), 0);
-    for t in tasks {
-        if let Ok((l, e)) = t.await {
-            lat.extend(l);
-            errors += e;
-        }
-    }
-    Stats::new(lat, start.elapsed(), errors)
+    let w = cove_bench::load(conc, secs, WARM_UP, op).await;
+    Stats::new(w.lat, w.elapsed, w.errors)
 }
 
 /// The SDK's HTTP calls, with its headers.
@@ -320,72 +265,6 @@ async fn wait_warm(runner: &RunnerClient, want: usize) -> bool {
     false
 }
 
-/// Starts `cove up` on a free port against `endpoint`; returns the child, API URL and admin key.
-async fn start_cove(
-    root: &std::path::Path,
-    data: &std::path::Path,
-    endpoint: &str,
-    log: &std::path::Path,
-) -> anyhow::Result<(tokio::process::Child, String, String)> {
-    let cove_bin = std::env::var("COVE_BIN")
-        .unwrap_or_else(|_| root.join("target/release/cove").display().to_string());
-    let manifest =
-        std::env::var("COVE_BENCH_MANIFEST").map_or_else(|_| root.join("spin.toml"), Into::into);
-    let mut child = tokio::process::Command::new(&cove_bin)
-        .args(["up", "--manifest"])
-        .arg(manifest)
-        .args(["--listen", "127.0.0.1:0", "--no-build", "--data-dir"])
-        .arg(data)
-        .args(["--dynamodb-endpoint", endpoint])
-        .current_dir(root)
-        .env("AWS_ACCESS_KEY_ID", "cove")
-        .env("AWS_SECRET_ACCESS_KEY", "cove")
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log)?)
-        .kill_on_drop(true)
-        .spawn()
-        .with_context(|| format!("starting {cove_bin}"))?;
-    let mut lines = BufReader::new(child.stdout.take().context("cove stdout")?).lines();
-    let (mut url, mut key) = (None, None);
-    while let Some(line) =
-        tokio::time::timeout(Duration::from_secs(600), lines.next_line()).await??
-    {
-        if let Some(v) = line.strip_prefix("DAYTONA_API_URL=") {
-            url = Some(v.to_owned());
-        } else if let Some(v) = line.strip_prefix("DAYTONA_API_KEY=") {
-            key = Some(v.to_owned());
-        } else if line.trim() == "cove ready" {
-            break;
-        }
-    }
-    let (Some(url), Some(key)) = (url, key) else {
-        bail!("cove did not print its URL and key")
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Ok((child, url, key))
-}
-
-/// Stops `cove` with SIGTERM (so it stops its runner agent), SIGKILL after 15 s.
-async fn stop_cove(mut child: tokio::process::Child) {
-    if let Some(pid) = child.id() {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await;
-        if tokio::time::timeout(Duration::from_secs(15), child.wait())
-            .await
-            .is_ok()
-        {
-            return;
-        }
-    }
-    let _ = child.kill().await;
-}
-
 /// The `state` of a sandbox answer.
 fn state_of(v: &Value) -> Option<SandboxState> {
     v["state"].as_str().and_then(SandboxState::parse)
@@ -439,9 +318,6 @@ async fn main() -> anyhow::Result<()> {
     let conc = arg("--concurrency", 16) as usize;
     let exec_conc = arg("--exec-concurrency", 4) as usize;
     let seed_n = arg("--seed", 1000) as usize;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()?;
     let dir = tempfile::tempdir()?;
     let log = dir.path().join("cove.stderr.log");
     let t0 = Instant::now();
@@ -451,16 +327,28 @@ async fn main() -> anyhow::Result<()> {
     let db = dynoxide::Database::new(&dir.path().join("bench.db").display().to_string())?;
     tokio::spawn(dynoxide::server::serve_on(listener, db));
 
-    let (child, api, key) = start_cove(&root, &dir.path().join("cove"), &endpoint, &log).await?;
+    // `cove up` with its own runner agent on Docker and its warm pool, as users get it.
+    let cove = Cove::start(
+        cove_bench::cove_options(&endpoint, &dir.path().join("cove"), &log).runner(Runner::Docker),
+    )
+    .await?;
+    let api = cove.api_url().to_owned();
+    let key = cove
+        .admin_key()
+        .context("cove did not print the admin key")?
+        .to_owned();
     let cpu = Cpu {
-        cove: child.id(),
-        runner: runner_pid(child.id()),
+        cove: Some(cove.pid()),
+        runner: runner_pid(Some(cove.pid())),
     };
     let result = run(
         &endpoint, api, key, creates, secs, conc, exec_conc, seed_n, cpu,
     )
     .await;
-    stop_cove(child).await;
+    // SIGTERM, so that cove stops its runner agent (its containers go with the testkit's guard).
+    if let Err(e) = tokio::task::spawn_blocking(move || cove.terminate()).await? {
+        eprintln!("stopping cove: {e}");
+    }
     if result.is_err() {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         let tail: Vec<&str> = text.lines().rev().take(40).collect();
@@ -620,6 +508,34 @@ async fn run(
         }
     };
     let (exec_direct, direct_cpu) = cpu.measure(load(1, secs, direct_op)).await;
+    // Refused calls: how much of the path is the function's own work (auth, the sandbox lookup).
+    let refused_op = |token: Option<String>, sandbox: String, want: reqwest::StatusCode| {
+        let http = sdk.http.clone();
+        let url = format!("{}/{sandbox}/process/execute", proxy.trim_end_matches('/'));
+        move || {
+            let mut req = http.post(&url).json(&json!({"command": "echo hi"}));
+            if let Some(t) = &token {
+                req = req.bearer_auth(t);
+            }
+            async move { matches!(req.send().await, Ok(r) if r.status() == want) }
+        }
+    };
+    let refused_anon = load(
+        1,
+        secs,
+        refused_op(None, id.clone(), reqwest::StatusCode::UNAUTHORIZED),
+    )
+    .await;
+    let refused_unknown = load(
+        1,
+        secs,
+        refused_op(
+            Some(sdk.key.clone()),
+            uuid::Uuid::new_v4().to_string(),
+            reqwest::StatusCode::NOT_FOUND,
+        ),
+    )
+    .await;
     let exec_true = load(1, secs, exec_op("true")).await;
     let exec_conc_stats = load(exec_conc, secs, exec_op("echo hi")).await;
 
@@ -733,6 +649,18 @@ async fn run(
     );
     println!(
         "{}",
+        refused_anon.row("exec refused, no credential (401), 1 client", "–", true)
+    );
+    println!(
+        "{}",
+        refused_unknown.row(
+            "exec refused, sandbox not in the organization (404), 1 client",
+            "–",
+            true
+        )
+    );
+    println!(
+        "{}",
         exec_conc_stats.row(&format!("exec `echo hi`, {exec_conc} clients"), "–", true)
     );
     println!(
@@ -775,6 +703,8 @@ async fn run(
         + exec_echo.errors
         + exec_true.errors
         + exec_direct.errors
+        + refused_anon.errors
+        + refused_unknown.errors
         + exec_conc_stats.errors
         + get_one.errors
         + get_many.errors

@@ -1,6 +1,6 @@
 //! `cove_edge::runner_client` over real HTTP: against an in-process peer that answers like the
-//! agent (every error shape, auth header, bodies), and against the real `cove-runner` binary on
-//! Docker (see `runner_agent` below).
+//! agent (every error shape, auth header, bodies), and against the real `cove-runner` binary,
+//! simulated runtime (see `runner_agent` below).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -219,144 +219,23 @@ async fn a_runner_that_does_not_answer_is_unreachable() {
     ));
 }
 
-/// The client against the real agent binary on Docker: create, read, stale generation, destroy.
+/// The client against the real agent binary (simulated runtime, no Docker: the agent's own
+/// suite covers Docker): create, read, stale generation, destroy.
 mod runner_agent {
-    use std::io::BufRead;
-    use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
+    use cove_testkit::{Agent, AgentOptions, FAKE_IMAGE};
 
     use super::*;
 
-    fn root() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../..")
-            .canonicalize()
-            .unwrap()
-    }
-
-    /// `$COVE_RUNNER_BIN`, else the workspace's release build (built here when missing).
-    fn agent_bin() -> PathBuf {
-        if let Ok(p) = std::env::var("COVE_RUNNER_BIN") {
-            return p.into();
-        }
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| root().join("target"));
-        let bin = target.join("release/cove-runner");
-        if !bin.exists() {
-            let ok = Command::new(env!("CARGO"))
-                .args([
-                    "build",
-                    "--release",
-                    "-p",
-                    "cove-runner-agent",
-                    "--bin",
-                    "cove-runner",
-                ])
-                .current_dir(root())
-                .status()
-                .unwrap();
-            assert!(ok.success(), "building cove-runner failed");
-        }
-        bin
-    }
-
-    fn image() -> String {
-        if let Ok(i) = std::env::var("COVE_SANDBOX_IMAGE") {
-            return i;
-        }
-        let out = Command::new("bash")
-            .arg(root().join("tests/images/build-base.sh"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("tests/images/build-base.sh");
-        assert!(
-            out.status.success(),
-            "tests/images/build-base.sh failed (needs Docker)"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .last()
-            .unwrap()
-            .trim()
-            .to_owned()
-    }
-
-    struct Agent {
-        child: Child,
-        url: String,
-        runner_id: String,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Drop for Agent {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            let out = Command::new("docker")
-                .args(["ps", "-aq", "--filter"])
-                .arg(format!("label=cove.runner={}", self.runner_id))
-                .output();
-            if let Ok(out) = out {
-                let ids = String::from_utf8_lossy(&out.stdout).to_string();
-                let ids: Vec<&str> = ids.split_whitespace().collect();
-                if !ids.is_empty() {
-                    let _ = Command::new("docker")
-                        .args(["rm", "-f"])
-                        .args(&ids)
-                        .output();
-                }
-            }
-        }
-    }
-
     fn start_agent() -> Agent {
-        let dir = tempfile::tempdir().unwrap();
-        let mut b = [0u8; 5];
-        getrandom::fill(&mut b).unwrap();
-        let runner_id = format!(
-            "edge{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        );
-        let mut child = Command::new(agent_bin())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--token",
-                TOKEN,
-                "--runner-id",
-                &runner_id,
-            ])
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning cove-runner");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("cove-runner listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Agent {
-            child,
-            url,
-            runner_id,
-            _dir: dir,
-        }
+        Agent::start(AgentOptions::fake().token(TOKEN)).unwrap()
     }
 
     #[tokio::test]
     async fn against_the_real_agent() {
-        let img = image();
+        let img = FAKE_IMAGE.to_owned();
         let agent = start_agent();
-        let c = RunnerClient::new(&agent.url, TOKEN);
-        let id = format!("{}-sb", agent.runner_id);
+        let c = RunnerClient::new(agent.url(), TOKEN);
+        let id = format!("{}-sb", agent.runner_id());
 
         let mut spec = SandboxSpec::new(img.clone());
         spec.generation = 2;
@@ -376,7 +255,7 @@ mod runner_agent {
         );
 
         // Wrong token: 401 from the agent.
-        let e = RunnerClient::new(&agent.url, "nope")
+        let e = RunnerClient::new(agent.url(), "nope")
             .get_sandbox(&id)
             .await
             .unwrap_err();

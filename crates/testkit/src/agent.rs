@@ -407,6 +407,18 @@ impl Agent {
         }
     }
 
+    /// SIGSTOP by PID: the agent stops answering and heartbeating, as a lost runner does, while
+    /// it keeps its state — a simulated runner's containers live in its memory and would not
+    /// survive [`Agent::kill`] and a restart as Docker's do. [`Agent::thaw`] resumes it.
+    pub fn freeze(&self) {
+        crate::process::signal(self.pid(), rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONT by PID: a [`Agent::freeze`]d agent carries on where it stopped.
+    pub fn thaw(&self) {
+        crate::process::signal(self.pid(), rustix::process::Signal::CONT);
+    }
+
     /// SIGTERM by PID; waits up to `grace` (SIGKILL after). Returns how long the exit took, or
     /// `None` if it had to be killed. Containers are still removed on drop.
     pub fn terminate(&mut self, grace: Duration) -> Option<Duration> {

@@ -4,30 +4,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
-use cove_edge::config::JwtConfig;
 use cove_edge::{Env, Request};
 use serde_json::{Value, json};
 
-const SECRET: &str = "test-secret";
-
+/// A fresh table; JWTs verified with the testkit's secret.
 async fn env() -> Env {
-    Env {
-        store: cove_testkit::store().await,
-        jwt: JwtConfig {
-            hs256_secret: Some(SECRET.into()),
-            ..Default::default()
-        },
-    }
+    cove_testkit::Harness::new().await.env
 }
 
+/// A JWT the env accepts (the testkit's identity provider: `email` `<sub>@example.com`, `name`).
 fn jwt(sub: &str) -> String {
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": sub, "exp": exp, "email": format!("{sub}@example.com"), "name": sub}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    cove_testkit::jwt::token(sub)
 }
 
 struct Call<'a> {

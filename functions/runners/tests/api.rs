@@ -4,36 +4,16 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
-use cove_api_types::ids::UserId;
-use cove_edge::config::JwtConfig;
 use cove_edge::{Env, Request};
 use cove_store::orgs::OrgQuota;
 use cove_store::sandboxes::SandboxRecord;
-use cove_store::users::{NewUser, SystemRole};
 use serde_json::{Value, json};
 
-const SECRET: &str = "test-secret";
-
+/// A fresh table with the system admin `root`; JWTs verified with the testkit's secret.
 async fn env() -> Env {
-    let env = Env {
-        store: cove_testkit::store().await,
-        jwt: JwtConfig {
-            hs256_secret: Some(SECRET.into()),
-            ..Default::default()
-        },
-    };
-    env.store
-        .users()
-        .get_or_provision(NewUser {
-            id: UserId::parse("root").unwrap(),
-            name: "root".into(),
-            email: "root@example.com".into(),
-            email_verified: true,
-            role: SystemRole::Admin,
-        })
-        .await
-        .unwrap();
-    env
+    let h = cove_testkit::Harness::new().await;
+    h.admin("root").await;
+    h.env
 }
 
 /// How every view after creation shows a runner token.
@@ -46,14 +26,9 @@ fn masked(token: &str) -> String {
     )
 }
 
+/// A JWT the env accepts (the testkit's identity provider: `email` `<sub>@example.com`, `name`).
 fn jwt(sub: &str) -> String {
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": sub, "exp": exp, "email": format!("{sub}@example.com"), "name": sub}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    cove_testkit::jwt::token(sub)
 }
 
 fn request(method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Request {
@@ -522,6 +497,14 @@ async fn tenant_matrix_every_runner_route_refuses_non_admins() {
             .await;
             let want: &[u16] = if runner_route { &[401] } else { &[403, 404] };
             assert!(want.contains(&s), "{m} {p}: {s} {v}");
+            // The function's own refusal, not a router's 404 ("Cannot GET ..."): a documented
+            // route that is not routed fails here.
+            let message = if runner_route {
+                "Invalid credentials"
+            } else {
+                "Only system administrators may manage runners"
+            };
+            assert_eq!(v["message"], message, "{m} {p}: {s} {v}");
             let text = v.to_string();
             assert!(
                 !text.contains(&token) && !text.contains("secret-runner"),

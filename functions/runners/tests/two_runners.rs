@@ -1,153 +1,50 @@
-//! Acceptance: two real `cove-runner` agents behind the real `cove` binary (every component of
-//! `spin.toml`), on Docker: 20 sandboxes spread over both; scheduling disabled on one sends the next
-//! 5 to the other; a killed agent turns `unresponsive` and its sandboxes `unknown`; restarted, it is
-//! `ready` again, its sandboxes report their real state and start/stop work.
+//! Acceptance: two simulated `cove-runner` agents (`--runtime fake`, no Docker) behind the real
+//! `cove` binary (every component of `spin.toml`), both started by the testkit: 20 sandboxes
+//! spread over both; scheduling disabled on one sends the next 5 to the other; a lost agent
+//! (frozen by SIGSTOP: it neither answers nor heartbeats, and keeps its simulated containers,
+//! which a restart of the simulated runner would lose) turns `unresponsive` and its sandboxes
+//! `unknown`; back (SIGCONT), it is `ready` again, its sandboxes report their real state and
+//! start/stop work. That a Docker agent's containers survive a restart is the agent's own suite's.
 //!
-//! Needs: Docker, `target/release/{cove,cove-runner}`, the musl toolbox binary and the wasm
-//! components (`scripts/test.sh` builds them all). Run:
-//! `cargo test --release -p runners --test two_runners -- --nocapture` (part of the workspace test run).
+//! Needs `target/release/{cove,cove-runner}` and the wasm components (the testkit builds what is
+//! missing). Run: `cargo test --release -p runners --test two_runners -- --nocapture`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cove_testkit::org::{self, RunnerRegistration};
+use cove_testkit::{Agent, AgentOptions, Cove, CoveOptions, FAKE_IMAGE};
 use serde_json::{Value, json};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn bin(name: &str) -> PathBuf {
-    let p = root().join("target/release").join(name);
-    assert!(
-        p.is_file(),
-        "{} is not built (cargo build --release --workspace --exclude cove-toolbox --bins)",
-        p.display()
-    );
-    p
-}
-
-/// Kills a child (SIGKILL) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Removes the agents' containers whatever happens.
-struct Containers(Vec<String>);
-
-impl Drop for Containers {
-    fn drop(&mut self) {
-        for id in &self.0 {
-            let out = Command::new("docker")
-                .args(["ps", "-aq", "--filter", &format!("label=cove.runner={id}")])
-                .output();
-            if let Ok(out) = out {
-                let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect();
-                if !ids.is_empty() {
-                    let _ = Command::new("docker")
-                        .arg("rm")
-                        .arg("-f")
-                        .args(&ids)
-                        .output();
-                }
-            }
-        }
-    }
-}
-
-fn sandbox_image() {
-    let out = Command::new("bash")
-        .arg(root().join("tests/images/build-base.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .expect("running tests/images/build-base.sh");
-    assert!(out.status.success(), "build-base.sh failed");
-}
-
-/// Starts `cove up` on our dynoxide table, without its own runner; returns (process, base url, admin key).
-fn start_cove(dir: &Path, endpoint: &str, table: &str) -> (Proc, String, String) {
-    let mut child = Command::new(bin("cove"))
-        .current_dir(root())
-        .args(["up", "--manifest"])
-        .arg(root().join("spin.toml"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--no-runner",
-            "--lifecycle-interval",
-            "1",
-        ])
-        .args(["--dynamodb-endpoint", endpoint, "--dynamodb-table", table])
-        .arg("--data-dir")
-        .arg(dir.join("cove"))
-        .env("RUST_LOG", "warn")
-        .env_remove("COVE_DATA_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(900))
-            .expect("cove ready in time");
-        if line == "cove ready" {
-            break;
-        }
-        lines.push(line);
-    }
-    let get = |p: &str| {
-        lines
-            .iter()
-            .find_map(|l| l.strip_prefix(p))
-            .unwrap()
-            .to_owned()
-    };
-    let url = get("DAYTONA_API_URL=");
-    (
-        Proc(child),
-        url.trim_end_matches("/api").to_owned(),
-        get("DAYTONA_API_KEY="),
+/// `cove up` with every component on a fresh table, no runner of its own, a sweep every second.
+async fn start_cove() -> Cove {
+    Cove::start(
+        CoveOptions::default()
+            .fresh_table()
+            .args([
+                "--lifecycle-interval",
+                "1",
+                "--default-snapshot",
+                FAKE_IMAGE,
+            ])
+            .log("warn"),
     )
+    .await
+    .unwrap()
 }
 
-fn start_agent(dir: &Path, name: &str, base: &str, id: &str, token: &str) -> Proc {
-    let child = Command::new(bin("cove-runner"))
-        .args(["--listen", "127.0.0.1:0", "--heartbeat-secs", "1"])
-        .arg("--data-dir")
-        .arg(dir.join(name))
-        .args(["--control-plane-url", base, "--runner-id", id])
-        .env("COVE_RUNNER_TOKEN", token)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    Proc(child)
+/// A simulated agent for `reg`, heartbeating to `cove` every second.
+fn agent(cove: &Cove, reg: &RunnerRegistration) -> Agent {
+    Agent::start(
+        AgentOptions::fake()
+            .runner_id(&reg.id)
+            .token(&reg.token)
+            .control_plane(cove.base())
+            .heartbeat_secs(1),
+    )
+    .unwrap()
 }
 
 struct Api {
@@ -224,22 +121,19 @@ impl Api {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_runners_spread_fail_over_and_recover() {
-    sandbox_image();
-    let dir = tempfile::tempdir().unwrap();
-    let table = format!("two-runners-{}", std::process::id());
-    let endpoint = cove_testkit::dynamodb_endpoint();
-    let (_cove, base, key) = start_cove(dir.path(), &endpoint, &table);
+    let cove = start_cove().await;
+    let admin = cove.admin_key().unwrap().to_owned();
     let api = Api {
         http: reqwest::Client::new(),
-        base: base.clone(),
-        key,
+        base: cove.base().to_owned(),
+        key: admin.clone(),
     };
 
     // The admin's organization gets room for 25 sandboxes.
-    let store = cove_store::Store::new(&cove_store::StoreConfig::local(&endpoint, &table));
-    let outcome = cove_store::bootstrap::ensure_admin(&store).await.unwrap();
+    let store = cove.store().unwrap();
+    let outcome = cove_store::bootstrap::ensure_admin(store).await.unwrap();
     let org_id = cove_api_types::ids::OrganizationId::parse(outcome.organization_id).unwrap();
     let mut org = store.orgs().get(&org_id).await.unwrap().unwrap();
     org.quota.total_cpu_quota = 100;
@@ -249,20 +143,12 @@ async fn two_runners_spread_fail_over_and_recover() {
     store.orgs().update(&org).await.unwrap();
 
     // Two runners registered by the admin, two agents.
-    let mut runners = Vec::new();
-    for name in ["runner-a", "runner-b"] {
-        let r = api
-            .post("/api/runners", json!({"regionId": "us", "name": name}))
-            .await;
-        runners.push((
-            r["id"].as_str().unwrap().to_owned(),
-            r["apiKey"].as_str().unwrap().to_owned(),
-        ));
-    }
-    let _containers = Containers(runners.iter().map(|r| r.0.clone()).collect());
-    let (a, b) = (runners[0].clone(), runners[1].clone());
-    let _agent_a = start_agent(dir.path(), "a", &base, &a.0, &a.1);
-    let mut agent_b = Some(start_agent(dir.path(), "b", &base, &b.0, &b.1));
+    let http = cove.api();
+    let a = org::register_runner(&http, &admin, "runner-a").await;
+    let b = org::register_runner(&http, &admin, "runner-b").await;
+    let (a, b) = ((a.id.clone(), a), (b.id.clone(), b));
+    let _agent_a = agent(&cove, &a.1);
+    let agent_b = agent(&cove, &b.1);
     for id in [&a.0, &b.0] {
         api.wait_for("runner ready", Duration::from_secs(30), async |api| {
             api.runner_state(id).await == "ready"
@@ -299,16 +185,14 @@ async fn two_runners_spread_fail_over_and_recover() {
         placed.entry(runner).or_default().push(sb);
     }
 
-    // Kill agent B: after the heartbeat timeout and a sweep it is unresponsive, its sandboxes unknown.
-    drop(agent_b.take());
-    let killed = Instant::now();
+    // Agent B lost: after the heartbeat timeout and a sweep it is unresponsive, its sandboxes unknown.
+    agent_b.freeze();
     api.wait_for(
         "runner B unresponsive",
         Duration::from_secs(40),
         async |api| api.runner_state(&b.0).await == "unresponsive",
     )
     .await;
-    eprintln!("unresponsive after {:?}", killed.elapsed());
     let b_sandboxes = placed[&b.0].clone();
     api.wait_for(
         "B's sandboxes unknown",
@@ -339,8 +223,8 @@ async fn two_runners_spread_fail_over_and_recover() {
         "create with no schedulable runner: {s} {v}"
     );
 
-    // Restart B with the same data dir and token: ready again, real states back, start works.
-    let _agent_b = start_agent(dir.path(), "b", &base, &b.0, &b.1);
+    // B back: ready again, real states back, stop/start work.
+    agent_b.thaw();
     api.wait_for("runner B ready", Duration::from_secs(30), async |api| {
         api.runner_state(&b.0).await == "ready"
     })

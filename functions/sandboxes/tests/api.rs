@@ -1,169 +1,28 @@
 //! The sandboxes handlers natively, against a real DynamoDB API (dynoxide) and a real runner agent
-//! (`cove-runner`) on the local Docker engine with the sandbox base image.
+//! (`cove-runner`) on its simulated runtime (`--runtime fake`: no Docker; its containers run the
+//! real toolbox daemon), started by the testkit. What is about Docker itself (users, images,
+//! resources) is covered by `runner-agent/tests` and the e2e/SDK suites.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 
 use bytes::Bytes;
 use cove_api_types::ids::UserId;
 use cove_api_types::sandbox::SandboxState;
-use cove_edge::config::{JwtConfig, SandboxSettings};
-use cove_edge::runner_client::RunnerClient;
+use cove_edge::config::SandboxSettings;
 use cove_edge::{Env, Request};
 use cove_store::runners::RunnerRecord;
+use cove_testkit::{Agent, AgentOptions, FAKE_IMAGE, Harness};
 use serde_json::{Value, json};
 
-const SECRET: &str = "test-secret";
 const HOST: &str = "cove.test:3000";
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// The sandbox base image (`$COVE_SANDBOX_IMAGE`, else built or reused by tests/images/build-base.sh).
+/// The image every sandbox of these tests runs (the simulated runner's one snapshot).
 fn image() -> String {
-    static IMAGE: OnceLock<String> = OnceLock::new();
-    IMAGE
-        .get_or_init(|| {
-            if let Ok(img) = std::env::var("COVE_SANDBOX_IMAGE") {
-                return img;
-            }
-            let out = Command::new("bash")
-                .arg(repo_root().join("tests/images/build-base.sh"))
-                .stderr(Stdio::inherit())
-                .output()
-                .expect("running tests/images/build-base.sh");
-            assert!(out.status.success(), "tests/images/build-base.sh failed");
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .unwrap()
-                .trim()
-                .to_owned()
-        })
-        .clone()
-}
-
-/// The `cove-runner` binary of this workspace (built when missing).
-fn agent_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| repo_root().join("target"));
-        let bin = target.join("release/cove-runner");
-        if !bin.exists() {
-            let ok = Command::new(env!("CARGO"))
-                .args(["build", "--release", "-p", "cove-runner-agent"])
-                .current_dir(repo_root())
-                .status()
-                .unwrap();
-            assert!(ok.success(), "building cove-runner failed");
-        }
-        bin
-    })
-    .clone()
-}
-
-/// One `cove-runner` process; its containers are removed on drop.
-struct Agent {
-    child: Child,
-    url: String,
-    runner_id: String,
-    token: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Agent {
-    fn start(token: &str) -> Agent {
-        let _ = image();
-        let dir = tempfile::tempdir().unwrap();
-        let runner_id = format!("sb{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-        let mut child = Command::new(agent_bin())
-            .args(["--listen", "127.0.0.1:0", "--token", token, "--runner-id"])
-            .arg(&runner_id)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawning cove-runner");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("cove-runner listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Agent {
-            child,
-            url,
-            runner_id,
-            token: token.to_owned(),
-            _dir: dir,
-        }
-    }
-
-    fn client(&self) -> RunnerClient {
-        RunnerClient::new(&self.url, &self.token)
-    }
-
-    /// `process/execute` through the agent's toolbox route → (exitCode, output).
-    async fn exec(&self, id: &str, command: &str) -> (i64, String) {
-        let resp = reqwest::Client::new()
-            .post(format!(
-                "{}/v1/sandboxes/{id}/toolbox/process/execute",
-                self.url
-            ))
-            .bearer_auth(&self.token)
-            .json(&json!({"command": command, "timeout": 60}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let v: Value = resp.json().await.unwrap();
-        (
-            v["exitCode"].as_i64().unwrap_or(-99),
-            v["result"].as_str().unwrap_or_default().to_owned(),
-        )
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let out = Command::new("docker")
-            .args(["ps", "-aq", "--filter"])
-            .arg(format!("label=cove.runner={}", self.runner_id))
-            .output();
-        if let Ok(out) = out {
-            let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect();
-            if !ids.is_empty() {
-                let _ = Command::new("docker")
-                    .args(["rm", "-f"])
-                    .args(&ids)
-                    .stdout(Stdio::null())
-                    .status();
-            }
-        }
-    }
+    FAKE_IMAGE.to_owned()
 }
 
 struct Fx {
+    _h: Harness,
     env: Env,
     settings: SandboxSettings,
     agent: Agent,
@@ -171,41 +30,26 @@ struct Fx {
 }
 
 fn jwt(sub: &str) -> String {
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": sub, "exp": exp, "email": format!("{sub}@example.com"), "name": sub}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    cove_testkit::jwt::token(sub)
 }
 
-/// A fresh table, one agent, and its runner row (ready; its heartbeat time is set in the future
-/// so it stays schedulable for the whole test without a heartbeat loop).
+/// A fresh table, one simulated agent, and its runner row (ready; its heartbeat time is set in
+/// the future so it stays schedulable for the whole test without a heartbeat loop).
 async fn fx() -> Fx {
-    let env = Env {
-        store: cove_testkit::store().await,
-        jwt: JwtConfig {
-            hs256_secret: Some(SECRET.into()),
-            ..Default::default()
-        },
-    };
-    let now = cove_api_types::time::now_rfc3339();
-    let mut rec = RunnerRecord::new("runner-1", "us", &now).unwrap();
-    let agent = Agent::start(&rec.api_key);
-    rec.api_url = Some(agent.url.clone());
-    rec.state = cove_api_types::runner::RunnerState::Ready;
-    rec.snapshots = vec![image()];
-    rec.last_checked = Some(cove_api_types::time::format_rfc3339(
-        time::OffsetDateTime::now_utc() + time::Duration::hours(6),
-    ));
-    let runner = env.store.runners().create(&rec).await.unwrap();
+    let h = Harness::new().await;
+    // A token of the form the control plane gives runners (a fresh row's).
+    let token = RunnerRecord::new("runner-1", "us", &cove_api_types::time::now_rfc3339())
+        .unwrap()
+        .api_key;
+    let agent = Agent::start(AgentOptions::fake().token(token)).unwrap();
+    let runner = h.register_runner(&agent).await.unwrap();
     let settings = SandboxSettings {
         default_snapshot: image(),
         ..SandboxSettings::default()
     };
     Fx {
-        env,
+        env: h.env.clone(),
+        _h: h,
         settings,
         agent,
         runner,
@@ -344,12 +188,9 @@ async fn lifecycle_create_exec_list_stop_start_delete() {
     let token1 = sb["authToken"].clone();
     assert!(token1.is_null(), "the preview token is not part of Sandbox");
     // The container is real: exec through the agent's toolbox.
-    let (code, out) = f.agent.exec(&id, "sh -c 'echo $GREETING; whoami'").await;
+    let (code, out) = f.agent.exec(&id, "sh -c 'echo $GREETING'").await;
     assert_eq!(code, 0, "{out}");
-    assert_eq!(
-        out.split_whitespace().collect::<Vec<_>>(),
-        ["hi", "daytona"]
-    );
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["hi"]);
     assert_eq!(f.runner_state(&id).await, "started");
 
     // Get by id and by name; the deprecated alias answers the same.
@@ -1032,10 +873,7 @@ async fn archive_backs_up_and_start_restores() {
     let (s, sb) = f.create(&alice, json!({})).await;
     assert_eq!(s, 200, "{sb}");
     let id = id_of(&sb);
-    let (code, _) = f
-        .agent
-        .exec(&id, "sh -c 'echo kept > /home/daytona/file.txt'")
-        .await;
+    let (code, _) = f.agent.exec(&id, "sh -c 'echo kept > file.txt'").await;
     assert_eq!(code, 0);
     let (s, v) = f
         .call("POST", &format!("/api/sandbox/{id}/backup"), &alice, None)
@@ -1077,7 +915,7 @@ async fn archive_backs_up_and_start_restores() {
         .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("started")), "{v}");
     assert_eq!(v["runnerId"], f.runner.id.as_str());
-    let (code, out) = f.agent.exec(&id, "cat /home/daytona/file.txt").await;
+    let (code, out) = f.agent.exec(&id, "cat file.txt").await;
     assert_eq!((code, out.trim()), (0, "kept"));
     // A restored sandbox stops and starts like any other.
     let (s, v) = f
@@ -1092,14 +930,6 @@ async fn archive_backs_up_and_start_restores() {
         .call("DELETE", &format!("/api/sandbox/{id}"), &alice, None)
         .await;
     assert_eq!(s, 200);
-    if let Some(img) = v["id"].as_str().map(|i| format!("cove-backup/{i}")) {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!("docker images -q {img} | xargs -r docker rmi -f"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 #[tokio::test]
@@ -1141,12 +971,16 @@ async fn runners_report_state_of_their_own_sandboxes_only() {
         404
     );
     assert_eq!(
-        report(Some(f.agent.token.clone()), json!({"state": "sideways"})).await,
+        report(
+            Some(f.agent.token().to_owned()),
+            json!({"state": "sideways"})
+        )
+        .await,
         400
     );
     assert_eq!(
         report(
-            Some(f.agent.token.clone()),
+            Some(f.agent.token().to_owned()),
             json!({"state": "error", "errorReason": "container died", "recoverable": true})
         )
         .await,
@@ -1164,7 +998,11 @@ async fn runners_report_state_of_their_own_sandboxes_only() {
         (Some("error"), Some("container died"), Some(true))
     );
     assert_eq!(
-        report(Some(f.agent.token.clone()), json!({"state": "started"})).await,
+        report(
+            Some(f.agent.token().to_owned()),
+            json!({"state": "started"})
+        )
+        .await,
         200
     );
     let (_, v) = f
@@ -1179,7 +1017,11 @@ async fn runners_report_state_of_their_own_sandboxes_only() {
         .await;
     assert_eq!(s, 200);
     assert_eq!(
-        report(Some(f.agent.token.clone()), json!({"state": "started"})).await,
+        report(
+            Some(f.agent.token().to_owned()),
+            json!({"state": "started"})
+        )
+        .await,
         404
     );
 }
@@ -1320,6 +1162,13 @@ async fn cross_tenant_requests_leak_nothing() {
                     &[403, 404]
                 };
                 assert!(expected.contains(&s), "{method} {path}: {s} {v}");
+                // The function's own refusal, not a router's 404 ("Cannot GET ..."): a
+                // documented route that is not routed fails here.
+                let message = match s {
+                    401 => "Invalid credentials".to_owned(),
+                    _ => format!("Sandbox with ID or name {target} not found"),
+                };
+                assert_eq!(v["message"], message, "{method} {path}: {s} {v}");
                 assert!(
                     v.as_object().unwrap().keys().all(|k| {
                         [

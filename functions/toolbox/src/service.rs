@@ -8,11 +8,11 @@
 
 use cove_api_types::ApiError;
 use cove_api_types::ids::SandboxId;
+use cove_api_types::permissions::Permission;
 use cove_api_types::sandbox::SandboxState;
+use cove_edge::authz::{Action, authorize};
 use cove_edge::store_error::IntoApi;
 use cove_edge::web::Request;
-use cove_api_types::permissions::Permission;
-use cove_edge::authz::{Action, authorize};
 use cove_edge::{Env, auth};
 use cove_store::runners::RunnerRecord;
 use cove_store::sandboxes::SandboxRecord;

@@ -1,7 +1,8 @@
 //! The toolbox function in-process (buffered handler) against dynoxide: who gets through, what is
 //! forwarded where. The "runner" here is a recording HTTP server on loopback, so a test can assert
-//! that a refused call never reached it and exactly what an accepted one sent. Forwarding to a real
-//! runner agent and its daemon, through `cove` and the streaming component, is in `tests/docker.rs`.
+//! that a refused call never reached it and exactly what an accepted one sent. Forwarding to a
+//! (simulated) runner agent and its daemon, through `cove` and the streaming component, is in
+//! `tests/through_cove.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -13,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use common::{Tenant, runner, sandbox, sid, tenant};
 use cove_edge::{Env, Request};
+use cove_testkit::Harness;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use serde_json::Value;
@@ -88,6 +90,8 @@ impl Probe {
 const RUNNER_TOKEN: &str = "probe-runner-token";
 
 struct Setup {
+    /// Keeps the table; `env` is its `Env`.
+    _h: Harness,
     env: Env,
     probe: Probe,
     a: Tenant,
@@ -97,14 +101,16 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let env = common::env().await;
+    let h = Harness::new().await;
+    let env = h.env.clone();
     let probe = Probe::start().await;
     let r = runner(&env, &probe.url, RUNNER_TOKEN).await;
-    let a = tenant(&env).await;
-    let b = tenant(&env).await;
+    let a = tenant(&h).await;
+    let b = tenant(&h).await;
     let id = sid();
     sandbox(&env, &id, &a.org, "started", Some(&r.id)).await;
     Setup {
+        _h: h,
         env,
         probe,
         a,
@@ -250,7 +256,7 @@ async fn missing_or_invalid_credentials_get_401() {
     let s = setup().await;
     let uri = format!("/toolbox/{}/process/execute", s.id);
     let bad_key = format!("dtn_{}", "0".repeat(64));
-    let bad_jwt = common::jwt("x").replace('.', ".x");
+    let bad_jwt = cove_testkit::jwt::token("x").replace('.', ".x");
     for token in [
         None,
         Some("garbage"),
@@ -472,6 +478,13 @@ async fn every_documented_toolbox_route_is_tenant_isolated() {
             for (token, org) in [(s.b.key.as_str(), None), (s.b.jwt.as_str(), None)] {
                 let (status, _, body) = call(&s.env, req(&m, &path, Some(token), org, b"{}")).await;
                 assert_eq!(status, 404, "{m} {path}");
+                // The function's own answer, not a router's "Cannot GET": a documented route
+                // that is not routed fails here.
+                assert_eq!(
+                    envelope(&body)["message"],
+                    format!("Sandbox with ID or name {} not found", s.id),
+                    "{m} {path}"
+                );
                 assert!(
                     !String::from_utf8_lossy(&body).contains(&s.a.org),
                     "{m} {path} leaked the owner's organization"

@@ -1,36 +1,13 @@
-//! Shared setup: a store (dynoxide), users with their personal organizations, API keys made by the
-//! real api-keys function, and runner / sandbox rows.
+//! Shared setup on the testkit's [`Harness`]: users with their personal organizations, API keys
+//! made by the real api-keys function, and runner / sandbox rows.
 #![allow(dead_code)]
 
-use bytes::Bytes;
-use cove_edge::config::JwtConfig;
-use cove_edge::{Env, Request};
+use cove_edge::Env;
 use cove_store::orgs::OrgQuota;
 use cove_store::runners::RunnerRecord;
 use cove_store::sandboxes::SandboxRecord;
-use serde_json::{Value, json};
-
-pub const SECRET: &str = "toolbox-test-secret";
-
-pub async fn env() -> Env {
-    Env {
-        store: cove_testkit::store().await,
-        jwt: JwtConfig {
-            hs256_secret: Some(SECRET.into()),
-            ..Default::default()
-        },
-    }
-}
-
-pub fn jwt(sub: &str) -> String {
-    let exp = time::OffsetDateTime::now_utc().unix_timestamp() + 600;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": sub, "exp": exp, "email": format!("{sub}@example.com"), "name": sub}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-    )
-    .unwrap()
-}
+use cove_testkit::Harness;
+use cove_testkit::org::User;
 
 /// A user: its JWT, an API key (no permissions: the toolbox needs none) and its organization.
 pub struct Tenant {
@@ -39,31 +16,17 @@ pub struct Tenant {
     pub org: String,
 }
 
-pub async fn tenant(env: &Env) -> Tenant {
-    let sub = format!("u-{}", uuid::Uuid::new_v4().simple());
-    let jwt = jwt(&sub);
-    let req: Request = http::Request::post("/api/api-keys")
-        .header("authorization", format!("Bearer {jwt}"))
-        .header("content-type", "application/json")
-        .body(Bytes::from_static(
-            br#"{"name":"toolbox","permissions":[]}"#,
-        ))
-        .unwrap();
-    let resp = api_keys::handle(env, req).await;
-    assert_eq!(resp.status(), 201, "{:?}", resp.body());
-    let v: Value = serde_json::from_slice(resp.body()).unwrap();
-    let key = v["value"].as_str().unwrap().to_owned();
-    let user = env
-        .store
-        .users()
-        .get(&cove_api_types::ids::UserId::parse(sub).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+pub async fn tenant(h: &Harness) -> Tenant {
+    let user = User::unique("u");
+    let org = h.personal_org(&user.sub).await;
+    let api = h.api().route("/api/api-keys/...", |env, req| async move {
+        api_keys::handle(&env, req).await
+    });
+    let key = cove_testkit::org::api_key(&api, &user.jwt, None, "toolbox", &[]).await;
     Tenant {
-        jwt,
+        jwt: user.jwt,
         key,
-        org: user.personal_organization_id.as_str().to_owned(),
+        org: org.as_str().to_owned(),
     }
 }
 
