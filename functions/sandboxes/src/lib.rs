@@ -25,6 +25,9 @@
 //!   unavailable). Destroying a sandbox removes its backups from that runner.
 //! * `build-logs` answers a one-line plain-text log at once (there is no build to follow).
 
+// No function over 60 lines (clippy.toml `too-many-lines-threshold`), tests aside.
+#![warn(clippy::too_many_lines)]
+
 mod routes;
 mod rules;
 pub mod scheduling;
