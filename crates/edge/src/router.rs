@@ -177,6 +177,12 @@ impl<S> Router<S> {
     }
 
     /// Runs the handler of the route `req` matches.
+    /// Serves `req`: the handler's answer, or its error (and the 404/405 of an unknown route) in
+    /// Daytona's envelope for the request's path. A component's `handle` is this one call.
+    pub async fn serve(&self, state: &S, req: &Request) -> Response {
+        web::respond(req.uri().path(), self.dispatch(state, req).await)
+    }
+
     pub async fn dispatch(&self, state: &S, req: &Request) -> Result<Response, ApiError> {
         let path = split(req.uri().path());
         let best = self
@@ -224,10 +230,14 @@ pub fn methods_of<P: utoipa::Path>() -> Vec<Method> {
 ///     /// This function's part of the OpenAPI document.
 ///     pub struct ApiDoc;
 ///     fn router() -> Router<Env>;
+///     pub async fn handle;
 ///     [api_key_create, api_key_list, api_key_get]
 /// }
 /// ```
 ///
+/// `pub async fn handle;` (optional) also generates the component's entry point,
+/// `pub async fn handle(state: &Env, req: Request) -> Response`, which serves through the router
+/// ([`Router::serve`]); a function whose state is built per request writes its own.
 /// Optional clauses after the list: `modifiers(...)` (passed to `#[openapi(modifiers(...))]`)
 /// and `alias(FROM, TO, SKIP)` (see [`Router::alias`]).
 #[macro_export]
@@ -236,10 +246,22 @@ macro_rules! routes {
         $(#[$doc_meta:meta])*
         $doc_vis:vis struct $doc:ident;
         $router_vis:vis fn $router:ident() -> Router<$state:ty>;
+        $(pub async fn $handle:ident;)?
         [$($handler:ident),+ $(,)?]
         $(modifiers($($modifier:expr),+ $(,)?))?
         $(alias($from:expr, $to:expr, $skip:expr))?
     ) => {
+        $(
+            /// Serves one request: the matching handler's answer, errors (and unknown routes)
+            /// in Daytona's envelope.
+            pub async fn $handle(
+                state: &$state,
+                req: $crate::web::Request,
+            ) -> $crate::web::Response {
+                $router().serve(state, &req).await
+            }
+        )?
+
         $(#[$doc_meta])*
         #[derive(utoipa::OpenApi)]
         #[openapi(paths($($handler),+) $(, modifiers($($modifier),+))?)]

@@ -13,6 +13,9 @@ pub type Request = http::Request<Bytes>;
 /// A buffered response.
 pub type Response = http::Response<Bytes>;
 
+/// What a route handler answers: a response, or an error the router turns into the envelope.
+pub type Answer = Result<Response, ApiError>;
+
 /// The largest JSON body a control-plane route accepts.
 pub const MAX_JSON_BODY: usize = 1 << 20;
 

@@ -88,6 +88,26 @@ impl Call {
         self
     }
 
+    /// The call most in-process tests make: `method path`, maybe a bearer token, an organization
+    /// header and a JSON body (sent as `application/json`, as given).
+    pub fn simple(
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        org: Option<&str>,
+        body: Option<&str>,
+    ) -> Self {
+        let method = Method::from_bytes(method.as_bytes())
+            .unwrap_or_else(|e| panic!("method {method:?}: {e}"));
+        let mut call = Call::new(method, path);
+        call.token = token.map(str::to_owned);
+        call.org = org.map(str::to_owned);
+        if let Some(b) = body {
+            call = call.body(b.to_owned(), "application/json");
+        }
+        call
+    }
+
     /// The path without its query: what error envelopes report as `path`.
     pub fn route_path(&self) -> &str {
         self.path.split('?').next().unwrap_or_default()
@@ -140,6 +160,33 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// What a function's `handle` answered.
+    pub fn from_response(resp: http::Response<Bytes>) -> Self {
+        let (parts, body) = resp.into_parts();
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// The checks every answer of the API must pass for `call`: a 4xx/5xx carries the error
+    /// envelope for the call's path, and nothing is a 5xx. Returns `(status, JSON body)`.
+    pub fn checked(&self, call: &Call) -> (u16, Value) {
+        let path = call.route_path();
+        if self.status >= 400 {
+            self.assert_envelope(self.status, path);
+        }
+        assert!(
+            self.status < 500,
+            "{} {path} -> {} {}",
+            call.method,
+            self.status,
+            self.json()
+        );
+        (self.status, self.json())
+    }
+
     /// The body as JSON: `Null` when empty, a JSON string holding the text when it is not JSON.
     pub fn json(&self) -> Value {
         if self.body.is_empty() {
@@ -189,18 +236,8 @@ pub trait Api: Sync {
     /// envelope for the call's path, and nothing is a 5xx. Returns `(status, JSON body)`.
     fn call(&self, call: Call) -> impl Future<Output = (u16, Value)> + Send {
         async move {
-            let (method, path) = (call.method.clone(), call.route_path().to_owned());
-            let reply = self.send(call).await;
-            if reply.status >= 400 {
-                reply.assert_envelope(reply.status, &path);
-            }
-            assert!(
-                reply.status < 500,
-                "{method} {path} -> {} {}",
-                reply.status,
-                reply.json()
-            );
-            (reply.status, reply.json())
+            let reply = self.send(call.clone()).await;
+            reply.checked(&call)
         }
     }
 }

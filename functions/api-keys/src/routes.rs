@@ -1,25 +1,19 @@
 //! HTTP routes of `/api/api-keys`: unpack, authenticate, call the service, answer.
 
-use cove_api_types::ApiError;
 use cove_api_types::api_keys::{ApiKeyList, ApiKeyResponse, CreateApiKey};
 use cove_edge::responses::Errors;
 use cove_edge::router::Params;
-use cove_edge::web::{self, JsonBody, Request, Response};
+use cove_edge::web::{self, Answer, JsonBody, Request};
 use cove_edge::{Env, auth};
 use http::StatusCode;
 
 use crate::service;
 
-/// Serves one request.
-pub async fn handle(env: &Env, req: Request) -> Response {
-    let path = req.uri().path().to_owned();
-    web::respond(&path, router().dispatch(env, &req).await)
-}
-
 cove_edge::routes! {
     /// The OpenAPI fragment of this function.
     pub struct ApiDoc;
     pub fn router() -> Router<Env>;
+    pub async fn handle;
     [
         api_key_create,
         api_key_list,
@@ -36,7 +30,7 @@ cove_edge::routes! {
     responses(
         (status = 201, description = "The new key; `value` is shown only here", body = ApiKeyResponse), Errors),
     security(("bearer" = [])))]
-async fn api_key_create(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn api_key_create(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     let body = JsonBody::<CreateApiKey>::of(req);
     web::json(
@@ -49,7 +43,7 @@ async fn api_key_create(env: &Env, req: &Request, _: &Params) -> Result<Response
     params(("X-Daytona-Organization-ID" = Option<String>, Header, description = "Organization (JWT only)")),
     responses((status = 200, body = Vec<ApiKeyList>), Errors),
     security(("bearer" = [])))]
-async fn api_key_list(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn api_key_list(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     web::json(StatusCode::OK, &service::list(env, &ctx).await?)
 }
@@ -57,7 +51,7 @@ async fn api_key_list(env: &Env, req: &Request, _: &Params) -> Result<Response, 
 #[utoipa::path(get, path = "/api/api-keys/current", tag = "api-keys",
     responses((status = 200, body = ApiKeyList), Errors),
     security(("bearer" = [])))]
-async fn api_key_current(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn api_key_current(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     web::json(StatusCode::OK, &service::current(&ctx)?)
 }
@@ -66,7 +60,7 @@ async fn api_key_current(env: &Env, req: &Request, _: &Params) -> Result<Respons
     params(("name" = String, Path), ("X-Daytona-Organization-ID" = Option<String>, Header, description = "Organization (JWT only)")),
     responses((status = 200, body = ApiKeyList), Errors),
     security(("bearer" = [])))]
-async fn api_key_get(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn api_key_get(env: &Env, req: &Request, p: &Params) -> Answer {
     let name = p.get("name");
     let ctx = auth::authenticate(env, req).await?;
     web::json(StatusCode::OK, &service::get(env, &ctx, name).await?)
@@ -76,7 +70,7 @@ async fn api_key_get(env: &Env, req: &Request, p: &Params) -> Result<Response, A
     params(("name" = String, Path), ("X-Daytona-Organization-ID" = Option<String>, Header, description = "Organization (JWT only)")),
     responses((status = 204, description = "Deleted"), Errors),
     security(("bearer" = [])))]
-async fn api_key_delete(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn api_key_delete(env: &Env, req: &Request, p: &Params) -> Answer {
     let name = p.get("name");
     let ctx = auth::authenticate(env, req).await?;
     service::delete(env, &ctx, &ctx.user_id, name).await?;
@@ -88,11 +82,7 @@ async fn api_key_delete(env: &Env, req: &Request, p: &Params) -> Result<Response
         ("X-Daytona-Organization-ID" = Option<String>, Header, description = "Organization (JWT only)")),
     responses((status = 204, description = "Deleted"), Errors),
     security(("bearer" = [])))]
-async fn api_key_delete_for_user(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn api_key_delete_for_user(env: &Env, req: &Request, p: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     service::delete_for(env, &ctx, p.get("userId"), p.get("name")).await?;
     Ok(web::no_content())

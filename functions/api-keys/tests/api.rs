@@ -3,8 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bytes::Bytes;
-use cove_edge::{Env, Request};
+use cove_edge::Env;
 use serde_json::{Value, json};
 
 /// A fresh table; JWTs verified with the testkit's secret.
@@ -26,34 +25,9 @@ struct Call<'a> {
 }
 
 async fn call(env: &Env, c: Call<'_>) -> (u16, Value) {
-    let mut b = http::Request::builder().method(c.method).uri(c.path);
-    if let Some(t) = c.token {
-        b = b.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(o) = c.org {
-        b = b.header("x-daytona-organization-id", o);
-    }
-    if c.body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
-    let req: Request = b
-        .body(Bytes::from(c.body.unwrap_or_default().to_owned()))
-        .unwrap();
-    let resp = api_keys::handle(env, req).await;
-    let status = resp.status().as_u16();
-    let v = if resp.body().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(resp.body()).unwrap()
-    };
-    if status >= 400 {
-        assert_eq!(v["statusCode"], status, "error envelope: {v}");
-        assert_eq!(v["source"], "DAYTONA_API");
-        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert!(v["timestamp"].is_string() && v["error"].is_string());
-        assert_eq!(v["path"], c.path.split('?').next().unwrap());
-    }
-    (status, v)
+    let call = cove_testkit::api::Call::simple(c.method, c.path, c.token, c.org, c.body);
+    cove_testkit::api::Reply::from_response(api_keys::handle(env, call.to_request()).await)
+        .checked(&call)
 }
 
 fn get<'a>(path: &'a str, token: &'a str) -> Call<'a> {

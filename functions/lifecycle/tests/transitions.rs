@@ -16,6 +16,7 @@ use cove_edge::Env;
 use cove_edge::config::SandboxSettings;
 use cove_runner_api::fake::FakeOp;
 use cove_store::sandboxes::{SandboxAction, SandboxRecord, Transition};
+use cove_testkit::api::{Call, Reply};
 use cove_testkit::{Agent, AgentOptions, FAKE_IMAGE, Harness};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -28,16 +29,10 @@ fn settings() -> SandboxSettings {
 }
 
 fn request(method: &str, path: &str, token: &str, body: Option<Value>) -> http::Request<Bytes> {
-    let mut b = http::Request::builder()
-        .method(method)
-        .uri(path)
+    let body = body.map(|v| v.to_string());
+    Call::simple(method, path, Some(token), None, body.as_deref())
         .header("host", "localhost:3000")
-        .header("authorization", format!("Bearer {token}"));
-    if body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
-    let body = body.map(|v| v.to_string()).unwrap_or_default();
-    b.body(Bytes::from(body)).unwrap()
+        .to_request()
 }
 
 async fn call(
@@ -59,11 +54,8 @@ async fn call_with(
     body: Option<Value>,
 ) -> (u16, Value) {
     let resp = sandboxes::handle(env, settings, request(method, path, token, body)).await;
-    let status = resp.status().as_u16();
-    (
-        status,
-        serde_json::from_slice(resp.body()).unwrap_or(Value::Null),
-    )
+    let reply = Reply::from_response(resp);
+    (reply.status, reply.json())
 }
 
 async fn row(env: &Env, id: &str) -> SandboxRecord {

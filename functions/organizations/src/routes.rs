@@ -11,22 +11,17 @@ use cove_api_types::orgs::{
 };
 use cove_edge::responses::Errors;
 use cove_edge::router::Params;
-use cove_edge::web::{self, JsonBody, Request, Response};
+use cove_edge::web::{self, Answer, JsonBody, Request, Response};
 use cove_edge::{Env, auth};
 use http::StatusCode;
 
 use crate::service;
 
-/// Serves one request.
-pub async fn handle(env: &Env, req: Request) -> Response {
-    let path = req.uri().path().to_owned();
-    web::respond(&path, router().dispatch(env, &req).await)
-}
-
 cove_edge::routes! {
     /// The OpenAPI fragment of this function.
     pub struct ApiDoc;
     pub fn router() -> Router<Env>;
+    pub async fn handle;
     [
         health_live,
         health_ready,
@@ -89,14 +84,14 @@ fn ok_empty() -> Response {
 
 #[utoipa::path(get, path = "/api/health", tag = "health",
     responses((status = 200, description = "Alive")))]
-async fn health_live(_: &Env, _: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn health_live(_: &Env, _: &Request, _: &Params) -> Answer {
     web::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
 }
 
 #[utoipa::path(get, path = "/api/health/ready", tag = "health",
     responses((status = 200, description = "The table answers: `{status: ok, info, error, details}`"),
         (status = 503, description = "The table does not answer: `{status: error, info, error, details}`")))]
-async fn health_ready(env: &Env, _: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn health_ready(env: &Env, _: &Request, _: &Params) -> Answer {
     use serde_json::json;
     match service::system::ready(env).await {
         Ok(()) => {
@@ -118,14 +113,14 @@ async fn health_ready(env: &Env, _: &Request, _: &Params) -> Result<Response, Ap
 
 #[utoipa::path(get, path = "/api/config", tag = "config",
     responses((status = 200, body = DaytonaConfiguration)))]
-async fn config_get(env: &Env, _: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn config_get(env: &Env, _: &Request, _: &Params) -> Answer {
     web::json(StatusCode::OK, &service::system::config(env))
 }
 
 #[utoipa::path(get, path = "/api/users/me", tag = "users",
     responses((status = 200, body = User), Errors),
     security(("bearer" = [])))]
-async fn user_me(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn user_me(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     web::json(StatusCode::OK, &service::users::user_me(env, &ctx).await?)
 }
@@ -133,11 +128,7 @@ async fn user_me(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiEr
 #[utoipa::path(get, path = "/api/users/account-providers", tag = "users",
     responses((status = 200, body = Vec<AccountProvider>), Errors),
     security(("bearer" = [])))]
-async fn user_account_providers(
-    env: &Env,
-    req: &Request,
-    _: &Params,
-) -> Result<Response, ApiError> {
+async fn user_account_providers(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     web::json(
         StatusCode::OK,
@@ -149,7 +140,7 @@ async fn user_account_providers(
     request_body = CreateUser,
     responses((status = 201, body = User), Errors),
     security(("bearer" = [])))]
-async fn user_create(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn user_create(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     let body = JsonBody::<CreateUser>::of(req);
     web::json(
@@ -161,7 +152,7 @@ async fn user_create(env: &Env, req: &Request, _: &Params) -> Result<Response, A
 #[utoipa::path(get, path = "/api/users", tag = "users",
     responses((status = 200, body = Vec<User>), Errors),
     security(("bearer" = [])))]
-async fn user_list(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn user_list(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     web::json(StatusCode::OK, &service::users::user_list(env, &ctx).await?)
 }
@@ -170,7 +161,7 @@ async fn user_list(env: &Env, req: &Request, _: &Params) -> Result<Response, Api
     request_body = CreateLinkedAccount,
     responses((status = 204, description = "Account linked"), Errors),
     security(("bearer" = [])))]
-async fn user_link_account(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn user_link_account(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     service::users::link_account(env, &ctx, JsonBody::<CreateLinkedAccount>::of(req)).await?;
     Ok(web::no_content())
@@ -180,7 +171,7 @@ async fn user_link_account(env: &Env, req: &Request, _: &Params) -> Result<Respo
     params(("provider" = String, Path), ("providerUserId" = String, Path)),
     responses((status = 204, description = "Account unlinked"), Errors),
     security(("bearer" = [])))]
-async fn user_unlink_account(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn user_unlink_account(env: &Env, req: &Request, p: &Params) -> Answer {
     let provider = p.get("provider");
     let provider_user = p.get("providerUserId");
     let ctx = auth::authenticate(env, req).await?;
@@ -192,11 +183,7 @@ async fn user_unlink_account(env: &Env, req: &Request, p: &Params) -> Result<Res
     params(("id" = String, Path)),
     responses((status = 201, description = "Key pair regenerated (system admin); empty body"), Errors),
     security(("bearer" = [])))]
-async fn user_regenerate_key_pair(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn user_regenerate_key_pair(env: &Env, req: &Request, p: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     service::users::regenerate_key_pair(env, &ctx, p.get("id")).await?;
     Ok(empty(StatusCode::CREATED))
@@ -206,7 +193,7 @@ async fn user_regenerate_key_pair(
     params(("id" = String, Path)),
     responses((status = 200, body = User), Errors),
     security(("bearer" = [])))]
-async fn user_get(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn user_get(env: &Env, req: &Request, p: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     web::json(
         StatusCode::OK,
@@ -218,7 +205,7 @@ async fn user_get(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiE
     request_body = CreateOrganization,
     responses((status = 201, body = Organization), Errors),
     security(("bearer" = [])))]
-async fn organization_create(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn organization_create(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     let body = JsonBody::<CreateOrganization>::of(req);
     web::json(
@@ -230,7 +217,7 @@ async fn organization_create(env: &Env, req: &Request, _: &Params) -> Result<Res
 #[utoipa::path(get, path = "/api/organizations", tag = "organizations",
     responses((status = 200, body = Vec<Organization>), Errors),
     security(("bearer" = [])))]
-async fn organization_list(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn organization_list(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     web::json(StatusCode::OK, &service::orgs::list(env, &ctx).await?)
 }
@@ -239,7 +226,7 @@ async fn organization_list(env: &Env, req: &Request, _: &Params) -> Result<Respo
     params(("organizationId" = String, Path)),
     responses((status = 200, body = Organization), Errors),
     security(("bearer" = [])))]
-async fn organization_get(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn organization_get(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -250,7 +237,7 @@ async fn organization_get(env: &Env, req: &Request, p: &Params) -> Result<Respon
     params(("organizationId" = String, Path)),
     responses((status = 204, description = "Deleted with everything it owns"), Errors),
     security(("bearer" = [])))]
-async fn organization_delete(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn organization_delete(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -262,7 +249,7 @@ async fn organization_delete(env: &Env, req: &Request, p: &Params) -> Result<Res
     params(("organizationId" = String, Path)),
     responses((status = 200, body = OrganizationUsageOverview), Errors),
     security(("bearer" = [])))]
-async fn organization_usage(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn organization_usage(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -273,11 +260,7 @@ async fn organization_usage(env: &Env, req: &Request, p: &Params) -> Result<Resp
     params(("organizationId" = String, Path)), request_body = UpdateOrganizationQuota,
     responses((status = 204, description = "Updated (system admin)"), Errors),
     security(("bearer" = [])))]
-async fn organization_update_quota(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_update_quota(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -290,11 +273,7 @@ async fn organization_update_quota(
     params(("organizationId" = String, Path), ("regionId" = String, Path)), request_body = UpdateOrganizationRegionQuota,
     responses((status = 204, description = "Updated (system admin)"), Errors),
     security(("bearer" = [])))]
-async fn organization_update_region_quota(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_update_region_quota(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let region = p.get("regionId");
     let ctx = auth::authenticate(env, req).await?;
@@ -308,7 +287,7 @@ async fn organization_update_region_quota(
     params(("organizationId" = String, Path)),
     responses((status = 204, description = "Left"), Errors),
     security(("bearer" = [])))]
-async fn organization_leave(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn organization_leave(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -320,7 +299,7 @@ async fn organization_leave(env: &Env, req: &Request, p: &Params) -> Result<Resp
     params(("organizationId" = String, Path)), request_body = OrganizationSuspension,
     responses((status = 204, description = "Suspended (system admin)"), Errors),
     security(("bearer" = [])))]
-async fn organization_suspend(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn organization_suspend(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -333,11 +312,7 @@ async fn organization_suspend(env: &Env, req: &Request, p: &Params) -> Result<Re
     params(("organizationId" = String, Path)),
     responses((status = 204, description = "Unsuspended (system admin)"), Errors),
     security(("bearer" = [])))]
-async fn organization_unsuspend(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_unsuspend(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -349,7 +324,7 @@ async fn organization_unsuspend(
     params(("organizationId" = String, Path)),
     responses((status = 200, body = Vec<OrganizationUser>), Errors),
     security(("bearer" = [])))]
-async fn organization_members(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn organization_members(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -363,11 +338,7 @@ async fn organization_members(env: &Env, req: &Request, p: &Params) -> Result<Re
     params(("organizationId" = String, Path), ("userId" = String, Path)), request_body = UpdateOrganizationMemberAccess,
     responses((status = 200, body = OrganizationUser), Errors),
     security(("bearer" = [])))]
-async fn organization_member_access(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_member_access(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let u = p.get("userId");
     let ctx = auth::authenticate(env, req).await?;
@@ -381,11 +352,7 @@ async fn organization_member_access(
     params(("organizationId" = String, Path), ("userId" = String, Path)), request_body = UpdateOrganizationMemberRole,
     responses((status = 200, body = OrganizationUser), Errors),
     security(("bearer" = [])))]
-async fn organization_member_role(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_member_role(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let u = p.get("userId");
     let ctx = auth::authenticate(env, req).await?;
@@ -399,11 +366,7 @@ async fn organization_member_role(
     params(("organizationId" = String, Path), ("userId" = String, Path)), request_body = UpdateAssignedOrganizationRoles,
     responses((status = 200, body = OrganizationUser), Errors),
     security(("bearer" = [])))]
-async fn organization_member_assigned_roles(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_member_assigned_roles(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let u = p.get("userId");
     let ctx = auth::authenticate(env, req).await?;
@@ -417,11 +380,7 @@ async fn organization_member_assigned_roles(
     params(("organizationId" = String, Path), ("userId" = String, Path)),
     responses((status = 204, description = "Removed"), Errors),
     security(("bearer" = [])))]
-async fn organization_member_remove(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_member_remove(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let u = p.get("userId");
     let ctx = auth::authenticate(env, req).await?;
@@ -434,11 +393,7 @@ async fn organization_member_remove(
     params(("organizationId" = String, Path)), request_body = CreateOrganizationRole,
     responses((status = 201, body = OrganizationRole), Errors),
     security(("bearer" = [])))]
-async fn organization_role_create(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_role_create(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -453,11 +408,7 @@ async fn organization_role_create(
     params(("organizationId" = String, Path)),
     responses((status = 200, body = Vec<OrganizationRole>), Errors),
     security(("bearer" = [])))]
-async fn organization_role_list(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_role_list(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -471,11 +422,7 @@ async fn organization_role_list(
     params(("organizationId" = String, Path), ("roleId" = String, Path)), request_body = CreateOrganizationRole,
     responses((status = 200, body = OrganizationRole), Errors),
     security(("bearer" = [])))]
-async fn organization_role_update(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_role_update(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let r = p.get("roleId");
     let ctx = auth::authenticate(env, req).await?;
@@ -491,11 +438,7 @@ async fn organization_role_update(
     params(("organizationId" = String, Path), ("roleId" = String, Path)),
     responses((status = 204, description = "Deleted"), Errors),
     security(("bearer" = [])))]
-async fn organization_role_delete(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_role_delete(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let r = p.get("roleId");
     let ctx = auth::authenticate(env, req).await?;
@@ -508,11 +451,7 @@ async fn organization_role_delete(
     params(("organizationId" = String, Path)), request_body = CreateOrganizationInvitation,
     responses((status = 201, body = OrganizationInvitation), Errors),
     security(("bearer" = [])))]
-async fn organization_invitation_create(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_invitation_create(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -527,11 +466,7 @@ async fn organization_invitation_create(
     params(("organizationId" = String, Path)),
     responses((status = 200, body = Vec<OrganizationInvitation>), Errors),
     security(("bearer" = [])))]
-async fn organization_invitation_list(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_invitation_list(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let ctx = auth::authenticate(env, req).await?;
     let o = org_id(o)?;
@@ -545,11 +480,7 @@ async fn organization_invitation_list(
     params(("organizationId" = String, Path), ("invitationId" = String, Path)), request_body = UpdateOrganizationInvitation,
     responses((status = 200, body = OrganizationInvitation), Errors),
     security(("bearer" = [])))]
-async fn organization_invitation_update(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_invitation_update(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let i = p.get("invitationId");
     let ctx = auth::authenticate(env, req).await?;
@@ -565,11 +496,7 @@ async fn organization_invitation_update(
     params(("organizationId" = String, Path), ("invitationId" = String, Path)),
     responses((status = 204, description = "Cancelled"), Errors),
     security(("bearer" = [])))]
-async fn organization_invitation_cancel(
-    env: &Env,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn organization_invitation_cancel(env: &Env, req: &Request, p: &Params) -> Answer {
     let o = p.get("organizationId");
     let i = p.get("invitationId");
     let ctx = auth::authenticate(env, req).await?;
@@ -581,7 +508,7 @@ async fn organization_invitation_cancel(
 #[utoipa::path(get, path = "/api/organizations/invitations", tag = "organizations",
     responses((status = 200, body = Vec<OrganizationInvitation>), Errors),
     security(("bearer" = [])))]
-async fn my_invitations(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn my_invitations(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     web::json(
         StatusCode::OK,
@@ -592,7 +519,7 @@ async fn my_invitations(env: &Env, req: &Request, _: &Params) -> Result<Response
 #[utoipa::path(get, path = "/api/organizations/invitations/count", tag = "organizations",
     responses((status = 200, body = f64), Errors),
     security(("bearer" = [])))]
-async fn my_invitation_count(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn my_invitation_count(env: &Env, req: &Request, _: &Params) -> Answer {
     let ctx = auth::authenticate(env, req).await?;
     web::json(
         StatusCode::OK,
@@ -604,7 +531,7 @@ async fn my_invitation_count(env: &Env, req: &Request, _: &Params) -> Result<Res
     params(("invitationId" = String, Path)),
     responses((status = 200, body = OrganizationInvitation), Errors),
     security(("bearer" = [])))]
-async fn my_invitation_accept(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn my_invitation_accept(env: &Env, req: &Request, p: &Params) -> Answer {
     let id = p.get("invitationId");
     let ctx = auth::authenticate(env, req).await?;
     web::json(
@@ -617,7 +544,7 @@ async fn my_invitation_accept(env: &Env, req: &Request, p: &Params) -> Result<Re
     params(("invitationId" = String, Path)),
     responses((status = 200, description = "Declined"), Errors),
     security(("bearer" = [])))]
-async fn my_invitation_decline(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn my_invitation_decline(env: &Env, req: &Request, p: &Params) -> Answer {
     let id = p.get("invitationId");
     let ctx = auth::authenticate(env, req).await?;
     service::invitations::decline_invitation(env, &ctx, id).await?;

@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bytes::Bytes;
 use std::collections::BTreeSet;
 
 use cove_api_types::ids::UserId;
 use cove_edge::{Env, Request};
 use cove_store::users::{NewUser, SystemRole};
+use cove_testkit::api::{Call, Reply};
 use serde_json::{Value, json};
 
 /// A fresh table; JWTs verified with the testkit's secret.
@@ -28,18 +28,7 @@ fn request(
     org: Option<&str>,
     body: Option<&str>,
 ) -> Request {
-    let mut b = http::Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        b = b.header("authorization", format!("Bearer {t}"));
-    }
-    if let Some(o) = org {
-        b = b.header("x-daytona-organization-id", o);
-    }
-    if body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
-    b.body(Bytes::from(body.unwrap_or_default().to_owned()))
-        .unwrap()
+    Call::simple(method, path, token, org, body).to_request()
 }
 
 /// Calls the organizations function and checks the error envelope of any 4xx/5xx.
@@ -50,21 +39,8 @@ async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let resp = organizations::handle(env, request(method, path, token, None, body)).await;
-    let status = resp.status().as_u16();
-    let v = if resp.body().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(resp.body()).unwrap()
-    };
-    if status >= 400 {
-        assert_eq!(v["statusCode"], status, "error envelope: {v}");
-        assert_eq!(v["source"], "DAYTONA_API");
-        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert_eq!(v["path"], path.split('?').next().unwrap());
-    }
-    assert!(status < 500, "{method} {path} -> {status} {v}");
-    (status, v)
+    let call = Call::simple(method, path, token, None, body);
+    Reply::from_response(organizations::handle(env, call.to_request()).await).checked(&call)
 }
 
 async fn get(env: &Env, path: &str, t: &str) -> (u16, Value) {

@@ -9,7 +9,7 @@ use cove_api_types::runner::{
 use cove_edge::responses::Errors;
 use cove_edge::router::Params;
 use cove_edge::runner_auth::authenticate_runner;
-use cove_edge::web::{self, Request, Response};
+use cove_edge::web::{self, Answer, Request};
 use cove_edge::{Action, authorize};
 use cove_edge::{Env, auth};
 use cove_runner_api::Healthcheck;
@@ -17,16 +17,11 @@ use http::StatusCode;
 
 use crate::service;
 
-/// Serves one request.
-pub async fn handle(env: &Env, req: Request) -> Response {
-    let path = req.uri().path().to_owned();
-    web::respond(&path, router().dispatch(env, &req).await)
-}
-
 cove_edge::routes! {
     /// The OpenAPI fragment of this function.
     pub struct ApiDoc;
     pub fn router() -> Router<Env>;
+    pub async fn handle;
     [
         runner_create, runner_list, runner_get, runner_get_full, runner_scheduling,
         runner_draining, runner_delete, runner_by_sandbox, runner_by_snapshot_ref,
@@ -50,7 +45,7 @@ fn now() -> time::OffsetDateTime {
     request_body = CreateRunner,
     responses((status = 201, body = CreateRunnerResponse, description = "Created; the runner token is shown once"), Errors),
     security(("bearer" = [])))]
-async fn runner_create(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn runner_create(env: &Env, req: &Request, _: &Params) -> Answer {
     admin(env, req, Permission::WriteRunners).await?;
     let body: CreateRunner = web::json_body(req)?;
     web::json(StatusCode::CREATED, &service::create(env, body).await?)
@@ -60,7 +55,7 @@ async fn runner_create(env: &Env, req: &Request, _: &Params) -> Result<Response,
     params(("regionId" = Option<String>, Query, description = "Only runners of this region")),
     responses((status = 200, body = Vec<Runner>), Errors),
     security(("bearer" = [])))]
-async fn runner_list(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn runner_list(env: &Env, req: &Request, _: &Params) -> Answer {
     admin(env, req, Permission::ReadRunners).await?;
     let region = web::query_param(req, "regionId").filter(|r| !r.is_empty());
     web::json(
@@ -73,7 +68,7 @@ async fn runner_list(env: &Env, req: &Request, _: &Params) -> Result<Response, A
     params(("id" = String, Path)),
     responses((status = 200, body = Runner), Errors),
     security(("bearer" = [])))]
-async fn runner_get(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn runner_get(env: &Env, req: &Request, p: &Params) -> Answer {
     admin(env, req, Permission::ReadRunners).await?;
     let rec = service::get(env, p.get("id")).await?;
     web::json(StatusCode::OK, &service::to_runner(&rec, now()))
@@ -83,7 +78,7 @@ async fn runner_get(env: &Env, req: &Request, p: &Params) -> Result<Response, Ap
     params(("id" = String, Path)),
     responses((status = 200, body = RunnerFull), Errors),
     security(("bearer" = [])))]
-async fn runner_get_full(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn runner_get_full(env: &Env, req: &Request, p: &Params) -> Answer {
     admin(env, req, Permission::ReadRunners).await?;
     let rec = service::get(env, p.get("id")).await?;
     web::json(StatusCode::OK, &service::to_full(&rec, now()))
@@ -93,7 +88,7 @@ async fn runner_get_full(env: &Env, req: &Request, p: &Params) -> Result<Respons
     params(("id" = String, Path)), request_body = UpdateRunnerScheduling,
     responses((status = 200, body = Runner), Errors),
     security(("bearer" = [])))]
-async fn runner_scheduling(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn runner_scheduling(env: &Env, req: &Request, p: &Params) -> Answer {
     admin(env, req, Permission::WriteRunners).await?;
     let body: UpdateRunnerScheduling = web::json_body(req)?;
     web::json(
@@ -106,7 +101,7 @@ async fn runner_scheduling(env: &Env, req: &Request, p: &Params) -> Result<Respo
     params(("id" = String, Path)), request_body = UpdateRunnerDraining,
     responses((status = 200, body = Runner), Errors),
     security(("bearer" = [])))]
-async fn runner_draining(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn runner_draining(env: &Env, req: &Request, p: &Params) -> Answer {
     admin(env, req, Permission::WriteRunners).await?;
     let body: UpdateRunnerDraining = web::json_body(req)?;
     web::json(
@@ -119,7 +114,7 @@ async fn runner_draining(env: &Env, req: &Request, p: &Params) -> Result<Respons
     params(("id" = String, Path), ("force" = Option<bool>, Query, description = "Delete even with sandboxes assigned")),
     responses((status = 204, description = "Deleted"), Errors),
     security(("bearer" = [])))]
-async fn runner_delete(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn runner_delete(env: &Env, req: &Request, p: &Params) -> Answer {
     admin(env, req, Permission::DeleteRunners).await?;
     let force = match web::query_param(req, "force").as_deref() {
         None | Some("false") => false,
@@ -134,7 +129,7 @@ async fn runner_delete(env: &Env, req: &Request, p: &Params) -> Result<Response,
     params(("sandboxId" = String, Path)),
     responses((status = 200, body = RunnerFull), Errors),
     security(("bearer" = [])))]
-async fn runner_by_sandbox(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn runner_by_sandbox(env: &Env, req: &Request, p: &Params) -> Answer {
     admin(env, req, Permission::ReadRunners).await?;
     web::json(
         StatusCode::OK,
@@ -146,11 +141,7 @@ async fn runner_by_sandbox(env: &Env, req: &Request, p: &Params) -> Result<Respo
     params(("ref" = String, Query, description = "Image reference")),
     responses((status = 200, body = Vec<RunnerSnapshotDto>), Errors),
     security(("bearer" = [])))]
-async fn runner_by_snapshot_ref(
-    env: &Env,
-    req: &Request,
-    _: &Params,
-) -> Result<Response, ApiError> {
+async fn runner_by_snapshot_ref(env: &Env, req: &Request, _: &Params) -> Answer {
     admin(env, req, Permission::ReadRunners).await?;
     let r = web::query_param(req, "ref").unwrap_or_default();
     web::json(StatusCode::OK, &service::by_snapshot_ref(env, &r).await?)
@@ -160,14 +151,14 @@ async fn runner_by_snapshot_ref(
     params(("ref" = String, Query, description = "Image reference")),
     responses((status = 200, body = Vec<RunnerSnapshotDto>, description = "Alias of `/api/runners/by-snapshot-ref`"), Errors),
     security(("bearer" = [])))]
-async fn runner_by_snapshot(env: &Env, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn runner_by_snapshot(env: &Env, req: &Request, p: &Params) -> Answer {
     runner_by_snapshot_ref(env, req, p).await
 }
 
 #[utoipa::path(get, path = "/api/runners/me", operation_id = "getInfoForAuthenticatedRunner", tag = "runners",
     responses((status = 200, body = RunnerFull), Errors),
     security(("runner_token" = [])))]
-async fn runner_me(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn runner_me(env: &Env, req: &Request, _: &Params) -> Answer {
     let runner = authenticate_runner(env, req).await?;
     web::json(StatusCode::OK, &service::to_full(&runner, now()))
 }
@@ -175,7 +166,7 @@ async fn runner_me(env: &Env, req: &Request, _: &Params) -> Result<Response, Api
 #[utoipa::path(get, path = "/api/runners/me/snapshots", operation_id = "getSnapshotRefsForAuthenticatedRunner", tag = "runners",
     responses((status = 200, body = Vec<String>, description = "Image references present on the runner"), Errors),
     security(("runner_token" = [])))]
-async fn runner_me_snapshots(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn runner_me_snapshots(env: &Env, req: &Request, _: &Params) -> Answer {
     let runner = authenticate_runner(env, req).await?;
     web::json(StatusCode::OK, &runner.snapshots)
 }
@@ -184,7 +175,7 @@ async fn runner_me_snapshots(env: &Env, req: &Request, _: &Params) -> Result<Res
     request_body(content = serde_json::Value, description = "`cove_runner_api::Healthcheck`: apiUrl, appVersion, metrics, serviceHealth, snapshots"),
     responses((status = 200, description = "Recorded; the runner is `ready`"), Errors),
     security(("runner_token" = [])))]
-async fn runner_healthcheck(env: &Env, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn runner_healthcheck(env: &Env, req: &Request, _: &Params) -> Answer {
     let runner = authenticate_runner(env, req).await?;
     let body: Healthcheck = web::json_body(req)?;
     service::healthcheck(env, &runner, &body).await?;

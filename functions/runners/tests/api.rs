@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use bytes::Bytes;
-use cove_edge::{Env, Request};
+use cove_edge::Env;
 use cove_store::orgs::OrgQuota;
 use cove_store::sandboxes::SandboxRecord;
+use cove_testkit::api::{Call, Reply};
 use serde_json::{Value, json};
 
 /// A fresh table with the system admin `root`; JWTs verified with the testkit's secret.
@@ -31,17 +31,6 @@ fn jwt(sub: &str) -> String {
     cove_testkit::jwt::token(sub)
 }
 
-fn request(method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Request {
-    let mut b = http::Request::builder().method(method).uri(path);
-    if let Some(t) = token {
-        b = b.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
-    b.body(Bytes::from(body.unwrap_or_default().to_owned()))
-        .unwrap()
-}
 
 /// Calls the function and checks the error envelope of any 4xx; never a 5xx.
 async fn call(
@@ -51,21 +40,8 @@ async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, Value) {
-    let resp = runners::handle(env, request(method, path, token, body)).await;
-    let status = resp.status().as_u16();
-    let v = if resp.body().is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(resp.body()).unwrap()
-    };
-    if status >= 400 {
-        assert_eq!(v["statusCode"], status, "error envelope: {v}");
-        assert_eq!(v["source"], "DAYTONA_API");
-        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
-        assert_eq!(v["path"], path.split('?').next().unwrap());
-    }
-    assert!(status < 500, "{method} {path} -> {status} {v}");
-    (status, v)
+    let call = Call::simple(method, path, token, None, body);
+    Reply::from_response(runners::handle(env, call.to_request()).await).checked(&call)
 }
 
 async fn get(env: &Env, path: &str, t: &str) -> (u16, Value) {

@@ -17,7 +17,7 @@ use cove_edge::config::SandboxSettings;
 use cove_edge::responses::Errors;
 use cove_edge::router::Params;
 use cove_edge::store_error::IntoApi;
-use cove_edge::web::{self, Request, Response};
+use cove_edge::web::{self, Answer, Request, Response};
 use cove_edge::{Action, Env, auth, authorize, runner_auth};
 use cove_store::runners::RunnerRecord;
 use http::{HeaderValue, StatusCode, header};
@@ -39,12 +39,11 @@ pub struct State {
 
 /// Serves one request.
 pub async fn handle(env: &Env, settings: &SandboxSettings, req: Request) -> Response {
-    let path = req.uri().path().to_owned();
     let state = State {
         env: env.clone(),
         settings: settings.clone(),
     };
-    web::respond(&path, router().dispatch(&state, &req).await)
+    router().serve(&state, &req).await
 }
 
 cove_edge::routes! {
@@ -140,7 +139,7 @@ fn flag(req: &Request, name: &str) -> bool {
     web::query_param(req, name).is_some_and(|v| v == "true" || v == "1")
 }
 
-fn ok(value: &impl serde::Serialize) -> Result<Response, ApiError> {
+fn ok(value: &impl serde::Serialize) -> Answer {
     web::json(StatusCode::OK, value)
 }
 
@@ -148,7 +147,7 @@ fn ok(value: &impl serde::Serialize) -> Result<Response, ApiError> {
     request_body = CreateSandbox,
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_create(s: &State, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn sandbox_create(s: &State, req: &Request, _: &Params) -> Answer {
     let c = call(s, req).await?;
     let refusal = authorize(&s.env, &c.ctx, Action::Create(Permission::WriteSandboxes));
     let body: CreateSandbox = body_after(req, refusal).await?;
@@ -185,7 +184,7 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
         ("name" = Option<String>, Query, description = "name prefix"), ("verbose" = Option<bool>, Query)),
     responses((status = 200, body = ListSandboxesResponse), Errors),
     security(("bearer" = [])))]
-async fn sandbox_list(s: &State, req: &Request, _: &Params) -> Result<Response, ApiError> {
+async fn sandbox_list(s: &State, req: &Request, _: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::list(&c, list_query(req)?).await?)
 }
@@ -194,7 +193,7 @@ async fn sandbox_list(s: &State, req: &Request, _: &Params) -> Result<Response, 
     params(("sandboxIdOrName" = String, Path), ("verbose" = Option<bool>, Query)),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_get(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_get(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::get(&c, p.get("sandboxIdOrName")).await?)
 }
@@ -203,7 +202,7 @@ async fn sandbox_get(s: &State, req: &Request, p: &Params) -> Result<Response, A
     params(("sandboxIdOrName" = String, Path), ("force" = Option<bool>, Query)),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_delete(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_delete(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::delete(&c, p.get("sandboxIdOrName"), flag(req, "force")).await?)
 }
@@ -212,7 +211,7 @@ async fn sandbox_delete(s: &State, req: &Request, p: &Params) -> Result<Response
     params(("sandboxIdOrName" = String, Path)),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_start(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_start(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::start(&c, p.get("sandboxIdOrName")).await?)
 }
@@ -221,7 +220,7 @@ async fn sandbox_start(s: &State, req: &Request, p: &Params) -> Result<Response,
     params(("sandboxIdOrName" = String, Path), ("force" = Option<bool>, Query, description = "SIGKILL instead of a graceful stop")),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_stop(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_stop(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::stop(&c, p.get("sandboxIdOrName"), flag(req, "force")).await?)
 }
@@ -230,7 +229,7 @@ async fn sandbox_stop(s: &State, req: &Request, p: &Params) -> Result<Response, 
     params(("sandboxIdOrName" = String, Path)),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_archive(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_archive(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::archive(&c, p.get("sandboxIdOrName")).await?)
 }
@@ -239,7 +238,7 @@ async fn sandbox_archive(s: &State, req: &Request, p: &Params) -> Result<Respons
     params(("sandboxIdOrName" = String, Path)),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_backup(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_backup(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::backup(&c, p.get("sandboxIdOrName")).await?)
 }
@@ -248,11 +247,7 @@ async fn sandbox_backup(s: &State, req: &Request, p: &Params) -> Result<Response
     params(("sandboxIdOrName" = String, Path)), request_body = SandboxLabels,
     responses((status = 200, body = SandboxLabels), Errors),
     security(("bearer" = [])))]
-async fn sandbox_replace_labels(
-    s: &State,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn sandbox_replace_labels(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     let id = p.get("sandboxIdOrName");
     let body: SandboxLabels = body_after(req, may_write(&c, id)).await?;
@@ -263,18 +258,13 @@ async fn sandbox_replace_labels(
     params(("sandboxIdOrName" = String, Path), ("isPublic" = bool, Path)),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_set_public(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_set_public(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     let public = parse_bool(p.get("isPublic"))?;
     ok(&service::set_public(&c, p.get("sandboxIdOrName"), public).await?)
 }
 
-async fn interval(
-    s: &State,
-    req: &Request,
-    p: &Params,
-    kind: IntervalKind,
-) -> Result<Response, ApiError> {
+async fn interval(s: &State, req: &Request, p: &Params, kind: IntervalKind) -> Answer {
     let c = call(s, req).await?;
     ok(&service::set_interval(&c, p.get("sandboxIdOrName"), kind, p.get("interval")).await?)
 }
@@ -283,7 +273,7 @@ async fn interval(
     params(("sandboxIdOrName" = String, Path), ("interval" = i64, Path, description = "minutes, 0 = off")),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_set_autostop(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_set_autostop(s: &State, req: &Request, p: &Params) -> Answer {
     interval(s, req, p, IntervalKind::AutoStop).await
 }
 
@@ -291,11 +281,7 @@ async fn sandbox_set_autostop(s: &State, req: &Request, p: &Params) -> Result<Re
     params(("sandboxIdOrName" = String, Path), ("interval" = i64, Path, description = "minutes, 0 = the maximum (30 days)")),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_set_autoarchive(
-    s: &State,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn sandbox_set_autoarchive(s: &State, req: &Request, p: &Params) -> Answer {
     interval(s, req, p, IntervalKind::AutoArchive).await
 }
 
@@ -303,11 +289,7 @@ async fn sandbox_set_autoarchive(
     params(("sandboxIdOrName" = String, Path), ("interval" = i64, Path, description = "minutes, -1 = off, 0 = delete when stopped")),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_set_autodelete(
-    s: &State,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn sandbox_set_autodelete(s: &State, req: &Request, p: &Params) -> Answer {
     interval(s, req, p, IntervalKind::AutoDelete).await
 }
 
@@ -315,7 +297,7 @@ async fn sandbox_set_autodelete(
     params(("sandboxIdOrName" = String, Path), ("interval" = i64, Path, description = "minutes, 0 = off")),
     responses((status = 200, body = Sandbox), Errors),
     security(("bearer" = [])))]
-async fn sandbox_set_autopause(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_set_autopause(s: &State, req: &Request, p: &Params) -> Answer {
     interval(s, req, p, IntervalKind::AutoPause).await
 }
 
@@ -323,7 +305,7 @@ async fn sandbox_set_autopause(s: &State, req: &Request, p: &Params) -> Result<R
     params(("sandboxIdOrName" = String, Path), ("port" = i64, Path, description = "1..65535")),
     responses((status = 200, body = PortPreviewUrl), Errors),
     security(("bearer" = [])))]
-async fn sandbox_preview_url(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_preview_url(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::preview_url(&c, p.get("sandboxIdOrName"), p.get("port")).await?)
 }
@@ -332,11 +314,7 @@ async fn sandbox_preview_url(s: &State, req: &Request, p: &Params) -> Result<Res
     params(("sandboxId" = String, Path)),
     responses((status = 200, body = ToolboxProxyUrl), Errors),
     security(("bearer" = [])))]
-async fn sandbox_toolbox_proxy_url(
-    s: &State,
-    req: &Request,
-    p: &Params,
-) -> Result<Response, ApiError> {
+async fn sandbox_toolbox_proxy_url(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::toolbox_proxy_url(&c, p.get("sandboxId")).await?)
 }
@@ -346,7 +324,7 @@ async fn sandbox_toolbox_proxy_url(
     responses((status = 200, content_type = "text/plain", body = String, description = "Build log (sandboxes from a snapshot have no build)"),
         Errors),
     security(("bearer" = [])))]
-async fn sandbox_build_logs(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_build_logs(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     Ok(text(
         StatusCode::OK,
@@ -358,7 +336,7 @@ async fn sandbox_build_logs(s: &State, req: &Request, p: &Params) -> Result<Resp
     params(("sandboxId" = String, Path)), request_body(content = Option<UpdateLastActivity>),
     responses((status = 201, description = "Recorded"), Errors),
     security(("bearer" = [])))]
-async fn sandbox_last_activity(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_last_activity(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     service::last_activity(&c, p.get("sandboxId")).await?;
     Ok(empty(StatusCode::CREATED))
@@ -369,7 +347,7 @@ async fn sandbox_last_activity(s: &State, req: &Request, p: &Params) -> Result<R
     params(("sandboxId" = String, Path)), request_body = cove_runner_api::StateReport,
     responses((status = 200, description = "Recorded"), Errors),
     security(("runner_token" = [])))]
-async fn sandbox_update_state(s: &State, req: &Request, p: &Params) -> Result<Response, ApiError> {
+async fn sandbox_update_state(s: &State, req: &Request, p: &Params) -> Answer {
     let runner = runner_auth::authenticate_runner(&s.env, req).await?;
     assigned_to(&s.env, &runner, p.get("sandboxId")).await?;
     let body: cove_runner_api::StateReport = web::json_body(req)?;

@@ -5,12 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use bytes::Bytes;
 use cove_api_types::ids::UserId;
 use cove_api_types::sandbox::SandboxState;
 use cove_edge::config::SandboxSettings;
 use cove_edge::{Env, Request};
 use cove_store::runners::RunnerRecord;
+use cove_testkit::api::{Call, Reply};
 use cove_testkit::{Agent, AgentOptions, FAKE_IMAGE, Harness};
 use serde_json::{Value, json};
 
@@ -57,18 +57,9 @@ async fn fx() -> Fx {
 }
 
 fn request(method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Request {
-    let mut b = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", HOST);
-    if let Some(t) = token {
-        b = b.header("authorization", format!("Bearer {t}"));
-    }
-    if body.is_some() {
-        b = b.header("content-type", "application/json");
-    }
-    b.body(Bytes::from(body.unwrap_or_default().to_owned()))
-        .unwrap()
+    Call::simple(method, path, token, None, body)
+        .header("host", HOST)
+        .to_request()
 }
 
 impl Fx {
@@ -81,32 +72,10 @@ impl Fx {
         body: Option<Value>,
     ) -> (u16, Value) {
         let body = body.map(|b| b.to_string());
-        let resp = sandboxes::handle(
-            &self.env,
-            &self.settings,
-            request(method, path, Some(token), body.as_deref()),
-        )
-        .await;
-        let status = resp.status().as_u16();
-        let is_json = resp
-            .headers()
-            .get("content-type")
-            .is_some_and(|c| c.to_str().unwrap().contains("json"));
-        let v = if resp.body().is_empty() {
-            Value::Null
-        } else if is_json {
-            serde_json::from_slice(resp.body()).unwrap()
-        } else {
-            Value::String(String::from_utf8_lossy(resp.body()).into_owned())
-        };
-        if status >= 400 {
-            assert_eq!(v["statusCode"], status, "error envelope: {v}");
-            assert_eq!(v["source"], "DAYTONA_API");
-            assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()));
-            assert_eq!(v["path"], path.split('?').next().unwrap());
-        }
-        assert!(status < 500, "{method} {path} -> {status} {v}");
-        (status, v)
+        let call =
+            Call::simple(method, path, Some(token), None, body.as_deref()).header("host", HOST);
+        let resp = sandboxes::handle(&self.env, &self.settings, call.to_request()).await;
+        Reply::from_response(resp).checked(&call)
     }
 
     async fn create(&self, t: &str, body: Value) -> (u16, Value) {

@@ -7,8 +7,8 @@
 
 use std::process::{Command, Stdio};
 
-use bytes::Bytes;
 use cove_edge::config::SandboxSettings;
+use cove_testkit::api::{Call, Reply};
 use cove_testkit::{AgentOptions, Harness};
 use serde_json::{Value, json};
 
@@ -25,24 +25,12 @@ impl Fx {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut b = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "localhost:3000")
-            .header("authorization", format!("Bearer {token}"));
-        if body.is_some() {
-            b = b.header("content-type", "application/json");
-        }
-        let body = body.map(|v| v.to_string()).unwrap_or_default();
-        let resp = sandboxes::handle(
-            &self.h.env,
-            &self.settings,
-            b.body(Bytes::from(body)).unwrap(),
-        )
-        .await;
-        let status = resp.status().as_u16();
-        let v = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
-        (status, v)
+        let body = body.map(|v| v.to_string());
+        let call = Call::simple(method, path, Some(token), None, body.as_deref())
+            .header("host", "localhost:3000");
+        let resp = sandboxes::handle(&self.h.env, &self.settings, call.to_request()).await;
+        let reply = Reply::from_response(resp);
+        (reply.status, reply.json())
     }
 }
 

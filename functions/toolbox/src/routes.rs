@@ -5,7 +5,7 @@
 
 use cove_api_types::ApiError;
 use cove_edge::Env;
-use cove_edge::web::{self, Request, Response};
+use cove_edge::web::{self, Answer, Request, Response};
 
 use crate::service::{self, Forward};
 
@@ -15,7 +15,7 @@ pub async fn handle(env: &Env, req: Request) -> Response {
     web::respond(&path, proxy(env, req).await)
 }
 
-async fn proxy(env: &Env, req: Request) -> Result<Response, ApiError> {
+async fn proxy(env: &Env, req: Request) -> Answer {
     let fwd = service::resolve(env, &req).await?;
     let (parts, body) = req.into_parts();
     let mut out = http::Request::builder()
