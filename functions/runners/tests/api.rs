@@ -31,7 +31,6 @@ fn jwt(sub: &str) -> String {
     cove_testkit::jwt::token(sub)
 }
 
-
 /// Calls the function and checks the error envelope of any 4xx; never a 5xx.
 async fn call(
     env: &Env,
