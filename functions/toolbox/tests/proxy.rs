@@ -252,6 +252,33 @@ async fn another_organization_gets_404_and_nothing_is_forwarded() {
 }
 
 #[tokio::test]
+async fn a_key_without_write_sandboxes_gets_403_and_nothing_is_forwarded() {
+    let s = setup().await;
+    let h = &s._h;
+    let api = h.api().route("/api/api-keys/...", |env, req| async move {
+        api_keys::handle(&env, req).await
+    });
+    // A's own organization, A's own started sandbox, but a key created without the permission.
+    let reader = cove_testkit::org::api_key(&api, &s.a.jwt, None, "reader", &[]).await;
+    for u in [
+        format!("/toolbox/{}/process/execute", s.id),
+        format!("/api/toolbox/{}/toolbox/files", s.id),
+    ] {
+        let (status, _, body) = call(&s.env, req("POST", &u, Some(&reader), None, b"{}")).await;
+        assert_eq!(status, 403, "{u}");
+        assert_eq!(
+            envelope(&body)["message"],
+            "Missing required permission: write:sandboxes"
+        );
+    }
+    assert_eq!(s.probe.count(), 0, "no refused call may reach the runner");
+    // The owner's JWT holds every permission.
+    let uri = format!("/toolbox/{}/version", s.id);
+    let (status, _, _) = call(&s.env, req("GET", &uri, Some(&s.a.jwt), None, b"")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn missing_or_invalid_credentials_get_401() {
     let s = setup().await;
     let uri = format!("/toolbox/{}/process/execute", s.id);

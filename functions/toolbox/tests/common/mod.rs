@@ -9,7 +9,7 @@ use cove_store::sandboxes::SandboxRecord;
 use cove_testkit::Harness;
 use cove_testkit::org::User;
 
-/// A user: its JWT, an API key (no permissions: the toolbox needs none) and its organization.
+/// A user: its JWT, an API key with `write:sandboxes` (what the toolbox needs) and its organization.
 pub struct Tenant {
     pub jwt: String,
     pub key: String,
@@ -22,7 +22,8 @@ pub async fn tenant(h: &Harness) -> Tenant {
     let api = h.api().route("/api/api-keys/...", |env, req| async move {
         api_keys::handle(&env, req).await
     });
-    let key = cove_testkit::org::api_key(&api, &user.jwt, None, "toolbox", &[]).await;
+    let key =
+        cove_testkit::org::api_key(&api, &user.jwt, None, "toolbox", &["write:sandboxes"]).await;
     Tenant {
         jwt: user.jwt,
         key,
