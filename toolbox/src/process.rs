@@ -81,7 +81,10 @@ async fn read_some(
     }
 }
 
-/// Reads both pipes to their end into one bounded buffer.
+/// Reads both pipes to their end into one bounded buffer. Stdout is polled first (`biased`):
+/// when both pipes hold data by the time the reader wakes (a loaded machine), what a command
+/// wrote to stdout before stderr is not reordered at random; two pipes cannot order writes that
+/// land between two reads exactly (Daytona's `result` has the same limit only per pipe buffer).
 async fn capture(
     out: impl AsyncRead + Unpin,
     err: impl AsyncRead + Unpin,
@@ -92,6 +95,7 @@ async fn capture(
     let (mut a, mut b) = (vec![0u8; READ_BYTES], vec![0u8; READ_BYTES]);
     while out.is_some() || err.is_some() {
         tokio::select! {
+            biased;
             n = read_some(&mut out, &mut a) => match n? {
                 0 => out = None,
                 n => log.push(Stream::Stdout, &a[..n]),

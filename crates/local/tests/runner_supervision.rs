@@ -6,62 +6,20 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Cove, Start};
+use cove_testkit::procfs::children_named;
 use serde_json::Value;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    cove_testkit::bins::workspace_root()
 }
 
-/// The sandbox base image (built or reused by `tests/images/build-base.sh`), after making sure a
-/// Docker engine answers.
+/// The sandbox base image, after making sure a Docker engine answers.
 fn base_image() -> String {
-    let status = Command::new("bash")
-        .arg(root().join("scripts/docker.sh"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/docker.sh failed");
-    let out = Command::new("bash")
-        .arg(root().join("tests/images/build-base.sh"))
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "tests/images/build-base.sh failed");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_owned()
-}
-
-/// PIDs of the live (not zombie) children of `parent` whose command name is `name`.
-fn children_named(parent: u32, name: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let comm = &stat[open + 1..close];
-        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-        if comm == name && fields[0] != "Z" && fields[1] == parent.to_string() {
-            found.push(pid);
-        }
-    }
-    found
+    cove_testkit::image::base().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>) -> T {
@@ -99,24 +57,7 @@ struct Containers(String);
 
 impl Drop for Containers {
     fn drop(&mut self) {
-        let filter = format!("label=cove.runner={}", self.0);
-        let Ok(out) = Command::new("docker")
-            .args(["ps", "-aq", "--filter", &filter])
-            .output()
-        else {
-            return;
-        };
-        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect();
-        if !ids.is_empty() {
-            let _ = Command::new("docker")
-                .args(["rm", "-f"])
-                .args(&ids)
-                .stdout(Stdio::null())
-                .status();
-        }
+        cove_testkit::image::remove_containers(&self.0);
     }
 }
 

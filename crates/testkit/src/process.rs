@@ -140,7 +140,7 @@ const STDERR_SETTLE: Duration = Duration::from_secs(2);
 
 impl Proc {
     /// Starts `cmd` with stdin closed, stdout piped, stderr as asked.
-    pub(crate) fn spawn(what: &'static str, cmd: &mut Command, stderr: &Stderr) -> Result<Self> {
+    pub fn spawn(what: &'static str, cmd: &mut Command, stderr: &Stderr) -> Result<Self> {
         cmd.stdin(Stdio::null()).stdout(Stdio::piped());
         match stderr {
             Stderr::Echo | Stderr::Quiet => cmd.stderr(Stdio::piped()),
@@ -175,7 +175,7 @@ impl Proc {
 
     /// Waits for the stdout line `done` accepts; returns every line up to it. On failure the
     /// process is killed and the error carries its output.
-    pub(crate) fn wait_for_line(
+    pub fn wait_for_line(
         &mut self,
         want: &'static str,
         timeout: Duration,
@@ -229,7 +229,7 @@ impl Proc {
 
     /// Waits up to `timeout` for the process to exit by itself; returns its status with its
     /// whole stderr, or `None` (it is then killed).
-    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<(ExitStatus, String)> {
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<(ExitStatus, String)> {
         let deadline = Instant::now() + timeout;
         let status = loop {
             match self.child.try_wait() {

@@ -4,12 +4,14 @@
 pub mod flood;
 pub mod manifest;
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cove_testkit::process::{Proc, Stderr};
+use cove_testkit::procfs;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -27,14 +29,13 @@ pub fn component(name: &str) -> PathBuf {
     path.canonicalize().unwrap()
 }
 
-/// A running `cove up`.
+/// A running `cove up` (the testkit's [`Proc`]: piped output, stopped by PID).
 pub struct Cove {
-    child: Option<Child>,
+    proc: Proc,
     /// `http://127.0.0.1:<port>`
     pub base: String,
     /// Lines printed on stdout up to and including `cove ready`.
     pub stdout: Vec<String>,
-    stderr: Arc<Mutex<String>>,
 }
 
 /// What to start.
@@ -43,23 +44,6 @@ pub struct Start<'a> {
     pub data_dir: &'a Path,
     pub args: &'a [&'a str],
     pub env: &'a [(&'a str, &'a str)],
-}
-
-fn spawn_stderr_collector(mut stream: impl Read + Send + 'static) -> Arc<Mutex<String>> {
-    let buf = Arc::new(Mutex::new(String::new()));
-    let sink = buf.clone();
-    std::thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        while let Ok(n) = stream.read(&mut chunk) {
-            if n == 0 {
-                break;
-            }
-            let text = String::from_utf8_lossy(&chunk[..n]);
-            eprint!("{text}");
-            sink.lock().unwrap().push_str(&text);
-        }
-    });
-    buf
 }
 
 /// Writes `manifest` to `<data_dir>/spin.toml` and builds the `cove up` command
@@ -85,10 +69,7 @@ fn up_command_for(manifest_path: &Path, start: &Start<'_>, build: bool) -> Comma
         .env("RUST_LOG", "info")
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("COVE_DATA_DIR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env_remove("COVE_DATA_DIR");
     for (k, v) in start.env {
         cmd.env(k, v);
     }
@@ -112,58 +93,31 @@ impl Cove {
     }
 
     fn spawn(mut command: Command) -> Cove {
-        let mut child = command.spawn().unwrap();
-        let stderr = spawn_stderr_collector(child.stderr.take().unwrap());
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut lines = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    let ready = line == "cove ready";
-                    lines.push(line);
-                    if ready {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!(
-                        "cove did not print `cove ready`; stdout: {lines:?}\nstderr:\n{}",
-                        stderr.lock().unwrap()
-                    );
-                }
-            }
-        }
+        let mut proc = Proc::spawn("cove up", &mut command, &Stderr::Echo).unwrap();
+        let lines = proc
+            .wait_for_line("cove ready", Duration::from_secs(60), |l| l == "cove ready")
+            .unwrap_or_else(|e| panic!("{e}"));
         let url = lines
             .iter()
             .find_map(|l| l.strip_prefix("DAYTONA_API_URL="))
             .unwrap_or_else(|| panic!("no DAYTONA_API_URL line in {lines:?}"));
         let base = url.strip_suffix("/api").unwrap().to_owned();
         Cove {
-            child: Some(child),
+            proc,
             base,
             stdout: lines,
-            stderr,
         }
     }
 
     /// Runs `cove up` expecting it to fail at startup; returns its stderr.
     pub fn start_failing(start: Start<'_>) -> String {
-        let output = up_command(&start, false).output().unwrap();
-        assert!(!output.status.success(), "cove up should have failed");
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        let mut proc =
+            Proc::spawn("cove up", &mut up_command(&start, false), &Stderr::Quiet).unwrap();
+        let (status, stderr) = proc
+            .wait_exit(Duration::from_secs(60))
+            .expect("cove up should have failed, not kept running");
+        assert!(!status.success(), "cove up should have failed");
+        stderr
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -172,34 +126,21 @@ impl Cove {
 
     /// The PID of the cove process.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
+        self.proc.pid()
     }
 
-    /// Resident set size of the cove process (`VmRSS` of `/proc/<pid>/status`), in bytes.
+    /// Resident set size of the cove process, in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().strip_suffix("kB"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no VmRSS in {status}"));
-        kib * 1024
+        procfs::rss_bytes(self.pid()).expect("cove's VmRSS")
     }
 
     /// CPU time (user + system) the cove process has used so far.
     pub fn cpu_time(&self) -> Duration {
-        let pid = self.child.as_ref().unwrap().id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        // Fields after the `(comm)`: state is field 3, utime 14, stime 15 (clock ticks).
-        let after = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        Duration::from_millis(ticks * 10)
+        procfs::cpu_time(self.pid()).expect("cove's CPU time")
     }
 
     pub fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        self.proc.stderr()
     }
 
     /// The value of `DAYTONA_API_KEY=` if one was printed.
@@ -210,35 +151,12 @@ impl Cove {
             .map(str::to_owned)
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Sends SIGTERM and waits (20 s, then SIGKILL) for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("cove did not exit within 20 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Cove {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.proc
+            .terminate(Duration::from_secs(20))
+            .expect("cove's exit status")
+            .0
     }
 }
 
