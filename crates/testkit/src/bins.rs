@@ -24,6 +24,15 @@ pub fn workspace_root() -> PathBuf {
     root.canonicalize().unwrap_or(root)
 }
 
+/// The checked-in control-plane OpenAPI document (`openapi/control-plane.json`) as JSON, for
+/// tests that walk every documented route (tenant matrices).
+pub fn control_plane_document() -> serde_json::Value {
+    let path = workspace_root().join("openapi/control-plane.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// `$CARGO_TARGET_DIR` (relative to the workspace when relative), else `<workspace>/target`.
 pub fn target_dir() -> PathBuf {
     target_dir_from(std::env::var_os("CARGO_TARGET_DIR"), &workspace_root())

@@ -432,14 +432,7 @@ async fn a_silent_runner_shows_unresponsive() {
 async fn tenant_matrix_every_runner_route_refuses_non_admins() {
     let env = env().await;
     let (id, token) = create_runner(&env, "secret-runner").await;
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../openapi/control-plane.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let doc: Value = cove_testkit::bins::control_plane_document();
     let mallory = jwt("mallory");
     let mut checked = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {

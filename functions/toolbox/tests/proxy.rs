@@ -483,14 +483,7 @@ async fn activity_is_recorded_at_most_once_a_minute() {
 /// without further edits; the document must keep at least the two toolbox routes.
 #[tokio::test]
 async fn every_documented_toolbox_route_is_tenant_isolated() {
-    let doc: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../openapi/control-plane.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let doc: Value = cove_testkit::bins::control_plane_document();
     let s = setup().await;
     let mut covered = 0;
     for (template, item) in doc["paths"].as_object().unwrap() {
