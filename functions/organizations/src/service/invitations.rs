@@ -18,7 +18,7 @@ use cove_store::orgs::OrgRecord;
 
 use super::roles::resolve_roles;
 use super::views::invite_view;
-use super::{concurrent, expired, load, parse_role, require_jwt, scoped};
+use super::{concurrent, expired, load, parse_role, require_jwt, scoped_for};
 
 /// How long an invitation is valid when the request does not say.
 const INVITATION_TTL_DAYS: i64 = 7;
@@ -68,24 +68,13 @@ fn no_longer_pending() -> ApiError {
     ApiError::conflict("The invitation is no longer pending")
 }
 
-/// The caller in `org`, allowed to manage its invitations.
-async fn manager(
-    env: &Env,
-    ctx: &AuthContext,
-    org: &OrganizationId,
-) -> Result<AuthContext, ApiError> {
-    let ctx = scoped(env, ctx, org).await?;
-    authorize(env, &ctx, Action::ManageInvitations).await?;
-    Ok(ctx)
-}
-
 pub async fn create_invitation(
     env: &Env,
     ctx: &AuthContext,
     org: &OrganizationId,
     body: JsonBody<'_, CreateOrganizationInvitation>,
 ) -> Result<OrganizationInvitation, ApiError> {
-    let ctx = manager(env, ctx, org).await?;
+    let ctx = scoped_for(env, ctx, org, Action::ManageInvitations).await?;
     let body = body.parse()?;
     let email = validate_email(&body.email)?;
     let role = parse_role(&body.role)?;
@@ -170,7 +159,7 @@ pub async fn list_invitations(
     ctx: &AuthContext,
     org: &OrganizationId,
 ) -> Result<Vec<OrganizationInvitation>, ApiError> {
-    manager(env, ctx, org).await?;
+    scoped_for(env, ctx, org, Action::ManageInvitations).await?;
     let mut out = Vec::new();
     for i in env.store.invitations().list(org).await.api()? {
         if i.status == InviteStatus::Pending && !expired(&i.expires_at) {
@@ -202,7 +191,7 @@ pub async fn update_invitation(
     id: &str,
     body: JsonBody<'_, UpdateOrganizationInvitation>,
 ) -> Result<OrganizationInvitation, ApiError> {
-    let ctx = manager(env, ctx, org).await?;
+    let ctx = scoped_for(env, ctx, org, Action::ManageInvitations).await?;
     let body = body.parse()?;
     let role = parse_role(&body.role)?;
     let (assigned, perms) = resolve_roles(env, org, &body.assigned_role_ids).await?;
@@ -228,7 +217,7 @@ pub async fn cancel_invitation(
     org: &OrganizationId,
     id: &str,
 ) -> Result<(), ApiError> {
-    manager(env, ctx, org).await?;
+    scoped_for(env, ctx, org, Action::ManageInvitations).await?;
     let rec = pending_invitation(env, org, id).await?;
     set_status(env, &rec, InviteStatus::Cancelled).await
 }

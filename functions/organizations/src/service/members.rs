@@ -16,7 +16,7 @@ use cove_store::orgs::OrgRecord;
 
 use super::roles::resolve_roles;
 use super::views::member_view;
-use super::{concurrent, load, parse_role, scoped};
+use super::{concurrent, load, parse_role, scoped, scoped_for};
 
 pub async fn list_members(
     env: &Env,
@@ -32,17 +32,6 @@ pub async fn list_members(
     Ok(out)
 }
 
-/// The caller in `org`, allowed to manage its members.
-async fn manager(
-    env: &Env,
-    ctx: &AuthContext,
-    org: &OrganizationId,
-) -> Result<AuthContext, ApiError> {
-    let ctx = scoped(env, ctx, org).await?;
-    authorize(env, &ctx, Action::ManageMembers).await?;
-    Ok(ctx)
-}
-
 /// `POST .../users/{userId}/access`: role and assigned roles.
 pub async fn update_access(
     env: &Env,
@@ -51,7 +40,7 @@ pub async fn update_access(
     user: &UserId,
     body: JsonBody<'_, UpdateOrganizationMemberAccess>,
 ) -> Result<OrganizationUser, ApiError> {
-    let ctx = manager(env, ctx, org).await?;
+    let ctx = scoped_for(env, ctx, org, Action::ManageMembers).await?;
     let b = body.parse()?;
     let change = Access {
         role: Some(&b.role),
@@ -68,7 +57,7 @@ pub async fn update_role(
     user: &UserId,
     body: JsonBody<'_, UpdateOrganizationMemberRole>,
 ) -> Result<OrganizationUser, ApiError> {
-    let ctx = manager(env, ctx, org).await?;
+    let ctx = scoped_for(env, ctx, org, Action::ManageMembers).await?;
     let b = body.parse()?;
     let change = Access {
         role: Some(&b.role),
@@ -85,7 +74,7 @@ pub async fn update_assigned_roles(
     user: &UserId,
     body: JsonBody<'_, UpdateAssignedOrganizationRoles>,
 ) -> Result<OrganizationUser, ApiError> {
-    let ctx = manager(env, ctx, org).await?;
+    let ctx = scoped_for(env, ctx, org, Action::ManageMembers).await?;
     let b = body.parse()?;
     let change = Access {
         role: None,

@@ -28,7 +28,7 @@ mod views;
 use cove_api_types::ApiError;
 use cove_api_types::ids::OrganizationId;
 use cove_edge::store_error::IntoApi;
-use cove_edge::{AuthContext, Env};
+use cove_edge::{Action, AuthContext, Env, authorize};
 use cove_store::memberships::OrgRole;
 use cove_store::orgs::OrgRecord;
 
@@ -55,6 +55,18 @@ pub async fn scoped(
 ) -> Result<AuthContext, ApiError> {
     require_jwt(ctx)?;
     ctx.in_org(env, org).await
+}
+
+/// The caller in the path's organization, allowed to do `action` there (403 otherwise).
+pub(crate) async fn scoped_for(
+    env: &Env,
+    ctx: &AuthContext,
+    org: &OrganizationId,
+    action: Action,
+) -> Result<AuthContext, ApiError> {
+    let ctx = scoped(env, ctx, org).await?;
+    authorize(env, &ctx, action).await?;
+    Ok(ctx)
 }
 
 /// The organization, unless it is gone or being deleted.

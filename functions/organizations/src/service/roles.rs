@@ -13,7 +13,7 @@ use cove_edge::{Action, AuthContext, Env, authorize};
 use cove_store::StoreError;
 use cove_store::roles::RoleRecord;
 
-use super::{concurrent, load, role_view, scoped, validate_name};
+use super::{concurrent, load, role_view, scoped, scoped_for, validate_name};
 
 pub async fn list_roles(
     env: &Env,
@@ -79,17 +79,6 @@ fn role_name_taken(name: &str) -> ApiError {
     ApiError::conflict(format!("Role with name {name} already exists"))
 }
 
-/// The caller in `org`, allowed to manage its roles.
-async fn manager(
-    env: &Env,
-    ctx: &AuthContext,
-    org: &OrganizationId,
-) -> Result<AuthContext, ApiError> {
-    let ctx = scoped(env, ctx, org).await?;
-    authorize(env, &ctx, Action::ManageRoles).await?;
-    Ok(ctx)
-}
-
 /// A role body the caller may write: permissions it holds, a valid name.
 async fn role_body(
     env: &Env,
@@ -113,7 +102,7 @@ pub async fn create_role(
     org: &OrganizationId,
     body: JsonBody<'_, CreateOrganizationRole>,
 ) -> Result<OrganizationRole, ApiError> {
-    let ctx = manager(env, ctx, org).await?;
+    let ctx = scoped_for(env, ctx, org, Action::ManageRoles).await?;
     let (name, description, perms) = role_body(env, &ctx, body).await?;
     check_role_name(env, org, &name, None).await?;
     let now = now_rfc3339();
@@ -165,7 +154,7 @@ pub async fn update_role(
     id: &str,
     body: JsonBody<'_, CreateOrganizationRole>,
 ) -> Result<OrganizationRole, ApiError> {
-    let ctx = manager(env, ctx, org).await?;
+    let ctx = scoped_for(env, ctx, org, Action::ManageRoles).await?;
     let (name, description, perms) = role_body(env, &ctx, body).await?;
     let mut rec = own_role(env, org, id).await?;
     check_role_name(env, org, &name, Some(id)).await?;
@@ -194,7 +183,7 @@ pub async fn delete_role(
     org: &OrganizationId,
     id: &str,
 ) -> Result<(), ApiError> {
-    manager(env, ctx, org).await?;
+    scoped_for(env, ctx, org, Action::ManageRoles).await?;
     own_role(env, org, id).await?;
     match env.store.roles().delete(org, id).await {
         Ok(()) => Ok(()),
