@@ -16,7 +16,10 @@
 //!    `MAX_DURATION` in all it is settled as failed (`error`, with a reason). That is the only
 //!    place a state change is retried: request handlers answer the transitional state instead;
 //! 4. removes the backups of destroyed sandboxes from the runner that holds them (`DELETE
-//!    /v1/backups/{id}`), until done (a runner that is gone counts as done).
+//!    /v1/backups/{id}`), until done (a runner that is gone counts as done);
+//! 5. drives snapshots ([`cove_snapshot_jobs::sweep`]): pending ones to an initial runner,
+//!    pulls and builds to their outcome or deadline, active ones onto every ready runner,
+//!    removed ones off every runner.
 //!
 //! Every write is conditional (runner: on the seen heartbeat; sandbox: on its version), so sweeps
 //! may run concurrently and repeat: a lost race is skipped, the next sweep finishes the job.
@@ -28,14 +31,15 @@ pub mod sweep;
 pub mod transitions;
 
 use cove_edge::web::{self, Request, Response};
+use cove_snapshot_jobs::JobSettings;
 use cove_edge::{ApiError, Env};
 use http::{Method, StatusCode};
 
 /// Serves one request: `POST /sweep` (any path ending in `/sweep`) runs one sweep and answers its report.
-pub async fn handle(env: &Env, req: Request) -> Response {
+pub async fn handle(env: &Env, settings: &JobSettings, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let result = if req.method() == Method::POST && path.ends_with("/sweep") {
-        sweep::run(env, time::OffsetDateTime::now_utc())
+        sweep::run(env, settings, time::OffsetDateTime::now_utc())
             .await
             .and_then(|report| web::json(StatusCode::OK, &report))
     } else {
@@ -44,4 +48,4 @@ pub async fn handle(env: &Env, req: Request) -> Response {
     web::respond(&path, result.map_err(|e: ApiError| e))
 }
 
-cove_edge::component!(crate::handle);
+cove_edge::component!(crate::handle, settings = cove_snapshot_jobs::JobSettings);

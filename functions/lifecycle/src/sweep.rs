@@ -8,6 +8,7 @@ use cove_edge::{ApiError, Env};
 use cove_store::StoreError;
 use cove_store::runners::RunnerRecord;
 use cove_store::sandboxes::{QuotaCheck, SandboxRecord, observed_state};
+use cove_snapshot_jobs::{JobSettings, SnapshotReport};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -26,6 +27,8 @@ pub struct SweepReport {
     pub backups_removed: u32,
     /// Sandboxes skipped because of a lost race or an unreachable runner (retried next sweep).
     pub skipped: u32,
+    /// Snapshots driven (step 5).
+    pub snapshots: SnapshotReport,
 }
 
 /// Sandbox states that mean "the runner is running (or moving) it": lost with the runner.
@@ -37,9 +40,14 @@ fn lost_with_runner(s: SandboxState) -> bool {
     )
 }
 
-pub async fn run(env: &Env, now: OffsetDateTime) -> Result<SweepReport, ApiError> {
+pub async fn run(
+    env: &Env,
+    settings: &JobSettings,
+    now: OffsetDateTime,
+) -> Result<SweepReport, ApiError> {
     let mut report = SweepReport::default();
-    for runner in env.store.runners().list().await.api()? {
+    let runners = env.store.runners().list().await.api()?;
+    for runner in &runners {
         let unresponsive = if runner.is_live() && !runner.is_responsive(now) {
             if let Some(lc) = runner.last_checked.as_deref()
                 && env
@@ -65,6 +73,9 @@ pub async fn run(env: &Env, now: OffsetDateTime) -> Result<SweepReport, ApiError
         crate::transitions::run(env, &runner, now, responsive, &mut report).await?;
     }
     crate::transitions::remove_backups(env, &mut report).await?;
+    report.snapshots = cove_snapshot_jobs::sweep(env, settings, &runners, now)
+        .await
+        .api()?;
     Ok(report)
 }
 

@@ -37,13 +37,17 @@ fn hc(api_url: &str) -> Healthcheck {
     }
 }
 
+fn no_settings() -> cove_snapshot_jobs::JobSettings {
+    <cove_snapshot_jobs::JobSettings as cove_edge::config::Settings>::from_lookup(|_| None)
+}
+
 async fn sweep(env: &Env) -> Value {
     let req = http::Request::builder()
         .method("POST")
         .uri("/sweep")
         .body(Bytes::new())
         .unwrap();
-    let resp = lifecycle::handle(env, req).await;
+    let resp = lifecycle::handle(env, &no_settings(), req).await;
     assert_eq!(resp.status(), 200);
     serde_json::from_slice(resp.body()).unwrap()
 }
@@ -207,6 +211,6 @@ async fn only_post_sweep_is_served() {
         .uri("/sweep")
         .body(Bytes::new())
         .unwrap();
-    assert_eq!(lifecycle::handle(&env, req).await.status(), 404);
+    assert_eq!(lifecycle::handle(&env, &no_settings(), req).await.status(), 404);
     assert_eq!(sweep(&env).await["skipped"], 0);
 }
