@@ -29,6 +29,7 @@ pub mod orgs;
 pub mod permissions;
 pub mod runner;
 pub mod sandbox;
+pub mod snapshots;
 pub mod time;
 pub mod toolbox;
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cove_runner_api::client::Transport;
-pub use cove_runner_api::client::{Client, ClientError, Failure, PutOutcome, TransportError};
+pub use cove_runner_api::client::{
+    Applied, Client, ClientError, Failure, PutOutcome, TransportError,
+};
 
 use crate::outbound::{self, OutboundFailure};
 

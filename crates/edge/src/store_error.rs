@@ -55,6 +55,7 @@ fn not_found_message(entity: Entity) -> &'static str {
         Entity::LinkedAccount => "Linked account not found",
         Entity::Sandbox => "Sandbox not found",
         Entity::Runner => "Runner not found",
+        Entity::Snapshot => "Snapshot not found",
     }
 }
 

@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::fake::FakeDelay;
 use crate::{
     BackupRemoval, BackupRequest, BackupResponse, ErrorEnvelope, RunnerInfo, SandboxList,
-    SandboxSpec, SandboxStatus,
+    SandboxSpec, SandboxStatus, SnapshotRemoval, SnapshotSpec, SnapshotStatus,
 };
 
 /// Why a transport got no answer.
@@ -139,26 +139,35 @@ impl ClientError {
     }
 }
 
-/// The answer of a bounded `PUT`.
+/// The answer of a bounded `PUT` (sandboxes and snapshots).
 #[derive(Debug, Clone, PartialEq)]
-pub enum PutOutcome {
-    /// 200: the desired state was reached.
-    Reached(SandboxStatus),
-    /// 202: still converging; the outcome comes as a state report.
-    Pending(SandboxStatus),
+pub enum Applied<T> {
+    /// 200: the desired state was reached (a snapshot job: `ready` or `error`).
+    Reached(T),
+    /// 202: still converging (a sandbox's outcome comes as a state report; a snapshot job is
+    /// polled with `GET`).
+    Pending(T),
 }
 
-impl PutOutcome {
-    pub fn status(&self) -> &SandboxStatus {
+/// The answer of a bounded sandbox `PUT`.
+pub type PutOutcome = Applied<SandboxStatus>;
+
+impl<T> Applied<T> {
+    pub fn status(&self) -> &T {
         match self {
             Self::Reached(s) | Self::Pending(s) => s,
         }
     }
 
-    pub fn into_status(self) -> SandboxStatus {
+    pub fn into_status(self) -> T {
         match self {
             Self::Reached(s) | Self::Pending(s) => s,
         }
+    }
+
+    /// Whether the agent answered 200.
+    pub fn is_reached(&self) -> bool {
+        matches!(self, Self::Reached(_))
     }
 }
 
@@ -276,18 +285,8 @@ impl<T: Transport> Client<T> {
         spec: &SandboxSpec,
         wait_secs: Option<u32>,
     ) -> Result<PutOutcome, ClientError> {
-        let mut path = format!("/v1/sandboxes/{id}");
-        if let Some(w) = wait_secs {
-            path.push_str(&format!("?wait={w}"));
-        }
-        let call = Call::with(http::Method::PUT, path, spec);
-        let (status, resp) = self.exchange(&call).await?;
-        let st: SandboxStatus = self.decode(&call, status, &resp)?;
-        Ok(if status == http::StatusCode::ACCEPTED {
-            PutOutcome::Pending(st)
-        } else {
-            PutOutcome::Reached(st)
-        })
+        self.bounded_put(format!("/v1/sandboxes/{id}"), spec, wait_secs)
+            .await
     }
 
     /// `GET /v1/sandboxes/{id}`.
@@ -330,6 +329,37 @@ impl<T: Transport> Client<T> {
             .await
     }
 
+    /// `PUT /v1/snapshots/{key}?wait=SECONDS`: 200 → [`Applied::Reached`] (`ready` or `error`),
+    /// 202 → [`Applied::Pending`] (poll with [`Client::get_snapshot`]). Idempotent per key.
+    pub async fn put_snapshot(
+        &self,
+        key: &str,
+        spec: &SnapshotSpec,
+        wait_secs: Option<u32>,
+    ) -> Result<Applied<SnapshotStatus>, ClientError> {
+        self.bounded_put(format!("/v1/snapshots/{key}"), spec, wait_secs)
+            .await
+    }
+
+    /// `GET /v1/snapshots/{key}`; a 404 with code `SNAPSHOT_NOT_FOUND` when the agent has no
+    /// such job or image.
+    pub async fn get_snapshot(&self, key: &str) -> Result<SnapshotStatus, ClientError> {
+        self.json(&Call::get(format!("/v1/snapshots/{key}"))).await
+    }
+
+    /// `DELETE /v1/snapshots/{key}`: removes the job and its local image (not while a container
+    /// uses it: `removed: false`).
+    pub async fn delete_snapshot(&self, key: &str) -> Result<SnapshotRemoval, ClientError> {
+        self.json(&Call::delete(format!("/v1/snapshots/{key}")))
+            .await
+    }
+
+    /// URL of `GET /v1/snapshots/{key}/logs?follow=BOOL` (`text/plain`; streamed with `follow`),
+    /// for callers that stream it themselves (bearer token: the runner token).
+    pub fn snapshot_logs_url(&self, key: &str, follow: bool) -> String {
+        format!("{}/v1/snapshots/{key}/logs?follow={follow}", self.base)
+    }
+
     /// `GET /v1/info`.
     pub async fn info(&self) -> Result<RunnerInfo, ClientError> {
         self.json(&Call::get("/v1/info".to_owned())).await
@@ -345,6 +375,26 @@ impl<T: Transport> Client<T> {
     pub async fn fake_delay(&self, delay: &FakeDelay) -> Result<(), ClientError> {
         let call = Call::with(http::Method::POST, "/v1/fake/delay".to_owned(), delay);
         self.expect_success(&call).await
+    }
+
+    /// A `PUT` answering 200 or 202 with the same body type.
+    async fn bounded_put<B: Serialize, R: DeserializeOwned>(
+        &self,
+        mut path: String,
+        body: &B,
+        wait_secs: Option<u32>,
+    ) -> Result<Applied<R>, ClientError> {
+        if let Some(w) = wait_secs {
+            path.push_str(&format!("?wait={w}"));
+        }
+        let call = Call::with(http::Method::PUT, path, body);
+        let (status, resp) = self.exchange(&call).await?;
+        let st: R = self.decode(&call, status, &resp)?;
+        Ok(if status == http::StatusCode::ACCEPTED {
+            Applied::Pending(st)
+        } else {
+            Applied::Reached(st)
+        })
     }
 
     async fn json<B: Serialize, R: DeserializeOwned>(

@@ -14,8 +14,14 @@
 //! | `POST /v1/sandboxes/{id}/backup` | [`BackupRequest`] (optional) | 201 [`BackupResponse`] (`docker commit` to a name the agent picks) |
 //! | `DELETE /v1/backups/{sandboxId}` | – | 200 [`BackupRemoval`]: every backup image of the sandbox |
 //! | `ANY /v1/sandboxes/{id}/toolbox/{*path}` | toolbox request | the daemon's answer (CONTRACT §10), websockets included |
+//! | `PUT /v1/snapshots/{key}?wait=SECONDS` | [`SnapshotSpec`] | 200 [`SnapshotStatus`] (`ready`/`error`) or 202 (in progress) |
+//! | `GET /v1/snapshots/{key}` | – | 200 [`SnapshotStatus`]; 404 `SNAPSHOT_NOT_FOUND` |
+//! | `GET /v1/snapshots/{key}/logs?follow=BOOL` | – | 200 `text/plain` pull/build log, streamed with `follow=true` |
+//! | `DELETE /v1/snapshots/{key}` | – | 200 [`SnapshotRemoval`] |
 //! | `GET /v1/info` | – | 200 [`RunnerInfo`] |
 //! | `GET /` | – | 200 health, no auth |
+//!
+//! Snapshot jobs (pull, build, push to the internal registry) are described in [`snapshots`].
 //!
 //! With `--runtime fake` only, fault injection for tests ([`fake`]):
 //! `POST /v1/fake/sandboxes/{id}/crash` and `POST /v1/fake/delay` ([`fake::FakeDelay`]).
@@ -50,6 +56,12 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "client-core")]
 pub mod client;
 pub mod fake;
+pub mod snapshots;
+
+pub use snapshots::{
+    LogsQuery, PushTarget, RegistryAuth, SnapshotJobState, SnapshotRemoval, SnapshotSource,
+    SnapshotSpec, SnapshotStatus, build_ref,
+};
 
 /// Labels the agent puts on every container it owns.
 pub mod labels {
@@ -133,6 +145,10 @@ pub struct SandboxSpec {
     /// `false` forces a fresh container even when a warm one would match (benchmarks, debugging).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_warm_pool: Option<bool>,
+    /// Credentials to pull `snapshot` with when the image is not on the runner (not part of the
+    /// sandbox's shape: they may rotate between generations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_auth: Option<RegistryAuth>,
 }
 
 impl SandboxSpec {
@@ -151,6 +167,7 @@ impl SandboxSpec {
             network: NetworkPolicy::Allow,
             stop_timeout_secs: None,
             allow_warm_pool: None,
+            image_auth: None,
         }
     }
 
@@ -495,6 +512,16 @@ mod tests {
         assert_eq!(v["network"], serde_json::json!({"mode": "blockAll"}));
         assert_eq!(v["resources"]["memoryMib"], 256);
         assert_eq!(v["desiredState"], "started");
+        assert!(v.get("imageAuth").is_none());
+        s.image_auth = Some(RegistryAuth {
+            username: "u".into(),
+            password: "p".into(),
+            server: "127.0.0.1:5000".into(),
+        });
+        let v = serde_json::to_value(&s).expect("json");
+        assert_eq!(v["imageAuth"]["server"], "127.0.0.1:5000");
+        let back: SandboxSpec = serde_json::from_value(v).expect("parse");
+        assert_eq!(back, s);
     }
 
     #[test]

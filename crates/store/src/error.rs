@@ -90,6 +90,8 @@ pub enum Entity {
     Sandbox,
     #[error("runner")]
     Runner,
+    #[error("snapshot")]
+    Snapshot,
     #[error("bootstrap admin")]
     Admin,
 }

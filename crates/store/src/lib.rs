@@ -22,6 +22,8 @@
 //! | sandbox | `SANDBOX#<id>` | `#META` | `ORG#<orgId>#SANDBOXES` / `<createdAt>#<id>`; GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>` (index keys absent once destroyed; GSI2 absent without a runner); once destroyed with backups still on a runner (`backupRunnerId`): GSI1 `SANDBOXBACKUPS#REMOVE` / `<id>` | get by id; list per org newest first (GSI1, descending); sandboxes of a runner (GSI2); destroyed sandboxes whose backups the lifecycle sweep still has to remove (GSI1). The row carries the state change in flight (`transition`: action, generation, `startedAt`, `pushedAt`, attempts), which the sweep pushes again or expires |
 //! | sandbox name lock | `ORG#<orgId>` | `SANDBOXNAME#<name>` | – (attr `sandboxId`) | get by name; unique names per org (conditional put in the sandbox's transactions); held by every sandbox that is not destroyed, so the org's partition shows its live sandboxes (organization deletion checks them) |
 //! | org usage counters | `ORG#<orgId>` | `USAGE` | – (attrs `cpu`, `memory`, `disk`) | exact sums over the org's sandboxes of what their states hold (CONTRACT §8), moved with `ADD` in the sandbox's transactions; growth checked against the quota for user actions only (`sandboxes::usage`) |
+//! | snapshot | `SNAPSHOT#<id>` | `#META` | `ORG#<orgId>#SNAPSHOTS` / `<createdAt>#<id>` (general snapshots: `GENERAL#SNAPSHOTS`); GSI2 `SNAPSHOTS#<state>` / `<transitionAt>#<id>` only in `pending`, `pulling`, `building`, `removing`, `active` | get by id; list per org and the general ones (GSI1); the lifecycle sweep's work per state, oldest transition first, no scan (GSI2). Every state change is conditional on `version` |
+//! | snapshot name lock | `ORG#<orgId>` | `SNAPSHOTNAME#<name>` | – (attr `snapshotId`) | get by name; unique names per org (409), written and deleted with the row, with the org's `live_check`; organization deletion purges the rows the locks name |
 //! | runner | `RUNNER#<id>` | `#META` | `RUNNERS` / `<id>` | get by id; list all (GSI1); `assignedSandboxes` changed only by `ADD` in sandbox transactions, runner writes `SET` their own attributes |
 //! | runner token | `RUNNERKEY#<sha256 hex of token>` | `#META` | – | runner authentication (attr `runnerId`), written/deleted with the runner in one transaction |
 //!
@@ -68,6 +70,7 @@ pub mod orgs;
 pub mod roles;
 pub mod runners;
 pub mod sandboxes;
+pub mod snapshots;
 pub mod users;
 
 pub use client::StoreConfig;
@@ -116,6 +119,9 @@ impl Store {
     }
     pub fn sandboxes(&self) -> sandboxes::SandboxRepo<'_> {
         sandboxes::SandboxRepo { store: self }
+    }
+    pub fn snapshots(&self) -> snapshots::SnapshotRepo<'_> {
+        snapshots::SnapshotRepo { store: self }
     }
     pub fn runners(&self) -> runners::RunnerRepo<'_> {
         runners::RunnerRepo { store: self }

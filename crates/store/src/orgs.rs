@@ -346,7 +346,8 @@ impl OrgRepo<'_> {
         }
     }
 
-    /// Deletes every item of the partition but `#META`, plus the API-key pointers. Idempotent.
+    /// Deletes every item of the partition but `#META`, plus the API-key pointers and the
+    /// `SNAPSHOT#<id>` rows the snapshot name locks name. Idempotent.
     pub(crate) async fn purge(&self, id: &OrganizationId) -> Result<(), StoreError> {
         let items = self.partition(id).await?;
         let mut keys: Vec<Item> = Vec::with_capacity(items.len() * 2);
@@ -361,6 +362,11 @@ impl OrgRepo<'_> {
                 && let Some(h) = get_s(it, "keyHash")
             {
                 keys.push(key(format!("APIKEYHASH#{h}"), META));
+            }
+            if sk_.starts_with(crate::snapshots::NAME_LOCK_PREFIX)
+                && let Some(row) = crate::snapshots::row_of_lock(it)
+            {
+                keys.push(row);
             }
             keys.push(key(pk_, sk_));
         }
