@@ -5,6 +5,7 @@ use cove_api_types::snapshots::SnapshotState;
 use cove_edge::Env;
 use cove_edge::runner_client::{Applied, ClientError, RunnerClient};
 use cove_runner_api::{RegistryAuth, SnapshotJobState, SnapshotStatus};
+use cove_store::registries::image_host;
 use cove_store::runners::RunnerRecord;
 use cove_store::snapshots::{SnapshotJob, SnapshotPatch, SnapshotRecord};
 use cove_store::{Conflict, StoreError};
@@ -45,21 +46,26 @@ pub(crate) fn client(runner: &RunnerRecord) -> Option<RunnerClient> {
         .map(|url| RunnerClient::new(url, &runner.api_key))
 }
 
-/// The organization's registry account for the image's host (pulls from a private registry).
-async fn source_auth(env: &Env, rec: &SnapshotRecord) -> Result<Option<RegistryAuth>, StoreError> {
+/// The organization's registry account for the image's host (pulls from a private registry);
+/// only the organization's own registries are looked at.
+async fn source_auth(
+    env: &Env,
+    settings: &JobSettings,
+    rec: &SnapshotRecord,
+) -> Result<Option<RegistryAuth>, StoreError> {
     if rec.job != SnapshotJob::Pull {
         return Ok(None);
     }
-    let host = spec::image_host(&rec.image_name);
+    let host = image_host(&rec.image_name);
     Ok(env
         .store
         .registries()
-        .matching_host(&rec.org_id, host)
+        .matching_host(&rec.org_id, &host, &settings.credentials_secret)
         .await?
-        .map(|r| RegistryAuth {
-            username: r.username,
-            password: r.password,
-            server: host.to_owned(),
+        .map(|m| RegistryAuth {
+            username: m.record.username,
+            password: m.password,
+            server: host,
         }))
 }
 
@@ -157,7 +163,7 @@ async fn push(
     let Some(client) = client(runner) else {
         return Ok(rec.clone());
     };
-    let auth = source_auth(env, rec).await?;
+    let auth = source_auth(env, settings, rec).await?;
     let spec = spec::first_spec(settings, rec, auth);
     match client.put_snapshot(rec.id.as_str(), &spec, Some(0)).await {
         Ok(Applied::Reached(st)) => settle(env, settings, rec, &st, report).await,

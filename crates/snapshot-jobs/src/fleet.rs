@@ -90,15 +90,26 @@ pub async fn remove(
     }
 }
 
-/// Whether `runner` no longer holds the snapshot.
+/// Whether `runner` no longer holds the snapshot. A runner that does not know the snapshot
+/// (`GET` 404: it never got it, or its image is gone) has nothing to remove; one that answers
+/// `removed: false` still has a container using the image (asked again next sweep).
 async fn remove_from(rec: &SnapshotRecord, runner: &RunnerRecord) -> bool {
+    use cove_edge::runner_client::ClientError;
     let Some(c) = client(runner) else {
         return true;
     };
-    match c.delete_snapshot(rec.id.as_str()).await {
+    let key = rec.id.as_str();
+    match c.get_snapshot(key).await {
+        Err(ClientError::Status { status: 404, .. }) => return true,
+        Err(e) => {
+            tracing::warn!(snapshot_id = %rec.id, runner_id = %runner.id, error = %e, "snapshot removal: runner unreachable");
+            return false;
+        }
+        Ok(_) => {}
+    }
+    match c.delete_snapshot(key).await {
         Ok(r) if r.removed => true,
-        // Not known there: nothing to remove (it never got it, or the image is gone).
-        Err(cove_edge::runner_client::ClientError::Status { status: 404, .. }) => true,
+        Err(ClientError::Status { status: 404, .. }) => true,
         Ok(_) => {
             tracing::info!(snapshot_id = %rec.id, runner_id = %runner.id, "snapshot image still in use on the runner");
             false

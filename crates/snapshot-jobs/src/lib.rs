@@ -34,7 +34,7 @@ use time::OffsetDateTime;
 pub use drive::{refresh, start};
 pub use fleet::{propagate, remove};
 pub use settings::{JobSettings, RegistryAccount};
-pub use spec::{image_host, is_internal};
+pub use spec::is_internal;
 
 /// How long a snapshot may wait for a runner.
 pub const PENDING_DEADLINE: Duration = Duration::from_secs(10 * 60);

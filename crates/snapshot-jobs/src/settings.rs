@@ -30,6 +30,8 @@ pub struct JobSettings {
     pub internal: Option<RegistryAccount>,
     /// `maxSnapshotSize` (`max_snapshot_size_gb`, default [`JobSettings::DEFAULT_MAX_SIZE_GB`]).
     pub max_size_bytes: u64,
+    /// `scoped_credentials_secret`: opens the organizations' registry passwords.
+    pub credentials_secret: Vec<u8>,
 }
 
 impl JobSettings {
@@ -58,6 +60,7 @@ impl Settings for JobSettings {
         "internal_registry_username",
         "internal_registry_password",
         "max_snapshot_size_gb",
+        "scoped_credentials_secret",
     ];
 
     fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
@@ -82,6 +85,9 @@ impl Settings for JobSettings {
         Self {
             internal,
             max_size_bytes: gb * 1024 * 1024 * 1024,
+            credentials_secret: opt("scoped_credentials_secret")
+                .unwrap_or_default()
+                .into_bytes(),
         }
     }
 }

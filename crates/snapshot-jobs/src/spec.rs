@@ -1,18 +1,10 @@
 //! The runner spec of a snapshot's first pull or build, and image-name helpers.
 
 use cove_runner_api::{RegistryAuth, SnapshotSource, SnapshotSpec};
+use cove_store::registries::image_host;
 use cove_store::snapshots::{SnapshotJob, SnapshotRecord};
 
 use crate::JobSettings;
-
-/// The registry host of an image reference (`host[:port]`), Docker's rule: the first path
-/// component when it has a `.` or a `:` or is `localhost`; else Docker Hub (`docker.io`).
-pub fn image_host(image: &str) -> &str {
-    match image.split_once('/') {
-        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
-        _ => "docker.io",
-    }
-}
 
 /// Whether `image` lives in the internal registry of `settings`.
 pub fn is_internal(settings: &JobSettings, image: &str) -> bool {
@@ -55,19 +47,5 @@ pub fn copy_spec(settings: &JobSettings, rec: &SnapshotRecord, image_ref: &str) 
             auth: settings.internal.as_ref().and_then(|r| r.auth()),
         },
         push: None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hosts_follow_dockers_rule() {
-        assert_eq!(image_host("python:3.12-slim"), "docker.io");
-        assert_eq!(image_host("library/python:3.12"), "docker.io");
-        assert_eq!(image_host("ghcr.io/a/b:1"), "ghcr.io");
-        assert_eq!(image_host("127.0.0.1:5000/x/y:1"), "127.0.0.1:5000");
-        assert_eq!(image_host("localhost/x:1"), "localhost");
     }
 }
