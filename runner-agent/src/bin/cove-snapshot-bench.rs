@@ -135,7 +135,7 @@ fn row(name: &str, v: &mut [Duration]) {
 }
 
 fn build(org: &str, registry: &str, base: &str, push: bool, nonce: &str) -> SnapshotSpec {
-    let dockerfile = format!("FROM {base}\nRUN echo {nonce} > /etc/cove-bench\n");
+    let dockerfile = format!("FROM {base}\nRUN echo {nonce} > /tmp/cove-bench\n");
     let r#ref = build_ref(registry, org, &dockerfile, &[]);
     SnapshotSpec {
         org_id: org.to_owned(),
