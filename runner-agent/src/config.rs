@@ -101,6 +101,21 @@ pub struct Args {
     /// Seconds between two re-assertions of the isolation rules.
     #[arg(long, default_value_t = 30)]
     pub isolation_check_secs: u64,
+    /// S3 endpoint of build contexts (`{orgId}/{hash}/context.tar`, path-style); default: AWS.
+    /// Credentials: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`).
+    #[arg(long, env = "COVE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Bucket of build contexts.
+    #[arg(long, env = "COVE_S3_BUCKET", default_value = "cove")]
+    pub s3_bucket: String,
+    #[arg(long, env = "COVE_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Deadline of a snapshot pull job (then `error`, "pull timed out after ...").
+    #[arg(long, default_value_t = 900)]
+    pub snapshot_pull_timeout_secs: u64,
+    /// Deadline of a snapshot build job.
+    #[arg(long, default_value_t = 1800)]
+    pub snapshot_build_timeout_secs: u64,
     /// Accept a toolbox socket whose serving process the agent cannot see (an agent in its own
     /// PID namespace): only then is a non-root peer trusted without its cgroup being checked.
     #[arg(long)]
@@ -173,6 +188,8 @@ pub struct Config {
     /// The sandbox network and its isolation.
     pub network: crate::network::NetworkSettings,
     pub allow_unverified_toolbox_peer: bool,
+    /// Snapshot jobs: S3 of build contexts, deadlines.
+    pub snapshot_jobs: crate::snapshots::SnapshotSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -238,6 +255,15 @@ impl Config {
             deny: args.sandbox_deny,
             reassert_every: Duration::from_secs(args.isolation_check_secs.max(1)),
         };
+        let snapshot_jobs = crate::snapshots::SnapshotSettings {
+            s3: crate::snapshots::context::S3Settings {
+                endpoint: args.s3_endpoint.filter(|e| !e.is_empty()),
+                bucket: args.s3_bucket,
+                region: args.s3_region,
+            },
+            pull_timeout: secs(args.snapshot_pull_timeout_secs.max(1)),
+            build_timeout: secs(args.snapshot_build_timeout_secs.max(1)),
+        };
         Ok(Self {
             listen: args.listen,
             token: args.token,
@@ -259,6 +285,7 @@ impl Config {
             timeouts,
             network,
             allow_unverified_toolbox_peer: args.allow_unverified_toolbox_peer,
+            snapshot_jobs,
         })
     }
 
@@ -297,6 +324,7 @@ impl Config {
             timeouts: Timeouts::default(),
             network: crate::network::NetworkSettings::default(),
             allow_unverified_toolbox_peer: false,
+            snapshot_jobs: crate::snapshots::SnapshotSettings::default(),
         }
     }
 }

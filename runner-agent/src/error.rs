@@ -22,6 +22,9 @@ pub enum AgentError {
     Conflict { code: &'static str, message: String },
     #[error("snapshot {0} is not present on this runner")]
     SnapshotNotFound(String),
+    /// A sandbox image could not be pulled (Docker's message; never credentials).
+    #[error("{0}")]
+    PullFailed(String),
     #[error("the toolbox of sandbox {id} is not reachable")]
     ToolboxUnavailable {
         id: String,
@@ -72,7 +75,7 @@ impl AgentError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::SandboxNotFound(_) | Self::SnapshotNotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::ToolboxUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            Self::ToolboxUnavailable { .. } | Self::PullFailed(_) => StatusCode::BAD_GATEWAY,
             Self::Runtime(RuntimeError::Timeout { .. }) | Self::RequestTimeout(_) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -90,6 +93,7 @@ impl AgentError {
             Self::SnapshotNotFound(_) => "SNAPSHOT_NOT_FOUND",
             Self::Conflict { code, .. } => code,
             Self::ToolboxUnavailable { .. } => "TOOLBOX_UNAVAILABLE",
+            Self::PullFailed(_) => "IMAGE_PULL_FAILED",
             Self::Runtime(RuntimeError::Timeout { .. }) => "ENGINE_TIMEOUT",
             Self::RequestTimeout(_) => "REQUEST_TIMEOUT",
             Self::Runtime(_) | Self::Io { .. } => "INTERNAL_ERROR",

@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use cove_runner_api::fake::FakeDelay;
 use cove_runner_api::{
-    BackupRemoval, BackupRequest, BackupResponse, ErrorEnvelope, PutQuery, RunnerInfo, SandboxList,
-    SandboxSpec, SandboxStatus,
+    BackupRemoval, BackupRequest, BackupResponse, ErrorEnvelope, LogsQuery, PutQuery, RunnerInfo,
+    SandboxList, SandboxSpec, SandboxStatus, SnapshotRemoval, SnapshotSpec, SnapshotStatus,
 };
 use serde::de::DeserializeOwned;
 use utoipa::OpenApi;
@@ -220,6 +220,69 @@ async fn backups_delete(
     rec.delete_backups(&sandbox_id).await.map(Json)
 }
 
+/// Pulls or builds a snapshot image (idempotent per key; bounded by `wait`).
+#[utoipa::path(put, path = "/v1/snapshots/{key}", tag = "snapshots",
+    params(("key" = String, Path, description = "Snapshot id"), PutQuery),
+    request_body = SnapshotSpec,
+    responses(
+        (status = 200, description = "The job ended: `ready` or `error`", body = SnapshotStatus),
+        (status = 202, description = "In progress: poll with GET", body = SnapshotStatus),
+        (status = 403, description = "An image of another organization", body = ErrorEnvelope),
+        (status = 409, description = "The key runs a job of another spec", body = ErrorEnvelope),
+        Errors))]
+async fn snapshot_put(
+    State(rec): State<AppState>,
+    Path(key): Path<String>,
+    QueryParams(q): QueryParams<PutQuery>,
+    JsonBody(spec): JsonBody<SnapshotSpec>,
+) -> Result<(StatusCode, Json<SnapshotStatus>)> {
+    let wait = Duration::from_secs(u64::from(q.wait_secs()));
+    Ok(match rec.snapshot_jobs().put(&key, spec, wait).await? {
+        cove_runner_api::client::Applied::Reached(s) => (StatusCode::OK, Json(s)),
+        cove_runner_api::client::Applied::Pending(s) => (StatusCode::ACCEPTED, Json(s)),
+    })
+}
+
+/// The status of a snapshot job (404 `SNAPSHOT_NOT_FOUND` without job or image).
+#[utoipa::path(get, path = "/v1/snapshots/{key}", tag = "snapshots",
+    params(("key" = String, Path, description = "Snapshot id")),
+    responses((status = 200, body = SnapshotStatus), Errors))]
+async fn snapshot_get(
+    State(rec): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<SnapshotStatus>> {
+    rec.snapshot_jobs().get(&key).await.map(Json)
+}
+
+/// Removes the job and its local image (kept while a container uses it: `removed: false`).
+#[utoipa::path(delete, path = "/v1/snapshots/{key}", tag = "snapshots",
+    params(("key" = String, Path, description = "Snapshot id")),
+    responses((status = 200, body = SnapshotRemoval), Errors))]
+async fn snapshot_delete(
+    State(rec): State<AppState>,
+    Path(key): Path<String>,
+) -> Result<Json<SnapshotRemoval>> {
+    rec.delete_snapshot(&key).await.map(Json)
+}
+
+/// The pull/build log; with `follow=true` streamed until the job ends.
+#[utoipa::path(get, path = "/v1/snapshots/{key}/logs", tag = "snapshots",
+    params(("key" = String, Path, description = "Snapshot id"), LogsQuery),
+    responses((status = 200, description = "The log (last MiB)", content_type = "text/plain", body = String), Errors))]
+async fn snapshot_logs(
+    State(rec): State<AppState>,
+    Path(key): Path<String>,
+    QueryParams(q): QueryParams<LogsQuery>,
+) -> Result<Response> {
+    let log = rec.snapshot_jobs().log(&key)?;
+    let body = if q.follow {
+        Body::from_stream(log.follow())
+    } else {
+        Body::from(log.text())
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response())
+}
+
 /// Simulated runner only: the sandbox's container dies (exit 137).
 #[utoipa::path(post, path = "/v1/fake/sandboxes/{id}/crash", tag = "fake",
     params(("id" = String, Path, description = "Sandbox id")),
@@ -315,7 +378,9 @@ fn api_routes(fake: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(sandbox_list))
         .routes(routes!(sandbox_get, sandbox_put, sandbox_delete))
         .routes(routes!(sandbox_backup))
-        .routes(routes!(backups_delete));
+        .routes(routes!(backups_delete))
+        .routes(routes!(snapshot_get, snapshot_put, snapshot_delete))
+        .routes(routes!(snapshot_logs));
     if fake {
         r.routes(routes!(fake_crash)).routes(routes!(fake_delay))
     } else {

@@ -6,7 +6,8 @@
 //! ([`pool`]), forwards toolbox calls to each sandbox's daemon over a unix socket ([`toolbox`],
 //! [`relay`]) and sends heartbeats ([`heartbeat`]) and state reports ([`reporter`]). With
 //! Docker it isolates sandboxes on the host: an isolated bridge network with firewall rules
-//! ([`network`]) and hardened per-sandbox host directories ([`sandbox_dir`]). The wire
+//! ([`network`]) and hardened per-sandbox host directories ([`sandbox_dir`]). Snapshot jobs
+//! pull, build and push images ([`snapshots`]). The wire
 //! contract is `cove_runner_api`; the API document is [`http::openapi`].
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod relay;
 pub mod reporter;
 pub mod runtime;
 pub mod sandbox_dir;
+pub mod snapshots;
 pub mod toolbox;
 
 use std::sync::Arc;

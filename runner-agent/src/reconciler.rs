@@ -118,6 +118,7 @@ pub struct Reconciler {
     report_rx: std::sync::Mutex<Option<ReportRx>>,
     /// Wakes the reporter for an immediate observation round (fault injection).
     observe_now: tokio::sync::Notify,
+    snapshot_jobs: crate::snapshots::Snapshots,
 }
 
 fn shell_quote(v: &str) -> String {
@@ -176,6 +177,11 @@ impl Reconciler {
         let pool = Pool::new(cfg.warm_pool.clone());
         let states = StateFiles::new(cfg.data_dir.join("state"));
         let (reports, rx) = tokio::sync::mpsc::channel(1024);
+        let snapshot_jobs = crate::snapshots::Snapshots::new(
+            &cfg.data_dir,
+            cfg.snapshot_jobs.clone(),
+            runtime.clone(),
+        );
         Arc::new(Self {
             cfg,
             runtime,
@@ -188,7 +194,29 @@ impl Reconciler {
             reports,
             report_rx: std::sync::Mutex::new(Some(rx)),
             observe_now: tokio::sync::Notify::new(),
+            snapshot_jobs,
         })
+    }
+
+    /// The snapshot jobs (`/v1/snapshots/*`).
+    pub fn snapshot_jobs(&self) -> &crate::snapshots::Snapshots {
+        &self.snapshot_jobs
+    }
+
+    /// `DELETE /v1/snapshots/{key}`: the job's image is kept while one of the agent's
+    /// containers (sandbox or warm) uses it; configured images always stay.
+    pub async fn delete_snapshot(&self, key: &str) -> Result<cove_runner_api::SnapshotRemoval> {
+        let mut in_use: std::collections::BTreeSet<String> = self
+            .sandboxes
+            .read()
+            .await
+            .values()
+            .filter_map(|r| r.spec.as_ref().map(|s| s.snapshot.clone()))
+            .collect();
+        let containers = self.runtime.list(RUNNER_LABEL, &self.cfg.runner_id).await?;
+        in_use.extend(containers.into_iter().map(|c| c.image));
+        let keep = self.cfg.snapshot_images().map(str::to_owned).collect();
+        self.snapshot_jobs.remove(key, &in_use, &keep).await
     }
 
     pub fn pool(&self) -> &Pool {

@@ -33,4 +33,6 @@ pub enum FakeOp {
     Delete,
     /// `docker commit` (`POST /v1/sandboxes/{id}/backup`).
     Backup,
+    /// The pull or build of a snapshot job (`PUT /v1/snapshots/{key}`).
+    Snapshot,
 }

@@ -352,6 +352,18 @@ impl Reconciler {
             .ok_or_else(|| AgentError::SnapshotNotFound(snapshot.to_owned()))
     }
 
+    /// The sandbox's image, pulled first with the spec's `imageAuth` when it is missing.
+    async fn image_pulled(&self, spec: &SandboxSpec) -> Result<ImageInfo> {
+        if let Some(auth) = &spec.image_auth
+            && self.runtime.image(&spec.snapshot).await?.is_none()
+        {
+            self.snapshot_jobs
+                .pull_for_sandbox(&spec.snapshot, auth)
+                .await?;
+        }
+        self.image(&spec.snapshot).await
+    }
+
     fn host_side<'a>(&'a self, run_dir: &'a std::path::Path) -> HostSide<'a> {
         HostSide {
             toolbox_bin: &self.toolbox_bin,
@@ -443,7 +455,7 @@ impl Reconciler {
                 }
             }
         }
-        let image = self.image(&spec.snapshot).await?;
+        let image = self.image_pulled(spec).await?;
         self.check_restore(id, spec, &image)?;
         let dir = self.sandboxes_dir().join(id);
         prepare_dir(&dir, &BTreeMap::new())?;

@@ -9,8 +9,9 @@
 //! - `DELETE /v1/backups/{sandboxId}` leaves a tombstone `<data-dir>/backups-deleted/<id>` and
 //!   removes every backup of the sandbox (the in-use ones on a later prune).
 //! - A sandbox is never created from a backup of another sandbox or organization.
-//! - Heartbeats advertise only snapshots: the configured images and images labelled
-//!   `cove.snapshot`, never backups nor other local tags.
+//! - Heartbeats advertise only snapshots: the configured images, images labelled
+//!   `cove.snapshot` (builds) and the refs of `ready` snapshot jobs (pulls), never backups nor
+//!   other local tags.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -244,6 +245,15 @@ impl Reconciler {
         spec: &SandboxSpec,
         image: &ImageInfo,
     ) -> Result<()> {
+        // A snapshot image the agent made for another organization.
+        let image_org = image.labels.get(labels::ORG_ID).filter(|o| !o.is_empty());
+        if image_org.is_some_and(|o| spec.org_id.as_ref() != Some(o)) {
+            tracing::warn!(sandbox = %id, snapshot = %crate::error::printable(&spec.snapshot), "an image of another organization refused");
+            return Err(AgentError::Forbidden(format!(
+                "snapshot {} belongs to another organization",
+                spec.snapshot
+            )));
+        }
         let owner = image
             .labels
             .get(labels::BACKUP_SANDBOX)
@@ -266,8 +276,8 @@ impl Reconciler {
         Ok(())
     }
 
-    /// The snapshot images this runner holds: the configured ones that are present, and images
-    /// labelled `cove.snapshot` (never backups).
+    /// The snapshot images this runner holds: the configured ones that are present, images
+    /// labelled `cove.snapshot` and ready snapshot jobs' refs (never backups).
     pub async fn snapshots(&self) -> Vec<String> {
         let images = match self.runtime.images().await {
             Ok(i) => i,
@@ -277,6 +287,7 @@ impl Reconciler {
             }
         };
         let configured: BTreeSet<&str> = self.cfg.snapshot_images().collect();
+        let jobs = self.snapshot_jobs.ready_refs();
         let mut out = BTreeSet::new();
         for i in &images {
             let backup = i.labels.contains_key(labels::BACKUP_SANDBOX);
@@ -285,7 +296,8 @@ impl Reconciler {
                 .get(labels::SNAPSHOT)
                 .is_some_and(|s| !s.is_empty());
             for t in &i.tags {
-                let snapshot = configured.contains(t.as_str()) || (labelled && !backup);
+                let snapshot =
+                    configured.contains(t.as_str()) || jobs.contains(t) || (labelled && !backup);
                 if snapshot && !t.starts_with(&format!("{BACKUP_REPO}/")) {
                     out.insert(t.clone());
                 }

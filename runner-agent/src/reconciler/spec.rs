@@ -60,6 +60,16 @@ pub fn validate_spec(spec: &SandboxSpec) -> Result<()> {
     if spec.snapshot.trim().is_empty() {
         return Err(bad("snapshot is required"));
     }
+    // An image in the internal registry project of another organization (tenant isolation,
+    // whatever the control plane sends).
+    if let Some(owner) = cove_runner_api::snapshots::internal_org_of(&spec.snapshot)
+        && spec.org_id.as_deref() != Some(owner)
+    {
+        return Err(AgentError::Forbidden(format!(
+            "snapshot {} belongs to another organization",
+            spec.snapshot
+        )));
+    }
     for k in spec.env.keys() {
         let mut bytes = k.bytes();
         let first_ok = bytes

@@ -1,4 +1,7 @@
-//! [`ContainerRuntime`] over the Docker engine API (bollard).
+//! [`ContainerRuntime`] over the Docker engine API (bollard); its image operations (pull,
+//! build, push) are in [`images`].
+
+mod images;
 
 use std::collections::HashMap;
 
@@ -111,6 +114,7 @@ impl ContainerRuntime for DockerRuntime {
                     entrypoint: cfg.entrypoint.unwrap_or_default(),
                     cmd: cfg.cmd.unwrap_or_default(),
                     labels: cfg.labels.unwrap_or_default(),
+                    size_bytes: img.size.and_then(|s| u64::try_from(s).ok()),
                 }))
             }
             Err(e) if is_status(&e, &[404]) => Ok(None),
@@ -331,6 +335,10 @@ impl ContainerRuntime for DockerRuntime {
             .await
             .map_err(|e| engine("commit a container", e))?;
         Ok(resp.id)
+    }
+
+    fn image_engine(&self) -> Option<&dyn super::images::ImageEngine> {
+        Some(self)
     }
 
     async fn read_file(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>> {

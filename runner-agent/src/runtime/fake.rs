@@ -14,7 +14,11 @@
 //! - **faults** ([`Faults`]): a container can crash, and the next engine calls of a kind can take
 //!   N seconds or hang.
 //!
-//! Nothing here sleeps in the normal path.
+//! - **image operations** (snapshot jobs, [`images`]): pulls and builds take a short while.
+//!
+//! Nothing here sleeps in the normal path of containers.
+
+mod images;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -86,6 +90,7 @@ fn default_image(reference: &str) -> ImageInfo {
         entrypoint: vec![],
         cmd: vec!["sleep".into(), "infinity".into()],
         labels: HashMap::new(),
+        size_bytes: Some(1 << 20),
     }
 }
 
@@ -440,6 +445,7 @@ impl ContainerRuntime for FakeRuntime {
             entrypoint: opts.entrypoint.clone(),
             cmd: opts.cmd.clone(),
             labels,
+            size_bytes: Some(1 << 20),
         };
         let image = FakeImage {
             info,
@@ -452,6 +458,10 @@ impl ContainerRuntime for FakeRuntime {
     }
 
     fn faults(&self) -> Option<&dyn Faults> {
+        Some(self)
+    }
+
+    fn image_engine(&self) -> Option<&dyn super::images::ImageEngine> {
         Some(self)
     }
 

@@ -5,6 +5,7 @@
 
 pub mod docker;
 pub mod fake;
+pub mod images;
 pub mod timed;
 
 use std::collections::HashMap;
@@ -68,6 +69,8 @@ pub struct ImageInfo {
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
     pub labels: HashMap<String, String>,
+    /// Size of the image on the engine.
+    pub size_bytes: Option<u64>,
 }
 
 /// One local image (`docker images`).
@@ -139,6 +142,10 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// runtime cannot read files (the fake).
     async fn read_file(&self, _id: &str, _path: &str) -> Result<Option<Vec<u8>>> {
         Ok(None)
+    }
+    /// Image pull, build and push (snapshot jobs); `None`: the runtime cannot make images.
+    fn image_engine(&self) -> Option<&dyn images::ImageEngine> {
+        None
     }
     /// Fault injection (the simulated runtime only).
     fn faults(&self) -> Option<&dyn Faults> {

@@ -152,6 +152,11 @@ impl<R: ContainerRuntime> ContainerRuntime for Timed<R> {
         self.inner.faults()
     }
 
+    /// Not bounded per call: a snapshot job bounds itself (pull 15 min, build 30 min).
+    fn image_engine(&self) -> Option<&dyn super::images::ImageEngine> {
+        self.inner.image_engine()
+    }
+
     fn env_in_requests(&self) -> bool {
         self.inner.env_in_requests()
     }

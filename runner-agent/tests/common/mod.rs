@@ -83,6 +83,16 @@ impl Agent {
         a
     }
 
+    /// A Docker agent with extra environment variables.
+    pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Agent {
+        let _ = image();
+        let tmp = tempfile::tempdir().expect("tmp");
+        let runner_id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let mut a = Self::spawn_process_env(tmp.path(), &runner_id, extra, env);
+        a._tmp = Some(tmp);
+        a
+    }
+
     /// A simulated runner (`--runtime fake`, no Docker) holding [`FAKE_IMAGE`].
     pub fn start_fake(extra: &[&str]) -> Agent {
         let tmp = tempfile::tempdir().expect("tmp");
@@ -123,6 +133,15 @@ impl Agent {
     }
 
     fn spawn_process(data_dir: &Path, runner_id: &str, extra: &[&str]) -> Agent {
+        Self::spawn_process_env(data_dir, runner_id, extra, &[])
+    }
+
+    fn spawn_process_env(
+        data_dir: &Path,
+        runner_id: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Agent {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cove-runner"))
             .args([
                 "--listen",
@@ -136,6 +155,7 @@ impl Agent {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "warn,cove_runner_agent=info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
