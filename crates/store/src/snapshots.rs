@@ -289,6 +289,29 @@ impl SnapshotRepo<'_> {
             .filter(|r| r.org_id == *org && r.name == name))
     }
 
+    /// A snapshot the organization may see and use: its own by id, or a general one by id; its
+    /// own by name; else a general one by name.
+    pub async fn find_visible(
+        &self,
+        org: &OrganizationId,
+        id_or_name: &str,
+    ) -> Result<Option<SnapshotRecord>, StoreError> {
+        if let Ok(id) = SnapshotId::parse(id_or_name)
+            && let Some(rec) = self.get(&id).await?
+            && (rec.org_id == *org || rec.general)
+        {
+            return Ok(Some(rec));
+        }
+        if let Some(rec) = self.get_by_name(org, id_or_name).await? {
+            return Ok(Some(rec));
+        }
+        Ok(self
+            .list_general()
+            .await?
+            .into_iter()
+            .find(|r| r.name == id_or_name))
+    }
+
     /// The organization's own snapshots (not the general ones), oldest first (GSI1).
     pub async fn list_by_org(
         &self,

@@ -13,9 +13,11 @@
 //!
 //! # Differences from Daytona
 //!
-//! * Declarative builds (`buildInfo`) are refused with 400; a sandbox runs the `default_snapshot`
-//!   (no snapshot store yet): any other image is "Snapshot <name> not found", even one a runner
-//!   holds (another organization's backup, a local tag).
+//! * Declarative builds (`buildInfo`) are refused with 400 (create a snapshot from the build
+//!   first). A sandbox runs the `default_snapshot` or a snapshot the organization sees (its own
+//!   or a general one, by id or name, `active`: otherwise 400 "Snapshot <name> is not active"),
+//!   whose image ref and sizes it takes; any other image is "Snapshot <name> not found", even
+//!   one a runner holds (another organization's backup, a local tag).
 //! * `cpu/memory/disk` may be given when no snapshot is named (they size the default snapshot);
 //!   with a named snapshot they are refused as in Daytona.
 //! * No volumes function exists yet: any `volumes` entry is refused with 400 "Volume <id> not found".

@@ -3,10 +3,10 @@
 //! create the runner still refuses (4xx) is undone (`Settled::Discarded`).
 
 use cove_api_types::ApiError;
-use cove_api_types::ids::{OrganizationId, SandboxId};
+use cove_api_types::ids::{OrganizationId, SandboxId, SnapshotId};
 use cove_api_types::permissions::Permission;
 use cove_api_types::sandbox::{CreateSandbox, Sandbox, SandboxDesiredState, SandboxState};
-use cove_edge::config::SandboxSettings;
+use cove_api_types::snapshots::SnapshotState;
 use cove_edge::store_error::IntoApi;
 use cove_edge::{Action, authorize};
 use cove_store::runners::RunnerRecord;
@@ -18,22 +18,59 @@ use super::{Call, now, quota, random_failure, transition_err};
 use crate::rules;
 use crate::scheduling::pick_runner;
 
-/// Which snapshots a sandbox may be created from: the default snapshot, general snapshots and
-/// the organization's own (there is no snapshot store yet, so: the default snapshot only).
+/// Which snapshots a sandbox may be created from: the default snapshot, and every snapshot the
+/// organization sees (its own, by id or name, then the general ones), which must be `active`.
 /// Anything else is "not found", whether or not some runner holds an image of that name: an
 /// image on a runner is not a snapshot of the caller's (another organization's backup, a bare
-/// local tag).
-fn admit_snapshot(settings: &SandboxSettings, snapshot: &str) -> Result<(), ApiError> {
-    if snapshot == settings.default_snapshot {
-        Ok(())
-    } else {
-        tracing::info!(
-            snapshot,
-            "create refused: not a snapshot of the organization"
-        );
-        Err(ApiError::bad_request(format!(
-            "Snapshot {snapshot} not found"
-        )))
+/// local tag). A snapshot's image (its `ref`) becomes the sandbox's image and its sizes the
+/// sandbox's (a create naming a snapshot gives none). Returns the snapshot used, if stored.
+async fn admit_snapshot(
+    call: &Call<'_>,
+    plan: &mut rules::CreatePlan,
+) -> Result<Option<SnapshotId>, ApiError> {
+    let name = plan.snapshot.clone();
+    if name == call.settings.default_snapshot {
+        return Ok(None);
+    }
+    let found = call
+        .env
+        .store
+        .snapshots()
+        .find_visible(call.org(), &name)
+        .await
+        .api()?;
+    let Some(snap) = found else {
+        tracing::info!(snapshot = %name, "create refused: not a snapshot of the organization");
+        return Err(ApiError::bad_request(format!("Snapshot {name} not found")));
+    };
+    let image = snap
+        .r#ref
+        .clone()
+        .filter(|_| snap.state == SnapshotState::Active);
+    let Some(image) = image else {
+        tracing::info!(snapshot = %snap.id, state = %snap.state, "create refused: snapshot not active");
+        return Err(ApiError::bad_request(format!(
+            "Snapshot {name} is not active"
+        )));
+    };
+    plan.snapshot = image;
+    plan.cpu = snap.cpu;
+    plan.memory = snap.mem;
+    plan.disk = snap.disk;
+    Ok(Some(snap.id))
+}
+
+/// Records the use of a snapshot (`lastUsedAt`); a failure only costs the timestamp.
+async fn touch_snapshot(call: &Call<'_>, id: Option<SnapshotId>) {
+    let Some(id) = id else { return };
+    if let Err(e) = call
+        .env
+        .store
+        .snapshots()
+        .touch_last_used(&id, &now())
+        .await
+    {
+        tracing::warn!(snapshot = %id, error = %e, "could not record the snapshot's use");
     }
 }
 
@@ -77,8 +114,8 @@ fn new_record(
 pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, ApiError> {
     let env = call.env;
     authorize(env, &call.ctx, Action::Create(Permission::WriteSandboxes)).await?;
-    let plan = rules::plan_create(&body, &call.settings.default_snapshot)?;
-    admit_snapshot(call.settings, &plan.snapshot)?;
+    let mut plan = rules::plan_create(&body, &call.settings.default_snapshot)?;
+    let snapshot_id = admit_snapshot(call, &mut plan).await?;
     let quota = quota(call).await?;
     rules::per_sandbox_limits(&quota, plan.cpu, plan.memory, plan.disk)?;
     let runners = env.store.runners().list().await.api()?;
@@ -95,6 +132,7 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
         .await
         .map_err(|e| transition_err(&rec.name, e))?;
     tracing::info!(sandbox = %rec.id, org = %rec.org_id, runner = %runner.id, "sandbox created");
+    touch_snapshot(call, snapshot_id).await;
     let settled = cove_transition::run(&env.store, &rec, &REQUEST_BOUNDS)
         .await
         .map_err(|e| transition_err(&rec.name, e))?;
