@@ -15,6 +15,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use cove_store::{Store, StoreConfig};
 use cove_testkit::{AgentOptions, Cove, Runner, Runtime};
 use serde_json::{Value, json};
 
@@ -138,7 +139,7 @@ async fn sandboxes(api: &Api, snapshot: &str, runs: usize) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn propagation(cove: &mut Cove, api: &Api, snapshot: &str) -> anyhow::Result<()> {
+async fn propagation(cove: &mut Cove, api: &Api, store: &Store, snapshot: &str) -> anyhow::Result<()> {
     let snap = api.call(reqwest::Method::GET, &format!("/snapshots/{snapshot}"), None).await?;
     let image = snap["ref"].as_str().context("ref")?.to_owned();
     let t = Instant::now();
@@ -146,15 +147,14 @@ async fn propagation(cove: &mut Cove, api: &Api, snapshot: &str) -> anyhow::Resu
     let id = agent.runner_id().to_owned();
     let attached = t.elapsed();
     let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let runners = api.call(reqwest::Method::GET, "/runners", None).await?;
-        let holds = runners.as_array().into_iter().flatten().any(|r| {
-            r["id"] == id.as_str()
-                && r["snapshots"].as_array().is_some_and(|s| s.iter().any(|x| x == image.as_str()))
-        });
-        if holds {
-            break;
-        }
+    // What the second runner's heartbeats advertise, as the scheduler reads it.
+    while !store
+        .runners()
+        .list()
+        .await?
+        .iter()
+        .any(|r| r.id.as_str() == id && r.has_snapshot(&image))
+    {
         if Instant::now() > deadline {
             bail!("the second runner never listed {image}");
         }
@@ -188,11 +188,12 @@ async fn main() -> anyhow::Result<()> {
         api: cove.api_url().to_owned(),
         key: cove.admin_key().context("admin key")?.to_owned(),
     };
+    let store = Store::new(&StoreConfig::local(&endpoint, "cove"));
     println!("| snapshots through the API (`cove-snapshot-api-bench`) | time |\n|---|---|");
     let result = async {
         let name = builds(&api, runs).await?;
         sandboxes(&api, &name, runs).await?;
-        propagation(&mut cove, &api, &name).await
+        propagation(&mut cove, &api, &store, &name).await
     }
     .await;
     if result.is_err() {
