@@ -176,7 +176,8 @@ async fn push(
     }
 }
 
-/// Looks at a snapshot's first job on its runner and records the outcome when there is one.
+/// Looks at a snapshot's first job on its runner and records the outcome when there is one;
+/// past the deadline without one, the snapshot is `error`.
 pub async fn refresh(
     env: &Env,
     settings: &JobSettings,
@@ -190,14 +191,6 @@ pub async fn refresh(
         SnapshotState::Building => BUILD_DEADLINE,
         _ => return Ok(rec.clone()),
     };
-    if past(&rec.transition_at, deadline, now) {
-        let reason = format!(
-            "The snapshot's {} did not finish within {} minutes",
-            if rec.job == SnapshotJob::Build { "build" } else { "pull" },
-            deadline.as_secs() / 60
-        );
-        return fail(env, rec, SnapshotState::Error, reason, report).await;
-    }
     let runner = rec
         .initial_runner_id
         .as_ref()
@@ -206,20 +199,30 @@ pub async fn refresh(
         // Its runner is gone: start over on another one.
         return write(env, rec, SnapshotState::Pending, SnapshotPatch::default(), report).await;
     };
-    let Some(client) = client(runner) else {
-        return Ok(rec.clone());
+    let seen = match client(runner) {
+        Some(c) => c.get_snapshot(rec.id.as_str()).await,
+        None => return Ok(rec.clone()),
     };
-    match client.get_snapshot(rec.id.as_str()).await {
-        Ok(st) => settle(env, settings, rec, &st, report).await,
-        Err(ClientError::Status { status: 404, .. }) => {
-            push(env, settings, rec, runner, report).await
+    let next = match seen {
+        Ok(st) => settle(env, settings, rec, &st, report).await?,
+        Err(ClientError::Status { status: 404, .. }) if !past(&rec.transition_at, deadline, now) => {
+            push(env, settings, rec, runner, report).await?
         }
         Err(e) => {
             tracing::debug!(snapshot_id = %rec.id, error = %e, "snapshot job status unavailable");
             report.skipped += 1;
-            Ok(rec.clone())
+            rec.clone()
         }
+    };
+    if next.version != rec.version || !past(&rec.transition_at, deadline, now) {
+        return Ok(next);
     }
+    let reason = format!(
+        "The snapshot's {} did not finish within {} minutes",
+        if rec.job == SnapshotJob::Build { "build" } else { "pull" },
+        deadline.as_secs() / 60
+    );
+    fail(env, rec, SnapshotState::Error, reason, report).await
 }
 
 /// Records what the runner said, if it is an outcome.
