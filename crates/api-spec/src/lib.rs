@@ -15,6 +15,7 @@ pub fn control_plane() -> Doc {
     doc.merge(organizations::ApiDoc::openapi());
     doc.merge(sandboxes::ApiDoc::openapi());
     doc.merge(runners::ApiDoc::openapi());
+    doc.merge(snapshots::ApiDoc::openapi());
     doc.merge(toolbox_fn::ApiDoc::openapi());
     doc.info = InfoBuilder::new()
         .title("Cove control plane")

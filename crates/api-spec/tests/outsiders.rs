@@ -75,6 +75,16 @@ const SELF: &[(&str, &str, &str)] = &[
         "/api/sandbox",
         "creates one in the caller's organization",
     ),
+    (
+        "GET",
+        "/api/snapshots",
+        "snapshots the caller's organization sees",
+    ),
+    (
+        "POST",
+        "/api/snapshots",
+        "creates one in the caller's organization",
+    ),
     ("GET", "/api/workspace", "alias of GET /api/sandbox"),
     ("POST", "/api/workspace", "alias of POST /api/sandbox"),
     ("GET", "/api/users/me", "the caller"),
@@ -100,6 +110,8 @@ const SELF: &[(&str, &str, &str)] = &[
 /// Routes only system admins may use (their credentials must also hold the permission).
 fn admin_only(path: &str) -> bool {
     path.starts_with("/api/runners")
+        || path.starts_with("/api/admin/")
+        || (path.starts_with("/api/snapshots/") && path.ends_with("/general"))
         || path.starts_with("/api/users/{id}/")
         || path == "/api/users"
         || ["/quota", "/quota/{regionId}", "/suspend", "/unsuspend"]
@@ -205,6 +217,13 @@ async fn world(h: &Harness) -> World {
         json!({"snapshot": FAKE_IMAGE}),
     )
     .await;
+    let snapshot = post(
+        &api,
+        &victim_key,
+        "/api/snapshots",
+        json!({"name": "victim-snap", "imageName": "python:3.12"}),
+    )
+    .await;
     post_status(
         &api,
         &victim_owner.jwt,
@@ -239,6 +258,7 @@ async fn world(h: &Harness) -> World {
     ]);
     let mut ids = ids;
     ids.insert("runnerId", runner_a.id.to_string());
+    ids.insert("snapshotId", id(&snapshot));
     World {
         api,
         ids,
@@ -299,6 +319,7 @@ impl World {
     fn param(&self, template: &str, name: &str) -> String {
         match name {
             "id" if template.starts_with("/api/runners") => self.ids["runnerId"].clone(),
+            "id" if template.contains("/snapshots") => self.ids["snapshotId"].clone(),
             "id" => self.victim_owner.sub.clone(),
             "userId" if template.starts_with("/api/api-keys") => self.victim_owner.sub.clone(),
             _ => self
@@ -504,6 +525,8 @@ async fn snapshot(w: &World) -> Vec<Value> {
         format!("/api/organizations/{o}/invitations"),
         "/api/api-keys".to_owned(),
         format!("/api/sandbox/{}", w.ids["sandboxId"]),
+        format!("/api/snapshots/{}", w.ids["snapshotId"]),
+        "/api/snapshots".to_owned(),
         "/api/users/me".to_owned(),
     ];
     let mut out = Vec::new();
@@ -584,7 +607,7 @@ fn sandbox_read(method: &str, template: &str) -> bool {
 
 /// Insiders without the right: the victim organization's member on owner-only routes (its
 /// owner's membership as the target), and the organization's permission-less API key on every
-/// sandbox-changing route, every toolbox route and the JWT-only organization routes: 403
+/// sandbox- or snapshot-changing route, every toolbox route and the JWT-only organization routes: 403
 /// whatever the body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insiders_without_the_right_never_get_past_authorization() {
@@ -618,7 +641,11 @@ async fn insiders_without_the_right_never_get_past_authorization() {
         let org_route = template.starts_with("/api/organizations/{organizationId}");
         // Every toolbox call needs `write:sandboxes` (it runs things in the sandbox).
         let toolbox = template.starts_with("/toolbox/") || template.starts_with("/api/toolbox/");
-        let write = toolbox || (sandbox && !sandbox_read(&method, &template) && !runner_only(&op));
+        // Changing snapshots needs `write:snapshots` / `delete:snapshots`.
+        let snapshot = template.starts_with("/api/snapshots") && method != "GET";
+        let write = toolbox
+            || snapshot
+            || (sandbox && !sandbox_read(&method, &template) && !runner_only(&op));
         if write || org_route {
             let path = w.fill(&template);
             calls += sweep(&w.api, &method, &path, &bare, &[403], &mut failures).await;

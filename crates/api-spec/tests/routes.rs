@@ -42,6 +42,11 @@ fn every_function_routes_exactly_what_it_documents() {
         sandboxes::router().operations(),
     );
     assert_agree(
+        "snapshots",
+        snapshots::ApiDoc::openapi(),
+        snapshots::router().operations(),
+    );
+    assert_agree(
         "runners",
         runners::ApiDoc::openapi(),
         runners::router().operations(),

@@ -160,6 +160,8 @@ struct Toggle {
     security(("bearer" = [])))]
 async fn snapshot_toggle(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
+    // Who may not toggle this snapshot learns nothing about the body.
+    service::may_write(&c, p.get("id")).await?;
     let body: Toggle = if req.body().is_empty() {
         Toggle::default()
     } else {
@@ -171,6 +173,7 @@ async fn snapshot_toggle(s: &State, req: &Request, p: &Params) -> Answer {
 async fn general(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     authorize(&s.env, &c.ctx, Action::SystemAdmin).await?;
+    authorize(&s.env, &c.ctx, Action::Use(Permission::WriteSnapshots)).await?;
     let body: SetSnapshotGeneralStatus = web::json_body(req)?;
     ok(&service::set_general(&c, p.get("id"), body.general).await?)
 }

@@ -45,8 +45,7 @@ fn valid_component(c: &str) -> bool {
     if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
         return false;
     }
-    c.split(['.', '_', '-'])
-        .all(|part| part.bytes().all(alnum))
+    c.split(['.', '_', '-']).all(|part| part.bytes().all(alnum))
         && !c.contains("..")
         && !c.contains("___")
 }

@@ -4,6 +4,7 @@
 use cove_edge::config::SandboxSettings;
 use cove_edge::{Env, Request, Response};
 use cove_testkit::{FAKE_IMAGE, Harness, InProcess};
+use snapshots::SnapshotSettings;
 
 type DispatchFut = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
 
@@ -27,6 +28,13 @@ fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut
                 runners::handle(&env, req).await
             } else if path.starts_with("/api/sandbox") || path.starts_with("/api/workspace") {
                 sandboxes::handle(&env, &settings, req).await
+            } else if path.starts_with("/api/snapshots") || path.starts_with("/api/admin/snapshots")
+            {
+                let s = SnapshotSettings {
+                    default_snapshot: FAKE_IMAGE.to_owned(),
+                    internal_registry: "127.0.0.1:5999".to_owned(),
+                };
+                snapshots::handle(&env, &s, req).await
             } else if path.starts_with("/api/toolbox") || path.starts_with("/toolbox") {
                 toolbox_fn::handle(&env, req).await
             } else {

@@ -115,6 +115,7 @@ pub async fn set_general(
     general: bool,
 ) -> Result<SnapshotDto, ApiError> {
     authorize(call.env, &call.ctx, Action::SystemAdmin).await?;
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSnapshots)).await?;
     let repo = call.env.store.snapshots();
     let sid = SnapshotId::parse(id).map_err(|_| not_found(id))?;
     let rec = repo.get(&sid).await.api()?.ok_or_else(|| not_found(id))?;

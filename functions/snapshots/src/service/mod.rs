@@ -90,6 +90,17 @@ async fn find_own(call: &Call<'_>, id_or_name: &str) -> Result<SnapshotRecord, A
         .ok_or_else(|| not_found(id_or_name))
 }
 
+/// 403/404 unless the caller may change its own snapshot `id_or_name` (`write:snapshots`).
+pub async fn may_write(call: &Call<'_>, id_or_name: &str) -> Result<(), ApiError> {
+    cove_edge::authorize(
+        call.env,
+        &call.ctx,
+        cove_edge::Action::Use(cove_api_types::permissions::Permission::WriteSnapshots),
+    )
+    .await?;
+    find_own(call, id_or_name).await.map(|_| ())
+}
+
 /// 403 when one more snapshot would take the organization over its snapshot quota.
 async fn check_quota(call: &Call<'_>, quota: &OrgQuota) -> Result<(), ApiError> {
     let used = call
