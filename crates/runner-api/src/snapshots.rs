@@ -10,7 +10,21 @@
 //!
 //! `key` is the control plane's snapshot id. `PUT` is idempotent: the same key and spec while
 //! the job runs joins it; when the image of the spec (the build's `ref`) is already on the runner
-//! the answer is `ready` at once. `wait` is bounded like the sandbox `PUT` ([`crate::PutQuery`]).
+//! the answer is `ready` at once (with `push`, the agent still pushes it: cheap when the
+//! registry has the layers). `wait` is bounded like the sandbox `PUT` ([`crate::PutQuery`];
+//! [`crate::client::Client::put_snapshot`] takes `Option<u32>`, `None` = the agent's default).
+//!
+//! - Credentials (`auth`) are not part of the spec's identity: a `PUT` with rotated credentials
+//!   joins the running job.
+//! - A finished `error` job stays (the same `PUT` answers it again) until `DELETE`; a `ready` job
+//!   whose image is gone runs again; another spec under a running key is 409 `SNAPSHOT_BUSY`.
+//! - A job running when the agent stops is lost (`GET` answers 404): `PUT` it again. `ready`
+//!   jobs survive restarts.
+//! - Tenants: an internal ref `[registry/]cove-{org}/...` ([`internal_org_of`]) is only pulled or
+//!   built for `org`, `push.project` must be [`project_of`]`(orgId)`, and a sandbox spec naming
+//!   another organization's internal ref is refused (403).
+//! - With `--runtime fake` the jobs are simulated (fault [`crate::fake::FakeOp::Snapshot`] delays
+//!   or hangs them).
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -147,6 +147,15 @@ impl AgentOptions {
         self
     }
 
+    /// Build contexts of snapshot jobs from the S3 at `endpoint` (path-style) in `bucket`,
+    /// signed with `access_key`/`secret` (the agent's `--s3-endpoint`, `--s3-bucket`,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`).
+    pub fn s3(self, endpoint: &str, bucket: &str, access_key: &str, secret: &str) -> Self {
+        self.args(["--s3-endpoint", endpoint, "--s3-bucket", bucket])
+            .env("AWS_ACCESS_KEY_ID", access_key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+    }
+
     pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((name.into(), value.into()));
         self

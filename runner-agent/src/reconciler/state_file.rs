@@ -21,13 +21,18 @@ impl StateFiles {
         self.dir.join(format!("{id}.json"))
     }
 
-    /// Writes atomically (temporary file, then rename).
+    /// Writes atomically (temporary file, then rename). Registry credentials of the spec
+    /// (`imageAuth`, used once at create) are not written.
     pub fn save(&self, rec: &Record) -> Result<()> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| AgentError::io("creating the state dir", e))?;
         let path = self.path(&rec.id);
         let tmp = self.dir.join(format!(".{}.json.tmp", rec.id));
-        let body = serde_json::to_vec_pretty(rec)
+        let mut kept = rec.clone();
+        if let Some(spec) = &mut kept.spec {
+            spec.image_auth = None;
+        }
+        let body = serde_json::to_vec_pretty(&kept)
             .map_err(|e| AgentError::io("encoding state", std::io::Error::other(e)))?;
         std::fs::write(&tmp, body)
             .and_then(|()| std::fs::rename(&tmp, &path))
@@ -67,5 +72,30 @@ impl StateFiles {
                 self.remove(id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_credentials_never_reach_the_state_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let files = StateFiles::new(dir.path().to_path_buf());
+        let rec: Record = serde_json::from_value(serde_json::json!({
+            "id": "sb1", "containerId": "c1", "dir": "/tmp/x",
+            "spec": {"generation": 2, "snapshot": "r:5/cove-o/daytona-1:daytona",
+                "imageAuth": {"username": "cove-internal", "password": "hunter2", "server": "r:5"}}
+        }))
+        .expect("record");
+        files.save(&rec).expect("save");
+        let text = std::fs::read_to_string(dir.path().join("sb1.json")).expect("read");
+        assert!(
+            !text.contains("hunter2") && !text.contains("imageAuth"),
+            "{text}"
+        );
+        let back = files.load("sb1").expect("load");
+        assert_eq!(back.spec.map(|s| s.generation), Some(2));
     }
 }

@@ -256,3 +256,33 @@ async fn delete_removes_the_image_unless_a_container_uses_it_and_ready_jobs_surv
         "the state file went with the job"
     );
 }
+
+#[tokio::test]
+async fn credentials_are_not_kept_on_disk() {
+    let f = fixture(SnapshotSettings::default());
+    let mut spec = pull("registry.example.com/team/app:1", true);
+    let auth = cove_runner_api::RegistryAuth {
+        username: "u".into(),
+        password: "hunter2".into(),
+        server: "registry.example.com".into(),
+    };
+    spec.source = SnapshotSource::Pull {
+        image: "registry.example.com/team/app:1".into(),
+        auth: Some(auth.clone()),
+    };
+    if let Some(p) = &mut spec.push {
+        p.auth = Some(auth);
+    }
+    let st = f
+        .jobs
+        .put("k9", spec, LONG)
+        .await
+        .expect("put")
+        .into_status();
+    assert_eq!(st.state, SnapshotJobState::Ready, "{st:?}");
+    let text = std::fs::read_to_string(f._dir.path().join("snapshots/k9.json")).expect("kept");
+    assert!(
+        text.contains("registry.example.com/team/app:1") && !text.contains("hunter2"),
+        "{text}"
+    );
+}
