@@ -1,6 +1,7 @@
 //! The function's settings, read once per instance from Spin variables.
 
 use cove_edge::config::Settings;
+use cove_snapshot_jobs::JobSettings;
 
 /// What the snapshots function needs besides the store; every value has a default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +11,9 @@ pub struct SnapshotSettings {
     /// The internal registry (`internal_registry`, `host:port`; empty: none). Builds are
     /// content-addressed under it (`cove_runner_api::build_ref`).
     pub internal_registry: String,
+    /// What driving snapshots on the runners needs (the internal registry's account, the size
+    /// limit, the key of the organizations' registry passwords).
+    pub jobs: JobSettings,
 }
 
 impl SnapshotSettings {
@@ -17,9 +21,17 @@ impl SnapshotSettings {
 }
 
 impl Settings for SnapshotSettings {
-    const VARIABLES: &'static [&'static str] = &["default_snapshot", "internal_registry"];
+    const VARIABLES: &'static [&'static str] = &[
+        "default_snapshot",
+        "internal_registry",
+        "internal_registry_username",
+        "internal_registry_password",
+        "max_snapshot_size_gb",
+        "scoped_credentials_secret",
+    ];
 
     fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let jobs = JobSettings::from_lookup(&get);
         let opt = |name: &str| {
             get(name)
                 .map(|v| v.trim().to_owned())
@@ -28,7 +40,8 @@ impl Settings for SnapshotSettings {
         Self {
             default_snapshot: opt("default_snapshot")
                 .unwrap_or_else(|| Self::DEFAULT_SNAPSHOT.to_owned()),
-            internal_registry: opt("internal_registry").unwrap_or_default(),
+            internal_registry: jobs.registry_host().to_owned(),
+            jobs,
         }
     }
 }

@@ -30,6 +30,9 @@ async fn fx() -> Fx {
     let settings = SnapshotSettings {
         default_snapshot: "cove-sandbox-base:latest".into(),
         internal_registry: REGISTRY.into(),
+        jobs: <cove_snapshot_jobs::JobSettings as cove_edge::config::Settings>::from_lookup(|n| {
+            (n == "internal_registry").then(|| REGISTRY.to_owned())
+        }),
     };
     let sandbox_settings = SandboxSettings::default();
     let snap = move |env: cove_edge::Env, req| {

@@ -101,5 +101,5 @@ pub async fn create(call: &Call<'_>, body: CreateSnapshot) -> Result<SnapshotDto
         Err(e) => return Err(e.api()),
     };
     tracing::info!(snapshot = %stored.id, org = %stored.org_id, state = %stored.state, "snapshot created");
-    Ok(view::dto(&stored))
+    Ok(view::dto(&super::progress::advance(call, stored).await))
 }

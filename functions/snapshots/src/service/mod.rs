@@ -8,6 +8,7 @@
 mod actions;
 mod create;
 mod logs;
+mod progress;
 mod queries;
 
 pub use actions::{activate, deactivate, delete, set_general, toggle};

@@ -12,10 +12,15 @@ use crate::rules::{ListQuery, SortField};
 use crate::view;
 
 pub async fn get(call: &Call<'_>, id_or_name: &str) -> Result<SnapshotDto, ApiError> {
-    find_visible(call.env, call.settings, call.org(), id_or_name)
+    let rec = find_visible(call.env, call.settings, call.org(), id_or_name)
         .await?
-        .map(|r| view::dto(&r))
-        .ok_or_else(|| not_found(id_or_name))
+        .ok_or_else(|| not_found(id_or_name))?;
+    let rec = if &rec.org_id == call.org() {
+        super::progress::advance(call, rec).await
+    } else {
+        rec
+    };
+    Ok(view::dto(&rec))
 }
 
 /// Everything the organization sees: its own snapshots, the general ones, the default one.
