@@ -56,15 +56,39 @@ pub struct SandboxSettings {
     pub toolbox_proxy_url: Option<String>,
     /// Domain of preview URLs (`proxy_domain`); `None`: the request's Host header.
     pub proxy_domain: Option<String>,
+    /// The internal registry's account for runners (`internal_registry`,
+    /// `internal_registry_username`, `internal_registry_password`; all three set, else `None`):
+    /// sent with the spec of a sandbox whose image is in the internal registry, so a runner
+    /// that lacks the image can pull it.
+    pub internal_registry_auth: Option<cove_runner_api::RegistryAuth>,
 }
 
 impl SandboxSettings {
     pub const DEFAULT_SNAPSHOT: &'static str = "cove-sandbox-base:latest";
+
+    /// The pull credentials for `image`: the internal registry's account when the image is in
+    /// it (`<internal_registry>/...`), else none.
+    pub fn image_auth(&self, image: &str) -> Option<cove_runner_api::RegistryAuth> {
+        self.internal_registry_auth
+            .as_ref()
+            .filter(|a| {
+                image
+                    .strip_prefix(a.server.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .cloned()
+    }
 }
 
 impl Settings for SandboxSettings {
-    const VARIABLES: &'static [&'static str] =
-        &["default_snapshot", "toolbox_proxy_url", "proxy_domain"];
+    const VARIABLES: &'static [&'static str] = &[
+        "default_snapshot",
+        "toolbox_proxy_url",
+        "proxy_domain",
+        "internal_registry",
+        "internal_registry_username",
+        "internal_registry_password",
+    ];
 
     /// Builds the settings from a variable lookup; empty values count as unset.
     fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
@@ -78,6 +102,20 @@ impl Settings for SandboxSettings {
                 .unwrap_or_else(|| Self::DEFAULT_SNAPSHOT.to_owned()),
             toolbox_proxy_url: opt("toolbox_proxy_url").map(|u| u.trim_end_matches('/').to_owned()),
             proxy_domain: opt("proxy_domain"),
+            internal_registry_auth: match (
+                opt("internal_registry"),
+                opt("internal_registry_username"),
+                opt("internal_registry_password"),
+            ) {
+                (Some(server), Some(username), Some(password)) => {
+                    Some(cove_runner_api::RegistryAuth {
+                        username,
+                        password,
+                        server,
+                    })
+                }
+                _ => None,
+            },
         }
     }
 }
@@ -167,5 +205,35 @@ impl Env {
             store: Store::new(&config.store),
             jwt: config.jwt,
         }
+    }
+}
+
+#[cfg(test)]
+mod sandbox_settings_tests {
+    use super::*;
+
+    #[test]
+    fn internal_images_get_the_internal_account() {
+        let vars = [
+            ("internal_registry", "127.0.0.1:5000"),
+            ("internal_registry_username", "cove"),
+            ("internal_registry_password", "pw"),
+        ];
+        let s = SandboxSettings::from_lookup(|n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        });
+        let auth = s
+            .image_auth("127.0.0.1:5000/cove-x/daytona-1:daytona")
+            .expect("an internal image");
+        assert_eq!(
+            (auth.username.as_str(), auth.server.as_str()),
+            ("cove", "127.0.0.1:5000")
+        );
+        assert!(s.image_auth("127.0.0.1:50001/x:1").is_none());
+        assert!(s.image_auth("cove-sandbox-base:latest").is_none());
+        assert!(SandboxSettings::default().internal_registry_auth.is_none());
+        assert!(!format!("{s:?}").contains("pw"), "the password never shows");
     }
 }

@@ -10,6 +10,7 @@ use cove_store::sandboxes::{SandboxRecord, Transition};
 
 use crate::action::{Push, describe};
 use crate::spec::spec_of;
+use cove_runner_api::RegistryAuth;
 
 /// How long the runner may take for one run of a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +149,7 @@ pub(crate) async fn push(
     rec: &SandboxRecord,
     t: &Transition,
     bounds: &Bounds,
+    image_auth: Option<&RegistryAuth>,
 ) -> Outcome {
     let budget = Budget {
         until: Instant::now() + bounds.total,
@@ -166,7 +168,11 @@ pub(crate) async fn push(
         budget: &budget,
     };
     match push {
-        Push::Spec(desired) => call.put(&spec_of(rec, t, desired), bounds.wait_secs).await,
+        Push::Spec(desired) => {
+            let mut spec = spec_of(rec, t, desired);
+            spec.image_auth = image_auth.cloned();
+            call.put(&spec, bounds.wait_secs).await
+        }
         Push::Backup => call.backup().await,
         Push::Archive => match call.backup().await {
             Outcome::BackedUp { image } => match call.destroy().await {

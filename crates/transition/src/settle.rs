@@ -26,10 +26,21 @@ pub async fn run(
     rec: &SandboxRecord,
     bounds: &Bounds,
 ) -> Result<Settled, TransitionError> {
+    run_with_image_auth(store, rec, bounds, None).await
+}
+
+/// [`run`], the spec (if the action pushes one) carrying `image_auth`: the credentials a runner
+/// without the sandbox's image pulls it with (`SandboxSpec.image_auth`).
+pub async fn run_with_image_auth(
+    store: &Store,
+    rec: &SandboxRecord,
+    bounds: &Bounds,
+    image_auth: Option<&cove_runner_api::RegistryAuth>,
+) -> Result<Settled, TransitionError> {
     let Some(t) = rec.transition.clone() else {
         return Ok(Settled::Row(Box::new(rec.clone())));
     };
-    let out = push::push(store, rec, &t, bounds).await;
+    let out = push::push(store, rec, &t, bounds, image_auth).await;
     tracing::debug!(sandbox = %rec.id, action = %t.action, outcome = ?out, "pushed");
     settle(store, rec, &t, out).await
 }

@@ -133,9 +133,15 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
         .map_err(|e| transition_err(&rec.name, e))?;
     tracing::info!(sandbox = %rec.id, org = %rec.org_id, runner = %runner.id, "sandbox created");
     touch_snapshot(call, snapshot_id).await;
-    let settled = cove_transition::run(&env.store, &rec, &REQUEST_BOUNDS)
-        .await
-        .map_err(|e| transition_err(&rec.name, e))?;
+    let image_auth = call.settings.image_auth(&rec.snapshot);
+    let settled = cove_transition::run_with_image_auth(
+        &env.store,
+        &rec,
+        &REQUEST_BOUNDS,
+        image_auth.as_ref(),
+    )
+    .await
+    .map_err(|e| transition_err(&rec.name, e))?;
     match settled {
         Settled::Discarded { reason } => Err(ApiError::bad_request(reason)),
         // As Daytona: a create that ends in `error` answers 400 (the sandbox stays, in `error`).
