@@ -540,6 +540,76 @@ mod tests {
         assert_eq!((e.message(), e.code()), ("boom", None));
     }
 
+    /// Answers every request with one status and body; records what it was sent.
+    struct Canned {
+        status: u16,
+        body: &'static str,
+        sent: std::sync::Mutex<Vec<(String, String)>>,
+    }
+
+    impl Transport for Canned {
+        async fn send(
+            &self,
+            req: http::Request<Bytes>,
+            _timeout: Option<Duration>,
+        ) -> Result<http::Response<Bytes>, TransportError> {
+            let line = (req.method().to_string(), req.uri().to_string());
+            self.sent.lock().expect("sent").push(line);
+            Ok(http::Response::builder()
+                .status(self.status)
+                .body(Bytes::from_static(self.body.as_bytes()))
+                .expect("response"))
+        }
+    }
+
+    fn canned(status: u16, body: &'static str) -> Client<Canned> {
+        let t = Canned {
+            status,
+            body,
+            sent: std::sync::Mutex::default(),
+        };
+        Client::with_transport(t, "http://runner:3003/", "tok")
+    }
+
+    #[tokio::test]
+    async fn snapshot_calls_map_200_202_and_404() {
+        let spec: SnapshotSpec =
+            serde_json::from_str(r#"{"orgId":"o","source":{"kind":"pull","image":"alpine:3"}}"#)
+                .expect("spec");
+        let c = canned(202, r#"{"key":"k","state":"pulling"}"#);
+        let out = c.put_snapshot("k", &spec, Some(0)).await.expect("put");
+        assert!(
+            matches!(out, Applied::Pending(ref s) if s.state == crate::SnapshotJobState::Pulling)
+        );
+        let sent = c.transport.sent.lock().expect("sent").clone();
+        assert_eq!(
+            sent,
+            [(
+                "PUT".to_owned(),
+                "http://runner:3003/v1/snapshots/k?wait=0".to_owned()
+            )]
+        );
+        let c = canned(200, r#"{"key":"k","state":"ready","ref":"alpine:3"}"#);
+        let out = c.put_snapshot("k", &spec, None).await.expect("put");
+        assert!(out.is_reached());
+        assert_eq!(out.into_status().r#ref.as_deref(), Some("alpine:3"));
+        let c = canned(
+            404,
+            r#"{"path":"/v1/snapshots/k","timestamp":"t","statusCode":404,"error":"Not Found","message":"snapshot k is not present on this runner","code":"SNAPSHOT_NOT_FOUND","source":"COVE_RUNNER"}"#,
+        );
+        let e = c.get_snapshot("k").await.expect_err("404");
+        assert_eq!(
+            (e.status(), e.code()),
+            (Some(404), Some("SNAPSHOT_NOT_FOUND"))
+        );
+        let c = canned(200, r#"{"removed":true}"#);
+        assert!(c.delete_snapshot("k").await.expect("delete").removed);
+        assert_eq!(
+            c.snapshot_logs_url("k", true),
+            "http://runner:3003/v1/snapshots/k/logs?follow=true"
+        );
+    }
+
     #[test]
     fn transport_failures_say_whether_the_request_may_have_arrived() {
         let get = http::Method::GET;

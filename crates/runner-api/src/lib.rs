@@ -17,7 +17,7 @@
 //! | `PUT /v1/snapshots/{key}?wait=SECONDS` | [`SnapshotSpec`] | 200 [`SnapshotStatus`] (`ready`/`error`) or 202 (in progress) |
 //! | `GET /v1/snapshots/{key}` | – | 200 [`SnapshotStatus`]; 404 `SNAPSHOT_NOT_FOUND` |
 //! | `GET /v1/snapshots/{key}/logs?follow=BOOL` | – | 200 `text/plain` pull/build log, streamed with `follow=true` |
-//! | `DELETE /v1/snapshots/{key}` | – | 200 [`SnapshotRemoval`] |
+//! | `DELETE /v1/snapshots/{key}` | – | 200 [`SnapshotRemoval`] (`removed: false` while a container uses the image) |
 //! | `GET /v1/info` | – | 200 [`RunnerInfo`] |
 //! | `GET /` | – | 200 health, no auth |
 //!

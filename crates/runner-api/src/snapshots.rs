@@ -6,7 +6,7 @@
 //! | `PUT /v1/snapshots/{key}?wait=SECONDS` | [`SnapshotSpec`] | 200 [`SnapshotStatus`] (`ready`/`error`) or 202 [`SnapshotStatus`] (in progress) |
 //! | `GET /v1/snapshots/{key}` | – | 200 [`SnapshotStatus`]; 404 `SNAPSHOT_NOT_FOUND` when the agent has no such job or image |
 //! | `GET /v1/snapshots/{key}/logs?follow=BOOL` | – | 200 `text/plain` log of the pull/build; with `follow=true` streamed until the job ends |
-//! | `DELETE /v1/snapshots/{key}` | – | 200 [`SnapshotRemoval`] (the local image is removed unless a container uses it) |
+//! | `DELETE /v1/snapshots/{key}` | – | 200 [`SnapshotRemoval`]: `removed: true` once the runner holds nothing under `key` (also for an unknown key); `false` while a container uses the image (nothing removed) |
 //!
 //! `key` is the control plane's snapshot id. `PUT` is idempotent: the same key and spec while
 //! the job runs joins it; when the image of the spec (the build's `ref`) is already on the runner
@@ -214,7 +214,8 @@ impl SnapshotStatus {
     }
 }
 
-/// Answer of `DELETE /v1/snapshots/{key}`.
+/// Answer of `DELETE /v1/snapshots/{key}`: `removed` is whether the runner no longer holds
+/// the snapshot (`false`: a container still uses its image; ask again later).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]

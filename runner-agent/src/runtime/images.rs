@@ -59,8 +59,12 @@ pub trait ImageEngine: Send + Sync {
 }
 
 /// `repo:tag` of a reference: the tag is after the last `:` that follows the last `/`
-/// (`host:5000/a/b:t` → (`host:5000/a/b`, `t`)); no tag → `latest`.
+/// (`host:5000/a/b:t` → (`host:5000/a/b`, `t`)); no tag → `latest`; a digest reference
+/// (`repo@sha256:...`) is whole, with an empty tag.
 pub fn split_tag(reference: &str) -> (&str, &str) {
+    if reference.contains('@') {
+        return (reference, "");
+    }
     let name_start = reference.rfind('/').map_or(0, |i| i + 1);
     match reference[name_start..].rfind(':') {
         Some(i) => (
@@ -98,6 +102,7 @@ mod tests {
         );
         assert_eq!(split_tag("alpine"), ("alpine", "latest"));
         assert_eq!(split_tag("alpine:3.20"), ("alpine", "3.20"));
+        assert_eq!(split_tag("alpine@sha256:0123"), ("alpine@sha256:0123", ""));
         assert_eq!(registry_of("127.0.0.1:5000/a/b:1"), "127.0.0.1:5000");
         assert_eq!(registry_of("ghcr.io/x/y"), "ghcr.io");
         assert_eq!(registry_of("library/alpine:3"), "docker.io");

@@ -293,8 +293,9 @@ impl Snapshots {
     }
 
     /// `DELETE /v1/snapshots/{key}`: cancels the job and removes its image unless a container
-    /// uses it (`in_use`: the images of the agent's containers) — then nothing is removed. Tags
-    /// that other jobs or `keep` (configured images) hold stay.
+    /// uses it (`in_use`: the images of the agent's containers) — then nothing is removed
+    /// (`removed: false`). Tags that other jobs or `keep` (configured images) hold stay. An
+    /// unknown key answers `removed: true` (the runner holds nothing under it).
     pub async fn remove(
         &self,
         key: &str,
@@ -302,8 +303,9 @@ impl Snapshots {
         keep: &BTreeSet<String>,
     ) -> Result<SnapshotRemoval> {
         crate::reconciler::validate_id(key)?;
+        // Nothing held under this key: nothing left to remove.
         let Some(job) = self.jobs().get(key).cloned() else {
-            return Ok(SnapshotRemoval { removed: false });
+            return Ok(SnapshotRemoval { removed: true });
         };
         let tags = job.tags();
         if tags.iter().any(|t| in_use.contains(t)) {

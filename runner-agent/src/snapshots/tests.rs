@@ -250,6 +250,8 @@ async fn delete_removes_the_image_unless_a_container_uses_it_and_ready_jobs_surv
         f.jobs.get("k8").await.expect_err("gone").code(),
         "SNAPSHOT_NOT_FOUND"
     );
+    let again = f.jobs.remove("k8", &none, &none).await.expect("again");
+    assert!(again.removed, "an unknown key: nothing held");
     let after = Snapshots::new(f._dir.path(), SnapshotSettings::default(), f.fake.clone());
     assert!(
         after.ready_refs().is_empty(),

@@ -90,10 +90,11 @@ impl ImageEngine for DockerRuntime {
         log: &dyn LogSink,
     ) -> ImageResult<()> {
         let (repo, tag) = split_tag(image);
-        let opts = CreateImageOptionsBuilder::new()
-            .from_image(repo)
-            .tag(tag)
-            .build();
+        let mut opts = CreateImageOptionsBuilder::new().from_image(repo);
+        if !tag.is_empty() {
+            opts = opts.tag(tag);
+        }
+        let opts = opts.build();
         let mut stream = self
             .docker
             .create_image(Some(opts), None, auth.map(credentials));
