@@ -28,6 +28,7 @@ use sha2_011::Sha256;
 mod s3;
 pub use s3::{S3_ACCESS_KEY_PREFIX, S3Credential, mint_s3, s3_secret_for};
 mod registry;
+pub mod sealing;
 pub use registry::{
     REGISTRY_USER_PREFIX, RegistryCredential, mint_registry, project_of, verify_registry,
 };

@@ -23,6 +23,7 @@
 //! | sandbox name lock | `ORG#<orgId>` | `SANDBOXNAME#<name>` | – (attr `sandboxId`) | get by name; unique names per org (conditional put in the sandbox's transactions); held by every sandbox that is not destroyed, so the org's partition shows its live sandboxes (organization deletion checks them) |
 //! | org usage counters | `ORG#<orgId>` | `USAGE` | – (attrs `cpu`, `memory`, `disk`) | exact sums over the org's sandboxes of what their states hold (CONTRACT §8), moved with `ADD` in the sandbox's transactions; growth checked against the quota for user actions only (`sandboxes::usage`) |
 //! | runner | `RUNNER#<id>` | `#META` | `RUNNERS` / `<id>` | get by id; list all (GSI1); `assignedSandboxes` changed only by `ADD` in sandbox transactions, runner writes `SET` their own attributes |
+//! | docker registry | `ORG#<orgId>` | `REGISTRY#<id>` | – | get by (org, id); list per org (query pk, `begins_with`); `matching_host` for the snapshot sweep; password sealed (AES-256-GCM, key from `scoped_credentials_secret`), never answered |
 //! | runner token | `RUNNERKEY#<sha256 hex of token>` | `#META` | – | runner authentication (attr `runnerId`), written/deleted with the runner in one transaction |
 //!
 //! Everything an organization owns sits in its `ORG#<orgId>` partition (quota is a nested `quota`
@@ -65,6 +66,7 @@ pub mod bootstrap;
 pub mod invitations;
 pub mod memberships;
 pub mod orgs;
+pub mod registries;
 pub mod roles;
 pub mod runners;
 pub mod sandboxes;
@@ -116,6 +118,9 @@ impl Store {
     }
     pub fn sandboxes(&self) -> sandboxes::SandboxRepo<'_> {
         sandboxes::SandboxRepo { store: self }
+    }
+    pub fn registries(&self) -> registries::RegistryRepo<'_> {
+        registries::RegistryRepo { store: self }
     }
     pub fn runners(&self) -> runners::RunnerRepo<'_> {
         runners::RunnerRepo { store: self }
