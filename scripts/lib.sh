@@ -53,6 +53,12 @@ ensure_apt() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
+# Debian's docker-registry (CNCF distribution): `cove up`'s internal registry and the tests'
+# private registries.
+ensure_registry() {
+    command -v docker-registry >/dev/null || ensure_apt docker-registry
+}
+
 # The Python environment of the end-to-end tests, with pinned packages.
 ensure_venv() {
     local venv="$COVE_CACHE/venv" req="$COVE_ROOT/tests/requirements.txt" stamp

@@ -9,6 +9,9 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$COVE_ROOT"
 ensure_rust_targets
+if [[ " $* " != *" --internal-registry "* && " $* " != *" --no-internal-registry "* ]]; then
+    ensure_registry
+fi
 cargo build --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox
 cargo build --quiet --release --workspace --exclude cove-toolbox --bins
 if [[ " $* " != *" --no-runner "* ]]; then

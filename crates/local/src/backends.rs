@@ -1,22 +1,27 @@
-//! Embedded backends for local use: DynamoDB (dynoxide on SQLite) and S3 (s3s-fs on a
-//! directory), each served over HTTP on 127.0.0.1 with a port chosen at run time.
+//! Embedded backends for local use: DynamoDB (dynoxide on SQLite), S3 (s3s-fs on a directory,
+//! enforcing scoped credentials, see `s3_scope`) and the internal registry (`registry`), each
+//! served over HTTP on 127.0.0.1 with a port chosen at run time.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cli::BackendArgs;
+use crate::registry::InternalRegistry;
+use crate::registry::gate::GateAuth;
+use crate::s3_scope::S3Scope;
+use crate::secrets;
 
 /// Application variables whose values cove provides (see [`Backends::start`]).
-pub const MANAGED_VARIABLES: [&str; 7] = [
+pub const MANAGED_VARIABLES: [&str; 12] = [
     "dynamodb_endpoint",
     "dynamodb_table",
     "aws_region",
@@ -24,20 +29,32 @@ pub const MANAGED_VARIABLES: [&str; 7] = [
     "aws_secret_access_key",
     "s3_endpoint",
     "s3_bucket",
+    "s3_public_endpoint",
+    "scoped_credentials_secret",
+    "internal_registry",
+    "internal_registry_username",
+    "internal_registry_password",
 ];
+
+/// Username of the internal registry's account when `--internal-registry-username` is not given.
+pub const INTERNAL_REGISTRY_USER: &str = "cove-internal";
 
 /// The backends of one `cove up`, and what the application gets told about them.
 pub struct Backends {
     pub embedded: Vec<EmbeddedServer>,
+    pub registry: Option<InternalRegistry>,
     pub store: cove_store::StoreConfig,
     /// Values of [`MANAGED_VARIABLES`].
     pub managed: HashMap<String, String>,
 }
 
 impl Backends {
-    /// Starts the embedded DynamoDB and S3 servers the flags do not replace.
+    /// Starts the embedded DynamoDB and S3 servers and the internal registry the flags do not
+    /// replace.
     pub async fn start(args: &BackendArgs, data_dir: &Path) -> Result<Self, BackendError> {
         let credentials = Credentials::from_env();
+        let platform_secret =
+            secrets::variable_or_persisted(data_dir, "scoped_credentials_secret")?;
         let mut embedded = Vec::new();
         let dynamodb_endpoint = match &args.dynamodb_endpoint {
             Some(url) => url.clone(),
@@ -49,11 +66,18 @@ impl Backends {
         let s3_endpoint = match &args.s3_endpoint {
             Some(url) => url.clone(),
             None => {
-                let server = start_s3(&data_dir.join("s3"), &args.s3_bucket, &credentials).await?;
-                embedded_url(&mut embedded, server)
+                let scope = S3Scope {
+                    master_access_key: credentials.access_key_id.clone(),
+                    master_secret_key: credentials.secret_access_key.clone(),
+                    platform_secret: platform_secret.clone().into_bytes(),
+                    bucket: args.s3_bucket.clone(),
+                };
+                embedded_url(&mut embedded, start_s3(&data_dir.join("s3"), scope).await?)
             }
         };
-        let managed = HashMap::from([
+        let (registry, registry_vars) =
+            start_registry(args, data_dir, platform_secret.as_bytes()).await?;
+        let mut managed = HashMap::from([
             ("dynamodb_endpoint", dynamodb_endpoint.clone()),
             ("dynamodb_table", args.dynamodb_table.clone()),
             ("aws_region", credentials.region.clone()),
@@ -62,12 +86,15 @@ impl Backends {
                 "aws_secret_access_key",
                 credentials.secret_access_key.clone(),
             ),
+            ("s3_public_endpoint", s3_endpoint.clone()),
             ("s3_endpoint", s3_endpoint),
             ("s3_bucket", args.s3_bucket.clone()),
+            ("scoped_credentials_secret", platform_secret),
         ])
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect::<HashMap<_, _>>();
+        managed.extend(registry_vars);
         debug_assert!(MANAGED_VARIABLES.iter().all(|n| managed.contains_key(*n)));
         let store = cove_store::StoreConfig {
             endpoint: dynamodb_endpoint,
@@ -78,17 +105,59 @@ impl Backends {
         };
         Ok(Self {
             embedded,
+            registry,
             store,
             managed,
         })
     }
 
-    /// Stops the embedded servers.
+    /// Stops the internal registry and the embedded servers.
     pub async fn stop(self) {
+        if let Some(registry) = self.registry {
+            registry.stop().await;
+        }
         for backend in self.embedded {
             backend.stop().await;
         }
     }
+}
+
+/// The internal registry (started here unless `--internal-registry` names an external one or
+/// `--no-internal-registry` turns it off) and its variables.
+async fn start_registry(
+    args: &BackendArgs,
+    data_dir: &Path,
+    platform_secret: &[u8],
+) -> Result<(Option<InternalRegistry>, HashMap<String, String>), BackendError> {
+    let username = args
+        .internal_registry_username
+        .clone()
+        .unwrap_or_else(|| INTERNAL_REGISTRY_USER.to_owned());
+    let password = match &args.internal_registry_password {
+        Some(p) => p.clone(),
+        None if args.internal_registry.is_some() || args.no_internal_registry => String::new(),
+        None => secrets::persisted(data_dir, "internal_registry_password")?,
+    };
+    let (registry, host) = match (&args.internal_registry, args.no_internal_registry) {
+        (Some(host), _) => (None, host.clone()),
+        (None, true) => (None, String::new()),
+        (None, false) => {
+            let auth = GateAuth {
+                internal_username: username.clone(),
+                internal_password: password.clone(),
+                platform_secret: platform_secret.to_vec(),
+            };
+            let registry = InternalRegistry::start(data_dir, auth).await?;
+            let host = registry.host().to_owned();
+            (Some(registry), host)
+        }
+    };
+    let vars = HashMap::from([
+        ("internal_registry".to_owned(), host),
+        ("internal_registry_username".to_owned(), username),
+        ("internal_registry_password".to_owned(), password),
+    ]);
+    Ok((registry, vars))
 }
 
 fn embedded_url(embedded: &mut Vec<EmbeddedServer>, server: EmbeddedServer) -> String {
@@ -139,6 +208,14 @@ pub enum BackendError {
     OpenS3 { path: PathBuf, detail: String },
     #[error("cannot listen on 127.0.0.1")]
     Bind(#[source] std::io::Error),
+    #[error("internal registry: {detail}")]
+    Registry {
+        detail: String,
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    #[error(transparent)]
+    Secret(#[from] secrets::SecretError),
 }
 
 /// A backend server running inside this process.
@@ -211,50 +288,73 @@ pub async fn start_dynamodb(dir: &Path) -> Result<EmbeddedServer, BackendError> 
     })
 }
 
-/// Starts an S3 server over `<dir>` (one sub-directory per bucket), creating `bucket`;
-/// it accepts requests signed with `credentials`.
-pub async fn start_s3(
-    dir: &Path,
-    bucket: &str,
-    credentials: &Credentials,
-) -> Result<EmbeddedServer, BackendError> {
-    create_dir(&dir.join(bucket))?;
+/// Starts an S3 server over `<dir>` (one sub-directory per bucket), creating `scope.bucket`;
+/// it accepts the master credentials and scoped ones ([`S3Scope`]).
+pub async fn start_s3(dir: &Path, scope: S3Scope) -> Result<EmbeddedServer, BackendError> {
+    let bucket = scope.bucket.clone();
+    create_dir(&dir.join(&bucket))?;
     let fs = s3s_fs::FileSystem::new(dir).map_err(|e| BackendError::OpenS3 {
         path: dir.to_owned(),
         detail: format!("{e:?}"),
     })?;
     let mut builder = S3ServiceBuilder::new(fs);
-    builder.set_auth(SimpleAuth::from_single(
-        credentials.access_key_id.clone(),
-        credentials.secret_access_key.clone(),
-    ));
-    let service = builder.build();
+    builder.set_auth(scope.clone());
+    builder.set_access(scope);
+    let server = serve_embedded("embedded S3", builder.build()).await?;
+    tracing::info!(url = server.url, path = %dir.display(), bucket, "embedded S3 (s3s-fs) started");
+    Ok(server)
+}
 
+/// Serves `service` on a free loopback port until the server is stopped.
+pub async fn serve_embedded<S, B>(
+    name: &'static str,
+    service: S,
+) -> Result<EmbeddedServer, BackendError>
+where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (listener, addr) = bind_loopback().await?;
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(serve_s3(listener, service, rx));
-    let url = format!("http://{addr}");
-    tracing::info!(url, path = %dir.display(), bucket, "embedded S3 (s3s-fs) started");
+    let task = tokio::spawn(serve_loop(name, listener, service, rx));
     Ok(EmbeddedServer {
-        url,
+        url: format!("http://{addr}"),
         shutdown,
         task,
     })
 }
 
-/// The embedded S3 server's accept loop, until `stop` turns true.
-async fn serve_s3(
+/// An embedded server's accept loop, until `stop` turns true.
+async fn serve_loop<S, B>(
+    name: &'static str,
     listener: TcpListener,
-    service: s3s::service::S3Service,
+    service: S,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(error) => {
-                    tracing::warn!(%error, "embedded S3: accept failed");
+                    tracing::warn!(%error, name, "accept failed");
                     continue;
                 }
             },
@@ -267,7 +367,7 @@ async fn serve_s3(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(error) = conn.await {
-                tracing::debug!(%error, "embedded S3 connection ended with an error");
+                tracing::debug!(%error, name, "connection ended with an error");
             }
         });
     }

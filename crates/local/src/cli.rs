@@ -92,6 +92,19 @@ pub struct BackendArgs {
     /// S3 bucket name.
     #[arg(long, default_value = "cove")]
     pub s3_bucket: String,
+    /// Use this registry (`host:port`, no scheme) as the internal registry instead of starting
+    /// `docker-registry` and its auth gate.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub internal_registry: Option<String>,
+    /// Username of the internal registry's account (runners push and pull with it) [default: cove-internal].
+    #[arg(long)]
+    pub internal_registry_username: Option<String>,
+    /// Password of that account [default: generated once per data directory, `<data_dir>/secrets/internal_registry_password`].
+    #[arg(long, env = "COVE_INTERNAL_REGISTRY_PASSWORD", hide_env_values = true)]
+    pub internal_registry_password: Option<String>,
+    /// Start no internal registry (`internal_registry` is empty: snapshots cannot be pushed).
+    #[arg(long, conflicts_with = "internal_registry")]
+    pub no_internal_registry: bool,
 }
 
 /// The local runner agent.

@@ -11,5 +11,8 @@ pub mod backends;
 pub mod cli;
 pub mod lifecycle_timer;
 pub mod logging;
+pub mod registry;
 pub mod runner_supervisor;
+pub mod s3_scope;
+pub mod secrets;
 pub mod up;

@@ -40,6 +40,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     tracing::info!(addr = %shown, app = %manifest.name, "serving");
     let mut lines = vec![format!("DAYTONA_API_URL=http://{shown}/api")];
     lines.extend(api_key.map(|key| format!("DAYTONA_API_KEY={key}")));
+    lines.extend(backend_lines(&backends.managed));
 
     let sweeper = start_sweeper(&args, &manifest, &app);
     let limits = args.server_limits();
@@ -178,6 +179,20 @@ async fn start_runner(
     };
     let store = cove_store::Store::new(&backends.store);
     Ok(Some(LocalRunner::start(&store, settings).await?))
+}
+
+/// `COVE_S3_ENDPOINT=` and `COVE_INTERNAL_REGISTRY=` (when there is one): where the backends are.
+fn backend_lines(managed: &HashMap<String, String>) -> Vec<String> {
+    [
+        ("COVE_S3_ENDPOINT", "s3_endpoint"),
+        ("COVE_INTERNAL_REGISTRY", "internal_registry"),
+    ]
+    .into_iter()
+    .filter_map(|(line, var)| {
+        let value = managed.get(var).filter(|v| !v.is_empty())?;
+        Some(format!("{line}={value}"))
+    })
+    .collect()
 }
 
 pub fn print_stdout(lines: &[String]) -> anyhow::Result<()> {

@@ -25,6 +25,7 @@
 //! | snapshot | `SNAPSHOT#<id>` | `#META` | `ORG#<orgId>#SNAPSHOTS` / `<createdAt>#<id>` (general snapshots: `GENERAL#SNAPSHOTS`); GSI2 `SNAPSHOTS#<state>` / `<transitionAt>#<id>` only in `pending`, `pulling`, `building`, `removing`, `active` | get by id; list per org and the general ones (GSI1); the lifecycle sweep's work per state, oldest transition first, no scan (GSI2). Every state change is conditional on `version` |
 //! | snapshot name lock | `ORG#<orgId>` | `SNAPSHOTNAME#<name>` | – (attr `snapshotId`) | get by name; unique names per org (409), written and deleted with the row, with the org's `live_check`; organization deletion purges the rows the locks name |
 //! | runner | `RUNNER#<id>` | `#META` | `RUNNERS` / `<id>` | get by id; list all (GSI1); `assignedSandboxes` changed only by `ADD` in sandbox transactions, runner writes `SET` their own attributes |
+//! | docker registry | `ORG#<orgId>` | `REGISTRY#<id>` | – | get by (org, id); list per org (query pk, `begins_with`); `matching_host` for the snapshot sweep; password sealed (AES-256-GCM, key from `scoped_credentials_secret`), never answered |
 //! | runner token | `RUNNERKEY#<sha256 hex of token>` | `#META` | – | runner authentication (attr `runnerId`), written/deleted with the runner in one transaction |
 //!
 //! Everything an organization owns sits in its `ORG#<orgId>` partition (quota is a nested `quota`
@@ -67,6 +68,7 @@ pub mod bootstrap;
 pub mod invitations;
 pub mod memberships;
 pub mod orgs;
+pub mod registries;
 pub mod roles;
 pub mod runners;
 pub mod sandboxes;
@@ -122,6 +124,9 @@ impl Store {
     }
     pub fn snapshots(&self) -> snapshots::SnapshotRepo<'_> {
         snapshots::SnapshotRepo { store: self }
+    }
+    pub fn registries(&self) -> registries::RegistryRepo<'_> {
+        registries::RegistryRepo { store: self }
     }
     pub fn runners(&self) -> runners::RunnerRepo<'_> {
         runners::RunnerRepo { store: self }

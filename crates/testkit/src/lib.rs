@@ -11,6 +11,7 @@
 //! | [`harness`] | an in-process function's `Env` on a fresh table with JWTs and a registered runner ([`Harness`]) |
 //! | [`api`], [`inprocess`] | one way to call the public API: in-process handlers or a running `cove` |
 //! | [`org`] | users, organizations, API keys, runners made through that API |
+//! | [`registry`] | a Debian `docker-registry` on a loopback port, optionally with htpasswd auth; pushing an image into it |
 //! | [`procfs`] | memory and CPU time of a process, its children |
 //!
 //! Setting up returns [`Result`] (a benchmark can report the error; a test unwraps it);
@@ -36,6 +37,7 @@ pub mod jwt;
 pub mod org;
 pub mod process;
 pub mod procfs;
+pub mod registry;
 
 pub use agent::{Agent, AgentOptions, FAKE_IMAGE, Runtime};
 pub use api::{Api, Call, Http, Reply};
@@ -45,3 +47,4 @@ pub use error::{Error, Result};
 pub use harness::Harness;
 pub use inprocess::InProcess;
 pub use jwt::TEST_SECRET;
+pub use registry::{Registry, RegistryOptions};
