@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cove_store::{Store, StoreConfig};
-use cove_testkit::{AgentOptions, Cove, Runner, Runtime};
+use cove_testkit::{AgentOptions, Cove, Runner};
 use serde_json::{Value, json};
 
 #[derive(Clone)]
@@ -143,7 +143,7 @@ async fn propagation(cove: &mut Cove, api: &Api, store: &Store, snapshot: &str) 
     let snap = api.call(reqwest::Method::GET, &format!("/snapshots/{snapshot}"), None).await?;
     let image = snap["ref"].as_str().context("ref")?.to_owned();
     let t = Instant::now();
-    let agent = cove.attach_agent(AgentOptions::new(Runtime::Docker, Vec::new())).await?;
+    let agent = cove.attach_agent(AgentOptions::docker()).await?;
     let id = agent.runner_id().to_owned();
     let attached = t.elapsed();
     let deadline = Instant::now() + Duration::from_secs(300);

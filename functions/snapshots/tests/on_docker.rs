@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use cove_testkit::api::{Api, Call, Http};
 use cove_testkit::org::{self, Tenant};
 use cove_testkit::registry::{self, Registry, RegistryOptions};
-use cove_testkit::{AgentOptions, Cove, CoveOptions, Runner, Runtime};
+use cove_testkit::{AgentOptions, Cove, CoveOptions, Runner};
 use serde_json::{Value, json};
 
 const PERMISSIONS: &[&str] = &[
@@ -157,7 +157,7 @@ async fn a_snapshot_built_on_one_runner_is_pulled_by_the_other_and_sandboxes_lan
     // comes from the internal registry.
     registry::remove_images(&[&image]);
     let second = cove
-        .attach_agent(AgentOptions::new(Runtime::Docker, Vec::new()))
+        .attach_agent(AgentOptions::docker())
         .await
         .unwrap()
         .runner_id()
