@@ -330,6 +330,25 @@ async fn builds_from_s3_contexts_reuse_present_images_and_report_failed_steps() 
             .removed
     );
     assert!(!local_image(&r));
+
+    // A build FROM the org's image in the (basic-auth) internal registry: the builder pulls it
+    // with the push target's credentials.
+    let layered = format!("FROM {r}\nRUN test -s /opt/hello.txt\n");
+    let r2 = build_ref(&internal.addr, &org, &layered, &[]);
+    images.0.push(r2.clone());
+    let mut on_top = spec.clone();
+    on_top.source = SnapshotSource::Build {
+        dockerfile: layered,
+        context_hashes: vec![],
+        r#ref: r2.clone(),
+    };
+    let st = settle(&agent.client, &key(), &on_top).await;
+    assert_eq!(
+        (st.state, st.r#ref.as_deref()),
+        (SnapshotJobState::Ready, Some(r2.as_str())),
+        "{st:?}"
+    );
+    assert!(local_image(&r), "the FROM image was pulled");
 }
 
 #[tokio::test(flavor = "multi_thread")]
