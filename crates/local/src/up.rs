@@ -176,6 +176,7 @@ async fn start_runner(
         warm_pool: args.runner.runner_warm_pool,
         runtime: args.runner.runner_runtime.clone(),
         image_script: Some(manifest.dir.join("tests/images/build-base.sh")),
+        s3: runner_supervisor::S3Settings::from_managed(&backends.managed),
     };
     let store = cove_store::Store::new(&backends.store);
     Ok(Some(LocalRunner::start(&store, settings).await?))

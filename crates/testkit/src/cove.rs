@@ -251,6 +251,9 @@ pub struct Cove {
     /// Runner ids of `cove up`'s own agent, whose containers go on drop.
     local_runners: Vec<String>,
     store: Option<Store>,
+    /// The S3 `cove up` serves or uses (`COVE_S3_ENDPOINT=`), with the credentials it accepts:
+    /// attached agents read build contexts there.
+    s3: Option<(String, String, String)>,
     data_dir: PathBuf,
     _workdir: tempfile::TempDir,
 }
@@ -294,9 +297,26 @@ impl Cove {
             .dynamodb
             .as_ref()
             .map(|d| Store::new(&StoreConfig::local(&d.endpoint, &d.table)));
+        let env = |k: &str, default: &str| {
+            opts.env
+                .iter()
+                .find(|(n, _)| n == k)
+                .map_or_else(|| default.to_owned(), |(_, v)| v.clone())
+        };
+        let s3 = stdout
+            .iter()
+            .find_map(|l| l.strip_prefix("COVE_S3_ENDPOINT="))
+            .map(|e| {
+                (
+                    e.to_owned(),
+                    env("AWS_ACCESS_KEY_ID", "cove"),
+                    env("AWS_SECRET_ACCESS_KEY", "cove-secret"),
+                )
+            });
         Ok(Cove {
             proc,
             ready,
+            s3,
             stdout,
             agents: Vec::new(),
             local_runners: Vec::new(),
@@ -359,6 +379,12 @@ impl Cove {
         let name = agent::random("agent-", 8);
         let reg = org::register_runner(&api, &admin, &name).await;
         let heartbeat = opts.heartbeat_secs.unwrap_or(1);
+        let opts = match &self.s3 {
+            Some((endpoint, key, secret)) if !opts.args.iter().any(|a| a == "--s3-endpoint") => {
+                opts.s3(endpoint, "cove", key, secret)
+            }
+            _ => opts,
+        };
         let opts = opts
             .runner_id(&reg.id)
             .token(&reg.token)

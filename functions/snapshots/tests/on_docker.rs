@@ -30,6 +30,7 @@ const PERMISSIONS: &[&str] = &[
 async fn cove() -> Cove {
     Cove::start(
         CoveOptions::default()
+            .fresh_table()
             .runner(Runner::Docker)
             .args(["--runner-warm-pool", "0"])
             .log("warn"),

@@ -114,7 +114,11 @@ async fn pull(
 ) -> Step<SnapshotStatus> {
     let present = shared.runtime.image(image).await.map_err(engine_err)?;
     let push = job.spec.push.as_ref();
-    if push.is_none() && present.is_some() {
+    // An image already on the engine is reused only when it is this organization's own
+    // internal ref (a propagation): any other image may have been pulled with another
+    // organization's credentials, so it is pulled again with this one's (the registry decides).
+    let own = cove_runner_api::snapshots::internal_org_of(image) == Some(job.spec.org_id.as_str());
+    if push.is_none() && own && present.is_some() {
         job.log.append(&format!("{image} is present on the runner"));
         return ready(shared, job, image).await;
     }

@@ -44,6 +44,16 @@ impl Agent {
             // The agent logs to cove's stderr: no colour codes in a log file.
             cmd.env("NO_COLOR", "1");
         }
+        if let Some(s3) = &s.s3 {
+            cmd.arg("--s3-endpoint")
+                .arg(&s3.endpoint)
+                .arg("--s3-bucket")
+                .arg(&s3.bucket)
+                .arg("--s3-region")
+                .arg(&s3.region)
+                .env("AWS_ACCESS_KEY_ID", &s3.access_key_id)
+                .env("AWS_SECRET_ACCESS_KEY", &s3.secret_access_key);
+        }
         if s.warm_pool > 0 {
             cmd.arg("--warm-pool")
                 .arg(format!("{}={}", s.default_snapshot, s.warm_pool));

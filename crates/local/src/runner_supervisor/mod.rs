@@ -50,6 +50,34 @@ pub struct RunnerSettings {
     pub runtime: String,
     /// Script that builds the default snapshot image when it is missing.
     pub image_script: Option<PathBuf>,
+    /// Where the build contexts of snapshots are (`--s3-*`, the master credentials).
+    pub s3: Option<S3Settings>,
+}
+
+/// The object storage the agent reads build contexts from.
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl S3Settings {
+    /// From the application's managed variables (`s3_endpoint`, `s3_bucket`, `aws_*`); `None`
+    /// without an endpoint.
+    pub fn from_managed(managed: &std::collections::HashMap<String, String>) -> Option<Self> {
+        let get = |k: &str| managed.get(k).cloned().unwrap_or_default();
+        let endpoint = get("s3_endpoint");
+        (!endpoint.is_empty()).then(|| Self {
+            endpoint,
+            bucket: get("s3_bucket"),
+            region: get("aws_region"),
+            access_key_id: get("aws_access_key_id"),
+            secret_access_key: get("aws_secret_access_key"),
+        })
+    }
 }
 
 /// The `cove-runner` binary: `flag`, else next to the running `cove` executable.
