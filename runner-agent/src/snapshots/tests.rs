@@ -288,3 +288,21 @@ async fn credentials_are_not_kept_on_disk() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_simulated_runner_without_s3_builds_without_its_contexts() {
+    let f = fixture(SnapshotSettings::default());
+    let mut spec = build("FROM cove-fake-base:1\nCOPY . /app\n");
+    if let SnapshotSource::Build { context_hashes, .. } = &mut spec.source {
+        context_hashes.push("0123abcd".into());
+    }
+    let st = f
+        .jobs
+        .put("k10", spec, LONG)
+        .await
+        .expect("put")
+        .into_status();
+    assert_eq!(st.state, SnapshotJobState::Ready, "{st:?}");
+    let log = String::from_utf8_lossy(&f.jobs.log("k10").expect("log").text()).into_owned();
+    assert!(log.contains("build context 0123abcd not fetched"), "{log}");
+}
