@@ -58,6 +58,9 @@ pub fn host_metrics(data_dir: &Path) -> RunnerMetrics {
 /// The healthcheck body for the current state.
 pub async fn payload(rec: &Reconciler) -> Healthcheck {
     let cfg = rec.config();
+    let snapshots = rec.snapshots().await;
+    let mut metrics = rec.metrics().await;
+    metrics.current_snapshot_count = u32::try_from(snapshots.len()).unwrap_or(u32::MAX);
     Healthcheck {
         domain: None,
         api_url: cfg
@@ -66,13 +69,13 @@ pub async fn payload(rec: &Reconciler) -> Healthcheck {
             .unwrap_or_else(|| format!("http://{}", cfg.listen)),
         proxy_url: None,
         app_version: env!("CARGO_PKG_VERSION").to_owned(),
-        metrics: rec.metrics().await,
+        metrics,
         service_health: vec![ServiceHealth {
             service_name: "docker".into(),
             healthy: true,
             error_reason: None,
         }],
-        snapshots: rec.snapshots().await,
+        snapshots,
     }
 }
 
@@ -163,6 +166,7 @@ mod tests {
         assert_eq!(v["metrics"]["currentStartedSandboxes"], 2);
         assert_eq!(v["appVersion"], env!("CARGO_PKG_VERSION"));
         assert_eq!(v["snapshots"], serde_json::json!(["img:1"]));
+        assert_eq!(v["metrics"]["currentSnapshotCount"], 1);
     }
 
     /// The client really POSTs to `/api/runners/healthcheck` with the bearer token.

@@ -133,11 +133,14 @@ async fn health() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/v1/info", tag = "runner",
     responses((status = 200, body = RunnerInfo), Errors))]
 async fn info(State(rec): State<AppState>) -> Json<RunnerInfo> {
+    let snapshots = rec.snapshots().await;
+    let mut metrics = rec.metrics().await;
+    metrics.current_snapshot_count = u32::try_from(snapshots.len()).unwrap_or(u32::MAX);
     Json(RunnerInfo {
         app_version: env!("CARGO_PKG_VERSION").to_owned(),
-        metrics: rec.metrics().await,
+        metrics,
         warm_pool: rec.pool().counts(),
-        snapshots: rec.snapshots().await,
+        snapshots,
     })
 }
 

@@ -512,6 +512,7 @@ impl Reconciler {
             }
             m.current_allocated_disk_gib += r.disk_gib.unwrap_or(DEFAULT_DISK_GIB) as f64;
         }
+        // Heartbeats and `/v1/info` replace it with the number of snapshots held.
         m.current_snapshot_count = self.pool.targets().len() as u32;
         m
     }

@@ -63,6 +63,15 @@ async fn builds_and_pulls_end_ready_or_with_their_reason() {
     assert_eq!(st.r#ref.as_deref(), Some(r.as_str()));
     let info = agent.client.info().await.expect("info");
     assert!(info.snapshots.contains(&r), "{:?}", info.snapshots);
+    assert_eq!(
+        info.metrics.current_snapshot_count as usize,
+        info.snapshots.len()
+    );
+    assert!(
+        info.snapshots.len() >= 2,
+        "the base image and the build: {:?}",
+        info.snapshots
+    );
     let log = agent
         .http
         .get(agent.client.snapshot_logs_url(&k, false))

@@ -84,6 +84,11 @@ impl ContextStore {
         }
     }
 
+    /// Whether the store has credentials to fetch with.
+    pub fn configured(&self) -> bool {
+        self.client.is_some()
+    }
+
     /// Downloads `{org}/{hash}/context.tar` to `dest`.
     pub async fn fetch(&self, org: &str, hash: &str, dest: &Path) -> Result<(), ContextError> {
         let client = self.client.as_ref().ok_or(ContextError::NoCredentials)?;

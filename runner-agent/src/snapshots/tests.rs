@@ -310,3 +310,21 @@ async fn an_image_on_the_engine_is_pulled_again_for_another_job_unless_it_is_the
     f.jobs.put("d", pull(&own, false), LONG).await.expect("put");
     assert_eq!(count(&f.fake, &format!("pull:{own}")), 1, "{:?}", f.fake.calls());
 }
+
+#[tokio::test]
+async fn the_simulated_runner_without_s3_builds_without_its_contexts() {
+    let f = fixture(SnapshotSettings::default());
+    let mut spec = build("FROM cove-fake-base:1\nCOPY . /app\n");
+    if let SnapshotSource::Build { context_hashes, .. } = &mut spec.source {
+        context_hashes.push("0123abcd".into());
+    }
+    let st = f
+        .jobs
+        .put("k10", spec, LONG)
+        .await
+        .expect("put")
+        .into_status();
+    assert_eq!(st.state, SnapshotJobState::Ready, "{st:?}");
+    let log = String::from_utf8_lossy(&f.jobs.log("k10").expect("log").text()).into_owned();
+    assert!(log.contains("build context 0123abcd not fetched"), "{log}");
+}
