@@ -618,3 +618,33 @@ async fn sandboxes_are_admitted_from_active_snapshots_only() {
         "{v}"
     );
 }
+
+#[tokio::test]
+async fn deleting_an_organization_removes_its_snapshots() {
+    let f = fx().await;
+    let owner = cove_testkit::org::User::unique("owner");
+    cove_testkit::org::personal_org(&f.api, &owner.jwt).await;
+    let team = cove_testkit::org::create_org(&f.api, &owner.jwt, "team").await;
+    let key = cove_testkit::org::api_key(&f.api, &owner.jwt, Some(&team), "k", ALL).await;
+    let (s, v) = f
+        .send(
+            Call::post("/api/snapshots")
+                .token(&key)
+                .json(&build("gone-with-org", "FROM a:1\n")),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let sid = SnapshotId::parse(v["id"].as_str().unwrap()).unwrap();
+    let (s, v) = f
+        .send(Call::delete(format!("/api/organizations/{team}")).token(&owner.jwt))
+        .await;
+    assert_eq!(s, 204, "{v}");
+    assert!(f.h.env.store.snapshots().get(&sid).await.unwrap().is_none());
+    let keys = f.h.env.store.scan_keys().await.unwrap();
+    assert!(
+        !keys
+            .iter()
+            .any(|(pk, sk)| pk.contains(sid.as_str()) || sk.contains("gone-with-org")),
+        "no row or name lock left"
+    );
+}
