@@ -607,7 +607,7 @@ async fn sandboxes_are_admitted_from_active_snapshots_only() {
         let (s, v) = create(key).await;
         assert_eq!(
             (s, v["message"].as_str()),
-            (400, Some(&*format!("Snapshot {key} is not active"))),
+            (400, Some(&*format!("Snapshot {key} is pending"))),
             "{v}"
         );
     }
