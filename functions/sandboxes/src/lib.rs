@@ -15,7 +15,7 @@
 //!
 //! * Declarative builds (`buildInfo`) are refused with 400 (create a snapshot from the build
 //!   first). A sandbox runs the `default_snapshot` or a snapshot the organization sees (its own
-//!   or a general one, by id or name, `active`: otherwise 400 "Snapshot <name> is not active"),
+//!   or a general one, by id or name, `active`: otherwise 400 "Snapshot <name> is <state>"),
 //!   whose image ref and sizes it takes; any other image is "Snapshot <name> not found", even
 //!   one a runner holds (another organization's backup, a local tag).
 //! * `cpu/memory/disk` may be given when no snapshot is named (they size the default snapshot);

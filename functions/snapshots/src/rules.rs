@@ -86,13 +86,15 @@ const IMAGE_FORMAT: &str = "Invalid image name format. Must be lowercase, may co
 pub fn validate_image_name(image: &str) -> Result<(), ApiError> {
     if let Some((repo, digest)) = image.split_once("@sha256:") {
         let hex_ok = digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit());
-        if !hex_ok || !valid_repository(repo) {
+        if !hex_ok || repo.is_empty() {
+            return Err(bad(
+                "Invalid digest format. Must be image@sha256:64_hex_characters",
+            ));
+        }
+        if !valid_repository(repo) {
             return Err(bad(IMAGE_FORMAT));
         }
         return Ok(());
-    }
-    if image.ends_with(":latest") {
-        return Err(bad("Images with tag \":latest\" are not allowed"));
     }
     let last = image.rsplit('/').next().unwrap_or(image);
     let Some((_, tag)) = last.rsplit_once(':') else {
@@ -100,6 +102,9 @@ pub fn validate_image_name(image: &str) -> Result<(), ApiError> {
             "Image name must include a tag (e.g., ubuntu:22.04) or digest (@sha256:...)",
         ));
     };
+    if tag == "latest" {
+        return Err(bad("Images with tag \":latest\" are not allowed"));
+    }
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
         && tag
@@ -118,22 +123,30 @@ pub fn validate_image_name(image: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Snapshot names: 1–255 characters of letters, digits, `.`, `_`, `-`, `:`, `/` and `@`, no
-/// leading or trailing slash, no whitespace.
+/// Snapshot names (Daytona's): components of letters, digits, `_`, `.`, `-` and `:` separated by
+/// single slashes, optionally ending in a digest `@sha256:<64 hex>`; at most 255 characters.
 pub fn validate_name(name: &str) -> Result<(), ApiError> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && !name.starts_with('/')
-        && !name.ends_with('/')
-        && !name.contains("//")
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '/' | '@'));
+    let (base, digest) = match name.split_once("@sha256:") {
+        Some((b, d)) => (b, Some(d)),
+        None => (name, None),
+    };
+    let digest_ok = digest.is_none_or(|d| {
+        d.len() == 64
+            && d.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    });
+    let ok = name.len() <= 255
+        && digest_ok
+        && base.split('/').all(|c| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b':'))
+        });
     if ok {
         Ok(())
     } else {
         Err(bad(
-            "Invalid snapshot name format. May contain letters, digits, dots, colons, slashes, '@' and dashes",
+            "Invalid snapshot name format. May contain letters, digits, dots, colons, and dashes",
         ))
     }
 }
@@ -186,14 +199,16 @@ fn validate_hashes(hashes: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn size(field: &str, v: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+/// A size: positive (400), within the organization's per-sandbox limit (403, Daytona's
+/// wording: `unit` is `""` for CPUs, `"GB"` for memory and disk).
+fn size(field: &str, unit: &str, v: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
     let v = v.unwrap_or(default);
     if v < 1 {
         return Err(bad(format!("{field} must be a positive integer")));
     }
     if v > max {
-        return Err(bad(format!(
-            "{field} request {v} exceeds maximum allowed per sandbox ({max})"
+        return Err(ApiError::forbidden(format!(
+            "{field} request {v}{unit} exceeds maximum allowed per sandbox ({max}{unit})."
         )));
     }
     Ok(v)
@@ -211,19 +226,23 @@ pub fn plan_create(body: &CreateSnapshot, quota: &OrgQuota) -> Result<CreatePlan
     {
         return Err(bad(format!("Sandbox class {c} is not available")));
     }
-    if let Some(ep) = &body.entrypoint
-        && ep.iter().all(|s| s.trim().is_empty())
-        && !ep.is_empty()
-    {
-        return Err(bad("entrypoint must not be blank"));
-    }
     Ok(CreatePlan {
         name: body.name.clone(),
         source,
-        entrypoint: body.entrypoint.clone().filter(|e| !e.is_empty()),
-        cpu: size("CPU", body.cpu, 1, quota.max_cpu_per_sandbox)?,
-        mem: size("Memory", body.memory, 1, quota.max_memory_per_sandbox)?,
-        disk: size("Disk", body.disk, 3, quota.max_disk_per_sandbox)?,
+        // Blank entries are dropped; none left means "the image's own".
+        entrypoint: body
+            .entrypoint
+            .as_ref()
+            .map(|e| {
+                e.iter()
+                    .filter(|s| !s.trim().is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .filter(|e| !e.is_empty()),
+        cpu: size("CPU", "", body.cpu, 1, quota.max_cpu_per_sandbox)?,
+        mem: size("Memory", "GB", body.memory, 1, quota.max_memory_per_sandbox)?,
+        disk: size("Disk", "GB", body.disk, 3, quota.max_disk_per_sandbox)?,
         region: body
             .region_id
             .clone()
@@ -318,8 +337,12 @@ mod tests {
         assert!(msg("python").contains("must include a tag"));
         assert!(msg("127.0.0.1:5000/python").contains("must include a tag"));
         assert!(msg("Python:3").contains("lowercase"));
+        assert!(msg("python:").contains("must include a tag"));
         assert!(msg("a//b:1").contains("lowercase"));
-        assert!(msg("alpine@sha256:abc").contains("lowercase"));
+        assert!(msg("alpine@sha256:abc").contains("Invalid digest format"));
+        assert!(validate_name("my/snap:1.0").is_ok());
+        assert!(validate_name("a//b").is_err());
+        assert!(validate_name("a b").is_err());
     }
 
     #[test]
@@ -338,7 +361,16 @@ mod tests {
                 .contains("both")
         );
         assert!(e(serde_json::json!({"name": "a b", "imageName": "a:1"})).contains("name"));
-        assert!(e(serde_json::json!({"name": "s", "imageName": "a:1", "cpu": 99})).contains("CPU"));
+        let err = plan_create(
+            &body(serde_json::json!({"name": "s", "imageName": "a:1", "cpu": 99})),
+            &q,
+        )
+        .unwrap_err();
+        assert_eq!(err.status, 403);
+        assert_eq!(
+            err.message,
+            "CPU request 99 exceeds maximum allowed per sandbox (4)."
+        );
         assert!(
             e(serde_json::json!({"name": "s", "imageName": "a:1", "memory": 0})).contains("Memory")
         );

@@ -128,8 +128,18 @@ async fn validation_answers_daytonas_errors() {
         ),
         (
             json!({"name": "s1", "imageName": "a:1", "cpu": 64}),
+            403,
+            "CPU request 64 exceeds maximum allowed per sandbox (4).",
+        ),
+        (
+            json!({"name": "s1", "imageName": "a:1", "disk": 11}),
+            403,
+            "Disk request 11GB exceeds maximum allowed per sandbox (10GB).",
+        ),
+        (
+            image("s1", "alpine@sha256:abc"),
             400,
-            "CPU request 64 exceeds maximum allowed per sandbox (4)",
+            "Invalid digest format. Must be image@sha256:64_hex_characters",
         ),
         (
             json!({"name": "s1", "imageName": "a:1", "memory": 0}),
@@ -144,7 +154,7 @@ async fn validation_answers_daytonas_errors() {
         (
             image("cove-sandbox-base:latest", "a:1"),
             409,
-            "Snapshot with name cove-sandbox-base:latest already exists",
+            "Snapshot with name \"cove-sandbox-base:latest\" already exists for this organization",
         ),
     ];
     for (body, status, msg) in cases {
@@ -178,7 +188,10 @@ async fn validation_answers_daytonas_errors() {
     }
     let (s, v) = f.create(&t, image("s1", "python:3.13")).await;
     assert_eq!(s, 409, "{v}");
-    assert_eq!(v["message"], "Snapshot with name s1 already exists");
+    assert_eq!(
+        v["message"],
+        "Snapshot with name \"s1\" already exists for this organization"
+    );
 }
 
 #[tokio::test]
@@ -242,8 +255,9 @@ async fn list_pages_sorts_and_filters() {
         .iter()
         .map(|i| i["name"].as_str().unwrap())
         .collect();
-    // a-snap b-snap | c-snap cove-sandbox-base:latest | d-other e-snap
-    assert_eq!(names, ["c-snap", "cove-sandbox-base:latest"]);
+    // Own snapshots first, general ones (the default snapshot) last:
+    // a-snap b-snap | c-snap d-other | e-snap cove-sandbox-base:latest
+    assert_eq!(names, ["c-snap", "d-other"]);
     assert_eq!(
         (
             v["total"].as_i64(),
@@ -260,11 +274,30 @@ async fn list_pages_sorts_and_filters() {
         .map(|i| i["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["e-snap", "c-snap", "b-snap", "a-snap"]);
-    let (_, v) = list("sort=createdAt&order=asc&limit=1").await;
-    assert_eq!(
-        v["items"][0]["name"], "cove-sandbox-base:latest",
-        "the default snapshot is the oldest"
-    );
+    let (_, v) = list("sort=createdAt&order=asc").await;
+    let names: Vec<&str> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    let created = ["c-snap", "a-snap", "e-snap", "b-snap", "d-other"];
+    assert_eq!(names[..5], created, "own ones oldest first, general last");
+    assert_eq!(names[5], "cove-sandbox-base:latest");
+    // Never used sorts last whatever the order.
+    let b = f.get(&t, "b-snap").await.1["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sid = SnapshotId::parse(&b).unwrap();
+    let repo = f.h.env.store.snapshots();
+    repo.touch_last_used(&sid, "2026-01-01T00:00:00.000Z")
+        .await
+        .unwrap();
+    for order in ["asc", "desc"] {
+        let (_, v) = list(&format!("order={order}")).await;
+        assert_eq!(v["items"][0]["name"], "b-snap", "{order}: {v}");
+    }
     assert_eq!(list("limit=500").await.0, 400);
     assert_eq!(list("sort=size").await.0, 400);
     assert_eq!(list("page=0").await.0, 400);
@@ -336,6 +369,13 @@ async fn visibility_by_id_name_general_and_other_orgs() {
     );
     let (_, al) = f.send(Call::get("/api/snapshots").token(&a.key)).await;
     assert_eq!(al["total"], 2, "listed once for its own organization: {al}");
+    let (s, v) = f
+        .send(Call::delete(format!("/api/snapshots/{id}")).token(&a.key))
+        .await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (403, Some("You cannot delete a general snapshot"))
+    );
 }
 
 #[tokio::test]
@@ -373,13 +413,13 @@ async fn activate_deactivate_toggle_and_delete() {
     let (_, v) = f.create(&t, image("st", "a:1")).await;
     let id = v["id"].as_str().unwrap().to_owned();
     let post = |p: &str| f.send(Call::post(format!("/api/snapshots/{id}/{p}")).token(&t.key));
-    let (s, v) = post("deactivate").await;
+    let (s, v) = post("activate").await;
     assert_eq!(
         (s, v["message"].as_str()),
         (
             400,
             Some(&*format!(
-                "Snapshot {id} cannot be deactivated - it is in pending state"
+                "Snapshot {id} cannot be activated - it is in pending state"
             ))
         )
     );
@@ -570,7 +610,7 @@ async fn sandboxes_are_admitted_from_active_snapshots_only() {
         let (s, v) = create(key).await;
         assert_eq!(
             (s, v["message"].as_str()),
-            (400, Some(&*format!("Snapshot {key} is not active"))),
+            (400, Some(&*format!("Snapshot {key} is pending"))),
             "{v}"
         );
     }
@@ -619,5 +659,35 @@ async fn sandboxes_are_admitted_from_active_snapshots_only() {
             Some("CPU request 4 exceeds maximum allowed per sandbox (2)")
         ),
         "{v}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_organization_removes_its_snapshots() {
+    let f = fx().await;
+    let owner = cove_testkit::org::User::unique("owner");
+    cove_testkit::org::personal_org(&f.api, &owner.jwt).await;
+    let team = cove_testkit::org::create_org(&f.api, &owner.jwt, "team").await;
+    let key = cove_testkit::org::api_key(&f.api, &owner.jwt, Some(&team), "k", ALL).await;
+    let (s, v) = f
+        .send(
+            Call::post("/api/snapshots")
+                .token(&key)
+                .json(&build("gone-with-org", "FROM a:1\n")),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let sid = SnapshotId::parse(v["id"].as_str().unwrap()).unwrap();
+    let (s, v) = f
+        .send(Call::delete(format!("/api/organizations/{team}")).token(&owner.jwt))
+        .await;
+    assert_eq!(s, 204, "{v}");
+    assert!(f.h.env.store.snapshots().get(&sid).await.unwrap().is_none());
+    let keys = f.h.env.store.scan_keys().await.unwrap();
+    assert!(
+        !keys
+            .iter()
+            .any(|(pk, sk)| pk.contains(sid.as_str()) || sk.contains("gone-with-org")),
+        "no row or name lock left"
     );
 }

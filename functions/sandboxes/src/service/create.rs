@@ -43,15 +43,15 @@ async fn admit_snapshot(
         tracing::info!(snapshot = %name, "create refused: not a snapshot of the organization");
         return Err(ApiError::bad_request(format!("Snapshot {name} not found")));
     };
-    let image = snap
-        .r#ref
-        .clone()
-        .filter(|_| snap.state == SnapshotState::Active);
-    let Some(image) = image else {
+    if snap.state != SnapshotState::Active {
         tracing::info!(snapshot = %snap.id, state = %snap.state, "create refused: snapshot not active");
         return Err(ApiError::bad_request(format!(
-            "Snapshot {name} is not active"
+            "Snapshot {name} is {}",
+            snap.state
         )));
+    }
+    let Some(image) = snap.r#ref.clone() else {
+        return Err(ApiError::bad_request("Snapshot ref is not defined"));
     };
     plan.snapshot = image;
     plan.cpu = snap.cpu;

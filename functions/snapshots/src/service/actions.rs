@@ -39,6 +39,9 @@ pub async fn delete(call: &Call<'_>, id_or_name: &str) -> Result<(), ApiError> {
     )
     .await?;
     let rec = find_own(call, id_or_name).await?;
+    if rec.general {
+        return Err(ApiError::forbidden("You cannot delete a general snapshot"));
+    }
     if rec.state == SnapshotState::Removing {
         return Ok(());
     }
@@ -78,16 +81,17 @@ pub async fn activate(call: &Call<'_>, id_or_name: &str) -> Result<SnapshotDto, 
     }
 }
 
-/// `POST /snapshots/{id}/deactivate`: `active` → `inactive` (already inactive: nothing to do).
+/// `POST /snapshots/{id}/deactivate`: → `inactive` from any state (as Daytona) but `removing`
+/// (its deletion is under way); already inactive: nothing to do.
 pub async fn deactivate(call: &Call<'_>, id_or_name: &str) -> Result<SnapshotDto, ApiError> {
     authorize(call.env, &call.ctx, Action::Use(Permission::WriteSnapshots)).await?;
     let rec = find_own(call, id_or_name).await?;
     match rec.state {
         SnapshotState::Inactive => Ok(view::dto(&rec)),
-        SnapshotState::Active => Ok(view::dto(&set(&rec, call, SnapshotState::Inactive).await?)),
-        other => Err(ApiError::bad_request(format!(
-            "Snapshot {id_or_name} cannot be deactivated - it is in {other} state"
+        SnapshotState::Removing => Err(ApiError::bad_request(format!(
+            "Snapshot {id_or_name} cannot be deactivated - it is in removing state"
         ))),
+        _ => Ok(view::dto(&set(&rec, call, SnapshotState::Inactive).await?)),
     }
 }
 

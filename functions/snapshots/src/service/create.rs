@@ -14,7 +14,9 @@ use crate::rules::{self, CreatePlan, Source};
 use crate::view;
 
 fn name_taken(name: &str) -> ApiError {
-    ApiError::conflict(format!("Snapshot with name {name} already exists"))
+    ApiError::conflict(format!(
+        "Snapshot with name \"{name}\" already exists for this organization"
+    ))
 }
 
 /// The new row of `plan` (not yet written).

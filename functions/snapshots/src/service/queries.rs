@@ -33,15 +33,34 @@ async fn visible(call: &Call<'_>) -> Result<Vec<SnapshotRecord>, ApiError> {
     Ok(all)
 }
 
-fn compare(a: &SnapshotRecord, b: &SnapshotRecord, field: SortField) -> Ordering {
-    let by = match field {
-        SortField::Name => a.name.cmp(&b.name),
-        SortField::State => a.state.as_str().cmp(b.state.as_str()),
-        // Never used sorts as oldest.
-        SortField::LastUsedAt => a.last_used_at.cmp(&b.last_used_at),
-        SortField::CreatedAt => a.created_at.cmp(&b.created_at),
-    };
-    by.then_with(|| a.created_at.cmp(&b.created_at))
+/// The field's order (`descending` flips it), `None`s last either way.
+fn by_field(
+    a: &SnapshotRecord,
+    b: &SnapshotRecord,
+    field: SortField,
+    descending: bool,
+) -> Ordering {
+    let dir = |o: Ordering| if descending { o.reverse() } else { o };
+    match field {
+        SortField::Name => dir(a.name.cmp(&b.name)),
+        SortField::State => dir(a.state.as_str().cmp(b.state.as_str())),
+        SortField::CreatedAt => dir(a.created_at.cmp(&b.created_at)),
+        SortField::LastUsedAt => match (&a.last_used_at, &b.last_used_at) {
+            (Some(x), Some(y)) => dir(x.cmp(y)),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => Ordering::Equal,
+        },
+    }
+}
+
+/// Daytona's order: the organization's own snapshots before general ones, then the field,
+/// then the newest first.
+fn compare(a: &SnapshotRecord, b: &SnapshotRecord, q: &ListQuery) -> Ordering {
+    a.general
+        .cmp(&b.general)
+        .then_with(|| by_field(a, b, q.sort, q.descending))
+        .then_with(|| b.created_at.cmp(&a.created_at))
         .then_with(|| a.id.cmp(&b.id))
 }
 
@@ -51,10 +70,7 @@ pub async fn list(call: &Call<'_>, q: ListQuery) -> Result<PaginatedSnapshots, A
         let needle = name.to_lowercase();
         all.retain(|r| r.name.to_lowercase().contains(&needle));
     }
-    all.sort_by(|a, b| {
-        let o = compare(a, b, q.sort);
-        if q.descending { o.reverse() } else { o }
-    });
+    all.sort_by(|a, b| compare(a, b, &q));
     let total = all.len();
     let items: Vec<SnapshotDto> = all
         .iter()
