@@ -16,6 +16,9 @@ cargo build --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox
 if docker info >/dev/null 2>&1; then
     "$COVE_ROOT/target/release/cove-sandbox-bench" --creates "${COVE_BENCH_CREATES:-30}" \
         --seconds "${COVE_SANDBOX_BENCH_SECONDS:-2}" --concurrency 16 --exec-concurrency 4 --seed 1000
+    # Snapshots through the API: build → active, content-addressed hit, create → first exec
+    # from a custom snapshot without a warm pool, propagation to a second runner (~60 s).
+    "$COVE_ROOT/target/release/cove-snapshot-api-bench" --runs "${COVE_SNAPSHOT_BENCH_RUNS:-3}"
 else
     echo "cove-sandbox-bench skipped: no Docker engine answers (scripts/docker.sh starts one)" >&2
 fi
