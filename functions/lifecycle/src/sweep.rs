@@ -70,7 +70,7 @@ pub async fn run(
             recover(env, &runner, &mut report).await?;
         }
         let responsive = runner.is_responsive(now);
-        crate::transitions::run(env, &runner, now, responsive, &mut report).await?;
+        crate::transitions::run(env, settings, runner, now, responsive, &mut report).await?;
     }
     crate::transitions::remove_backups(env, &mut report).await?;
     report.snapshots = cove_snapshot_jobs::sweep(env, settings, &runners, now)

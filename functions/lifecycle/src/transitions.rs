@@ -4,6 +4,7 @@
 use cove_edge::store_error::IntoApi;
 use cove_edge::{ApiError, Env};
 use cove_store::runners::RunnerRecord;
+use cove_snapshot_jobs::JobSettings;
 use cove_store::sandboxes::SandboxRecord;
 use cove_transition::{Due, SWEEP_BOUNDS, Settled};
 use time::OffsetDateTime;
@@ -14,6 +15,7 @@ use crate::sweep::SweepReport;
 /// `runner`'s sandboxes at `now`.
 pub async fn run(
     env: &Env,
+    settings: &JobSettings,
     runner: &RunnerRecord,
     now: OffsetDateTime,
     responsive: bool,
@@ -26,13 +28,24 @@ pub async fn run(
         .await
         .api()?;
     for sb in rows.into_iter().filter(|s| s.transition.is_some()) {
-        one(env, &sb, now, responsive, report).await;
+        one(env, settings, &sb, now, responsive, report).await;
     }
     Ok(())
 }
 
+/// The internal registry's account when the sandbox's image lives there (a runner that lacks
+/// the image pulls it with it), as on the user's request.
+fn image_auth(settings: &JobSettings, sb: &SandboxRecord) -> Option<cove_runner_api::RegistryAuth> {
+    let image = sb.container_image.as_deref().unwrap_or(&sb.snapshot);
+    if !cove_snapshot_jobs::is_internal(settings, image) {
+        return None;
+    }
+    settings.internal.as_ref().and_then(|r| r.auth())
+}
+
 async fn one(
     env: &Env,
+    settings: &JobSettings,
     sb: &SandboxRecord,
     now: OffsetDateTime,
     responsive: bool,
@@ -58,7 +71,14 @@ async fn one(
             match cove_transition::claim(&env.store, sb, &at).await {
                 Ok(Some(claimed)) => {
                     report.transitions_pushed += 1;
-                    cove_transition::run(&env.store, &claimed, &SWEEP_BOUNDS).await
+                    let auth = image_auth(settings, &claimed);
+                    cove_transition::run_with_image_auth(
+                        &env.store,
+                        &claimed,
+                        &SWEEP_BOUNDS,
+                        auth.as_ref(),
+                    )
+                    .await
                 }
                 Ok(None) => {
                     report.skipped += 1;
