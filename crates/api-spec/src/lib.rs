@@ -16,6 +16,7 @@ pub fn control_plane() -> Doc {
     doc.merge(sandboxes::ApiDoc::openapi());
     doc.merge(runners::ApiDoc::openapi());
     doc.merge(toolbox_fn::ApiDoc::openapi());
+    doc.merge(registries::ApiDoc::openapi());
     doc.info = InfoBuilder::new()
         .title("Cove control plane")
         .version(env!("CARGO_PKG_VERSION"))

@@ -4,6 +4,7 @@
 use cove_edge::config::SandboxSettings;
 use cove_edge::{Env, Request, Response};
 use cove_testkit::{FAKE_IMAGE, Harness, InProcess};
+use registries::RegistrySettings;
 
 type DispatchFut = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
 
@@ -16,9 +17,21 @@ pub fn api(h: &Harness) -> InProcess {
     h.api().route("/...", dispatcher(settings))
 }
 
+/// The registries function with a signing secret and an internal registry.
+pub fn registry_settings() -> RegistrySettings {
+    <RegistrySettings as cove_edge::config::Settings>::from_lookup(|k| match k {
+        "scoped_credentials_secret" => Some("api-spec-secret".into()),
+        "internal_registry" => Some("127.0.0.1:5999".into()),
+        "s3_endpoint" => Some("http://127.0.0.1:5998".into()),
+        _ => None,
+    })
+}
+
 fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut + Clone {
+    let registry = registry_settings();
     move |env, req| {
         let settings = settings.clone();
+        let registry = registry.clone();
         Box::pin(async move {
             let path = req.uri().path().to_owned();
             if path.starts_with("/api/api-keys") {
@@ -27,6 +40,10 @@ fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut
                 runners::handle(&env, req).await
             } else if path.starts_with("/api/sandbox") || path.starts_with("/api/workspace") {
                 sandboxes::handle(&env, &settings, req).await
+            } else if path.starts_with("/api/docker-registry")
+                || path.starts_with("/api/object-storage")
+            {
+                registries::handle(&env, &registry, req).await
             } else if path.starts_with("/api/toolbox") || path.starts_with("/toolbox") {
                 toolbox_fn::handle(&env, req).await
             } else {
