@@ -17,6 +17,7 @@ pub fn control_plane() -> Doc {
     doc.merge(runners::ApiDoc::openapi());
     doc.merge(snapshots::ApiDoc::openapi());
     doc.merge(toolbox_fn::ApiDoc::openapi());
+    doc.merge(registries::ApiDoc::openapi());
     doc.info = InfoBuilder::new()
         .title("Cove control plane")
         .version(env!("CARGO_PKG_VERSION"))

@@ -98,6 +98,26 @@ const SELF: &[(&str, &str, &str)] = &[
         "/api/users/linked-accounts",
         "links an account to the caller",
     ),
+    (
+        "GET",
+        "/api/docker-registry",
+        "registries of the caller's organization",
+    ),
+    (
+        "POST",
+        "/api/docker-registry",
+        "registers one in the caller's organization",
+    ),
+    (
+        "GET",
+        "/api/docker-registry/registry-push-access",
+        "credentials for the caller's organization's project",
+    ),
+    (
+        "GET",
+        "/api/object-storage/push-access",
+        "credentials for the caller's organization's prefix",
+    ),
     ("GET", "/api/runners/me", "the runner calling"),
     ("GET", "/api/runners/me/snapshots", "the runner calling"),
     (
@@ -232,6 +252,13 @@ async fn world(h: &Harness) -> World {
         204,
     )
     .await;
+    let registry = post(
+        &api,
+        &victim_key,
+        "/api/docker-registry",
+        json!({"name": "victim-registry", "url": "registry.example.com", "username": "u", "password": "p"}),
+    )
+    .await;
     let victim_bare_key = org::api_key(&api, &victim_owner.jwt, Some(&team), "bare", &[]).await;
     let outsider = User::new("mallory");
     org::personal_org(&api, &outsider.jwt).await;
@@ -255,6 +282,7 @@ async fn world(h: &Harness) -> World {
         ("interval", "10".to_owned()),
         ("isPublic", "true".to_owned()),
         ("path", "files".to_owned()),
+        ("registryId", id(&registry)),
     ]);
     let mut ids = ids;
     ids.insert("runnerId", runner_a.id.to_string());
@@ -320,6 +348,7 @@ impl World {
         match name {
             "id" if template.starts_with("/api/runners") => self.ids["runnerId"].clone(),
             "id" if template.contains("/snapshots") => self.ids["snapshotId"].clone(),
+            "id" if template.starts_with("/api/docker-registry") => self.ids["registryId"].clone(),
             "id" => self.victim_owner.sub.clone(),
             "userId" if template.starts_with("/api/api-keys") => self.victim_owner.sub.clone(),
             _ => self
@@ -528,6 +557,7 @@ async fn snapshot(w: &World) -> Vec<Value> {
         format!("/api/snapshots/{}", w.ids["snapshotId"]),
         "/api/snapshots".to_owned(),
         "/api/users/me".to_owned(),
+        format!("/api/docker-registry/{}", w.ids["registryId"]),
     ];
     let mut out = Vec::new();
     for p in paths {
@@ -639,6 +669,11 @@ async fn insiders_without_the_right_never_get_past_authorization() {
             || template == "/api/sandbox"
             || template == "/api/workspace";
         let org_route = template.starts_with("/api/organizations/{organizationId}");
+        // Registry changes and push credentials need `write:registries` / `delete:registries`
+        // (object storage `write:snapshots`); reading a registry needs none.
+        let registry = (template.starts_with("/api/docker-registry")
+            || template.starts_with("/api/object-storage"))
+            && (method != "GET" || template.ends_with("push-access"));
         // Every toolbox call needs `write:sandboxes` (it runs things in the sandbox).
         let toolbox = template.starts_with("/toolbox/") || template.starts_with("/api/toolbox/");
         // Changing snapshots needs `write:snapshots` / `delete:snapshots`.
@@ -646,7 +681,7 @@ async fn insiders_without_the_right_never_get_past_authorization() {
         let write = toolbox
             || snapshot
             || (sandbox && !sandbox_read(&method, &template) && !runner_only(&op));
-        if write || org_route {
+        if write || org_route || registry {
             let path = w.fill(&template);
             calls += sweep(&w.api, &method, &path, &bare, &[403], &mut failures).await;
         }

@@ -51,6 +51,11 @@ fn every_function_routes_exactly_what_it_documents() {
         runners::ApiDoc::openapi(),
         runners::router().operations(),
     );
+    assert_agree(
+        "registries",
+        registries::ApiDoc::openapi(),
+        registries::router().operations(),
+    );
 }
 
 #[test]

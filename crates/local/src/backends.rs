@@ -19,6 +19,8 @@ use crate::registry::InternalRegistry;
 use crate::registry::gate::GateAuth;
 use crate::s3_scope::S3Scope;
 use crate::secrets;
+use crate::tls::LocalTls;
+use tokio_rustls::TlsAcceptor;
 
 /// Application variables whose values cove provides (see [`Backends::start`]).
 pub const MANAGED_VARIABLES: [&str; 12] = [
@@ -46,6 +48,8 @@ pub struct Backends {
     pub store: cove_store::StoreConfig,
     /// Values of [`MANAGED_VARIABLES`].
     pub managed: HashMap<String, String>,
+    /// The CA of the embedded S3's HTTPS listener (`s3_public_endpoint`), when it runs.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Backends {
@@ -56,6 +60,7 @@ impl Backends {
         let platform_secret =
             secrets::variable_or_persisted(data_dir, "scoped_credentials_secret")?;
         let mut embedded = Vec::new();
+        let mut ca_cert = None;
         let dynamodb_endpoint = match &args.dynamodb_endpoint {
             Some(url) => url.clone(),
             None => embedded_url(
@@ -63,8 +68,8 @@ impl Backends {
                 start_dynamodb(&data_dir.join("dynamodb")).await?,
             ),
         };
-        let s3_endpoint = match &args.s3_endpoint {
-            Some(url) => url.clone(),
+        let (s3_endpoint, s3_public) = match &args.s3_endpoint {
+            Some(url) => (url.clone(), url.clone()),
             None => {
                 let scope = S3Scope {
                     master_access_key: credentials.access_key_id.clone(),
@@ -72,7 +77,12 @@ impl Backends {
                     platform_secret: platform_secret.clone().into_bytes(),
                     bucket: args.s3_bucket.clone(),
                 };
-                embedded_url(&mut embedded, start_s3(&data_dir.join("s3"), scope).await?)
+                let tls = LocalTls::load(data_dir)?;
+                let (http, https) = start_s3(&data_dir.join("s3"), scope, Some(&tls)).await?;
+                let public = https.as_ref().map_or(http.url.clone(), |s| s.url.clone());
+                embedded.extend(https);
+                ca_cert = Some(tls.ca_cert);
+                (embedded_url(&mut embedded, http), public)
             }
         };
         let (registry, registry_vars) =
@@ -86,7 +96,7 @@ impl Backends {
                 "aws_secret_access_key",
                 credentials.secret_access_key.clone(),
             ),
-            ("s3_public_endpoint", s3_endpoint.clone()),
+            ("s3_public_endpoint", s3_public),
             ("s3_endpoint", s3_endpoint),
             ("s3_bucket", args.s3_bucket.clone()),
             ("scoped_credentials_secret", platform_secret),
@@ -108,6 +118,7 @@ impl Backends {
             registry,
             store,
             managed,
+            ca_cert,
         })
     }
 
@@ -216,6 +227,8 @@ pub enum BackendError {
     },
     #[error(transparent)]
     Secret(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A backend server running inside this process.
@@ -289,8 +302,13 @@ pub async fn start_dynamodb(dir: &Path) -> Result<EmbeddedServer, BackendError> 
 }
 
 /// Starts an S3 server over `<dir>` (one sub-directory per bucket), creating `scope.bucket`;
-/// it accepts the master credentials and scoped ones ([`S3Scope`]).
-pub async fn start_s3(dir: &Path, scope: S3Scope) -> Result<EmbeddedServer, BackendError> {
+/// it accepts the master credentials and scoped ones ([`S3Scope`]). With `tls`, the same
+/// service also listens for HTTPS on a second port (the second server returned).
+pub async fn start_s3(
+    dir: &Path,
+    scope: S3Scope,
+    tls: Option<&LocalTls>,
+) -> Result<(EmbeddedServer, Option<EmbeddedServer>), BackendError> {
     let bucket = scope.bucket.clone();
     create_dir(&dir.join(&bucket))?;
     let fs = s3s_fs::FileSystem::new(dir).map_err(|e| BackendError::OpenS3 {
@@ -300,9 +318,15 @@ pub async fn start_s3(dir: &Path, scope: S3Scope) -> Result<EmbeddedServer, Back
     let mut builder = S3ServiceBuilder::new(fs);
     builder.set_auth(scope.clone());
     builder.set_access(scope);
-    let server = serve_embedded("embedded S3", builder.build()).await?;
-    tracing::info!(url = server.url, path = %dir.display(), bucket, "embedded S3 (s3s-fs) started");
-    Ok(server)
+    let service = builder.build();
+    let server = serve_embedded("embedded S3", service.clone()).await?;
+    let https = match tls {
+        Some(tls) => Some(serve_tls("embedded S3 (https)", service, tls.acceptor.clone()).await?),
+        None => None,
+    };
+    let https_url = https.as_ref().map(|s| s.url.as_str());
+    tracing::info!(url = server.url, https = https_url, path = %dir.display(), bucket, "embedded S3 (s3s-fs) started");
+    Ok((server, https))
 }
 
 /// Serves `service` on a free loopback port until the server is stopped.
@@ -321,14 +345,67 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_on(name, service, None).await
+}
+
+/// [`serve_embedded`] over TLS: the server's URL is `https://127.0.0.1:<port>`.
+pub async fn serve_tls<S, B>(
+    name: &'static str,
+    service: S,
+    acceptor: TlsAcceptor,
+) -> Result<EmbeddedServer, BackendError>
+where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    serve_on(name, service, Some(acceptor)).await
+}
+
+async fn serve_on<S, B>(
+    name: &'static str,
+    service: S,
+    tls: Option<TlsAcceptor>,
+) -> Result<EmbeddedServer, BackendError>
+where
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (listener, addr) = bind_loopback().await?;
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(serve_loop(name, listener, service, rx));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let task = tokio::spawn(serve_loop(name, listener, service, tls, rx));
     Ok(EmbeddedServer {
-        url: format!("http://{addr}"),
+        url: format!("{scheme}://{addr}"),
         shutdown,
         task,
     })
+}
+
+fn http1_conn<I, S, B>(io: I, service: S) -> http1::Connection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, service)
 }
 
 /// An embedded server's accept loop, until `stop` turns true.
@@ -336,6 +413,7 @@ async fn serve_loop<S, B>(
     name: &'static str,
     listener: TcpListener,
     service: S,
+    tls: Option<TlsAcceptor>,
     mut stop: watch::Receiver<bool>,
 ) where
     S: hyper::service::Service<http::Request<Incoming>, Response = http::Response<B>>
@@ -361,12 +439,29 @@ async fn serve_loop<S, B>(
             _ = stop.wait_for(|stop| *stop) => break,
         };
         let _ = stream.set_nodelay(true);
-        let conn = http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service.clone());
-        let conn = graceful.watch(conn);
+        let watcher = graceful.watcher();
+        let service = service.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = conn.await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(http1_conn(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => {
+                        watcher
+                            .watch(http1_conn(TokioIo::new(stream), service))
+                            .await
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, name, "TLS handshake failed");
+                        return;
+                    }
+                },
+            };
+            if let Err(error) = served {
                 tracing::debug!(%error, name, "connection ended with an error");
             }
         });

@@ -15,4 +15,5 @@ pub mod registry;
 pub mod runner_supervisor;
 pub mod s3_scope;
 pub mod secrets;
+pub mod tls;
 pub mod up;

@@ -41,6 +41,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut lines = vec![format!("DAYTONA_API_URL=http://{shown}/api")];
     lines.extend(api_key.map(|key| format!("DAYTONA_API_KEY={key}")));
     lines.extend(backend_lines(&backends.managed));
+    lines.extend((backends.ca_cert.as_ref()).map(|p| format!("COVE_CA_CERT={}", p.display())));
 
     let sweeper = start_sweeper(&args, &manifest, &app);
     let limits = args.server_limits();
@@ -182,10 +183,12 @@ async fn start_runner(
     Ok(Some(LocalRunner::start(&store, settings).await?))
 }
 
-/// `COVE_S3_ENDPOINT=` and `COVE_INTERNAL_REGISTRY=` (when there is one): where the backends are.
+/// `COVE_S3_ENDPOINT=`, `COVE_S3_PUBLIC_ENDPOINT=` and `COVE_INTERNAL_REGISTRY=` (when there is
+/// one): where the backends are.
 fn backend_lines(managed: &HashMap<String, String>) -> Vec<String> {
     [
         ("COVE_S3_ENDPOINT", "s3_endpoint"),
+        ("COVE_S3_PUBLIC_ENDPOINT", "s3_public_endpoint"),
         ("COVE_INTERNAL_REGISTRY", "internal_registry"),
     ]
     .into_iter()

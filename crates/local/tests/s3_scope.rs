@@ -24,7 +24,7 @@ async fn server(dir: &std::path::Path) -> EmbeddedServer {
         platform_secret: SECRET.to_vec(),
         bucket: BUCKET.into(),
     };
-    start_s3(dir, scope).await.unwrap()
+    start_s3(dir, scope, None).await.unwrap().0
 }
 
 fn client(url: &str, key: &str, secret: &str, token: Option<String>) -> Client {

@@ -99,7 +99,7 @@ async fn registry_get(s: &State, req: &Request, p: &Params) -> Answer {
 async fn registry_update(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     service::require(&c, Permission::WriteRegistries, false).await?;
-    let body = JsonBody::<UpdateDockerRegistry>::of(req).parse()?;
+    let body = JsonBody::<UpdateDockerRegistry>::of(req);
     web::json(
         StatusCode::OK,
         &service::update(&c, p.get("id"), body).await?,

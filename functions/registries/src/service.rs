@@ -8,6 +8,7 @@ use cove_api_types::registries::{
 };
 use cove_api_types::time::now_rfc3339;
 use cove_edge::store_error::IntoApi;
+use cove_edge::web::JsonBody;
 use cove_edge::{Action, AuthContext, Env, authorize};
 use cove_store::registries::{RegistryRecord, url_host};
 use cove_store::{Conflict, StoreError};
@@ -187,16 +188,18 @@ pub async fn create(
     Ok(view(&rec))
 }
 
-/// Changes a registry; an absent password keeps the stored one.
+/// Changes a registry; an absent password keeps the stored one. The body is read only once
+/// the registry is known to be the caller's (another organization's id is a 404 whatever the body).
 pub async fn update(
     call: &Call<'_>,
     id: &str,
-    body: UpdateDockerRegistry,
+    body: JsonBody<'_, UpdateDockerRegistry>,
 ) -> Result<DockerRegistry, ApiError> {
     if id == INTERNAL_REGISTRY_ID {
         return Err(read_only());
     }
     let mut rec = stored(call, id).await?;
+    let body = body.parse()?;
     rec.name = text("name", &body.name, MAX_NAME_LEN)?;
     rec.url = registry_url(&body.url)?;
     rec.username = text("username", &body.username, MAX_FIELD_LEN)?;

@@ -349,3 +349,44 @@ async fn without_an_internal_registry_push_access_is_unavailable() {
     let (_, list) = send(&api, Call::get("/api/docker-registry").token(&t.key)).await;
     assert_eq!(list, json!([]));
 }
+
+#[tokio::test]
+async fn deleting_the_organization_removes_its_registries() {
+    let (h, api) = api().await;
+    let owner = cove_testkit::org::User::unique("owner");
+    cove_testkit::org::personal_org(&api, &owner.jwt).await;
+    let team = cove_testkit::org::create_org(&api, &owner.jwt, "team").await;
+    let key = cove_testkit::org::api_key(&api, &owner.jwt, Some(&team), "k", ALL).await;
+    let (s, v) = send(
+        &api,
+        Call::post("/api/docker-registry")
+            .token(&key)
+            .json(&create_body("r")),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    let org = cove_api_types::ids::OrganizationId::parse(&team).unwrap();
+    assert_eq!(h.env.store.registries().list(&org).await.unwrap().len(), 1);
+    let (s, v) = send(
+        &api,
+        Call::delete(format!("/api/organizations/{team}")).token(&owner.jwt),
+    )
+    .await;
+    assert!(s == 200 || s == 204, "{s} {v}");
+    assert!(
+        h.env
+            .store
+            .registries()
+            .list(&org)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let keys = h.env.store.scan_keys().await.unwrap();
+    assert!(
+        !keys
+            .iter()
+            .any(|(pk, sk)| pk.contains(&team) && sk.starts_with("REGISTRY#")),
+        "{keys:?}"
+    );
+}

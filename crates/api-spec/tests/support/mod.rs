@@ -4,6 +4,7 @@
 use cove_edge::config::SandboxSettings;
 use cove_edge::{Env, Request, Response};
 use cove_testkit::{FAKE_IMAGE, Harness, InProcess};
+use registries::RegistrySettings;
 use snapshots::SnapshotSettings;
 
 type DispatchFut = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
@@ -17,9 +18,21 @@ pub fn api(h: &Harness) -> InProcess {
     h.api().route("/...", dispatcher(settings))
 }
 
+/// The registries function with a signing secret and an internal registry.
+pub fn registry_settings() -> RegistrySettings {
+    <RegistrySettings as cove_edge::config::Settings>::from_lookup(|k| match k {
+        "scoped_credentials_secret" => Some("api-spec-secret".into()),
+        "internal_registry" => Some("127.0.0.1:5999".into()),
+        "s3_endpoint" => Some("http://127.0.0.1:5998".into()),
+        _ => None,
+    })
+}
+
 fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut + Clone {
+    let registry = registry_settings();
     move |env, req| {
         let settings = settings.clone();
+        let registry = registry.clone();
         Box::pin(async move {
             let path = req.uri().path().to_owned();
             if path.starts_with("/api/api-keys") {
@@ -33,8 +46,15 @@ fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut
                 let s = SnapshotSettings {
                     default_snapshot: FAKE_IMAGE.to_owned(),
                     internal_registry: "127.0.0.1:5999".to_owned(),
+                    jobs: <cove_snapshot_jobs::JobSettings as cove_edge::config::Settings>::from_lookup(
+                        |n| (n == "internal_registry").then(|| "127.0.0.1:5999".to_owned()),
+                    ),
                 };
                 snapshots::handle(&env, &s, req).await
+            } else if path.starts_with("/api/docker-registry")
+                || path.starts_with("/api/object-storage")
+            {
+                registries::handle(&env, &registry, req).await
             } else if path.starts_with("/api/toolbox") || path.starts_with("/toolbox") {
                 toolbox_fn::handle(&env, req).await
             } else {
