@@ -244,6 +244,9 @@ async fn world(h: &Harness) -> World {
         json!({"name": "victim-snap", "imageName": "python:3.12"}),
     )
     .await;
+    // Its pull on the simulated runner ends before the sweep starts, so that the victim's
+    // state before and after compares what outsiders did, not the job's progress.
+    let snapshot = settled_snapshot(&api, &victim_key, snapshot).await;
     post_status(
         &api,
         &victim_owner.jwt,
@@ -320,6 +323,19 @@ async fn post(api: &InProcess, token: &str, path: &str, body: Value) -> Value {
         r.json()
     );
     r.json()
+}
+
+/// Reads the snapshot (each read moves its job on) until it leaves pending/pulling/building.
+async fn settled_snapshot(api: &InProcess, token: &str, mut snap: Value) -> Value {
+    let path = format!("/api/snapshots/{}", snap["id"].as_str().unwrap_or_default());
+    for _ in 0..200 {
+        if !matches!(snap["state"].as_str(), Some("pending" | "pulling" | "building")) {
+            return snap;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        snap = api.send(Call::get(&path).token(token)).await.json();
+    }
+    panic!("the victim's snapshot stayed {}", snap["state"]);
 }
 
 async fn post_status(api: &InProcess, token: &str, path: &str, body: Value, status: u16) {
