@@ -40,10 +40,30 @@ class Cove(covetest.CoveProcess):
         manifest = os.environ.get("COVE_MANIFEST", str(ROOT / "spin.toml"))
         self.launch(manifest, ["--data-dir", str(self.data_dir / "cove"), "--no-build"], env, timeout)
         assert self.api_key, f"cove printed no admin key: {self.lines}"
+        self._trust_local_ca()
         if not self._starts_its_own_runner():
             self._start_runner()
         self._wait_for_ready_runner()
         return self
+
+    def _trust_local_ca(self):
+        """The SDK uploads build contexts to `storageUrl` (cove's embedded S3 over HTTPS, see the
+        README) with obstore, which trusts only the system store: cove's local CA goes there for
+        the session (`COVE_CA_CERT=`), and out again on stop."""
+        self.trusted_ca = None
+        ca = next((l.split("=", 1)[1] for l in self.lines if l.startswith("COVE_CA_CERT=")), None)
+        if not ca:
+            return
+        dest = pathlib.Path("/usr/local/share/ca-certificates") / f"cove-sdk-{uuid.uuid4().hex[:10]}.crt"
+        dest.write_bytes(pathlib.Path(ca).read_bytes())
+        subprocess.run(["update-ca-certificates"], check=True, capture_output=True)
+        self.trusted_ca = dest
+
+    def _untrust_local_ca(self):
+        if getattr(self, "trusted_ca", None):
+            self.trusted_ca.unlink(missing_ok=True)
+            subprocess.run(["update-ca-certificates", "--fresh"], check=False, capture_output=True)
+            self.trusted_ca = None
 
     def _starts_its_own_runner(self):
         out = subprocess.run([covetest.binary("cove"), "up", "--help"], capture_output=True, text=True,
@@ -89,6 +109,7 @@ class Cove(covetest.CoveProcess):
         raise AssertionError(f"no runner became ready: {last} {self.tail()}")
 
     def stop(self):
+        self._untrust_local_ca()
         for proc in (self.runner, self.proc):
             covetest.stop_process(proc, timeout=30)
         # The agent leaves its containers running on purpose (they survive its restarts).
