@@ -329,7 +329,10 @@ async fn post(api: &InProcess, token: &str, path: &str, body: Value) -> Value {
 async fn settled_snapshot(api: &InProcess, token: &str, mut snap: Value) -> Value {
     let path = format!("/api/snapshots/{}", snap["id"].as_str().unwrap_or_default());
     for _ in 0..200 {
-        if !matches!(snap["state"].as_str(), Some("pending" | "pulling" | "building")) {
+        if !matches!(
+            snap["state"].as_str(),
+            Some("pending" | "pulling" | "building")
+        ) {
             return snap;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;

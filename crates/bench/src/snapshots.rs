@@ -27,7 +27,12 @@ struct Api {
 }
 
 impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let mut rb = self
             .http
             .request(method, format!("{}{path}", self.api))
@@ -48,15 +53,21 @@ impl Api {
     async fn build(&self, name: &str, dockerfile: &str) -> anyhow::Result<(Duration, Value)> {
         let t = Instant::now();
         let body = json!({"name": name, "buildInfo": {"dockerfileContent": dockerfile, "contextHashes": []}});
-        let mut snap = self.call(reqwest::Method::POST, "/snapshots", Some(body)).await?;
+        let mut snap = self
+            .call(reqwest::Method::POST, "/snapshots", Some(body))
+            .await?;
         let id = snap["id"].as_str().context("snapshot id")?.to_owned();
         let deadline = Instant::now() + Duration::from_secs(600);
         while snap["state"] != "active" {
-            if matches!(snap["state"].as_str(), Some("error" | "build_failed")) || Instant::now() > deadline {
+            if matches!(snap["state"].as_str(), Some("error" | "build_failed"))
+                || Instant::now() > deadline
+            {
                 bail!("snapshot {name} did not become active: {snap}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-            snap = self.call(reqwest::Method::GET, &format!("/snapshots/{id}"), None).await?;
+            snap = self
+                .call(reqwest::Method::GET, &format!("/snapshots/{id}"), None)
+                .await?;
         }
         Ok((t.elapsed(), snap))
     }
@@ -65,7 +76,11 @@ impl Api {
     async fn create_exec(&self, snapshot: &str) -> anyhow::Result<(Duration, String)> {
         let t = Instant::now();
         let mut sb = self
-            .call(reqwest::Method::POST, "/sandbox", Some(json!({"snapshot": snapshot})))
+            .call(
+                reqwest::Method::POST,
+                "/sandbox",
+                Some(json!({"snapshot": snapshot})),
+            )
             .await?;
         let id = sb["id"].as_str().context("sandbox id")?.to_owned();
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -74,12 +89,17 @@ impl Api {
                 bail!("sandbox from {snapshot} did not start: {sb}");
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
-            sb = self.call(reqwest::Method::GET, &format!("/sandbox/{id}"), None).await?;
+            sb = self
+                .call(reqwest::Method::GET, &format!("/sandbox/{id}"), None)
+                .await?;
         }
         let proxy = sb["toolboxProxyUrl"].as_str().context("toolboxProxyUrl")?;
         let r = self
             .http
-            .post(format!("{}/{id}/process/execute", proxy.trim_end_matches('/')))
+            .post(format!(
+                "{}/{id}/process/execute",
+                proxy.trim_end_matches('/')
+            ))
             .bearer_auth(&self.key)
             .json(&json!({"command": "true"}))
             .send()
@@ -109,19 +129,41 @@ fn one_layer(n: &str) -> String {
 }
 
 async fn builds(api: &Api, runs: usize) -> anyhow::Result<String> {
-    let (first, snap) = api.build(&format!("bench-{}", nonce()), &one_layer(&nonce())).await?;
-    println!("| first one-layer build → active (pushes the base layers too) | {} |", ms(first));
+    let (first, snap) = api
+        .build(&format!("bench-{}", nonce()), &one_layer(&nonce()))
+        .await?;
+    println!(
+        "| first one-layer build → active (pushes the base layers too) | {} |",
+        ms(first)
+    );
     let mut later = Vec::new();
     for _ in 0..runs {
-        later.push(api.build(&format!("bench-{}", nonce()), &one_layer(&nonce())).await?.0);
+        later.push(
+            api.build(&format!("bench-{}", nonce()), &one_layer(&nonce()))
+                .await?
+                .0,
+        );
     }
-    println!("| one-layer build → active, base layers in the registry (p50 of {runs}) | {} |", ms(p50(later)));
-    let dockerfile = snap["buildInfo"]["dockerfileContent"].as_str().context("dockerfile")?.to_owned();
+    println!(
+        "| one-layer build → active, base layers in the registry (p50 of {runs}) | {} |",
+        ms(p50(later))
+    );
+    let dockerfile = snap["buildInfo"]["dockerfileContent"]
+        .as_str()
+        .context("dockerfile")?
+        .to_owned();
     let mut hits = Vec::new();
     for _ in 0..runs {
-        hits.push(api.build(&format!("bench-{}", nonce()), &dockerfile).await?.0);
+        hits.push(
+            api.build(&format!("bench-{}", nonce()), &dockerfile)
+                .await?
+                .0,
+        );
     }
-    println!("| same build again, content-addressed hit (p50 of {runs}; goal ≤ 1 s) | {} |", ms(p50(hits)));
+    println!(
+        "| same build again, content-addressed hit (p50 of {runs}; goal ≤ 1 s) | {} |",
+        ms(p50(hits))
+    );
     Ok(snap["name"].as_str().context("name")?.to_owned())
 }
 
@@ -130,7 +172,8 @@ async fn sandboxes(api: &Api, snapshot: &str, runs: usize) -> anyhow::Result<()>
     for _ in 0..runs {
         let (d, id) = api.create_exec(snapshot).await?;
         lat.push(d);
-        api.call(reqwest::Method::DELETE, &format!("/sandbox/{id}"), None).await?;
+        api.call(reqwest::Method::DELETE, &format!("/sandbox/{id}"), None)
+            .await?;
     }
     println!(
         "| create → first exec from a custom snapshot on the runner, no warm pool (p50 of {runs}; goal ≤ 400 ms) | {} |",
@@ -139,8 +182,19 @@ async fn sandboxes(api: &Api, snapshot: &str, runs: usize) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn propagation(cove: &mut Cove, api: &Api, store: &Store, snapshot: &str) -> anyhow::Result<()> {
-    let snap = api.call(reqwest::Method::GET, &format!("/snapshots/{snapshot}"), None).await?;
+async fn propagation(
+    cove: &mut Cove,
+    api: &Api,
+    store: &Store,
+    snapshot: &str,
+) -> anyhow::Result<()> {
+    let snap = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/snapshots/{snapshot}"),
+            None,
+        )
+        .await?;
     let image = snap["ref"].as_str().context("ref")?.to_owned();
     let t = Instant::now();
     let agent = cove.attach_agent(AgentOptions::docker()).await?;
@@ -184,7 +238,9 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     let api = Api {
-        http: reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()?,
         api: cove.api_url().to_owned(),
         key: cove.admin_key().context("admin key")?.to_owned(),
     };

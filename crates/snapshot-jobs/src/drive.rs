@@ -197,7 +197,14 @@ pub async fn refresh(
         .and_then(|id| runners.iter().find(|r| &r.id == id));
     let Some(runner) = runner else {
         // Its runner is gone: start over on another one.
-        return write(env, rec, SnapshotState::Pending, SnapshotPatch::default(), report).await;
+        return write(
+            env,
+            rec,
+            SnapshotState::Pending,
+            SnapshotPatch::default(),
+            report,
+        )
+        .await;
     };
     let seen = match client(runner) {
         Some(c) => c.get_snapshot(rec.id.as_str()).await,
@@ -205,7 +212,9 @@ pub async fn refresh(
     };
     let next = match seen {
         Ok(st) => settle(env, settings, rec, &st, report).await?,
-        Err(ClientError::Status { status: 404, .. }) if !past(&rec.transition_at, deadline, now) => {
+        Err(ClientError::Status { status: 404, .. })
+            if !past(&rec.transition_at, deadline, now) =>
+        {
             push(env, settings, rec, runner, report).await?
         }
         Err(e) => {
@@ -219,7 +228,11 @@ pub async fn refresh(
     }
     let reason = format!(
         "The snapshot's {} did not finish within {} minutes",
-        if rec.job == SnapshotJob::Build { "build" } else { "pull" },
+        if rec.job == SnapshotJob::Build {
+            "build"
+        } else {
+            "pull"
+        },
         deadline.as_secs() / 60
     );
     fail(env, rec, SnapshotState::Error, reason, report).await

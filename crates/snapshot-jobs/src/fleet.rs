@@ -35,7 +35,11 @@ pub async fn propagate(
     for runner in lacking {
         let Some(c) = client(runner) else { continue };
         match c
-            .put_snapshot(rec.id.as_str(), &spec::copy_spec(settings, rec, image), Some(0))
+            .put_snapshot(
+                rec.id.as_str(),
+                &spec::copy_spec(settings, rec, image),
+                Some(0),
+            )
             .await
         {
             Ok(_) => report.propagations += 1,
@@ -66,12 +70,19 @@ pub async fn remove(
             .list_by_org(&rec.org_id)
             .await?
             .iter()
-            .any(|o| o.id != rec.id && o.state != SnapshotState::Removing && o.r#ref.as_deref() == Some(image)),
+            .any(|o| {
+                o.id != rec.id
+                    && o.state != SnapshotState::Removing
+                    && o.r#ref.as_deref() == Some(image)
+            }),
         None => false,
     };
     let mut done = true;
     if !shared {
-        for runner in runners.iter().filter(|r| r.is_live() && r.is_responsive(now)) {
+        for runner in runners
+            .iter()
+            .filter(|r| r.is_live() && r.is_responsive(now))
+        {
             done &= remove_from(rec, runner).await;
         }
     }

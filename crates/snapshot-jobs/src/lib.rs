@@ -76,7 +76,10 @@ pub async fn sweep(
 ) -> Result<SnapshotReport, StoreError> {
     let repo = env.store.snapshots();
     let mut report = SnapshotReport::default();
-    for rec in repo.list_in_state(SnapshotState::Pending, SWEEP_BATCH).await? {
+    for rec in repo
+        .list_in_state(SnapshotState::Pending, SWEEP_BATCH)
+        .await?
+    {
         start(env, settings, &rec, runners, now, &mut report).await?;
     }
     for state in [SnapshotState::Pulling, SnapshotState::Building] {

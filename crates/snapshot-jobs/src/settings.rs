@@ -39,13 +39,11 @@ impl JobSettings {
 
     /// The push target of a first pull or build in `org`'s project.
     pub fn push_target(&self, org: &str) -> Option<cove_runner_api::PushTarget> {
-        self.internal
-            .as_ref()
-            .map(|r| cove_runner_api::PushTarget {
-                registry: r.host.clone(),
-                project: cove_runner_api::snapshots::project_of(org),
-                auth: r.auth(),
-            })
+        self.internal.as_ref().map(|r| cove_runner_api::PushTarget {
+            registry: r.host.clone(),
+            project: cove_runner_api::snapshots::project_of(org),
+            auth: r.auth(),
+        })
     }
 
     /// The internal registry's `host:port`, empty when there is none.

@@ -31,8 +31,8 @@ pub mod sweep;
 pub mod transitions;
 
 use cove_edge::web::{self, Request, Response};
-use cove_snapshot_jobs::JobSettings;
 use cove_edge::{ApiError, Env};
+use cove_snapshot_jobs::JobSettings;
 use http::{Method, StatusCode};
 
 /// Serves one request: `POST /sweep` (any path ending in `/sweep`) runs one sweep and answers its report.

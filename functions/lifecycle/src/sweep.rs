@@ -5,10 +5,10 @@ use cove_api_types::sandbox::SandboxState;
 use cove_edge::runner_client::{ClientError, RunnerClient};
 use cove_edge::store_error::IntoApi;
 use cove_edge::{ApiError, Env};
+use cove_snapshot_jobs::{JobSettings, SnapshotReport};
 use cove_store::StoreError;
 use cove_store::runners::RunnerRecord;
 use cove_store::sandboxes::{QuotaCheck, SandboxRecord, observed_state};
-use cove_snapshot_jobs::{JobSettings, SnapshotReport};
 use serde::Serialize;
 use time::OffsetDateTime;
 

@@ -3,8 +3,8 @@
 
 use cove_edge::store_error::IntoApi;
 use cove_edge::{ApiError, Env};
-use cove_store::runners::RunnerRecord;
 use cove_snapshot_jobs::JobSettings;
+use cove_store::runners::RunnerRecord;
 use cove_store::sandboxes::SandboxRecord;
 use cove_transition::{Due, SWEEP_BOUNDS, Settled};
 use time::OffsetDateTime;

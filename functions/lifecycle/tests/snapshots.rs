@@ -20,7 +20,13 @@ fn settings() -> snapshots::SnapshotSettings {
     snapshots::SnapshotSettings::default()
 }
 
-async fn call(env: &Env, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    env: &Env,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let body = body.map(|v| v.to_string());
     let req: http::Request<Bytes> = Call::simple(method, path, Some(token), None, body.as_deref())
         .header("host", "localhost:3000")
@@ -65,17 +71,33 @@ async fn settle(env: &Env, token: &str, id: &str, states: &[&str]) -> Value {
 async fn a_build_is_handed_to_a_runner_at_create_and_reads_carry_it_to_active() {
     let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
     let alice = h.jwt("alice");
-    let (s, v) = call(&h.env, "POST", "/api/snapshots", &alice, Some(build("b1", "FROM base\nRUN echo 1\n"))).await;
+    let (s, v) = call(
+        &h.env,
+        "POST",
+        "/api/snapshots",
+        &alice,
+        Some(build("b1", "FROM base\nRUN echo 1\n")),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     // Already with its runner: no sweep needed.
-    assert!(matches!(v["state"].as_str(), Some("building" | "active")), "{v}");
+    assert!(
+        matches!(v["state"].as_str(), Some("building" | "active")),
+        "{v}"
+    );
     let id = v["id"].as_str().unwrap().to_owned();
     let v = settle(&h.env, &alice, &id, &["pending", "building"]).await;
     assert_eq!(v["state"], "active", "{v}");
     let rec = row(&h.env, &id).await.unwrap();
-    assert_eq!(rec.initial_runner_id.as_ref().map(|r| r.as_str()), h.runner().map(|r| r.id.as_str()));
+    assert_eq!(
+        rec.initial_runner_id.as_ref().map(|r| r.as_str()),
+        h.runner().map(|r| r.id.as_str())
+    );
     let image = rec.r#ref.clone().unwrap();
-    assert!(image.contains("/daytona-") && image.ends_with(":daytona"), "{image}");
+    assert!(
+        image.contains("/daytona-") && image.ends_with(":daytona"),
+        "{image}"
+    );
     // The runner holds the job under the snapshot's id.
     let st = h.agent().unwrap().client().get_snapshot(&id).await.unwrap();
     assert_eq!(st.r#ref.as_deref(), Some(image.as_str()));
@@ -85,11 +107,21 @@ async fn a_build_is_handed_to_a_runner_at_create_and_reads_carry_it_to_active() 
 async fn a_failing_build_ends_build_failed_and_a_failing_pull_ends_in_error_with_reasons() {
     let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
     let alice = h.jwt("alice");
-    let (_, v) = call(&h.env, "POST", "/api/snapshots", &alice, Some(build("bad", "FROM base\nRUN exit 3\n"))).await;
+    let (_, v) = call(
+        &h.env,
+        "POST",
+        "/api/snapshots",
+        &alice,
+        Some(build("bad", "FROM base\nRUN exit 3\n")),
+    )
+    .await;
     let id = v["id"].as_str().unwrap().to_owned();
     let v = settle(&h.env, &alice, &id, &["pending", "building"]).await;
     assert_eq!(v["state"], "build_failed", "{v}");
-    assert!(v["errorReason"].as_str().unwrap_or_default().contains('3'), "{v}");
+    assert!(
+        v["errorReason"].as_str().unwrap_or_default().contains('3'),
+        "{v}"
+    );
 
     let body = json!({"name": "gone", "imageName": "registry.example.com/missing:1.0"});
     let (s, v) = call(&h.env, "POST", "/api/snapshots", &alice, Some(body)).await;
@@ -97,36 +129,76 @@ async fn a_failing_build_ends_build_failed_and_a_failing_pull_ends_in_error_with
     let id = v["id"].as_str().unwrap().to_owned();
     let v = settle(&h.env, &alice, &id, &["pending", "pulling"]).await;
     assert_eq!(v["state"], "error", "{v}");
-    assert!(!v["errorReason"].as_str().unwrap_or_default().is_empty(), "{v}");
+    assert!(
+        !v["errorReason"].as_str().unwrap_or_default().is_empty(),
+        "{v}"
+    );
 }
 
 #[tokio::test]
 async fn a_hanging_build_becomes_error_after_its_deadline_not_before() {
     let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
     let alice = h.jwt("alice");
-    h.agent().unwrap().delay(FakeOp::Snapshot, None, Some(1)).await.unwrap();
-    let (_, v) = call(&h.env, "POST", "/api/snapshots", &alice, Some(build("slow", "FROM base\nRUN sleep 1\n"))).await;
+    h.agent()
+        .unwrap()
+        .delay(FakeOp::Snapshot, None, Some(1))
+        .await
+        .unwrap();
+    let (_, v) = call(
+        &h.env,
+        "POST",
+        "/api/snapshots",
+        &alice,
+        Some(build("slow", "FROM base\nRUN sleep 1\n")),
+    )
+    .await;
     let id = v["id"].as_str().unwrap().to_owned();
     assert_eq!(v["state"], "building", "{v}");
     let r = sweep_at(&h.env, time::Duration::minutes(5)).await;
     assert_eq!(r.snapshots.failed, 0, "{r:?}");
-    assert_eq!(row(&h.env, &id).await.unwrap().state, SnapshotState::Building);
+    assert_eq!(
+        row(&h.env, &id).await.unwrap().state,
+        SnapshotState::Building
+    );
     let r = sweep_at(&h.env, time::Duration::minutes(32)).await;
     assert_eq!(r.snapshots.failed, 1, "{r:?}");
     let rec = row(&h.env, &id).await.unwrap();
     assert_eq!(rec.state, SnapshotState::Error);
-    assert!(rec.error_reason.unwrap_or_default().contains("did not finish within 31 minutes"));
+    assert!(
+        rec.error_reason
+            .unwrap_or_default()
+            .contains("did not finish within 31 minutes")
+    );
 }
 
 #[tokio::test]
 async fn without_a_runner_a_snapshot_waits_then_fails_with_a_reason() {
     let h = Harness::new().await;
     let alice = h.jwt("alice");
-    let (s, v) = call(&h.env, "POST", "/api/snapshots", &alice, Some(build("lonely", "FROM base\n"))).await;
+    let (s, v) = call(
+        &h.env,
+        "POST",
+        "/api/snapshots",
+        &alice,
+        Some(build("lonely", "FROM base\n")),
+    )
+    .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("pending")), "{v}");
     let id = v["id"].as_str().unwrap().to_owned();
-    assert_eq!(sweep_at(&h.env, time::Duration::minutes(1)).await.snapshots.failed, 0);
-    assert_eq!(sweep_at(&h.env, time::Duration::minutes(11)).await.snapshots.failed, 1);
+    assert_eq!(
+        sweep_at(&h.env, time::Duration::minutes(1))
+            .await
+            .snapshots
+            .failed,
+        0
+    );
+    assert_eq!(
+        sweep_at(&h.env, time::Duration::minutes(11))
+            .await
+            .snapshots
+            .failed,
+        1
+    );
     let rec = row(&h.env, &id).await.unwrap();
     assert_eq!(rec.state, SnapshotState::Error);
     assert!(rec.error_reason.unwrap_or_default().contains("No runner"));
@@ -136,12 +208,32 @@ async fn without_a_runner_a_snapshot_waits_then_fails_with_a_reason() {
 async fn a_deleted_snapshot_leaves_the_runner_and_then_the_table() {
     let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
     let alice = h.jwt("alice");
-    let (_, v) = call(&h.env, "POST", "/api/snapshots", &alice, Some(build("del", "FROM base\nRUN echo d\n"))).await;
+    let (_, v) = call(
+        &h.env,
+        "POST",
+        "/api/snapshots",
+        &alice,
+        Some(build("del", "FROM base\nRUN echo d\n")),
+    )
+    .await;
     let id = v["id"].as_str().unwrap().to_owned();
-    assert_eq!(settle(&h.env, &alice, &id, &["pending", "building"]).await["state"], "active");
-    let (s, v) = call(&h.env, "DELETE", &format!("/api/snapshots/{id}"), &alice, None).await;
+    assert_eq!(
+        settle(&h.env, &alice, &id, &["pending", "building"]).await["state"],
+        "active"
+    );
+    let (s, v) = call(
+        &h.env,
+        "DELETE",
+        &format!("/api/snapshots/{id}"),
+        &alice,
+        None,
+    )
+    .await;
     assert!(s == 200 || s == 204, "{s} {v}");
-    assert_eq!(row(&h.env, &id).await.unwrap().state, SnapshotState::Removing);
+    assert_eq!(
+        row(&h.env, &id).await.unwrap().state,
+        SnapshotState::Removing
+    );
     let r = sweep_at(&h.env, time::Duration::seconds(1)).await;
     assert_eq!(r.snapshots.removed, 1, "{r:?}");
     assert!(row(&h.env, &id).await.is_none());

@@ -211,6 +211,9 @@ async fn only_post_sweep_is_served() {
         .uri("/sweep")
         .body(Bytes::new())
         .unwrap();
-    assert_eq!(lifecycle::handle(&env, &no_settings(), req).await.status(), 404);
+    assert_eq!(
+        lifecycle::handle(&env, &no_settings(), req).await.status(),
+        404
+    );
     assert_eq!(sweep(&env).await["skipped"], 0);
 }

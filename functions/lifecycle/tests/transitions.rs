@@ -64,7 +64,8 @@ async fn row(env: &Env, id: &str) -> SandboxRecord {
 }
 
 async fn sweep_at(env: &Env, later: time::Duration) -> lifecycle::sweep::SweepReport {
-    let settings = <cove_snapshot_jobs::JobSettings as cove_edge::config::Settings>::from_lookup(|_| None);
+    let settings =
+        <cove_snapshot_jobs::JobSettings as cove_edge::config::Settings>::from_lookup(|_| None);
     lifecycle::sweep::run(env, &settings, OffsetDateTime::now_utc() + later)
         .await
         .unwrap()

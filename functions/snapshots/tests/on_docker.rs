@@ -54,13 +54,21 @@ async fn outcome(api: &Http, t: &Tenant, id: &str, secs: u64) -> Value {
         if !matches!(state.as_str(), "pending" | "pulling" | "building") {
             return v;
         }
-        assert!(Instant::now() < deadline, "snapshot {id} stuck in {state}: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "snapshot {id} stuck in {state}: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 async fn snapshot_of(api: &Http, t: &Tenant, name: &str, image: &str) -> Value {
-    let (s, v) = send(api, t, Call::post("/api/snapshots").json(&json!({"name": name, "imageName": image}))).await;
+    let (s, v) = send(
+        api,
+        t,
+        Call::post("/api/snapshots").json(&json!({"name": name, "imageName": image})),
+    )
+    .await;
     assert_eq!(s, 200, "{v}");
     outcome(api, t, v["id"].as_str().unwrap(), 300).await
 }
@@ -91,15 +99,29 @@ async fn a_private_registry_image_needs_the_organizations_own_credentials() {
     register(&api, &owner, &private.host(), "alice", "s3cret-pw").await;
     let ok = snapshot_of(&api, &owner, "private-ok", &image).await;
     assert_eq!(ok["state"], "active", "{ok}");
-    assert!(ok["ref"].as_str().unwrap_or_default().contains(&format!("cove-{}/", owner.org)), "{ok}");
+    assert!(
+        ok["ref"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("cove-{}/", owner.org)),
+        "{ok}"
+    );
 
     // Wrong password: error, with the registry's refusal in the reason.
     let wrong = org::tenant(&api, PERMISSIONS).await;
     register(&api, &wrong, &private.host(), "alice", "not-the-password").await;
     let bad = snapshot_of(&api, &wrong, "private-bad", &image).await;
     assert_eq!(bad["state"], "error", "{bad}");
-    let reason = bad["errorReason"].as_str().unwrap_or_default().to_lowercase();
-    assert!(reason.contains("unauthorized") || reason.contains("authentication") || reason.contains("denied"), "{reason}");
+    let reason = bad["errorReason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(
+        reason.contains("unauthorized")
+            || reason.contains("authentication")
+            || reason.contains("denied"),
+        "{reason}"
+    );
 
     // No registry of its own: the owner's credentials (and the image the runner pulled with
     // them) are not used for it.
@@ -120,7 +142,13 @@ async fn started(api: &Http, t: &Tenant, mut sb: Value) -> Value {
     while sb["state"] != "started" {
         assert!(sb["state"] != "error" && Instant::now() < deadline, "{sb}");
         tokio::time::sleep(Duration::from_millis(200)).await;
-        sb = send(api, t, Call::get(format!("/api/sandbox/{}", sb["id"].as_str().unwrap()))).await.1;
+        sb = send(
+            api,
+            t,
+            Call::get(format!("/api/sandbox/{}", sb["id"].as_str().unwrap())),
+        )
+        .await
+        .1;
     }
     sb
 }
@@ -145,7 +173,8 @@ async fn a_snapshot_built_on_one_runner_is_pulled_by_the_other_and_sandboxes_lan
     let api = cove.api();
     let t = org::tenant(&api, PERMISSIONS).await;
     let marker = format!("two-runners-{}", std::process::id());
-    let dockerfile = format!("FROM cove-sandbox-base:latest\nRUN echo {marker} > /tmp/cove-marker\n");
+    let dockerfile =
+        format!("FROM cove-sandbox-base:latest\nRUN echo {marker} > /tmp/cove-marker\n");
     let body = json!({"name": "shared", "buildInfo": {"dockerfileContent": dockerfile, "contextHashes": []}});
     let (s, v) = send(&api, &t, Call::post("/api/snapshots").json(&body)).await;
     assert_eq!(s, 200, "{v}");
@@ -165,23 +194,35 @@ async fn a_snapshot_built_on_one_runner_is_pulled_by_the_other_and_sandboxes_lan
         .to_owned();
     let deadline = Instant::now() + Duration::from_secs(300);
     while !holders(&cove, &image).await.contains(&second) {
-        assert!(Instant::now() < deadline, "the second runner never got {image}");
+        assert!(
+            Instant::now() < deadline,
+            "the second runner never got {image}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 
     // Sandboxes from it run where it is, and see the build's change.
     for _ in 0..2 {
-        let (s, sb) = send(&api, &t, Call::post("/api/sandbox").json(&json!({"snapshot": "shared"}))).await;
+        let (s, sb) = send(
+            &api,
+            &t,
+            Call::post("/api/sandbox").json(&json!({"snapshot": "shared"})),
+        )
+        .await;
         assert_eq!(s, 200, "{sb}");
         let sb = started(&api, &t, sb).await;
         let runner = sb["runnerId"].as_str().unwrap_or_default().to_owned();
-        assert!(holders(&cove, &image).await.contains(&runner), "{runner} lacks {image}");
+        assert!(
+            holders(&cove, &image).await.contains(&runner),
+            "{runner} lacks {image}"
+        );
         assert!(runner == first || runner == second);
         let id = sb["id"].as_str().unwrap();
         let (s, out) = send(
             &api,
             &t,
-            Call::post(format!("/toolbox/{id}/process/execute")).json(&json!({"command": "cat /tmp/cove-marker"})),
+            Call::post(format!("/toolbox/{id}/process/execute"))
+                .json(&json!({"command": "cat /tmp/cove-marker"})),
         )
         .await;
         assert_eq!(s, 200, "{out}");

@@ -293,7 +293,11 @@ async fn credentials_are_not_kept_on_disk() {
 async fn an_image_on_the_engine_is_pulled_again_for_another_job_unless_it_is_the_orgs_own_ref() {
     let f = fixture(SnapshotSettings::default());
     let private = "registry.example.com/team/app:1.0";
-    let first = f.jobs.put("a", pull(private, false), LONG).await.expect("put");
+    let first = f
+        .jobs
+        .put("a", pull(private, false), LONG)
+        .await
+        .expect("put");
     assert_eq!(first.into_status().state, SnapshotJobState::Ready);
     // Another job (it may be another organization's, with other credentials or none) for the
     // same image: the registry is asked again, the engine's copy is not handed out.
@@ -303,12 +307,22 @@ async fn an_image_on_the_engine_is_pulled_again_for_another_job_unless_it_is_the
     };
     let second = f.jobs.put("b", other, LONG).await.expect("put");
     assert_eq!(second.into_status().state, SnapshotJobState::Ready);
-    assert_eq!(count(&f.fake, &format!("pull:{private}")), 2, "{:?}", f.fake.calls());
+    assert_eq!(
+        count(&f.fake, &format!("pull:{private}")),
+        2,
+        "{:?}",
+        f.fake.calls()
+    );
     // The organization's own internal ref already on the engine (a propagation): reused.
     let own = format!("127.0.0.1:5000/cove-{ORG}/daytona-abc:daytona");
     f.jobs.put("c", pull(&own, false), LONG).await.expect("put");
     f.jobs.put("d", pull(&own, false), LONG).await.expect("put");
-    assert_eq!(count(&f.fake, &format!("pull:{own}")), 1, "{:?}", f.fake.calls());
+    assert_eq!(
+        count(&f.fake, &format!("pull:{own}")),
+        1,
+        "{:?}",
+        f.fake.calls()
+    );
 }
 
 #[tokio::test]
