@@ -27,7 +27,7 @@ def build(daytona, name, image):
 def test_declarative_build_streams_logs_and_a_sandbox_sees_the_change(daytona):
     marker = f"built-{RUN}"
     name = f"sdk-build-{RUN}"
-    snap, logs = build(daytona, name, Image.base(BASE).run_commands(f"echo {marker} > /etc/cove-marker"))
+    snap, logs = build(daytona, name, Image.base(BASE).run_commands(f"echo {marker} > /home/daytona/cove-marker"))
     try:
         assert snap.state == "active", snap
         assert snap.name == name
@@ -42,7 +42,7 @@ def test_declarative_build_streams_logs_and_a_sandbox_sees_the_change(daytona):
 
         sb = daytona.create(CreateSandboxFromSnapshotParams(snapshot=name))
         try:
-            r = sb.process.exec("cat /etc/cove-marker")
+            r = sb.process.exec("cat /home/daytona/cove-marker")
             assert r.exit_code == 0, r.result
             assert r.result.strip() == marker
         finally:
