@@ -65,9 +65,9 @@ pub async fn run(
             runner.state == RunnerState::Unresponsive && !runner.is_responsive(now)
         };
         if unresponsive {
-            mark_unknown(env, &runner, &mut report).await?;
+            mark_unknown(env, runner, &mut report).await?;
         } else if runner.state == RunnerState::Ready && runner.is_responsive(now) {
-            recover(env, &runner, &mut report).await?;
+            recover(env, runner, &mut report).await?;
         }
         let responsive = runner.is_responsive(now);
         crate::transitions::run(env, settings, runner, now, responsive, &mut report).await?;
