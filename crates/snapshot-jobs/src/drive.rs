@@ -238,6 +238,21 @@ pub async fn refresh(
     fail(env, rec, SnapshotState::Error, reason, report).await
 }
 
+/// The organization's `maxSnapshotSize` (GB), within the platform's `max_snapshot_size_gb`.
+async fn max_size_bytes(
+    env: &Env,
+    settings: &JobSettings,
+    rec: &SnapshotRecord,
+) -> Result<u64, StoreError> {
+    let org = env.store.orgs().get(&rec.org_id).await?;
+    let quota = org
+        .map(|o| o.quota.max_snapshot_size)
+        .and_then(|gb| u64::try_from(gb).ok())
+        .filter(|gb| *gb > 0)
+        .map_or(u64::MAX, |gb| gb.saturating_mul(1 << 30));
+    Ok(quota.min(settings.max_size_bytes))
+}
+
 /// Records what the runner said, if it is an outcome.
 async fn settle(
     env: &Env,
@@ -272,12 +287,13 @@ async fn ready(
     report: &mut SnapshotReport,
 ) -> Result<SnapshotRecord, StoreError> {
     let size = st.size_bytes.unwrap_or(0);
-    if size > settings.max_size_bytes {
+    let limit = max_size_bytes(env, settings, rec).await?;
+    if size > limit {
         let gb = |b: u64| b as f64 / f64::from(1u32 << 30);
         let reason = format!(
             "Snapshot size ({:.2} GB) exceeds the maximum allowed size of {:.0} GB",
             gb(size),
-            gb(settings.max_size_bytes)
+            gb(limit)
         );
         return fail(env, rec, SnapshotState::Error, reason, report).await;
     }

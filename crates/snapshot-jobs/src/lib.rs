@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `pending` | [`start`]: pick an initial runner, `PUT /v1/snapshots/{id}` (pull or build, then push to the internal registry) → `pulling` / `building` | [`PENDING_DEADLINE`] → `error` |
 //! | `pulling`, `building` | [`refresh`]: `GET /v1/snapshots/{id}` on the initial runner → `active` (ref, size, entrypoint), `error` or `build_failed` (`errorReason`); a runner that lost the job gets the `PUT` again | [`PULL_DEADLINE`] / [`BUILD_DEADLINE`] → `error` |
-//! | `active` | [`propagate`]: every other ready runner of its regions that lacks the ref pulls it from the internal registry | – |
+//! | `active` | [`propagate`]: every other ready runner of its regions that lacks the ref pulls it from the internal registry | unused for the organization's `snapshotDeactivationTimeoutMinutes` → `inactive` |
 //! | `removing` | [`remove`]: `DELETE /v1/snapshots/{id}` on every live runner, then the row goes | [`REMOVE_DEADLINE`] → the row goes anyway |
 //!
 //! Every write is conditional on the snapshot's version, so callers may race (a request and a
@@ -19,6 +19,7 @@
 
 mod drive;
 mod fleet;
+mod idle;
 mod settings;
 mod spec;
 
@@ -63,6 +64,8 @@ pub struct SnapshotReport {
     pub propagations: u32,
     /// Snapshots removed (row gone).
     pub removed: u32,
+    /// Active snapshots made `inactive` after long disuse.
+    pub deactivated: u32,
     /// Lost races and unreachable runners (retried next sweep).
     pub skipped: u32,
 }
@@ -93,10 +96,14 @@ pub async fn sweep(
     {
         remove(env, &rec, runners, now, &mut report).await?;
     }
+    let mut timeouts = idle::Timeouts::default();
     for rec in repo
         .list_in_state(SnapshotState::Active, SWEEP_BATCH)
         .await?
     {
+        if idle::deactivate_if_idle(env, &rec, &mut timeouts, now, &mut report).await? {
+            continue;
+        }
         propagate(settings, &rec, runners, now, &mut report).await;
     }
     Ok(report)

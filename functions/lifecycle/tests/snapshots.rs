@@ -242,3 +242,41 @@ async fn a_deleted_snapshot_leaves_the_runner_and_then_the_table() {
     let gone = h.agent().unwrap().client().get_snapshot(&id).await;
     assert_eq!(gone.err().and_then(|e| e.status()), Some(404));
 }
+
+#[tokio::test]
+async fn a_snapshot_unused_past_the_orgs_deactivation_timeout_becomes_inactive() {
+    let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
+    let alice = h.jwt("alice");
+    let (_, v) = call(
+        &h.env,
+        "POST",
+        "/api/snapshots",
+        &alice,
+        Some(build("idle", "FROM base\nRUN echo i\n")),
+    )
+    .await;
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        settle(&h.env, &alice, &id, &["pending", "building"]).await["state"],
+        "active"
+    );
+    // Daytona's default: 20,160 minutes (14 days) without use.
+    let r = sweep_at(&h.env, time::Duration::days(13)).await;
+    assert_eq!(r.snapshots.deactivated, 0, "{r:?}");
+    let r = sweep_at(&h.env, time::Duration::days(15)).await;
+    assert_eq!(r.snapshots.deactivated, 1, "{r:?}");
+    let (_, v) = call(&h.env, "GET", &format!("/api/snapshots/{id}"), &alice, None).await;
+    assert_eq!(v["state"], "inactive", "{v}");
+    let (s, v) = call(
+        &h.env,
+        "POST",
+        &format!("/api/snapshots/{id}/activate"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("active")), "{v}");
+    // An activation starts the count again.
+    let r = sweep_at(&h.env, time::Duration::days(1)).await;
+    assert_eq!(r.snapshots.deactivated, 0, "{r:?}");
+}
