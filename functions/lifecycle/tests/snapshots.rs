@@ -67,6 +67,23 @@ async fn settle(env: &Env, token: &str, id: &str, states: &[&str]) -> Value {
     panic!("snapshot {id} stayed in {states:?}");
 }
 
+/// Creates a build snapshot and reads it until it is `active`; answers its id.
+async fn active_build(env: &Env, token: &str, name: &str, dockerfile: &str) -> String {
+    let (s, v) = call(
+        env,
+        "POST",
+        "/api/snapshots",
+        token,
+        Some(build(name, dockerfile)),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let v = settle(env, token, &id, &["pending", "building"]).await;
+    assert_eq!(v["state"], "active", "{v}");
+    id
+}
+
 #[tokio::test]
 async fn a_build_is_handed_to_a_runner_at_create_and_reads_carry_it_to_active() {
     let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
@@ -208,19 +225,7 @@ async fn without_a_runner_a_snapshot_waits_then_fails_with_a_reason() {
 async fn a_deleted_snapshot_leaves_the_runner_and_then_the_table() {
     let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
     let alice = h.jwt("alice");
-    let (_, v) = call(
-        &h.env,
-        "POST",
-        "/api/snapshots",
-        &alice,
-        Some(build("del", "FROM base\nRUN echo d\n")),
-    )
-    .await;
-    let id = v["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        settle(&h.env, &alice, &id, &["pending", "building"]).await["state"],
-        "active"
-    );
+    let id = active_build(&h.env, &alice, "del", "FROM base\nRUN echo d\n").await;
     let (s, v) = call(
         &h.env,
         "DELETE",
@@ -247,19 +252,7 @@ async fn a_deleted_snapshot_leaves_the_runner_and_then_the_table() {
 async fn a_snapshot_unused_past_the_orgs_deactivation_timeout_becomes_inactive() {
     let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
     let alice = h.jwt("alice");
-    let (_, v) = call(
-        &h.env,
-        "POST",
-        "/api/snapshots",
-        &alice,
-        Some(build("idle", "FROM base\nRUN echo i\n")),
-    )
-    .await;
-    let id = v["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        settle(&h.env, &alice, &id, &["pending", "building"]).await["state"],
-        "active"
-    );
+    let id = active_build(&h.env, &alice, "idle", "FROM base\nRUN echo i\n").await;
     // Daytona's default: 20,160 minutes (14 days) without use.
     let r = sweep_at(&h.env, time::Duration::days(13)).await;
     assert_eq!(r.snapshots.deactivated, 0, "{r:?}");
