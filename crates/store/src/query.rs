@@ -53,6 +53,12 @@ impl Query {
         Self::new(Some(GSI1), "gsi1pk = :pk AND begins_with(gsi1sk, :p)", pk).value(":p", s(prefix))
     }
 
+    /// Every entry of a GSI2 partition (eventually consistent on AWS). DynamoDB refuses an
+    /// empty `begins_with` prefix on a key, so "everything" is this, not `gsi2_prefix(pk, "")`.
+    pub(crate) fn gsi2(pk: impl Into<String>) -> Self {
+        Self::new(Some(GSI2), "gsi2pk = :pk", pk.into())
+    }
+
     /// The entries of a GSI2 partition whose sort key starts with `prefix`.
     pub(crate) fn gsi2_prefix(pk: String, prefix: &str) -> Self {
         Self::new(Some(GSI2), "gsi2pk = :pk AND begins_with(gsi2sk, :p)", pk).value(":p", s(prefix))

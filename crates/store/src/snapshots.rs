@@ -360,7 +360,7 @@ impl SnapshotRepo<'_> {
         if !INDEXED_STATES.contains(&state) || limit == 0 {
             return Ok(Vec::new());
         }
-        let q = Query::gsi2_prefix(state_pk(state), "");
+        let q = Query::gsi2(state_pk(state));
         let mut out = Vec::new();
         let mut start = None;
         loop {
