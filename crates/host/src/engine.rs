@@ -206,7 +206,8 @@ impl CompileCache {
 fn deserialize(engine: &Engine, artifact: &Path) -> wasmtime::Result<Component> {
     // SAFETY: the file was written by `CompileCache::load` from `Engine::precompile_component`
     // of an engine whose configuration hash is part of its name; Wasmtime additionally checks
-    // the header for compatibility. The cache directory is private to cove's data dir.
+    // the header for compatibility. The cache directory belongs to the operator running cove
+    // (its data dir by default; `--compile-cache` may share one between processes).
     unsafe { Component::deserialize_file(engine, artifact) }
 }
 

@@ -47,6 +47,10 @@ pub struct UpArgs {
     /// State directory [default: $COVE_DATA_DIR, else $HOME/.local/share/cove].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Where compiled components are kept between runs, keyed by the hash of the wasm and of the
+    /// engine configuration (several `cove` processes may share one) [default: `<data_dir>/cache`].
+    #[arg(long, env = "COVE_COMPILE_CACHE")]
+    pub compile_cache: Option<PathBuf>,
     #[command(flatten)]
     pub backends: BackendArgs,
     /// Do not build components whose `source` is missing.

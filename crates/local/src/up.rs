@@ -126,7 +126,10 @@ fn host_settings(args: &UpArgs, data_dir: &Path) -> anyhow::Result<HostSettings>
             instance_reuse: usize::try_from(args.instance_reuse).unwrap_or(usize::MAX),
         },
         max_instances: args.max_instances,
-        cache_dir: data_dir.join("cache"),
+        cache_dir: args
+            .compile_cache
+            .clone()
+            .unwrap_or_else(|| data_dir.join("cache")),
     })
 }
 

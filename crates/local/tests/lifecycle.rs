@@ -73,6 +73,23 @@ async fn restart_keeps_admin_key_and_hits_compile_cache() {
     assert_eq!(get(&second.url("/echo/x")).await.status, 200);
     drop(second);
 
+    // Another data dir sharing the first one's cache (`--compile-cache`): nothing recompiled.
+    let other = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("data/cache");
+    let shared = Cove::start(Start {
+        manifest: &manifest::app("http://127.0.0.1:9"),
+        data_dir: other.path(),
+        args: &["--compile-cache", cache.to_str().unwrap()],
+        env: &[],
+    });
+    let stderr = shared.stderr();
+    assert!(
+        stderr.contains("cache_hit=true") && !stderr.contains("cache_hit=false"),
+        "a shared compile cache was not used:\n{stderr}"
+    );
+    assert!(!other.path().join("data/cache").exists());
+    drop(shared);
+
     // rotate-admin-key on the (stopped) data dir prints a new, different key.
     let out = Command::new(env!("CARGO_BIN_EXE_cove"))
         .arg("rotate-admin-key")

@@ -69,7 +69,8 @@ fn up_command_for(manifest_path: &Path, start: &Start<'_>, build: bool) -> Comma
         .env("RUST_LOG", "info")
         .env_remove("AWS_ACCESS_KEY_ID")
         .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("COVE_DATA_DIR");
+        .env_remove("COVE_DATA_DIR")
+        .env_remove("COVE_COMPILE_CACHE");
     for (k, v) in start.env {
         cmd.env(k, v);
     }
