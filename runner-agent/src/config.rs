@@ -190,6 +190,8 @@ pub struct Config {
     pub allow_unverified_toolbox_peer: bool,
     /// Snapshot jobs: S3 of build contexts, deadlines.
     pub snapshot_jobs: crate::snapshots::SnapshotSettings,
+    /// Volumes: FUSE mounts of the S3 prefixes (Docker runtime), plain directories otherwise.
+    pub volumes: crate::volumes::VolumeSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -246,7 +248,24 @@ impl Config {
             let h = sha2::Sha256::digest(data_dir.to_string_lossy().as_bytes());
             hex::encode(&h[..6])
         });
-        let volumes_dir = args.volumes_dir.unwrap_or_else(|| data_dir.join("volumes"));
+        // FUSE mounts stay out of the data dir: removing it must never recurse into a volume.
+        let fuse = args.runtime == RuntimeKind::Docker;
+        let volumes_dir = args.volumes_dir.unwrap_or_else(|| {
+            if fuse {
+                PathBuf::from("/run/cove-volumes").join(&runner_id)
+            } else {
+                data_dir.join("volumes")
+            }
+        });
+        let volumes = crate::volumes::VolumeSettings {
+            fuse,
+            mount_root: volumes_dir.clone(),
+            cache_root: data_dir.join("volume-cache"),
+            endpoint: args.s3_endpoint.clone().filter(|e| !e.is_empty()),
+            bucket: args.s3_bucket.clone(),
+            region: args.s3_region.clone(),
+            mount_timeout: Duration::from_secs(20),
+        };
         crate::network::validate_bridge(&args.sandbox_bridge)?;
         let network = crate::network::NetworkSettings {
             name: args.sandbox_network,
@@ -286,6 +305,7 @@ impl Config {
             network,
             allow_unverified_toolbox_peer: args.allow_unverified_toolbox_peer,
             snapshot_jobs,
+            volumes,
         })
     }
 
@@ -312,7 +332,6 @@ impl Config {
             token: "test-token".into(),
             toolbox_bin: data_dir.join("fake-toolbox"),
             volumes_dir: data_dir.join("volumes"),
-            data_dir,
             warm_pool: vec![],
             control_plane_url: None,
             heartbeat: Duration::from_secs(5),
@@ -325,6 +344,16 @@ impl Config {
             network: crate::network::NetworkSettings::default(),
             allow_unverified_toolbox_peer: false,
             snapshot_jobs: crate::snapshots::SnapshotSettings::default(),
+            volumes: crate::volumes::VolumeSettings {
+                fuse: false,
+                mount_root: data_dir.join("volumes"),
+                cache_root: data_dir.join("volume-cache"),
+                endpoint: None,
+                bucket: "cove".into(),
+                region: "us-east-1".into(),
+                mount_timeout: Duration::from_secs(20),
+            },
+            data_dir,
         }
     }
 }

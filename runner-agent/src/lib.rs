@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod sandbox_dir;
 pub mod snapshots;
 pub mod toolbox;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;

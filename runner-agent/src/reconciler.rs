@@ -119,6 +119,8 @@ pub struct Reconciler {
     /// Wakes the reporter for an immediate observation round (fault injection).
     observe_now: tokio::sync::Notify,
     snapshot_jobs: crate::snapshots::Snapshots,
+    /// The volumes mounted on this host (`volumes`).
+    volumes: crate::volumes::Mounts,
 }
 
 fn shell_quote(v: &str) -> String {
@@ -182,7 +184,9 @@ impl Reconciler {
             cfg.snapshot_jobs.clone(),
             runtime.clone(),
         );
+        let volumes = crate::volumes::Mounts::new(cfg.volumes.clone());
         Arc::new(Self {
+            volumes,
             cfg,
             runtime,
             toolbox_bin,
@@ -217,6 +221,32 @@ impl Reconciler {
         in_use.extend(containers.into_iter().map(|c| c.image));
         let keep = self.cfg.snapshot_images().map(str::to_owned).collect();
         self.snapshot_jobs.remove(key, &in_use, &keep).await
+    }
+
+    /// Mounts every volume of `spec` (once per host: a mounted one is reused).
+    async fn mount_volumes(&self, spec: &SandboxSpec) -> Result<()> {
+        for v in &spec.volumes {
+            self.volumes.ensure(&v.volume_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Unmounts those of `candidates` no sandbox of this agent uses any more (placeholders of
+    /// sandboxes being created count as users).
+    async fn release_unused_volumes(&self, candidates: Vec<String>) {
+        let used: std::collections::BTreeSet<String> = self
+            .sandboxes
+            .read()
+            .await
+            .values()
+            .filter_map(|r| r.spec.as_ref())
+            .flat_map(|s| s.volumes.iter().map(|v| v.volume_id.clone()))
+            .collect();
+        for id in candidates {
+            if !used.contains(&id) {
+                self.volumes.release(&id).await;
+            }
+        }
     }
 
     pub fn pool(&self) -> &Pool {
@@ -432,6 +462,10 @@ impl Reconciler {
         remove_dir_logged(&link);
         self.states.remove(id);
         self.sandboxes.write().await.remove(id);
+        if let Some(spec) = rec.as_ref().and_then(|r| r.spec.as_ref()) {
+            let ids = spec.volumes.iter().map(|v| v.volume_id.clone()).collect();
+            self.release_unused_volumes(ids).await;
+        }
         drop(guard);
         {
             // Forget the lock unless an operation waits on it (a second mutex for the same

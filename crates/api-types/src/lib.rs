@@ -33,5 +33,6 @@ pub mod sandbox;
 pub mod snapshots;
 pub mod time;
 pub mod toolbox;
+pub mod volumes;
 
 pub use error::{ApiError, ErrorEnvelope};

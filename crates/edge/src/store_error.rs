@@ -56,6 +56,7 @@ fn not_found_message(entity: Entity) -> &'static str {
         Entity::Sandbox => "Sandbox not found",
         Entity::Runner => "Runner not found",
         Entity::Snapshot => "Snapshot not found",
+        Entity::Volume => "Volume not found",
     }
 }
 

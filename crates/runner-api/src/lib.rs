@@ -228,6 +228,19 @@ pub struct VolumeMount {
     pub read_only: bool,
 }
 
+/// Where a volume's files live in the object storage's bucket: every object under
+/// `volumes/<volumeId>/` (the runner agent mounts that prefix; the control plane provisions and
+/// empties it).
+pub fn volume_prefix(volume_id: &str) -> String {
+    format!("volumes/{volume_id}")
+}
+
+/// The marker object of a provisioned volume (outside its prefix, so mounts never show it),
+/// carrying the volume's and organization's ids as metadata and tags.
+pub fn volume_marker(volume_id: &str) -> String {
+    format!("volumes/{volume_id}.volume")
+}
+
 /// Network policy of the sandbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

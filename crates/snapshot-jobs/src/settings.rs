@@ -32,6 +32,8 @@ pub struct JobSettings {
     pub max_size_bytes: u64,
     /// `scoped_credentials_secret`: opens the organizations' registry passwords.
     pub credentials_secret: Vec<u8>,
+    /// The object storage of volumes (the lifecycle sweep's volume step).
+    pub volumes: cove_volume_jobs::VolumeStorage,
 }
 
 impl JobSettings {
@@ -59,6 +61,11 @@ impl Settings for JobSettings {
         "internal_registry_password",
         "max_snapshot_size_gb",
         "scoped_credentials_secret",
+        "s3_endpoint",
+        "s3_bucket",
+        "aws_region",
+        "aws_access_key_id",
+        "aws_secret_access_key",
     ];
 
     fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
@@ -86,6 +93,7 @@ impl Settings for JobSettings {
             credentials_secret: opt("scoped_credentials_secret")
                 .unwrap_or_default()
                 .into_bytes(),
+            volumes: <cove_volume_jobs::VolumeStorage as Settings>::from_lookup(&get),
         }
     }
 }

@@ -92,6 +92,8 @@ pub enum Entity {
     Runner,
     #[error("snapshot")]
     Snapshot,
+    #[error("volume")]
+    Volume,
     #[error("bootstrap admin")]
     Admin,
 }

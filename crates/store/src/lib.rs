@@ -24,6 +24,8 @@
 //! | org usage counters | `ORG#<orgId>` | `USAGE` | – (attrs `cpu`, `memory`, `disk`) | exact sums over the org's sandboxes of what their states hold (CONTRACT §8), moved with `ADD` in the sandbox's transactions; growth checked against the quota for user actions only (`sandboxes::usage`) |
 //! | snapshot | `SNAPSHOT#<id>` | `#META` | `ORG#<orgId>#SNAPSHOTS` / `<createdAt>#<id>` (general snapshots: `GENERAL#SNAPSHOTS`); GSI2 `SNAPSHOTS#<state>` / `<transitionAt>#<id>` only in `pending`, `pulling`, `building`, `removing`, `active` | get by id; list per org and the general ones (GSI1); the lifecycle sweep's work per state, oldest transition first, no scan (GSI2). Every state change is conditional on `version` |
 //! | snapshot name lock | `ORG#<orgId>` | `SNAPSHOTNAME#<name>` | – (attr `snapshotId`) | get by name; unique names per org (409), written and deleted with the row, with the org's `live_check`; organization deletion purges the rows the locks name |
+//! | volume | `VOLUME#<id>` | `#META` | `ORG#<orgId>#VOLUMES` / `<createdAt>#<id>`; GSI2 `VOLUMES#<state>` / `<transitionAt>#<id>` only in `pending_create`, `creating`, `pending_delete`, `deleting` | get by id; list per org (GSI1, deleted ones included); the sweep's provisioning and deletion work per state (GSI2). Every state change is conditional on `version` |
+//! | volume name lock | `ORG#<orgId>` | `VOLUMENAME#<name>` | – (attr `volumeId`) | get by name; unique names per org (400); released when the volume reaches `deleted`; organization deletion sends the volumes they name to `pending_delete` |
 //! | runner | `RUNNER#<id>` | `#META` | `RUNNERS` / `<id>` | get by id; list all (GSI1); `assignedSandboxes` changed only by `ADD` in sandbox transactions, runner writes `SET` their own attributes |
 //! | docker registry | `ORG#<orgId>` | `REGISTRY#<id>` | – | get by (org, id); list per org (query pk, `begins_with`); `matching_host` for the snapshot sweep; password sealed (AES-256-GCM, key from `scoped_credentials_secret`), never answered |
 //! | runner token | `RUNNERKEY#<sha256 hex of token>` | `#META` | – | runner authentication (attr `runnerId`), written/deleted with the runner in one transaction |
@@ -74,6 +76,7 @@ pub mod runners;
 pub mod sandboxes;
 pub mod snapshots;
 pub mod users;
+pub mod volumes;
 
 pub use client::StoreConfig;
 pub use error::{Conflict, DisplayChain, Entity, Resource, StoreError};
@@ -127,6 +130,9 @@ impl Store {
     }
     pub fn registries(&self) -> registries::RegistryRepo<'_> {
         registries::RegistryRepo { store: self }
+    }
+    pub fn volumes(&self) -> volumes::VolumeRepo<'_> {
+        volumes::VolumeRepo { store: self }
     }
     pub fn runners(&self) -> runners::RunnerRepo<'_> {
         runners::RunnerRepo { store: self }

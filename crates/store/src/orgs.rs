@@ -347,10 +347,12 @@ impl OrgRepo<'_> {
     }
 
     /// Deletes every item of the partition but `#META`, plus the API-key pointers and the
-    /// `SNAPSHOT#<id>` rows the snapshot name locks name. Idempotent.
+    /// `SNAPSHOT#<id>` rows the snapshot name locks name; the volumes the volume name locks name
+    /// go to `pending_delete` first (the sweep removes their storage). Idempotent.
     pub(crate) async fn purge(&self, id: &OrganizationId) -> Result<(), StoreError> {
         let items = self.partition(id).await?;
         let mut keys: Vec<Item> = Vec::with_capacity(items.len() * 2);
+        let mut volumes = Vec::new();
         for it in &items {
             let (Some(pk_), Some(sk_)) = (get_s(it, "pk"), get_s(it, "sk")) else {
                 continue;
@@ -368,7 +370,14 @@ impl OrgRepo<'_> {
             {
                 keys.push(row);
             }
+            if sk_.starts_with(crate::volumes::NAME_LOCK_PREFIX) {
+                volumes.extend(crate::volumes::volume_of_lock(it));
+            }
             keys.push(key(pk_, sk_));
+        }
+        // The volumes' storage is emptied by the lifecycle sweep (their rows stay until then).
+        for v in &volumes {
+            self.store.volumes().doom(v).await?;
         }
         self.store.batch_delete("PurgeOrganization", keys).await
     }

@@ -20,6 +20,16 @@ pub fn spec_of(rec: &SandboxRecord, t: &Transition, desired: DesiredState) -> Sa
         pids: None,
     };
     s.env = rec.env.clone();
+    s.volumes = rec
+        .volumes
+        .iter()
+        .map(|v| cove_runner_api::VolumeMount {
+            volume_id: v.volume_id.to_string(),
+            mount_path: v.mount_path.clone(),
+            subpath: v.subpath.clone(),
+            read_only: false,
+        })
+        .collect();
     s.network = if rec.network_block_all {
         NetworkPolicy::BlockAll
     } else {

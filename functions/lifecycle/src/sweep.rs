@@ -29,6 +29,8 @@ pub struct SweepReport {
     pub skipped: u32,
     /// Snapshots driven (step 5).
     pub snapshots: SnapshotReport,
+    /// Volumes provisioned or removed (step 6).
+    pub volumes: cove_volume_jobs::VolumeReport,
 }
 
 /// Sandbox states that mean "the runner is running (or moving) it": lost with the runner.
@@ -74,6 +76,9 @@ pub async fn run(
     }
     crate::transitions::remove_backups(env, &mut report).await?;
     report.snapshots = cove_snapshot_jobs::sweep(env, settings, &runners, now)
+        .await
+        .api()?;
+    report.volumes = cove_volume_jobs::sweep(&env.store, &settings.volumes, now)
         .await
         .api()?;
     Ok(report)

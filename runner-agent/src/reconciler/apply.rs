@@ -312,6 +312,9 @@ impl Reconciler {
                 Ok(rec) => rec,
                 Err(e) => {
                     self.drop_placeholder(id, generation).await;
+                    // Nothing a failed create mounted stays mounted.
+                    let ids = spec.volumes.iter().map(|v| v.volume_id.clone()).collect();
+                    self.release_unused_volumes(ids).await;
                     return Err(e);
                 }
             },
@@ -457,6 +460,7 @@ impl Reconciler {
         }
         let image = self.image_pulled(spec).await?;
         self.check_restore(id, spec, &image)?;
+        self.mount_volumes(spec).await?;
         let dir = self.sandboxes_dir().join(id);
         prepare_dir(&dir, &BTreeMap::new())?;
         let name = format!("cove-sb-{id}");

@@ -42,6 +42,8 @@ impl Reconciler {
         tracing::info!(sandboxes = map.len(), warm = ?self.pool.counts(), "recovered state from the container engine");
         *self.sandboxes.write().await = map;
         self.prune_backups().await;
+        // Mounts that outlived the agent serve on; those no sandbox uses any more go.
+        self.release_unused_volumes(self.volumes.mounted()).await;
         Ok(())
     }
 

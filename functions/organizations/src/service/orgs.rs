@@ -107,10 +107,12 @@ pub async fn usage(
     authorize(env, &ctx, Action::OrgRead).await?;
     let q = load(env, org).await?.quota;
     // Sandbox usage: the counters the sandbox repository moves with every state change (compute
-    // and disk state sets of CONTRACT §8). Volumes are not stored yet.
+    // and disk state sets of CONTRACT §8).
     let used = env.store.sandboxes().usage(org).await.api()?;
     // Snapshots in the states that count against the quota (CONTRACT §8).
     let snapshots = env.store.snapshots().count_usage(org).await.api()?;
+    // Volumes in the states that count against the quota (CONTRACT §8).
+    let volumes = env.store.volumes().count_usage(org).await.api()?;
     Ok(OrganizationUsageOverview {
         region_usage: vec![RegionUsageOverview {
             region_id: "us".into(),
@@ -135,6 +137,6 @@ pub async fn usage(
         total_snapshot_quota: q.snapshot_quota,
         current_snapshot_usage: snapshots,
         total_volume_quota: q.volume_quota,
-        current_volume_usage: 0,
+        current_volume_usage: volumes,
     })
 }

@@ -116,6 +116,7 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
     authorize(env, &call.ctx, Action::Create(Permission::WriteSandboxes)).await?;
     let mut plan = rules::plan_create(&body, &call.settings.default_snapshot)?;
     let snapshot_id = admit_snapshot(call, &mut plan).await?;
+    let mounts = super::volumes::admit(call, body.volumes.as_deref()).await?;
     let quota = quota(call).await?;
     rules::per_sandbox_limits(&quota, plan.cpu, plan.memory, plan.disk)?;
     let runners = env.store.runners().list().await.api()?;
@@ -127,12 +128,14 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
     )
     .ok_or_else(|| ApiError::bad_request("No available runners"))?;
 
-    let rec = new_record(call.org(), plan, runner)?;
+    let mut rec = new_record(call.org(), plan, runner)?;
+    rec.volumes = mounts;
     let rec = cove_transition::begin_create(&env.store, &rec, &quota)
         .await
         .map_err(|e| transition_err(&rec.name, e))?;
     tracing::info!(sandbox = %rec.id, org = %rec.org_id, runner = %runner.id, "sandbox created");
     touch_snapshot(call, snapshot_id).await;
+    super::volumes::touch(call, &rec.volumes).await;
     let image_auth = call.settings.image_auth(&rec.snapshot);
     let settled = cove_transition::run_with_image_auth(
         &env.store,

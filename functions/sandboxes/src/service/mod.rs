@@ -14,6 +14,7 @@ mod actions;
 mod create;
 mod queries;
 mod reports;
+pub mod volumes;
 
 pub use actions::{archive, backup, delete, start, stop};
 pub use create::create;
