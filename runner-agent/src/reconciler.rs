@@ -420,6 +420,26 @@ impl Reconciler {
         Some((before, now))
     }
 
+    /// What the daemon of a started sandbox says it is doing (`None`: not started, no daemon to
+    /// ask, or it did not answer).
+    pub async fn activity(&self, id: &str) -> Option<crate::toolbox::DaemonActivity> {
+        if !self.cfg.probe_toolbox {
+            return None;
+        }
+        let (dir, container) = {
+            let map = self.sandboxes.read().await;
+            let r = map.get(id)?;
+            if r.state != SandboxState::Started || !r.has_container() {
+                return None;
+            }
+            (r.dir.clone(), r.container_id.clone())
+        };
+        crate::toolbox::activity(&dir.join(SOCKET_NAME), &container)
+            .await
+            .inspect_err(|e| tracing::debug!(sandbox = %id, error = %e, "activity not read"))
+            .ok()
+    }
+
     /// Ids of the sandboxes the agent holds.
     pub async fn ids(&self) -> Vec<String> {
         let mut v: Vec<String> = self.sandboxes.read().await.keys().cloned().collect();

@@ -4,7 +4,11 @@
 //!   OOM-killed, was stopped behind the agent's back; cause `observed`), checked every
 //!   `--observe-ms` and at once after a simulated crash; sandboxes busy with an operation are
 //!   skipped that round;
-//! - the outcome of a `PUT` that answered 202 (cause `applied`), queued by the reconciler.
+//! - the outcome of a `PUT` that answered 202 (cause `applied`), queued by the reconciler;
+//! - whenever a started sandbox's daemon becomes busy or idle (`GET /activity`: a command still
+//!   running, a websocket attached; cause `activity`, with `busy` and `lastBusyAt`), read every
+//!   `--observe-ms` from the daemons of this runner (local calls over their sockets, no control
+//!   plane poll): the control plane's auto-stop waits while a sandbox is busy.
 //!
 //! While the control plane does not know the runner (see [`crate::heartbeat::Standing`]),
 //! reports are held (the latest per sandbox) and sent once heartbeats are accepted again.
@@ -23,6 +27,8 @@ struct Reporter {
     client: ControlPlaneClient,
     standing: Arc<Standing>,
     held: BTreeMap<String, StateReport>,
+    /// The busy state last reported per sandbox.
+    busy: BTreeMap<String, bool>,
 }
 
 impl Reporter {
@@ -66,6 +72,34 @@ impl Reporter {
         }
     }
 
+    /// Reports the sandboxes whose daemon became busy or idle since the last round.
+    async fn activity(&mut self) {
+        let ids = self.rec.ids().await;
+        self.busy.retain(|id, _| ids.binary_search(id).is_ok());
+        for id in ids {
+            let Some(act) = self.rec.activity(&id).await else {
+                continue;
+            };
+            let before = self.busy.get(&id).copied().unwrap_or(false);
+            if act.busy == before {
+                continue;
+            }
+            let Ok(st) = self.rec.status(&id).await else {
+                continue;
+            };
+            let mut report = StateReport::of(&st, ReportCause::Activity);
+            report.busy = Some(act.busy);
+            report.last_busy_at = act.last_busy_at.or_else(|| {
+                time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
+            tracing::info!(sandbox = %id, busy = act.busy, "sandbox activity changed");
+            self.busy.insert(id.clone(), act.busy);
+            self.send(&id, report).await;
+        }
+    }
+
     async fn flush_held(&mut self) {
         if self.held.is_empty() || self.standing.is_revoked() {
             return;
@@ -88,6 +122,7 @@ pub async fn run(rec: Arc<Reconciler>, client: ControlPlaneClient, standing: Arc
         client,
         standing,
         held: BTreeMap::new(),
+        busy: BTreeMap::new(),
     };
     r.observe(true).await;
     let mut tick = tokio::time::interval(every);
@@ -97,6 +132,7 @@ pub async fn run(rec: Arc<Reconciler>, client: ControlPlaneClient, standing: Arc
             _ = tick.tick() => {
                 r.flush_held().await;
                 r.observe(false).await;
+                r.activity().await;
             }
             () = rec.observe_requested() => r.observe(false).await,
             Some((id, report)) = queued.recv() => r.send(&id, report).await,

@@ -198,6 +198,42 @@ pub async fn probe(socket: &Path, container_id: &str) -> std::io::Result<String>
     Ok(v["version"].as_str().unwrap_or_default().to_owned())
 }
 
+/// What the daemon's `GET /activity` answers (the fields the agent reads).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonActivity {
+    pub busy: bool,
+    #[serde(default)]
+    pub last_busy_at: Option<String>,
+}
+
+/// `GET /activity` once: whether the sandbox's daemon is doing work.
+pub async fn activity(socket: &Path, container_id: &str) -> std::io::Result<DaemonActivity> {
+    let stream = connect(socket, container_id).await?;
+    let mut sender = handshake(stream).await?;
+    let req = Request::get("/activity")
+        .header(header::HOST, "toolbox")
+        .body(Body::empty())
+        .map_err(std::io::Error::other)?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(std::io::Error::other)?;
+    if !resp.status().is_success() {
+        return Err(std::io::Error::other(format!(
+            "toolbox answered {}",
+            resp.status()
+        )));
+    }
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
+    serde_json::from_slice(&body).map_err(std::io::Error::other)
+}
+
 /// Polls [`probe`] until the daemon answers or `timeout` passes.
 pub async fn wait_ready(
     socket: &Path,

@@ -17,6 +17,7 @@
 //! * the log: colours only on a terminal, no ERROR line per request (failures are `warn`, at most
 //!   20 a minute), user input escaped ([`logging`]).
 
+pub mod busy;
 pub mod client;
 pub mod drain;
 pub mod error;

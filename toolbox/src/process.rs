@@ -239,6 +239,7 @@ pub async fn execute(
         return Err(ToolboxError::BadRequest("command is empty".into()));
     }
     let cwd = cwd_of(&st, req.cwd.as_deref())?;
+    let _busy = crate::busy::Activity::begin(&st);
     let started = std::time::Instant::now();
     let timeout = timeout_of(req.timeout).unwrap_or(DEFAULT_EXECUTE_TIMEOUT);
     let out = run_command_line(&st, &req.command, &cwd, req.envs.as_ref(), Some(timeout)).await;
@@ -290,6 +291,7 @@ pub async fn code_run(
     let argv = req.argv.clone().unwrap_or_default();
     args.extend(argv.iter().map(String::as_str));
     let cwd = cwd_of(&st, None)?;
+    let _busy = crate::busy::Activity::begin(&st);
     let cmd = base_command(Path::new(program), &args, &cwd, req.envs.as_ref());
     let out = run(cmd, timeout_of(req.timeout), TAIL_BYTES).await;
     let out = started_or_failed(out, program)?;

@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 
 use crate::error::ToolboxError;
 use crate::server::AppState;
-use crate::{files, git, info, lsp, process, sessions};
+use crate::{busy, files, git, info, lsp, process, sessions};
 
 macro_rules! route_table {
     ($($method:ident $path:literal => $($handler:ident)::+;)+) => {
@@ -34,6 +34,7 @@ macro_rules! route_table {
 
 route_table! {
     get "/version" => info::version;
+    get "/activity" => busy::activity;
     post "/init" => info::init;
     get "/init" => info::init_legacy;
     get "/work-dir" => info::work_dir;

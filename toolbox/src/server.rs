@@ -27,6 +27,8 @@ pub struct AppState {
     pub token: std::sync::Mutex<Option<String>>,
     /// The daemon's private scratch dir (session FIFOs, upload parts waiting for their path).
     pub state_dir: PathBuf,
+    /// Work in progress ([`crate::busy`]).
+    pub activity: crate::busy::Activity,
 }
 
 impl AppState {
@@ -41,6 +43,7 @@ impl AppState {
             paths,
             shell,
             token: std::sync::Mutex::new(None),
+            activity: crate::busy::Activity::default(),
         })
     }
 }

@@ -179,6 +179,9 @@ pub struct CreateSandbox {
     /// Minutes; default −1 (off), 0 = delete as soon as it stops.
     #[serde(default)]
     pub auto_delete_interval: Option<i64>,
+    /// Deleted instead of stopped (the same as `autoDeleteInterval = 0`, which it sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral: Option<bool>,
     #[serde(default)]
     pub ttl_minutes: Option<i64>,
     #[serde(default)]
@@ -242,6 +245,13 @@ pub struct Sandbox {
     pub created_at: String,
     pub updated_at: String,
     pub last_activity_at: String,
+    /// Cove: whether the sandbox's daemon reports work in progress (a session command or
+    /// `process/execute` still running, a websocket attached); auto-stop waits while it is.
+    #[serde(default)]
+    pub busy: bool,
+    /// Cove: when the daemon last reported work in progress (counts as activity for auto-stop).
+    #[serde(default)]
+    pub last_busy_at: Option<String>,
     pub sandbox_class: SandboxClass,
     pub daemon_version: Option<String>,
     pub runner_id: Option<String>,

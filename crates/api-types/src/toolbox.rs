@@ -505,6 +505,24 @@ pub struct VersionResponse {
     pub version: String,
 }
 
+/// `GET /activity`: whether the sandbox is doing work (Cove's own endpoint: the runner agent
+/// reads it, and auto-stop waits while `busy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ActivityResponse {
+    /// A command (`process/execute`, `code-run`, a session command) is running or a websocket is
+    /// attached.
+    pub busy: bool,
+    /// Session commands that have not exited.
+    pub running_commands: u32,
+    /// Handler work in progress (running `execute` / `code-run` calls, attached websockets).
+    pub attached: u32,
+    /// When work was last seen in progress (RFC 3339), if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_busy_at: Option<String>,
+}
+
 /// `POST /init`'s answer: `{}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

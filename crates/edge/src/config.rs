@@ -20,6 +20,7 @@ pub const VARIABLES: &[&str] = &[
     "default_snapshot",
     "toolbox_proxy_url",
     "proxy_domain",
+    "lifecycle_minute_secs",
 ];
 
 /// Why the configuration is unusable. Reported as a 500 (the operator's problem, not the caller's).
@@ -36,6 +37,9 @@ pub enum ConfigError {
 pub struct EdgeConfig {
     pub store: StoreConfig,
     pub jwt: JwtConfig,
+    /// `lifecycle_minute_secs` (test-only time scale): how many seconds one minute of the
+    /// sandboxes' lifecycle intervals lasts; `None`: 60 (see `Store::with_lifecycle_minute`).
+    pub lifecycle_minute_secs: Option<u32>,
 }
 
 /// A function's own settings beyond [`EdgeConfig`], read from Spin variables once per instance
@@ -188,7 +192,19 @@ impl EdgeConfig {
             issuer: opt("jwt_issuer"),
             audience: opt("jwt_audience"),
         };
-        Ok(Self { store, jwt })
+        let lifecycle_minute_secs = opt("lifecycle_minute_secs")
+            .map(|v| {
+                v.trim().parse::<u32>().map_err(|e| ConfigError::Invalid {
+                    name: "lifecycle_minute_secs",
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()?;
+        Ok(Self {
+            store,
+            jwt,
+            lifecycle_minute_secs,
+        })
     }
 }
 
@@ -202,7 +218,9 @@ pub struct Env {
 impl Env {
     pub fn new(config: EdgeConfig) -> Self {
         Self {
-            store: Store::new(&config.store),
+            store: Store::new(&config.store).with_lifecycle_minute(time::Duration::seconds(
+                i64::from(config.lifecycle_minute_secs.unwrap_or(60)),
+            )),
             jwt: config.jwt,
         }
     }

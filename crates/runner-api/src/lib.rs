@@ -440,6 +440,13 @@ pub struct StateReport {
     /// Why the report was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cause: Option<ReportCause>,
+    /// Whether the sandbox's daemon reports work in progress (a running command, an attached
+    /// websocket); sent when it changes (cause `activity`). `None`: not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy: Option<bool>,
+    /// When the daemon last saw work in progress (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_busy_at: Option<String>,
 }
 
 impl StateReport {
@@ -452,6 +459,8 @@ impl StateReport {
             generation: Some(status.generation),
             desired_state: status.desired_state,
             cause: Some(cause),
+            busy: None,
+            last_busy_at: None,
         }
     }
 
@@ -477,6 +486,8 @@ pub enum ReportCause {
     Observed,
     /// Once per sandbox after the agent started.
     Recovered,
+    /// The sandbox became busy or idle (see [`StateReport::busy`]).
+    Activity,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

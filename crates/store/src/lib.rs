@@ -19,7 +19,7 @@
 //! | role name lock | `ORG#<orgId>` | `ROLENAME#<lowercased name>` | – (attr `roleId`) | unique role names per org: put/moved/deleted in the role's transactions |
 //! | linked account | `USER#<userId>` | `LINK#<provider>#<providerUserId>` | – | the user's links (query pk, `begins_with`) |
 //! | linked account claim | `ACCOUNTLINK#<provider>#<providerUserId>` | `#META` | – (attr `userId`) | one user per provider identity, written/deleted with the link |
-//! | sandbox | `SANDBOX#<id>` | `#META` | `ORG#<orgId>#SANDBOXES` / `<createdAt>#<id>`; GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>` (index keys absent once destroyed; GSI2 absent without a runner); once destroyed with backups still on a runner (`backupRunnerId`): GSI1 `SANDBOXBACKUPS#REMOVE` / `<id>` | get by id; list per org newest first (GSI1, descending); sandboxes of a runner (GSI2); destroyed sandboxes whose backups the lifecycle sweep still has to remove (GSI1). The row carries the state change in flight (`transition`: action, generation, `startedAt`, `pushedAt`, attempts), which the sweep pushes again or expires |
+//! | sandbox | `SANDBOX#<id>` | `#META` | `ORG#<orgId>#SANDBOXES` / `<createdAt>#<id>`; GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>` (index keys absent once destroyed; GSI2 absent without a runner); once destroyed with backups still on a runner (`backupRunnerId`): GSI1 `SANDBOXBACKUPS#REMOVE` / `<id>` | get by id; list per org newest first (GSI1, descending); sandboxes of a runner (GSI2); destroyed sandboxes whose backups the lifecycle sweep still has to remove (GSI1); GSI3 `SANDBOXDUE#<shard>` / `<dueAt>#<id>` while the lifecycle sweep has something to do with it at `dueAt` (see `sandboxes::due`): the sweep reads only what is due, no scan. The row carries the state change in flight (`transition`: action, generation, `startedAt`, `pushedAt`, attempts), which the sweep pushes again or expires |
 //! | sandbox name lock | `ORG#<orgId>` | `SANDBOXNAME#<name>` | – (attr `sandboxId`) | get by name; unique names per org (conditional put in the sandbox's transactions); held by every sandbox that is not destroyed, so the org's partition shows its live sandboxes (organization deletion checks them) |
 //! | org usage counters | `ORG#<orgId>` | `USAGE` | – (attrs `cpu`, `memory`, `disk`) | exact sums over the org's sandboxes of what their states hold (CONTRACT §8), moved with `ADD` in the sandbox's transactions; growth checked against the quota for user actions only (`sandboxes::usage`) |
 //! | snapshot | `SNAPSHOT#<id>` | `#META` | `ORG#<orgId>#SNAPSHOTS` / `<createdAt>#<id>` (general snapshots: `GENERAL#SNAPSHOTS`); GSI2 `SNAPSHOTS#<state>` / `<transitionAt>#<id>` only in `pending`, `pulling`, `building`, `removing`, `active` | get by id; list per org and the general ones (GSI1); the lifecycle sweep's work per state, oldest transition first, no scan (GSI2). Every state change is conditional on `version` |
@@ -48,7 +48,8 @@
 //! for it is `cove_edge::store_error`'s business.
 //!
 //! GSI1 and GSI2 are sparse (only items that carry the attributes are indexed) and project all
-//! attributes; GSI2 is reserved for later entities (sandboxes by runner, lifecycle due times).
+//! attributes; GSI2 is reserved for later entities (sandboxes by runner, lifecycle due times); GSI3 carries the
+//! sandboxes' lifecycle due times only.
 
 // No function over 60 lines (clippy.toml `too-many-lines-threshold`), tests aside.
 #![warn(clippy::too_many_lines)]
@@ -87,6 +88,8 @@ pub use page::{Cursor, Page};
 pub struct Store {
     client: aws_sdk_dynamodb::Client,
     table: String,
+    /// How long one minute of a sandbox's lifecycle intervals lasts (60 s; tests shorten it).
+    lifecycle_minute: time::Duration,
 }
 
 impl Store {
@@ -95,7 +98,25 @@ impl Store {
         Self {
             client: client::build(config),
             table: config.table.clone(),
+            lifecycle_minute: time::Duration::MINUTE,
         }
+    }
+
+    /// This store with one minute of the sandboxes' lifecycle intervals (`autoStopInterval`,
+    /// `autoArchiveInterval`, `autoDeleteInterval`) lasting `minute` instead of 60 s: a
+    /// test-only time scale (the `lifecycle_minute_secs` variable), so that the due times the
+    /// sandboxes' index carries and the lifecycle sweep reads agree. Non-positive: unchanged.
+    #[must_use]
+    pub fn with_lifecycle_minute(mut self, minute: time::Duration) -> Self {
+        if minute.is_positive() {
+            self.lifecycle_minute = minute;
+        }
+        self
+    }
+
+    /// How long one minute of the lifecycle intervals lasts (see [`Self::with_lifecycle_minute`]).
+    pub fn lifecycle_minute(&self) -> time::Duration {
+        self.lifecycle_minute
     }
 
     /// The table name.

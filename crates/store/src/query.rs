@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::de::DeserializeOwned;
 
 use crate::item::{Item, from_item, s};
-use crate::table::{GSI1, GSI2};
+use crate::table::{GSI1, GSI2, GSI3};
 use crate::{Store, StoreError};
 
 /// A key condition on the table or an index, with its placeholders.
@@ -62,6 +62,12 @@ impl Query {
     /// The entries of a GSI2 partition whose sort key starts with `prefix`.
     pub(crate) fn gsi2_prefix(pk: String, prefix: &str) -> Self {
         Self::new(Some(GSI2), "gsi2pk = :pk AND begins_with(gsi2sk, :p)", pk).value(":p", s(prefix))
+    }
+
+    /// The entries of a GSI3 partition whose sort key is at most `until` (eventually consistent
+    /// on AWS).
+    pub(crate) fn gsi3_until(pk: String, until: &str) -> Self {
+        Self::new(Some(GSI3), "gsi3pk = :pk AND gsi3sk <= :until", pk).value(":until", s(until))
     }
 
     pub(crate) fn filter(mut self, expr: &str) -> Self {

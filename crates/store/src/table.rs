@@ -11,6 +11,8 @@ use crate::{Store, StoreError};
 pub const GSI1: &str = "gsi1";
 /// Name of the second global secondary index (`gsi2pk` / `gsi2sk`).
 pub const GSI2: &str = "gsi2";
+/// Name of the third global secondary index (`gsi3pk` / `gsi3sk`): the sandboxes' due times.
+pub const GSI3: &str = "gsi3";
 
 const OP: &str = "CreateTable";
 
@@ -24,7 +26,7 @@ impl Store {
             .send()
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(out) => return self.ensure_due_index(out.table.as_ref()).await,
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|se| se.is_resource_not_found_exception()) => {}
@@ -43,6 +45,51 @@ impl Store {
         }
     }
 
+    /// Adds GSI3 (the sandboxes' due times) to a table created before it existed. Until it is
+    /// active the lifecycle sweep's due query fails (and is retried every sweep).
+    async fn ensure_due_index(
+        &self,
+        table: Option<&aws_sdk_dynamodb::types::TableDescription>,
+    ) -> Result<(), StoreError> {
+        let has = table
+            .map(|t| t.global_secondary_indexes())
+            .is_some_and(|gs| gs.iter().any(|g| g.index_name() == Some(GSI3)));
+        if has {
+            return Ok(());
+        }
+        let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
+            .index_name(GSI3)
+            .key_schema(key("gsi3pk", KeyType::Hash)?)
+            .key_schema(key("gsi3sk", KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|e| StoreError::builder("UpdateTable", e))?;
+        let res = self
+            .client()
+            .update_table()
+            .table_name(self.table())
+            .attribute_definitions(attr("gsi3pk")?)
+            .attribute_definitions(attr("gsi3sk")?)
+            .global_secondary_index_updates(
+                aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
+                    .create(create)
+                    .build(),
+            )
+            .send()
+            .await;
+        match res {
+            Ok(_) => tracing::info!(table = self.table(), "due-time index (gsi3) added"),
+            Err(e) => {
+                tracing::warn!(table = self.table(), error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "cannot add the due-time index (gsi3)")
+            }
+        }
+        Ok(())
+    }
+
     fn create_table_request(&self) -> Result<CreateTableFluentBuilder, StoreError> {
         let mut req = self
             .client()
@@ -51,10 +98,16 @@ impl Store {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key("pk", KeyType::Hash)?)
             .key_schema(key("sk", KeyType::Range)?);
-        for name in ["pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk"] {
+        for name in [
+            "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
+        ] {
             req = req.attribute_definitions(attr(name)?);
         }
-        for (name, pk, sk) in [(GSI1, "gsi1pk", "gsi1sk"), (GSI2, "gsi2pk", "gsi2sk")] {
+        for (name, pk, sk) in [
+            (GSI1, "gsi1pk", "gsi1sk"),
+            (GSI2, "gsi2pk", "gsi2sk"),
+            (GSI3, "gsi3pk", "gsi3sk"),
+        ] {
             req = req.global_secondary_indexes(gsi(name, pk, sk)?);
         }
         Ok(req)

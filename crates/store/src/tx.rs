@@ -52,6 +52,11 @@ impl Cond {
     pub(crate) fn present() -> Self {
         Self::new("attribute_exists(pk)")
     }
+    /// This condition and `expr`.
+    pub(crate) fn and(mut self, expr: &str) -> Self {
+        self.expr = format!("({}) AND ({expr})", self.expr);
+        self
+    }
     pub(crate) fn name(mut self, placeholder: &str, attr: &str) -> Self {
         self.names.push((placeholder.to_owned(), attr.to_owned()));
         self

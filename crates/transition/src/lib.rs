@@ -43,7 +43,8 @@ pub use spec::spec_of;
 pub use cove_store::sandboxes::{SandboxAction, Transition};
 
 /// A transition not settled this long after its last push is pushed again by the sweep.
-pub const PUSH_DEADLINE: time::Duration = time::Duration::seconds(30);
+/// (The due-time index of the sandboxes uses the same value.)
+pub const PUSH_DEADLINE: time::Duration = cove_store::sandboxes::due::PUSH_DEADLINE;
 
 /// Pushes of one transition before the sweep gives up on it.
 pub const MAX_ATTEMPTS: u32 = 5;

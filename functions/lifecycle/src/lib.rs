@@ -9,12 +9,18 @@
 //!    wins), and sets the sandboxes of unresponsive runners that were running (or moving) to
 //!    `unknown` (`desiredState` is kept), as Daytona shows the sandboxes of a lost runner;
 //! 2. for runners that are ready again, asks the agent for the real state of each `unknown`
-//!    sandbox and writes it back;
-//! 3. on responsive runners, settles the state changes left in flight ([`transitions`]): a
-//!    transition not settled `cove_transition::PUSH_DEADLINE` after its last push is pushed again
-//!    (the agent's `PUT` is idempotent per generation), and after `MAX_ATTEMPTS` pushes or
-//!    `MAX_DURATION` in all it is settled as failed (`error`, with a reason). That is the only
-//!    place a state change is retried: request handlers answer the transitional state instead;
+//!    sandbox (found through the due-time index of step 3) and writes it back;
+//! 3. reads what is due from the sandboxes' due-time index ([`due`], GSI3, no scan: reads grow
+//!    with the number due, not with the table) and acts on it:
+//!    - the interval rules ([`intervals`]): auto-stop after `autoStopInterval` idle minutes
+//!      (not while the sandbox's daemon reports it busy; an ephemeral sandbox is deleted
+//!      instead), auto-archive and auto-delete of stopped sandboxes after `autoArchiveInterval`
+//!      / `autoDeleteInterval`; one minute lasts `lifecycle_minute_secs` (60; tests shorten it);
+//!    - on responsive runners, the state changes left in flight ([`transitions`]): a
+//!      transition not settled `cove_transition::PUSH_DEADLINE` after its last push is pushed again
+//!      (the agent's `PUT` is idempotent per generation), and after `MAX_ATTEMPTS` pushes or
+//!      `MAX_DURATION` in all it is settled as failed (`error`, with a reason). That is the only
+//!      place a state change is retried: request handlers answer the transitional state instead;
 //! 4. removes the backups of destroyed sandboxes from the runner that holds them (`DELETE
 //!    /v1/backups/{id}`), until done (a runner that is gone counts as done);
 //! 5. drives snapshots ([`cove_snapshot_jobs::sweep`]): pending ones to an initial runner,
@@ -27,6 +33,8 @@
 // No function over 60 lines (clippy.toml `too-many-lines-threshold`), tests aside.
 #![warn(clippy::too_many_lines)]
 
+pub mod due;
+pub mod intervals;
 pub mod sweep;
 pub mod transitions;
 

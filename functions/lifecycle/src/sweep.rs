@@ -27,6 +27,16 @@ pub struct SweepReport {
     pub backups_removed: u32,
     /// Sandboxes skipped because of a lost race or an unreachable runner (retried next sweep).
     pub skipped: u32,
+    /// Sandboxes the due-time index listed (step 3).
+    pub due: u32,
+    /// Listed but not due after all (activity moved their due time): re-indexed.
+    pub reindexed: u32,
+    /// Started sandboxes stopped after `autoStopInterval` idle minutes.
+    pub auto_stopped: u32,
+    /// Stopped sandboxes archived after `autoArchiveInterval` idle minutes.
+    pub auto_archived: u32,
+    /// Sandboxes deleted by `autoDeleteInterval` (ephemeral ones instead of stopped).
+    pub auto_deleted: u32,
     /// Snapshots driven (step 5).
     pub snapshots: SnapshotReport,
     /// Volumes provisioned or removed (step 6).
@@ -68,12 +78,9 @@ pub async fn run(
         };
         if unresponsive {
             mark_unknown(env, runner, &mut report).await?;
-        } else if runner.state == RunnerState::Ready && runner.is_responsive(now) {
-            recover(env, runner, &mut report).await?;
         }
-        let responsive = runner.is_responsive(now);
-        crate::transitions::run(env, settings, runner, now, responsive, &mut report).await?;
     }
+    crate::due::run(env, settings, &runners, now, &mut report).await?;
     crate::transitions::remove_backups(env, &mut report).await?;
     report.snapshots = cove_snapshot_jobs::sweep(env, settings, &runners, now)
         .await
@@ -152,47 +159,37 @@ async fn ask(
     }
 }
 
-async fn recover(
+/// Asks a ready runner about a sandbox it lost track of (`unknown`, found through the due-time
+/// index) and writes back what it says.
+pub(crate) async fn recover(
     env: &Env,
     runner: &RunnerRecord,
+    sb: &SandboxRecord,
     report: &mut SweepReport,
 ) -> Result<(), ApiError> {
-    let repo = env.store.sandboxes();
-    let unknown: Vec<SandboxRecord> = repo
-        .list_by_runner(&runner.id)
-        .await
-        .api()?
-        .into_iter()
-        .filter(|s| s.state == SandboxState::Unknown && !s.is_destroyed())
-        .collect();
-    if unknown.is_empty() {
-        return Ok(());
-    }
     let Some(api_url) = runner.api_url.as_deref() else {
         return Ok(());
     };
     let client = RunnerClient::new(api_url, &runner.api_key);
-    for sb in unknown {
-        let Some((new_state, reason)) = ask(&client, runner, &sb).await else {
-            report.skipped += 1;
-            continue;
-        };
-        if new_state == SandboxState::Unknown {
-            continue;
-        }
-        let mut next = sb.clone();
-        next.error_reason = if new_state == SandboxState::Error {
-            reason
-        } else {
-            None
-        };
-        next.recoverable = false;
-        next.state = new_state;
-        next.updated_at = cove_api_types::time::now_rfc3339();
-        if record(env, &sb, &next, report).await? {
-            report.sandboxes_recovered += 1;
-            tracing::info!(sandbox_id = %sb.id, runner_id = %runner.id, state = new_state.as_str(), "sandbox state recovered");
-        }
+    let Some((new_state, reason)) = ask(&client, runner, sb).await else {
+        report.skipped += 1;
+        return Ok(());
+    };
+    if new_state == SandboxState::Unknown {
+        return Ok(());
+    }
+    let mut next = sb.clone();
+    next.error_reason = if new_state == SandboxState::Error {
+        reason
+    } else {
+        None
+    };
+    next.recoverable = false;
+    next.state = new_state;
+    next.updated_at = cove_api_types::time::now_rfc3339();
+    if record(env, sb, &next, report).await? {
+        report.sandboxes_recovered += 1;
+        tracing::info!(sandbox_id = %sb.id, runner_id = %runner.id, state = new_state.as_str(), "sandbox state recovered");
     }
     Ok(())
 }

@@ -1,37 +1,14 @@
-//! Sweep steps 3 and 4: the state changes left in flight, and the backups of destroyed
-//! sandboxes (see the crate docs).
+//! Sweep steps 3 (the state changes left in flight, found by [`crate::due`]) and 4 (the backups
+//! of destroyed sandboxes); see the crate docs.
 
 use cove_edge::store_error::IntoApi;
 use cove_edge::{ApiError, Env};
 use cove_snapshot_jobs::JobSettings;
-use cove_store::runners::RunnerRecord;
 use cove_store::sandboxes::SandboxRecord;
 use cove_transition::{Due, SWEEP_BOUNDS, Settled};
 use time::OffsetDateTime;
 
 use crate::sweep::SweepReport;
-
-/// Pushes again (when the runner is `responsive`) or expires the late transitions of
-/// `runner`'s sandboxes at `now`.
-pub async fn run(
-    env: &Env,
-    settings: &JobSettings,
-    runner: &RunnerRecord,
-    now: OffsetDateTime,
-    responsive: bool,
-    report: &mut SweepReport,
-) -> Result<(), ApiError> {
-    let rows = env
-        .store
-        .sandboxes()
-        .list_by_runner(&runner.id)
-        .await
-        .api()?;
-    for sb in rows.into_iter().filter(|s| s.transition.is_some()) {
-        one(env, settings, &sb, now, responsive, report).await;
-    }
-    Ok(())
-}
 
 /// The internal registry's account when the sandbox's image lives there (a runner that lacks
 /// the image pulls it with it), as on the user's request.
@@ -43,7 +20,9 @@ fn image_auth(settings: &JobSettings, sb: &SandboxRecord) -> Option<cove_runner_
     settings.internal.as_ref().and_then(|r| r.auth())
 }
 
-async fn one(
+/// Pushes again (when its runner is `responsive`) or expires the late transition of `sb` at
+/// `now` (found through the due-time index, [`crate::due`]).
+pub(crate) async fn one(
     env: &Env,
     settings: &JobSettings,
     sb: &SandboxRecord,

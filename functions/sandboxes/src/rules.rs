@@ -196,10 +196,15 @@ pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<Creat
             "autoArchiveInterval",
             body.auto_archive_interval.unwrap_or(10080),
         )?,
-        auto_delete_interval: interval(
-            "autoDeleteInterval",
-            body.auto_delete_interval.unwrap_or(-1),
-        )?,
+        // Ephemeral: deleted when it stops (`autoDeleteInterval = 0`).
+        auto_delete_interval: if body.ephemeral == Some(true) {
+            0
+        } else {
+            interval(
+                "autoDeleteInterval",
+                body.auto_delete_interval.unwrap_or(-1),
+            )?
+        },
         auto_pause_interval: interval("autoPauseInterval", body.auto_pause_interval.unwrap_or(0))?,
     })
 }

@@ -86,6 +86,8 @@ pub fn sandbox(rec: &SandboxRecord, toolbox_proxy_url: &str) -> Sandbox {
         created_at: rec.created_at.clone(),
         updated_at: rec.updated_at.clone(),
         last_activity_at: rec.last_activity_at.clone(),
+        busy: rec.busy,
+        last_busy_at: rec.last_busy_at.clone(),
         sandbox_class: SandboxClass::Container,
         daemon_version: rec.daemon_version.clone(),
         runner_id: rec.runner_id.as_ref().map(ToString::to_string),

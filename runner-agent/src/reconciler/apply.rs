@@ -285,6 +285,8 @@ impl Reconciler {
                     generation: Some(generation),
                     desired_state: Some(desired),
                     cause: Some(ReportCause::Applied),
+                    busy: None,
+                    last_busy_at: None,
                 },
             };
             self.queue_report(&id, report);

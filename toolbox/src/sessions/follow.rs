@@ -43,7 +43,9 @@ fn wants_json(headers: &HeaderMap) -> bool {
     key >= (0, 167, 0)
 }
 
+/// `busy`: the daemon's state, whose activity counts an attached websocket while it lasts.
 pub(super) fn logs_response(
+    busy: &Arc<crate::server::AppState>,
     log: Arc<CommandLog>,
     follow: bool,
     headers: &HeaderMap,
@@ -51,7 +53,11 @@ pub(super) fn logs_response(
 ) -> Response {
     if follow {
         if let Ok(ws) = ws {
-            return ws.on_upgrade(move |socket| follow_ws(socket, log));
+            let busy = Arc::clone(busy);
+            return ws.on_upgrade(move |socket| async move {
+                let _attached = crate::busy::Activity::begin(&busy);
+                follow_ws(socket, log).await;
+            });
         }
         return (
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

@@ -189,6 +189,7 @@ pub async fn logs(
 ) -> Result<Response> {
     let log = command_log(&st, &sid, &cid)?;
     Ok(follow::logs_response(
+        &st,
         log,
         q.follow.unwrap_or(false),
         &headers,
@@ -231,6 +232,7 @@ pub async fn entrypoint_logs(
 ) -> Result<Response> {
     let log = st.sessions.entrypoint()?;
     Ok(follow::logs_response(
+        &st,
         log,
         q.follow.unwrap_or(false),
         &headers,

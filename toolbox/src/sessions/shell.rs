@@ -161,6 +161,21 @@ impl Sessions {
         out
     }
 
+    /// Session commands that have not exited yet (the entrypoint aside).
+    pub(crate) fn running_commands(&self) -> usize {
+        let sessions: Vec<_> = self
+            .map
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        sessions
+            .iter()
+            .filter_map(|s| s.commands.lock().ok().map(|c| c.clone()))
+            .flatten()
+            .filter(|c| c.exit_code().is_none())
+            .count()
+    }
+
     fn exists(&self, sid: &str) -> bool {
         self.map
             .lock()

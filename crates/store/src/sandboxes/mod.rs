@@ -15,11 +15,14 @@
 //! The list index (GSI1 `ORG#<orgId>#SANDBOXES` / `<createdAt>#<id>`) and the runner index
 //! (GSI2 `RUNNER#<runnerId>` / `SANDBOX#<id>`) only carry sandboxes that are not destroyed; the
 //! backup-removal index (GSI1 `SANDBOXBACKUPS#REMOVE` / `<id>`) only destroyed sandboxes whose
-//! backups are still on a runner ([`SandboxRecord::has_backups_to_remove`]).
+//! backups are still on a runner ([`SandboxRecord::has_backups_to_remove`]); the due-time index
+//! (GSI3 `SANDBOXDUE#<shard>` / `<dueAt>#<id>`) the sandboxes the lifecycle sweep has something
+//! to do with, and when ([`due`]).
 //!
-//! Modules: [`record`] (the row), [`usage`] (the counters and the quota), `writes` (the
+//! Modules: [`record`] (the row), [`due`] (what the sweep does when), [`usage`] (the counters and the quota), `writes` (the
 //! transactions), `queries` (reads).
 
+pub mod due;
 mod queries;
 pub mod record;
 pub mod usage;

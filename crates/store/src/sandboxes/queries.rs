@@ -4,6 +4,7 @@ use cove_api_types::ids::{OrganizationId, RunnerId, SandboxId};
 use cove_api_types::sandbox::SandboxState;
 use serde::Deserialize;
 
+use super::due;
 use super::usage::{SandboxUsage, USAGE_SK};
 use super::{
     BACKUP_REMOVAL_PK, MAX_PAGE, SandboxRecord, SandboxRepo, list_pk, name_sk, pk, runner_pk,
@@ -86,6 +87,30 @@ impl SandboxRepo<'_> {
         let q = Query::gsi2_prefix(runner_pk(runner_id), "SANDBOX#");
         let all: Vec<SandboxRecord> = self.store.query_all("ListRunnerSandboxes", &q).await?;
         Ok(all.into_iter().filter(|r| !r.is_destroyed()).collect())
+    }
+
+    /// The sandboxes something is due for at `now` (GSI3, every shard, earliest first in each;
+    /// eventually consistent on AWS: read the row again before acting on it), at most `limit`
+    /// per shard. Reads grow with the number due, not with the table.
+    pub async fn list_due(
+        &self,
+        now: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<SandboxRecord>, StoreError> {
+        let until = due::until(now);
+        let want = i32::try_from(limit.max(1)).unwrap_or(i32::MAX);
+        let mut out = Vec::new();
+        for shard in 0..due::SHARDS {
+            let q = Query::gsi3_until(due::shard_key(shard), &until);
+            let page = self
+                .store
+                .query_page("ListDueSandboxes", &q, Some(want), None)
+                .await?;
+            for i in page.items {
+                out.push(from_item::<SandboxRecord>("ListDueSandboxes", i)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Destroyed sandboxes whose backups are still on a runner (GSI1, eventually consistent on

@@ -187,6 +187,14 @@ pub struct SandboxRecord {
     pub created_at: String,
     pub updated_at: String,
     pub last_activity_at: String,
+    /// Whether the sandbox's toolbox daemon last reported work in progress (a session command or
+    /// `process/execute` still running, a PTY or websocket attached): auto-stop waits while it is.
+    #[serde(default)]
+    pub busy: bool,
+    /// When the daemon last reported the sandbox busy (the end of its last work, once it is idle
+    /// again); counts as activity.
+    #[serde(default)]
+    pub last_busy_at: Option<String>,
     /// Optimistic concurrency; 0 before the first write.
     pub version: u64,
 }
@@ -242,8 +250,15 @@ impl SandboxRecord {
             created_at: now.to_owned(),
             updated_at: now.to_owned(),
             last_activity_at: now.to_owned(),
+            busy: false,
+            last_busy_at: None,
             version: 0,
         }
+    }
+
+    /// Ephemeral: deleted instead of stopped (`autoDeleteInterval = 0`, or `ephemeral` on create).
+    pub fn is_ephemeral(&self) -> bool {
+        self.auto_delete_interval == 0
     }
 
     pub fn is_destroyed(&self) -> bool {

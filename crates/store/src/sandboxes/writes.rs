@@ -3,6 +3,7 @@
 
 use cove_api_types::ids::{OrganizationId, RunnerId, SandboxId};
 
+use super::due;
 use super::usage::{self, QuotaCheck, SandboxUsage};
 use super::{BACKUP_REMOVAL_PK, SandboxRecord, SandboxRepo, list_pk, name_sk, pk, runner_pk};
 use crate::item::{Item, META, from_item, key, n, s, to_item};
@@ -59,7 +60,10 @@ impl SandboxRepo<'_> {
         let store = self.store;
         let mut stored = rec.clone();
         stored.version = 1;
-        let mut t = Tx::new(OP).with(Role::Sandbox, tx::put_new(store, OP, item(OP, &stored)?)?);
+        let mut t = Tx::new(OP).with(
+            Role::Sandbox,
+            tx::put_new(store, OP, item(store, OP, &stored)?)?,
+        );
         if let Some(name) = stored.held_name() {
             t.push(Role::NameLock, name_lock(store, OP, &stored, name)?);
             t.push(
@@ -100,6 +104,31 @@ impl SandboxRepo<'_> {
         next: &SandboxRecord,
         check: QuotaCheck<'_>,
     ) -> Result<SandboxRecord, StoreError> {
+        self.update_when(prev, next, check, still(prev)).await
+    }
+
+    /// [`Self::update`], also conditional on `prev`'s `lastActivityAt` (which
+    /// [`Self::touch_activity`] moves without a new version): the lifecycle sweep's write of an
+    /// action due to idleness loses to activity that landed since it read the row.
+    pub async fn update_if_idle(
+        &self,
+        prev: &SandboxRecord,
+        next: &SandboxRecord,
+        check: QuotaCheck<'_>,
+    ) -> Result<SandboxRecord, StoreError> {
+        let cond = still(prev)
+            .and("lastActivityAt = :la")
+            .value(":la", s(&prev.last_activity_at));
+        self.update_when(prev, next, check, cond).await
+    }
+
+    async fn update_when(
+        &self,
+        prev: &SandboxRecord,
+        next: &SandboxRecord,
+        check: QuotaCheck<'_>,
+        cond: Cond,
+    ) -> Result<SandboxRecord, StoreError> {
         const OP: &str = "UpdateSandbox";
         if prev.id != next.id || prev.org_id != next.org_id {
             return Err(StoreError::builder(
@@ -109,7 +138,7 @@ impl SandboxRepo<'_> {
         }
         let mut stored = next.clone();
         stored.version = prev.version + 1;
-        let row = tx::put(self.store, OP, item(OP, &stored)?, still(prev))?;
+        let row = tx::put(self.store, OP, item(self.store, OP, &stored)?, cond)?;
         let mut t = Tx::new(OP).with(Role::Sandbox, row);
         self.move_name(&mut t, prev, &stored)?;
         let delta = stored.consumption().minus(prev.consumption());
@@ -233,6 +262,34 @@ impl SandboxRepo<'_> {
         }
     }
 
+    /// Rewrites the due-time index key of `rec` from the row as it is (an activity moved its due
+    /// time later, see [`super::due`]), conditional on its version and `lastActivityAt`; no new
+    /// version. `false`: the row changed meanwhile (its own write re-indexed it).
+    pub async fn reindex(&self, rec: &SandboxRecord) -> Result<bool, StoreError> {
+        const OP: &str = "ReindexSandbox";
+        let req = self
+            .store
+            .client()
+            .update_item()
+            .table_name(self.store.table())
+            .set_key(Some(key(pk(&rec.id), META)))
+            .condition_expression("version = :v AND lastActivityAt = :la")
+            .expression_attribute_values(":v", n(rec.version))
+            .expression_attribute_values(":la", s(&rec.last_activity_at));
+        let req = match due::index_keys(rec, self.store.lifecycle_minute()) {
+            Some((gpk, gsk)) => req
+                .update_expression("SET gsi3pk = :gpk, gsi3sk = :gsk")
+                .expression_attribute_values(":gpk", s(gpk))
+                .expression_attribute_values(":gsk", s(gsk)),
+            None => req.update_expression("REMOVE gsi3pk, gsi3sk"),
+        };
+        match req.send().await.map_err(|e| StoreError::backend(OP, e)) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Runs the transaction and turns a refusal into the error of the item that failed.
     async fn commit(&self, mut w: Write<'_>) -> Result<(), StoreError> {
         for _ in 0..MAX_REFUSALS {
@@ -282,9 +339,14 @@ impl SandboxRepo<'_> {
 }
 
 /// The row with its index keys: list and runner index while not destroyed; once destroyed, the
-/// backup-removal index while its backups are still on a runner.
-fn item(op: &'static str, rec: &SandboxRecord) -> Result<Item, StoreError> {
+/// backup-removal index while its backups are still on a runner; the due-time index while
+/// something is due for it.
+fn item(store: &Store, op: &'static str, rec: &SandboxRecord) -> Result<Item, StoreError> {
     let mut keys = vec![("pk", pk(&rec.id)), ("sk", META.to_owned())];
+    if let Some((gpk, gsk)) = due::index_keys(rec, store.lifecycle_minute()) {
+        keys.push(("gsi3pk", gpk));
+        keys.push(("gsi3sk", gsk));
+    }
     if rec.has_backups_to_remove() {
         keys.push(("gsi1pk", BACKUP_REMOVAL_PK.to_owned()));
         keys.push(("gsi1sk", rec.id.to_string()));

@@ -22,7 +22,13 @@ fn prepare(
     action: SandboxAction,
     force: bool,
 ) -> Result<SandboxRecord, ApiError> {
-    cove_transition::prepare(rec, action, force, &now()).map_err(|e| transition_err(&rec.name, e))
+    let at = now();
+    let mut next = cove_transition::prepare(rec, action, force, &at)
+        .map_err(|e| transition_err(&rec.name, e))?;
+    // A lifecycle call is activity (ARCH §7): the idle time of auto-stop / archive / delete
+    // counts from it.
+    next.last_activity_at = at;
+    Ok(next)
 }
 
 /// Where an archived sandbox is restored: on the runner holding its backup (the agent refuses a

@@ -11,7 +11,7 @@ use cove_api_types::ApiError;
 use cove_api_types::ids::SandboxId;
 use cove_edge::Env;
 use cove_edge::store_error::IntoApi;
-use cove_runner_api::StateReport;
+use cove_runner_api::{ReportCause, StateReport};
 use cove_store::StoreError;
 use cove_store::runners::RunnerRecord;
 use cove_store::sandboxes::{QuotaCheck, SandboxRecord, Transition, observed_state};
@@ -39,6 +39,9 @@ pub async fn report_state(
             .api()?
             .filter(|r| r.runner_id.as_ref() == Some(&runner.id) && !r.is_destroyed())
             .ok_or_else(missing)?;
+        if body.cause == Some(ReportCause::Activity) {
+            return record_activity(env, &cur, &body).await;
+        }
         if let Some(t) = cur.transition.clone() {
             return settle_by_report(env, &cur, &t, &body).await;
         }
@@ -56,6 +59,44 @@ pub async fn report_state(
                 return Ok(());
             }
             Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.api()),
+        }
+    }
+    Err(rules::in_progress())
+}
+
+/// Records that the sandbox's daemon became busy or idle (`busy`, `lastBusyAt`): auto-stop waits
+/// while it is busy and counts from the end of its last work (`cove_store::sandboxes::due`).
+async fn record_activity(
+    env: &Env,
+    first: &SandboxRecord,
+    body: &StateReport,
+) -> Result<(), ApiError> {
+    let Some(busy) = body.busy else {
+        return Ok(());
+    };
+    let repo = env.store.sandboxes();
+    let mut cur = first.clone();
+    for _ in 0..MAX_RETRIES {
+        let mut next = cur.clone();
+        next.busy = busy;
+        let at = body.last_busy_at.clone().unwrap_or_else(now);
+        if next.last_busy_at.as_deref().is_none_or(|l| l < at.as_str()) {
+            next.last_busy_at = Some(at);
+        }
+        if next.busy == cur.busy && next.last_busy_at == cur.last_busy_at {
+            return Ok(());
+        }
+        match repo.update(&cur, &next, QuotaCheck::Record).await {
+            Ok(_) => {
+                tracing::info!(sandbox = %cur.id, busy, "sandbox activity recorded");
+                return Ok(());
+            }
+            Err(StoreError::Conflict { .. }) => {
+                cur = repo.get(&cur.id).await.api()?.ok_or_else(|| {
+                    ApiError::not_found(format!("Sandbox with ID {} not found", cur.id))
+                })?;
+            }
             Err(e) => return Err(e.api()),
         }
     }

@@ -1,0 +1,209 @@
+//! When the lifecycle sweep has something to do with a sandbox, from the row alone: the key of
+//! the due-time index (GSI3 `SANDBOXDUE#<shard>` / `<dueAt>#<id>`), and what is due.
+//!
+//! - a state change in flight: when it is late ([`PUSH_DEADLINE`] after its last push);
+//! - started (desired `started`), `autoStopInterval > 0` and not busy: idle that many minutes
+//!   (ephemeral: deleted, else stopped);
+//! - stopped (desired `stopped`): `autoDeleteInterval ≥ 0` minutes idle → deleted,
+//!   `autoArchiveInterval` minutes idle → archived, whichever comes first;
+//! - `unknown` (its runner went silent): at once (the sweep asks the runner once it is back).
+//!
+//! Idle since the later of `lastActivityAt` and `lastBusyAt`. Activity only moves a due time
+//! later, and [`super::SandboxRepo::touch_activity`] does not rewrite the key: an index key is
+//! never later than the real due time, so the sweep, which reads the row again before acting,
+//! re-indexes a sandbox that turns out not to be due ([`super::SandboxRepo::reindex`]).
+
+use cove_api_types::sandbox::{SandboxDesiredState, SandboxState};
+use cove_api_types::time::{format_rfc3339, parse_rfc3339};
+use time::{Duration, OffsetDateTime};
+
+use super::SandboxRecord;
+
+/// A transition not settled this long after its last push is late (the lifecycle sweep pushes it
+/// again; `cove_transition::PUSH_DEADLINE` is this value).
+pub const PUSH_DEADLINE: Duration = Duration::seconds(30);
+
+/// Partitions of the due-time index (a sweep queries each).
+pub const SHARDS: u8 = 4;
+
+/// The longest `autoArchiveInterval` (30 days, in minutes); 0 means this maximum.
+pub const MAX_AUTO_ARCHIVE_MINUTES: i64 = 43_200;
+
+/// What the sweep does with a sandbox once it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DueAction {
+    /// Its transition is late: push it again or give up.
+    Transition,
+    /// Idle past `autoStopInterval` (an ephemeral one is deleted instead).
+    AutoStop,
+    /// Stopped past `autoArchiveInterval`.
+    AutoArchive,
+    /// Stopped past `autoDeleteInterval`.
+    AutoDelete,
+    /// Its runner lost track of it (`unknown`): ask the runner once it is back.
+    Recover,
+}
+
+/// The next thing due for `rec` and when, one lifecycle minute lasting `minute`; `None`: nothing
+/// is (the sandbox is not in the index).
+pub fn next_due(rec: &SandboxRecord, minute: Duration) -> Option<(OffsetDateTime, DueAction)> {
+    if rec.is_destroyed() {
+        return None;
+    }
+    if let Some(t) = &rec.transition {
+        let pushed = parse_rfc3339(&t.pushed_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        return Some((pushed + PUSH_DEADLINE, DueAction::Transition));
+    }
+    if rec.state == SandboxState::Unknown && rec.runner_id.is_some() {
+        let since = parse_rfc3339(&rec.updated_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        return Some((since, DueAction::Recover));
+    }
+    if rec.pending {
+        return None;
+    }
+    let idle = idle_since(rec);
+    // An interval too long to reach is never due.
+    let after = |mins: i64| {
+        let span = minute.checked_mul(i32::try_from(mins).ok()?)?;
+        idle.checked_add(span)
+    };
+    match (rec.state, rec.desired_state) {
+        (SandboxState::Started, SandboxDesiredState::Started)
+            if rec.auto_stop_interval > 0 && !rec.busy =>
+        {
+            after(rec.auto_stop_interval).map(|at| (at, DueAction::AutoStop))
+        }
+        (SandboxState::Stopped, SandboxDesiredState::Stopped) => {
+            let delete = (rec.auto_delete_interval >= 0)
+                .then(|| after(rec.auto_delete_interval))
+                .flatten()
+                .map(|at| (at, DueAction::AutoDelete));
+            let archive = (rec.auto_archive_interval >= 0 && rec.runner_id.is_some())
+                .then(|| after(archive_minutes(rec)))
+                .flatten()
+                .map(|at| (at, DueAction::AutoArchive));
+            match (delete, archive) {
+                (Some(d), Some(a)) => Some(if a.0 < d.0 { a } else { d }),
+                (d, a) => d.or(a),
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `autoArchiveInterval` in minutes: 0 (or more than the maximum) is the maximum.
+pub fn archive_minutes(rec: &SandboxRecord) -> i64 {
+    match rec.auto_archive_interval {
+        m if m <= 0 || m > MAX_AUTO_ARCHIVE_MINUTES => MAX_AUTO_ARCHIVE_MINUTES,
+        m => m,
+    }
+}
+
+/// When the sandbox last did something: the later of its last activity and its last busy report.
+pub fn idle_since(rec: &SandboxRecord) -> OffsetDateTime {
+    let activity = parse_rfc3339(&rec.last_activity_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let busy = rec.last_busy_at.as_deref().and_then(parse_rfc3339);
+    busy.map_or(activity, |b| b.max(activity))
+}
+
+/// The due-time index partition of a sandbox.
+pub(crate) fn shard_pk(rec: &SandboxRecord) -> String {
+    let last = rec.id.as_str().bytes().last().unwrap_or(0);
+    shard_key(last % SHARDS)
+}
+
+pub(crate) fn shard_key(shard: u8) -> String {
+    format!("SANDBOXDUE#{shard}")
+}
+
+/// The index keys (`gsi3pk`, `gsi3sk`) of `rec`, if anything is due for it.
+pub(crate) fn index_keys(rec: &SandboxRecord, minute: Duration) -> Option<(String, String)> {
+    next_due(rec, minute).map(|(at, _)| (shard_pk(rec), sort_key(at, rec)))
+}
+
+fn sort_key(at: OffsetDateTime, rec: &SandboxRecord) -> String {
+    format!("{}#{}", format_rfc3339(at), rec.id)
+}
+
+/// The largest sort key due at `now`.
+pub(crate) fn until(now: OffsetDateTime) -> String {
+    format!("{}#~", format_rfc3339(now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandboxes::{SandboxAction, Transition};
+    use cove_api_types::ids::{OrganizationId, RunnerId, SandboxId};
+
+    fn rec(state: SandboxState) -> SandboxRecord {
+        let mut r = SandboxRecord::new(
+            SandboxId::new_random(),
+            OrganizationId::new_random(),
+            "n",
+            "img",
+            "2026-01-01T00:00:00.000Z",
+        );
+        r.state = state;
+        r.runner_id = Some(RunnerId::new_random());
+        r
+    }
+
+    fn at(mins: i64) -> OffsetDateTime {
+        parse_rfc3339("2026-01-01T00:00:00.000Z").unwrap() + Duration::minutes(mins)
+    }
+
+    #[test]
+    fn each_state_has_its_due_time() {
+        let m = Duration::MINUTE;
+        let started = rec(SandboxState::Started);
+        assert_eq!(next_due(&started, m), Some((at(15), DueAction::AutoStop)));
+        let mut busy = started.clone();
+        busy.busy = true;
+        assert_eq!(next_due(&busy, m), None, "no auto-stop while busy");
+        let mut later = started.clone();
+        later.last_busy_at = Some("2026-01-01T00:10:00.000Z".into());
+        assert_eq!(next_due(&later, m), Some((at(25), DueAction::AutoStop)));
+        let mut never = started.clone();
+        never.auto_stop_interval = 0;
+        assert_eq!(next_due(&never, m), None);
+        let mut stopped = rec(SandboxState::Stopped);
+        stopped.desired_state = SandboxDesiredState::Stopped;
+        assert_eq!(
+            next_due(&stopped, m),
+            Some((at(10080), DueAction::AutoArchive))
+        );
+        stopped.auto_delete_interval = 60;
+        assert_eq!(next_due(&stopped, m), Some((at(60), DueAction::AutoDelete)));
+        stopped.auto_archive_interval = 1;
+        assert_eq!(
+            next_due(&stopped, Duration::seconds(1)),
+            Some((at(0) + Duration::seconds(1), DueAction::AutoArchive))
+        );
+        let mut moving = started.clone();
+        moving.transition = Some(Transition::begin(
+            SandboxAction::Stop,
+            2,
+            "2026-01-01T00:01:00.000Z",
+            false,
+        ));
+        assert_eq!(
+            next_due(&moving, m),
+            Some((at(1) + PUSH_DEADLINE, DueAction::Transition))
+        );
+        let mut gone = rec(SandboxState::Destroyed);
+        gone.desired_state = SandboxDesiredState::Destroyed;
+        assert_eq!(next_due(&gone, m), None);
+        let mut far = rec(SandboxState::Started);
+        far.auto_stop_interval = i64::MAX;
+        assert_eq!(next_due(&far, m), None, "out of reach, no overflow");
+    }
+
+    #[test]
+    fn sort_keys_order_by_time_and_stay_within_the_bound() {
+        let r = rec(SandboxState::Started);
+        assert!(sort_key(at(1), &r) <= until(at(1)));
+        assert!(sort_key(at(1), &r) > until(at(0)));
+        assert!(shard_pk(&r).starts_with("SANDBOXDUE#"));
+    }
+}

@@ -1,0 +1,191 @@
+//! The lifecycle rules end to end (issue 15 acceptance): `cove up` with its Docker runner, the
+//! lifecycle timer every second, and one lifecycle minute lasting [`MINUTE_SECS`] seconds (the
+//! test-only time scale `lifecycle_minute_secs`), all through the HTTP API:
+//!
+//! - auto-stop fires after the idle time; an ephemeral sandbox is deleted instead;
+//! - auto-archive and auto-delete fire on stopped sandboxes (the archived one's container is
+//!   gone from the runner);
+//! - a sandbox running `sleep 600` in a session is reported busy and not stopped while the
+//!   command runs, and is stopped once it ended and the idle time passed.
+//!
+//! One `cove up` for the module; the scenarios run concurrently.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use cove_testkit::api::{Api, Call, Http};
+use cove_testkit::org::{self, Tenant};
+use cove_testkit::{Cove, CoveOptions, Runner};
+use serde_json::{Value, json};
+
+/// Seconds one lifecycle minute lasts in this test.
+const MINUTE_SECS: u64 = 2;
+
+const PERMISSIONS: &[&str] = &["write:sandboxes", "delete:sandboxes"];
+
+struct Ctx {
+    api: Http,
+    t: Tenant,
+}
+
+impl Ctx {
+    async fn send(&self, call: Call) -> (u16, Value) {
+        let r = self.api.send(call.token(&self.t.key)).await;
+        (r.status, r.json())
+    }
+
+    async fn get(&self, id: &str) -> (u16, Value) {
+        self.send(Call::get(format!("/api/sandbox/{id}"))).await
+    }
+
+    /// Creates a sandbox with `body` and waits until it is started.
+    async fn create(&self, body: Value) -> String {
+        let (s, v) = self.send(Call::post("/api/sandbox").json(&body)).await;
+        assert_eq!(s, 200, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
+        self.until(&id, 120, |s, v| s == 200 && v["state"] == "started")
+            .await;
+        id
+    }
+
+    /// Polls the sandbox every 250 ms until `done` (at most `secs`); answers the last reply.
+    async fn until(&self, id: &str, secs: u64, done: impl Fn(u16, &Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let (s, v) = self.get(id).await;
+            if done(s, &v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "sandbox {id}: {s} {v}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn toolbox(&self, call: Call) -> Value {
+        let (s, v) = self.send(call).await;
+        assert!((200..300).contains(&s), "{s} {v}");
+        v
+    }
+}
+
+fn containers_of(id: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=cove.sandbox.id={id}"),
+        ])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+async fn auto_stop(c: &Ctx) {
+    let id = c.create(json!({"autoStopInterval": 1})).await;
+    let started = Instant::now();
+    let v = c.until(&id, 60, |_, v| v["state"] == "stopped").await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(MINUTE_SECS) - Duration::from_millis(500),
+        "stopped before its idle minute: {v}"
+    );
+    assert_eq!(v["desiredState"], "stopped", "{v}");
+    assert_eq!(v["busy"], false, "{v}");
+}
+
+async fn ephemeral(c: &Ctx) {
+    let id = c
+        .create(json!({"autoStopInterval": 1, "ephemeral": true}))
+        .await;
+    let (_, v) = c.get(&id).await;
+    assert_eq!(v["autoDeleteInterval"], 0, "{v}");
+    c.until(&id, 60, |s, _| s == 404).await;
+}
+
+async fn auto_archive(c: &Ctx) {
+    let id = c
+        .create(json!({"autoStopInterval": 0, "autoArchiveInterval": 1}))
+        .await;
+    assert!(!containers_of(&id).is_empty(), "no container for {id}");
+    let (s, v) = c
+        .send(Call::post(format!("/api/sandbox/{id}/stop?force=false")))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let v = c.until(&id, 90, |_, v| v["state"] == "archived").await;
+    assert_eq!(v["backupState"], "Completed", "{v}");
+    assert!(v["runnerId"].is_null(), "{v}");
+    assert_eq!(
+        containers_of(&id),
+        "",
+        "the archived container is still there"
+    );
+}
+
+async fn auto_delete(c: &Ctx) {
+    let id = c
+        .create(json!({"autoStopInterval": 0, "autoDeleteInterval": 1}))
+        .await;
+    let (s, v) = c
+        .send(Call::post(format!("/api/sandbox/{id}/stop?force=false")))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // Stopped first (not ephemeral), then deleted a minute later.
+    c.until(&id, 30, |s, v| s == 404 || v["state"] == "stopped")
+        .await;
+    c.until(&id, 60, |s, _| s == 404).await;
+}
+
+async fn busy_is_not_idle(c: &Ctx) {
+    let id = c.create(json!({"autoStopInterval": 1})).await;
+    let tb = |p: &str| format!("/toolbox/{id}/process/session{p}");
+    c.toolbox(Call::post(tb("")).json(&json!({"sessionId": "work"})))
+        .await;
+    let cmd = c
+        .toolbox(
+            Call::post(tb("/work/exec")).json(&json!({"command": "sleep 600", "runAsync": true})),
+        )
+        .await;
+    assert!(cmd["cmdId"].is_string(), "{cmd}");
+    c.until(&id, 30, |_, v| v["busy"] == true).await;
+    // Five idle minutes while the command runs: still started.
+    tokio::time::sleep(Duration::from_secs(5 * MINUTE_SECS)).await;
+    let (_, v) = c.get(&id).await;
+    assert_eq!(v["state"], "started", "stopped while busy: {v}");
+    assert_eq!(v["busy"], true, "{v}");
+    // The command ends (its session goes); after the idle minute the sandbox stops.
+    let (s, v) = c.send(Call::delete(tb("/work"))).await;
+    assert!((200..300).contains(&s), "{s} {v}");
+    let ended = Instant::now();
+    let v = c.until(&id, 60, |_, v| v["state"] == "stopped").await;
+    assert!(
+        ended.elapsed() >= Duration::from_secs(MINUTE_SECS) - Duration::from_millis(500),
+        "stopped before the idle minute after the command: {v}"
+    );
+    assert_eq!(v["busy"], false, "{v}");
+    assert!(v["lastBusyAt"].is_string(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_interval_rules_fire_on_a_real_runner_and_busy_sandboxes_keep_running() {
+    let cove = Cove::start(
+        CoveOptions::default()
+            .fresh_table()
+            .runner(Runner::Docker)
+            .variable("lifecycle_minute_secs", MINUTE_SECS.to_string())
+            .args(["--runner-warm-pool", "0", "--lifecycle-interval", "1"])
+            .log("warn"),
+    )
+    .await
+    .expect("cove up");
+    let api = cove.api();
+    let t = org::tenant(&api, PERMISSIONS).await;
+    let c = Ctx { api, t };
+    tokio::join!(
+        auto_stop(&c),
+        ephemeral(&c),
+        auto_archive(&c),
+        auto_delete(&c),
+        busy_is_not_idle(&c),
+    );
+}
