@@ -30,6 +30,7 @@ pub mod lsp;
 pub mod openapi;
 pub mod output;
 pub mod paths;
+pub mod ports;
 pub mod process;
 pub mod routes;
 pub mod server;

@@ -103,11 +103,13 @@ async fn not_found(req: Request) -> ToolboxError {
 /// Every toolbox route (CONTRACT §10), errors in the daemon's envelope, request bodies read to
 /// their end ([`crate::drain`]).
 pub fn router(state: Arc<AppState>) -> Router {
-    add_routes(Router::new())
+    let table = add_routes(Router::new())
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn(crate::error::error_envelope))
         .layer(axum::middleware::from_fn(crate::drain::read_request_to_end))
-        .with_state(state)
+        .with_state(state);
+    // Preview port forwarding: streamed as is, outside the table's layers.
+    crate::ports::router().merge(table)
 }

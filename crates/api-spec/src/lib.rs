@@ -18,6 +18,7 @@ pub fn control_plane() -> Doc {
     doc.merge(snapshots::ApiDoc::openapi());
     doc.merge(toolbox_fn::ApiDoc::openapi());
     doc.merge(registries::ApiDoc::openapi());
+    doc.merge(preview::ApiDoc::openapi());
     doc.info = InfoBuilder::new()
         .title("Cove control plane")
         .version(env!("CARGO_PKG_VERSION"))
@@ -37,6 +38,15 @@ pub fn control_plane() -> Doc {
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
                 .description(Some("API key (`dtn_…`) or JWT"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "proxy_token",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("The preview proxy's service token (`proxy_api_key`)"))
                 .build(),
         ),
     );

@@ -290,6 +290,7 @@ async fn world(h: &Harness) -> World {
     let mut ids = ids;
     ids.insert("runnerId", runner_a.id.to_string());
     ids.insert("snapshotId", id(&snapshot));
+    preview_ids(&api, &victim_owner.jwt, &team, &mut ids).await;
     World {
         api,
         ids,
@@ -344,6 +345,34 @@ async fn settled_snapshot(api: &InProcess, token: &str, mut snap: Value) -> Valu
 async fn post_status(api: &InProcess, token: &str, path: &str, body: Value, status: u16) {
     let r = api.send(Call::post(path).token(token).json(&body)).await;
     assert_eq!(r.status, status, "POST {path}: {}", r.json());
+}
+
+/// The victim sandbox's preview token and a live signed preview token of it (so that a 404 on
+/// a preview route means "refused", not "no such token").
+async fn preview_ids(
+    api: &InProcess,
+    jwt: &str,
+    org: &str,
+    ids: &mut BTreeMap<&'static str, String>,
+) {
+    let sandbox = ids["sandboxId"].clone();
+    let get = |p: String| Call::get(&p).token(jwt).org(org.to_owned());
+    let url = api
+        .send(get(format!(
+            "/api/sandbox/{sandbox}/ports/3000/preview-url"
+        )))
+        .await
+        .expect(200, "preview-url");
+    ids.insert("authToken", url["token"].as_str().unwrap().to_owned());
+    let signed = api
+        .send(get(format!(
+            "/api/sandbox/{sandbox}/ports/3000/signed-preview-url?expiresInSeconds=3600"
+        )))
+        .await
+        .expect(200, "signed-preview-url");
+    let token = signed["token"].as_str().unwrap().to_owned();
+    ids.insert("signedPreviewToken", token.clone());
+    ids.insert("token", token);
 }
 
 impl World {

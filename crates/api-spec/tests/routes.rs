@@ -56,6 +56,11 @@ fn every_function_routes_exactly_what_it_documents() {
         registries::ApiDoc::openapi(),
         registries::router().operations(),
     );
+    assert_agree(
+        "preview",
+        preview::ApiDoc::openapi(),
+        preview::router().operations(),
+    );
 }
 
 #[test]

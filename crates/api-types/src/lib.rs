@@ -27,6 +27,7 @@ pub mod error;
 pub mod ids;
 pub mod orgs;
 pub mod permissions;
+pub mod preview;
 pub mod registries;
 pub mod runner;
 pub mod sandbox;

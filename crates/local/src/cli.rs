@@ -76,6 +76,8 @@ pub struct UpArgs {
     pub header_read_timeout: u64,
     #[command(flatten)]
     pub runner: RunnerArgs,
+    #[command(flatten)]
+    pub proxy: crate::preview_proxy::ProxyArgs,
     /// Seconds between two lifecycle sweeps (runner heartbeats, lost sandboxes); 0 disables them.
     #[arg(long, default_value_t = 5)]
     pub lifecycle_interval: u64,

@@ -11,6 +11,7 @@ pub mod backends;
 pub mod cli;
 pub mod lifecycle_timer;
 pub mod logging;
+pub mod preview_proxy;
 pub mod registry;
 pub mod runner_supervisor;
 pub mod s3_scope;

@@ -29,7 +29,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = crate::cli::data_dir(args.data_dir.clone())?;
     let backends = Backends::start(&args.backends, &data_dir).await?;
     let api_key = crate::admin::bootstrap(&backends.store).await?;
-    let variables = variables(&manifest, &args, &backends.managed)?;
+    let proxy = crate::preview_proxy::LocalProxy::bind(&args.proxy).await?;
+    let managed = match &proxy {
+        Some(p) => p.variables(&backends.managed),
+        None => backends.managed.clone(),
+    };
+    let variables = variables(&manifest, &args, &managed)?;
     let app =
         cove_host::load::load(&manifest, &variables, &host_settings(&args, &data_dir)?).await?;
 
@@ -43,6 +48,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     lines.extend(backend_lines(&backends.managed));
     lines.extend((backends.ca_cert.as_ref()).map(|p| format!("COVE_CA_CERT={}", p.display())));
 
+    lines.extend(proxy.as_ref().map(|p| p.lines()).unwrap_or_default());
+    let proxy_task = proxy.map(|p| p.spawn(shown));
     let sweeper = start_sweeper(&args, &manifest, &app);
     let limits = args.server_limits();
     let server = tokio::spawn(server::serve(
@@ -65,6 +72,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let served = server.await.context("server task panicked")?;
     if let Some(s) = sweeper {
         s.abort();
+    }
+    if let Some(p) = proxy_task {
+        p.abort();
     }
     if let Some(r) = runner {
         r.stop().await;

@@ -28,6 +28,7 @@
 //! | volume name lock | `ORG#<orgId>` | `VOLUMENAME#<name>` | – (attr `volumeId`) | get by name; unique names per org (400); released when the volume reaches `deleted`; organization deletion sends the volumes they name to `pending_delete` |
 //! | runner | `RUNNER#<id>` | `#META` | `RUNNERS` / `<id>` | get by id; list all (GSI1); `assignedSandboxes` changed only by `ADD` in sandbox transactions, runner writes `SET` their own attributes |
 //! | docker registry | `ORG#<orgId>` | `REGISTRY#<id>` | – | get by (org, id); list per org (query pk, `begins_with`); `matching_host` for the snapshot sweep; password sealed (AES-256-GCM, key from `scoped_credentials_secret`), never answered |
+//! | signed preview token | `PREVIEWTOKEN#<token>` | `#META` | – (attrs `sandboxId`, `port`, `expiresAt`, `ttl`) | signed preview URLs (CONTRACT §9): get by token, expired rows count as absent |
 //! | runner token | `RUNNERKEY#<sha256 hex of token>` | `#META` | – | runner authentication (attr `runnerId`), written/deleted with the runner in one transaction |
 //!
 //! Everything an organization owns sits in its `ORG#<orgId>` partition (quota is a nested `quota`
@@ -71,6 +72,7 @@ pub mod bootstrap;
 pub mod invitations;
 pub mod memberships;
 pub mod orgs;
+pub mod preview_tokens;
 pub mod registries;
 pub mod roles;
 pub mod runners;
@@ -157,6 +159,9 @@ impl Store {
     }
     pub fn runners(&self) -> runners::RunnerRepo<'_> {
         runners::RunnerRepo { store: self }
+    }
+    pub fn preview_tokens(&self) -> preview_tokens::PreviewTokenRepo<'_> {
+        preview_tokens::PreviewTokenRepo { store: self }
     }
     /// The raw DynamoDB client (tests and diagnostics: writing items the repositories never write).
     #[doc(hidden)]

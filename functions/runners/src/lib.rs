@@ -5,6 +5,8 @@
 //! * Runner routes (`/me`, `/me/snapshots`, `/healthcheck`) take the runner's own token
 //!   (`Authorization: Bearer <token>`, see `cove_edge::runner_auth`); a missing or unknown token is 401.
 //!
+//! * `by-sandbox` also takes the preview proxy's service token (`proxy_api_key`, see [`serve`]).
+//!
 //! The token is generated on create (32 random bytes, hex), shown once in the `201 {id, apiKey}`
 //! answer and afterwards only by `/full`, `/me` and `/by-sandbox` (the control plane and the proxy
 //! present it to the runner). The `state` shown is `unresponsive` as soon as a ready runner's last
@@ -13,9 +15,11 @@
 // No function over 60 lines (clippy.toml `too-many-lines-threshold`), tests aside.
 #![warn(clippy::too_many_lines)]
 
+mod proxy;
 mod routes;
 pub mod service;
 
+pub use proxy::{ProxySettings, serve};
 pub use routes::{ApiDoc, handle, router};
 
-cove_edge::component!(crate::handle);
+cove_edge::component!(crate::serve, settings = crate::proxy::ProxySettings);

@@ -56,6 +56,7 @@ cove_edge::routes! {
         sandbox_set_autostop, sandbox_set_autoarchive, sandbox_set_autodelete,
         sandbox_set_autopause, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_build_logs,
         sandbox_last_activity, sandbox_update_state,
+        sandbox_signed_preview_url, sandbox_expire_signed_preview_url,
     ]
     modifiers(&WorkspaceAliases)
     alias(BASE, ALIAS, is_runner_only)
@@ -308,6 +309,29 @@ async fn sandbox_set_autopause(s: &State, req: &Request, p: &Params) -> Answer {
 async fn sandbox_preview_url(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::preview_url(&c, p.get("sandboxIdOrName"), p.get("port")).await?)
+}
+
+#[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}/ports/{port}/signed-preview-url", tag = "sandbox",
+    params(("sandboxIdOrName" = String, Path), ("port" = i64, Path, description = "1..65535"),
+        ("expiresInSeconds" = Option<i64>, Query, description = "1..86400, default 60")),
+    responses((status = 200, body = cove_api_types::preview::SignedPortPreviewUrl), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_signed_preview_url(s: &State, req: &Request, p: &Params) -> Answer {
+    let c = call(s, req).await?;
+    let expires = web::query_param(req, "expiresInSeconds");
+    let id = p.get("sandboxIdOrName");
+    ok(&service::signed_preview_url(&c, id, p.get("port"), expires.as_deref()).await?)
+}
+
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/ports/{port}/signed-preview-url/{token}/expire", tag = "sandbox",
+    params(("sandboxIdOrName" = String, Path), ("port" = i64, Path), ("token" = String, Path)),
+    responses((status = 200, description = "Expired"), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_expire_signed_preview_url(s: &State, req: &Request, p: &Params) -> Answer {
+    let c = call(s, req).await?;
+    let (id, port) = (p.get("sandboxIdOrName"), p.get("port"));
+    service::expire_signed_preview_url(&c, id, port, p.get("token")).await?;
+    Ok(empty(StatusCode::OK))
 }
 
 #[utoipa::path(get, path = "/api/sandbox/{sandboxId}/toolbox-proxy-url", tag = "sandbox",

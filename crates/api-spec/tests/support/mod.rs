@@ -55,6 +55,11 @@ fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut
                 || path.starts_with("/api/object-storage")
             {
                 registries::handle(&env, &registry, req).await
+            } else if path.starts_with("/api/preview") {
+                let proxy = preview::PreviewSettings {
+                    proxy_api_key: Some("api-spec-proxy-token".to_owned()),
+                };
+                preview::handle(&env, &proxy, req).await
             } else if path.starts_with("/api/toolbox") || path.starts_with("/toolbox") {
                 toolbox_fn::handle(&env, req).await
             } else {

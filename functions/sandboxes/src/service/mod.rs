@@ -12,12 +12,14 @@
 
 mod actions;
 mod create;
+mod preview;
 mod queries;
 mod reports;
 pub mod volumes;
 
 pub use actions::{archive, backup, delete, start, stop};
 pub use create::create;
+pub use preview::{expire_signed_preview_url, signed_preview_url};
 pub use queries::{
     IntervalKind, ListQuery, build_logs, get, last_activity, list, preview_url, set_interval,
     set_labels, set_public, toolbox_proxy_url,

@@ -1,0 +1,120 @@
+//! The preview proxy of `cove up` (`cove-proxy`, in-process, on its own loopback port).
+//!
+//! `cove up` generates the proxy's service token for the run and hands it to both sides (the
+//! application's `proxy_api_key`, the proxy's control-plane client). Preview URLs are
+//! `http://{port}-{sandboxId}.{domain}:{proxy port}` with `domain` = `--proxy-domain`
+//! (default `preview.localhost`: browsers and curl resolve every `*.localhost` name to the
+//! loopback, no DNS needed). With `--toolbox-via-proxy` the sandboxes' `toolboxProxyUrl` is the
+//! proxy's `/toolbox` too (else the `toolbox` component keeps serving it).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use cove_proxy::config::Config;
+use tokio::net::TcpListener;
+
+/// The proxy's flags of `cove up`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProxyArgs {
+    /// Do not start the preview proxy (preview URLs then lead nowhere).
+    #[arg(long)]
+    pub no_proxy: bool,
+    /// Address of the preview proxy; port 0 picks a free port (printed as `COVE_PROXY_URL=`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub proxy_listen: SocketAddr,
+    /// The preview domain: previews are `{port}-{sandboxId}.{domain}:{proxy port}`.
+    #[arg(long, default_value = "preview.localhost")]
+    pub proxy_domain: String,
+    /// Hand out the proxy's `/toolbox` as the sandboxes' `toolboxProxyUrl` (toolbox calls then
+    /// stream natively, websockets included).
+    #[arg(long, env = "COVE_TOOLBOX_VIA_PROXY")]
+    pub toolbox_via_proxy: bool,
+    /// Milliseconds a granted preview credential or a "public" answer is trusted.
+    #[arg(long, default_value_t = 5_000)]
+    pub proxy_auth_ttl_ms: u64,
+}
+
+/// A bound, not yet serving, proxy.
+pub struct LocalProxy {
+    listener: TcpListener,
+    addr: SocketAddr,
+    token: String,
+    args: ProxyArgs,
+}
+
+impl LocalProxy {
+    /// Binds the proxy's port (`None` with `--no-proxy`).
+    pub async fn bind(args: &ProxyArgs) -> anyhow::Result<Option<Self>> {
+        if args.no_proxy {
+            return Ok(None);
+        }
+        let listener = TcpListener::bind(args.proxy_listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (--proxy-listen)", args.proxy_listen))?;
+        let addr = listener.local_addr()?;
+        let token = cove_store::random::hex_token(32).context("random source failed")?;
+        Ok(Some(Self {
+            listener,
+            addr,
+            token,
+            args: args.clone(),
+        }))
+    }
+
+    fn domain(&self) -> String {
+        format!(
+            "{}:{}",
+            self.args.proxy_domain.trim_matches('.'),
+            self.addr.port()
+        )
+    }
+
+    /// The application variables the proxy sets (the environment still wins).
+    pub fn variables(&self, managed: &HashMap<String, String>) -> HashMap<String, String> {
+        let mut out = managed.clone();
+        out.insert("proxy_api_key".into(), self.token.clone());
+        out.insert("proxy_domain".into(), format!("http://{}", self.domain()));
+        if self.args.toolbox_via_proxy {
+            out.insert(
+                "toolbox_proxy_url".into(),
+                format!("http://{}/toolbox", self.addr),
+            );
+        }
+        out
+    }
+
+    /// What `cove up` prints about the proxy.
+    pub fn lines(&self) -> Vec<String> {
+        vec![
+            format!("COVE_PROXY_URL=http://{}", self.addr),
+            format!("COVE_PREVIEW_DOMAIN={}", self.domain()),
+        ]
+    }
+
+    /// Serves until the task is aborted; the control plane is at `api`.
+    pub fn spawn(self, api: SocketAddr) -> tokio::task::JoinHandle<()> {
+        let ttl = std::time::Duration::from_millis(self.args.proxy_auth_ttl_ms);
+        let cfg = Config {
+            api_url: format!("http://{api}"),
+            api_token: self.token,
+            domain: self
+                .args
+                .proxy_domain
+                .trim_matches('.')
+                .to_ascii_lowercase(),
+            public_ttl: ttl,
+            auth_ttl: ttl,
+            deny_ttl: ttl.min(std::time::Duration::from_secs(2)),
+            runner_ttl: std::time::Duration::from_secs(120),
+            activity_interval: std::time::Duration::from_secs(30),
+        };
+        tracing::info!(addr = %self.addr, domain = %cfg.domain, "preview proxy serving");
+        let proxy = cove_proxy::Proxy::new(cfg);
+        tokio::spawn(cove_proxy::serve(
+            self.listener,
+            proxy,
+            std::future::pending::<()>(),
+        ))
+    }
+}

@@ -1,0 +1,159 @@
+//! Sends a request to a runner agent and streams its answer back; an upgrade (websocket)
+//! answered `101` becomes a byte relay between the client and the runner.
+
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+
+use crate::api::RunnerTarget;
+use crate::auth::{COOKIE_PREFIX, TOKEN_HEADER};
+use crate::error::ProxyError;
+use crate::{Body, Client};
+
+/// Headers about one hop only (`connection`/`upgrade` stay on an upgrade).
+const HOP_BY_HOP: [&str; 7] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Credentials meant for the proxy or the control plane: never sent on.
+const PRIVATE: [&str; 4] = [
+    "authorization",
+    "x-daytona-authorization",
+    TOKEN_HEADER,
+    "x-daytona-organization-id",
+];
+
+fn is_upgrade(h: &HeaderMap) -> bool {
+    h.contains_key(header::UPGRADE)
+}
+
+/// The cookies but the proxy's own.
+fn strip_auth_cookies(h: &mut HeaderMap) {
+    let kept: Vec<String> = h
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && !c.starts_with(COOKIE_PREFIX))
+        .map(str::to_owned)
+        .collect();
+    h.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&kept.join("; "))
+    {
+        h.insert(header::COOKIE, v);
+    }
+}
+
+fn outgoing_headers(h: &mut HeaderMap, runner: &RunnerTarget, host: &str, upgrade: bool) {
+    for name in HOP_BY_HOP.iter().chain(PRIVATE.iter()) {
+        h.remove(*name);
+    }
+    if !upgrade {
+        h.remove(header::CONNECTION);
+        h.remove(header::UPGRADE);
+    }
+    strip_auth_cookies(h);
+    h.remove(header::HOST);
+    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", runner.token)) {
+        h.insert(HeaderName::from_static("x-daytona-authorization"), v);
+    }
+    if let Ok(v) = HeaderValue::from_str(host) {
+        h.insert(HeaderName::from_static("x-forwarded-host"), v);
+    }
+}
+
+/// Why a forward failed.
+pub enum Failure {
+    /// The runner did not answer: the caller drops its cached address.
+    Unreachable(ProxyError),
+    Other(ProxyError),
+}
+
+/// Forwards `req` to `{runner.url}{path_and_query}`.
+pub async fn forward(
+    client: &Client,
+    runner: &RunnerTarget,
+    path_and_query: &str,
+    host: &str,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Failure> {
+    let upgrade = is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    parts.uri = format!("{}{path_and_query}", runner.url)
+        .parse()
+        .map_err(|_| Failure::Other(ProxyError::BadRequest("Invalid request path".into())))?;
+    parts.version = Version::HTTP_11;
+    outgoing_headers(&mut parts.headers, runner, host, upgrade);
+    let body: Body = body.map_err(Into::into).boxed();
+    let mut resp = client
+        .request(Request::from_parts(parts, body))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, runner = %runner.url, "runner unreachable");
+            Failure::Unreachable(ProxyError::BadGateway(
+                "The sandbox's runner did not answer".into(),
+            ))
+        })?;
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_side) = client_upgrade
+    {
+        let runner_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let (Ok(up), Ok(down)) = (runner_side.await, client_side.await) else {
+                return;
+            };
+            let (mut up, mut down) = (TokioIo::new(up), TokioIo::new(down));
+            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+        });
+        let (parts, _) = resp.into_parts();
+        return Ok(Response::from_parts(parts, crate::empty()));
+    }
+    let (mut parts, body) = resp.into_parts();
+    for name in HOP_BY_HOP {
+        parts.headers.remove(name);
+    }
+    parts.headers.remove(header::CONNECTION);
+    Ok(Response::from_parts(
+        parts,
+        body.map_err(Into::into).boxed(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_leave_the_proxy() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer dtn_user".parse().unwrap());
+        h.insert(TOKEN_HEADER, "tok".parse().unwrap());
+        h.insert(
+            header::COOKIE,
+            "a=1; daytona-sandbox-auth-x=tok; b=2".parse().unwrap(),
+        );
+        h.insert(header::CONNECTION, "upgrade".parse().unwrap());
+        h.insert(header::HOST, "8080-x.preview.localhost".parse().unwrap());
+        let runner = RunnerTarget {
+            url: "http://r".into(),
+            token: "rt".into(),
+        };
+        outgoing_headers(&mut h, &runner, "8080-x.preview.localhost", false);
+        assert!(!h.contains_key(header::AUTHORIZATION));
+        assert!(!h.contains_key(TOKEN_HEADER));
+        assert!(!h.contains_key(header::CONNECTION));
+        assert_eq!(h["cookie"], "a=1; b=2");
+        assert_eq!(h["x-daytona-authorization"], "Bearer rt");
+        assert_eq!(h["x-forwarded-host"], "8080-x.preview.localhost");
+    }
+}

@@ -1,0 +1,264 @@
+//! The listener and the request router of the proxy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use crate::api::{ControlPlane, RunnerTarget};
+use crate::auth::{self, Gate};
+use crate::cache::TtlCache;
+use crate::config::Config;
+use crate::error::ProxyError;
+use crate::forward::{self, Failure};
+use crate::host::{self, Preview};
+use crate::{Body, Client};
+
+/// Everything a request runs against.
+pub struct Proxy {
+    pub cfg: Config,
+    client: Client,
+    cp: ControlPlane,
+    gate: Gate,
+    runners: TtlCache<String, RunnerTarget>,
+    toolbox_grants: TtlCache<(String, [u8; 32]), ()>,
+    activity: TtlCache<String, ()>,
+}
+
+impl Proxy {
+    pub fn new(cfg: Config) -> Arc<Self> {
+        let client = crate::client();
+        Arc::new(Self {
+            cp: ControlPlane::new(client.clone(), &cfg.api_url, &cfg.api_token),
+            client,
+            cfg,
+            gate: Gate::default(),
+            runners: TtlCache::default(),
+            toolbox_grants: TtlCache::default(),
+            activity: TtlCache::default(),
+        })
+    }
+}
+
+/// Serves connections from `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, proxy: Arc<Proxy>, shutdown: impl Future<Output = ()>) {
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            () = &mut shutdown => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(connection(proxy.clone(), stream, peer));
+    }
+}
+
+async fn connection(proxy: Arc<Proxy>, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    let svc = hyper::service::service_fn(move |req| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(&proxy, req).await) }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+        .await
+    {
+        tracing::debug!(error = %e, %peer, "connection ended");
+    }
+}
+
+fn request_host(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+}
+
+/// Serves one request.
+pub async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Body> {
+    let headers = req.headers().clone();
+    let path = req.uri().path().to_owned();
+    let host = request_host(&req);
+    let result = match host::parse(&host, &proxy.cfg.domain) {
+        Err(e) => Err(e),
+        Ok(Some(p)) => preview(proxy, p, &host, req).await,
+        Ok(None) => own_route(proxy, &host, req).await,
+    };
+    result.unwrap_or_else(|e| e.into_response(&headers, &path))
+}
+
+async fn own_route(
+    proxy: &Proxy,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    if req.uri().path() == "/health" {
+        return Ok(text(StatusCode::OK, "ok"));
+    }
+    match crate::toolbox::parse(req.uri().path())? {
+        Some((id, rest)) => toolbox(proxy, &id, &rest, host, req).await,
+        None => Err(ProxyError::NotFound(format!(
+            "No route for {} {} (previews are served on {{port}}-{{sandboxId}}.{})",
+            req.method(),
+            req.uri().path(),
+            proxy.cfg.domain
+        ))),
+    }
+}
+
+fn text(status: StatusCode, s: &'static str) -> Response<Body> {
+    let mut r = Response::new(crate::full(Bytes::from_static(s.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+async fn preview(
+    proxy: &Proxy,
+    p: Preview,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let (query_token, rest_query) = auth::split_query(req.uri().query());
+    let admitted = proxy
+        .gate
+        .admit(
+            &proxy.cp,
+            &proxy.cfg,
+            &p,
+            req.headers(),
+            query_token.as_deref(),
+        )
+        .await?;
+    let id = admitted.sandbox_id.clone();
+    let mut target = format!(
+        "/sandboxes/{}/toolbox/proxy/{}{}",
+        crate::api::enc(&id),
+        p.port,
+        req.uri().path()
+    );
+    if let Some(q) = rest_query {
+        target.push('?');
+        target.push_str(&q);
+    }
+    let skip_activity = skips_activity(req.headers());
+    let mut resp = send(proxy, &id, &target, host, req).await?;
+    if !skip_activity {
+        record_activity(proxy, &id);
+    }
+    if let Some(token) = admitted.cookie_token {
+        let cookie = format!(
+            "{}{id}={token}; Path=/; HttpOnly; SameSite=Lax",
+            auth::COOKIE_PREFIX
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
+}
+
+fn skips_activity(h: &HeaderMap) -> bool {
+    h.get("x-daytona-skip-last-activity-update")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// Records activity of `id`, at most once per interval (in the background).
+fn record_activity(proxy: &Proxy, id: &str) {
+    if proxy.activity.get(&id.to_owned()).is_some() {
+        return;
+    }
+    proxy
+        .activity
+        .put(id.to_owned(), (), proxy.cfg.activity_interval);
+    let cp = proxy.cp.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move { cp.activity(&id).await });
+}
+
+/// The runner of `id` (cached).
+async fn runner(proxy: &Proxy, id: &str) -> Result<RunnerTarget, ProxyError> {
+    if let Some(r) = proxy.runners.get(&id.to_owned()) {
+        return Ok(r);
+    }
+    let r = proxy.cp.runner(id).await?;
+    proxy
+        .runners
+        .put(id.to_owned(), r.clone(), proxy.cfg.runner_ttl);
+    Ok(r)
+}
+
+async fn send(
+    proxy: &Proxy,
+    id: &str,
+    target: &str,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let r = runner(proxy, id).await?;
+    match forward::forward(&proxy.client, &r, target, host, req).await {
+        Ok(resp) => Ok(resp),
+        Err(Failure::Unreachable(e)) => {
+            proxy.runners.remove(&id.to_owned());
+            Err(e)
+        }
+        Err(Failure::Other(e)) => Err(e),
+    }
+}
+
+async fn toolbox(
+    proxy: &Proxy,
+    id: &str,
+    rest: &str,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let auth = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .cloned()
+        .ok_or_else(|| ProxyError::Unauthorized("Unauthorized".into()))?;
+    let org = req.headers().get("x-daytona-organization-id").cloned();
+    let key = (id.to_owned(), grant_digest(&auth, org.as_ref()));
+    if proxy.toolbox_grants.get(&key).is_none() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, auth);
+        if let Some(o) = org {
+            h.insert("x-daytona-organization-id", o);
+        }
+        proxy.cp.toolbox_access(id, h).await?;
+        proxy.toolbox_grants.put(key, (), proxy.cfg.auth_ttl);
+    }
+    let mut target = format!("/sandboxes/{}/toolbox{rest}", crate::api::enc(id));
+    if let Some(q) = req.uri().query() {
+        target.push('?');
+        target.push_str(q);
+    }
+    let mut resp = send(proxy, id, &target, host, req).await?;
+    // The daemon runs inside the sandbox: it sets no cookies on the proxy's origin.
+    resp.headers_mut().remove(header::SET_COOKIE);
+    Ok(resp)
+}
+
+fn grant_digest(auth: &HeaderValue, org: Option<&HeaderValue>) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(auth.as_bytes());
+    h.update([0]);
+    h.update(org.map(HeaderValue::as_bytes).unwrap_or_default());
+    h.finalize().into()
+}

@@ -1,0 +1,204 @@
+//! Port forwarding for preview URLs: `/proxy/{port}/{path}` is sent to `127.0.0.1:{port}` on
+//! the sandbox's own loopback (so a preview works with the sandbox's network blocked).
+//!
+//! Requests and responses stream both ways; a websocket (or any HTTP/1.1 upgrade) answered
+//! `101` by the server in the sandbox is relayed byte for byte until either side closes. The
+//! server gets `Host: 127.0.0.1:{port}` (the preview host, when the proxy names it, comes as
+//! `X-Forwarded-Host`). Errors are JSON: 400 for a port outside 1..=65535, 502 when nothing
+//! accepts connections on the port, 504 when the connection does not open within 10 s.
+//!
+//! These routes sit outside the toolbox route table (and its body-draining layer): they are
+//! not part of Daytona's toolbox API document.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Headers about one hop only.
+const HOP_BY_HOP: [&str; 6] = [
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+];
+
+/// The forwarding routes (no state).
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    Router::new()
+        .route("/proxy/{port}", any(forward_root))
+        .route("/proxy/{port}/", any(forward_root))
+        .route("/proxy/{port}/{*path}", any(forward_path))
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    let body = serde_json::json!({
+        "statusCode": status.as_u16(),
+        "message": message,
+        "code": match status {
+            StatusCode::BAD_REQUEST => "BAD_REQUEST",
+            StatusCode::GATEWAY_TIMEOUT => "GATEWAY_TIMEOUT",
+            _ => "BAD_GATEWAY",
+        },
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn forward_root(Path(port): Path<String>, req: Request) -> Response {
+    forward(&port, "", req).await
+}
+
+async fn forward_path(Path((port, path)): Path<(String, String)>, req: Request) -> Response {
+    forward(&port, &path, req).await
+}
+
+fn parse_port(raw: &str) -> Option<u16> {
+    raw.parse::<u16>().ok().filter(|p| *p != 0)
+}
+
+async fn connect(port: u16) -> Result<TcpStream, Response> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", port))).await {
+        Ok(Ok(s)) => {
+            let _ = s.set_nodelay(true);
+            Ok(s)
+        }
+        Ok(Err(e)) => Err(error(
+            StatusCode::BAD_GATEWAY,
+            format!("Nothing accepts connections on port {port} in the sandbox ({e})"),
+        )),
+        Err(_) => Err(error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("Port {port} in the sandbox did not accept the connection within 10 s"),
+        )),
+    }
+}
+
+/// Sends `req` to `127.0.0.1:{port}/{path}?{query}` and streams the answer back.
+async fn forward(port: &str, path: &str, mut req: Request) -> Response {
+    let Some(port) = parse_port(port) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid port {port:?}: must be an integer from 1 to 65535"),
+        );
+    };
+    let upgrade = req.headers().contains_key(header::UPGRADE);
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let target = match parts.uri.query() {
+        Some(q) => format!("/{path}?{q}"),
+        None => format!("/{path}"),
+    };
+    let Ok(uri) = target.parse() else {
+        return error(StatusCode::BAD_REQUEST, "Invalid request path".to_owned());
+    };
+    parts.uri = uri;
+    for h in HOP_BY_HOP {
+        parts.headers.remove(h);
+    }
+    if let Ok(host) = HeaderValue::from_str(&format!("127.0.0.1:{port}")) {
+        parts.headers.insert(header::HOST, host);
+    }
+    let stream = match connect(port).await {
+        Ok(s) => s,
+        Err(resp) => return resp,
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::Builder::new()
+        .handshake::<_, Body>(TokioIo::new(stream))
+        .await
+    {
+        Ok(pair) => pair,
+        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("Port {port}: {e}")),
+    };
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let mut resp = match sender.send_request(Request::from_parts(parts, body)).await {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                format!("The server on port {port} in the sandbox did not answer ({e})"),
+            );
+        }
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client) = client_upgrade
+    {
+        let upstream = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let (Ok(up), Ok(down)) = (upstream.await, client.await) else {
+                return;
+            };
+            let (mut up, mut down) = (TokioIo::new(up), TokioIo::new(down));
+            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+        });
+        let (parts, _) = resp.into_parts();
+        return Response::from_parts(parts, Body::empty());
+    }
+    let (parts, body) = resp.into_parts();
+    Response::from_parts(parts, Body::new(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower::ServiceExt;
+
+    #[test]
+    fn ports_are_checked() {
+        assert_eq!(parse_port("8080"), Some(8080));
+        for bad in ["0", "65536", "x", "", "-1"] {
+            assert_eq!(parse_port(bad), None, "{bad}");
+        }
+    }
+
+    async fn send(uri: &str) -> (StatusCode, String) {
+        let app: Router = router();
+        let req = Request::builder().uri(uri).body(Body::empty()).unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn forwards_to_loopback_and_reports_refusals() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap();
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let line = head.lines().next().unwrap_or_default().to_owned();
+            let body = format!("saw {line}");
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(resp.as_bytes()).await.unwrap();
+        });
+        let (status, body) = send(&format!("/proxy/{port}/a/b?x=1")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "saw GET /a/b?x=1 HTTP/1.1");
+        // The listener is gone: nothing accepts connections any more.
+        let (status, body) = send(&format!("/proxy/{port}/")).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+        assert!(body.contains(&format!("port {port}")), "{body}");
+        assert_eq!(send("/proxy/0/").await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(send("/proxy/70000/x").await.0, StatusCode::BAD_REQUEST);
+    }
+}
