@@ -35,7 +35,7 @@ cargo test --release --target x86_64-unknown-linux-musl -p cove-toolbox
 
 stage "native tests (dynoxide, Docker)"
 cargo build --quiet --release --workspace --exclude cove-toolbox --bins
-cargo test --release --workspace --exclude cove-toolbox
+cargo test --release --workspace --exclude cove-toolbox --no-fail-fast
 
 stage "store suite against AWS DynamoDB Local"
 "$COVE_ROOT/scripts/dynamodb-local-tests.sh"
