@@ -43,6 +43,8 @@ stage "store suite against AWS DynamoDB Local"
 stage "end-to-end tests with the official Daytona client"
 COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/e2e"
 COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk"
+# the SDK's toolbox calls once more, through cove-proxy (toolboxProxyUrl = the proxy's /toolbox)
+COVE_TOOLBOX_VIA_PROXY=true COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk/test_sdk_flow.py"
 
 stage "schemathesis over openapi/control-plane.json (simulated runner)"
 COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/fuzz"
