@@ -10,7 +10,7 @@ trap stage_summary EXIT
 stage "set-up (apt, rust targets, venv, dockerd)"
 
 ensure_rust_targets
-ensure_apt git curl python3-venv python3-pylsp python3-setuptools iproute2 iptables util-linux ca-certificates debootstrap
+ensure_apt git curl python3-venv python3-pylsp python3-setuptools iproute2 iptables util-linux ca-certificates debootstrap rclone fuse3
 ensure_registry
 ensure_venv
 "$COVE_ROOT/scripts/docker.sh"

@@ -70,6 +70,10 @@ impl Bucket<'_> {
         body: Bytes,
     ) -> Result<http::Request<Bytes>, S3Error> {
         let mut b = http::Request::builder().method(method.clone()).uri(url);
+        if method == http::Method::PUT {
+            // Spin's outbound HTTP streams bodies; S3 wants the length up front.
+            b = b.header(http::header::CONTENT_LENGTH, body.len());
+        }
         for (k, v) in headers {
             b = b.header(*k, v);
         }
