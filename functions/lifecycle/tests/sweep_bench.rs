@@ -109,7 +109,9 @@ fn seeded(
 #[ignore = "benchmark: scripts/bench.sh runs it"]
 async fn sweep_reads_grow_with_the_due_count_not_the_table() {
     let counts: Counts = Arc::default();
-    let endpoint = proxy(cove_testkit::dynamo::dynamodb_endpoint(), counts.clone()).await;
+    let upstream = cove_testkit::dynamo::dynamodb_endpoint();
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let endpoint = proxy(upstream, counts.clone()).await;
     let table = format!("bench-{}", uuid_like());
     let store = Store::new(&StoreConfig::local(&endpoint, &table));
     store.ensure_table().await.unwrap();
