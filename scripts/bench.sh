@@ -8,6 +8,9 @@ cd "$COVE_ROOT"
 cargo build --quiet --release --workspace --exclude cove-toolbox --bins
 "$COVE_ROOT/target/release/cove-bench" --seconds "${COVE_BENCH_SECONDS:-5}" --concurrency 16
 
+# The lifecycle sweep over 10,000 sandboxes of which 100 are due: time and DynamoDB requests.
+cargo test --quiet --release -p lifecycle --test sweep_bench -- --ignored --nocapture
+
 # The full SDK path: HTTP → cove → function → runner agent (Docker) → toolbox daemon (~60 s).
 # Needs the components and the daemon (no-ops after scripts/test.sh) and a Docker engine.
 mapfile -t wasm < <(wasm_packages)

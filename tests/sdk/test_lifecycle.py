@@ -1,0 +1,104 @@
+"""Lifecycle automation with the official `daytona` SDK (issue 15): auto-stop after
+`set_autostop_interval`, `refresh_activity()`, `archive()` and `start()` from archived with the
+files back, auto-archive and auto-delete of stopped sandboxes, an ephemeral create deleted instead
+of stopped.
+
+A `cove up` of its own (not the session's): one lifecycle minute lasts MINUTE_SECS seconds
+(`lifecycle_minute_secs`, a test-only time scale), which would stop the other modules' sandboxes.
+`recover()` is not exercised: Cove has no `POST /sandbox/{id}/recover` yet.
+"""
+
+import os
+import tempfile
+import time
+
+import pytest
+from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, DaytonaNotFoundError, SandboxState
+
+from conftest import Cove
+
+MINUTE_SECS = 2
+
+
+@pytest.fixture(scope="module")
+def scaled():
+    before = os.environ.get("SPIN_VARIABLE_LIFECYCLE_MINUTE_SECS")
+    os.environ["SPIN_VARIABLE_LIFECYCLE_MINUTE_SECS"] = str(MINUTE_SECS)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cove-sdk-lifecycle-") as d:
+            c = Cove(d).start()
+            try:
+                yield Daytona(DaytonaConfig(api_key=c.api_key, api_url=c.api_url))
+            finally:
+                c.stop()
+    finally:
+        if before is None:
+            os.environ.pop("SPIN_VARIABLE_LIFECYCLE_MINUTE_SECS", None)
+        else:
+            os.environ["SPIN_VARIABLE_LIFECYCLE_MINUTE_SECS"] = before
+
+
+def wait_for(sb, want, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sb.refresh_data()
+        if sb.state == want:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{sb.id} is {sb.state}, not {want}")
+
+
+def test_autostop_after_the_interval_and_refresh_activity(scaled):
+    sb = scaled.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0))
+    sb.set_autostop_interval(1)
+    assert sb.auto_stop_interval == 1
+    sb.refresh_activity()
+    started = time.monotonic()
+    wait_for(sb, SandboxState.STOPPED)
+    assert time.monotonic() - started >= MINUTE_SECS - 0.5
+    sb.delete()
+
+
+def test_archive_then_start_brings_the_files_back(scaled):
+    sb = scaled.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0))
+    sb.fs.upload_file(b"kept across the archive\n", "/tmp/kept.txt")
+    sb.stop()
+    sb.archive()
+    wait_for(sb, SandboxState.ARCHIVED)
+    sb.start()
+    assert sb.state == SandboxState.STARTED
+    assert sb.fs.download_file("/tmp/kept.txt") == b"kept across the archive\n"
+    sb.delete()
+
+
+def test_auto_archive_and_auto_delete_of_stopped_sandboxes(scaled):
+    archived = scaled.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0))
+    deleted = scaled.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0))
+    archived.set_auto_archive_interval(1)
+    deleted.set_auto_delete_interval(1)
+    assert (archived.auto_archive_interval, deleted.auto_delete_interval) == (1, 1)
+    archived.stop()
+    deleted.stop()
+    wait_for(archived, SandboxState.ARCHIVED)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            scaled.get(deleted.id)
+        except DaytonaNotFoundError:
+            break
+        assert time.monotonic() < deadline, "not auto-deleted"
+        time.sleep(0.5)
+    archived.delete()
+
+
+def test_an_ephemeral_sandbox_is_deleted_instead_of_stopped(scaled):
+    sb = scaled.create(CreateSandboxFromSnapshotParams(ephemeral=True, auto_stop_interval=1))
+    assert sb.auto_delete_interval == 0
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            scaled.get(sb.id)
+        except DaytonaNotFoundError:
+            return
+        assert time.monotonic() < deadline, "the ephemeral sandbox is still there"
+        time.sleep(0.5)
