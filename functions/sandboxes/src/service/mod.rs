@@ -12,6 +12,7 @@
 
 mod actions;
 mod create;
+pub mod network;
 mod queries;
 mod reports;
 
