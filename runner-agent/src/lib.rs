@@ -118,6 +118,7 @@ async fn isolate(
     network::setup(docker.client(), &cfg.network, &cfg.runner_id)
         .await
         .map_err(RunError::Network)?;
+    network::egress::install(docker.client().clone(), cfg.network.clone());
     let root_mount = sandbox_dir::secure_root(&cfg.data_dir.join(sandbox_dir::SANDBOXES_DIR))
         .map_err(RunError::Startup)?;
     tokio::spawn(network::reassert(

@@ -34,6 +34,7 @@
 //! that time). Agents sharing a host serialise the setup with a lock file.
 
 pub mod bridge;
+pub mod egress;
 pub mod firewall;
 
 use std::time::Duration;
@@ -140,12 +141,28 @@ pub async fn setup(
 
 /// Writes and checks the rules once (under the host lock).
 async fn assert_rules(docker: &Docker, settings: &NetworkSettings) -> Result<(), NetworkError> {
+    firewall_of(docker, settings).await?.apply().await
+}
+
+/// The bridge's rules with every sandbox's egress policy.
+async fn firewall_of(
+    docker: &Docker,
+    settings: &NetworkSettings,
+) -> Result<firewall::Firewall, NetworkError> {
     let subnets = bridge::local_subnets(docker).await?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    firewall::Firewall::new(&settings.bridge, subnets, settings.deny.clone())
-        .with_resolvers(firewall::resolvers(&resolv))
-        .apply()
-        .await
+    Ok(
+        firewall::Firewall::new(&settings.bridge, subnets, settings.deny.clone())
+            .with_resolvers(firewall::resolvers(&resolv))
+            .with_policies(egress::snapshot()),
+    )
+}
+
+/// Writes the rules (an egress policy changed): one `iptables-restore` transaction under the
+/// host lock, without the checks of the periodic re-assertion.
+pub async fn write_rules(docker: &Docker, settings: &NetworkSettings) -> Result<(), NetworkError> {
+    let _lock = HostLock::take().await?;
+    firewall_of(docker, settings).await?.write().await
 }
 
 /// Re-asserts the rules every `reassert_every` (runs until the agent stops).

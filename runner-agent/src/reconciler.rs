@@ -472,6 +472,7 @@ impl Reconciler {
         // Also a container of that name we may have left behind (a crash between create and
         // persist, a cancelled create or claim).
         self.runtime.remove(&format!("cove-sb-{id}")).await?;
+        apply::forget_egress(id).await;
         if let Some(rec) = &rec
             && rec.dir.starts_with(self.sandboxes_dir())
         {

@@ -146,6 +146,12 @@ pub struct CreateSandbox {
     pub network_allow_list: Option<String>,
     #[serde(default)]
     pub domain_allow_list: Option<String>,
+    /// Beyond Daytona: comma-separated IPv4 CIDRs the sandbox may never reach (at most 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_deny_list: Option<String>,
+    /// Beyond Daytona: domain patterns the sandbox may never reach (not enforced yet: refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_deny_list: Option<String>,
     #[serde(default)]
     pub outbound_proxy_url: Option<String>,
     #[serde(default)]

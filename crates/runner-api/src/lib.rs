@@ -30,7 +30,7 @@
 //! A spec with the generation already applied is a no-op that returns the current status; the
 //! generation being applied right now is joined (no restart); a lower generation is refused with
 //! 409 `STALE_GENERATION`; a higher one is applied (create if missing, then move toward
-//! `desiredState`). Only `desiredState` (and `stopTimeoutSecs`) may change after creation; a
+//! `desiredState`). Only `desiredState`, `egress` (and `stopTimeoutSecs`) may change after creation; a
 //! change of image, resources, env, volumes or network is refused with 409 `IMMUTABLE_FIELD`
 //! (destroy and re-create instead).
 //!
@@ -139,6 +139,10 @@ pub struct SandboxSpec {
     pub volumes: Vec<VolumeMount>,
     #[serde(default)]
     pub network: NetworkPolicy,
+    /// The sandbox's own egress rules on top of the isolation; unlike `network` it may change
+    /// from one generation to the next (applied to the running sandbox without a restart).
+    #[serde(default, skip_serializing_if = "EgressPolicy::is_open")]
+    pub egress: EgressPolicy,
     /// Grace period of a stop before SIGKILL; `0` stops by force. Default 10 s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout_secs: Option<u32>,
@@ -165,6 +169,7 @@ impl SandboxSpec {
             labels: BTreeMap::new(),
             volumes: Vec::new(),
             network: NetworkPolicy::Allow,
+            egress: EgressPolicy::default(),
             stop_timeout_secs: None,
             allow_warm_pool: None,
             image_auth: None,
@@ -252,6 +257,32 @@ pub enum NetworkPolicy {
     Allow,
     /// No network at all (`network_mode = none`); the toolbox still works over its unix socket.
     BlockAll,
+}
+
+/// A sandbox's egress policy (enforced by the agent in the sandbox's traffic path, on top of the
+/// isolation rules, which always win: other sandboxes, the host and link-local stay unreachable
+/// whatever the lists say). Entries are IPv4 CIDRs (`10.1.2.0/24`) or addresses; one the agent
+/// cannot parse or apply leaves the sandbox in `error` (and stopped), never open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EgressPolicy {
+    /// No egress at all (`networkBlockAll` turned on for a sandbox that has a network).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub block_all: bool,
+    /// When not empty: only these destinations (`networkAllowList`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
+    /// Never these destinations (`networkDenyList`; wins over `allow`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny: Vec<String>,
+}
+
+impl EgressPolicy {
+    /// No restriction beyond the isolation.
+    pub fn is_open(&self) -> bool {
+        !self.block_all && self.allow.is_empty() && self.deny.is_empty()
+    }
 }
 
 /// Observed state (Daytona's runner state strings).

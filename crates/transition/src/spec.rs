@@ -1,6 +1,6 @@
 //! The spec a sandbox's runner gets.
 
-use cove_runner_api::{DesiredState, NetworkPolicy, Resources, SandboxSpec};
+use cove_runner_api::{DesiredState, EgressPolicy, NetworkPolicy, Resources, SandboxSpec};
 use cove_store::sandboxes::{SandboxRecord, Transition};
 
 /// The spec of `rec` for transition `t`: its container's image (the snapshot, or the backup it
@@ -35,8 +35,23 @@ pub fn spec_of(rec: &SandboxRecord, t: &Transition, desired: DesiredState) -> Sa
     } else {
         NetworkPolicy::Allow
     };
+    s.egress = EgressPolicy {
+        block_all: false,
+        allow: cidrs(rec.network_allow_list.as_deref()),
+        deny: cidrs(rec.network_deny_list.as_deref()),
+    };
     s.stop_timeout_secs = (t.force && desired == DesiredState::Stopped).then_some(0);
     s
+}
+
+/// The entries of a comma-separated CIDR list (validated by the sandbox routes).
+fn cidrs(list: Option<&str>) -> Vec<String> {
+    list.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -62,6 +77,12 @@ mod tests {
             (s.resources.memory_mib, s.stop_timeout_secs),
             (Some(2048), Some(0))
         );
+        assert!(s.egress.is_open());
+        rec.network_allow_list = Some("10.0.0.0/8, 192.0.2.1".into());
+        rec.network_deny_list = Some("10.9.0.0/16".into());
+        let s = spec_of(&rec, &t, DesiredState::Stopped);
+        assert_eq!(s.egress.allow, ["10.0.0.0/8", "192.0.2.1"]);
+        assert_eq!(s.egress.deny, ["10.9.0.0/16"]);
         rec.container_image = Some("cove-backup/abc:1".into());
         let s = spec_of(&rec, &t, DesiredState::Started);
         assert_eq!(

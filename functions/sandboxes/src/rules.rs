@@ -21,6 +21,7 @@ pub struct CreatePlan {
     pub public: bool,
     pub network_block_all: bool,
     pub network_allow_list: Option<String>,
+    pub network_deny_list: Option<String>,
     pub domain_allow_list: Option<String>,
     pub target: String,
     pub cpu: i64,
@@ -171,11 +172,13 @@ pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<Creat
         None | Some("") => "us".to_owned(),
         Some(t) => t.to_owned(),
     };
-    if let Some(list) = &body.network_allow_list
-        && list.split(',').filter(|s| !s.trim().is_empty()).count() > 5
-    {
-        return Err(bad("networkAllowList may hold at most 5 CIDRs"));
-    }
+    let net = crate::service::network::validate(crate::service::network::NetworkFields {
+        block_all: body.network_block_all,
+        allow_list: body.network_allow_list.as_deref(),
+        deny_list: body.network_deny_list.as_deref(),
+        domain_allow_list: body.domain_allow_list.as_deref(),
+        domain_deny_list: body.domain_deny_list.as_deref(),
+    })?;
     Ok(CreatePlan {
         name: body.name.clone(),
         snapshot,
@@ -183,8 +186,9 @@ pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<Creat
         env: body.env.clone().unwrap_or_default(),
         labels: body.labels.clone().unwrap_or_default(),
         public: body.public.unwrap_or(false),
-        network_block_all: body.network_block_all.unwrap_or(false),
-        network_allow_list: body.network_allow_list.clone(),
+        network_block_all: net.block_all,
+        network_allow_list: net.allow_list,
+        network_deny_list: net.deny_list,
         domain_allow_list: body.domain_allow_list.clone(),
         target,
         cpu: body.cpu.unwrap_or(1),

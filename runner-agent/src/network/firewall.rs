@@ -43,6 +43,8 @@ pub struct Firewall {
     /// The host's DNS servers: Docker's embedded DNS forwards to them from the sandbox's
     /// network namespace, so their port 53 stays open even when local or link-local.
     resolvers: Vec<std::net::Ipv4Addr>,
+    /// The sandboxes' own egress policies (`egress`).
+    policies: Vec<super::egress::Entry>,
 }
 
 impl Firewall {
@@ -52,7 +54,40 @@ impl Firewall {
             subnets,
             deny,
             resolvers: Vec::new(),
+            policies: Vec::new(),
         }
+    }
+
+    /// Adds the sandboxes' egress policies (one chain each, see `egress`).
+    pub fn with_policies(mut self, policies: Vec<super::egress::Entry>) -> Self {
+        self.policies = policies;
+        self
+    }
+
+    /// Jumps from the forward chain (after the isolation rules) and the policy chains.
+    fn policy_rules(&self) -> Vec<Rule> {
+        let fwd = self.forward_chain();
+        let mut rules = Vec::new();
+        for e in &self.policies {
+            let src = format!("{}/32", e.ip);
+            rules.push(Rule::new(&fwd, &["-s", &src, "-j", &e.chain]));
+        }
+        for e in &self.policies {
+            rules.extend(policy_chain(e));
+        }
+        rules
+    }
+
+    /// `-N CS-<bridge>-` names of policy chains this firewall does not declare.
+    fn stale_chains(&self, listing: &str) -> Vec<String> {
+        let prefix = format!("CS-{}-", self.bridge);
+        listing
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("-N "))
+            .filter(|c| c.starts_with(&prefix) && c.len() == prefix.len() + 8)
+            .filter(|c| !self.policies.iter().any(|e| e.chain == *c))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Keeps DNS (port 53) to `resolvers` open.
@@ -125,6 +160,7 @@ impl Firewall {
         for net in &nets {
             rules.push(reject(&fwd, vec!["-d", net]));
         }
+        rules.extend(self.policy_rules());
         rules
     }
 
@@ -143,7 +179,11 @@ impl Firewall {
     /// chains are replaced in one transaction and nothing else is touched.
     pub fn restore_input(&self) -> String {
         let mut s = String::from("*filter\n");
-        for chain in [self.input_chain(), self.forward_chain()] {
+        let policy_chains = self.policies.iter().map(|e| e.chain.clone());
+        for chain in [self.input_chain(), self.forward_chain()]
+            .into_iter()
+            .chain(policy_chains)
+        {
             s.push_str(&format!(":{chain} - [0:0]\n"));
         }
         for rule in self.rules() {
@@ -157,7 +197,7 @@ impl Firewall {
     /// Writes the chains, keeps each jump exactly once, checks every rule, and sets the
     /// bridge's kernel settings.
     pub async fn apply(&self) -> Result<(), NetworkError> {
-        restore(&self.restore_input()).await?;
+        self.write().await?;
         let parent = if iptables(&["-S", "DOCKER-USER"]).await.is_ok() {
             "DOCKER-USER"
         } else {
@@ -177,6 +217,23 @@ impl Firewall {
         self.kernel_settings()
     }
 
+    /// Replaces the chains in one transaction, then empties and deletes the policy chains of
+    /// sandboxes that have none any more (nothing jumps to them after the write).
+    pub async fn write(&self) -> Result<(), NetworkError> {
+        restore(&self.restore_input()).await?;
+        let listing = iptables(&["-S"]).await?;
+        for chain in self.stale_chains(&listing) {
+            let deleted = match iptables(&["-F", &chain]).await {
+                Ok(_) => iptables(&["-X", &chain]).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = deleted {
+                tracing::warn!(%chain, error = %e, "could not delete a stale egress chain");
+            }
+        }
+        Ok(())
+    }
+
     fn kernel_settings(&self) -> Result<(), NetworkError> {
         let v6 = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", self.bridge);
         if std::path::Path::new(&v6).exists() {
@@ -184,6 +241,37 @@ impl Firewall {
         }
         ensure_sysctl("/proc/sys/net/bridge/bridge-nf-call-iptables", "1")
     }
+}
+
+/// The rules of one sandbox's policy chain.
+fn policy_chain(e: &super::egress::Entry) -> Vec<Rule> {
+    let c = e.chain.as_str();
+    let refuse = |dst: Option<&str>| {
+        let d: Vec<&str> = dst.map(|d| vec!["-d", d]).unwrap_or_default();
+        let mut tcp = d.clone();
+        tcp.extend(["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"]);
+        let mut any = d;
+        any.extend(REJECT);
+        [Rule::new(c, &tcp), Rule::new(c, &any)]
+    };
+    // Replies of connections opened towards the sandbox (the host's, published ports).
+    let mut rules = vec![Rule::new(
+        c,
+        &["-m", "conntrack", "--ctdir", "REPLY", "-j", "RETURN"],
+    )];
+    let p = &e.policy;
+    for net in &p.deny {
+        rules.extend(refuse(Some(&net.to_string())));
+    }
+    if p.block_all {
+        rules.extend(refuse(None));
+    } else if !p.allow.is_empty() {
+        for net in &p.allow {
+            rules.push(Rule::new(c, &["-d", &net.to_string(), "-j", "RETURN"]));
+        }
+        rules.extend(refuse(None));
+    }
+    rules
 }
 
 /// IPv4 `nameserver`s of a resolv.conf, loopback ones left out (Docker does not use them).

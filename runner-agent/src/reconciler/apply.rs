@@ -582,6 +582,7 @@ impl Reconciler {
                     let t = spec.stop_timeout_secs.unwrap_or(DEFAULT_STOP_SECS);
                     self.runtime.stop(&rec.container_id, t).await?;
                 }
+                forget_egress(&rec.id).await;
                 rec.state = SandboxState::Stopped;
             }
         }
@@ -596,10 +597,38 @@ impl Reconciler {
             let _ = std::fs::remove_file(rec.dir.join(SOCKET_NAME));
             self.runtime.start(&rec.container_id).await?;
         }
+        self.enforce_egress(rec).await?;
         if !running || rec.daemon_version.is_none() {
             rec.daemon_version = self.wait_toolbox(&rec.dir, &rec.container_id).await?;
         }
         rec.state = SandboxState::Started;
         Ok(())
+    }
+
+    /// Applies the spec's egress policy to the running container (`network::egress`). A policy
+    /// that cannot be applied stops the sandbox: it is never left running unrestricted.
+    pub(super) async fn enforce_egress(&self, rec: &Record) -> Result<()> {
+        let policy = rec
+            .spec
+            .as_ref()
+            .map(|s| s.egress.clone())
+            .unwrap_or_default();
+        let Err(e) = crate::network::egress::set(&rec.id, &rec.container_id, &policy).await else {
+            return Ok(());
+        };
+        tracing::error!(sandbox = %rec.id, error = %e, "the egress policy cannot be applied; stopping the sandbox");
+        forget_egress(&rec.id).await;
+        self.runtime.stop(&rec.container_id, 0).await?;
+        Err(AgentError::Conflict {
+            code: "EGRESS_POLICY",
+            message: format!("the egress policy cannot be applied: {e}"),
+        })
+    }
+}
+
+/// Drops a sandbox's egress policy (stopped or destroyed: its address may go to another one).
+pub(super) async fn forget_egress(id: &str) {
+    if let Err(e) = crate::network::egress::forget(id).await {
+        tracing::error!(sandbox = %id, error = %e, "removing the egress policy failed");
     }
 }

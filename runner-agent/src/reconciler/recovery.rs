@@ -97,6 +97,10 @@ impl Reconciler {
                 crate::toolbox::probe(&rec.dir.join(SOCKET_NAME), &rec.container_id)
                     .await
                     .ok();
+            if let Err(e) = self.enforce_egress(&rec).await {
+                rec.state = SandboxState::Error;
+                rec.error = Some(e.external_message());
+            }
         }
         rec
     }

@@ -129,6 +129,9 @@ pub struct SandboxRecord {
     pub network_block_all: bool,
     #[serde(default)]
     pub network_allow_list: Option<String>,
+    /// Comma-separated CIDRs the sandbox may never reach (beyond Daytona).
+    #[serde(default)]
+    pub network_deny_list: Option<String>,
     #[serde(default)]
     pub domain_allow_list: Option<String>,
     /// Region id, default `us`.
@@ -221,6 +224,7 @@ impl SandboxRecord {
             public: false,
             network_block_all: false,
             network_allow_list: None,
+            network_deny_list: None,
             domain_allow_list: None,
             target: crate::runners::DEFAULT_REGION.into(),
             cpu: 1,

@@ -90,6 +90,7 @@ fn new_record(
     rec.public = plan.public;
     rec.network_block_all = plan.network_block_all;
     rec.network_allow_list = plan.network_allow_list;
+    rec.network_deny_list = plan.network_deny_list;
     rec.domain_allow_list = plan.domain_allow_list;
     rec.target = plan.target;
     rec.cpu = plan.cpu;

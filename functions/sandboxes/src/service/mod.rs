@@ -12,6 +12,7 @@
 
 mod actions;
 mod create;
+pub mod network;
 mod preview;
 mod queries;
 mod reports;
