@@ -531,7 +531,7 @@ impl Reconciler {
         if rec.state != SandboxState::Started {
             return Err(AgentError::Conflict {
                 code: "SANDBOX_NOT_STARTED",
-                message: format!("sandbox {id} is not started"),
+                message: format!("Sandbox {id} is not running"),
             });
         }
         let mut env_overlay = rec.env_overlay.clone();

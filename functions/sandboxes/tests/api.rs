@@ -1038,6 +1038,16 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
         "/api/sandbox/{sandboxIdOrName}/ports/{port}/preview-url",
         None,
     ),
+    (
+        "GET",
+        "/api/sandbox/{sandboxIdOrName}/ports/{port}/signed-preview-url",
+        None,
+    ),
+    (
+        "POST",
+        "/api/sandbox/{sandboxIdOrName}/ports/{port}/signed-preview-url/{token}/expire",
+        None,
+    ),
     ("GET", "/api/sandbox/{sandboxId}/toolbox-proxy-url", None),
     ("GET", "/api/sandbox/{sandboxIdOrName}/build-logs", None),
     ("POST", "/api/sandbox/{sandboxId}/last-activity", Some("{}")),
@@ -1115,7 +1125,8 @@ async fn cross_tenant_requests_leak_nothing() {
                     .replace("{sandboxId}", target)
                     .replace("{isPublic}", "true")
                     .replace("{interval}", "1")
-                    .replace("{port}", "3000");
+                    .replace("{port}", "3000")
+                    .replace("{token}", "anytoken");
                 let body = body.map(|b| serde_json::from_str::<Value>(b).unwrap());
                 let (s, v) = f.call(method, &path, &mallory, body).await;
                 let expected: &[u16] = if path.ends_with("/state") {

@@ -2,8 +2,10 @@
 //! (`cove_store::preview_tokens`) until it expires or is expired early.
 
 use cove_api_types::ApiError;
+use cove_api_types::permissions::Permission;
 use cove_api_types::preview::{SIGNED_URL_DEFAULT_SECS, SIGNED_URL_MAX_SECS, SignedPortPreviewUrl};
 use cove_edge::store_error::IntoApi;
+use cove_edge::{Action, authorize};
 use cove_store::preview_tokens::PreviewTokenRecord;
 
 use super::{Call, find};
@@ -60,6 +62,8 @@ pub async fn expire_signed_preview_url(
     port: &str,
     token: &str,
 ) -> Result<(), ApiError> {
+    // Expiring changes state: `write:sandboxes`, like the other sandbox actions.
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
     let port = parse_port(port)?;
     let rec = find(call, id_or_name).await?;
     let missing = || ApiError::not_found("Signed preview URL not found");
