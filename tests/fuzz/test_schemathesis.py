@@ -51,6 +51,10 @@ def cove():
         c.stop()
 
 
+# An internal error of hypothesis's lambda-source inspection, unrelated to the API under test.
+HYPOTHESIS_CRASH = "AST constructor recursion depth mismatch"
+
+
 def run(cove, token, *filters):
     cmd = [
         schemathesis_bin(), "run", str(ROOT / "openapi/control-plane.json"),
@@ -68,6 +72,11 @@ def run(cove, token, *filters):
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
     text = out.stdout + out.stderr
+    if out.returncode != 0 and "FAILURES" not in text and HYPOTHESIS_CRASH in text:
+        # The fuzzer itself crashed (a CPython/hypothesis race in its own source inspection,
+        # seen with --workers 2), not a check against cove: run the pass once more.
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+        text = out.stdout + out.stderr
     # The details of failed checks and of errors (a request that failed in the client) are in
     # their own sections; the summary comes last.
     sections = [text[i:i + 15000] for i in (text.find("FAILURES"), text.find("ERRORS")) if i >= 0]
