@@ -9,7 +9,8 @@ cargo build --quiet --release --workspace --exclude cove-toolbox --bins
 "$COVE_ROOT/target/release/cove-bench" --seconds "${COVE_BENCH_SECONDS:-5}" --concurrency 16
 
 # The lifecycle sweep over 10,000 sandboxes of which 100 are due: time and DynamoDB requests.
-cargo test --quiet --release -p lifecycle --test sweep_bench -- --ignored --nocapture
+# Same package selection as scripts/test.sh (no rebuild with other features).
+cargo test --quiet --release --workspace --exclude cove-toolbox --test sweep_bench -- --ignored --nocapture
 
 # The full SDK path: HTTP → cove → function → runner agent (Docker) → toolbox daemon (~60 s).
 # Needs the components and the daemon (no-ops after scripts/test.sh) and a Docker engine.
