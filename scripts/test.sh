@@ -7,20 +7,41 @@ source "$(dirname "$0")/lib.sh"
 cd "$COVE_ROOT"
 trap stage_summary EXIT
 
-stage "set-up (apt, rust targets, venv, dockerd)"
-
+stage "set-up: rust targets (the rest runs in the background while the code compiles)"
 ensure_rust_targets
-ensure_apt git curl python3-venv python3-pylsp python3-setuptools iproute2 iptables util-linux ca-certificates debootstrap rclone fuse3
-ensure_registry
-ensure_venv
-"$COVE_ROOT/scripts/docker.sh"
+# Packages, the Python venv, dockerd, the sandbox base image and DynamoDB Local need the network
+# and the disk more than the CPU: they are prepared while cargo compiles, and waited for before
+# the first test runs.
+PREP_LOG="$COVE_ROOT/target/prep.log"
+mkdir -p "$COVE_ROOT/target"
+(
+    set -euo pipefail
+    ensure_apt git curl python3-venv python3-pylsp python3-setuptools iproute2 iptables util-linux ca-certificates debootstrap rclone fuse3
+    ensure_registry
+    ensure_venv
+    "$COVE_ROOT/scripts/docker.sh"
+    bash "$COVE_ROOT/tests/images/build-base.sh" >/dev/null
+    ensure_dynamodb_local >/dev/null
+) >"$PREP_LOG" 2>&1 &
+PREP_PID=$!
+export COVE_PYTHON="$COVE_CACHE/venv/bin/python"
+wait_prep() {
+    [ -n "${PREP_PID:-}" ] || return 0
+    if ! wait "$PREP_PID"; then
+        cat "$PREP_LOG" >&2
+        echo "set-up failed (log above: $PREP_LOG)" >&2
+        exit 1
+    fi
+    PREP_PID=""
+}
 # One compile cache of the wasm components for every `cove` the tests start: each one would
 # otherwise compile every component again (~6 s each) in its own data directory. Emptied per run.
 export COVE_COMPILE_CACHE="$COVE_ROOT/target/compile-cache"
 rm -rf "$COVE_COMPILE_CACHE" && mkdir -p "$COVE_COMPILE_CACHE"
 
-stage "cargo fmt --check"
+stage "cargo fmt --check; every test file in its package's test binary"
 cargo fmt --all --check
+"$COVE_ROOT/scripts/check-tests.sh"
 
 stage "cargo clippy (release profile: shares build scripts and proc macros with the build)"
 cargo clippy --release --workspace --all-targets --quiet -- -D warnings
@@ -29,12 +50,21 @@ stage "wasm components"
 mapfile -t wasm < <(wasm_packages)
 cargo build --quiet --target wasm32-wasip2 --profile wasm "${wasm[@]}"
 
-stage "toolbox daemon (musl)"
+stage "toolbox daemon (musl): build"
 cargo build --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox
+cargo test --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox --no-run
+
+stage "native binaries and test binaries: build"
+cargo build --quiet --release --workspace --exclude cove-toolbox --bins
+cargo test --quiet --release --workspace --exclude cove-toolbox --no-run
+
+stage "waiting for the set-up (apt, venv, dockerd, base image)"
+wait_prep
+
+stage "toolbox daemon (musl): tests"
 cargo test --release --target x86_64-unknown-linux-musl -p cove-toolbox
 
 stage "native tests (dynoxide, Docker)"
-cargo build --quiet --release --workspace --exclude cove-toolbox --bins
 cargo test --release --workspace --exclude cove-toolbox --no-fail-fast
 
 stage "store suite against AWS DynamoDB Local"

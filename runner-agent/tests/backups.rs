@@ -3,7 +3,7 @@
 //! organization's backup refused, snapshot lists without backups or stray tags, and exactly one
 //! toolbox daemon after three backup → restore cycles.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

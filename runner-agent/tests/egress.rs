@@ -6,7 +6,7 @@
 //! `error`, and a destroyed sandbox's chain goes. The "internet" is two addresses the test puts
 //! in its own network namespace; no traffic goes anywhere else.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! backup/restore, toolbox upload + exec + session, crash → reported state, hang → bounded,
 //! idle relays, bounded shutdown, heartbeat back-off.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! control-plane suite drives — pull/build/push, a failing build, a failing pull, joins, the
 //! deadline, logs (followed), the heartbeat's snapshot list, delete, and the tenant check.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

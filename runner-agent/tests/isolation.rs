@@ -4,7 +4,7 @@
 //! 0700 and owned by the sandbox's user, each sandbox sees only its own, and the toolbox keeps
 //! working (warm-pool and cold sandboxes alike).
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! Sandbox lifecycle against the real Docker engine: create → started → exec → stop (force) →
 //! start → destroy, limits checked from inside, hardening, network policy, backup, auth.
 
-mod common;
+use crate::common;
 
 use common::{Agent, TOKEN, sid};
 use cove_runner_api::{BackupRequest, DesiredState, NetworkPolicy, SandboxState};

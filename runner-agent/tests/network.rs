@@ -4,7 +4,7 @@
 //! non-local address) is reachable, and the host still reaches sandbox ports. The agent uses a
 //! network and bridge of its own; the guards remove them, their rules and the namespace by name.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};

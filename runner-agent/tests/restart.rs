@@ -1,7 +1,7 @@
 //! Warm pool claims, and restart safety: kill -9 the agent while 3 sandboxes run, restart it
 //! over the same data dir, and every sandbox still reports `started` and answers toolbox calls.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,8 +2,8 @@
 //! upstream one behind basic auth and the "internal" one), an s3s-fs server holding build
 //! contexts, and `cove-runner` processes.
 
-mod common;
-mod support;
+use crate::common;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! Every toolbox route end to end through the agent's API (agent process → unix socket → daemon
 //! in a real container), plus bad input.
 
-mod common;
+use crate::common;
 
 use common::{Agent, sid};
 use futures::{SinkExt, StreamExt};

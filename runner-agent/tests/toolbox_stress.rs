@@ -3,7 +3,7 @@
 //! `COVE_STRESS_SECS` seconds (default 60). Every answer must be below 500 and every uploaded
 //! file must read back byte-equal. Prints the figures.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

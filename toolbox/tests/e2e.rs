@@ -1,6 +1,6 @@
 //! End-to-end tests: the static daemon over its unix socket, jailed in a temp dir.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! The daemon stays up: huge outputs are bounded, JSON bodies are limited (uploads are not), and
 //! its log stays clean (no colours, no ERROR per request, escaped user input).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

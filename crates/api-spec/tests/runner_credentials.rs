@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use crate::support;
 
 use cove_testkit::api::{Api, Call};
 use cove_testkit::org::{self, User};

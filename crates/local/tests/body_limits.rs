@@ -3,7 +3,7 @@
 //! lifts it; a flood of 200 MB bodies leaves cove's memory where it was.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! past which connections wait (in the listen backlog) instead of being served.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

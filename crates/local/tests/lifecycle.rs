@@ -1,7 +1,7 @@
 //! Start-up and restart: bootstrap output, the compile cache, admin key rotation, shutdown.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! Request timeouts (epoch interruption), memory limits, instance reuse.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -5,7 +5,7 @@
 //! reaches everything; the registry process ends with cove.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::{Cove, Start, manifest};

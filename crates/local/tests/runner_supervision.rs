@@ -3,7 +3,7 @@
 //! still stops the new agent by PID. Uses the real `cove-runner` and Docker.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! Routing, private components, outbound allow-lists, variables, WASIp2, guest logs.
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{Backend, Cove, Start, get, manifest};
 

@@ -155,7 +155,7 @@ pub async fn migrate(docker: &Docker, network: &str, runner_id: &str) -> Result<
         let (Some(id), false) = (c.id, mode == "none" || nets.iter().any(|n| n == network)) else {
             continue;
         };
-        docker
+        let connect = docker
             .connect_network(
                 network,
                 NetworkConnectRequest {
@@ -163,17 +163,23 @@ pub async fn migrate(docker: &Docker, network: &str, runner_id: &str) -> Result<
                     endpoint_config: None,
                 },
             )
-            .await
-            .map_err(engine("connect a container to the sandbox network"))?;
+            .await;
+        match connect {
+            Ok(()) => {}
+            // Removed since the listing (a destroy racing the agent's start): nothing to move.
+            Err(e) if status_is(&e, 404) => continue,
+            Err(e) => return Err(engine("connect a container to the sandbox network")(e)),
+        }
         for old in &nets {
             let req = NetworkDisconnectRequest {
                 container: id.clone(),
                 force: Some(true),
             };
-            docker
-                .disconnect_network(old, req)
-                .await
-                .map_err(engine("disconnect a container from its old network"))?;
+            match docker.disconnect_network(old, req).await {
+                Ok(()) => {}
+                Err(e) if status_is(&e, 404) => {}
+                Err(e) => return Err(engine("disconnect a container from its old network")(e)),
+            }
         }
         tracing::info!(container = %id, from = ?nets, to = network, "moved a sandbox onto the sandbox network");
     }

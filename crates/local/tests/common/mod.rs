@@ -96,7 +96,9 @@ impl Cove {
     fn spawn(mut command: Command) -> Cove {
         let mut proc = Proc::spawn("cove up", &mut command, &Stderr::Echo).unwrap();
         let lines = proc
-            .wait_for_line("cove ready", Duration::from_secs(60), |l| l == "cove ready")
+            .wait_for_line("cove ready", Duration::from_secs(180), |l| {
+                l == "cove ready"
+            })
             .unwrap_or_else(|e| panic!("{e}"));
         let url = lines
             .iter()

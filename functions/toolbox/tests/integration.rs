@@ -1,0 +1,12 @@
+//! Every integration test of this package in one binary (one link, one copy of the shared
+//! generics instead of one per file): each `tests/*.rs` file is a module here.
+//! `scripts/check-tests.sh` fails when a file under `tests/` is missing from this list.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+#[path = "proxy.rs"]
+mod proxy;
+#[path = "through_cove.rs"]
+mod through_cove;
