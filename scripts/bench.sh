@@ -23,6 +23,10 @@ if docker info >/dev/null 2>&1; then
     # Snapshots through the API: build → active, content-addressed hit, create → first exec
     # from a custom snapshot without a warm pool, propagation to a second runner (~60 s).
     "$COVE_ROOT/target/release/cove-snapshot-api-bench" --runs "${COVE_SNAPSHOT_BENCH_RUNS:-3}"
+    # cove-proxy: exec through the proxy vs straight to the agent, a preview GET vs straight to
+    # the sandbox's port, the proxy's RSS with 1,000 preview websockets open (~40 s).
+    "$COVE_ROOT/target/release/cove-proxy-bench" --seconds "${COVE_PROXY_BENCH_SECONDS:-3}" \
+        --websockets "${COVE_PROXY_BENCH_WEBSOCKETS:-1000}"
 else
     echo "cove-sandbox-bench skipped: no Docker engine answers (scripts/docker.sh starts one)" >&2
 fi

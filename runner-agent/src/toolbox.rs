@@ -254,16 +254,8 @@ pub async fn wait_ready(
     }
 }
 
-/// Headers that are about one hop and never forwarded as such.
-const HOP_BY_HOP: [&str; 7] = [
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-];
+// Headers that are about one hop and never forwarded as such: the daemon's list.
+use cove_toolbox::ports::HOP_BY_HOP;
 
 fn is_upgrade(headers: &HeaderMap) -> bool {
     headers
@@ -337,12 +329,8 @@ pub async fn forward(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upstream = hyper::upgrade::on(&mut resp);
         if let Some(client) = client_upgrade {
-            tokio::spawn(async move {
-                let (Ok(up), Ok(down)) = (upstream.await, client.await) else {
-                    return;
-                };
-                let (up, down) = (TokioIo::new(up), TokioIo::new(down));
-                let _ = crate::relay::copy_idle(down, up, crate::relay::idle_timeout()).await;
+            cove_toolbox::ports::relay_upgrade(upstream, client, |down, up| {
+                crate::relay::copy_idle(down, up, crate::relay::idle_timeout())
             });
         }
         let (parts, _) = resp.into_parts();

@@ -67,9 +67,11 @@ def serve_files(sandbox, session):
     sandbox.fs.create_folder("/tmp/www", "755")
     sandbox.fs.upload_file(b"hello from the sandbox\n", "/tmp/www/index.txt")
     sandbox.fs.upload_file(WS_SERVER.encode(), "/tmp/ws_echo.py")
-    sandbox.process.create_session(session)
-    for cmd in ["cd /tmp/www && python3 -m http.server 8080", "python3 /tmp/ws_echo.py"]:
-        sandbox.process.execute_session_command(session, SessionExecuteRequest(command=cmd, run_async=True))
+    # One session per server: a session runs its commands one after the other, so a second
+    # server in the same session would wait for the first to exit.
+    for name, cmd in [(session, "cd /tmp/www && python3 -m http.server 8080"), (session + "-ws", "python3 /tmp/ws_echo.py")]:
+        sandbox.process.create_session(name)
+        sandbox.process.execute_session_command(name, SessionExecuteRequest(command=cmd, run_async=True))
 
 
 def wait_serving(cove, sandbox, token):
@@ -149,29 +151,86 @@ def test_signed_url_until_it_expires(served, cove):
     until(lambda: fetch(cove, other.url + "/index.txt").status_code == 401, 8)
 
 
-@pytest.mark.xfail(reason="websocket upgrade through proxy -> agent -> daemon port forward fails; not yet diagnosed", strict=False)
 def test_websocket_echo(served, cove):
     import websocket
 
     link = served.get_preview_link(8765)
     p = proxy_of(cove)
     host = urllib.parse.urlsplit(link.url).netloc
-    ws = websocket.create_connection(f"ws://{p.hostname}:{p.port}/", host=host,
-                                     header=[f"X-Daytona-Preview-Token: {link.token}"], timeout=20)
-    for msg in ["hello", "x" * 5000]:
+    # Without credentials the upgrade is refused like any request.
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(f"ws://{p.hostname}:{p.port}/", host=host, timeout=20)
+    assert refused.value.status_code == 401
+    deadline = time.monotonic() + 15
+    while True:  # the echo server may still be starting (502 until it listens)
+        try:
+            ws = websocket.create_connection(f"ws://{p.hostname}:{p.port}/", host=host,
+                                             header=[f"X-Daytona-Preview-Token: {link.token}"], timeout=20)
+            break
+        except websocket.WebSocketBadStatusException as e:
+            if e.status_code != 502 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+    for msg in ["hello", "x" * 5000, "é" * 3000]:
         ws.send(msg)
         assert ws.recv() == msg
     ws.close()
+
+
+def test_session_log_follow_through_the_proxy(served, cove):
+    """The SDK's `get_session_command_logs_async` (httpx_ws + its stdout/stderr demux), sent to
+    the proxy's `/toolbox/{id}/...` as the sandbox's toolboxProxyUrl would be with
+    `--toolbox-via-proxy`: the lines arrive while the command runs, and the stream ends with it."""
+    import asyncio
+
+    import httpx
+    import httpx_ws
+    from daytona._utils.stream import std_demux_stream_httpx_ws
+
+    sid = "follow"
+    served.process.create_session(sid)
+    cmd = served.process.execute_session_command(sid, SessionExecuteRequest(
+        command="for i in 1 2 3; do echo line-$i; sleep 0.3; done; echo oops >&2", run_async=True))
+    p = proxy_of(cove)
+    url = f"ws://{p.hostname}:{p.port}/toolbox/{served.id}/process/session/{sid}/command/{cmd.cmd_id}/logs?follow=true"
+    out, err = [], []
+    start = time.monotonic()
+    with httpx.Client(headers={"Authorization": f"Bearer {cove.api_key}"}, timeout=30) as client:
+        with httpx_ws.connect_ws(url, client) as ws:
+            asyncio.run(std_demux_stream_httpx_ws(ws, out.append, err.append))
+    took = time.monotonic() - start
+    assert "".join(out).split() == ["line-1", "line-2", "line-3"], out
+    assert "".join(err).strip() == "oops", err
+    assert took < 20, f"the follow stream did not end with the command ({took:.1f} s)"
+    # Without credentials the proxy refuses the upgrade.
+    with httpx.Client(timeout=30) as client:
+        with pytest.raises(httpx_ws.WebSocketUpgradeError) as refused:
+            with httpx_ws.connect_ws(url, client):
+                pass
+    assert refused.value.response.status_code == 401
 
 
 def test_bad_input(served, cove):
     link = served.get_preview_link(8080)
     tok = {"X-Daytona-Preview-Token": link.token}
     base = urllib.parse.urlsplit(link.url).netloc.split("-", 1)[1]
-    for port in ["0", "65536", "http"]:
-        r = fetch(cove, f"http://{port}-{base}/", tok)
-        assert r.status_code == 400, (port, r.text)
-    assert fetch(cove, f"http://8080-not-a-sandbox.{base.split('.', 1)[1]}/", tok).status_code == 401
+    domain = base.split(".", 1)[1]
+    # Ports outside 1..=65535 or not a number: 400 with the reason, before any credential check.
+    for port in ["0", "65536", "http", "-1", "8080x"]:
+        for headers in (tok, {}):
+            r = fetch(cove, f"http://{port}-{base}/", headers)
+            assert r.status_code == 400 and "port" in r.json()["message"].lower(), (port, r.text)
+    # Malformed preview hosts: no port label, no id, a nested label.
+    for host in [f"8080.{domain}", f"8080-.{domain}", f"a.8080-{base}", f"-{base}"]:
+        r = fetch(cove, f"http://{host}/", tok)
+        assert r.status_code == 400, (host, r.status_code, r.text)
+    # An unknown sandbox: refused like a private one (existence never leaks), with any credential.
+    for headers in (tok, {"Authorization": f"Bearer {cove.api_key}"}, {}):
+        r = fetch(cove, f"http://8080-not-a-sandbox.{domain}/", headers)
+        assert r.status_code in (401, 404), (headers, r.status_code, r.text)
+    # Another host on the proxy's address: its own routes, a clear 404.
+    r = fetch(cove, "http://example.invalid/anything")
+    assert r.status_code == 404 and "previews are served on" in r.json()["message"], r.text
     # Nothing listens on 8099: 502 with a clear message.
     r = fetch(cove, served.get_preview_link(8099).url + "/", tok)
     assert r.status_code == 502 and "8099" in r.text, r.text

@@ -18,20 +18,41 @@ use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Headers about one hop only.
-const HOP_BY_HOP: [&str; 6] = [
+/// Headers about one hop only, never forwarded as such (`connection` and `upgrade` are left to
+/// the caller: they stay on an upgrade). The runner agent's toolbox forward uses this list too.
+pub const HOP_BY_HOP: [&str; 7] = [
     "keep-alive",
     "proxy-connection",
     "proxy-authenticate",
     "proxy-authorization",
     "te",
     "trailer",
+    "transfer-encoding",
 ];
+
+/// Once both halves of an HTTP/1.1 upgrade are done (the server's `101` and the client's
+/// connection), relays bytes between them with `relay(client, server)`, in the background.
+/// Used here and by the runner agent's toolbox forward (which relays with an idle timeout).
+pub fn relay_upgrade<F, Fut>(server: OnUpgrade, client: OnUpgrade, relay: F)
+where
+    F: FnOnce(TokioIo<Upgraded>, TokioIo<Upgraded>) -> Fut + Send + 'static,
+    Fut: Future<Output = std::io::Result<()>> + Send,
+{
+    tokio::spawn(async move {
+        let (Ok(up), Ok(down)) = (server.await, client.await) else {
+            return;
+        };
+        if let Err(e) = relay(TokioIo::new(down), TokioIo::new(up)).await {
+            tracing::debug!(error = %e, "upgraded connection ended");
+        }
+    });
+}
 
 /// The forwarding routes (no state).
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
@@ -134,14 +155,15 @@ async fn forward(port: &str, path: &str, mut req: Request) -> Response {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client) = client_upgrade
     {
-        let upstream = hyper::upgrade::on(&mut resp);
-        tokio::spawn(async move {
-            let (Ok(up), Ok(down)) = (upstream.await, client.await) else {
-                return;
-            };
-            let (mut up, mut down) = (TokioIo::new(up), TokioIo::new(down));
-            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-        });
+        relay_upgrade(
+            hyper::upgrade::on(&mut resp),
+            client,
+            |mut down, mut up| async move {
+                tokio::io::copy_bidirectional(&mut down, &mut up)
+                    .await
+                    .map(|_| ())
+            },
+        );
         let (parts, _) = resp.into_parts();
         return Response::from_parts(parts, Body::empty());
     }
@@ -200,5 +222,47 @@ mod tests {
         assert!(body.contains(&format!("port {port}")), "{body}");
         assert_eq!(send("/proxy/0/").await.0, StatusCode::BAD_REQUEST);
         assert_eq!(send("/proxy/70000/x").await.0, StatusCode::BAD_REQUEST);
+    }
+
+    /// A websocket echo server on a loopback port: `(port, its task)`.
+    async fn ws_echo_server() -> (u16, tokio::task::JoinHandle<()>) {
+        use futures::{SinkExt, StreamExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async(s).await.unwrap();
+            while let Some(Ok(msg)) = ws.next().await {
+                if msg.is_close() {
+                    break;
+                }
+                ws.send(msg).await.unwrap();
+            }
+        });
+        (port, task)
+    }
+
+    #[tokio::test]
+    async fn relays_a_websocket_to_the_port() {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+        let (port, server) = ws_echo_server().await;
+        let daemon = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = daemon.local_addr().unwrap();
+        let app: Router = router();
+        tokio::spawn(async move { axum::serve(daemon, app).await });
+        let url = format!("ws://{addr}/proxy/{port}/echo?x=1");
+        let (mut ws, resp) = tokio_tungstenite::connect_async(url).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+        for msg in ["hello".to_owned(), "x".repeat(70_000)] {
+            ws.send(Message::text(msg.clone())).await.unwrap();
+            let back = ws.next().await.unwrap().unwrap();
+            assert_eq!(back.into_text().unwrap().as_str(), msg);
+        }
+        ws.close(None).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server saw the close")
+            .unwrap();
     }
 }

@@ -132,6 +132,77 @@ pub async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    /// A "runner" that answers every websocket with an echo; its address.
+    async fn echo_runner() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    #[allow(clippy::result_large_err)] // tungstenite's callback type
+                    let check = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                                 resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+                        assert_eq!(req.uri().path(), "/sandboxes/x/toolbox/proxy/8765/ws");
+                        assert_eq!(req.headers()["x-daytona-authorization"], "Bearer rt");
+                        assert!(!req.headers().contains_key(TOKEN_HEADER));
+                        Ok(resp)
+                    };
+                    let mut ws = tokio_tungstenite::accept_hdr_async(s, check).await.unwrap();
+                    while let Some(Ok(m)) = ws.next().await {
+                        if m.is_close() || ws.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn relays_a_websocket_to_the_runner() {
+        let runner = RunnerTarget {
+            url: format!("http://{}", echo_runner().await),
+            token: "rt".into(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = crate::client();
+        tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let svc = hyper::service::service_fn(move |req| {
+                let (client, runner) = (client.clone(), runner.clone());
+                async move {
+                    let path = "/sandboxes/x/toolbox/proxy/8765/ws";
+                    let host = "8765-x.preview.localhost";
+                    match forward(&client, &runner, path, host, req).await {
+                        Ok(r) => Ok::<_, std::convert::Infallible>(r),
+                        Err(_) => panic!("forward failed"),
+                    }
+                }
+            });
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(s), svc)
+                .with_upgrades()
+                .await
+                .unwrap();
+        });
+        let mut req = format!("ws://{addr}/ws").into_client_request().unwrap();
+        req.headers_mut()
+            .insert(TOKEN_HEADER, "tok".parse().unwrap());
+        let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SWITCHING_PROTOCOLS);
+        for msg in ["hello".to_owned(), "y".repeat(100_000)] {
+            ws.send(Message::text(msg.clone())).await.unwrap();
+            let back = ws.next().await.unwrap().unwrap();
+            assert_eq!(back.into_text().unwrap().as_str(), msg);
+        }
+        ws.close(None).await.unwrap();
+    }
 
     #[test]
     fn credentials_never_leave_the_proxy() {
