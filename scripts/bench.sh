@@ -23,6 +23,9 @@ if docker info >/dev/null 2>&1; then
     # Snapshots through the API: build → active, content-addressed hit, create → first exec
     # from a custom snapshot without a warm pool, propagation to a second runner (~60 s).
     "$COVE_ROOT/target/release/cove-snapshot-api-bench" --runs "${COVE_SNAPSHOT_BENCH_RUNS:-3}"
+    # Volumes: POST /volumes -> ready; 256 MiB write/read and 1,000 small files on the volume vs
+    # the sandbox's disk (~40 s after cove is up).
+    "$COVE_ROOT/target/release/cove-volume-bench"
 else
     echo "cove-sandbox-bench skipped: no Docker engine answers (scripts/docker.sh starts one)" >&2
 fi
