@@ -27,6 +27,9 @@ if docker info >/dev/null 2>&1; then
     # the sandbox's port, the proxy's RSS with 1,000 preview websockets open (~40 s).
     "$COVE_ROOT/target/release/cove-proxy-bench" --seconds "${COVE_PROXY_BENCH_SECONDS:-3}" \
         --websockets "${COVE_PROXY_BENCH_WEBSOCKETS:-1000}"
+    # Volumes: POST /volumes -> ready; 256 MiB write/read and 1,000 small files on the volume vs
+    # the sandbox's disk (~40 s after cove is up).
+    "$COVE_ROOT/target/release/cove-volume-bench"
 else
     echo "cove-sandbox-bench skipped: no Docker engine answers (scripts/docker.sh starts one)" >&2
 fi

@@ -232,21 +232,21 @@ impl Reconciler {
     }
 
     /// Unmounts those of `candidates` no sandbox of this agent uses any more (placeholders of
-    /// sandboxes being created count as users).
+    /// sandboxes being created count as users; asked under the mount lock).
     async fn release_unused_volumes(&self, candidates: Vec<String>) {
-        let used: std::collections::BTreeSet<String> = self
-            .sandboxes
+        self.volumes
+            .release_unused(candidates, || self.volumes_in_use())
+            .await;
+    }
+
+    async fn volumes_in_use(&self) -> std::collections::BTreeSet<String> {
+        self.sandboxes
             .read()
             .await
             .values()
             .filter_map(|r| r.spec.as_ref())
             .flat_map(|s| s.volumes.iter().map(|v| v.volume_id.clone()))
-            .collect();
-        for id in candidates {
-            if !used.contains(&id) {
-                self.volumes.release(&id).await;
-            }
-        }
+            .collect()
     }
 
     pub fn pool(&self) -> &Pool {

@@ -48,9 +48,6 @@ def wait_for(sb, path, sha, timeout=30):
         time.sleep(0.5)
 
 
-@pytest.mark.xfail(reason="known gap (issue 14): a sandbox created after the volume's last user on the "
-                   "host was destroyed (unmount, then a fresh rclone mount) ends in error; A/B sharing, "
-                   "byte-for-byte reads and the 409 pass", strict=False)
 def test_a_volume_is_shared_by_sandboxes_and_outlives_them(daytona):
     name = f"sdk-vol-{RUN}"
     vol, took = ready_volume(daytona, name)

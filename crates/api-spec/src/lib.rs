@@ -19,6 +19,7 @@ pub fn control_plane() -> Doc {
     doc.merge(toolbox_fn::ApiDoc::openapi());
     doc.merge(registries::ApiDoc::openapi());
     doc.merge(preview::ApiDoc::openapi());
+    doc.merge(volumes::ApiDoc::openapi());
     doc.info = InfoBuilder::new()
         .title("Cove control plane")
         .version(env!("CARGO_PKG_VERSION"))

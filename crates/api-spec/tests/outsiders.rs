@@ -8,7 +8,7 @@
 //! runner's token — gets 401, 403 or 404 whatever the body (none, `{`, `{}`, wrong-typed) and
 //! the query, never a 400 or a 5xx. Path ids are real ids of the victim organization's
 //! resources (an organization with a member, a role, a pending invitation, an API key, a sandbox
-//! on a simulated runner, the runner), so a 404 means "not yours", not "does not exist"; after
+//! on a simulated runner, the runner, a volume), so a 404 means "not yours", not "does not exist"; after
 //! the sweep every one of them is still there, unchanged.
 //!
 //! Routes that any authenticated caller may use on its own things are listed in [`SELF`] with
@@ -83,6 +83,16 @@ const SELF: &[(&str, &str, &str)] = &[
     (
         "POST",
         "/api/snapshots",
+        "creates one in the caller's organization",
+    ),
+    (
+        "GET",
+        "/api/volumes",
+        "volumes of the caller's organization",
+    ),
+    (
+        "POST",
+        "/api/volumes",
         "creates one in the caller's organization",
     ),
     ("GET", "/api/workspace", "alias of GET /api/sandbox"),
@@ -262,6 +272,13 @@ async fn world(h: &Harness) -> World {
         json!({"name": "victim-registry", "url": "registry.example.com", "username": "u", "password": "p"}),
     )
     .await;
+    let volume = post(
+        &api,
+        &victim_key,
+        "/api/volumes",
+        json!({"name": "victim-volume"}),
+    )
+    .await;
     let victim_bare_key = org::api_key(&api, &victim_owner.jwt, Some(&team), "bare", &[]).await;
     let outsider = User::new("mallory");
     org::personal_org(&api, &outsider.jwt).await;
@@ -286,6 +303,7 @@ async fn world(h: &Harness) -> World {
         ("isPublic", "true".to_owned()),
         ("path", "files".to_owned()),
         ("registryId", id(&registry)),
+        ("volumeId", id(&volume)),
     ]);
     let mut ids = ids;
     ids.insert("runnerId", runner_a.id.to_string());
@@ -399,6 +417,7 @@ impl World {
             "id" if template.starts_with("/api/docker-registry") => self.ids["registryId"].clone(),
             "id" => self.victim_owner.sub.clone(),
             "userId" if template.starts_with("/api/api-keys") => self.victim_owner.sub.clone(),
+            "name" if template.starts_with("/api/volumes") => "victim-volume".to_owned(),
             _ => self
                 .ids
                 .get(name)
@@ -606,6 +625,8 @@ async fn snapshot(w: &World) -> Vec<Value> {
         "/api/snapshots".to_owned(),
         "/api/users/me".to_owned(),
         format!("/api/docker-registry/{}", w.ids["registryId"]),
+        format!("/api/volumes/{}", w.ids["volumeId"]),
+        "/api/volumes".to_owned(),
     ];
     let mut out = Vec::new();
     for p in paths {
@@ -685,7 +706,7 @@ fn sandbox_read(method: &str, template: &str) -> bool {
 
 /// Insiders without the right: the victim organization's member on owner-only routes (its
 /// owner's membership as the target), and the organization's permission-less API key on every
-/// sandbox- or snapshot-changing route, every toolbox route and the JWT-only organization routes: 403
+/// sandbox- or snapshot-changing route, every toolbox and volume route and the JWT-only organization routes: 403
 /// whatever the body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn insiders_without_the_right_never_get_past_authorization() {
@@ -726,7 +747,10 @@ async fn insiders_without_the_right_never_get_past_authorization() {
         let toolbox = template.starts_with("/toolbox/") || template.starts_with("/api/toolbox/");
         // Changing snapshots needs `write:snapshots` / `delete:snapshots`.
         let snapshot = template.starts_with("/api/snapshots") && method != "GET";
+        // Every volume route needs `read:volumes`, `write:volumes` or `delete:volumes`.
+        let volume = template.starts_with("/api/volumes");
         let write = toolbox
+            || volume
             || snapshot
             || (sandbox && !sandbox_read(&method, &template) && !runner_only(&op));
         if write || org_route || registry {

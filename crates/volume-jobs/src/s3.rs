@@ -70,8 +70,9 @@ impl Bucket<'_> {
         body: Bytes,
     ) -> Result<http::Request<Bytes>, S3Error> {
         let mut b = http::Request::builder().method(method.clone()).uri(url);
-        if method == http::Method::PUT {
-            // Spin's outbound HTTP streams bodies; S3 wants the length up front.
+        if method == http::Method::PUT || method == http::Method::DELETE {
+            // Spin's outbound HTTP streams bodies (an empty one too); S3 wants the length up
+            // front (411 otherwise, also for a DELETE).
             b = b.header(http::header::CONTENT_LENGTH, body.len());
         }
         for (k, v) in headers {
@@ -237,5 +238,10 @@ mod tests {
         let auth = req.headers()["authorization"].to_str().unwrap();
         assert!(auth.contains("/us-east-1/s3/aws4_request"), "{auth}");
         assert!(req.headers().contains_key("x-amz-content-sha256"));
+        assert_eq!(req.headers()["content-length"], "1");
+        let del = b
+            .signed(http::Method::DELETE, &url, &[], Bytes::new())
+            .unwrap();
+        assert_eq!(del.headers()["content-length"], "0");
     }
 }

@@ -19,7 +19,7 @@ use cove_store::volumes::VolumeRecord;
 use cove_testkit::{Agent, AgentOptions, Harness};
 use cove_volume_jobs::VolumeStorage;
 use cove_volume_jobs::s3::Bucket;
-use support::{MountGuard, Weed, mounts_under, suite_command, suite_ok};
+use support::{MountGuard, Weed, mounts_under, rclone_pids, suite_command, suite_ok};
 
 const MOUNT: &str = "/home/daytona/vol";
 
@@ -81,6 +81,29 @@ async fn provisioned(h: &Harness, storage: &VolumeStorage) -> VolumeRecord {
     h.env.store.volumes().get(&rec.id).await.unwrap().unwrap()
 }
 
+/// A create that fails after its volume was mounted (its user does not exist in the image) leaves
+/// no mount and no rclone behind once the sandbox is gone.
+async fn failed_create_leaves_nothing_mounted(a: &Agent, vid: &str) {
+    let created = a
+        .sandbox("sbw-bad", |s| {
+            s.os_user = Some("no-such-user".into());
+            s.volumes.push(VolumeMount {
+                volume_id: vid.to_owned(),
+                mount_path: MOUNT.into(),
+                subpath: None,
+                read_only: false,
+            });
+        })
+        .await;
+    eprintln!("failed create: {created:?}");
+    if let Ok(st) = &created {
+        assert_eq!(st.state, SandboxState::Error, "{st:?}");
+        a.client().destroy_sandbox("sbw-bad").await.unwrap();
+    }
+    assert!(mounts_under(&mount_dir(a, vid)).is_empty(), "mount left");
+    assert!(rclone_pids(vid).is_empty(), "rclone left");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn seaweedfs_two_runners_and_an_agent_killed() {
     let weed = Weed::start();
@@ -133,6 +156,26 @@ async fn seaweedfs_two_runners_and_an_agent_killed() {
             "{id}: still mounted"
         );
     }
+
+    // A sandbox created after the volume's last user on the host was destroyed mounts it afresh
+    // (the old rclone is gone) and sees every file.
+    assert!(
+        rclone_pids(&vid).is_empty(),
+        "rclone still runs after release"
+    );
+    sandbox(&a1, "sbw3", &vid).await;
+    let out = eventually(&a1, "sbw3", &format!("cat {MOUNT}/after.txt")).await;
+    assert_eq!(out.trim(), "after");
+    suite_ok(0, &eventually(&a1, "sbw3", &read).await);
+    assert_eq!(rclone_pids(&vid).len(), 1);
+    a1.client().destroy_sandbox("sbw3").await.unwrap();
+    assert!(mounts_under(&mount_dir(&a1, &vid)).is_empty());
+    assert!(
+        rclone_pids(&vid).is_empty(),
+        "rclone still runs after release"
+    );
+
+    failed_create_leaves_nothing_mounted(&a1, &vid).await;
 
     // Deletion through the sweep empties the prefix and removes the marker.
     let repo = h.env.store.volumes();

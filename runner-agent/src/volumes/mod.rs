@@ -13,8 +13,10 @@
 //!   `/proc/self/mountinfo` and reuses them. Its cache lives in `<data dir>/volume-cache/<id>`,
 //!   so uploads interrupted by a crash resume at the next mount.
 //! * **Released when unused**: when no sandbox of the agent uses a volume any more (destroyed, or
-//!   a create that failed), it is unmounted (`fusermount3 -u`, lazily if busy) and rclone exits
-//!   after its uploads; after a restart, mounts no recovered sandbox uses are released too.
+//!   a create that failed), it is unmounted (`fusermount3 -u`, lazily if busy) after its uploads,
+//!   and the release waits until its rclone has exited (SIGTERM, then SIGKILL, after 10 s): a
+//!   sandbox created next mounts the volume with a fresh rclone that shares its cache with no
+//!   other. After a restart, mounts no recovered sandbox uses are released too.
 //! * Credentials: the agent's `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (handed to rclone in
 //!   its environment, never on its command line); endpoint, bucket and region: `--s3-endpoint`,
 //!   `--s3-bucket`, `--s3-region`.
@@ -23,6 +25,7 @@
 
 mod mount;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -85,17 +88,34 @@ impl Mounts {
             tracing::warn!(volume = id, "volume mount is broken; mounting it again");
             mount::unmount(&dir, Duration::from_secs(5)).await;
         }
+        // An rclone left from an earlier mount (released lazily, or broken) must be gone first.
+        mount::rclone_gone(&dir, Duration::from_secs(10)).await;
         mount::mount(&self.settings, id, &dir).await?;
         tracing::info!(volume = id, dir = %dir.display(), "volume mounted");
         Ok(dir)
     }
 
-    /// Unmounts volume `id` (its last user is gone). A volume that is not mounted is done.
-    pub async fn release(&self, id: &str) {
+    /// Unmounts each of `candidates` that `in_use` does not name. `in_use` is asked under the
+    /// mount lock: a sandbox created at the same time either counts as a user already (its
+    /// placeholder is there) or mounts the volume again after the release, never before it.
+    pub async fn release_unused<F, Fut>(&self, candidates: Vec<String>, in_use: F)
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = BTreeSet<String>>,
+    {
         if !self.settings.fuse {
             return;
         }
         let _one = self.lock.lock().await;
+        let used = in_use().await;
+        for id in candidates.iter().filter(|id| !used.contains(*id)) {
+            self.release_locked(id).await;
+        }
+    }
+
+    /// Unmounts volume `id` (its last user is gone) and waits for its rclone to exit. A volume
+    /// that is not mounted is done.
+    async fn release_locked(&self, id: &str) {
         let dir = self.dir(id);
         if mount::is_mounted(&dir) {
             let cache = self.settings.cache_root.join(id);
@@ -103,6 +123,7 @@ impl Mounts {
             mount::unmount(&dir, Duration::from_secs(30)).await;
             tracing::info!(volume = id, "volume released");
         }
+        mount::rclone_gone(&dir, Duration::from_secs(10)).await;
         let _ = std::fs::remove_dir(&dir);
     }
 

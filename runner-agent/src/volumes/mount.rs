@@ -41,16 +41,19 @@ pub(super) fn mounted_under(root: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The rclone remote `:s3,...:<bucket>/volumes/<id>` (credentials come from the environment).
+/// The rclone remote `:s3,...:<bucket>/volumes/<id>/` (credentials come from the environment).
+/// The trailing slash spares rclone its check whether the root is a file (`HEAD volumes/<id>`),
+/// which a store keeping objects as files (cove's embedded S3) answers 500 once the prefix holds
+/// objects: rclone then retried until the mount timed out.
 fn remote(s: &VolumeSettings, id: &str) -> String {
     let prefix = cove_runner_api::volume_prefix(id);
     match &s.endpoint {
         Some(ep) => format!(
-            ":s3,provider=Other,endpoint='{ep}',region='{}',force_path_style=true:{}/{prefix}",
+            ":s3,provider=Other,endpoint='{ep}',region='{}',force_path_style=true:{}/{prefix}/",
             s.region, s.bucket
         ),
         None => format!(
-            ":s3,provider=AWS,region='{}':{}/{prefix}",
+            ":s3,provider=AWS,region='{}':{}/{prefix}/",
             s.region, s.bucket
         ),
     }
@@ -198,6 +201,56 @@ pub(super) async fn unmount(dir: &Path, patience: Duration) {
     }
 }
 
+/// The PIDs of the `rclone mount` processes serving `dir`, found by their command line (so also
+/// those an earlier agent started). An exited one not reaped yet has an empty command line.
+pub(super) fn rclone_pids(dir: &Path) -> Vec<rustix::process::Pid> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let want = dir.as_os_str().as_encoded_bytes();
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let mut args = cmd.split(|b| *b == 0);
+            args.next().is_some_and(|a| a.ends_with(b"rclone"))
+                && args.next() == Some(b"mount".as_slice())
+                && args.nth(1) == Some(want)
+        })
+        .filter_map(rustix::process::Pid::from_raw)
+        .collect()
+}
+
+/// Waits until no rclone serves `dir` any more: after an unmount rclone still closes its cache
+/// (and a lazily unmounted one serves its last open files); past `patience` it gets SIGTERM, then
+/// SIGKILL. A new mount of the volume must not share the cache with an old rclone.
+pub(super) async fn rclone_gone(dir: &Path, patience: Duration) {
+    let term = Instant::now() + patience;
+    let kill = term + Duration::from_secs(5);
+    loop {
+        let pids = rclone_pids(dir);
+        if pids.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let signal = if now > kill {
+            Some(rustix::process::Signal::KILL)
+        } else if now > term {
+            Some(rustix::process::Signal::TERM)
+        } else {
+            None
+        };
+        if let Some(sig) = signal {
+            tracing::warn!(dir = %dir.display(), ?pids, ?sig, "rclone still serving an unmounted volume; stopping it");
+            for pid in pids {
+                let _ = rustix::process::kill_process(pid, sig);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,12 +268,12 @@ mod tests {
         };
         assert_eq!(
             remote(&s, "v1"),
-            ":s3,provider=Other,endpoint='http://127.0.0.1:9000',region='us-east-1',force_path_style=true:cove/volumes/v1"
+            ":s3,provider=Other,endpoint='http://127.0.0.1:9000',region='us-east-1',force_path_style=true:cove/volumes/v1/"
         );
         s.endpoint = None;
         assert_eq!(
             remote(&s, "v1"),
-            ":s3,provider=AWS,region='us-east-1':cove/volumes/v1"
+            ":s3,provider=AWS,region='us-east-1':cove/volumes/v1/"
         );
         assert_eq!(unescape("/a\\040b"), "/a b");
     }

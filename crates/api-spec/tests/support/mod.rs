@@ -28,6 +28,18 @@ pub fn registry_settings() -> RegistrySettings {
     })
 }
 
+/// Object storage for the volumes function (creating a volume only records it; nothing here
+/// provisions, so nothing listens there).
+pub fn volume_storage() -> volumes::VolumeStorage {
+    volumes::VolumeStorage {
+        endpoint: "http://127.0.0.1:5998".into(),
+        bucket: "cove".into(),
+        region: "us-east-1".into(),
+        access_key_id: "k".into(),
+        secret_access_key: "s".into(),
+    }
+}
+
 fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut + Clone {
     let registry = registry_settings();
     move |env, req| {
@@ -60,6 +72,8 @@ fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut
                     proxy_api_key: Some("api-spec-proxy-token".to_owned()),
                 };
                 preview::handle(&env, &proxy, req).await
+            } else if path.starts_with("/api/volumes") {
+                volumes::handle(&env, &volume_storage(), req).await
             } else if path.starts_with("/api/toolbox") || path.starts_with("/toolbox") {
                 toolbox_fn::handle(&env, req).await
             } else {

@@ -49,6 +49,23 @@ pub fn mounts_under(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// The PIDs of the `rclone mount` processes serving volume `id` on this host.
+pub fn rclone_pids(id: &str) -> Vec<u32> {
+    let remote = format!("/volumes/{id}/\0");
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd);
+            cmd.starts_with("rclone\0mount\0") && cmd.contains(&remote)
+        })
+        .collect()
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
