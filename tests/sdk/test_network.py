@@ -1,6 +1,4 @@
-"""NOT YET RUN (issue 16, session 14): rename to test_network.py once it has passed against `cove up`.
-
-Egress policies through the official Daytona SDK, unmodified, against `cove up` (issue 16).
+"""Egress policies through the official Daytona SDK, unmodified, against `cove up` (issue 16).
 
 `CreateSandboxFromSnapshotParams(network_allow_list=...)` reaches the allowed test host only (the other
 is refused at once, not after a timeout); `sandbox.update_network_settings(...)` changes the policy of the
