@@ -375,6 +375,27 @@ pub struct SandboxLabels {
     pub labels: BTreeMap<String, String>,
 }
 
+/// `POST /sandbox/{id}/network-settings` body (CONTRACT §4.4): a field left out keeps its value,
+/// except that `networkBlockAll` (either way) clears the allow-lists not given with it, and an
+/// allow-list given without `networkBlockAll` turns block-all off.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateSandboxNetworkSettings {
+    #[serde(default)]
+    pub network_block_all: Option<bool>,
+    #[serde(default)]
+    pub network_allow_list: Option<String>,
+    #[serde(default)]
+    pub domain_allow_list: Option<String>,
+    /// Beyond Daytona: comma-separated IPv4 CIDRs the sandbox may never reach (at most 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_deny_list: Option<String>,
+    /// Beyond Daytona: domain patterns the sandbox may never reach (not enforced yet: refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_deny_list: Option<String>,
+}
+
 /// `GET /sandbox/{id}/ports/{port}/preview-url` answer (CONTRACT §9).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

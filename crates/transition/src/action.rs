@@ -60,6 +60,12 @@ pub fn describe(action: SandboxAction) -> Description {
             Push::Archive,
         ),
         A::Backup => (None, None, Push::Backup),
+        // The state stays `started` while the new policy is applied.
+        A::Network => (
+            Some(SandboxDesiredState::Started),
+            Some(SandboxState::Started),
+            Push::Spec(DesiredState::Started),
+        ),
         A::Destroy => (
             Some(SandboxDesiredState::Destroyed),
             Some(SandboxState::Destroying),

@@ -30,13 +30,15 @@ pub fn spec_of(rec: &SandboxRecord, t: &Transition, desired: DesiredState) -> Sa
             read_only: false,
         })
         .collect();
-    s.network = if rec.network_block_all {
+    // The container's network is fixed at its creation; a block-all set later is a rule.
+    let no_network = rec.has_no_network();
+    s.network = if no_network {
         NetworkPolicy::BlockAll
     } else {
         NetworkPolicy::Allow
     };
     s.egress = EgressPolicy {
-        block_all: false,
+        block_all: rec.network_block_all && !no_network,
         allow: cidrs(rec.network_allow_list.as_deref()),
         deny: cidrs(rec.network_deny_list.as_deref()),
     };
@@ -89,5 +91,34 @@ mod tests {
             (s.snapshot.as_str(), s.stop_timeout_secs),
             ("cove-backup/abc:1", None)
         );
+    }
+
+    #[test]
+    fn block_all_is_no_network_at_create_and_a_rule_later() {
+        let mut rec = SandboxRecord::new(
+            SandboxId::new_random(),
+            OrganizationId::new_random(),
+            "n",
+            "img:1",
+            "2026-01-01T00:00:00.000Z",
+        );
+        let t = Transition::begin(SandboxAction::Network, 3, "2026-01-01T00:00:00.000Z", false);
+        // A row written before `networkNone`: block-all meant no network.
+        rec.network_block_all = true;
+        let s = spec_of(&rec, &t, DesiredState::Started);
+        assert_eq!(
+            (s.network, s.egress.block_all),
+            (NetworkPolicy::BlockAll, false)
+        );
+        // Created with a network, blocked later: the network stays, the rules block.
+        rec.network_none = Some(false);
+        let s = spec_of(&rec, &t, DesiredState::Started);
+        assert_eq!(
+            (s.network, s.egress.block_all),
+            (NetworkPolicy::Allow, true)
+        );
+        rec.network_block_all = false;
+        let s = spec_of(&rec, &t, DesiredState::Started);
+        assert!(s.network == NetworkPolicy::Allow && s.egress.is_open());
     }
 }

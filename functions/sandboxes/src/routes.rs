@@ -11,7 +11,7 @@ use cove_api_types::ids::SandboxId;
 use cove_api_types::permissions::Permission;
 use cove_api_types::sandbox::{
     CreateSandbox, ListSandboxesResponse, PortPreviewUrl, Sandbox, SandboxLabels, ToolboxProxyUrl,
-    UpdateLastActivity,
+    UpdateLastActivity, UpdateSandboxNetworkSettings,
 };
 use cove_edge::config::SandboxSettings;
 use cove_edge::responses::Errors;
@@ -55,7 +55,7 @@ cove_edge::routes! {
         sandbox_archive, sandbox_backup, sandbox_replace_labels, sandbox_set_public,
         sandbox_set_autostop, sandbox_set_autoarchive, sandbox_set_autodelete,
         sandbox_set_autopause, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_build_logs,
-        sandbox_last_activity, sandbox_update_state,
+        sandbox_update_network_settings, sandbox_last_activity, sandbox_update_state,
         sandbox_signed_preview_url, sandbox_expire_signed_preview_url,
     ]
     modifiers(&WorkspaceAliases)
@@ -253,6 +253,17 @@ async fn sandbox_replace_labels(s: &State, req: &Request, p: &Params) -> Answer 
     let id = p.get("sandboxIdOrName");
     let body: SandboxLabels = body_after(req, may_write(&c, id)).await?;
     ok(&service::set_labels(&c, id, body.labels).await?)
+}
+
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/network-settings", tag = "sandbox",
+    params(("sandboxIdOrName" = String, Path)), request_body = UpdateSandboxNetworkSettings,
+    responses((status = 200, body = Sandbox), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_update_network_settings(s: &State, req: &Request, p: &Params) -> Answer {
+    let c = call(s, req).await?;
+    let id = p.get("sandboxIdOrName");
+    let body: UpdateSandboxNetworkSettings = body_after(req, may_write(&c, id)).await?;
+    ok(&service::network::update(&c, id, &body).await?)
 }
 
 #[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/public/{isPublic}", tag = "sandbox",

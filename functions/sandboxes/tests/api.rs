@@ -1010,6 +1010,11 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
     ),
     (
         "POST",
+        "/api/sandbox/{sandboxIdOrName}/network-settings",
+        Some(r#"{"networkBlockAll":true}"#),
+    ),
+    (
+        "POST",
         "/api/sandbox/{sandboxIdOrName}/public/{isPublic}",
         None,
     ),
@@ -1244,4 +1249,107 @@ async fn api_keys_need_sandbox_permissions() {
         .call("DELETE", &format!("/api/sandbox/{id}"), &alice, None)
         .await;
     assert_eq!(s, 200);
+}
+
+/// `POST /sandbox/{id}/network-settings` (issue 16): validated as on create, a started sandbox's
+/// runner gets the policy as a new generation of the same container, a stopped one keeps it for
+/// its next start, a sandbox made without a network cannot be given one.
+#[tokio::test]
+async fn network_settings_push_a_new_generation_to_the_same_container() {
+    let f = fx().await;
+    let alice = jwt("alice");
+    let (s, sb) = f.create(&alice, json!({"name": "fenced"})).await;
+    assert_eq!(s, 200, "{sb}");
+    let id = id_of(&sb);
+    let before = f.agent.client().get_sandbox(&id).await.unwrap();
+    let path = format!("/api/sandbox/{id}/network-settings");
+    let post = |body: Value| f.call("POST", &path, &alice, Some(body));
+
+    let (s, v) = post(json!({"networkAllowList": "198.51.100.7, 10.0.0.0/8"})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["networkAllowList"], "198.51.100.7/32,10.0.0.0/8");
+    assert_eq!(
+        (v["state"].as_str(), v["networkBlockAll"].as_bool()),
+        (Some("started"), Some(false))
+    );
+    let after = f.agent.client().get_sandbox(&id).await.unwrap();
+    assert_eq!(after.generation, before.generation + 1);
+    assert_eq!(
+        after.container_id, before.container_id,
+        "the container stays"
+    );
+    assert_eq!(f.runner_state(&id).await, "started");
+
+    // Block-all replaces the allow-list; turning it off restores general access.
+    let (s, v) = post(json!({"networkBlockAll": true})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (
+            v["networkBlockAll"].as_bool(),
+            v["networkAllowList"].is_null()
+        ),
+        (Some(true), true)
+    );
+    let (s, v) = post(json!({"networkBlockAll": false})).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["networkBlockAll"], false);
+    let now = f.agent.client().get_sandbox(&id).await.unwrap();
+    assert_eq!(
+        (now.generation, now.container_id),
+        (before.generation + 3, before.container_id)
+    );
+
+    // Bad input: 400 envelopes, nothing changed.
+    for bad in [
+        json!({"networkBlockAll": true, "networkAllowList": "10.0.0.0/8"}),
+        json!({"networkAllowList": "1.0.0.0/8,2.0.0.0/8,3.0.0.0/8,4.0.0.0/8,5.0.0.0/8,6.0.0.0/8"}),
+        json!({"networkAllowList": "10.0.0.0/33"}),
+        json!({"domainAllowList": "example.com"}),
+    ] {
+        let (s, v) = post(bad.clone()).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    assert_eq!(
+        f.agent.client().get_sandbox(&id).await.unwrap().generation,
+        before.generation + 3
+    );
+
+    // Stopped: stored, pushed with the next start.
+    let (s, _) = f
+        .call("POST", &format!("/api/sandbox/{id}/stop"), &alice, None)
+        .await;
+    assert_eq!(s, 200);
+    let stopped = f.agent.client().get_sandbox(&id).await.unwrap().generation;
+    let (s, v) = post(json!({"networkDenyList": "192.0.2.0/24"})).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("stopped")), "{v}");
+    assert_eq!(
+        f.agent.client().get_sandbox(&id).await.unwrap().generation,
+        stopped
+    );
+    let (s, _) = f
+        .call("POST", &format!("/api/sandbox/{id}/start"), &alice, None)
+        .await;
+    assert_eq!(s, 200);
+    let rec = f
+        .env
+        .store
+        .sandboxes()
+        .get(&sandbox_id(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.network_deny_list.as_deref(), Some("192.0.2.0/24"));
+
+    // Made without a network: it cannot be given one at run time.
+    let (s, nb) = f.create(&alice, json!({"networkBlockAll": true})).await;
+    assert_eq!(s, 200, "{nb}");
+    let (s, v) = f
+        .call(
+            "POST",
+            &format!("/api/sandbox/{}/network-settings", id_of(&nb)),
+            &alice,
+            Some(json!({"networkBlockAll": false})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
 }

@@ -35,6 +35,9 @@ pub enum SandboxAction {
     Backup,
     /// Remove the container (and the backups: see [`SandboxRecord::backup_runner_id`]).
     Destroy,
+    /// A started sandbox's new egress policy (`network-settings`): the same spec, desired
+    /// `started`, a new generation; the container stays.
+    Network,
 }
 
 impl SandboxAction {
@@ -46,6 +49,7 @@ impl SandboxAction {
         Self::Archive,
         Self::Backup,
         Self::Destroy,
+        Self::Network,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +61,7 @@ impl SandboxAction {
             Self::Archive => "archive",
             Self::Backup => "backup",
             Self::Destroy => "destroy",
+            Self::Network => "network",
         }
     }
 }
@@ -134,6 +139,11 @@ pub struct SandboxRecord {
     pub network_deny_list: Option<String>,
     #[serde(default)]
     pub domain_allow_list: Option<String>,
+    /// Whether the container was made without a network interface (`networkBlockAll` at create);
+    /// `None` in rows written before the field: then `network_block_all`. A block-all set later
+    /// (`network-settings`) is enforced by the runner's rules and leaves this `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_none: Option<bool>,
     /// Region id, default `us`.
     pub target: String,
     pub cpu: i64,
@@ -226,6 +236,7 @@ impl SandboxRecord {
             network_allow_list: None,
             network_deny_list: None,
             domain_allow_list: None,
+            network_none: None,
             target: crate::runners::DEFAULT_REGION.into(),
             cpu: 1,
             gpu: 0,
@@ -263,6 +274,11 @@ impl SandboxRecord {
     /// Ephemeral: deleted instead of stopped (`autoDeleteInterval = 0`, or `ephemeral` on create).
     pub fn is_ephemeral(&self) -> bool {
         self.auto_delete_interval == 0
+    }
+
+    /// Whether the sandbox's container has no network interface (see [`Self::network_none`]).
+    pub fn has_no_network(&self) -> bool {
+        self.network_none.unwrap_or(self.network_block_all)
     }
 
     pub fn is_destroyed(&self) -> bool {

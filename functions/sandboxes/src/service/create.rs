@@ -89,6 +89,7 @@ fn new_record(
     rec.labels = plan.labels;
     rec.public = plan.public;
     rec.network_block_all = plan.network_block_all;
+    rec.network_none = Some(plan.network_block_all);
     rec.network_allow_list = plan.network_allow_list;
     rec.network_deny_list = plan.network_deny_list;
     rec.domain_allow_list = plan.domain_allow_list;

@@ -3,8 +3,21 @@
 //! `domainAllowList`. The runner enforces the CIDR lists (`runner-agent/src/network/egress.rs`);
 //! domain lists are not enforced by the runner yet, so a non-empty one is refused rather than
 //! stored and silently left open.
+//!
+//! [`update`] is `POST /sandbox/{id}/network-settings`: validated as on create, stored, and for a
+//! started sandbox pushed to its runner as a new spec generation (`SandboxAction::Network`: the
+//! container stays, the agent rewrites its rules); a stopped or archived sandbox gets the policy
+//! with its next start or restore.
 
 use cove_api_types::ApiError;
+use cove_api_types::permissions::Permission;
+use cove_api_types::sandbox::{Sandbox, SandboxState, UpdateSandboxNetworkSettings};
+use cove_edge::{Action, authorize};
+use cove_store::orgs::OrgQuota;
+use cove_store::sandboxes::{QuotaCheck, SandboxAction, SandboxRecord};
+
+use super::{Call, find, now, perform, store_err, transition_err};
+use crate::rules;
 
 /// Most entries of a CIDR list (Daytona's limit for `networkAllowList`).
 pub const MAX_CIDRS: usize = 5;
@@ -99,6 +112,89 @@ pub fn validate<'a>(f: NetworkFields<'a>) -> Result<NetworkPolicy, ApiError> {
     })
 }
 
+/// The policy fields of `rec` after `body` (see [`UpdateSandboxNetworkSettings`]), validated.
+pub fn merged(
+    rec: &SandboxRecord,
+    body: &UpdateSandboxNetworkSettings,
+) -> Result<NetworkPolicy, ApiError> {
+    let lists_given = body.network_allow_list.is_some() || body.domain_allow_list.is_some();
+    let block_all = match body.network_block_all {
+        Some(b) => Some(b),
+        None if lists_given => Some(false),
+        None => Some(rec.network_block_all),
+    };
+    // Block-all (either way) replaces the allow-lists not given with it; turning it on also
+    // replaces the deny-list (it would contradict it).
+    let reset = body.network_block_all.is_some();
+    let keep = |given: &Option<String>, stored: &Option<String>, cleared: bool| match given {
+        Some(v) => Some(v.clone()),
+        None if cleared => None,
+        None => stored.clone(),
+    };
+    let allow = keep(&body.network_allow_list, &rec.network_allow_list, reset);
+    let blocking = body.network_block_all == Some(true);
+    let deny = keep(&body.network_deny_list, &rec.network_deny_list, blocking);
+    validate(NetworkFields {
+        block_all,
+        allow_list: allow.as_deref(),
+        deny_list: deny.as_deref(),
+        domain_allow_list: body.domain_allow_list.as_deref(),
+        domain_deny_list: body.domain_deny_list.as_deref(),
+    })
+}
+
+/// `rec` with policy `p`; 400 when the container has no network interface and `p` needs one.
+fn with_policy(rec: &SandboxRecord, p: NetworkPolicy) -> Result<SandboxRecord, ApiError> {
+    let mut next = rec.clone();
+    if rec.state == SandboxState::Archived {
+        // Restored into a new container, made with the network the policy needs.
+        next.network_none = Some(p.block_all);
+    } else if rec.has_no_network() && !p.block_all {
+        return Err(bad(
+            "The sandbox was created with networkBlockAll and has no network interface; create a new sandbox for network access",
+        ));
+    } else if rec.network_none.is_none() {
+        next.network_none = Some(rec.has_no_network());
+    }
+    next.network_block_all = p.block_all;
+    next.network_allow_list = p.allow_list;
+    next.network_deny_list = p.deny_list;
+    next.updated_at = now();
+    Ok(next)
+}
+
+/// `POST /sandbox/{id}/network-settings`.
+pub async fn update(
+    call: &Call<'_>,
+    id_or_name: &str,
+    body: &UpdateSandboxNetworkSettings,
+) -> Result<Sandbox, ApiError> {
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = find(call, id_or_name).await?;
+    let policy = merged(&rec, body)?;
+    if rec.pending || rec.transition.is_some() {
+        return Err(rules::in_progress());
+    }
+    let next = with_policy(&rec, policy)?;
+    // No usage changes: the quota is not read.
+    let none = OrgQuota::default();
+    let rec = if rec.state == SandboxState::Started {
+        let mut begun = cove_transition::prepare(&next, SandboxAction::Network, false, &now())
+            .map_err(|e| transition_err(&rec.name, e))?;
+        begun.last_activity_at.clone_from(&begun.updated_at);
+        perform(call.env, &rec, &begun, QuotaCheck::Enforce(&none)).await?
+    } else {
+        call.env
+            .store
+            .sandboxes()
+            .update(&rec, &next, QuotaCheck::Record)
+            .await
+            .map_err(|e| store_err(&rec.name, e))?
+    };
+    tracing::info!(sandbox = %rec.id, block_all = rec.network_block_all, allow = ?rec.network_allow_list, deny = ?rec.network_deny_list, "network settings updated");
+    Ok(call.view(&rec))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +243,61 @@ mod tests {
             ..Default::default()
         };
         assert!(validate(f).expect("ok").block_all);
+    }
+
+    #[test]
+    fn network_settings_merge_as_daytona() {
+        let mut rec = SandboxRecord::new(
+            cove_api_types::ids::SandboxId::new_random(),
+            cove_api_types::ids::OrganizationId::new_random(),
+            "n",
+            "img",
+            "2026-01-01T00:00:00.000Z",
+        );
+        rec.network_allow_list = Some("10.0.0.0/8".into());
+        rec.network_deny_list = Some("10.9.0.0/16".into());
+        let body = |b: Option<bool>, allow: Option<&str>| UpdateSandboxNetworkSettings {
+            network_block_all: b,
+            network_allow_list: allow.map(str::to_owned),
+            ..Default::default()
+        };
+        // Block-all clears both lists; off clears the allow-list, keeps the deny-list.
+        assert_eq!(
+            merged(&rec, &body(Some(true), None)).expect("ok"),
+            NetworkPolicy {
+                block_all: true,
+                ..Default::default()
+            }
+        );
+        let off = merged(&rec, &body(Some(false), None)).expect("ok");
+        assert_eq!(
+            (off.allow_list, off.deny_list.as_deref()),
+            (None, Some("10.9.0.0/16"))
+        );
+        // An allow-list alone turns block-all off and replaces the stored one.
+        rec.network_block_all = true;
+        let p = merged(&rec, &body(None, Some("192.0.2.1"))).expect("ok");
+        assert!(!p.block_all);
+        assert_eq!(p.allow_list.as_deref(), Some("192.0.2.1/32"));
+        // Nothing given keeps everything; contradictions are refused.
+        rec.network_block_all = false;
+        let same = merged(&rec, &body(None, None)).expect("ok");
+        assert_eq!(same.allow_list.as_deref(), Some("10.0.0.0/8"));
+        let e = merged(&rec, &body(Some(true), Some("10.0.0.0/8"))).expect_err("refused");
+        assert_eq!(e.status, 400);
+        // A container made without a network cannot be given one; an archived one can.
+        rec.network_block_all = true;
+        let open = NetworkPolicy::default();
+        assert_eq!(
+            with_policy(&rec, open.clone()).expect_err("no nic").status,
+            400
+        );
+        rec.state = SandboxState::Archived;
+        let next = with_policy(&rec, open).expect("restored with a network");
+        assert_eq!(
+            (next.network_none, next.network_block_all),
+            (Some(false), false)
+        );
     }
 
     #[test]
