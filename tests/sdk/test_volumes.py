@@ -4,10 +4,14 @@ provisioned on cove's embedded S3 by the lifecycle sweep and FUSE-mounted (rclon
 `volume.get(name, create=True)` until `ready`; sandbox A writes files (one 1 MiB random) on the volume;
 sandbox B, with the same volume, reads them byte for byte; both deleted, a third sandbox still sees them;
 `volume.list()`; `volume.delete()` is refused (409) while a sandbox uses the volume and accepted after.
+Sandbox A also runs the POSIX suite (`crates/volume-jobs/tests/posix.py`, the one the SeaweedFS test runs)
+on the embedded S3, and the third sandbox reads its results back (SQLite database, 1 MiB random file).
 """
 
 import hashlib
+import json
 import os
+import pathlib
 import time
 import uuid
 
@@ -48,6 +52,24 @@ def wait_for(sb, path, sha, timeout=30):
         time.sleep(0.5)
 
 
+POSIX_SUITE = (pathlib.Path(__file__).resolve().parents[2] / "crates/volume-jobs/tests/posix.py").read_bytes()
+
+
+def posix_suite(sb, phase, sha=None, timeout=30):
+    """Runs the POSIX suite in `MOUNT/posix` (`write`, or `read` checking `sha`); answers its JSON.
+    A read is retried until it passes or `timeout` (uploads after close are asynchronous)."""
+    sb.fs.upload_file(POSIX_SUITE, "/tmp/posix.py")
+    deadline = time.monotonic() + timeout
+    while True:
+        r = sb.process.exec(f"python3 /tmp/posix.py {MOUNT}/posix {phase} {sha or ''}", timeout=120)
+        lines = [l for l in r.result.splitlines() if l.startswith("{")]
+        out = json.loads(lines[-1]) if lines else {}
+        if r.exit_code == 0 and out.get("ok") is True:
+            return out
+        assert phase == "read" and time.monotonic() < deadline, f"POSIX suite {phase} failed: {r.exit_code} {r.result}"
+        time.sleep(1)
+
+
 def test_a_volume_is_shared_by_sandboxes_and_outlives_them(daytona):
     name = f"sdk-vol-{RUN}"
     vol, took = ready_volume(daytona, name)
@@ -65,6 +87,7 @@ def test_a_volume_is_shared_by_sandboxes_and_outlives_them(daytona):
         r = a.process.exec(f"echo appended >> {MOUNT}/notes/a.txt && id -un && stat -c %a {MOUNT}")
         assert r.exit_code == 0, r.result
         assert "daytona" in r.result, r.result
+        suite = posix_suite(a, "write")
 
         b = sandbox_with(daytona, vol)
         assert wait_for(b, f"{MOUNT}/random.bin", sha) == blob
@@ -86,6 +109,7 @@ def test_a_volume_is_shared_by_sandboxes_and_outlives_them(daytona):
     try:
         assert wait_for(c, f"{MOUNT}/random.bin", sha) == blob
         assert c.fs.download_file(f"{MOUNT}/b.txt").strip() == b"from-b"
+        posix_suite(c, "read", suite["sha"])
     finally:
         c.delete()
 
