@@ -93,3 +93,38 @@ pub fn cove_options(
         .stderr(cove_testkit::process::Stderr::File(log.to_path_buf()))
         .ready_timeout(Duration::from_secs(600))
 }
+
+/// A JSON client of the control plane's API with one bearer key (the API benches' calls).
+#[derive(Clone)]
+pub struct ApiClient {
+    pub http: reqwest::Client,
+    /// `…/api`
+    pub api: String,
+    pub key: String,
+}
+
+impl ApiClient {
+    /// `method path` with `body`; the JSON answer (`null` when empty), an error for a non-2xx.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
+        use anyhow::Context;
+        let mut rb = self
+            .http
+            .request(method, format!("{}{path}", self.api))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.with_context(|| path.to_owned())?;
+        let status = r.status();
+        let text = r.text().await?;
+        if !status.is_success() {
+            anyhow::bail!("{path}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+}

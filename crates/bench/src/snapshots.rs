@@ -20,11 +20,7 @@ use cove_testkit::{AgentOptions, Cove, Runner};
 use serde_json::{Value, json};
 
 #[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    api: String,
-    key: String,
-}
+struct Api(cove_bench::ApiClient);
 
 impl Api {
     async fn call(
@@ -33,20 +29,7 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut rb = self
-            .http
-            .request(method, format!("{}{path}", self.api))
-            .bearer_auth(&self.key);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.with_context(|| path.to_owned())?;
-        let status = r.status();
-        let text = r.text().await?;
-        if !status.is_success() {
-            bail!("{path}: {status} {text}");
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.0.call(method, path, body).await
     }
 
     /// Creates a build snapshot and waits for `active`; answers the time and the snapshot.
@@ -95,12 +78,13 @@ impl Api {
         }
         let proxy = sb["toolboxProxyUrl"].as_str().context("toolboxProxyUrl")?;
         let r = self
+            .0
             .http
             .post(format!(
                 "{}/{id}/process/execute",
                 proxy.trim_end_matches('/')
             ))
-            .bearer_auth(&self.key)
+            .bearer_auth(&self.0.key)
             .json(&json!({"command": "true"}))
             .send()
             .await?;
@@ -237,13 +221,13 @@ async fn main() -> anyhow::Result<()> {
             .args(["--runner-warm-pool", "0"]),
     )
     .await?;
-    let api = Api {
+    let api = Api(cove_bench::ApiClient {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()?,
         api: cove.api_url().to_owned(),
         key: cove.admin_key().context("admin key")?.to_owned(),
-    };
+    });
     let store = Store::new(&StoreConfig::local(&endpoint, "cove"));
     println!("| snapshots through the API (`cove-snapshot-api-bench`) | time |\n|---|---|");
     let result = async {

@@ -20,11 +20,7 @@ use serde_json::{Value, json};
 
 const MOUNT: &str = "/home/daytona/vol";
 
-struct Api {
-    http: reqwest::Client,
-    api: String,
-    key: String,
-}
+struct Api(cove_bench::ApiClient);
 
 impl Api {
     async fn call(
@@ -33,20 +29,7 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut rb = self
-            .http
-            .request(method, format!("{}{path}", self.api))
-            .bearer_auth(&self.key);
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.with_context(|| path.to_owned())?;
-        let status = r.status();
-        let text = r.text().await?;
-        if !status.is_success() {
-            bail!("{path}: {status} {text}");
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        self.0.call(method, path, body).await
     }
 
     /// `GET path` until `field` is `want` (or `bad`, or 120 s pass).
@@ -70,12 +53,13 @@ impl Api {
             .as_str()
             .context("toolboxProxyUrl")?;
         let r: Value = self
+            .0
             .http
             .post(format!(
                 "{}/{id}/process/execute",
                 proxy.trim_end_matches('/')
             ))
-            .bearer_auth(&self.key)
+            .bearer_auth(&self.0.key)
             .json(&json!({"command": command, "timeout": 300}))
             .send()
             .await?
@@ -174,13 +158,13 @@ async fn main() -> anyhow::Result<()> {
         cove_bench::cove_options(&endpoint, &dir.path().join("cove"), &log).runner(Runner::Docker),
     )
     .await?;
-    let api = Api {
+    let api = Api(cove_bench::ApiClient {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(300))
             .build()?,
         api: cove.api_url().to_owned(),
         key: cove.admin_key().context("admin key")?.to_owned(),
-    };
+    });
     println!(
         "| volumes (`cove-volume-bench`) | on the volume | on the sandbox's disk | volume / disk |\n|---|---|---|---|"
     );
