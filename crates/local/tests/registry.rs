@@ -188,3 +188,21 @@ async fn an_external_registry_or_none_starts_no_child() {
     assert!(procfs::children_named(cove.pid(), "docker-registry").is_empty());
     assert!(cove.terminate().success());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_dies_with_a_killed_cove() {
+    let dir = tempfile::tempdir().unwrap();
+    let cove = start(dir.path(), &[]);
+    let children = procfs::children_named(cove.pid(), "docker-registry");
+    assert_eq!(children.len(), 1, "one docker-registry child: {children:?}");
+    let child = children[0];
+    cove.kill();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while procfs::alive(child) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        !procfs::alive(child),
+        "docker-registry {child} outlived a SIGKILLed cove"
+    );
+}

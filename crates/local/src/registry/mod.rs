@@ -16,6 +16,8 @@ pub const DEFAULT_BIN: &str = "/usr/bin/docker-registry";
 /// How long the registry gets to answer `/v2/` after it was started.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// util-linux's `setpriv`: sets the child's parent-death signal before it execs the registry.
+const SETPRIV: &str = "/usr/bin/setpriv";
 
 /// A running internal registry: the child process and the gate.
 pub struct InternalRegistry {
@@ -34,9 +36,13 @@ impl InternalRegistry {
         let bin = std::env::var_os("COVE_DOCKER_REGISTRY_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_BIN));
-        let child = tokio::process::Command::new(&bin)
-            .arg("serve")
-            .arg(&config.path)
+        if !bin.exists() {
+            return Err(BackendError::Registry {
+                detail: format!("{} not found (install docker-registry)", bin.display()),
+                source: None,
+            });
+        }
+        let child = registry_command(&bin, &config.path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -114,6 +120,22 @@ impl InternalRegistry {
         }
         tracing::info!(pid = self.pid, "internal registry stopped");
     }
+}
+
+/// `docker-registry serve <config>`, through `setpriv --pdeathsig KILL` where util-linux has it:
+/// the kernel kills the registry when cove dies, even by SIGKILL, so that no orphan keeps its port
+/// and its data directory. (The signal follows the spawning thread: a tokio worker thread, which
+/// lives as long as cove's runtime.) The PID stays the registry's, since `setpriv` execs it.
+fn registry_command(bin: &Path, config: &Path) -> tokio::process::Command {
+    let mut cmd = if Path::new(SETPRIV).exists() {
+        let mut c = tokio::process::Command::new(SETPRIV);
+        c.arg("--pdeathsig").arg("KILL").arg("--").arg(bin);
+        c
+    } else {
+        tokio::process::Command::new(bin)
+    };
+    cmd.arg("serve").arg(config);
+    cmd
 }
 
 struct RegistryConfig {

@@ -154,6 +154,11 @@ impl Cove {
             .map(str::to_owned)
     }
 
+    /// SIGKILL, as a crash or an impatient supervisor would: cove gets no chance to clean up.
+    pub fn kill(mut self) {
+        self.proc.kill();
+    }
+
     /// Sends SIGTERM and waits (20 s, then SIGKILL) for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.proc
