@@ -34,6 +34,12 @@ ensure_rust_targets() {
     for t in wasm32-wasip2 x86_64-unknown-linux-musl; do
         grep -qx "$t" <<<"$installed" || { log "rustup target add $t"; rustup target add "$t" >&2; }
     done
+    # clippy and rustfmt: the test script lints through clippy-driver and checks formatting
+    local components
+    components="$(rustup component list --installed)"
+    for c in clippy rustfmt; do
+        grep -q "^$c" <<<"$components" || { log "rustup component add $c"; rustup component add "$c" >&2; }
+    done
 }
 
 APT_UPDATED=""

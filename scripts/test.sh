@@ -43,18 +43,24 @@ stage "cargo fmt --check; every test file in its package's test binary"
 cargo fmt --all --check
 "$COVE_ROOT/scripts/check-tests.sh"
 
-stage "cargo clippy (release profile: shares build scripts and proc macros with the build)"
-cargo clippy --release --workspace --all-targets --quiet -- -D warnings
+# Clippy lints every workspace crate while it compiles, through the driver `cargo clippy` itself
+# uses (a check pass first would type-check the whole workspace and its dependencies twice): a
+# warning fails the build stage below. Exported for every later cargo call of this run (bench,
+# DynamoDB Local), since the wrapper is part of cargo's fingerprint and a call without it would
+# rebuild the workspace.
+export RUSTC_WORKSPACE_WRAPPER
+RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver)"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 
-stage "wasm components"
+stage "wasm components (linted by clippy as they compile)"
 mapfile -t wasm < <(wasm_packages)
 cargo build --quiet --target wasm32-wasip2 --profile wasm "${wasm[@]}"
 
-stage "toolbox daemon (musl): build"
+stage "toolbox daemon (musl): build, linted by clippy"
 cargo build --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox
 cargo test --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox --no-run
 
-stage "native binaries and test binaries: build"
+stage "native binaries, test binaries and examples: build, linted by clippy"
 cargo build --quiet --release --workspace --exclude cove-toolbox --bins
 cargo test --quiet --release --workspace --exclude cove-toolbox --no-run
 
@@ -70,14 +76,27 @@ cargo test --release --workspace --exclude cove-toolbox --no-fail-fast
 stage "store suite against AWS DynamoDB Local"
 "$COVE_ROOT/scripts/dynamodb-local-tests.sh"
 
-stage "end-to-end tests with the official Daytona client"
-COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/e2e"
-COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk"
+stage "end-to-end tests with the official Daytona client; schemathesis alongside"
+export COVE_BIN="$COVE_ROOT/target/release/cove"
+# Schemathesis needs no Docker (its cove has a simulated runner) and the SDK suites mostly wait
+# on containers: the two run at the same time.
+FUZZ_LOG="$COVE_ROOT/target/fuzz.log"
+"$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/fuzz" >"$FUZZ_LOG" 2>&1 &
+FUZZ_PID=$!
+suites_ok=true
+"$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/e2e" || suites_ok=false
+"$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk" || suites_ok=false
 # the SDK's toolbox calls once more, through cove-proxy (toolboxProxyUrl = the proxy's /toolbox)
-COVE_TOOLBOX_VIA_PROXY=true COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk/test_sdk_flow.py"
+COVE_TOOLBOX_VIA_PROXY=true "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk/test_sdk_flow.py" || suites_ok=false
 
-stage "schemathesis over openapi/control-plane.json (simulated runner)"
-COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/fuzz"
+stage "schemathesis over openapi/control-plane.json (simulated runner; started with the SDK suites)"
+fuzz_ok=true
+wait "$FUZZ_PID" || fuzz_ok=false
+cat "$FUZZ_LOG"
+if [ "$suites_ok" != true ] || [ "$fuzz_ok" != true ]; then
+    echo "end-to-end suites passed: $suites_ok; schemathesis passed: $fuzz_ok" >&2
+    exit 1
+fi
 
 stage "benchmarks"
 "$COVE_ROOT/scripts/bench.sh"
