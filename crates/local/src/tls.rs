@@ -98,8 +98,8 @@ impl LocalTls {
         let cert = params.signed_by(&key, &issuer)?;
         let chain = vec![CertificateDer::from(cert.der().to_vec())];
         let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        // Explicit provider: the dependency graph enables both of rustls' providers.
-        let provider = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider();
+        // Explicit provider, as everywhere in Cove: ring.
+        let provider = tokio_rustls::rustls::crypto::ring::default_provider();
         let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()

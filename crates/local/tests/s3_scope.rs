@@ -35,6 +35,7 @@ fn client(url: &str, key: &str, secret: &str, token: Option<String>) -> Client {
         .endpoint_url(url)
         .force_path_style(true)
         .credentials_provider(creds)
+        .http_client(cove_store::https_client())
         .build();
     Client::from_conf(config)
 }

@@ -150,6 +150,7 @@ async fn the_sdks_upload_works_under_its_prefix_only() {
             .endpoint_url(&s3.url)
             .force_path_style(true)
             .credentials_provider(Credentials::new("cove", "cove-secret", None, None, "t"))
+            .http_client(cove_store::https_client())
             .build(),
     );
     let listed = master

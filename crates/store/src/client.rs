@@ -51,5 +51,16 @@ pub(crate) fn build(cfg: &StoreConfig) -> aws_sdk_dynamodb::Client {
         .stalled_stream_protection(
             aws_sdk_dynamodb::config::StalledStreamProtectionConfig::disabled(),
         );
+    #[cfg(not(target_arch = "wasm32"))]
+    let builder = builder.http_client(https_client());
     aws_sdk_dynamodb::Client::from_conf(builder.build())
+}
+
+/// The AWS SDKs' HTTP(S) client for native code: rustls with the ring provider (hyper, pooled).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }

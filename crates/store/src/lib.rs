@@ -82,6 +82,8 @@ pub mod users;
 pub mod volumes;
 
 pub use client::StoreConfig;
+#[cfg(not(target_arch = "wasm32"))]
+pub use client::https_client;
 pub use error::{Conflict, DisplayChain, Entity, Resource, StoreError};
 pub use page::{Cursor, Page};
 

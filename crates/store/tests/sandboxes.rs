@@ -65,6 +65,7 @@ fn raw(store: &Store) -> aws_sdk_dynamodb::Client {
             None,
             "test",
         ))
+        .http_client(cove_store::https_client())
         .build();
     aws_sdk_dynamodb::Client::from_conf(conf)
 }

@@ -70,6 +70,7 @@ impl ContextStore {
                     .behavior_version(BehaviorVersion::latest())
                     .region(Region::new(settings.region.clone()))
                     .credentials_provider(creds)
+                    .http_client(https_client())
                     .force_path_style(true);
                 if let Some(ep) = &settings.endpoint {
                     b = b.endpoint_url(ep);
@@ -169,6 +170,15 @@ pub fn merge(dockerfile: &str, contexts: &[PathBuf], out: &Path) -> std::io::Res
         .into_inner()
         .map_err(|e| e.into_error())?;
     Ok(())
+}
+
+/// The S3 SDK's HTTP(S) client: rustls with the ring provider (the SDK's default client would
+/// build aws-lc-sys as well).
+pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
 }
 
 #[cfg(test)]

@@ -147,6 +147,7 @@ impl S3 {
             .credentials_provider(creds)
             .endpoint_url(&self.url)
             .force_path_style(true)
+            .http_client(cove_runner_agent::snapshots::context::https_client())
             .build();
         aws_sdk_s3::Client::from_conf(cfg)
     }
