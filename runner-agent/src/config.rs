@@ -98,6 +98,10 @@ pub struct Args {
     /// private network of the host's cloud).
     #[arg(long = "sandbox-deny", value_name = "CIDR")]
     pub sandbox_deny: Vec<ipnet::Ipv4Net>,
+    /// A hosts file (`address name...` lines) the egress proxy of domain policies resolves
+    /// names with before the host's resolver (read again when it changes).
+    #[arg(long, env = "COVE_EGRESS_HOSTS", value_name = "FILE")]
+    pub egress_hosts: Option<PathBuf>,
     /// Seconds between two re-assertions of the isolation rules.
     #[arg(long, default_value_t = 30)]
     pub isolation_check_secs: u64,
@@ -273,6 +277,7 @@ impl Config {
             firewall: !args.external_network_isolation,
             deny: args.sandbox_deny,
             reassert_every: Duration::from_secs(args.isolation_check_secs.max(1)),
+            egress_hosts: args.egress_hosts.filter(|p| !p.as_os_str().is_empty()),
         };
         let snapshot_jobs = crate::snapshots::SnapshotSettings {
             s3: crate::snapshots::context::S3Settings {

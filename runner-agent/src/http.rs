@@ -179,6 +179,22 @@ async fn sandbox_get(
     rec.status(&id).await.map(Json)
 }
 
+/// The sandbox's last egress decisions (egress proxy of domain policies), oldest first.
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/network-log", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id")),
+    responses((status = 200, body = cove_runner_api::NetworkLog), Errors))]
+async fn sandbox_network_log(
+    State(rec): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<cove_runner_api::NetworkLog>> {
+    rec.status(&id).await?;
+    let log = &crate::egress::log::LOG;
+    Ok(Json(cove_runner_api::NetworkLog {
+        entries: log.recent(&id),
+        capacity: u32::try_from(crate::egress::log::PER_SANDBOX).unwrap_or(u32::MAX),
+    }))
+}
+
 /// Every sandbox of this runner.
 #[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes",
     responses((status = 200, body = SandboxList), Errors))]
@@ -380,6 +396,7 @@ fn api_routes(fake: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(info))
         .routes(routes!(sandbox_list))
         .routes(routes!(sandbox_get, sandbox_put, sandbox_delete))
+        .routes(routes!(sandbox_network_log))
         .routes(routes!(sandbox_backup))
         .routes(routes!(backups_delete))
         .routes(routes!(snapshot_get, snapshot_put, snapshot_delete))

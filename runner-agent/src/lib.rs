@@ -11,6 +11,7 @@
 //! contract is `cove_runner_api`; the API document is [`http::openapi`].
 
 pub mod config;
+pub mod egress;
 pub mod error;
 pub mod heartbeat;
 pub mod http;

@@ -62,6 +62,8 @@ pub struct NetworkSettings {
     pub deny: Vec<ipnet::Ipv4Net>,
     /// How often the rules are written and checked again.
     pub reassert_every: Duration,
+    /// A hosts file the egress proxy resolves names with before the host's resolver.
+    pub egress_hosts: Option<std::path::PathBuf>,
 }
 
 impl Default for NetworkSettings {
@@ -72,6 +74,7 @@ impl Default for NetworkSettings {
             firewall: true,
             deny: Vec::new(),
             reassert_every: REASSERT_EVERY,
+            egress_hosts: None,
         }
     }
 }
@@ -129,6 +132,7 @@ pub async fn setup(
     let lock = HostLock::take().await?;
     let net = bridge::ensure(docker, settings).await?;
     if settings.firewall {
+        start_proxy(settings, net.gateway).await;
         assert_rules(docker, settings).await?;
     } else {
         tracing::warn!(network = %settings.name, "--external-network-isolation: the agent installs no firewall rules; the host must keep sandboxes from each other and from the host");
@@ -137,6 +141,22 @@ pub async fn setup(
     bridge::migrate(docker, &settings.name, runner_id).await?;
     tracing::info!(network = %settings.name, bridge = %settings.bridge, subnets = ?net.subnets, firewall = settings.firewall, "sandbox network ready");
     Ok(())
+}
+
+/// Starts the egress proxy of domain policies on the bridge's address. Without it a domain
+/// policy cannot be applied (its sandbox goes to `error`), so a failure is logged, not fatal.
+async fn start_proxy(settings: &NetworkSettings, gateway: Option<std::net::Ipv4Addr>) {
+    if crate::egress::proxy::port().is_some() {
+        return;
+    }
+    let Some(gw) = gateway else {
+        tracing::error!(network = %settings.name, "the sandbox network has no gateway address: domain policies cannot be enforced");
+        return;
+    };
+    let resolver = crate::egress::resolve::Resolver::new(settings.egress_hosts.clone());
+    if let Err(e) = crate::egress::proxy::start(gw, resolver).await {
+        tracing::error!(%gw, error = %e, "the egress proxy cannot listen: domain policies cannot be enforced");
+    }
 }
 
 /// Writes and checks the rules once (under the host lock).
@@ -151,10 +171,13 @@ async fn firewall_of(
 ) -> Result<firewall::Firewall, NetworkError> {
     let subnets = bridge::local_subnets(docker).await?;
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let forbidden = subnets.iter().chain(&settings.deny).copied().collect();
+    crate::egress::proxy::set_forbidden(forbidden);
     Ok(
         firewall::Firewall::new(&settings.bridge, subnets, settings.deny.clone())
             .with_resolvers(firewall::resolvers(&resolv))
-            .with_policies(egress::snapshot()),
+            .with_policies(egress::snapshot())
+            .with_proxy(crate::egress::proxy::port()),
     )
 }
 

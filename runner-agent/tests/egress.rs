@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Agent, image, sid, wait_until};
-use cove_runner_api::{EgressPolicy, SandboxSpec, SandboxState};
+use cove_runner_api::{EgressPolicy, EgressVerdict, SandboxSpec, SandboxState};
 
 fn sh(cmd: &str) -> (bool, String) {
     let out = Command::new("sh")
@@ -43,6 +43,14 @@ struct NetGuard {
 impl Drop for NetGuard {
     fn drop(&mut self) {
         let b = &self.bridge;
+        while sh(&format!(
+            "iptables -w -t nat -D PREROUTING -i {b} -j COVE-NAT-{b}"
+        ))
+        .0
+        {}
+        sh(&format!(
+            "iptables -w -t nat -F COVE-NAT-{b}; iptables -w -t nat -X COVE-NAT-{b}"
+        ));
         for (chain, target) in [("INPUT", "COVE-IN"), ("DOCKER-USER", "COVE-FWD")] {
             while sh(&format!("iptables -w -D {chain} -i {b} -j {target}-{b}")).0 {}
         }
@@ -161,6 +169,7 @@ fn policy(allow: &[&str], deny: &[&str]) -> EgressPolicy {
         block_all: false,
         allow: allow.iter().map(|s| (*s).to_owned()).collect(),
         deny: deny.iter().map(|s| (*s).to_owned()).collect(),
+        ..EgressPolicy::default()
     }
 }
 
@@ -288,6 +297,214 @@ async fn egress_policies_are_enforced_and_change_at_run_time() {
         agent.client.destroy_sandbox(id).await.expect("delete");
     }
     assert_eq!(policy_chains(&net.bridge), 0);
+    drop(agent);
+    drop(inet);
+    drop(net);
+}
+
+/// HTTPS (443, a self-signed certificate) and HTTP (80) servers on every address of `inet`'s
+/// namespace, answering `hello from the internet` whatever the name asked for.
+fn serve_tls(inet: &Internet) -> Child {
+    let dir = std::env::temp_dir().join(format!("{}-www", inet.ns));
+    must(&format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=allowed.test \
+         -keyout {d}/key.pem -out {d}/cert.pem",
+        d = dir.display()
+    ));
+    let script = format!(
+        "import http.server,ssl,threading,os\nos.chdir('{d}')\nH=http.server.SimpleHTTPRequestHandler\n\
+         s=http.server.ThreadingHTTPServer(('0.0.0.0',443),H)\nc=ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         c.load_cert_chain('cert.pem','key.pem')\ns.socket=c.wrap_socket(s.socket,server_side=True)\n\
+         threading.Thread(target=s.serve_forever,daemon=True).start()\n\
+         http.server.ThreadingHTTPServer(('0.0.0.0',80),H).serve_forever()\n",
+        d = dir.display()
+    );
+    Command::new("ip")
+        .args(["netns", "exec", &inet.ns, "python3", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("TLS server in the namespace")
+}
+
+/// Connects from inside a sandbox to `ip:port` (as `curl --resolve name:port:ip`), TLS on 443
+/// with SNI `sni` (none when empty or an IP), `Host: sni` on 80: (reached, output).
+async fn get_named(agent: &Agent, id: &str, ip: &str, port: u16, sni: &str) -> (bool, String) {
+    let script = format!(
+        "import socket,ssl,sys\nn='{sni}'\ntry:\n    s=socket.create_connection(('{ip}',{port}),timeout=5)\n    if {port}==443:\n        c=ssl.create_default_context(); c.check_hostname=False; c.verify_mode=ssl.CERT_NONE\n        s=c.wrap_socket(s,server_hostname=n or None)\n    s.sendall(('GET /hello.txt HTTP/1.0'+chr(13)+chr(10)+'Host: '+(n or '{ip}')+chr(13)+chr(10)+chr(13)+chr(10)).encode())\n    d=b''\n    while True:\n        b=s.recv(4096)\n        if not b: break\n        d+=b\n    print(d.decode(errors='replace'))\n    sys.exit(0 if b'hello from the internet' in d else 3)\nexcept Exception as e:\n    print('FAIL', e); sys.exit(3)\n"
+    );
+    let (code, out) = agent.exec(id, &format!("python3 -c \"{script}\"")).await;
+    (code == 0, out)
+}
+
+fn domains(allow: &[&str], deny: &[&str]) -> EgressPolicy {
+    EgressPolicy {
+        domain_allow: allow.iter().map(|s| (*s).to_owned()).collect(),
+        domain_deny: deny.iter().map(|s| (*s).to_owned()).collect(),
+        ..EgressPolicy::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_policies_are_decided_on_sni_and_host_and_logged() {
+    let tag = rand_hex(6);
+    let net = NetGuard {
+        name: format!("cove-egdom-{tag}"),
+        bridge: format!("cvd{tag}"),
+    };
+    let inet = Internet::start();
+    let mut tls = serve_tls(&inet);
+    let hosts = std::env::temp_dir().join(format!("{}-hosts", inet.ns));
+    std::fs::write(
+        &hosts,
+        format!(
+            "{} allowed.test www.wild.test\n{} denied.test\n",
+            inet.allowed, inet.other
+        ),
+    )
+    .expect("hosts file");
+    let hosts_arg = hosts.display().to_string();
+    let agent = Agent::start(&[
+        "--sandbox-network",
+        &net.name,
+        "--sandbox-bridge",
+        &net.bridge,
+        "--egress-hosts",
+        &hosts_arg,
+    ]);
+    let (a, d) = (sid("egn"), sid("egm"));
+    agent
+        .sandbox(&a, |s| {
+            s.egress = domains(&["allowed.test", "*.wild.test"], &[])
+        })
+        .await;
+    agent
+        .sandbox(&d, |s| s.egress = domains(&[], &["denied.test"]))
+        .await;
+    let (ok_ip, other_ip) = (inet.allowed.as_str(), inet.other.as_str());
+    wait_until("the TLS test host", Duration::from_secs(20), || async {
+        get_named(&agent, &a, ok_ip, 443, "allowed.test").await.0
+    })
+    .await;
+
+    // Allow-list: the listed names at their own addresses, over TLS and HTTP.
+    for (ip, port, sni, want, what) in [
+        (ok_ip, 443, "allowed.test", true, "https://allowed.test"),
+        (ok_ip, 80, "allowed.test", true, "http://allowed.test"),
+        (ok_ip, 443, "www.wild.test", true, "a *. wildcard"),
+        (other_ip, 443, "denied.test", false, "https://denied.test"),
+        (
+            other_ip,
+            443,
+            "allowed.test",
+            false,
+            "--resolve allowed.test:443:<denied IP>",
+        ),
+        (ok_ip, 443, "", false, "TLS without SNI (a raw IP)"),
+        (ok_ip, 443, ok_ip, false, "https://<raw IP>"),
+        (ok_ip, 80, ok_ip, false, "http://<raw IP>"),
+        (other_ip, 80, "allowed.test", false, "a forged Host"),
+    ] {
+        let (reached, out) = get_named(&agent, &a, ip, port, sni).await;
+        assert_eq!(reached, want, "allow-list, {what}: {out}");
+    }
+    // Other ports follow the CIDR rules: none listed, so refused.
+    let (reached, took, out) = fetch_in(&agent, &a, &inet.url(ok_ip)).await;
+    assert!(
+        !reached && took < Duration::from_secs(2),
+        "port {}: {out}",
+        inet.port
+    );
+    let (_, out) = get_named(&agent, &a, other_ip, 80, "denied.test").await;
+    assert!(
+        out.contains("403") && out.contains("egress policy"),
+        "{out}"
+    );
+
+    // Deny-list: everything but the listed name.
+    for (ip, port, sni, want, what) in [
+        (ok_ip, 443, "allowed.test", true, "an unlisted name"),
+        (other_ip, 443, "denied.test", false, "the listed name"),
+        (other_ip, 443, "allowed.test", false, "a forged SNI"),
+    ] {
+        let (reached, out) = get_named(&agent, &d, ip, port, sni).await;
+        assert_eq!(reached, want, "deny-list, {what}: {out}");
+    }
+    assert!(
+        fetch_in(&agent, &d, &inet.url(other_ip)).await.0,
+        "other ports stay open"
+    );
+
+    // A run-time change: allowed.test denied, then allowed again, the same container.
+    let took = change(&agent, &a, 2, domains(&["*.wild.test"], &[])).await;
+    assert!(took < Duration::from_secs(1), "the change took {took:?}");
+    assert!(
+        !get_named(&agent, &a, ok_ip, 443, "allowed.test").await.0,
+        "allowed → denied"
+    );
+    change(&agent, &a, 3, domains(&["allowed.test"], &[])).await;
+    assert!(
+        get_named(&agent, &a, ok_ip, 443, "allowed.test").await.0,
+        "denied → allowed"
+    );
+
+    // The decision log holds these attempts, newest last, with names and verdicts.
+    let log = agent.client.network_log(&a).await.expect("network log");
+    let seen = |dest: &str, domain: Option<&str>, verdict: EgressVerdict| {
+        log.entries
+            .iter()
+            .any(|e| e.destination == dest && e.domain.as_deref() == domain && e.verdict == verdict)
+    };
+    let (ok443, other443) = (format!("{ok_ip}:443"), format!("{other_ip}:443"));
+    assert!(
+        seen(&ok443, Some("allowed.test"), EgressVerdict::Allowed),
+        "{log:#?}"
+    );
+    assert!(
+        seen(&other443, Some("denied.test"), EgressVerdict::Denied),
+        "{log:#?}"
+    );
+    assert!(
+        seen(&other443, Some("allowed.test"), EgressVerdict::Denied),
+        "{log:#?}"
+    );
+    assert!(seen(&ok443, None, EgressVerdict::Denied), "{log:#?}");
+    let last = log.entries.last().expect("entries");
+    assert_eq!(
+        (last.domain.as_deref(), last.verdict),
+        (Some("allowed.test"), EgressVerdict::Allowed)
+    );
+    let pinned = log
+        .entries
+        .iter()
+        .find(|e| e.destination == other443 && e.domain.as_deref() == Some("allowed.test"));
+    assert!(
+        pinned
+            .and_then(|e| e.reason.as_deref())
+            .is_some_and(|r| r.contains("pinning")),
+        "{log:#?}"
+    );
+    assert_eq!(log.capacity, 256);
+    let other_log = agent.client.network_log(&d).await.expect("network log");
+    assert!(
+        other_log
+            .entries
+            .iter()
+            .all(|e| e.destination != ok443 || e.domain.as_deref() == Some("allowed.test"))
+    );
+
+    for id in [&a, &d] {
+        agent.client.destroy_sandbox(id).await.expect("delete");
+    }
+    assert_eq!(
+        must(&format!("iptables -w -t nat -S COVE-NAT-{}", net.bridge))
+            .lines()
+            .count(),
+        1
+    );
+    let _ = tls.kill();
+    let _ = tls.wait();
+    let _ = std::fs::remove_file(&hosts);
     drop(agent);
     drop(inet);
     drop(net);

@@ -49,6 +49,14 @@ impl Drop for NetGuard {
                 "iptables -w -F {chain}-{b}; iptables -w -X {chain}-{b}"
             ));
         }
+        while sh(&format!(
+            "iptables -w -t nat -D PREROUTING -i {b} -j COVE-NAT-{b}"
+        ))
+        .0
+        {}
+        sh(&format!(
+            "iptables -w -t nat -F COVE-NAT-{b}; iptables -w -t nat -X COVE-NAT-{b}"
+        ));
         sh(&format!("docker network rm {}", self.name));
     }
 }

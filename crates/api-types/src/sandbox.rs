@@ -149,7 +149,7 @@ pub struct CreateSandbox {
     /// Beyond Daytona: comma-separated IPv4 CIDRs the sandbox may never reach (at most 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_deny_list: Option<String>,
-    /// Beyond Daytona: domain patterns the sandbox may never reach (not enforced yet: refused).
+    /// Beyond Daytona: domain patterns (`example.com`, `*.example.com`) the sandbox may never reach over HTTP/TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain_deny_list: Option<String>,
     #[serde(default)]
@@ -391,7 +391,7 @@ pub struct UpdateSandboxNetworkSettings {
     /// Beyond Daytona: comma-separated IPv4 CIDRs the sandbox may never reach (at most 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_deny_list: Option<String>,
-    /// Beyond Daytona: domain patterns the sandbox may never reach (not enforced yet: refused).
+    /// Beyond Daytona: domain patterns (`example.com`, `*.example.com`) the sandbox may never reach over HTTP/TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain_deny_list: Option<String>,
 }

@@ -294,6 +294,12 @@ impl<T: Transport> Client<T> {
         self.json(&Call::get(format!("/v1/sandboxes/{id}"))).await
     }
 
+    /// `GET /v1/sandboxes/{id}/network-log`: the sandbox's last egress decisions.
+    pub async fn network_log(&self, id: &str) -> Result<crate::NetworkLog, ClientError> {
+        self.json(&Call::get(format!("/v1/sandboxes/{id}/network-log")))
+            .await
+    }
+
     /// `GET /v1/sandboxes`: every sandbox the agent knows.
     pub async fn list_sandboxes(&self) -> Result<SandboxList, ClientError> {
         self.json(&Call::get("/v1/sandboxes".to_owned())).await

@@ -276,13 +276,62 @@ pub struct EgressPolicy {
     /// Never these destinations (`networkDenyList`; wins over `allow`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny: Vec<String>,
+    /// When not empty: HTTP/TLS (ports 80, 443) only to these names (`domainAllowList`; exact
+    /// names or `*.` wildcards), decided on the `Host` header / TLS SNI by the agent's egress
+    /// proxy; other ports are then refused unless `allow` lists them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domain_allow: Vec<String>,
+    /// Never these names over HTTP/TLS (`domainDenyList`; wins over `domain_allow`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domain_deny: Vec<String>,
 }
 
 impl EgressPolicy {
     /// No restriction beyond the isolation.
     pub fn is_open(&self) -> bool {
-        !self.block_all && self.allow.is_empty() && self.deny.is_empty()
+        !self.block_all
+            && self.allow.is_empty()
+            && self.deny.is_empty()
+            && self.domain_allow.is_empty()
+            && self.domain_deny.is_empty()
     }
+}
+
+/// Allowed or denied (a decision of the egress policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum EgressVerdict {
+    Allowed,
+    Denied,
+}
+
+/// One egress connection attempt of a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct EgressDecision {
+    /// RFC 3339, UTC.
+    pub time: String,
+    /// `address:port` the sandbox connected to.
+    pub destination: String,
+    /// The TLS SNI or HTTP `Host` when one was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    pub verdict: EgressVerdict,
+    /// Why a connection was denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The last egress attempts of a sandbox, oldest first (`GET /v1/sandboxes/{id}/network-log`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkLog {
+    pub entries: Vec<EgressDecision>,
+    /// Most entries kept per sandbox.
+    pub capacity: u32,
 }
 
 /// Observed state (Daytona's runner state strings).

@@ -41,12 +41,14 @@ pub fn spec_of(rec: &SandboxRecord, t: &Transition, desired: DesiredState) -> Sa
         block_all: rec.network_block_all && !no_network,
         allow: cidrs(rec.network_allow_list.as_deref()),
         deny: cidrs(rec.network_deny_list.as_deref()),
+        domain_allow: cidrs(rec.domain_allow_list.as_deref()),
+        domain_deny: cidrs(rec.domain_deny_list.as_deref()),
     };
     s.stop_timeout_secs = (t.force && desired == DesiredState::Stopped).then_some(0);
     s
 }
 
-/// The entries of a comma-separated CIDR list (validated by the sandbox routes).
+/// The entries of a comma-separated CIDR or domain list (validated by the sandbox routes).
 fn cidrs(list: Option<&str>) -> Vec<String> {
     list.unwrap_or_default()
         .split(',')

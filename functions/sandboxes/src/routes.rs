@@ -55,7 +55,7 @@ cove_edge::routes! {
         sandbox_archive, sandbox_backup, sandbox_replace_labels, sandbox_set_public,
         sandbox_set_autostop, sandbox_set_autoarchive, sandbox_set_autodelete,
         sandbox_set_autopause, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_build_logs,
-        sandbox_update_network_settings, sandbox_last_activity, sandbox_update_state,
+        sandbox_update_network_settings, sandbox_network_log, sandbox_last_activity, sandbox_update_state,
         sandbox_signed_preview_url, sandbox_expire_signed_preview_url,
     ]
     modifiers(&WorkspaceAliases)
@@ -264,6 +264,17 @@ async fn sandbox_update_network_settings(s: &State, req: &Request, p: &Params) -
     let id = p.get("sandboxIdOrName");
     let body: UpdateSandboxNetworkSettings = body_after(req, may_write(&c, id)).await?;
     ok(&service::network::update(&c, id, &body).await?)
+}
+
+/// Beyond Daytona: the sandbox's last egress attempts (time, destination, domain, verdict), as
+/// its runner's egress proxy decided them, oldest first.
+#[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}/network-log", tag = "sandbox",
+    params(("sandboxIdOrName" = String, Path)),
+    responses((status = 200, body = cove_runner_api::NetworkLog), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_network_log(s: &State, req: &Request, p: &Params) -> Answer {
+    let c = call(s, req).await?;
+    ok(&service::network::network_log(&c, p.get("sandboxIdOrName")).await?)
 }
 
 #[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/public/{isPublic}", tag = "sandbox",

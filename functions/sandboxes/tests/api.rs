@@ -1055,6 +1055,7 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
     ),
     ("GET", "/api/sandbox/{sandboxId}/toolbox-proxy-url", None),
     ("GET", "/api/sandbox/{sandboxIdOrName}/build-logs", None),
+    ("GET", "/api/sandbox/{sandboxIdOrName}/network-log", None),
     ("POST", "/api/sandbox/{sandboxId}/last-activity", Some("{}")),
     (
         "PUT",
@@ -1304,15 +1305,65 @@ async fn network_settings_push_a_new_generation_to_the_same_container() {
         json!({"networkBlockAll": true, "networkAllowList": "10.0.0.0/8"}),
         json!({"networkAllowList": "1.0.0.0/8,2.0.0.0/8,3.0.0.0/8,4.0.0.0/8,5.0.0.0/8,6.0.0.0/8"}),
         json!({"networkAllowList": "10.0.0.0/33"}),
-        json!({"domainAllowList": "example.com"}),
+        json!({"networkAllowList": "10.0.0.0/8", "networkDenyList": "10.0.0.0/8"}),
+        json!({"domainAllowList": "exa mple.com"}),
+        json!({"domainAllowList": "*.*.example.com"}),
+        json!({"domainAllowList": "a.test", "domainDenyList": "A.test"}),
+        json!({"networkBlockAll": true, "domainDenyList": "a.test"}),
+        json!({"domainAllowList": vec!["a.test"; 51].join(",")}),
+        json!({"networkBlockAll": "yes"}),
+        json!([1, 2]),
     ] {
         let (s, v) = post(bad.clone()).await;
         assert_eq!(s, 400, "{bad}: {v}");
+    }
+    // Empty, malformed and oversized bodies: 400 envelopes too (checked by `call`).
+    let huge = format!("{{\"domainDenyList\": \"{}\"}}", "a".repeat(2 << 20));
+    for raw in ["", "{", "{\"networkAllowList\": ", huge.as_str()] {
+        let call =
+            Call::simple("POST", &path, Some(alice.as_str()), None, Some(raw)).header("host", HOST);
+        let resp = sandboxes::handle(&f.env, &f.settings, call.to_request()).await;
+        let (s, v) = Reply::from_response(resp).checked(&call);
+        assert!(s == 400 || s == 413, "{:.40}: {s} {v}", raw);
     }
     assert_eq!(
         f.agent.client().get_sandbox(&id).await.unwrap().generation,
         before.generation + 3
     );
+
+    // Domain lists: normalised, stored and carried to the runner in the spec.
+    let (s, v) = post(
+        json!({"domainAllowList": "Allowed.test,*.wild.test", "domainDenyList": "denied.test"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["domainAllowList"], "allowed.test,*.wild.test");
+    let spec = f.agent.client().get_sandbox(&id).await.unwrap();
+    assert_eq!(spec.generation, before.generation + 4);
+    let rec = f
+        .env
+        .store
+        .sandboxes()
+        .get(&sandbox_id(&id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.domain_deny_list.as_deref(), Some("denied.test"));
+    let log = f
+        .call(
+            "GET",
+            &format!("/api/sandbox/{id}/network-log"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(log.0, 200, "{:?}", log.1);
+    assert!(log.1["entries"].is_array(), "{:?}", log.1);
+    // Block-all clears them.
+    let (s, v) = post(json!({"networkBlockAll": true})).await;
+    assert_eq!((s, v["domainAllowList"].is_null()), (200, true), "{v}");
+    let (s, _) = post(json!({"networkBlockAll": false})).await;
+    assert_eq!(s, 200);
 
     // Stopped: stored, pushed with the next start.
     let (s, _) = f

@@ -20,6 +20,8 @@ const MANAGED_LABEL: &str = "cove.network";
 pub struct NetworkFacts {
     pub id: String,
     pub subnets: Vec<String>,
+    /// The bridge's own IPv4 address (where the egress proxy listens).
+    pub gateway: Option<std::net::Ipv4Addr>,
 }
 
 fn engine(op: &'static str) -> impl Fn(BollardError) -> NetworkError {
@@ -61,16 +63,16 @@ pub async fn ensure(
     if net.internal == Some(true) {
         return Err(unusable("it is internal (no egress)".into()));
     }
-    let subnets = net
-        .ipam
-        .and_then(|i| i.config)
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|c| c.subnet)
-        .collect();
+    let config = net.ipam.and_then(|i| i.config).unwrap_or_default();
+    let gateway = config
+        .iter()
+        .filter_map(|c| c.gateway.as_deref())
+        .find_map(|g| g.parse().ok());
+    let subnets = config.into_iter().filter_map(|c| c.subnet).collect();
     Ok(NetworkFacts {
         id: net.id.unwrap_or_default(),
         subnets,
+        gateway,
     })
 }
 

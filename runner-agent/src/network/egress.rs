@@ -24,6 +24,7 @@ use cove_runner_api::EgressPolicy;
 use ipnet::Ipv4Net;
 
 use super::{NetworkError, NetworkSettings};
+use crate::egress::pattern::{DomainList, DomainPolicy};
 
 /// A policy in the form the rules need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,21 @@ pub struct Compiled {
     pub block_all: bool,
     pub allow: Vec<Ipv4Net>,
     pub deny: Vec<Ipv4Net>,
+    /// Domain lists: TCP 80/443 go through the egress proxy (`crate::egress`).
+    pub domains: DomainPolicy,
+}
+
+impl Compiled {
+    /// Whether TCP 80/443 are redirected to the egress proxy.
+    pub fn proxied(&self) -> bool {
+        !self.block_all && !self.domains.is_empty()
+    }
+
+    /// Whether the forward chain refuses what its lists do not allow (a CIDR or a domain
+    /// allow-list: other ports follow the CIDR allow-list, none when it is empty).
+    pub fn default_deny(&self) -> bool {
+        !self.allow.is_empty() || !self.domains.allow.is_empty()
+    }
 }
 
 /// One sandbox's installed policy.
@@ -51,6 +67,10 @@ pub enum EgressError {
         "the agent does not install firewall rules (--external-network-isolation): it cannot enforce an egress policy"
     )]
     Unenforced,
+    #[error("invalid domain pattern {0:?}")]
+    BadDomain(String),
+    #[error("the agent's egress proxy is not running: it cannot enforce a domain list")]
+    NoProxy,
     #[error("{0}")]
     Network(#[from] NetworkError),
 }
@@ -87,11 +107,36 @@ pub fn compile(p: &EgressPolicy) -> Result<Option<Compiled>, EgressError> {
             .map(|s| parse_net(s))
             .collect::<Result<Vec<_>, _>>()
     };
+    let domains = |v: &[String]| match v.iter().find(|d| !valid_pattern(d)) {
+        Some(d) => Err(EgressError::BadDomain(d.clone())),
+        None => Ok(DomainList::new(v)),
+    };
     Ok(Some(Compiled {
         block_all: p.block_all,
         allow: parse(&p.allow)?,
         deny: parse(&p.deny)?,
+        domains: DomainPolicy {
+            allow: domains(&p.domain_allow)?,
+            deny: domains(&p.domain_deny)?,
+        },
     }))
+}
+
+/// `example.com` or `*.example.com` (the control plane validates the same way).
+fn valid_pattern(p: &str) -> bool {
+    let name = p.trim().strip_prefix("*.").unwrap_or(p.trim());
+    let label = |l: &str| {
+        !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    name.contains('.') && name.trim_end_matches('.').split('.').all(label)
+}
+
+/// The sandbox whose policy is installed for address `ip`, with that policy.
+pub fn by_ip(ip: Ipv4Addr) -> Option<(String, Compiled)> {
+    let g = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    g.iter()
+        .find(|(_, e)| e.ip == ip)
+        .map(|(id, e)| (id.clone(), e.policy.clone()))
 }
 
 /// The chain of sandbox `id` on `bridge` (at most 27 characters: iptables allows 28).
@@ -125,6 +170,9 @@ pub async fn set(id: &str, container_id: &str, policy: &EgressPolicy) -> Result<
     if !enf.settings.firewall {
         return Err(EgressError::Unenforced);
     }
+    if compiled.proxied() && crate::egress::proxy::port().is_none() {
+        return Err(EgressError::NoProxy);
+    }
     let ip = address(&enf.docker, container_id, &enf.settings.name).await?;
     let entry = Entry {
         ip,
@@ -152,6 +200,7 @@ pub async fn forget(id: &str) -> Result<(), EgressError> {
         .unwrap_or_else(|e| e.into_inner())
         .remove(id)
         .is_some();
+    crate::egress::log::LOG.forget(id);
     match ENFORCER.get() {
         Some(enf) if removed && enf.settings.firewall => write(enf).await,
         _ => Ok(()),
@@ -193,6 +242,7 @@ mod tests {
             block_all: false,
             allow: allow.iter().map(|s| (*s).to_owned()).collect(),
             deny: deny.iter().map(|s| (*s).to_owned()).collect(),
+            ..EgressPolicy::default()
         }
     }
 
@@ -205,6 +255,12 @@ mod tests {
         let shown: Vec<String> = c.allow.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["10.1.2.0/24", "192.0.2.7/32"]);
         assert_eq!(c.deny[0].to_string(), "10.1.2.9/32");
+        let mut d = policy(&[], &[]);
+        d.domain_allow = vec!["*.example.com".into()];
+        let c = compile(&d).expect("valid").expect("restricts");
+        assert!(c.proxied() && c.default_deny());
+        d.domain_allow = vec!["bad name".into()];
+        assert!(matches!(compile(&d), Err(EgressError::BadDomain(_))));
         for bad in ["10.0.0.0/33", "example.com", "::1/128", ""] {
             assert!(
                 matches!(compile(&policy(&[bad], &[])), Err(EgressError::BadCidr(_))),

@@ -15,6 +15,8 @@ const REJECT: [&str; 4] = ["-j", "REJECT", "--reject-with", "icmp-admin-prohibit
 /// One rule: `-A <chain> <args>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
+    /// `filter` or `nat`.
+    pub table: &'static str,
     pub chain: String,
     pub args: Vec<String>,
 }
@@ -22,9 +24,24 @@ pub struct Rule {
 impl Rule {
     fn new(chain: &str, args: &[&str]) -> Self {
         Self {
+            table: "filter",
             chain: chain.to_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
         }
+    }
+
+    fn nat(chain: &str, args: &[&str]) -> Self {
+        Self {
+            table: "nat",
+            ..Self::new(chain, args)
+        }
+    }
+
+    /// `-t <table> <op> <chain> <args>` as arguments of `iptables`.
+    fn command<'a>(&'a self, op: &'a str) -> Vec<&'a str> {
+        let mut v = vec!["-t", self.table, op, self.chain.as_str()];
+        v.extend(self.args.iter().map(String::as_str));
+        v
     }
 
     /// As `iptables -S` prints it.
@@ -45,6 +62,8 @@ pub struct Firewall {
     resolvers: Vec<std::net::Ipv4Addr>,
     /// The sandboxes' own egress policies (`egress`).
     policies: Vec<super::egress::Entry>,
+    /// Port of the agent's egress proxy on this host (`crate::egress`), when it runs.
+    proxy_port: Option<u16>,
 }
 
 impl Firewall {
@@ -55,7 +74,51 @@ impl Firewall {
             deny,
             resolvers: Vec::new(),
             policies: Vec::new(),
+            proxy_port: None,
         }
+    }
+
+    /// Lets connections redirected to the egress proxy on `port` in (see [`Self::nat_rules`]).
+    pub fn with_proxy(mut self, port: Option<u16>) -> Self {
+        self.proxy_port = port;
+        self
+    }
+
+    pub fn nat_chain(&self) -> String {
+        format!("COVE-NAT-{}", self.bridge)
+    }
+
+    /// The `nat` chain: TCP 80 and 443 of the sandboxes with a domain list go to the proxy
+    /// (`REDIRECT` to the bridge's own address), before Docker's rules see them.
+    pub fn nat_rules(&self) -> Vec<Rule> {
+        let Some(port) = self.proxy_port else {
+            return Vec::new();
+        };
+        let (chain, port) = (self.nat_chain(), port.to_string());
+        self.policies
+            .iter()
+            .filter(|e| e.policy.proxied())
+            .map(|e| {
+                let src = format!("{}/32", e.ip);
+                Rule::nat(
+                    &chain,
+                    &[
+                        "-s",
+                        &src,
+                        "-p",
+                        "tcp",
+                        "-m",
+                        "multiport",
+                        "--dports",
+                        "80,443",
+                        "-j",
+                        "REDIRECT",
+                        "--to-ports",
+                        &port,
+                    ],
+                )
+            })
+            .collect()
     }
 
     /// Adds the sandboxes' egress policies (one chain each, see `egress`).
@@ -139,6 +202,25 @@ impl Firewall {
             ],
         )];
         rules.extend(self.dns_rules(&input));
+        if let Some(port) = self.proxy_port {
+            // Only connections the nat chain redirected: a direct one is not DNAT'd.
+            let port = port.to_string();
+            rules.push(Rule::new(
+                &input,
+                &[
+                    "-p",
+                    "tcp",
+                    "--dport",
+                    &port,
+                    "-m",
+                    "conntrack",
+                    "--ctstate",
+                    "DNAT",
+                    "-j",
+                    "RETURN",
+                ],
+            ));
+        }
         rules.push(Rule::new(
             &input,
             &["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
@@ -172,6 +254,7 @@ impl Firewall {
                 forward_parent,
                 &["-i", &self.bridge, "-j", &self.forward_chain()],
             ),
+            Rule::nat("PREROUTING", &["-i", &self.bridge, "-j", &self.nat_chain()]),
         ]
     }
 
@@ -187,6 +270,12 @@ impl Firewall {
             s.push_str(&format!(":{chain} - [0:0]\n"));
         }
         for rule in self.rules() {
+            s.push_str(&rule.line());
+            s.push('\n');
+        }
+        s.push_str("COMMIT\n*nat\n");
+        s.push_str(&format!(":{} - [0:0]\n", self.nat_chain()));
+        for rule in self.nat_rules() {
             s.push_str(&rule.line());
             s.push('\n');
         }
@@ -207,10 +296,9 @@ impl Firewall {
         for jump in &jumps {
             ensure_once(jump).await?;
         }
-        for rule in self.rules().iter().chain(&jumps) {
-            let mut args = vec!["-C", rule.chain.as_str()];
-            args.extend(rule.args.iter().map(String::as_str));
-            iptables(&args)
+        let nat = self.nat_rules();
+        for rule in self.rules().iter().chain(&nat).chain(&jumps) {
+            iptables(&rule.command("-C"))
                 .await
                 .map_err(|_| NetworkError::Missing(rule.line()))?;
         }
@@ -265,7 +353,7 @@ fn policy_chain(e: &super::egress::Entry) -> Vec<Rule> {
     }
     if p.block_all {
         rules.extend(refuse(None));
-    } else if !p.allow.is_empty() {
+    } else if p.default_deny() {
         for net in &p.allow {
             rules.push(Rule::new(c, &["-d", &net.to_string(), "-j", "RETURN"]));
         }
@@ -304,20 +392,17 @@ fn ensure_sysctl(path: &str, want: &str) -> Result<(), NetworkError> {
 
 /// The jump present once: inserted first when missing, duplicates removed.
 async fn ensure_once(jump: &Rule) -> Result<(), NetworkError> {
-    let listing = iptables(&["-S", &jump.chain]).await?;
+    let listing = iptables(&["-t", jump.table, "-S", &jump.chain]).await?;
     let line = jump.line();
     let count = listing.lines().filter(|l| l.trim() == line).count();
-    let args: Vec<&str> = jump.args.iter().map(String::as_str).collect();
     if count == 0 {
-        let mut insert = vec!["-I", jump.chain.as_str(), "1"];
-        insert.extend(&args);
+        let mut insert = vec!["-t", jump.table, "-I", jump.chain.as_str(), "1"];
+        insert.extend(jump.args.iter().map(String::as_str));
         iptables(&insert).await?;
         tracing::info!(rule = %line, "inserted the sandbox isolation jump");
     }
     for _ in 1..count {
-        let mut delete = vec!["-D", jump.chain.as_str()];
-        delete.extend(&args);
-        iptables(&delete).await?;
+        iptables(&jump.command("-D")).await?;
     }
     Ok(())
 }

@@ -139,6 +139,9 @@ pub struct SandboxRecord {
     pub network_deny_list: Option<String>,
     #[serde(default)]
     pub domain_allow_list: Option<String>,
+    /// Comma-separated domain patterns the sandbox may never reach (beyond Daytona).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_deny_list: Option<String>,
     /// Whether the container was made without a network interface (`networkBlockAll` at create);
     /// `None` in rows written before the field: then `network_block_all`. A block-all set later
     /// (`network-settings`) is enforced by the runner's rules and leaves this `false`.
@@ -236,6 +239,7 @@ impl SandboxRecord {
             network_allow_list: None,
             network_deny_list: None,
             domain_allow_list: None,
+            domain_deny_list: None,
             network_none: None,
             target: crate::runners::DEFAULT_REGION.into(),
             cpu: 1,

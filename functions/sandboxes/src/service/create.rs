@@ -93,6 +93,7 @@ fn new_record(
     rec.network_allow_list = plan.network_allow_list;
     rec.network_deny_list = plan.network_deny_list;
     rec.domain_allow_list = plan.domain_allow_list;
+    rec.domain_deny_list = plan.domain_deny_list;
     rec.target = plan.target;
     rec.cpu = plan.cpu;
     rec.gpu = plan.gpu;

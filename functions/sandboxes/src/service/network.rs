@@ -1,8 +1,11 @@
 //! Egress policy fields of a sandbox (CONTRACT §4.2): `networkBlockAll`, `networkAllowList`
 //! (comma-separated IPv4 CIDRs, at most 5), `networkDenyList` (beyond Daytona, the same form),
-//! `domainAllowList`. The runner enforces the CIDR lists (`runner-agent/src/network/egress.rs`);
-//! domain lists are not enforced by the runner yet, so a non-empty one is refused rather than
-//! stored and silently left open.
+//! `domainAllowList` and `domainDenyList` (beyond Daytona; comma-separated `example.com` or
+//! `*.example.com`, at most [`MAX_DOMAINS`]). The runner enforces all of them
+//! (`runner-agent/src/network/egress.rs`, the domain lists through its egress proxy,
+//! `runner-agent/src/egress.rs`); a list it cannot apply leaves the sandbox in `error`.
+//!
+//! [`network_log`] is `GET /sandbox/{id}/network-log`: the runner's last egress decisions.
 //!
 //! [`update`] is `POST /sandbox/{id}/network-settings`: validated as on create, stored, and for a
 //! started sandbox pushed to its runner as a new spec generation (`SandboxAction::Network`: the
@@ -12,7 +15,10 @@
 use cove_api_types::ApiError;
 use cove_api_types::permissions::Permission;
 use cove_api_types::sandbox::{Sandbox, SandboxState, UpdateSandboxNetworkSettings};
+use cove_edge::runner_client::{ClientError, RunnerClient};
+use cove_edge::store_error::IntoApi;
 use cove_edge::{Action, authorize};
+use cove_runner_api::NetworkLog;
 use cove_store::orgs::OrgQuota;
 use cove_store::sandboxes::{QuotaCheck, SandboxAction, SandboxRecord};
 
@@ -21,6 +27,8 @@ use crate::rules;
 
 /// Most entries of a CIDR list (Daytona's limit for `networkAllowList`).
 pub const MAX_CIDRS: usize = 5;
+/// Most entries of a domain list.
+pub const MAX_DOMAINS: usize = 50;
 
 /// The validated policy fields of a request.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,6 +37,9 @@ pub struct NetworkPolicy {
     /// Normalised (`a.b.c.d/n`, comma-separated), `None` when empty.
     pub allow_list: Option<String>,
     pub deny_list: Option<String>,
+    /// Normalised (lower case, comma-separated), `None` when empty.
+    pub domain_allow_list: Option<String>,
+    pub domain_deny_list: Option<String>,
 }
 
 /// The request's policy fields as given.
@@ -80,35 +91,62 @@ pub fn valid_domain_pattern(p: &str) -> bool {
     name.len() <= 253 && name.contains('.') && name.split('.').all(label_ok)
 }
 
+/// One domain list normalised (lower case); 400 for an invalid pattern or too many.
+pub fn domain_list(field: &str, list: Option<&str>) -> Result<Vec<String>, ApiError> {
+    let v: Vec<String> = list
+        .map(entries)
+        .into_iter()
+        .flatten()
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if v.len() > MAX_DOMAINS {
+        return Err(bad(format!(
+            "{field} may hold at most {MAX_DOMAINS} domain patterns"
+        )));
+    }
+    match v.iter().find(|d| !valid_domain_pattern(d)) {
+        Some(d) => Err(bad(format!("{field}: invalid domain pattern {d:?}"))),
+        None => Ok(v),
+    }
+}
+
+fn joined(v: &[String]) -> Option<String> {
+    (!v.is_empty()).then(|| v.join(","))
+}
+
 /// Validates the fields of a create or network-settings body.
-pub fn validate<'a>(f: NetworkFields<'a>) -> Result<NetworkPolicy, ApiError> {
+pub fn validate(f: NetworkFields<'_>) -> Result<NetworkPolicy, ApiError> {
     let allow = cidr_list("networkAllowList", f.allow_list)?;
     let deny = cidr_list("networkDenyList", f.deny_list)?;
-    let domains = |field: &str, list: Option<&'a str>| -> Result<Vec<&'a str>, ApiError> {
-        let v: Vec<&str> = list.map(entries).into_iter().flatten().collect();
-        match v.iter().find(|d| !valid_domain_pattern(d)) {
-            Some(d) => Err(bad(format!("{field}: invalid domain pattern {d:?}"))),
-            None => Ok(v),
-        }
-    };
-    let mut domains_given = domains("domainAllowList", f.domain_allow_list)?;
-    domains_given.extend(domains("domainDenyList", f.domain_deny_list)?);
-    let domains = domains_given;
+    let domain_allow = domain_list("domainAllowList", f.domain_allow_list)?;
+    let domain_deny = domain_list("domainDenyList", f.domain_deny_list)?;
     let block_all = f.block_all.unwrap_or(false);
-    if block_all && (allow.is_some() || deny.is_some() || !domains.is_empty()) {
+    let lists = allow.is_some() || deny.is_some();
+    if block_all && (lists || !domain_allow.is_empty() || !domain_deny.is_empty()) {
         return Err(bad(
             "networkBlockAll cannot be combined with an allow-list or a deny-list",
         ));
     }
-    if !domains.is_empty() {
-        return Err(bad(
-            "domain lists (domainAllowList, domainDenyList) are not enforced by this platform's runners yet; use networkAllowList or networkDenyList",
-        ));
+    let split = |l: &Option<String>| -> Vec<String> {
+        l.as_deref()
+            .map(entries)
+            .into_iter()
+            .flatten()
+            .map(str::to_owned)
+            .collect()
+    };
+    let both = |a: &[String], b: &[String]| a.iter().find(|x| b.contains(x)).cloned();
+    if let Some(x) =
+        both(&split(&allow), &split(&deny)).or_else(|| both(&domain_allow, &domain_deny))
+    {
+        return Err(bad(format!("{x} is in both an allow-list and a deny-list")));
     }
     Ok(NetworkPolicy {
         block_all,
         allow_list: allow,
         deny_list: deny,
+        domain_allow_list: joined(&domain_allow),
+        domain_deny_list: joined(&domain_deny),
     })
 }
 
@@ -132,14 +170,16 @@ pub fn merged(
         None => stored.clone(),
     };
     let allow = keep(&body.network_allow_list, &rec.network_allow_list, reset);
+    let domain_allow = keep(&body.domain_allow_list, &rec.domain_allow_list, reset);
     let blocking = body.network_block_all == Some(true);
     let deny = keep(&body.network_deny_list, &rec.network_deny_list, blocking);
+    let domain_deny = keep(&body.domain_deny_list, &rec.domain_deny_list, blocking);
     validate(NetworkFields {
         block_all,
         allow_list: allow.as_deref(),
         deny_list: deny.as_deref(),
-        domain_allow_list: body.domain_allow_list.as_deref(),
-        domain_deny_list: body.domain_deny_list.as_deref(),
+        domain_allow_list: domain_allow.as_deref(),
+        domain_deny_list: domain_deny.as_deref(),
     })
 }
 
@@ -159,6 +199,8 @@ fn with_policy(rec: &SandboxRecord, p: NetworkPolicy) -> Result<SandboxRecord, A
     next.network_block_all = p.block_all;
     next.network_allow_list = p.allow_list;
     next.network_deny_list = p.deny_list;
+    next.domain_allow_list = p.domain_allow_list;
+    next.domain_deny_list = p.domain_deny_list;
     next.updated_at = now();
     Ok(next)
 }
@@ -191,8 +233,37 @@ pub async fn update(
             .await
             .map_err(|e| store_err(&rec.name, e))?
     };
-    tracing::info!(sandbox = %rec.id, block_all = rec.network_block_all, allow = ?rec.network_allow_list, deny = ?rec.network_deny_list, "network settings updated");
+    tracing::info!(sandbox = %rec.id, block_all = rec.network_block_all, allow = ?rec.network_allow_list, deny = ?rec.network_deny_list, domains = ?rec.domain_allow_list, domains_denied = ?rec.domain_deny_list, "network settings updated");
     Ok(call.view(&rec))
+}
+
+/// `GET /sandbox/{id}/network-log`: the last egress decisions of the runner the sandbox is on
+/// (empty when it is on none); another organization's sandbox is not found.
+pub async fn network_log(call: &Call<'_>, id_or_name: &str) -> Result<NetworkLog, ApiError> {
+    let rec = find(call, id_or_name).await?;
+    let Some(runner_id) = rec.runner_id.as_ref() else {
+        return Ok(NetworkLog::default());
+    };
+    let runner = call.env.store.runners().get(runner_id).await.api()?;
+    let Some((runner, url)) = runner.and_then(|r| {
+        let url = r.api_url.clone().filter(|u| !u.is_empty())?;
+        Some((r, url))
+    }) else {
+        return Ok(NetworkLog::default());
+    };
+    match RunnerClient::new(url, &runner.api_key)
+        .network_log(rec.id.as_str())
+        .await
+    {
+        Ok(log) => Ok(log),
+        Err(ClientError::Status { status: 404, .. }) => Ok(NetworkLog::default()),
+        Err(e) => {
+            tracing::warn!(sandbox = %rec.id, error = %e, "the runner did not answer with the network log");
+            Err(ApiError::service_unavailable(
+                "the sandbox's runner did not answer; try again",
+            ))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +369,41 @@ mod tests {
             (next.network_none, next.network_block_all),
             (Some(false), false)
         );
+    }
+
+    #[test]
+    fn domain_lists_are_checked_normalised_and_not_contradictory() {
+        let f = NetworkFields {
+            domain_allow_list: Some(" Allowed.test, *.Wild.test ,"),
+            domain_deny_list: Some("denied.test"),
+            ..Default::default()
+        };
+        let p = validate(f).expect("ok");
+        assert_eq!(
+            p.domain_allow_list.as_deref(),
+            Some("allowed.test,*.wild.test")
+        );
+        assert_eq!(p.domain_deny_list.as_deref(), Some("denied.test"));
+        let many = vec!["a.test"; MAX_DOMAINS + 1].join(",");
+        let both = NetworkFields {
+            domain_allow_list: Some("a.test,B.test"),
+            domain_deny_list: Some("b.test"),
+            ..Default::default()
+        };
+        let cidrs = fields(Some("10.0.0.0/8"), Some("10.0.0.0/8"));
+        let oversized = NetworkFields {
+            domain_allow_list: Some(&many),
+            ..Default::default()
+        };
+        let blocked = NetworkFields {
+            block_all: Some(true),
+            domain_deny_list: Some("b.test"),
+            ..Default::default()
+        };
+        for f in [both, cidrs, oversized, blocked] {
+            let e = validate(f).expect_err("refused");
+            assert_eq!(e.status, 400, "{f:?}: {}", e.message);
+        }
     }
 
     #[test]
