@@ -14,9 +14,13 @@ pub enum ProxyError {
     Unauthorized(String),
     #[error("{0}")]
     NotFound(String),
-    /// An answer of the control plane, passed on (status and message).
+    /// An answer of the control plane, passed on (status, message and code).
     #[error("{message}")]
-    Upstream { status: StatusCode, message: String },
+    Upstream {
+        status: StatusCode,
+        message: String,
+        code: Option<String>,
+    },
     /// An error answered by a hop behind the proxy (the runner agent, or the daemon's port
     /// forward), marked with [`HOP_ERROR_HEADER`]: its status, message and code, re-answered.
     #[error("{message}")]
@@ -46,7 +50,7 @@ impl ProxyError {
     /// The envelope's `code`: the hop's own, else one for the status (`BAD_GATEWAY`, ...).
     pub fn code(&self) -> String {
         match self {
-            Self::Hop { code: Some(c), .. } => c.clone(),
+            Self::Hop { code: Some(c), .. } | Self::Upstream { code: Some(c), .. } => c.clone(),
             _ => status_code_name(self.status()),
         }
     }
