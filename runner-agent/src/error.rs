@@ -203,7 +203,14 @@ pub async fn error_envelope(request: Request, next: Next) -> Response {
     };
     let status = resp.status();
     let body = envelope(status, &path, marker.message, marker.code);
-    (status, axum::Json(body)).into_response()
+    let mut resp = (status, axum::Json(body)).into_response();
+    // The agent's own error, not an answer passed on from a sandbox (the preview proxy re-answers
+    // these in its envelope).
+    resp.headers_mut().insert(
+        cove_toolbox::ports::HOP_ERROR_HEADER,
+        axum::http::HeaderValue::from_static("runner"),
+    );
+    resp
 }
 
 #[cfg(test)]

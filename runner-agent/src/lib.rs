@@ -196,6 +196,11 @@ async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    use axum::serve::ListenerExt;
+    // No Nagle: a streamed answer (headers, then the body) must not wait for a delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!(grace_secs = grace.as_secs_f64(), "shutting down");

@@ -9,9 +9,14 @@
 //! Kubernetes DaemonSet without `hostPID`) cannot be verified and is refused, unless the
 //! deployment accepts it ([`PeerPolicy::AllowUnverified`], `--allow-unverified-toolbox-peer`):
 //! then any non-root peer is trusted.
+//!
+//! Forwarded calls reuse keep-alive connections ([`cove_toolbox::conn_pool`]), one set per
+//! sandbox daemon (sandbox id, container id and socket path): the peer of a connection is checked
+//! once, when it opens (the process at the other end of a unix socket connection cannot change).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -21,6 +26,8 @@ use http_body_util::BodyExt;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
+
+use cove_toolbox::conn_pool::{ConnPool, SendError};
 
 use crate::error::{AgentError, Result};
 
@@ -254,6 +261,37 @@ pub async fn wait_ready(
     }
 }
 
+/// Which daemon a pooled connection was opened (and verified) to: the sandbox, its container and
+/// its socket, so that a connection never serves another sandbox, nor a recreated container.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DaemonKey {
+    sandbox_id: String,
+    container_id: String,
+    socket: PathBuf,
+}
+
+impl DaemonKey {
+    fn of(target: &Target) -> Self {
+        Self {
+            sandbox_id: target.sandbox_id.clone(),
+            container_id: target.container_id.clone(),
+            socket: target.socket.clone(),
+        }
+    }
+}
+
+/// Verified keep-alive connections to the sandboxes' daemons (the peer is checked once, when
+/// the connection opens: the process at the other end of a unix socket connection never changes).
+fn daemons() -> &'static Arc<ConnPool<DaemonKey>> {
+    static POOL: std::sync::OnceLock<Arc<ConnPool<DaemonKey>>> = std::sync::OnceLock::new();
+    POOL.get_or_init(Default::default)
+}
+
+async fn connect_and_handshake(target: &Target) -> std::io::Result<SendRequest<Body>> {
+    let stream = connect_patiently(&target.socket, &target.container_id).await?;
+    handshake(stream).await
+}
+
 // Headers that are about one hop and never forwarded as such: the daemon's list.
 use cove_toolbox::ports::HOP_BY_HOP;
 
@@ -317,14 +355,17 @@ pub async fn forward(
         body
     };
 
-    let stream = connect_patiently(&target.socket, &target.container_id)
+    let mut resp = daemons()
+        .send(
+            &DaemonKey::of(target),
+            Request::from_parts(parts, body),
+            || connect_and_handshake(target),
+        )
         .await
-        .map_err(unavailable)?;
-    let mut sender = handshake(stream).await.map_err(unavailable)?;
-    let mut resp = sender
-        .send_request(Request::from_parts(parts, body))
-        .await
-        .map_err(|e| unavailable(std::io::Error::other(e)))?;
+        .map_err(|e| match e {
+            SendError::Connect(e) => unavailable(e),
+            SendError::Request(e) => unavailable(std::io::Error::other(e)),
+        })?;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let upstream = hyper::upgrade::on(&mut resp);
@@ -341,6 +382,8 @@ pub async fn forward(
         parts.headers.remove(h);
     }
     parts.headers.remove(header::CONNECTION);
+    // About this hop only: keep the caller's connection alive whatever the daemon spoke.
+    parts.version = axum::http::Version::HTTP_11;
     let body = crate::relay::IdleBody::new(body, crate::relay::idle_timeout());
     Ok(Response::from_parts(parts, Body::new(body)))
 }

@@ -13,6 +13,7 @@ import os
 import socket
 import time
 import urllib.parse
+from http import HTTPStatus
 
 import pytest
 import requests
@@ -210,30 +211,53 @@ def test_session_log_follow_through_the_proxy(served, cove):
     assert refused.value.response.status_code == 401
 
 
+# A stopped sandbox: the runner's 409 SANDBOX_NOT_STARTED, in the proxy's envelope.
+STOPPED_STATUS = 409
+
+
+def envelope(r, status, path="/"):
+    """`r` is the proxy's JSON error envelope (CONTRACT §2) with `status`: its fields."""
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    e = r.json()
+    assert e["statusCode"] == status and e["source"] == "DAYTONA_PROXY", e
+    assert e["error"] == HTTPStatus(status).phrase, e
+    assert e["message"] and e["code"] and e["timestamp"] and e["path"] == path and e["method"] == "GET", e
+    return e
+
+
 def test_bad_input(served, cove):
     link = served.get_preview_link(8080)
     tok = {"X-Daytona-Preview-Token": link.token}
     base = urllib.parse.urlsplit(link.url).netloc.split("-", 1)[1]
     domain = base.split(".", 1)[1]
+    # Every answer here comes at once (short client timeouts: a hang fails the test).
+    get = lambda url, headers: fetch(cove, url, headers, timeout=10)
     # Ports outside 1..=65535 or not a number: 400 with the reason, before any credential check.
     for port in ["0", "65536", "http", "-1", "8080x"]:
         for headers in (tok, {}):
-            r = fetch(cove, f"http://{port}-{base}/", headers)
-            assert r.status_code == 400 and "port" in r.json()["message"].lower(), (port, r.text)
+            e = envelope(get(f"http://{port}-{base}/", headers), 400)
+            assert "port" in e["message"].lower() and e["code"] == "BAD_REQUEST", (port, e)
     # Malformed preview hosts: no port label, no id, a nested label.
     for host in [f"8080.{domain}", f"8080-.{domain}", f"a.8080-{base}", f"-{base}"]:
-        r = fetch(cove, f"http://{host}/", tok)
-        assert r.status_code == 400, (host, r.status_code, r.text)
+        envelope(get(f"http://{host}/", tok), 400)
+    # A browser gets a page, not JSON.
+    r = get(f"http://0-{base}/", {"Accept": "text/html,*/*"})
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html") and "port" in r.text.lower()
     # An unknown sandbox: refused like a private one (existence never leaks), with any credential.
     for headers in (tok, {"Authorization": f"Bearer {cove.api_key}"}, {}):
-        r = fetch(cove, f"http://8080-not-a-sandbox.{domain}/", headers)
-        assert r.status_code in (401, 404), (headers, r.status_code, r.text)
+        envelope(get(f"http://8080-not-a-sandbox.{domain}/", headers), 401)
     # Another host on the proxy's address: its own routes, a clear 404.
-    r = fetch(cove, "http://example.invalid/anything")
-    assert r.status_code == 404 and "previews are served on" in r.json()["message"], r.text
-    # Nothing listens on 8099: 502 with a clear message.
-    r = fetch(cove, served.get_preview_link(8099).url + "/", tok)
-    assert r.status_code == 502 and "8099" in r.text, r.text
+    e = envelope(get("http://example.invalid/anything", {}), 404, "/anything")
+    assert "previews are served on" in e["message"], e
+    # Nothing listens on 8099: 502 with a clear message, in the proxy's envelope.
+    e = envelope(get(served.get_preview_link(8099).url + "/", tok), 502)
+    assert "port 8099" in e["message"] and e["code"] == "BAD_GATEWAY", e
+    r = get(served.get_preview_link(8099).url + "/", {**tok, "Accept": "text/html"})
+    assert r.status_code == 502 and r.headers["content-type"].startswith("text/html") and "8099" in r.text
+    # An error answered by the server in the sandbox is its own, passed on as is.
+    r = get(link.url + "/no-such-file", tok)
+    assert r.status_code == 404 and "DAYTONA_PROXY" not in r.text, r.text
 
 
 def rss_kib(pid):
@@ -262,6 +286,19 @@ def test_large_download_streams(served, cove):
     assert grew < 48, f"the proxy buffered: +{grew:.1f} MiB"
 
 
+def toolbox_errors_match(cove, sid):
+    """`/toolbox/{sid}/...` on the proxy and on the `toolbox` component: the same status and message."""
+    auth = {"Authorization": f"Bearer {cove.api_key}"}
+    p = proxy_of(cove)
+    base = cove.api_url.rsplit("/api", 1)[0]
+    component = requests.get(f"{base}/toolbox/{sid}/files?path=/", headers=auth, timeout=10)
+    proxied = requests.get(f"http://{p.hostname}:{p.port}/toolbox/{sid}/files?path=/", headers=auth, timeout=10)
+    assert 400 <= proxied.status_code < 500, (sid, proxied.status_code, proxied.text)
+    assert proxied.status_code == component.status_code, (sid, component.text, proxied.text)
+    want, got = component.json(), proxied.json()
+    assert got["statusCode"] == proxied.status_code and got["message"] == want["message"], (sid, want, got)
+
+
 def test_network_blocked_sandbox_still_serves(daytona, cove):
     sb = daytona.create(CreateSandboxFromSnapshotParams(network_block_all=True))
     try:
@@ -272,7 +309,12 @@ def test_network_blocked_sandbox_still_serves(daytona, cove):
         r = fetch(cove, link.url + "/index.txt", {"X-Daytona-Preview-Token": link.token})
         assert r.status_code == 200 and r.text == "hello from the sandbox\n"
         sb.stop()
-        r = fetch(cove, link.url + "/index.txt", {"X-Daytona-Preview-Token": link.token})
-        assert 400 <= r.status_code < 500, (r.status_code, r.text)
+        r = fetch(cove, link.url + "/index.txt", {"X-Daytona-Preview-Token": link.token}, timeout=10)
+        e = envelope(r, STOPPED_STATUS, "/index.txt")
+        assert "not" in e["message"] and sb.id in e["message"], e
+        # The toolbox through the proxy answers a stopped or missing sandbox as the `toolbox`
+        # component does.
+        for sid in (sb.id, "not-a-sandbox"):
+            toolbox_errors_match(cove, sid)
     finally:
         sb.delete()

@@ -19,6 +19,7 @@
 
 pub mod busy;
 pub mod client;
+pub mod conn_pool;
 pub mod drain;
 pub mod error;
 pub mod files;

@@ -7,20 +7,26 @@
 //! `X-Forwarded-Host`). Errors are JSON: 400 for a port outside 1..=65535, 502 when nothing
 //! accepts connections on the port, 504 when the connection does not open within 10 s.
 //!
+//! Connections to a port are kept alive and reused ([`crate::conn_pool`], one set per port).
+//!
 //! These routes sit outside the toolbox route table (and its body-draining layer): they are
 //! not part of Daytona's toolbox API document.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
+use hyper::client::conn::http1::SendRequest;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+use crate::conn_pool::{ConnPool, SendError};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -62,17 +68,31 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/proxy/{port}/{*path}", any(forward_path))
 }
 
+/// Marks the forward's own errors (not the answers of the server on the port), so that the
+/// proxy can answer them in its own envelope (JSON, or a page for a browser).
+pub const HOP_ERROR_HEADER: &str = "x-cove-hop-error";
+
+/// The daemon's error envelope (CONTRACT §2), marked with [`HOP_ERROR_HEADER`].
 fn error(status: StatusCode, message: String) -> Response {
+    let timestamp = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     let body = serde_json::json!({
         "statusCode": status.as_u16(),
         "message": message,
+        "error": status.canonical_reason().unwrap_or("Error"),
         "code": match status {
             StatusCode::BAD_REQUEST => "BAD_REQUEST",
             StatusCode::GATEWAY_TIMEOUT => "GATEWAY_TIMEOUT",
             _ => "BAD_GATEWAY",
         },
+        "timestamp": timestamp,
+        "source": "DAYTONA_DAEMON",
     });
-    (status, axum::Json(body)).into_response()
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut()
+        .insert(HOP_ERROR_HEADER, HeaderValue::from_static("daemon"));
+    resp
 }
 
 async fn forward_root(Path(port): Path<String>, req: Request) -> Response {
@@ -87,20 +107,43 @@ fn parse_port(raw: &str) -> Option<u16> {
     raw.parse::<u16>().ok().filter(|p| *p != 0)
 }
 
-async fn connect(port: u16) -> Result<TcpStream, Response> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", port))).await {
-        Ok(Ok(s)) => {
-            let _ = s.set_nodelay(true);
-            Ok(s)
-        }
-        Ok(Err(e)) => Err(error(
-            StatusCode::BAD_GATEWAY,
-            format!("Nothing accepts connections on port {port} in the sandbox ({e})"),
-        )),
-        Err(_) => Err(error(
+/// Opens a connection to the port and its HTTP/1.1 handshake.
+async fn connect(port: u16) -> std::io::Result<SendRequest<Body>> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(("127.0.0.1", port)))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::Builder::new()
+        .handshake::<_, Body>(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
+}
+
+/// Keep-alive connections to the sandbox's ports (one set per port; this daemon serves one
+/// sandbox, so they are never shared with another).
+fn pool() -> &'static Arc<ConnPool<u16>> {
+    static POOL: std::sync::OnceLock<Arc<ConnPool<u16>>> = std::sync::OnceLock::new();
+    POOL.get_or_init(Default::default)
+}
+
+fn send_error(port: u16, e: SendError) -> Response {
+    match e {
+        SendError::Connect(e) if e.kind() == std::io::ErrorKind::TimedOut => error(
             StatusCode::GATEWAY_TIMEOUT,
             format!("Port {port} in the sandbox did not accept the connection within 10 s"),
-        )),
+        ),
+        SendError::Connect(e) => error(
+            StatusCode::BAD_GATEWAY,
+            format!("Nothing accepts connections on port {port} in the sandbox ({e})"),
+        ),
+        SendError::Request(e) => error(
+            StatusCode::BAD_GATEWAY,
+            format!("The server on port {port} in the sandbox did not answer ({e})"),
+        ),
     }
 }
 
@@ -129,28 +172,10 @@ async fn forward(port: &str, path: &str, mut req: Request) -> Response {
     if let Ok(host) = HeaderValue::from_str(&format!("127.0.0.1:{port}")) {
         parts.headers.insert(header::HOST, host);
     }
-    let stream = match connect(port).await {
-        Ok(s) => s,
-        Err(resp) => return resp,
-    };
-    let (mut sender, conn) = match hyper::client::conn::http1::Builder::new()
-        .handshake::<_, Body>(TokioIo::new(stream))
-        .await
-    {
-        Ok(pair) => pair,
-        Err(e) => return error(StatusCode::BAD_GATEWAY, format!("Port {port}: {e}")),
-    };
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
-    let mut resp = match sender.send_request(Request::from_parts(parts, body)).await {
+    let req = Request::from_parts(parts, body);
+    let mut resp = match pool().send(&port, req, || connect(port)).await {
         Ok(r) => r,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_GATEWAY,
-                format!("The server on port {port} in the sandbox did not answer ({e})"),
-            );
-        }
+        Err(e) => return send_error(port, e),
     };
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(client) = client_upgrade
@@ -167,7 +192,12 @@ async fn forward(port: &str, path: &str, mut req: Request) -> Response {
         let (parts, _) = resp.into_parts();
         return Response::from_parts(parts, Body::empty());
     }
-    let (parts, body) = resp.into_parts();
+    let (mut parts, body) = resp.into_parts();
+    // The version is about this hop: an HTTP/1.0 server (`python3 -m http.server`) must not
+    // make the daemon answer HTTP/1.0 and close the caller's keep-alive connection.
+    parts.version = Version::HTTP_11;
+    // Only the daemon marks its own errors: a server in the sandbox cannot pose as a hop.
+    parts.headers.remove(HOP_ERROR_HEADER);
     Response::from_parts(parts, Body::new(body))
 }
 
@@ -220,6 +250,12 @@ mod tests {
         let (status, body) = send(&format!("/proxy/{port}/")).await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
         assert!(body.contains(&format!("port {port}")), "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (v["statusCode"].as_u64(), v["code"].as_str()),
+            (Some(502), Some("BAD_GATEWAY"))
+        );
+        assert_eq!(v["source"], "DAYTONA_DAEMON");
         assert_eq!(send("/proxy/0/").await.0, StatusCode::BAD_REQUEST);
         assert_eq!(send("/proxy/70000/x").await.0, StatusCode::BAD_REQUEST);
     }

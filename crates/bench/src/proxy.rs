@@ -95,6 +95,10 @@ struct Setup {
     id: String,
     preview_token: String,
     sandbox_ip: String,
+    /// The sandbox daemon's unix socket (under the agent's data dir) and one keep-alive
+    /// connection to it.
+    daemon_socket: std::path::PathBuf,
+    daemon_conn: std::sync::Arc<tokio::sync::Mutex<Option<tokio::net::UnixStream>>>,
 }
 
 impl Setup {
@@ -130,6 +134,41 @@ impl Setup {
         body_is_small(rb).await
     }
 
+    /// The same GET straight to the runner agent (agent → daemon → port, no proxy).
+    async fn get_agent(&self) -> bool {
+        let url = format!(
+            "{}/sandboxes/{}/toolbox/proxy/{HTTP_PORT}/small.txt",
+            self.runner_url, self.id
+        );
+        let rb = self.http.get(url).header(
+            "x-daytona-authorization",
+            format!("Bearer {}", self.runner_token),
+        );
+        body_is_small(rb).await
+    }
+
+    /// The same GET straight to the daemon's socket (daemon → port: no proxy, no agent).
+    async fn get_daemon(&self) -> bool {
+        let mut conn = self.daemon_conn.lock().await;
+        if conn.is_none() {
+            *conn = tokio::net::UnixStream::connect(&self.daemon_socket)
+                .await
+                .ok();
+        }
+        let Some(stream) = conn.as_mut() else {
+            return false;
+        };
+        let req = format!("GET /proxy/{HTTP_PORT}/small.txt HTTP/1.1\r\nHost: toolbox\r\n\r\n");
+        let ok = match stream.write_all(req.as_bytes()).await {
+            Ok(()) => read_small_answer(stream).await.unwrap_or(false),
+            Err(_) => false,
+        };
+        if !ok {
+            *conn = None;
+        }
+        ok
+    }
+
     async fn get_direct(&self) -> bool {
         let url = format!("http://{}:{HTTP_PORT}/small.txt", self.sandbox_ip);
         body_is_small(self.http.get(url)).await
@@ -150,6 +189,43 @@ async fn body_is_small(rb: reqwest::RequestBuilder) -> bool {
         Ok(r) if r.status().is_success() => r.bytes().await.is_ok_and(|b| &b[..] == b"small\n"),
         _ => false,
     }
+}
+
+/// Reads one HTTP/1.1 answer with a `content-length` from `s`: whether it is 200 `small\n`.
+async fn read_small_answer(s: &mut tokio::net::UnixStream) -> anyhow::Result<bool> {
+    let mut head = Vec::with_capacity(512);
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).await? == 0 || head.len() > 8192 {
+            bail!("the answer ended early");
+        }
+        head.push(b[0]);
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let len: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no content-length")?;
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await?;
+    Ok(text.starts_with("http/1.1 200") && body == b"small\n")
+}
+
+/// The daemon socket of sandbox `id` under `data_dir` (the agent's per-sandbox directory).
+fn find_socket(dir: &std::path::Path, id: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let ty = entry.file_type().ok()?;
+        if ty.is_dir() && !ty.is_symlink() {
+            if let Some(found) = find_socket(&path, id) {
+                return Some(found);
+            }
+        } else if path.ends_with("toolbox.sock") && path.to_string_lossy().contains(id) {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// A port free right now on the loopback.
@@ -276,6 +352,7 @@ async fn prepare(
     cove: &Cove,
     proxy: String,
     token: &str,
+    data_dir: &std::path::Path,
 ) -> anyhow::Result<Setup> {
     let api = cove.api_url().trim_end_matches('/').to_owned();
     let key = cove.admin_key().context("no admin key")?.to_owned();
@@ -306,6 +383,8 @@ async fn prepare(
             .context("preview token")?
             .to_owned(),
         sandbox_ip: container_ip(&id)?,
+        daemon_socket: find_socket(data_dir, &id).context("the sandbox's toolbox.sock")?,
+        daemon_conn: Default::default(),
         http,
         key,
         proxy,
@@ -414,6 +493,8 @@ async fn measure(s: &Setup, secs: u64) {
     let agent = run(|s| Box::pin(async move { s.exec_agent().await })).await;
     let proxied = run(|s| Box::pin(async move { s.exec_proxy().await })).await;
     let direct = run(|s| Box::pin(async move { s.get_direct().await })).await;
+    let via_daemon = run(|s| Box::pin(async move { s.get_daemon().await })).await;
+    let via_agent = run(|s| Box::pin(async move { s.get_agent().await })).await;
     let preview = run(|s| Box::pin(async move { s.get_proxy().await })).await;
     println!("| path (1 client, keep-alive) | n | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|");
@@ -425,6 +506,20 @@ async fn measure(s: &Setup, secs: u64) {
     println!(
         "{}",
         row("GET small file straight to the sandbox port", &direct)
+    );
+    println!(
+        "{}",
+        row(
+            "GET small file straight to the daemon's socket (daemon → port)",
+            &via_daemon
+        )
+    );
+    println!(
+        "{}",
+        row(
+            "GET small file straight to the runner agent (agent → daemon → port)",
+            &via_agent
+        )
     );
     println!(
         "{}",
@@ -462,7 +557,7 @@ async fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(30))
         .build()?;
     let result = async {
-        let s = prepare(http, &cove, proxy_url, &token).await?;
+        let s = prepare(http, &cove, proxy_url, &token, dir.path()).await?;
         measure(&s, secs).await;
         websockets(&s, proxy.id(), n_ws).await
     }

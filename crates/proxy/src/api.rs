@@ -164,15 +164,21 @@ impl ControlPlane {
 
 /// The control plane's refusal, with its message.
 fn upstream(status: StatusCode, body: &[u8]) -> ProxyError {
-    let message = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v["message"].as_str().map(str::to_owned))
+    let v = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    let message = v["message"]
+        .as_str()
+        .map(str::to_owned)
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    let code = v["code"].as_str().map(str::to_owned);
     if status.is_server_error() {
         tracing::warn!(status = %status, message, "control plane error");
         return ProxyError::Unavailable(format!("The control plane failed: {message}"));
     }
-    ProxyError::Upstream { status, message }
+    ProxyError::Upstream {
+        status,
+        message,
+        code,
+    }
 }
 
 /// Percent-encodes a path segment (everything but RFC 3986 unreserved characters).

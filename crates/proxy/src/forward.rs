@@ -89,6 +89,7 @@ pub async fn forward(
     let upgrade = is_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    let req_version = parts.version;
     parts.uri = format!("{}{path_and_query}", runner.url)
         .parse()
         .map_err(|_| Failure::Other(ProxyError::BadRequest("Invalid request path".into())))?;
@@ -123,6 +124,8 @@ pub async fn forward(
         parts.headers.remove(name);
     }
     parts.headers.remove(header::CONNECTION);
+    // The version is about one hop: the client's connection stays what the client speaks.
+    parts.version = req_version;
     Ok(Response::from_parts(
         parts,
         body.map_err(Into::into).boxed(),

@@ -13,7 +13,7 @@ use crate::api::{ControlPlane, RunnerTarget};
 use crate::auth::{self, Gate};
 use crate::cache::TtlCache;
 use crate::config::Config;
-use crate::error::ProxyError;
+use crate::error::{HOP_ERROR_HEADER, ProxyError, RequestInfo};
 use crate::forward::{self, Failure};
 use crate::host::{self, Preview};
 use crate::{Body, Client};
@@ -90,15 +90,18 @@ fn request_host(req: &Request<Incoming>) -> String {
 
 /// Serves one request.
 pub async fn handle(proxy: &Proxy, req: Request<Incoming>) -> Response<Body> {
-    let headers = req.headers().clone();
-    let path = req.uri().path().to_owned();
+    let info = RequestInfo {
+        headers: req.headers().clone(),
+        path: req.uri().path().to_owned(),
+        method: req.method().clone(),
+    };
     let host = request_host(&req);
     let result = match host::parse(&host, &proxy.cfg.domain) {
         Err(e) => Err(e),
         Ok(Some(p)) => preview(proxy, p, &host, req).await,
         Ok(None) => own_route(proxy, &host, req).await,
     };
-    result.unwrap_or_else(|e| e.into_response(&headers, &path))
+    result.unwrap_or_else(|e| e.into_response(&info))
 }
 
 async fn own_route(
@@ -155,7 +158,7 @@ async fn preview(
         target.push_str(&q);
     }
     let skip_activity = skips_activity(req.headers());
-    let mut resp = send(proxy, &id, &target, host, req).await?;
+    let mut resp = hop_error(send(proxy, &id, &target, host, req).await?).await?;
     if !skip_activity {
         record_activity(proxy, &id);
     }
@@ -169,6 +172,41 @@ async fn preview(
         }
     }
     Ok(resp)
+}
+
+/// Largest hop error body read to re-answer it.
+const HOP_ERROR_LIMIT: usize = 64 << 10;
+
+/// A preview answer marked as the error of a hop (the agent, the daemon's port forward) becomes
+/// the proxy's own error (JSON envelope or page); any other answer is passed on unmarked.
+async fn hop_error(mut resp: Response<Body>) -> Result<Response<Body>, ProxyError> {
+    if resp.headers_mut().remove(HOP_ERROR_HEADER).is_none() || resp.status().as_u16() < 400 {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let mut body = resp.into_body();
+    let mut buf = Vec::new();
+    while buf.len() <= HOP_ERROR_LIMIT {
+        match http_body_util::BodyExt::frame(&mut body).await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    buf.extend_from_slice(data);
+                }
+            }
+            _ => break,
+        }
+    }
+    let v: serde_json::Value = serde_json::from_slice(&buf).unwrap_or_default();
+    let message = v["message"].as_str().filter(|m| !m.is_empty()).map_or_else(
+        || status.canonical_reason().unwrap_or("Error").to_owned(),
+        str::to_owned,
+    );
+    let code = v["code"].as_str().map(str::to_owned);
+    Err(ProxyError::Hop {
+        status,
+        message,
+        code,
+    })
 }
 
 fn skips_activity(h: &HeaderMap) -> bool {
@@ -249,8 +287,10 @@ async fn toolbox(
         target.push_str(q);
     }
     let mut resp = send(proxy, id, &target, host, req).await?;
-    // The daemon runs inside the sandbox: it sets no cookies on the proxy's origin.
+    // The daemon runs inside the sandbox: it sets no cookies on the proxy's origin. The
+    // agent's own errors are already Daytona envelopes: passed on, unmarked.
     resp.headers_mut().remove(header::SET_COOKIE);
+    resp.headers_mut().remove(HOP_ERROR_HEADER);
     Ok(resp)
 }
 
