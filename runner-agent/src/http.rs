@@ -332,7 +332,29 @@ async fn toolbox_forward(
     req: Request<Body>,
 ) -> Result<Response> {
     let target = rec.toolbox_target(&id).await?;
-    crate::toolbox::forward(&target, &format!("/{path}"), req).await
+    let command = starts_command(&path);
+    if command {
+        // A synchronous command is busy while its call is in flight: read it once started.
+        let rec = rec.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(COMMAND_SETTLE).await;
+            rec.activity_soon();
+        });
+    }
+    let res = crate::toolbox::forward(&target, &format!("/{path}"), req).await;
+    if command {
+        rec.activity_soon();
+    }
+    res
+}
+
+/// How long after a command call starts the daemons' activity is read.
+const COMMAND_SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A toolbox path that starts (or ends) work the daemon reports as busy: `process/execute`,
+/// `process/code-run`, a session and its commands, a PTY.
+fn starts_command(path: &str) -> bool {
+    path.starts_with("process/")
 }
 
 /// The toolbox pass-through, documented once per spelling (see the module docs).

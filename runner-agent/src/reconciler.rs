@@ -118,6 +118,8 @@ pub struct Reconciler {
     report_rx: std::sync::Mutex<Option<ReportRx>>,
     /// Wakes the reporter for an immediate observation round (fault injection).
     observe_now: tokio::sync::Notify,
+    /// Wakes the reporter for an immediate activity round (a toolbox command started or ended).
+    activity_now: tokio::sync::Notify,
     snapshot_jobs: crate::snapshots::Snapshots,
     /// The volumes mounted on this host (`volumes`).
     volumes: crate::volumes::Mounts,
@@ -198,6 +200,7 @@ impl Reconciler {
             reports,
             report_rx: std::sync::Mutex::new(Some(rx)),
             observe_now: tokio::sync::Notify::new(),
+            activity_now: tokio::sync::Notify::new(),
             snapshot_jobs,
         })
     }
@@ -283,6 +286,15 @@ impl Reconciler {
 
     pub async fn observe_requested(&self) {
         self.observe_now.notified().await;
+    }
+
+    /// Asks the reporter to read the daemons' activity now (rounds coalesce: one pending wake).
+    pub fn activity_soon(&self) {
+        self.activity_now.notify_one();
+    }
+
+    pub async fn activity_requested(&self) {
+        self.activity_now.notified().await;
     }
 
     fn sandboxes_dir(&self) -> PathBuf {

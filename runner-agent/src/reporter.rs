@@ -8,7 +8,9 @@
 //! - whenever a started sandbox's daemon becomes busy or idle (`GET /activity`: a command still
 //!   running, a websocket attached; cause `activity`, with `busy` and `lastBusyAt`), read every
 //!   `--observe-ms` from the daemons of this runner (local calls over their sockets, no control
-//!   plane poll): the control plane's auto-stop waits while a sandbox is busy.
+//!   plane poll), and at once when a command starts or ends through the toolbox pass-through
+//!   (so that a command never waits a whole round to count): the control plane's auto-stop
+//!   waits while a sandbox is busy.
 //!
 //! While the control plane does not know the runner (see [`crate::heartbeat::Standing`]),
 //! reports are held (the latest per sandbox) and sent once heartbeats are accepted again.
@@ -135,6 +137,7 @@ pub async fn run(rec: Arc<Reconciler>, client: ControlPlaneClient, standing: Arc
                 r.activity().await;
             }
             () = rec.observe_requested() => r.observe(false).await,
+            () = rec.activity_requested() => r.activity().await,
             Some((id, report)) = queued.recv() => r.send(&id, report).await,
         }
     }
