@@ -187,8 +187,6 @@ async fn the_interval_rules_fire_on_a_real_runner_and_busy_sandboxes_keep_runnin
             .fresh_table()
             .runner(Runner::Docker)
             .variable("lifecycle_minute_secs", MINUTE_SECS.to_string())
-            // No periodic backups here: a backup in flight delays the rules under test.
-            .variable("backup_interval_minutes", "0")
             .args(["--runner-warm-pool", "0", "--lifecycle-interval", "1"])
             .log("warn"),
     )
