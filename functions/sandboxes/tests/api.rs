@@ -323,6 +323,14 @@ async fn lifecycle_create_exec_list_stop_start_delete() {
         )
         .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("stopped")), "{v}");
+    assert_eq!(
+        (
+            v["networkDenyList"].as_str(),
+            v["networkAllowList"].is_null()
+        ),
+        (Some("192.0.2.0/24"), true),
+        "{v}"
+    );
     assert_eq!(v["desiredState"], "stopped");
     assert_eq!(f.runner_state(&id).await, "stopped");
     let (s, v) = f
@@ -891,6 +899,14 @@ async fn archive_backs_up_and_start_restores() {
         .call("POST", &format!("/api/sandbox/{id}/stop"), &alice, None)
         .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("stopped")), "{v}");
+    assert_eq!(
+        (
+            v["networkDenyList"].as_str(),
+            v["networkAllowList"].is_null()
+        ),
+        (Some("192.0.2.0/24"), true),
+        "{v}"
+    );
     let (s, v) = f
         .call("POST", &format!("/api/sandbox/{id}/start"), &alice, None)
         .await;
@@ -1338,6 +1354,11 @@ async fn network_settings_push_a_new_generation_to_the_same_container() {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["domainAllowList"], "allowed.test,*.wild.test");
+    assert_eq!(v["domainDenyList"], "denied.test", "{v}");
+    let got = f
+        .call("GET", &format!("/api/sandbox/{id}"), &alice, None)
+        .await;
+    assert_eq!(got.1["domainDenyList"], "denied.test", "{:?}", got.1);
     let spec = f.agent.client().get_sandbox(&id).await.unwrap();
     assert_eq!(spec.generation, before.generation + 4);
     let rec = f
@@ -1362,6 +1383,7 @@ async fn network_settings_push_a_new_generation_to_the_same_container() {
     // Block-all clears them.
     let (s, v) = post(json!({"networkBlockAll": true})).await;
     assert_eq!((s, v["domainAllowList"].is_null()), (200, true), "{v}");
+    assert!(v["domainDenyList"].is_null(), "{v}");
     let (s, _) = post(json!({"networkBlockAll": false})).await;
     assert_eq!(s, 200);
 
@@ -1373,6 +1395,14 @@ async fn network_settings_push_a_new_generation_to_the_same_container() {
     let stopped = f.agent.client().get_sandbox(&id).await.unwrap().generation;
     let (s, v) = post(json!({"networkDenyList": "192.0.2.0/24"})).await;
     assert_eq!((s, v["state"].as_str()), (200, Some("stopped")), "{v}");
+    assert_eq!(
+        (
+            v["networkDenyList"].as_str(),
+            v["networkAllowList"].is_null()
+        ),
+        (Some("192.0.2.0/24"), true),
+        "{v}"
+    );
     assert_eq!(
         f.agent.client().get_sandbox(&id).await.unwrap().generation,
         stopped
