@@ -323,14 +323,6 @@ async fn lifecycle_create_exec_list_stop_start_delete() {
         )
         .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("stopped")), "{v}");
-    assert_eq!(
-        (
-            v["networkDenyList"].as_str(),
-            v["networkAllowList"].is_null()
-        ),
-        (Some("192.0.2.0/24"), true),
-        "{v}"
-    );
     assert_eq!(v["desiredState"], "stopped");
     assert_eq!(f.runner_state(&id).await, "stopped");
     let (s, v) = f
@@ -899,14 +891,6 @@ async fn archive_backs_up_and_start_restores() {
         .call("POST", &format!("/api/sandbox/{id}/stop"), &alice, None)
         .await;
     assert_eq!((s, v["state"].as_str()), (200, Some("stopped")), "{v}");
-    assert_eq!(
-        (
-            v["networkDenyList"].as_str(),
-            v["networkAllowList"].is_null()
-        ),
-        (Some("192.0.2.0/24"), true),
-        "{v}"
-    );
     let (s, v) = f
         .call("POST", &format!("/api/sandbox/{id}/start"), &alice, None)
         .await;
