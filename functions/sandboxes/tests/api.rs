@@ -1343,6 +1343,15 @@ async fn network_settings_push_a_new_generation_to_the_same_container() {
         .call("GET", &format!("/api/sandbox/{id}"), &alice, None)
         .await;
     assert_eq!(got.1["domainDenyList"], "denied.test", "{:?}", got.1);
+    let (_, all) = f.call("GET", "/api/sandbox", &alice, None).await;
+    let item = all["items"]
+        .as_array()
+        .and_then(|v| v.iter().find(|i| i["id"] == id.as_str()));
+    assert_eq!(
+        item.map(|i| i["domainDenyList"].clone()),
+        Some(json!("denied.test")),
+        "{all}"
+    );
     let spec = f.agent.client().get_sandbox(&id).await.unwrap();
     assert_eq!(spec.generation, before.generation + 4);
     let rec = f
