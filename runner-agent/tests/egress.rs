@@ -509,3 +509,138 @@ async fn domain_policies_are_decided_on_sni_and_host_and_logged() {
     drop(inet);
     drop(net);
 }
+
+/// Inside a sandbox: `n` sequential new connections to `ip:443` (TCP connect + TLS with SNI
+/// `sni` + `GET /hello.txt` HTTP/1.0 until close), the first 10 dropped; each in milliseconds.
+async fn https_latencies(agent: &Agent, id: &str, ip: &str, sni: &str, n: usize) -> Vec<f64> {
+    let script = format!(
+        "import socket,ssl,time\nc=ssl.create_default_context(); c.check_hostname=False; c.verify_mode=ssl.CERT_NONE\nr=b'GET /hello.txt HTTP/1.0'+bytes([13,10])+b'Host: {sni}'+bytes([13,10,13,10])\nfor i in range({n}):\n    t=time.perf_counter()\n    s=c.wrap_socket(socket.create_connection(('{ip}',443),timeout=5),server_hostname='{sni}')\n    s.sendall(r)\n    d=b''\n    while True:\n        b=s.recv(4096)\n        if not b: break\n        d+=b\n    s.close()\n    assert b'hello from the internet' in d\n    if i>=10: print('ms', (time.perf_counter()-t)*1000)\n"
+    );
+    let (code, out) = agent.exec(id, &format!("python3 -c \"{script}\"")).await;
+    assert_eq!(code, 0, "{out}");
+    out.lines()
+        .filter_map(|l| l.strip_prefix("ms "))
+        .filter_map(|s| s.trim().parse::<f64>().ok())
+        .collect()
+}
+
+/// The `q` quantile (0..=1) of `v`.
+fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let i = ((s.len() - 1) as f64 * q).round() as usize;
+    s[i]
+}
+
+/// Puts a new sandbox (with `egress`) and returns (id, create → started).
+async fn timed_create(agent: &Agent, prefix: &str, egress: &EgressPolicy) -> (String, Duration) {
+    let id = sid(prefix);
+    let t = Instant::now();
+    agent.sandbox(&id, |s| s.egress = egress.clone()).await;
+    (id, t.elapsed())
+}
+
+/// Benchmark (run by `scripts/bench.sh`, ignored otherwise; ~30 s): the added latency of an
+/// allowed HTTPS request through a domain policy (the egress proxy) against a sandbox without a
+/// policy, and create → started with the policy against without. Prints figures, asserts none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: scripts/bench.sh runs it with --ignored --nocapture"]
+async fn egress_policy_bench() {
+    let tag = rand_hex(6);
+    let net = NetGuard {
+        name: format!("cove-egbench-{tag}"),
+        bridge: format!("cvb{tag}"),
+    };
+    let inet = Internet::start();
+    let mut tls = serve_tls(&inet);
+    let hosts = std::env::temp_dir().join(format!("{}-hosts", inet.ns));
+    std::fs::write(&hosts, format!("{} allowed.test\n", inet.allowed)).expect("hosts file");
+    let hosts_arg = hosts.display().to_string();
+    let agent = Agent::start(&[
+        "--sandbox-network",
+        &net.name,
+        "--sandbox-bridge",
+        &net.bridge,
+        "--egress-hosts",
+        &hosts_arg,
+    ]);
+    let with = domains(&["allowed.test"], &[]);
+    let without = EgressPolicy::default();
+    let ip = inet.allowed.clone();
+
+    // create → started, alternating, three of each.
+    let (mut ids, mut t_with, mut t_without) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (id, t) = timed_create(&agent, "egbp", &with).await;
+        ids.push(id);
+        t_with.push(t.as_secs_f64() * 1000.0);
+        let (id, t) = timed_create(&agent, "egbn", &without).await;
+        ids.push(id);
+        t_without.push(t.as_secs_f64() * 1000.0);
+    }
+    let (p, n) = (ids[0].clone(), ids[1].clone());
+    wait_until("the TLS test host", Duration::from_secs(20), || async {
+        get_named(&agent, &p, &ip, 443, "allowed.test").await.0
+    })
+    .await;
+
+    // The same HTTPS request, three rounds alternating the two sandboxes.
+    let (mut all_p, mut all_n) = (Vec::new(), Vec::new());
+    println!("egress bench: allowed HTTPS request (new connection each), 50 per sandbox and round");
+    for round in 0..4 {
+        // The order alternates too, so neither side always runs first.
+        let (lp, ln) = if round % 2 == 0 {
+            let lp = https_latencies(&agent, &p, &ip, "allowed.test", 60).await;
+            (
+                lp,
+                https_latencies(&agent, &n, &ip, "allowed.test", 60).await,
+            )
+        } else {
+            let ln = https_latencies(&agent, &n, &ip, "allowed.test", 60).await;
+            (
+                https_latencies(&agent, &p, &ip, "allowed.test", 60).await,
+                ln,
+            )
+        };
+        println!(
+            "  round {round}: through the policy p50 {:.3} / p90 {:.3} ms, no policy p50 {:.3} / p90 {:.3} ms, added at p50 {:.3} ms",
+            quantile(&lp, 0.5),
+            quantile(&lp, 0.9),
+            quantile(&ln, 0.5),
+            quantile(&ln, 0.9),
+            quantile(&lp, 0.5) - quantile(&ln, 0.5)
+        );
+        all_p.extend(lp);
+        all_n.extend(ln);
+    }
+    let (pp, pn) = (quantile(&all_p, 0.5), quantile(&all_n, 0.5));
+    println!(
+        "  all rounds: p50 {pp:.3} ms through the policy vs {pn:.3} ms without: added {:.3} ms ({:.2}x; goal <= 1 ms added)",
+        pp - pn,
+        pp / pn
+    );
+    let (cw, cn) = (quantile(&t_with, 0.5), quantile(&t_without, 0.5));
+    println!(
+        "egress bench: create -> started with a domain policy {} ms (median {cw:.0}), without {} ms (median {cn:.0}): {:.2}x",
+        fmt_ms(&t_with),
+        fmt_ms(&t_without),
+        cw / cn
+    );
+
+    for id in &ids {
+        agent.client.destroy_sandbox(id).await.expect("delete");
+    }
+    let _ = tls.kill();
+    let _ = tls.wait();
+    let _ = std::fs::remove_file(&hosts);
+    drop(agent);
+    drop(inet);
+    drop(net);
+}
+
+fn fmt_ms(v: &[f64]) -> String {
+    v.iter()
+        .map(|x| format!("{x:.0}"))
+        .collect::<Vec<_>>()
+        .join(" / ")
+}

@@ -219,6 +219,12 @@ pub struct Sandbox {
     pub kvm: bool,
     pub network_allow_list: Option<String>,
     pub domain_allow_list: Option<String>,
+    /// Beyond Daytona: comma-separated IPv4 CIDRs the sandbox may never reach.
+    #[serde(default)]
+    pub network_deny_list: Option<String>,
+    /// Beyond Daytona: domain patterns the sandbox may never reach over HTTP/TLS.
+    #[serde(default)]
+    pub domain_deny_list: Option<String>,
     pub outbound_proxy_url: Option<String>,
     pub otel_endpoint_override: Option<String>,
     pub target: String,
@@ -288,6 +294,12 @@ pub struct SandboxListItem {
     pub network_block_all: bool,
     pub network_allow_list: Option<String>,
     pub domain_allow_list: Option<String>,
+    /// Beyond Daytona: comma-separated IPv4 CIDRs the sandbox may never reach.
+    #[serde(default)]
+    pub network_deny_list: Option<String>,
+    /// Beyond Daytona: domain patterns the sandbox may never reach over HTTP/TLS.
+    #[serde(default)]
+    pub domain_deny_list: Option<String>,
     pub cpu: i64,
     pub gpu: i64,
     pub spot: bool,
@@ -331,6 +343,8 @@ impl From<Sandbox> for SandboxListItem {
             network_block_all: s.network_block_all,
             network_allow_list: s.network_allow_list,
             domain_allow_list: s.domain_allow_list,
+            network_deny_list: s.network_deny_list,
+            domain_deny_list: s.domain_deny_list,
             cpu: s.cpu,
             gpu: s.gpu,
             spot: s.spot,

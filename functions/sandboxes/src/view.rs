@@ -49,6 +49,8 @@ pub fn sandbox(rec: &SandboxRecord, toolbox_proxy_url: &str) -> Sandbox {
         kvm: false,
         network_allow_list: rec.network_allow_list.clone(),
         domain_allow_list: rec.domain_allow_list.clone(),
+        network_deny_list: rec.network_deny_list.clone(),
+        domain_deny_list: rec.domain_deny_list.clone(),
         outbound_proxy_url: None,
         otel_endpoint_override: None,
         target: rec.target.clone(),

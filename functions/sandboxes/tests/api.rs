@@ -1338,6 +1338,20 @@ async fn network_settings_push_a_new_generation_to_the_same_container() {
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["domainAllowList"], "allowed.test,*.wild.test");
+    assert_eq!(v["domainDenyList"], "denied.test", "{v}");
+    let got = f
+        .call("GET", &format!("/api/sandbox/{id}"), &alice, None)
+        .await;
+    assert_eq!(got.1["domainDenyList"], "denied.test", "{:?}", got.1);
+    let (_, all) = f.call("GET", "/api/sandbox", &alice, None).await;
+    let item = all["items"]
+        .as_array()
+        .and_then(|v| v.iter().find(|i| i["id"] == id.as_str()));
+    assert_eq!(
+        item.map(|i| i["domainDenyList"].clone()),
+        Some(json!("denied.test")),
+        "{all}"
+    );
     let spec = f.agent.client().get_sandbox(&id).await.unwrap();
     assert_eq!(spec.generation, before.generation + 4);
     let rec = f
@@ -1362,6 +1376,7 @@ async fn network_settings_push_a_new_generation_to_the_same_container() {
     // Block-all clears them.
     let (s, v) = post(json!({"networkBlockAll": true})).await;
     assert_eq!((s, v["domainAllowList"].is_null()), (200, true), "{v}");
+    assert!(v["domainDenyList"].is_null(), "{v}");
     let (s, _) = post(json!({"networkBlockAll": false})).await;
     assert_eq!(s, 200);
 
@@ -1373,6 +1388,14 @@ async fn network_settings_push_a_new_generation_to_the_same_container() {
     let stopped = f.agent.client().get_sandbox(&id).await.unwrap().generation;
     let (s, v) = post(json!({"networkDenyList": "192.0.2.0/24"})).await;
     assert_eq!((s, v["state"].as_str()), (200, Some("stopped")), "{v}");
+    assert_eq!(
+        (
+            v["networkDenyList"].as_str(),
+            v["networkAllowList"].is_null()
+        ),
+        (Some("192.0.2.0/24"), true),
+        "{v}"
+    );
     assert_eq!(
         f.agent.client().get_sandbox(&id).await.unwrap().generation,
         stopped
