@@ -766,10 +766,37 @@ async fn sessions() {
         &format!("/process/session/s1/command/{cid2}/input"),
     );
 
+    // input sent at once to a command the shell has not reached yet (the session is busy with
+    // the one before it): it waits for the command instead of answering 410
+    d.post_json(
+        "/process/session/s1/exec",
+        json!({"command": "sleep 1", "runAsync": true}),
+    )
+    .await;
+    let r = d
+        .post_json(
+            "/process/session/s1/exec",
+            json!({"command": "read line; echo early $line", "runAsync": true}),
+        )
+        .await;
+    let cid3 = r.json()["cmdId"].as_str().expect("cmdId").to_owned();
+    let r = d
+        .post_json(
+            &format!("/process/session/s1/command/{cid3}/input"),
+            json!({"data": "bird\n"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    assert_eq!(wait_exit(&d, "s1", &cid3).await["exitCode"], 0);
+    let logs = d
+        .get(&format!("/process/session/s1/command/{cid3}/logs"))
+        .await;
+    assert_eq!(logs.text(), "early bird\n");
+
     // listing
     let s = d.get("/process/session/s1").await.json();
     assert_eq!(s["sessionId"], "s1");
-    assert_eq!(s["commands"].as_array().map(Vec::len), Some(4));
+    assert_eq!(s["commands"].as_array().map(Vec::len), Some(6));
     assert_eq!(s["commands"][1]["exitCode"], 1);
     let all = d.get("/process/session").await.json();
     assert_eq!(all.as_array().map(Vec::len), Some(1));

@@ -240,6 +240,29 @@ pub async fn entrypoint_logs(
     ))
 }
 
+/// How long input waits for a command that the session's shell has not reached yet.
+const STDIN_OPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the command's stdin FIFO for writing. Until the shell starts the command nothing reads
+/// the FIFO and the open fails with `ENXIO`: input sent right after an async exec (as the SDK
+/// does) waits for the command, for [`STDIN_OPEN_WAIT`] at most, and not past its exit.
+async fn open_stdin(log: &CommandLog, fifo: &std::path::Path) -> Option<pipe::Sender> {
+    let deadline = tokio::time::Instant::now() + STDIN_OPEN_WAIT;
+    loop {
+        match pipe::OpenOptions::new().open_sender(fifo) {
+            Ok(tx) => return Some(tx),
+            Err(e)
+                if e.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error())
+                    && log.exit_code().is_none()
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
 /// `POST /process/session/{sessionId}/command/{commandId}/input` → 204
 #[cfg_attr(feature = "openapi", utoipa::path(
     post,
@@ -264,9 +287,7 @@ pub async fn input(
     let Some(fifo) = &log.stdin_fifo else {
         return Err(completed());
     };
-    let tx = pipe::OpenOptions::new()
-        .open_sender(fifo)
-        .map_err(|_| completed())?;
+    let tx = open_stdin(&log, fifo).await.ok_or_else(completed)?;
     let data = req.data.into_bytes();
     let mut written = 0;
     while written < data.len() {
