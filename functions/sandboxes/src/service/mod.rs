@@ -103,6 +103,37 @@ async fn quota(call: &Call<'_>) -> Result<OrgQuota, ApiError> {
         .quota)
 }
 
+/// How often an action begins again when only the sandbox's activity changed under it.
+const ACTIVITY_RETRIES: usize = 4;
+
+/// `next` (an action prepared from `prev`) moved onto `fresh`, the row as it is now, when the
+/// only writes since `prev` were activity (a busy/idle report of the runner, a toolbox call's
+/// `lastActivityAt`): those race with every user action (a delete right after an exec) and must
+/// not turn it into a 409. `None` when anything else changed: then the action is decided again.
+fn rebase_on_activity(
+    prev: &SandboxRecord,
+    next: &SandboxRecord,
+    fresh: &SandboxRecord,
+) -> Option<SandboxRecord> {
+    let mut same = fresh.clone();
+    same.busy = prev.busy;
+    same.last_busy_at.clone_from(&prev.last_busy_at);
+    same.last_activity_at.clone_from(&prev.last_activity_at);
+    same.updated_at.clone_from(&prev.updated_at);
+    same.version = prev.version;
+    if same != *prev {
+        return None;
+    }
+    let mut rebased = next.clone();
+    rebased.busy = fresh.busy;
+    rebased.last_busy_at.clone_from(&fresh.last_busy_at);
+    if fresh.last_activity_at > rebased.last_activity_at {
+        rebased.last_activity_at.clone_from(&fresh.last_activity_at);
+    }
+    rebased.version = fresh.version;
+    Some(rebased)
+}
+
 fn store_err(name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict {
@@ -147,9 +178,28 @@ async fn perform(
     check: QuotaCheck<'_>,
 ) -> Result<SandboxRecord, ApiError> {
     let err = |e| transition_err(&prev.name, e);
-    let begun = cove_transition::begin(&env.store, prev, next, check)
-        .await
-        .map_err(err)?;
+    let (mut prev, mut next) = (prev.clone(), next.clone());
+    let mut attempts = 0;
+    let begun = loop {
+        match cove_transition::begin(&env.store, &prev, &next, check).await {
+            Ok(begun) => break begun,
+            Err(TransitionError::InProgress) if attempts < ACTIVITY_RETRIES => {
+                attempts += 1;
+                let fresh = env
+                    .store
+                    .sandboxes()
+                    .get(&prev.id)
+                    .await
+                    .api()?
+                    .ok_or_else(|| not_found(&prev.name))?;
+                let Some(rebased) = rebase_on_activity(&prev, &next, &fresh) else {
+                    return Err(rules::in_progress());
+                };
+                (prev, next) = (fresh, rebased);
+            }
+            Err(e) => return Err(err(e)),
+        }
+    };
     match cove_transition::run(&env.store, &begun, &REQUEST_BOUNDS)
         .await
         .map_err(err)?
@@ -157,5 +207,54 @@ async fn perform(
         Settled::Row(rec) => Ok(*rec),
         // Only a create is discarded, and a create does not come here.
         Settled::Discarded { reason } => Err(ApiError::bad_request(reason)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use cove_api_types::sandbox::SandboxDesiredState;
+
+    fn rec() -> SandboxRecord {
+        SandboxRecord::new(
+            SandboxId::new_random(),
+            OrganizationId::new_random(),
+            "n",
+            "img",
+            "2026-12-02T06:00:00.000Z",
+        )
+    }
+
+    #[test]
+    fn an_action_moves_onto_a_row_whose_activity_alone_changed() {
+        let prev = rec();
+        let mut next = prev.clone();
+        next.desired_state = SandboxDesiredState::Destroyed;
+        let mut fresh = prev.clone();
+        fresh.busy = true;
+        fresh.last_busy_at = Some("2026-12-02T06:00:05.000Z".into());
+        fresh.last_activity_at = "2026-12-02T06:00:06.000Z".into();
+        fresh.version = prev.version + 1;
+        let rebased = rebase_on_activity(&prev, &next, &fresh).unwrap();
+        assert_eq!(rebased.desired_state, SandboxDesiredState::Destroyed);
+        assert!(rebased.busy);
+        assert_eq!(rebased.last_busy_at, fresh.last_busy_at);
+        assert_eq!(rebased.last_activity_at, fresh.last_activity_at);
+        assert_eq!(rebased.version, fresh.version);
+    }
+
+    #[test]
+    fn any_other_change_decides_the_action_again() {
+        let prev = rec();
+        let next = prev.clone();
+        let mut fresh = prev.clone();
+        fresh.busy = true;
+        fresh.desired_state = SandboxDesiredState::Stopped;
+        fresh.version = prev.version + 1;
+        assert!(rebase_on_activity(&prev, &next, &fresh).is_none());
+        let mut renamed = prev.clone();
+        renamed.name = "other".into();
+        assert!(rebase_on_activity(&prev, &next, &renamed).is_none());
     }
 }
