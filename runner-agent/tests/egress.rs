@@ -88,14 +88,15 @@ impl Internet {
         let tag = rand_hex(6);
         let ns = format!("cveg-{tag}");
         let (host_if, ns_if) = (format!("cvh{tag}"), format!("cvn{tag}"));
-        let x = u8::from_str_radix(&tag[..2], 16).expect("hex") & 0xfc;
+        let x = common::test_net_block();
         let (host_ip, ns_ip) = (
             format!("203.0.113.{}", x + 1),
             format!("203.0.113.{}", x + 2),
         );
+        // 198.51.100.128..=253 (the network tests use 1..=63 of it)
         let y = x / 4;
-        let allowed = format!("198.51.100.{}", 2 * y + 1);
-        let other = format!("198.51.100.{}", 2 * y + 2);
+        let allowed = format!("198.51.100.{}", 128 + 2 * y);
+        let other = format!("198.51.100.{}", 129 + 2 * y);
         let link_local = format!("169.254.78.{}", 1 + y);
         let mut me = Internet {
             ns: ns.clone(),

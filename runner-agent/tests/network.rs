@@ -77,7 +77,7 @@ impl Internet {
         let tag = rand_hex(6);
         let ns = format!("cvnet-{tag}");
         let (host_if, ns_if) = (format!("cvh{tag}"), format!("cvn{tag}"));
-        let x = u8::from_str_radix(&tag[..2], 16).expect("hex") & 0xfc;
+        let x = common::test_net_block();
         let (host_ip, ns_ip) = (
             format!("203.0.113.{}", x + 1),
             format!("203.0.113.{}", x + 2),

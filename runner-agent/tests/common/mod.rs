@@ -395,3 +395,18 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A block of four addresses (a multiple of 4 below 252) for a test "internet" in a network
+/// namespace (`203.0.113.<x+1>/<x+2>` and the hosts derived from `x`): distinct for every call in
+/// this test process, so the network and egress tests that run side by side never add the same
+/// address or route; the first block is random, against another test process on the machine.
+pub fn test_net_block() -> u8 {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static NEXT: AtomicU8 = AtomicU8::new(u8::MAX);
+    let start = (uuid::Uuid::new_v4().as_bytes()[0] % 63) * 4;
+    let _ = NEXT.compare_exchange(u8::MAX, start, Ordering::SeqCst, Ordering::SeqCst);
+    let x = NEXT
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| Some((v + 4) % 252))
+        .unwrap_or(0);
+    x % 252
+}
