@@ -179,8 +179,9 @@ mod tests {
     use hyper_util::rt::TokioIo;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A keep-alive server counting its connections; answers `conn {n}`.
-    async fn server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    /// A server counting its connections; answers `conn {n}`, keeping each connection alive or
+    /// closing it after one request.
+    async fn server_with(keep_alive: bool) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let conns = Arc::new(AtomicUsize::new(0));
@@ -195,11 +196,17 @@ mod tests {
                 });
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new()
+                        .keep_alive(keep_alive)
                         .serve_connection(TokioIo::new(s), svc),
                 );
             }
         });
         (addr, conns)
+    }
+
+    /// A keep-alive server counting its connections.
+    async fn server() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+        server_with(true).await
     }
 
     async fn dial(addr: std::net::SocketAddr) -> std::io::Result<SendRequest<Body>> {
@@ -245,25 +252,7 @@ mod tests {
     #[tokio::test]
     async fn a_closed_connection_is_replaced() {
         // A server that answers one request per connection, then closes it.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let conns = Arc::new(AtomicUsize::new(0));
-        let counter = conns.clone();
-        tokio::spawn(async move {
-            while let Ok((s, _)) = listener.accept().await {
-                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                let svc = hyper::service::service_fn(move |_req: Request<Incoming>| async move {
-                    Ok::<_, std::convert::Infallible>(Response::new(Body::from(format!(
-                        "conn {n}"
-                    ))))
-                });
-                tokio::spawn(
-                    hyper::server::conn::http1::Builder::new()
-                        .keep_alive(false)
-                        .serve_connection(TokioIo::new(s), svc),
-                );
-            }
-        });
+        let (addr, _conns) = server_with(false).await;
         let pool = Arc::new(ConnPool::<u16>::default());
         for i in 1..=3 {
             let req = Request::get("/").body(Body::empty()).unwrap();
