@@ -73,10 +73,15 @@ where
 }
 
 /// A response body that fails once no frame came for `idle`.
+///
+/// Its timer is armed only when the inner body has nothing ready: a small answer read with its
+/// head (most previews and toolbox calls) never registers one with the runtime.
 pub struct IdleBody<B> {
     inner: B,
     idle: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    /// When the last frame came (or the body was made).
+    last: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<B> IdleBody<B> {
@@ -84,7 +89,8 @@ impl<B> IdleBody<B> {
         Self {
             inner,
             idle,
-            timer: Box::pin(tokio::time::sleep(idle)),
+            last: tokio::time::Instant::now(),
+            timer: None,
         }
     }
 }
@@ -104,14 +110,27 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
-                let next = tokio::time::Instant::now() + this.idle;
-                this.timer.as_mut().reset(next);
+                this.last = tokio::time::Instant::now();
                 Poll::Ready(frame.map(|r| r.map_err(Into::into)))
             }
-            Poll::Pending => match this.timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(idle_error())))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let deadline = this.last + this.idle;
+                let timer = match &mut this.timer {
+                    Some(t) => {
+                        if t.deadline() != deadline {
+                            t.as_mut().reset(deadline);
+                        }
+                        t
+                    }
+                    None => this
+                        .timer
+                        .insert(Box::pin(tokio::time::sleep_until(deadline))),
+                };
+                match timer.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(idle_error())))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 

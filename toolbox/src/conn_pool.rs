@@ -2,9 +2,12 @@
 //! port in the sandbox ([`crate::ports`]), the runner agent one per sandbox daemon (its key names
 //! the sandbox, its container and its socket, so a connection is never used for another sandbox).
 //!
-//! * A connection goes back to its key's set only once its answer has been read to the end and
-//!   hyper says it is ready for the next request; an upgraded (`101`) connection never does.
-//! * A broken one is dropped. A request sent on a pooled connection that fails is retried once on
+//! * A connection goes back to its key's set as soon as its answer's head is in (no task is
+//!   spawned per request: waking another worker thread for it cost a futex round trip per call),
+//!   but is taken again only once hyper says it is ready for the next request, i.e. its answer has
+//!   been read to the end; one still streaming its answer stays in the set, skipped. An upgraded
+//!   (`101`) connection never goes back.
+//! * A broken (closed) one is dropped. A request sent on a pooled connection that fails is retried once on
 //!   a new connection, and only when that is safe: hyper gave the request back unsent, or it is
 //!   an idempotent request without a body.
 //! * At most [`MAX_IDLE_PER_KEY`] idle connections per key; an idle one is closed after
@@ -83,14 +86,20 @@ fn replayable(req: &Request<Body>) -> Option<Request<Body>> {
 }
 
 impl<K: Hash + Eq + Clone + Send + 'static> ConnPool<K> {
-    /// An idle, live connection of `key`, if any.
+    /// A live connection of `key` ready for a request, if any (newest first). Closed or idled-out
+    /// ones are dropped on the way; busy ones (an answer still streaming) stay.
     fn take(&self, key: &K) -> Option<SendRequest<Body>> {
         let mut map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let set = map.get_mut(key)?;
         let mut found = None;
-        while let Some(idle) = set.pop() {
-            if idle.since.elapsed() < IDLE_TIMEOUT && idle.sender.is_ready() {
-                found = Some(idle.sender);
+        let mut i = set.len();
+        while i > 0 {
+            i -= 1;
+            let idle = &set[i];
+            if idle.since.elapsed() >= IDLE_TIMEOUT || idle.sender.is_closed() {
+                set.remove(i);
+            } else if idle.sender.is_ready() {
+                found = Some(set.remove(i).sender);
                 break;
             }
         }
@@ -100,28 +109,21 @@ impl<K: Hash + Eq + Clone + Send + 'static> ConnPool<K> {
         found
     }
 
-    /// Puts `sender` back once it is ready for another request (in the background).
-    fn give_back(self: &Arc<Self>, key: K, mut sender: SendRequest<Body>) {
-        let pool = Arc::downgrade(self);
-        tokio::spawn(async move {
-            if sender.ready().await.is_err() {
-                return;
-            }
-            let Some(pool) = pool.upgrade() else { return };
-            let mut map = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-            // Drop what died or idled out, here and for keys no longer used.
-            map.retain(|_, set| {
-                set.retain(|i| i.since.elapsed() < IDLE_TIMEOUT && !i.sender.is_closed());
-                !set.is_empty()
-            });
-            let set = map.entry(key).or_default();
-            if set.len() < MAX_IDLE_PER_KEY {
-                set.push(Idle {
-                    sender,
-                    since: Instant::now(),
-                });
-            }
+    /// Puts `sender` back in `key`'s set (taken again once ready, see [`Self::take`]).
+    fn give_back(&self, key: K, sender: SendRequest<Body>) {
+        let mut map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Drop what died or idled out, here and for keys no longer used.
+        map.retain(|_, set| {
+            set.retain(|i| i.since.elapsed() < IDLE_TIMEOUT && !i.sender.is_closed());
+            !set.is_empty()
         });
+        let set = map.entry(key).or_default();
+        if set.len() < MAX_IDLE_PER_KEY {
+            set.push(Idle {
+                sender,
+                since: Instant::now(),
+            });
+        }
     }
 
     /// Sends `req` on a pooled connection of `key`, or on one `connect` opens.
@@ -154,7 +156,7 @@ impl<K: Hash + Eq + Clone + Send + 'static> ConnPool<K> {
     }
 
     fn finish(
-        self: &Arc<Self>,
+        &self,
         key: &K,
         sender: SendRequest<Body>,
         resp: Response<Incoming>,
@@ -165,10 +167,11 @@ impl<K: Hash + Eq + Clone + Send + 'static> ConnPool<K> {
         resp
     }
 
-    /// Idle connections held for `key` (tests).
+    /// Connections held for `key` that are ready for a request (tests).
     pub fn idle_count(&self, key: &K) -> usize {
         let map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key).map_or(0, Vec::len)
+        map.get(key)
+            .map_or(0, |set| set.iter().filter(|i| i.sender.is_ready()).count())
     }
 }
 

@@ -191,25 +191,31 @@ async fn body_is_small(rb: reqwest::RequestBuilder) -> bool {
     }
 }
 
-/// Reads one HTTP/1.1 answer with a `content-length` from `s`: whether it is 200 `small\n`.
+/// Reads one HTTP/1.1 answer with a `content-length` from `s` (read in chunks, as a client
+/// would: the answer is the only one in flight): whether it is 200 `small\n`.
 async fn read_small_answer(s: &mut tokio::net::UnixStream) -> anyhow::Result<bool> {
-    let mut head = Vec::with_capacity(512);
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b).await? == 0 || head.len() > 8192 {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 || buf.len() > 65536 {
             bail!("the answer ended early");
         }
-        head.push(b[0]);
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let len: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .context("no content-length")?;
+        if buf.len() >= end + 4 + len {
+            let body = &buf[end + 4..end + 4 + len];
+            return Ok(text.starts_with("http/1.1 200") && body == b"small\n");
+        }
     }
-    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let len: usize = text
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("no content-length")?;
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await?;
-    Ok(text.starts_with("http/1.1 200") && body == b"small\n")
 }
 
 /// The daemon socket of sandbox `id` under `data_dir` (the agent's per-sandbox directory).
