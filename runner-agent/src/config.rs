@@ -102,6 +102,10 @@ pub struct Args {
     /// names with before the host's resolver (read again when it changes).
     #[arg(long, env = "COVE_EGRESS_HOSTS", value_name = "FILE")]
     pub egress_hosts: Option<PathBuf>,
+    /// NFLOG group the egress policy chains log CIDR decisions to; the agent reads it into the
+    /// network log (a group is read by one process: give each agent of a host its own).
+    #[arg(long, default_value_t = crate::network::DEFAULT_NFLOG_GROUP)]
+    pub egress_nflog_group: u16,
     /// Seconds between two re-assertions of the isolation rules.
     #[arg(long, default_value_t = 30)]
     pub isolation_check_secs: u64,
@@ -278,6 +282,7 @@ impl Config {
             deny: args.sandbox_deny,
             reassert_every: Duration::from_secs(args.isolation_check_secs.max(1)),
             egress_hosts: args.egress_hosts.filter(|p| !p.as_os_str().is_empty()),
+            nflog_group: args.egress_nflog_group,
         };
         let snapshot_jobs = crate::snapshots::SnapshotSettings {
             s3: crate::snapshots::context::S3Settings {

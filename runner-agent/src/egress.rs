@@ -21,6 +21,7 @@
 
 pub mod hello;
 pub mod log;
+pub mod nflog;
 pub mod pattern;
 pub mod proxy;
 pub mod resolve;

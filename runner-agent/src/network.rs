@@ -49,6 +49,9 @@ pub const DEFAULT_NETWORK: &str = "cove-sandboxes";
 /// Default bridge interface of the sandbox network.
 pub const DEFAULT_BRIDGE: &str = "cove0";
 
+/// Default NFLOG group of the CIDR decisions (`--egress-nflog-group`).
+pub const DEFAULT_NFLOG_GROUP: u16 = 1616;
+
 /// What the agent needs to know to isolate sandboxes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetworkSettings {
@@ -64,6 +67,8 @@ pub struct NetworkSettings {
     pub reassert_every: Duration,
     /// A hosts file the egress proxy resolves names with before the host's resolver.
     pub egress_hosts: Option<std::path::PathBuf>,
+    /// NFLOG group the policy chains log their CIDR decisions to (`crate::egress::nflog`).
+    pub nflog_group: u16,
 }
 
 impl Default for NetworkSettings {
@@ -75,6 +80,7 @@ impl Default for NetworkSettings {
             deny: Vec::new(),
             reassert_every: REASSERT_EVERY,
             egress_hosts: None,
+            nflog_group: DEFAULT_NFLOG_GROUP,
         }
     }
 }
@@ -133,6 +139,7 @@ pub async fn setup(
     let net = bridge::ensure(docker, settings).await?;
     if settings.firewall {
         start_proxy(settings, net.gateway).await;
+        crate::egress::nflog::start(settings.nflog_group);
         assert_rules(docker, settings).await?;
     } else {
         tracing::warn!(network = %settings.name, "--external-network-isolation: the agent installs no firewall rules; the host must keep sandboxes from each other and from the host");
@@ -177,7 +184,8 @@ async fn firewall_of(
         firewall::Firewall::new(&settings.bridge, subnets, settings.deny.clone())
             .with_resolvers(firewall::resolvers(&resolv))
             .with_policies(egress::snapshot())
-            .with_proxy(crate::egress::proxy::port()),
+            .with_proxy(crate::egress::proxy::port())
+            .with_nflog(crate::egress::nflog::group()),
     )
 }
 

@@ -196,6 +196,24 @@ async fn assert_reach(agent: &Agent, id: &str, url: &str, want: bool, what: &str
     }
 }
 
+/// Waits (NFLOG is asynchronous) until `id`'s network log holds a CIDR decision on `dest`.
+async fn assert_logged(agent: &Agent, id: &str, dest: &str, verdict: EgressVerdict) {
+    let found = || async {
+        let log = agent.client.network_log(id).await.expect("network log");
+        log.entries.iter().any(|e| {
+            e.destination == dest && e.verdict == verdict && e.rule.as_deref() == Some("cidr")
+        })
+    };
+    for _ in 0..50 {
+        if found().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = agent.client.network_log(id).await.expect("network log");
+    panic!("{id}: no {verdict:?} CIDR decision on {dest}: {log:#?}");
+}
+
 fn policy_chains(bridge: &str) -> usize {
     must("iptables -w -S")
         .lines()
@@ -211,6 +229,8 @@ async fn egress_policies_are_enforced_and_change_at_run_time() {
         bridge: format!("cve{tag}"),
     };
     let inet = Internet::start();
+    // A group of its own: one process reads a group, and other agents may run meanwhile.
+    let group = (20_000 + u32::from_str_radix(&tag[..4], 16).expect("hex") % 40_000).to_string();
     let agent = Agent::start(&[
         "--sandbox-network",
         &net.name,
@@ -218,6 +238,8 @@ async fn egress_policies_are_enforced_and_change_at_run_time() {
         &net.bridge,
         "--isolation-check-secs",
         "1",
+        "--egress-nflog-group",
+        &group,
     ]);
     let (allowed, other, ll) = (
         inet.url(&inet.allowed),
@@ -248,6 +270,30 @@ async fn egress_policies_are_enforced_and_change_at_run_time() {
     assert_reach(&agent, &d, &allowed, true, "deny-list → unlisted host").await;
     assert_reach(&agent, &d, &other, false, "deny-list → listed host").await;
     assert_eq!(policy_chains(&net.bridge), 2);
+    assert!(
+        must("iptables -w -S").contains(&format!("--nflog-group {group}")),
+        "the policy chains log to NFLOG"
+    );
+    // The CIDR rules' decisions are in the sandboxes' network logs.
+    let (to_allowed, to_other) = (
+        format!("{}:{}", inet.allowed, inet.port),
+        format!("{}:{}", inet.other, inet.port),
+    );
+    assert_logged(&agent, &a, &to_allowed, EgressVerdict::Allowed).await;
+    assert_logged(&agent, &a, &to_other, EgressVerdict::Denied).await;
+    assert_logged(&agent, &d, &to_allowed, EgressVerdict::Allowed).await;
+    assert_logged(&agent, &d, &to_other, EgressVerdict::Denied).await;
+    // Not the unrestricted sandbox's (no chain), nor the isolation rules' (link-local).
+    let open_log = agent.client.network_log(&open).await.expect("log");
+    assert!(open_log.entries.is_empty(), "{open_log:#?}");
+    let a_log = agent.client.network_log(&a).await.expect("log");
+    assert!(
+        a_log
+            .entries
+            .iter()
+            .all(|e| !e.destination.starts_with(&inet.link_local)),
+        "{a_log:#?}"
+    );
 
     // The periodic re-assertion (every second here) keeps the policy chains.
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -271,6 +317,7 @@ async fn egress_policies_are_enforced_and_change_at_run_time() {
     change(&agent, &open, 4, blocked).await;
     assert_reach(&agent, &open, &allowed, false, "block-all → allowed host").await;
     assert_reach(&agent, &open, &other, false, "block-all → other host").await;
+    assert_logged(&agent, &open, &to_other, EgressVerdict::Denied).await;
     let same_pid = must(&format!(
         "docker inspect -f '{{{{.State.Pid}}}}' cove-sb-{open}"
     ));

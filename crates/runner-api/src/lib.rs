@@ -322,6 +322,10 @@ pub struct EgressDecision {
     /// Why a connection was denied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What decided: `proxy` (the egress proxy, domain lists) or `cidr` (the firewall's CIDR
+    /// rules, logged through NFLOG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// The last egress attempts of a sandbox, oldest first (`GET /v1/sandboxes/{id}/network-log`).

@@ -80,6 +80,7 @@ mod tests {
                 Verdict::Denied
             },
             reason: None,
+            rule: None,
         }
     }
 

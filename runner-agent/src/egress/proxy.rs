@@ -101,6 +101,7 @@ async fn handle(mut conn: TcpStream, peer: SocketAddr, resolver: Arc<Resolver>) 
                 Verdict::Denied
             },
             reason: verdict.err().map(str::to_owned),
+            rule: Some("proxy".to_owned()),
         },
     );
     match verdict {

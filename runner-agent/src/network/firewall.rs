@@ -64,6 +64,8 @@ pub struct Firewall {
     policies: Vec<super::egress::Entry>,
     /// Port of the agent's egress proxy on this host (`crate::egress`), when it runs.
     proxy_port: Option<u16>,
+    /// NFLOG group the policy chains log their decisions to, when the agent reads it.
+    nflog: Option<u16>,
 }
 
 impl Firewall {
@@ -75,12 +77,19 @@ impl Firewall {
             resolvers: Vec::new(),
             policies: Vec::new(),
             proxy_port: None,
+            nflog: None,
         }
     }
 
     /// Lets connections redirected to the egress proxy on `port` in (see [`Self::nat_rules`]).
     pub fn with_proxy(mut self, port: Option<u16>) -> Self {
         self.proxy_port = port;
+        self
+    }
+
+    /// Logs each new connection's verdict in the policy chains to NFLOG `group`.
+    pub fn with_nflog(mut self, group: Option<u16>) -> Self {
+        self.nflog = group;
         self
     }
 
@@ -136,7 +145,7 @@ impl Firewall {
             rules.push(Rule::new(&fwd, &["-s", &src, "-j", &e.chain]));
         }
         for e in &self.policies {
-            rules.extend(policy_chain(e));
+            rules.extend(policy_chain(e, self.nflog));
         }
         rules
     }
@@ -331,16 +340,42 @@ impl Firewall {
     }
 }
 
-/// The rules of one sandbox's policy chain.
-fn policy_chain(e: &super::egress::Entry) -> Vec<Rule> {
+/// NFLOG prefixes of the two verdicts (read back by `crate::egress::nflog`).
+pub const LOG_ALLOWED: &str = "cove-a";
+pub const LOG_DENIED: &str = "cove-d";
+
+/// The rules of one sandbox's policy chain. With `nflog`, each verdict rule is preceded by the
+/// same match logging new connections with that verdict, so what is logged is what is done.
+fn policy_chain(e: &super::egress::Entry, nflog: Option<u16>) -> Vec<Rule> {
     let c = e.chain.as_str();
+    let group = nflog.map(|g| g.to_string());
+    let log = |dst: &[&str], prefix: &str| -> Option<Rule> {
+        let g = group.as_deref()?;
+        let mut args = dst.to_vec();
+        args.extend([
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "NEW",
+            "-j",
+            "NFLOG",
+            "--nflog-prefix",
+            prefix,
+            "--nflog-group",
+            g,
+        ]);
+        Some(Rule::new(c, &args))
+    };
     let refuse = |dst: Option<&str>| {
         let d: Vec<&str> = dst.map(|d| vec!["-d", d]).unwrap_or_default();
         let mut tcp = d.clone();
         tcp.extend(["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"]);
+        let logged = log(&d, LOG_DENIED);
         let mut any = d;
         any.extend(REJECT);
-        [Rule::new(c, &tcp), Rule::new(c, &any)]
+        logged
+            .into_iter()
+            .chain([Rule::new(c, &tcp), Rule::new(c, &any)])
     };
     // Replies of connections opened towards the sandbox (the host's, published ports).
     let mut rules = vec![Rule::new(
@@ -355,9 +390,14 @@ fn policy_chain(e: &super::egress::Entry) -> Vec<Rule> {
         rules.extend(refuse(None));
     } else if p.default_deny() {
         for net in &p.allow {
-            rules.push(Rule::new(c, &["-d", &net.to_string(), "-j", "RETURN"]));
+            let net = net.to_string();
+            rules.extend(log(&["-d", &net], LOG_ALLOWED));
+            rules.push(Rule::new(c, &["-d", &net, "-j", "RETURN"]));
         }
         rules.extend(refuse(None));
+    } else {
+        // A deny-list: the rest goes on (the chain's end returns).
+        rules.extend(log(&[], LOG_ALLOWED));
     }
     rules
 }
