@@ -198,10 +198,15 @@ async fn assert_reach(agent: &Agent, id: &str, url: &str, want: bool, what: &str
 
 /// Waits (NFLOG is asynchronous) until `id`'s network log holds a CIDR decision on `dest`.
 async fn assert_logged(agent: &Agent, id: &str, dest: &str, verdict: EgressVerdict) {
+    assert_logged_by(agent, id, dest, verdict, "cidr").await;
+}
+
+/// Waits until `id`'s network log holds a decision of `rule` on `dest`.
+async fn assert_logged_by(agent: &Agent, id: &str, dest: &str, verdict: EgressVerdict, rule: &str) {
     let found = || async {
         let log = agent.client.network_log(id).await.expect("network log");
         log.entries.iter().any(|e| {
-            e.destination == dest && e.verdict == verdict && e.rule.as_deref() == Some("cidr")
+            e.destination == dest && e.verdict == verdict && e.rule.as_deref() == Some(rule)
         })
     };
     for _ in 0..50 {
@@ -211,7 +216,7 @@ async fn assert_logged(agent: &Agent, id: &str, dest: &str, verdict: EgressVerdi
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let log = agent.client.network_log(id).await.expect("network log");
-    panic!("{id}: no {verdict:?} CIDR decision on {dest}: {log:#?}");
+    panic!("{id}: no {verdict:?} {rule} decision on {dest}: {log:#?}");
 }
 
 fn policy_chains(bridge: &str) -> usize {
@@ -283,16 +288,19 @@ async fn egress_policies_are_enforced_and_change_at_run_time() {
     assert_logged(&agent, &a, &to_other, EgressVerdict::Denied).await;
     assert_logged(&agent, &d, &to_allowed, EgressVerdict::Allowed).await;
     assert_logged(&agent, &d, &to_other, EgressVerdict::Denied).await;
-    // Not the unrestricted sandbox's (no chain), nor the isolation rules' (link-local).
+    // The isolation rules' refusals are logged as theirs, with a policy (the listed link-local
+    // address) or without one; what nothing refused (the unrestricted sandbox's) is not logged.
+    let to_ll = format!("{}:{}", inet.link_local, inet.port);
+    assert_logged_by(&agent, &a, &to_ll, EgressVerdict::Denied, "isolation").await;
+    assert_reach(&agent, &open, &ll, false, "default → link-local").await;
+    assert_logged_by(&agent, &open, &to_ll, EgressVerdict::Denied, "isolation").await;
     let open_log = agent.client.network_log(&open).await.expect("log");
-    assert!(open_log.entries.is_empty(), "{open_log:#?}");
-    let a_log = agent.client.network_log(&a).await.expect("log");
     assert!(
-        a_log
+        open_log
             .entries
             .iter()
-            .all(|e| !e.destination.starts_with(&inet.link_local)),
-        "{a_log:#?}"
+            .all(|e| e.destination == to_ll && e.rule.as_deref() == Some("isolation")),
+        "{open_log:#?}"
     );
 
     // The periodic re-assertion (every second here) keeps the policy chains.

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{Agent, image, sid, wait_until};
+use cove_runner_api::EgressVerdict;
 
 fn sh(cmd: &str) -> (bool, String) {
     let out = Command::new("sh")
@@ -165,6 +166,8 @@ async fn sandboxes_reach_the_internet_only() {
         bridge: format!("cvt{tag}"),
     };
     let internet = Internet::start();
+    // An NFLOG group of its own: one process reads a group, and other agents may run meanwhile.
+    let group = (20_000 + u32::from_str_radix(&tag[..4], 16).expect("hex") % 40_000).to_string();
     let agent = Agent::start(&[
         "--sandbox-network",
         &net.name,
@@ -172,6 +175,8 @@ async fn sandboxes_reach_the_internet_only() {
         &net.bridge,
         "--isolation-check-secs",
         "1",
+        "--egress-nflog-group",
+        &group,
     ]);
     let (a, b, c) = (sid("neta"), sid("netb"), sid("netc"));
     agent.sandbox(&a, |s| s.org_id = Some("org-a".into())).await;
@@ -256,6 +261,39 @@ async fn sandboxes_reach_the_internet_only() {
     assert_eq!(code, 0, "{out}");
     let (code, out) = fetch_in(&agent, &b, &ll).await;
     assert_ne!(code, 0, "B reached a link-local address: {out}");
+
+    // B (no policy) has the isolation's refusals in its decision log: the host's listener on the
+    // bridge gateway, A's server, the link-local address; A's log has none of B's attempts.
+    let refused = [
+        format!("{gateway}:{port}"),
+        format!("{a_ip}:8000"),
+        format!("{}:{}", internet.link_local, internet.port),
+    ];
+    for dest in &refused {
+        let mut found = false;
+        for _ in 0..50 {
+            let log = agent.client.network_log(&b).await.expect("network log");
+            found = log.entries.iter().any(|e| {
+                e.destination == *dest
+                    && e.verdict == EgressVerdict::Denied
+                    && e.rule.as_deref() == Some("isolation")
+            });
+            if found {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = agent.client.network_log(&b).await.expect("network log");
+        assert!(found, "no isolation refusal of {dest} in B's log: {log:#?}");
+    }
+    let a_log = agent.client.network_log(&a).await.expect("network log");
+    assert!(
+        a_log
+            .entries
+            .iter()
+            .all(|e| !refused.contains(&e.destination)),
+        "{a_log:#?}"
+    );
 
     // Names resolve as on the host (Docker's DNS forwards to the host's resolvers).
     if sh("getent hosts deb.debian.org").0 {

@@ -322,8 +322,8 @@ pub struct EgressDecision {
     /// Why a connection was denied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// What decided: `proxy` (the egress proxy, domain lists) or `cidr` (the firewall's CIDR
-    /// rules, logged through NFLOG).
+    /// What decided: `proxy` (the egress proxy, domain lists), `cidr` (the firewall's CIDR
+    /// rules) or `isolation` (the isolation rules), the last two logged through NFLOG.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
 }

@@ -17,7 +17,7 @@ use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner, Netfilte
 use netlink_sys::{Socket, constants::NETLINK_NETFILTER};
 
 use super::log::{Decision, LOG, Verdict};
-use crate::network::firewall::{LOG_ALLOWED, LOG_DENIED};
+use crate::network::firewall::{LOG_ALLOWED, LOG_DENIED, LOG_ISOLATION};
 
 /// Bytes of each packet copied: the IPv4 header and the ports.
 const COPY: u32 = 64;
@@ -135,6 +135,8 @@ pub struct Attempt {
     pub dst: Ipv4Addr,
     pub port: Option<u16>,
     pub proto: u8,
+    /// Refused by the isolation rules (the host, other sandboxes, link-local), not a policy.
+    pub isolation: bool,
 }
 
 fn attempt_of(msg: &NetlinkMessage<NetfilterMessage>) -> Option<Attempt> {
@@ -154,12 +156,13 @@ fn attempt_of(msg: &NetlinkMessage<NetfilterMessage>) -> Option<Attempt> {
             _ => {}
         }
     }
-    let allowed = match prefix? {
-        LOG_ALLOWED => true,
-        LOG_DENIED => false,
+    let (allowed, isolation) = match prefix? {
+        LOG_ALLOWED => (true, false),
+        LOG_DENIED => (false, false),
+        LOG_ISOLATION => (false, true),
         _ => return None,
     };
-    parse_ipv4(payload?, allowed)
+    parse_ipv4(payload?, allowed).map(|a| Attempt { isolation, ..a })
 }
 
 /// The addresses, protocol and (TCP, UDP, SCTP) destination port of an IPv4 packet's start.
@@ -183,6 +186,7 @@ pub fn parse_ipv4(p: &[u8], allowed: bool) -> Option<Attempt> {
         dst,
         port,
         proto,
+        isolation: false,
     })
 }
 
@@ -197,7 +201,7 @@ fn proto_name(p: u8) -> String {
 }
 
 fn record(a: Attempt) {
-    let Some((sandbox, _)) = crate::network::egress::by_ip(a.src) else {
+    let Some(sandbox) = crate::network::egress::sandbox_at(a.src) else {
         return;
     };
     let destination = match a.port {
@@ -215,9 +219,15 @@ fn record(a: Attempt) {
             } else {
                 Verdict::Denied
             },
-            reason: (!a.allowed)
-                .then(|| format!("{} refused by the CIDR rules", proto_name(a.proto))),
-            rule: Some("cidr".to_owned()),
+            reason: (!a.allowed).then(|| {
+                let by = if a.isolation {
+                    "the isolation rules"
+                } else {
+                    "the CIDR rules"
+                };
+                format!("{} refused by {by}", proto_name(a.proto))
+            }),
+            rule: Some(if a.isolation { "isolation" } else { "cidr" }.to_owned()),
         },
     );
 }

@@ -83,6 +83,21 @@ struct Enforcer {
 
 static ENFORCER: OnceLock<Enforcer> = OnceLock::new();
 static REGISTRY: LazyLock<Mutex<BTreeMap<String, Entry>>> = LazyLock::new(Mutex::default);
+/// The bridge address of every running sandbox, with or without a policy (the decision log
+/// attributes the isolation rules' refusals by it); an address is never held by two sandboxes.
+static ADDRESSES: LazyLock<Mutex<BTreeMap<String, Ipv4Addr>>> = LazyLock::new(Mutex::default);
+
+fn remember(id: &str, ip: Ipv4Addr) {
+    let mut a = ADDRESSES.lock().unwrap_or_else(|e| e.into_inner());
+    a.retain(|other, v| other == id || *v != ip);
+    a.insert(id.to_owned(), ip);
+}
+
+/// The running sandbox at bridge address `ip`, if any.
+pub fn sandbox_at(ip: Ipv4Addr) -> Option<String> {
+    let a = ADDRESSES.lock().unwrap_or_else(|e| e.into_inner());
+    a.iter().find(|(_, v)| **v == ip).map(|(id, _)| id.clone())
+}
 
 /// Makes the agent enforce policies on `settings`' bridge (agent start, Docker runtime).
 pub fn install(docker: Docker, settings: NetworkSettings) {
@@ -165,7 +180,14 @@ pub async fn set(id: &str, container_id: &str, policy: &EgressPolicy) -> Result<
         return Ok(());
     };
     let Some(compiled) = compiled else {
-        return forget(id).await;
+        if enf.settings.firewall {
+            // No policy: only the address, for the log of what the isolation refuses.
+            match address(&enf.docker, container_id, &enf.settings.name).await {
+                Ok(ip) => remember(id, ip),
+                Err(e) => tracing::debug!(sandbox = %id, error = %e, "no bridge address to log by"),
+            }
+        }
+        return drop_policy(id).await;
     };
     if !enf.settings.firewall {
         return Err(EgressError::Unenforced);
@@ -174,6 +196,7 @@ pub async fn set(id: &str, container_id: &str, policy: &EgressPolicy) -> Result<
         return Err(EgressError::NoProxy);
     }
     let ip = address(&enf.docker, container_id, &enf.settings.name).await?;
+    remember(id, ip);
     let entry = Entry {
         ip,
         chain: chain_name(&enf.settings.bridge, id),
@@ -193,14 +216,24 @@ pub async fn set(id: &str, container_id: &str, policy: &EgressPolicy) -> Result<
     Ok(())
 }
 
-/// Removes the policy of sandbox `id` (stopped or destroyed).
+/// Removes the policy, the address and the decision log of sandbox `id` (stopped or destroyed:
+/// its address may go to another one).
 pub async fn forget(id: &str) -> Result<(), EgressError> {
+    ADDRESSES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id);
+    crate::egress::log::LOG.forget(id);
+    drop_policy(id).await
+}
+
+/// Removes the policy of sandbox `id` (its rules), keeping its address and log.
+async fn drop_policy(id: &str) -> Result<(), EgressError> {
     let removed = REGISTRY
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .remove(id)
         .is_some();
-    crate::egress::log::LOG.forget(id);
     match ENFORCER.get() {
         Some(enf) if removed && enf.settings.firewall => write(enf).await,
         _ => Ok(()),

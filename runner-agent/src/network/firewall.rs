@@ -199,6 +199,26 @@ impl Firewall {
             args.extend(REJECT);
             Rule::new(chain, &args)
         };
+        // With NFLOG, each isolation refusal is preceded by the same match logging new
+        // connections (prefix `cove-i`), so a sandbox's log shows what the isolation refused.
+        let group = self.nflog.map(|g| g.to_string());
+        let logged = |chain: &str, args: &[&str]| -> Option<Rule> {
+            let g = group.as_deref()?;
+            let mut a = args.to_vec();
+            a.extend([
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "NEW",
+                "-j",
+                "NFLOG",
+                "--nflog-prefix",
+                LOG_ISOLATION,
+                "--nflog-group",
+                g,
+            ]);
+            Some(Rule::new(chain, &a))
+        };
         let mut rules = vec![Rule::new(
             &input,
             &[
@@ -230,16 +250,22 @@ impl Firewall {
                 ],
             ));
         }
+        rules.extend(logged(&input, &[]));
         rules.push(Rule::new(
             &input,
             &["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"],
         ));
         rules.push(reject(&input, vec![]));
         rules.extend(self.dns_rules(&fwd));
-        rules.push(reject(&fwd, vec!["-o", &self.bridge]));
-        rules.push(reject(&fwd, vec!["-o", "docker0"]));
-        rules.push(reject(&fwd, vec!["-o", "br-+"]));
-        rules.push(reject(&fwd, vec!["-d", LINK_LOCAL]));
+        for m in [
+            ["-o", self.bridge.as_str()],
+            ["-o", "docker0"],
+            ["-o", "br-+"],
+            ["-d", LINK_LOCAL],
+        ] {
+            rules.extend(logged(&fwd, &m));
+            rules.push(reject(&fwd, m.to_vec()));
+        }
         let mut nets: Vec<String> = self
             .subnets
             .iter()
@@ -249,6 +275,7 @@ impl Firewall {
         nets.sort();
         nets.dedup();
         for net in &nets {
+            rules.extend(logged(&fwd, &["-d", net]));
             rules.push(reject(&fwd, vec!["-d", net]));
         }
         rules.extend(self.policy_rules());
@@ -343,6 +370,8 @@ impl Firewall {
 /// NFLOG prefixes of the two verdicts (read back by `crate::egress::nflog`).
 pub const LOG_ALLOWED: &str = "cove-a";
 pub const LOG_DENIED: &str = "cove-d";
+/// NFLOG prefix of the isolation rules' refusals (the host, other sandboxes, link-local).
+pub const LOG_ISOLATION: &str = "cove-i";
 
 /// The rules of one sandbox's policy chain. With `nflog`, each verdict rule is preceded by the
 /// same match logging new connections with that verdict, so what is logged is what is done.
