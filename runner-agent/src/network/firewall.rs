@@ -201,24 +201,8 @@ impl Firewall {
         };
         // With NFLOG, each isolation refusal is preceded by the same match logging new
         // connections (prefix `cove-i`), so a sandbox's log shows what the isolation refused.
-        let group = self.nflog.map(|g| g.to_string());
-        let logged = |chain: &str, args: &[&str]| -> Option<Rule> {
-            let g = group.as_deref()?;
-            let mut a = args.to_vec();
-            a.extend([
-                "-m",
-                "conntrack",
-                "--ctstate",
-                "NEW",
-                "-j",
-                "NFLOG",
-                "--nflog-prefix",
-                LOG_ISOLATION,
-                "--nflog-group",
-                g,
-            ]);
-            Some(Rule::new(chain, &a))
-        };
+        let logged =
+            |chain: &str, args: &[&str]| nflog_rule(self.nflog, chain, args, LOG_ISOLATION);
         let mut rules = vec![Rule::new(
             &input,
             &[
@@ -373,28 +357,31 @@ pub const LOG_DENIED: &str = "cove-d";
 /// NFLOG prefix of the isolation rules' refusals (the host, other sandboxes, link-local).
 pub const LOG_ISOLATION: &str = "cove-i";
 
+/// `<args> -m conntrack --ctstate NEW -j NFLOG` with `prefix` to `group` in `chain`: logs the new
+/// connections the rule after it (same `args`) decides. `None` without a group.
+fn nflog_rule(group: Option<u16>, chain: &str, args: &[&str], prefix: &str) -> Option<Rule> {
+    let g = group?.to_string();
+    let mut a = args.to_vec();
+    a.extend([
+        "-m",
+        "conntrack",
+        "--ctstate",
+        "NEW",
+        "-j",
+        "NFLOG",
+        "--nflog-prefix",
+        prefix,
+        "--nflog-group",
+        &g,
+    ]);
+    Some(Rule::new(chain, &a))
+}
+
 /// The rules of one sandbox's policy chain. With `nflog`, each verdict rule is preceded by the
 /// same match logging new connections with that verdict, so what is logged is what is done.
 fn policy_chain(e: &super::egress::Entry, nflog: Option<u16>) -> Vec<Rule> {
     let c = e.chain.as_str();
-    let group = nflog.map(|g| g.to_string());
-    let log = |dst: &[&str], prefix: &str| -> Option<Rule> {
-        let g = group.as_deref()?;
-        let mut args = dst.to_vec();
-        args.extend([
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "NEW",
-            "-j",
-            "NFLOG",
-            "--nflog-prefix",
-            prefix,
-            "--nflog-group",
-            g,
-        ]);
-        Some(Rule::new(c, &args))
-    };
+    let log = |dst: &[&str], prefix: &str| nflog_rule(nflog, c, dst, prefix);
     let refuse = |dst: Option<&str>| {
         let d: Vec<&str> = dst.map(|d| vec!["-d", d]).unwrap_or_default();
         let mut tcp = d.clone();
