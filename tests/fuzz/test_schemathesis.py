@@ -68,6 +68,11 @@ def run(cove, token, *filters):
         "--seed", os.environ.get("SCHEMATHESIS_SEED", "20261201"),
         # No example database: a run does not replay what an earlier run in the same checkout found.
         "--generation-database", "none",
+        # A generator health check, not a check of the API: with --workers 2 and a time bound,
+        # hypothesis sometimes rejects too many of its own drafts for a plain string path
+        # parameter (seen in CI on POST /api/users/{id}/regenerate-key-pair) and errors out.
+        # The examples it does generate are still checked.
+        "--suppress-health-check", "filter_too_much",
         *filters,
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
