@@ -30,6 +30,9 @@ if docker info >/dev/null 2>&1; then
     # Volumes: POST /volumes -> ready; 256 MiB write/read and 1,000 small files on the volume vs
     # the sandbox's disk (~40 s after cove is up).
     "$COVE_ROOT/target/release/cove-volume-bench"
+    # Archive and restore: commit + push to the internal registry, and the restore, of a sandbox
+    # with no changes and with 100 MiB of changes (~40 s after cove is up).
+    "$COVE_ROOT/target/release/cove-archive-bench"
     # Egress (needs root for network namespaces and iptables): added latency of an allowed HTTPS
     # request through a domain policy vs no policy, create -> started with vs without (~10 s).
     # Same package selection as scripts/test.sh; the filter leaves one test in the agent's binary.

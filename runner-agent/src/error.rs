@@ -25,6 +25,9 @@ pub enum AgentError {
     /// A sandbox image could not be pulled (Docker's message; never credentials).
     #[error("{0}")]
     PullFailed(String),
+    /// A backup could not be pushed to its registry (Docker's message; never credentials).
+    #[error("{0}")]
+    PushFailed(String),
     #[error("the toolbox of sandbox {id} is not reachable")]
     ToolboxUnavailable {
         id: String,
@@ -75,7 +78,9 @@ impl AgentError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::SandboxNotFound(_) | Self::SnapshotNotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::ToolboxUnavailable { .. } | Self::PullFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::ToolboxUnavailable { .. } | Self::PullFailed(_) | Self::PushFailed(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             Self::Runtime(RuntimeError::Timeout { .. }) | Self::RequestTimeout(_) => {
                 StatusCode::GATEWAY_TIMEOUT
             }
@@ -94,6 +99,7 @@ impl AgentError {
             Self::Conflict { code, .. } => code,
             Self::ToolboxUnavailable { .. } => "TOOLBOX_UNAVAILABLE",
             Self::PullFailed(_) => "IMAGE_PULL_FAILED",
+            Self::PushFailed(_) => "BACKUP_PUSH_FAILED",
             Self::Runtime(RuntimeError::Timeout { .. }) => "ENGINE_TIMEOUT",
             Self::RequestTimeout(_) => "REQUEST_TIMEOUT",
             Self::Runtime(_) | Self::Io { .. } => "INTERNAL_ERROR",

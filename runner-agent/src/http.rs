@@ -215,16 +215,28 @@ async fn sandbox_delete(
     rec.destroy(&id).await.map(Json)
 }
 
-/// Commits the sandbox to a new backup image named by the agent.
+/// Commits the sandbox to a new backup image named by the agent, and pushes it when asked to.
+/// The backup runs on when the request goes away; the same `key` joins it.
 #[utoipa::path(post, path = "/v1/sandboxes/{id}/backup", tag = "backups",
     params(("id" = String, Path, description = "Sandbox id")),
-    request_body(content = Option<BackupRequest>, description = "Optional; ignored"),
-    responses((status = 201, body = BackupResponse), Errors))]
+    request_body(content = Option<BackupRequest>, description = "Optional (empty: a new local backup)"),
+    responses(
+        (status = 201, body = BackupResponse),
+        (status = 403, description = "A push target outside the sandbox's organization", body = ErrorEnvelope),
+        (status = 502, description = "The push failed (`BACKUP_PUSH_FAILED`)", body = ErrorEnvelope),
+        Errors))]
 async fn sandbox_backup(
     State(rec): State<AppState>,
     Path(id): Path<String>,
+    body: bytes::Bytes,
 ) -> Result<(StatusCode, Json<BackupResponse>)> {
-    let resp = rec.backup(&id).await?;
+    let req: BackupRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        BackupRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| AgentError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let resp = rec.backup_job(&id, req).await?;
     Ok((StatusCode::CREATED, Json(resp)))
 }
 

@@ -121,6 +121,8 @@ pub struct Reconciler {
     /// Wakes the reporter for an immediate activity round (a toolbox command started or ended).
     activity_now: tokio::sync::Notify,
     snapshot_jobs: crate::snapshots::Snapshots,
+    /// The latest backup of each sandbox (`POST /v1/sandboxes/{id}/backup`).
+    backup_jobs: backups::Jobs,
     /// The volumes mounted on this host (`volumes`).
     volumes: crate::volumes::Mounts,
 }
@@ -202,6 +204,7 @@ impl Reconciler {
             observe_now: tokio::sync::Notify::new(),
             activity_now: tokio::sync::Notify::new(),
             snapshot_jobs,
+            backup_jobs: backups::Jobs::default(),
         })
     }
 
@@ -477,6 +480,7 @@ impl Reconciler {
         validate_id(id)?;
         self.ops.cancel(id).await;
         let guard = self.lock_sandbox(id).await?;
+        self.backup_jobs.forget(id);
         let rec = self.sandboxes.read().await.get(id).cloned();
         if let Some(rec) = rec.as_ref().filter(|r| r.has_container()) {
             self.runtime.remove(&rec.container_id).await?;

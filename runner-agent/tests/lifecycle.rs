@@ -133,6 +133,7 @@ async fn lifecycle_with_limits() {
             &id,
             &BackupRequest {
                 image: asked.clone(),
+                ..BackupRequest::default()
             },
         )
         .await

@@ -65,6 +65,9 @@ pub struct SandboxSettings {
     /// sent with the spec of a sandbox whose image is in the internal registry, so a runner
     /// that lacks the image can pull it.
     pub internal_registry_auth: Option<cove_runner_api::RegistryAuth>,
+    /// The internal registry's `host:port` (`internal_registry`, scheme and trailing `/`
+    /// dropped; `None`: none): archives and backups are pushed there.
+    pub internal_registry: Option<String>,
 }
 
 impl SandboxSettings {
@@ -106,6 +109,12 @@ impl Settings for SandboxSettings {
                 .unwrap_or_else(|| Self::DEFAULT_SNAPSHOT.to_owned()),
             toolbox_proxy_url: opt("toolbox_proxy_url").map(|u| u.trim_end_matches('/').to_owned()),
             proxy_domain: opt("proxy_domain"),
+            internal_registry: opt("internal_registry").map(|h| {
+                h.trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .to_owned()
+            }),
             internal_registry_auth: match (
                 opt("internal_registry"),
                 opt("internal_registry_username"),

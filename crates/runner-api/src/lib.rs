@@ -406,8 +406,12 @@ pub struct SandboxList {
 
 /// `POST /v1/sandboxes/{id}/backup` (the body may be empty): commit the container's filesystem
 /// to a new image whose name the agent picks (`cove-backup/<random>:<ms>`, never guessable),
-/// labelled with the sandbox and its organization. Older backups of the sandbox on this runner
-/// are removed once the new one exists.
+/// labelled with the sandbox and its organization, then (with `push`) push it to a registry.
+/// Older backups of the sandbox on this runner are removed once the new one exists.
+///
+/// The backup runs on in the agent when the request goes away (a client timeout): a request
+/// with the `key` of a backup in flight or completed joins it or answers its result instead of
+/// committing again, so a retried transition costs one backup.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
@@ -415,6 +419,14 @@ pub struct BackupRequest {
     /// Ignored (accepted from older control planes): the agent names backup images itself.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
+    /// Names one backup (the control plane sends its transition's); empty: always a new one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
+    /// Where the backup goes after the commit: `{registry}/{project}/backup-{sandboxId}:{ms}`,
+    /// `project` being the sandbox's organization's (`cove-{orgId}`). The answer's `image` is
+    /// then that reference, which any runner can pull. `None`: it stays on this runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushTarget>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -701,6 +713,7 @@ mod tests {
         assert_eq!(PutQuery { wait: Some(600) }.wait_secs(), MAX_WAIT_SECS);
         assert_eq!(PutQuery { wait: Some(0) }.wait_secs(), 0);
         let b: BackupRequest = serde_json::from_str("{}").expect("empty backup body");
+        assert!(b.key.is_empty() && b.push.is_none());
         assert!(b.image.is_empty());
     }
 

@@ -34,10 +34,15 @@ pub struct JobSettings {
     pub credentials_secret: Vec<u8>,
     /// The object storage of volumes (the lifecycle sweep's volume step).
     pub volumes: cove_volume_jobs::VolumeStorage,
+    /// `runner_lost_minutes` (lifecycle minutes, default [`JobSettings::DEFAULT_RUNNER_LOST_MINUTES`]):
+    /// how long a runner may stay unresponsive before the lifecycle sweep gives its sandboxes
+    /// up (`error`; recoverable on another runner when their last backup is in the registry).
+    pub runner_lost_minutes: u32,
 }
 
 impl JobSettings {
     pub const DEFAULT_MAX_SIZE_GB: u64 = 20;
+    pub const DEFAULT_RUNNER_LOST_MINUTES: u32 = 30;
 
     /// The push target of a first pull or build in `org`'s project.
     pub fn push_target(&self, org: &str) -> Option<cove_runner_api::PushTarget> {
@@ -60,6 +65,7 @@ impl Settings for JobSettings {
         "internal_registry_username",
         "internal_registry_password",
         "max_snapshot_size_gb",
+        "runner_lost_minutes",
         "scoped_credentials_secret",
         "s3_endpoint",
         "s3_bucket",
@@ -94,6 +100,10 @@ impl Settings for JobSettings {
                 .unwrap_or_default()
                 .into_bytes(),
             volumes: <cove_volume_jobs::VolumeStorage as Settings>::from_lookup(&get),
+            runner_lost_minutes: opt("runner_lost_minutes")
+                .and_then(|v| v.parse::<u32>().ok())
+                .filter(|v| *v > 0)
+                .unwrap_or(Self::DEFAULT_RUNNER_LOST_MINUTES),
         }
     }
 }
@@ -109,6 +119,7 @@ mod tests {
             ("internal_registry_username", "cove-internal"),
             ("internal_registry_password", "pw"),
             ("max_snapshot_size_gb", "2"),
+            ("runner_lost_minutes", "3"),
         ];
         let s = JobSettings::from_lookup(|n| {
             vars.iter()
@@ -118,6 +129,7 @@ mod tests {
         let r = s.internal.as_ref().expect("registry");
         assert_eq!(r.host, "127.0.0.1:5000");
         assert_eq!(s.max_size_bytes, 2 << 30);
+        assert_eq!(s.runner_lost_minutes, 3);
         let push = s.push_target("org-1").expect("push");
         assert_eq!(push.project, "cove-org-1");
         assert_eq!(push.auth.expect("auth").username, "cove-internal");
@@ -125,5 +137,6 @@ mod tests {
         let none = JobSettings::from_lookup(|_| None);
         assert!(none.internal.is_none() && none.push_target("o").is_none());
         assert_eq!(none.max_size_bytes, 20 << 30);
+        assert_eq!(none.runner_lost_minutes, 30);
     }
 }

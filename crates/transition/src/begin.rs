@@ -38,6 +38,8 @@ pub fn prepare(
     match d.push {
         Push::Backup | Push::Archive => {
             next.backup_state = BackupState::InProgress;
+            // This backup, not a periodic one of the sweep, now decides the outcome.
+            next.backup_started_at = None;
             // The backup will be on the sandbox's runner: remember it now, so that it is removed
             // with the sandbox even if this instance dies before the outcome is written.
             next.backup_runner_id = prev.runner_id.clone();

@@ -36,8 +36,10 @@ mod spec;
 pub use action::{Description, Push, describe, pushes_spec};
 pub use begin::{begin, begin_create, claim, prepare};
 pub use error::TransitionError;
-pub use push::{Bounds, Observed, Outcome, REQUEST_BOUNDS, SWEEP_BOUNDS, client};
-pub use settle::{Settled, expire, remove_backups, run, run_with_image_auth, settle};
+pub use push::{
+    Access, Bounds, InternalRegistry, Observed, Outcome, REQUEST_BOUNDS, SWEEP_BOUNDS, client,
+};
+pub use settle::{Settled, expire, remove_backups, run, run_with, settle};
 pub use spec::spec_of;
 
 pub use cove_store::sandboxes::{SandboxAction, Transition};

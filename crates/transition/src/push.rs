@@ -10,7 +10,48 @@ use cove_store::sandboxes::{SandboxRecord, Transition};
 
 use crate::action::{Push, describe};
 use crate::spec::spec_of;
-use cove_runner_api::RegistryAuth;
+use cove_runner_api::{BackupRequest, PushTarget, RegistryAuth};
+
+/// The internal registry as runners use it: `host[:port]` and the runners' account.
+#[derive(Debug, Clone, Copy)]
+pub struct InternalRegistry<'a> {
+    pub host: &'a str,
+    pub auth: Option<&'a RegistryAuth>,
+}
+
+/// What a run may give the runner besides the spec: the credentials of the sandbox's image, and
+/// where backups go.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// Sent with a spec (`SandboxSpec.image_auth`): a runner without the image pulls it.
+    pub image_auth: Option<RegistryAuth>,
+    /// Sent with a backup (`BackupRequest.push`): the backup is pushed there, so that any
+    /// runner can restore it. `None`: it stays on its runner.
+    pub backup_push: Option<PushTarget>,
+}
+
+impl Access {
+    /// For `rec` with the internal registry `registry` (none: nothing to give): its account
+    /// when the sandbox's image (a restored backup's, else its snapshot's) lives there, and its
+    /// organization's project there for backups.
+    pub fn of(registry: Option<InternalRegistry<'_>>, rec: &SandboxRecord) -> Self {
+        let Some(r) = registry.filter(|r| !r.host.is_empty()) else {
+            return Self::default();
+        };
+        let image = rec.container_image.as_deref().unwrap_or(&rec.snapshot);
+        let internal = image
+            .strip_prefix(r.host)
+            .is_some_and(|rest| rest.starts_with('/'));
+        Self {
+            image_auth: r.auth.filter(|_| internal).cloned(),
+            backup_push: Some(PushTarget {
+                registry: r.host.to_owned(),
+                project: cove_runner_api::snapshots::project_of(rec.org_id.as_str()),
+                auth: r.auth.cloned(),
+            }),
+        }
+    }
+}
 
 /// How long the runner may take for one run of a transition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +190,7 @@ pub(crate) async fn push(
     rec: &SandboxRecord,
     t: &Transition,
     bounds: &Bounds,
-    image_auth: Option<&RegistryAuth>,
+    access: &Access,
 ) -> Outcome {
     let budget = Budget {
         until: Instant::now() + bounds.total,
@@ -166,11 +207,16 @@ pub(crate) async fn push(
         runner: &runner,
         id: rec.id.as_str(),
         budget: &budget,
+        backup: BackupRequest {
+            key: format!("{}-{}-{}", t.action, t.generation, t.started_at),
+            push: access.backup_push.clone(),
+            ..BackupRequest::default()
+        },
     };
     match push {
         Push::Spec(desired) => {
             let mut spec = spec_of(rec, t, desired);
-            spec.image_auth = image_auth.cloned();
+            spec.image_auth = access.image_auth.clone();
             call.put(&spec, bounds.wait_secs).await
         }
         Push::Backup => call.backup().await,
@@ -190,6 +236,8 @@ struct Call<'a> {
     runner: &'a RunnerRecord,
     id: &'a str,
     budget: &'a Budget,
+    /// The body of a backup (the same for every push of the transition: the agent joins it).
+    backup: BackupRequest,
 }
 
 impl Call<'_> {
@@ -215,7 +263,7 @@ impl Call<'_> {
             Ok(c) => c,
             Err(o) => return o,
         };
-        match c.backup(self.id).await {
+        match c.backup_sandbox(self.id, &self.backup).await {
             Ok(b) => Outcome::BackedUp { image: b.image },
             Err(e) => failed(self.runner, &e),
         }

@@ -6,7 +6,7 @@ use cove_store::{Conflict, Store, StoreError};
 
 use crate::action::{Push, describe};
 use crate::error::TransitionError;
-use crate::push::{self, Bounds, Observed, Outcome};
+use crate::push::{self, Access, Bounds, Observed, Outcome};
 
 /// How often a write is tried again after losing a version race.
 const MAX_RETRIES: usize = 8;
@@ -26,21 +26,21 @@ pub async fn run(
     rec: &SandboxRecord,
     bounds: &Bounds,
 ) -> Result<Settled, TransitionError> {
-    run_with_image_auth(store, rec, bounds, None).await
+    run_with(store, rec, bounds, &Access::default()).await
 }
 
-/// [`run`], the spec (if the action pushes one) carrying `image_auth`: the credentials a runner
-/// without the sandbox's image pulls it with (`SandboxSpec.image_auth`).
-pub async fn run_with_image_auth(
+/// [`run`] with what the runner may need besides the spec ([`Access`]: the image's pull
+/// credentials, where a backup goes).
+pub async fn run_with(
     store: &Store,
     rec: &SandboxRecord,
     bounds: &Bounds,
-    image_auth: Option<&cove_runner_api::RegistryAuth>,
+    access: &Access,
 ) -> Result<Settled, TransitionError> {
     let Some(t) = rec.transition.clone() else {
         return Ok(Settled::Row(Box::new(rec.clone())));
     };
-    let out = push::push(store, rec, &t, bounds, image_auth).await;
+    let out = push::push(store, rec, &t, bounds, access).await;
     tracing::debug!(sandbox = %rec.id, action = %t.action, outcome = ?out, "pushed");
     settle(store, rec, &t, out).await
 }

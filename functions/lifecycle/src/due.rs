@@ -80,8 +80,11 @@ async fn one(
             // Asked again once the runner is back.
             _ => {}
         },
+        DueAction::Backup if responsive => {
+            crate::periodic::run(env, settings, cur, runner, now, report).await;
+        }
         _ if !responsive => report.skipped += 1,
-        _ => crate::intervals::act(env, cur, action, report).await,
+        _ => crate::intervals::act(env, settings, cur, action, report).await,
     }
     Ok(())
 }

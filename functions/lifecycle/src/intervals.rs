@@ -10,6 +10,7 @@
 //! action would; what is not settled in time the next sweeps settle.
 
 use cove_edge::Env;
+use cove_snapshot_jobs::JobSettings;
 use cove_store::sandboxes::due::DueAction;
 use cove_store::sandboxes::{QuotaCheck, SandboxAction, SandboxRecord};
 use cove_store::{Conflict, StoreError};
@@ -24,12 +25,18 @@ fn action_of(due: DueAction, rec: &SandboxRecord) -> Option<SandboxAction> {
         DueAction::AutoStop => Some(SandboxAction::Stop),
         DueAction::AutoArchive => Some(SandboxAction::Archive),
         DueAction::AutoDelete => Some(SandboxAction::Destroy),
-        DueAction::Transition | DueAction::Recover => None,
+        DueAction::Transition | DueAction::Recover | DueAction::Backup => None,
     }
 }
 
 /// Begins and pushes what `due` asks of `cur`.
-pub async fn act(env: &Env, cur: &SandboxRecord, due: DueAction, report: &mut SweepReport) {
+pub async fn act(
+    env: &Env,
+    settings: &JobSettings,
+    cur: &SandboxRecord,
+    due: DueAction,
+    report: &mut SweepReport,
+) {
     let Some(action) = action_of(due, cur) else {
         return;
     };
@@ -60,7 +67,8 @@ pub async fn act(env: &Env, cur: &SandboxRecord, due: DueAction, report: &mut Sw
     };
     count(report, due, cur);
     tracing::info!(sandbox = %cur.id, rule = ?due, action = %action, "sweep: lifecycle rule fired");
-    match cove_transition::run(&env.store, &begun, &SWEEP_BOUNDS).await {
+    let access = crate::transitions::access(settings, &begun);
+    match cove_transition::run_with(&env.store, &begun, &SWEEP_BOUNDS, &access).await {
         Ok(Settled::Row(r)) => {
             tracing::info!(sandbox = %r.id, state = r.state.as_str(), in_flight = r.transition.is_some(), "sweep: rule pushed");
             if r.has_backups_to_remove() {
@@ -80,7 +88,7 @@ fn count(report: &mut SweepReport, due: DueAction, rec: &SandboxRecord) {
         DueAction::AutoStop => report.auto_stopped += 1,
         DueAction::AutoArchive => report.auto_archived += 1,
         DueAction::AutoDelete => report.auto_deleted += 1,
-        DueAction::Transition | DueAction::Recover => {}
+        DueAction::Transition | DueAction::Recover | DueAction::Backup => {}
     }
 }
 

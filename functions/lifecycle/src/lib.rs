@@ -7,7 +7,10 @@
 //! 1. marks `unresponsive` every ready/initializing runner whose last heartbeat is older than
 //!    `HEARTBEAT_TIMEOUT_SECS` (conditional on the heartbeat it saw, so a heartbeat landing meanwhile
 //!    wins), and sets the sandboxes of unresponsive runners that were running (or moving) to
-//!    `unknown` (`desiredState` is kept), as Daytona shows the sandboxes of a lost runner;
+//!    `unknown` (`desiredState` is kept), as Daytona shows the sandboxes of a lost runner; a
+//!    runner silent for `runner_lost_minutes` lifecycle minutes is given up: its `unknown`
+//!    sandboxes go to `error`, `recoverable` when their last backup is in the internal registry
+//!    (`POST /api/sandbox/{id}/recover` restores them on another runner);
 //! 2. for runners that are ready again, asks the agent for the real state of each `unknown`
 //!    sandbox (found through the due-time index of step 3) and writes it back;
 //! 3. reads what is due from the sandboxes' due-time index ([`due`], GSI3, no scan: reads grow
@@ -16,6 +19,8 @@
 //!      (not while the sandbox's daemon reports it busy; an ephemeral sandbox is deleted
 //!      instead), auto-archive and auto-delete of stopped sandboxes after `autoArchiveInterval`
 //!      / `autoDeleteInterval`; one minute lasts `lifecycle_minute_secs` (60; tests shorten it);
+//!    - periodic backups ([`periodic`]): a started sandbox's last backup an hour old → a new one
+//!      in the background (no transition), pushed to the internal registry;
 //!    - on responsive runners, the state changes left in flight ([`transitions`]): a
 //!      transition not settled `cove_transition::PUSH_DEADLINE` after its last push is pushed again
 //!      (the agent's `PUT` is idempotent per generation), and after `MAX_ATTEMPTS` pushes or
@@ -35,6 +40,7 @@
 
 pub mod due;
 pub mod intervals;
+pub mod periodic;
 pub mod sweep;
 pub mod transitions;
 

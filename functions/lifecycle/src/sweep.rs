@@ -19,6 +19,9 @@ pub struct SweepReport {
     pub runners_marked_unresponsive: u32,
     pub sandboxes_marked_unknown: u32,
     pub sandboxes_recovered: u32,
+    /// Sandboxes of runners silent past `runner_lost_minutes`, set to `error` (recoverable when
+    /// their last backup is in the registry).
+    pub sandboxes_lost: u32,
     /// Transitions past their deadline pushed again.
     pub transitions_pushed: u32,
     /// Transitions given up on (settled as failed).
@@ -37,6 +40,9 @@ pub struct SweepReport {
     pub auto_archived: u32,
     /// Sandboxes deleted by `autoDeleteInterval` (ephemeral ones instead of stopped).
     pub auto_deleted: u32,
+    /// Periodic backups begun, and those whose outcome came back (this sweep or a later one).
+    pub backups_started: u32,
+    pub backups_completed: u32,
     /// Snapshots driven (step 5).
     pub snapshots: SnapshotReport,
     /// Volumes provisioned or removed (step 6).
@@ -78,6 +84,9 @@ pub async fn run(
         };
         if unresponsive {
             mark_unknown(env, runner, &mut report).await?;
+            if is_lost(env, settings, runner, now) {
+                give_up(env, runner, &mut report).await?;
+            }
         }
     }
     crate::due::run(env, settings, &runners, now, &mut report).await?;
@@ -129,6 +138,51 @@ async fn mark_unknown(
         if record(env, &sb, &next, report).await? {
             report.sandboxes_marked_unknown += 1;
             tracing::info!(sandbox_id = %sb.id, runner_id = %runner.id, from = sb.state.as_str(), "sandbox unknown: runner unresponsive");
+        }
+    }
+    Ok(())
+}
+
+/// Whether `runner` has been silent for `runner_lost_minutes` lifecycle minutes at `now`.
+fn is_lost(env: &Env, settings: &JobSettings, runner: &RunnerRecord, now: OffsetDateTime) -> bool {
+    let lost_after = env.store.lifecycle_minute() * settings.runner_lost_minutes;
+    runner
+        .last_checked
+        .as_deref()
+        .and_then(cove_api_types::time::parse_rfc3339)
+        .is_some_and(|t| now - t >= lost_after)
+}
+
+/// The sandboxes of a lost runner (`unknown` since it went silent) go to `error`; those whose
+/// last backup is in the registry are `recoverable` there (`POST /api/sandbox/{id}/recover`
+/// restores them on another runner). Sandboxes with a transition in flight are left to its
+/// deadline.
+async fn give_up(
+    env: &Env,
+    runner: &RunnerRecord,
+    report: &mut SweepReport,
+) -> Result<(), ApiError> {
+    let repo = env.store.sandboxes();
+    for sb in repo.list_by_runner(&runner.id).await.api()? {
+        if sb.is_destroyed() || sb.state != SandboxState::Unknown || sb.transition.is_some() {
+            continue;
+        }
+        let mut next = sb.clone();
+        next.state = SandboxState::Error;
+        next.recoverable = sb.has_portable_backup();
+        next.error_reason = Some(format!(
+            "The sandbox's runner {} stopped answering{}",
+            runner.name,
+            if next.recoverable {
+                "; recover it from its last backup"
+            } else {
+                ""
+            }
+        ));
+        next.updated_at = cove_api_types::time::now_rfc3339();
+        if record(env, &sb, &next, report).await? {
+            report.sandboxes_lost += 1;
+            tracing::warn!(sandbox_id = %sb.id, runner_id = %runner.id, recoverable = next.recoverable, "sandbox given up: runner lost");
         }
     }
     Ok(())

@@ -10,14 +10,19 @@ use time::OffsetDateTime;
 
 use crate::sweep::SweepReport;
 
-/// The internal registry's account when the sandbox's image lives there (a runner that lacks
-/// the image pulls it with it), as on the user's request.
-fn image_auth(settings: &JobSettings, sb: &SandboxRecord) -> Option<cove_runner_api::RegistryAuth> {
-    let image = sb.container_image.as_deref().unwrap_or(&sb.snapshot);
-    if !cove_snapshot_jobs::is_internal(settings, image) {
-        return None;
-    }
-    settings.internal.as_ref().and_then(|r| r.auth())
+/// What the runner gets besides the spec of `sb`, as on the user's request: its image's pull
+/// credentials when the image is in the internal registry (a runner that lacks the image pulls
+/// it), and the organization's project there for backups.
+pub(crate) fn access(settings: &JobSettings, sb: &SandboxRecord) -> cove_transition::Access {
+    let auth = settings.internal.as_ref().and_then(|r| r.auth());
+    let registry = settings
+        .internal
+        .as_ref()
+        .map(|r| cove_transition::InternalRegistry {
+            host: &r.host,
+            auth: auth.as_ref(),
+        });
+    cove_transition::Access::of(registry, sb)
 }
 
 /// Pushes again (when its runner is `responsive`) or expires the late transition of `sb` at
@@ -50,14 +55,8 @@ pub(crate) async fn one(
             match cove_transition::claim(&env.store, sb, &at).await {
                 Ok(Some(claimed)) => {
                     report.transitions_pushed += 1;
-                    let auth = image_auth(settings, &claimed);
-                    cove_transition::run_with_image_auth(
-                        &env.store,
-                        &claimed,
-                        &SWEEP_BOUNDS,
-                        auth.as_ref(),
-                    )
-                    .await
+                    let access = access(settings, &claimed);
+                    cove_transition::run_with(&env.store, &claimed, &SWEEP_BOUNDS, &access).await
                 }
                 Ok(None) => {
                     report.skipped += 1;

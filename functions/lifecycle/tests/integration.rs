@@ -8,6 +8,8 @@
 mod on_docker;
 #[path = "races.rs"]
 mod races;
+#[path = "recovery.rs"]
+mod recovery;
 #[path = "snapshots.rs"]
 mod snapshots;
 #[path = "sweep.rs"]

@@ -497,3 +497,66 @@ async fn the_runners_report_of_the_generation_settles_the_transition() {
     );
     assert!(!rec.pending);
 }
+
+#[tokio::test]
+async fn started_sandboxes_are_backed_up_hourly_in_the_background() {
+    use cove_api_types::sandbox::BackupState;
+    let h = Harness::with_runner(AgentOptions::fake()).await.unwrap();
+    let alice = h.jwt("alice");
+    let body = json!({"autoStopInterval": 0});
+    let (s, v) = call(&h.env, "POST", "/api/sandbox", &alice, Some(body)).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let body = json!({"autoStopInterval": 0, "ephemeral": true});
+    let (s, v) = call(&h.env, "POST", "/api/sandbox", &alice, Some(body)).await;
+    assert_eq!(s, 200, "{v}");
+    let ephemeral = v["id"].as_str().unwrap().to_owned();
+
+    let r = sweep_at(&h.env, time::Duration::minutes(59)).await;
+    assert_eq!(r.backups_started, 0, "{r:?}");
+    assert_eq!(row(&h.env, &id).await.backup_state, BackupState::None);
+
+    // An hour after the create: a backup, without a transition (the sandbox stays started and
+    // takes user actions meanwhile).
+    let hour = time::Duration::minutes(61);
+    let r = sweep_at(&h.env, hour).await;
+    assert_eq!(r.backups_started, 1, "{r:?}");
+    let mut rec = row(&h.env, &id).await;
+    assert_eq!((rec.state, rec.pending), (SandboxState::Started, false));
+    if rec.backup_state == BackupState::InProgress {
+        // Not answered within the sweep's short wait: the next sweep asks again (same key).
+        let r = sweep_at(&h.env, hour + past_deadline()).await;
+        assert_eq!((r.backups_started, r.backups_completed), (0, 1), "{r:?}");
+        rec = row(&h.env, &id).await;
+    }
+    assert_eq!(rec.backup_state, BackupState::Completed, "{rec:?}");
+    assert!(rec.backup_started_at.is_none());
+    let image = rec.backup_snapshot.clone().expect("the backup");
+    assert!(image.starts_with("cove-backup/"), "{image}");
+    assert_eq!(row(&h.env, &ephemeral).await.backup_state, BackupState::None);
+
+    // Not again within the hour after it; again an hour later, superseding it.
+    let r = sweep_at(&h.env, hour + time::Duration::minutes(30)).await;
+    assert_eq!(r.backups_started, 0, "{r:?}");
+    let later = hour + time::Duration::minutes(62);
+    let r = sweep_at(&h.env, later).await;
+    assert_eq!(r.backups_started, 1, "{r:?}");
+    let r = sweep_at(&h.env, later + past_deadline()).await;
+    let rec = row(&h.env, &id).await;
+    assert_eq!(rec.backup_state, BackupState::Completed, "{r:?} {rec:?}");
+    assert_ne!(rec.backup_snapshot.as_deref(), Some(image.as_str()));
+    assert_eq!(row(&h.env, &ephemeral).await.backup_state, BackupState::None);
+
+    // A user's stop is not held up by a periodic backup in progress.
+    let r = sweep_at(&h.env, later + time::Duration::minutes(61)).await;
+    assert_eq!(r.backups_started, 1, "{r:?}");
+    let (s, v) = call(
+        &h.env,
+        "POST",
+        &format!("/api/sandbox/{id}/stop"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("stopped")), "{v}");
+}

@@ -52,7 +52,7 @@ cove_edge::routes! {
     pub fn router() -> Router<State>;
     [
         sandbox_create, sandbox_list, sandbox_get, sandbox_delete, sandbox_start, sandbox_stop,
-        sandbox_archive, sandbox_backup, sandbox_replace_labels, sandbox_set_public,
+        sandbox_archive, sandbox_backup, sandbox_recover, sandbox_replace_labels, sandbox_set_public,
         sandbox_set_autostop, sandbox_set_autoarchive, sandbox_set_autodelete,
         sandbox_set_autopause, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_build_logs,
         sandbox_update_network_settings, sandbox_network_log, sandbox_last_activity, sandbox_update_state,
@@ -233,6 +233,17 @@ async fn sandbox_stop(s: &State, req: &Request, p: &Params) -> Answer {
 async fn sandbox_archive(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::archive(&c, p.get("sandboxIdOrName")).await?)
+}
+
+/// Restores a recoverable sandbox in `error` (its runner was lost) from its last backup on
+/// another runner; `skipStart=true` leaves it `archived` (its next start restores it).
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/recover", tag = "sandbox",
+    params(("sandboxIdOrName" = String, Path), ("skipStart" = Option<bool>, Query, description = "Leave it archived instead of starting it")),
+    responses((status = 200, body = Sandbox), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_recover(s: &State, req: &Request, p: &Params) -> Answer {
+    let c = call(s, req).await?;
+    ok(&service::recover(&c, p.get("sandboxIdOrName"), flag(req, "skipStart")).await?)
 }
 
 #[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/backup", tag = "sandbox",

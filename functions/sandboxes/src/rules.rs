@@ -292,6 +292,22 @@ pub fn check_start(
     }
 }
 
+/// CONTRACT §4.5, recover: only from `error` with `recoverable` (a lost runner's sandbox whose
+/// last backup is in the registry).
+pub fn check_recover(
+    state: SandboxState,
+    recoverable: bool,
+    pending: bool,
+) -> Result<(), ApiError> {
+    if pending {
+        return Err(in_progress());
+    }
+    if state != SandboxState::Error || !recoverable {
+        return Err(bad("Sandbox is not recoverable"));
+    }
+    Ok(())
+}
+
 /// CONTRACT §4.5, stop.
 pub fn check_stop(
     state: SandboxState,

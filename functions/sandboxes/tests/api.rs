@@ -1003,6 +1003,7 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
     ("POST", "/api/sandbox/{sandboxIdOrName}/stop", None),
     ("POST", "/api/sandbox/{sandboxIdOrName}/archive", None),
     ("POST", "/api/sandbox/{sandboxIdOrName}/backup", None),
+    ("POST", "/api/sandbox/{sandboxIdOrName}/recover", None),
     (
         "PUT",
         "/api/sandbox/{sandboxIdOrName}/labels",

@@ -15,12 +15,61 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use cove_runner_api::{BACKUP_REPO, BackupRemoval, BackupResponse, SandboxSpec, labels};
+use cove_runner_api::snapshots::project_of;
+use cove_runner_api::{
+    BACKUP_REPO, BackupRemoval, BackupRequest, BackupResponse, PushTarget, SandboxSpec, labels,
+};
+use tokio::sync::watch;
 
 use super::{Reconciler, spec};
 use crate::error::{AgentError, Result};
+use crate::runtime::images::LogSink;
 use crate::runtime::{CommitOptions, ImageInfo, ImageRemoval, ImageSummary};
+
+/// What a backup came to (shared by every request that waited for it).
+type JobResult = Option<std::result::Result<BackupResponse, Arc<AgentError>>>;
+
+/// One backup run by the agent, named by its request's key.
+struct Job {
+    key: String,
+    rx: watch::Receiver<JobResult>,
+}
+
+/// The latest backup job of each sandbox: in flight, or done (its result answers a retry with
+/// the same key). Forgotten when the sandbox is destroyed.
+#[derive(Default)]
+pub(super) struct Jobs(std::sync::Mutex<HashMap<String, Job>>);
+
+impl Jobs {
+    pub(super) fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+}
+
+/// Where the backup `tag` of sandbox `id` is pushed.
+fn pushed_ref(target: &PushTarget, id: &str, tag: &str) -> String {
+    format!("{}/{}/backup-{id}:{tag}", target.registry, target.project)
+}
+
+/// Push progress goes to the agent's debug log (a backup has no job log of its own).
+struct TraceLog<'a>(&'a str);
+
+impl LogSink for TraceLog<'_> {
+    fn line(&self, line: &str) {
+        tracing::debug!(sandbox = %self.0, "{line}");
+    }
+}
+
+/// A registry host (`host[:port]`) or project (`cove-<org>`) the agent pushes to.
+fn valid_name(s: &str, extra: &[char]) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || "-._".contains(c) || extra.contains(&c)
+        })
+}
 
 /// One backup image of this runner.
 #[derive(Debug, Clone)]
@@ -70,8 +119,65 @@ impl Reconciler {
         self.cfg.data_dir.join("backups-deleted")
     }
 
-    /// `POST /v1/sandboxes/{id}/backup`, under the per-sandbox lock.
-    pub async fn backup(&self, id: &str) -> Result<BackupResponse> {
+    /// `POST /v1/sandboxes/{id}/backup`: joins the backup of the same non-empty key (in flight,
+    /// or done without an error) or starts one, which runs to its end even when this request
+    /// goes away.
+    pub async fn backup_job(
+        self: &Arc<Self>,
+        id: &str,
+        req: BackupRequest,
+    ) -> Result<BackupResponse> {
+        spec::validate_id(id)?;
+        if let Some(p) = &req.push
+            && !(valid_name(&p.registry, &[':']) && valid_name(&p.project, &[]))
+        {
+            return Err(AgentError::BadRequest(
+                "push: registry must be host[:port] and project a lowercase name".into(),
+            ));
+        }
+        let mut rx = {
+            let mut jobs = self.backup_jobs.0.lock().unwrap_or_else(|p| p.into_inner());
+            let joinable = jobs.get(id).filter(|j| {
+                !req.key.is_empty() && j.key == req.key && !matches!(&*j.rx.borrow(), Some(Err(_)))
+            });
+            match joinable {
+                Some(j) => j.rx.clone(),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    jobs.insert(
+                        id.to_owned(),
+                        Job {
+                            key: req.key.clone(),
+                            rx: rx.clone(),
+                        },
+                    );
+                    let (me, id) = (Arc::clone(self), id.to_owned());
+                    tokio::spawn(async move {
+                        let r = me.backup(&id, req.push.as_ref()).await.map_err(Arc::new);
+                        tx.send_replace(Some(r));
+                    });
+                    rx
+                }
+            }
+        };
+        let cancelled = || AgentError::Conflict {
+            code: "BACKUP_CANCELLED",
+            message: format!("the backup of sandbox {id} was cancelled"),
+        };
+        let done = rx
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| cancelled())?
+            .clone();
+        match done {
+            Some(Ok(b)) => Ok(b),
+            Some(Err(e)) => Err(AgentError::Shared(e)),
+            None => Err(cancelled()),
+        }
+    }
+
+    /// Commits the sandbox (under its lock) and pushes the backup when asked to.
+    pub async fn backup(&self, id: &str, push: Option<&PushTarget>) -> Result<BackupResponse> {
         spec::validate_id(id)?;
         let _guard = self.lock_sandbox(id).await?;
         let rec = self
@@ -82,6 +188,17 @@ impl Reconciler {
             .cloned()
             .filter(super::Record::has_container)
             .ok_or_else(|| AgentError::SandboxNotFound(id.to_owned()))?;
+        if let Some(target) = push
+            && rec
+                .org_id
+                .as_deref()
+                .is_none_or(|o| project_of(o) != target.project)
+        {
+            return Err(AgentError::Forbidden(format!(
+                "backups of sandbox {id} go to its organization's project, not {}",
+                target.project
+            )));
+        }
         let created = now_ms();
         let repo = backup_repo()?;
         let tag = created.to_string();
@@ -92,10 +209,57 @@ impl Reconciler {
             .runtime
             .commit(&rec.container_id, &repo, &tag, &opts)
             .await?;
-        let image = format!("{repo}:{tag}");
+        let mut image = format!("{repo}:{tag}");
         tracing::info!(sandbox = %id, image = %image, "backup created");
+        if let Some(target) = push {
+            match self.push_backup(id, &image, &tag, target).await {
+                Ok(pushed) => image = pushed,
+                Err(e) => {
+                    // Not a backup: gone again (both tags), so that it supersedes nothing.
+                    for t in [pushed_ref(target, id, &tag), image] {
+                        let _ = self.runtime.remove_image(&t).await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
         self.prune_backups().await;
         Ok(BackupResponse { image, image_id })
+    }
+
+    /// Tags `image` as `{registry}/{project}/backup-{id}:{tag}` and pushes it (within the
+    /// commit deadline); answers that reference. ([`Reconciler::backup`] checked that the
+    /// project is the sandbox's organization's: a backup never lands in another tenant's
+    /// repositories.)
+    async fn push_backup(
+        &self,
+        id: &str,
+        image: &str,
+        tag: &str,
+        target: &PushTarget,
+    ) -> Result<String> {
+        let engine = self
+            .runtime
+            .image_engine()
+            .ok_or_else(|| AgentError::PushFailed("this runtime cannot push images".into()))?;
+        let dest = pushed_ref(target, id, tag);
+        let pushed = async {
+            engine.tag(image, &dest).await?;
+            engine
+                .push(&dest, target.auth.as_ref(), &TraceLog(id))
+                .await
+        };
+        let after = self.cfg.timeouts.engine.commit;
+        match tokio::time::timeout(after, pushed).await {
+            Ok(Ok(())) => {
+                tracing::info!(sandbox = %id, image = %dest, "backup pushed");
+                Ok(dest)
+            }
+            Ok(Err(e)) => Err(AgentError::PushFailed(format!(
+                "pushing the backup of sandbox {id} failed: {e}"
+            ))),
+            Err(_) => Err(AgentError::RequestTimeout(after)),
+        }
     }
 
     /// Labels and the image command of a backup.
@@ -166,12 +330,11 @@ impl Reconciler {
             }
         }
         let mut removal = BackupRemoval::default();
-        for (sandbox, mut list) in by_sandbox {
+        for (sandbox, list) in by_sandbox {
             let deleted = self.tombstones().join(&sandbox).exists();
-            list.sort_by_key(|b| b.created);
-            let keep = if deleted { 0 } else { 1 };
-            let doomed = list.len().saturating_sub(keep);
-            for b in &list[..doomed] {
+            // The newest backup stays (all its tags: the local one and the pushed one).
+            let newest = list.iter().map(|b| b.created).max();
+            for b in list.iter().filter(|b| deleted || Some(b.created) != newest) {
                 self.remove_backup(&b.tag, &mut removal).await;
             }
         }
@@ -226,7 +389,11 @@ impl Reconciler {
                     .get(labels::BACKUP_CREATED)
                     .and_then(|c| c.parse().ok())
                     .unwrap_or(0);
-                let tags = i.tags.iter().filter(|t| t.starts_with(BACKUP_REPO));
+                let pushed = format!("/backup-{sandbox}:");
+                let tags = i
+                    .tags
+                    .iter()
+                    .filter(move |t| t.starts_with(BACKUP_REPO) || t.contains(&pushed));
                 Some(tags.map(move |t| Backup {
                     tag: t.clone(),
                     sandbox: sandbox.clone(),

@@ -6,14 +6,17 @@
 //!   (ephemeral: deleted, else stopped);
 //! - stopped (desired `stopped`): `autoDeleteInterval ≥ 0` minutes idle → deleted,
 //!   `autoArchiveInterval` minutes idle → archived, whichever comes first;
-//! - `unknown` (its runner went silent): at once (the sweep asks the runner once it is back).
+//! - `unknown` (its runner went silent): at once (the sweep asks the runner once it is back);
+//! - started (desired `started`), not ephemeral: a periodic backup [`BACKUP_INTERVAL_MINUTES`]
+//!   after the last one (or the create), [`BACKUP_RETRY_MINUTES`] after a failed one; a periodic
+//!   backup in progress (any state): [`PUSH_DEADLINE`] after it began, and again until it ends.
 //!
 //! Idle since the later of `lastActivityAt` and `lastBusyAt`. Activity only moves a due time
 //! later, and [`super::SandboxRepo::touch_activity`] does not rewrite the key: an index key is
 //! never later than the real due time, so the sweep, which reads the row again before acting,
 //! re-indexes a sandbox that turns out not to be due ([`super::SandboxRepo::reindex`]).
 
-use cove_api_types::sandbox::{SandboxDesiredState, SandboxState};
+use cove_api_types::sandbox::{BackupState, SandboxDesiredState, SandboxState};
 use cove_api_types::time::{format_rfc3339, parse_rfc3339};
 use time::{Duration, OffsetDateTime};
 
@@ -29,6 +32,12 @@ pub const SHARDS: u8 = 4;
 /// The longest `autoArchiveInterval` (30 days, in minutes); 0 means this maximum.
 pub const MAX_AUTO_ARCHIVE_MINUTES: i64 = 43_200;
 
+/// Lifecycle minutes between periodic backups of a started sandbox (Daytona: hourly).
+pub const BACKUP_INTERVAL_MINUTES: i64 = 60;
+
+/// Lifecycle minutes after a failed backup before a periodic one is tried again.
+pub const BACKUP_RETRY_MINUTES: i64 = 10;
+
 /// What the sweep does with a sandbox once it is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DueAction {
@@ -42,6 +51,8 @@ pub enum DueAction {
     AutoDelete,
     /// Its runner lost track of it (`unknown`): ask the runner once it is back.
     Recover,
+    /// A periodic backup: begin one, or ask the runner how the one in progress went.
+    Backup,
 }
 
 /// The next thing due for `rec` and when, one lifecycle minute lasting `minute`; `None`: nothing
@@ -61,6 +72,10 @@ pub fn next_due(rec: &SandboxRecord, minute: Duration) -> Option<(OffsetDateTime
     if rec.pending {
         return None;
     }
+    let periodic = periodic_backup(rec, minute);
+    if let Some(asked) = periodic.filter(|_| rec.backup_started_at.is_some()) {
+        return Some(asked);
+    }
     let idle = idle_since(rec);
     // An interval too long to reach is never due.
     let after = |mins: i64| {
@@ -68,10 +83,12 @@ pub fn next_due(rec: &SandboxRecord, minute: Duration) -> Option<(OffsetDateTime
         idle.checked_add(span)
     };
     match (rec.state, rec.desired_state) {
-        (SandboxState::Started, SandboxDesiredState::Started)
-            if rec.auto_stop_interval > 0 && !rec.busy =>
-        {
-            after(rec.auto_stop_interval).map(|at| (at, DueAction::AutoStop))
+        (SandboxState::Started, SandboxDesiredState::Started) => {
+            let stop = (rec.auto_stop_interval > 0 && !rec.busy)
+                .then(|| after(rec.auto_stop_interval))
+                .flatten()
+                .map(|at| (at, DueAction::AutoStop));
+            earliest(stop, periodic)
         }
         (SandboxState::Stopped, SandboxDesiredState::Stopped) => {
             let delete = (rec.auto_delete_interval >= 0)
@@ -82,13 +99,52 @@ pub fn next_due(rec: &SandboxRecord, minute: Duration) -> Option<(OffsetDateTime
                 .then(|| after(archive_minutes(rec)))
                 .flatten()
                 .map(|at| (at, DueAction::AutoArchive));
-            match (delete, archive) {
-                (Some(d), Some(a)) => Some(if a.0 < d.0 { a } else { d }),
-                (d, a) => d.or(a),
-            }
+            earliest(delete, archive)
         }
         _ => None,
     }
+}
+
+/// The earlier of two due times (the first on a tie).
+fn earliest(
+    a: Option<(OffsetDateTime, DueAction)>,
+    b: Option<(OffsetDateTime, DueAction)>,
+) -> Option<(OffsetDateTime, DueAction)> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The periodic backup due for `rec`: asking about the one in progress, in any state;
+/// otherwise, for a started non-ephemeral sandbox, the next one.
+fn periodic_backup(rec: &SandboxRecord, minute: Duration) -> Option<(OffsetDateTime, DueAction)> {
+    let time = |s: &str| parse_rfc3339(s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    if let Some(begun) = &rec.backup_started_at {
+        return Some((time(begun) + PUSH_DEADLINE, DueAction::Backup));
+    }
+    let running = rec.state == SandboxState::Started
+        && rec.desired_state == SandboxDesiredState::Started
+        && !rec.is_ephemeral();
+    if !running
+        || matches!(
+            rec.backup_state,
+            BackupState::InProgress | BackupState::Pending
+        )
+    {
+        return None;
+    }
+    let (since, mins) = match rec.backup_state {
+        BackupState::Error => (&rec.updated_at, BACKUP_RETRY_MINUTES),
+        _ => (
+            rec.backup_created_at.as_ref().unwrap_or(&rec.created_at),
+            BACKUP_INTERVAL_MINUTES,
+        ),
+    };
+    let span = minute.checked_mul(i32::try_from(mins).ok()?)?;
+    time(since)
+        .checked_add(span)
+        .map(|at| (at, DueAction::Backup))
 }
 
 /// `autoArchiveInterval` in minutes: 0 (or more than the maximum) is the maximum.
@@ -160,13 +216,17 @@ mod tests {
         assert_eq!(next_due(&started, m), Some((at(15), DueAction::AutoStop)));
         let mut busy = started.clone();
         busy.busy = true;
-        assert_eq!(next_due(&busy, m), None, "no auto-stop while busy");
+        assert_eq!(
+            next_due(&busy, m),
+            Some((at(60), DueAction::Backup)),
+            "no auto-stop while busy; the hourly backup"
+        );
         let mut later = started.clone();
         later.last_busy_at = Some("2026-01-01T00:10:00.000Z".into());
         assert_eq!(next_due(&later, m), Some((at(25), DueAction::AutoStop)));
         let mut never = started.clone();
         never.auto_stop_interval = 0;
-        assert_eq!(next_due(&never, m), None);
+        assert_eq!(next_due(&never, m), Some((at(60), DueAction::Backup)));
         let mut stopped = rec(SandboxState::Stopped);
         stopped.desired_state = SandboxDesiredState::Stopped;
         assert_eq!(
@@ -196,7 +256,35 @@ mod tests {
         assert_eq!(next_due(&gone, m), None);
         let mut far = rec(SandboxState::Started);
         far.auto_stop_interval = i64::MAX;
-        assert_eq!(next_due(&far, m), None, "out of reach, no overflow");
+        assert_eq!(
+            next_due(&far, m),
+            Some((at(60), DueAction::Backup)),
+            "auto-stop out of reach, no overflow"
+        );
+    }
+
+    #[test]
+    fn started_sandboxes_are_backed_up_hourly() {
+        let m = Duration::MINUTE;
+        let mut never = rec(SandboxState::Started);
+        never.auto_stop_interval = 0;
+        never.backup_created_at = Some("2026-01-01T00:30:00.000Z".into());
+        assert_eq!(next_due(&never, m), Some((at(90), DueAction::Backup)));
+        never.backup_state = BackupState::Error;
+        never.updated_at = "2026-01-01T00:40:00.000Z".into();
+        assert_eq!(next_due(&never, m), Some((at(50), DueAction::Backup)));
+        never.backup_state = BackupState::InProgress;
+        assert_eq!(next_due(&never, m), None, "a transition's backup");
+        never.backup_started_at = Some("2026-01-01T00:45:00.000Z".into());
+        assert_eq!(
+            next_due(&never, m),
+            Some((at(45) + PUSH_DEADLINE, DueAction::Backup)),
+            "the periodic one in progress"
+        );
+        let mut ephemeral = rec(SandboxState::Started);
+        ephemeral.auto_stop_interval = 0;
+        ephemeral.auto_delete_interval = 0;
+        assert_eq!(next_due(&ephemeral, m), None, "ephemeral: no backups");
     }
 
     #[test]

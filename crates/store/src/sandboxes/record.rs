@@ -172,6 +172,10 @@ pub struct SandboxRecord {
     pub backup_snapshot: Option<String>,
     #[serde(default)]
     pub backup_created_at: Option<String>,
+    /// When the lifecycle sweep's periodic backup in progress began (`None`: no such backup; a
+    /// transition's backup clears it, so the periodic one's outcome is not written over it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_started_at: Option<String>,
     pub auto_stop_interval: i64,
     pub auto_archive_interval: i64,
     pub auto_delete_interval: i64,
@@ -254,6 +258,7 @@ impl SandboxRecord {
             backup_state: BackupState::None,
             backup_snapshot: None,
             backup_created_at: None,
+            backup_started_at: None,
             auto_stop_interval: 15,
             auto_archive_interval: 10080,
             auto_delete_interval: -1,
@@ -287,6 +292,16 @@ impl SandboxRecord {
 
     pub fn is_destroyed(&self) -> bool {
         self.state == SandboxState::Destroyed
+    }
+
+    /// Its last backup is complete and in a registry (not the `cove-backup/` images a runner
+    /// keeps locally), so any runner can restore it.
+    pub fn has_portable_backup(&self) -> bool {
+        self.backup_state == BackupState::Completed
+            && self
+                .backup_snapshot
+                .as_deref()
+                .is_some_and(|b| !b.starts_with(&format!("{}/", cove_runner_api::BACKUP_REPO)))
     }
 
     /// A destroyed sandbox whose backups are still on a runner.

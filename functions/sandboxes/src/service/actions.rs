@@ -31,20 +31,32 @@ fn prepare(
     Ok(next)
 }
 
-/// Where an archived sandbox is restored: on the runner holding its backup (the agent refuses a
-/// restore from a backup it does not hold), or, for a backup recorded before backup runners
-/// were, any runner that fits.
+/// Where an archived sandbox is restored: a backup pushed to the internal registry on any ready
+/// runner that fits (the one holding it locally first); a backup kept on its runner there (the
+/// agent refuses a restore from a backup it does not hold), or, for a backup recorded before
+/// backup runners were, any runner that fits.
 async fn restore_runner(
     env: &Env,
     rec: &SandboxRecord,
     image: &str,
 ) -> Result<RunnerRecord, ApiError> {
     let now = OffsetDateTime::now_utc();
-    let Some(id) = &rec.backup_runner_id else {
+    let in_registry = !image.starts_with(&format!("{}/", cove_runner_api::BACKUP_REPO));
+    let any = || async {
         let runners = env.store.runners().list().await.api()?;
-        return pick_runner(&runners, image, &rec.target, now)
+        let holder = runners
+            .iter()
+            .find(|r| Some(&r.id) == rec.backup_runner_id.as_ref() && r.is_schedulable(now));
+        holder
+            .or_else(|| pick_runner(&runners, image, &rec.target, now))
             .cloned()
-            .ok_or_else(|| ApiError::bad_request("No available runners"));
+            .ok_or_else(|| ApiError::bad_request("No available runners"))
+    };
+    if in_registry {
+        return any().await;
+    }
+    let Some(id) = &rec.backup_runner_id else {
+        return any().await;
     };
     match env.store.runners().get(id).await.api()? {
         Some(r) if r.is_schedulable(now) => Ok(r),
@@ -73,17 +85,70 @@ pub async fn start(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiErro
                 .backup_snapshot
                 .clone()
                 .ok_or_else(|| ApiError::bad_request("Sandbox has no backup to restore"))?;
-            let runner = restore_runner(env, &rec, &image).await?;
-            let mut next = prepare(&rec, SandboxAction::Restore, false)?;
-            next.runner_id = Some(runner.id);
-            next.container_image = Some(image);
-            next
+            restoring(env, &rec, image).await?
         }
     };
     let mut next = next;
-    next.auth_token = generate_auth_token().map_err(random_failure)?;
+    if kind == StartKind::Resume {
+        next.auth_token = generate_auth_token().map_err(random_failure)?;
+    }
     let quota = quota(call).await?;
-    let rec = perform(env, &rec, &next, QuotaCheck::Enforce(&quota)).await?;
+    let rec = perform(call, &rec, &next, QuotaCheck::Enforce(&quota)).await?;
+    Ok(call.view(&rec))
+}
+
+/// The restore of `rec` from its backup `image`, prepared on the runner it goes to.
+async fn restoring(
+    env: &Env,
+    rec: &SandboxRecord,
+    image: String,
+) -> Result<SandboxRecord, ApiError> {
+    let runner = restore_runner(env, rec, &image).await?;
+    let mut next = prepare(rec, SandboxAction::Restore, false)?;
+    next.runner_id = Some(runner.id);
+    next.container_image = Some(image);
+    next.auth_token = generate_auth_token().map_err(random_failure)?;
+    Ok(next)
+}
+
+/// `POST /recover`: a recoverable sandbox in `error` (its runner was lost; its last backup is in
+/// the registry) is restored from that backup on another ready runner. With `skip_start` it is
+/// left `archived` instead, without a runner: its next `start` restores it.
+pub async fn recover(
+    call: &Call<'_>,
+    id_or_name: &str,
+    skip_start: bool,
+) -> Result<Sandbox, ApiError> {
+    let env = call.env;
+    authorize(env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = find(call, id_or_name).await?;
+    rules::check_recover(rec.state, rec.recoverable, rec.pending)?;
+    let image = rec
+        .backup_snapshot
+        .clone()
+        .filter(|_| rec.has_portable_backup())
+        .ok_or_else(|| ApiError::bad_request("Sandbox has no backup to recover from"))?;
+    let quota = quota(call).await?;
+    if skip_start {
+        let mut next = rec.clone();
+        next.state = SandboxState::Archived;
+        next.desired_state = cove_api_types::sandbox::SandboxDesiredState::Archived;
+        next.runner_id = None;
+        next.error_reason = None;
+        next.recoverable = false;
+        next.updated_at = now();
+        let rec = env
+            .store
+            .sandboxes()
+            .update(&rec, &next, QuotaCheck::Enforce(&quota))
+            .await
+            .api()?;
+        tracing::info!(sandbox = %rec.id, "sandbox recovered as archived");
+        return Ok(call.view(&rec));
+    }
+    let next = restoring(env, &rec, image).await?;
+    let rec = perform(call, &rec, &next, QuotaCheck::Enforce(&quota)).await?;
+    tracing::info!(sandbox = %rec.id, runner = ?rec.runner_id, state = rec.state.as_str(), "sandbox recovered");
     Ok(call.view(&rec))
 }
 
@@ -95,7 +160,7 @@ pub async fn stop(call: &Call<'_>, id_or_name: &str, force: bool) -> Result<Sand
     runner_of(env, &rec).await?;
     let next = prepare(&rec, SandboxAction::Stop, force)?;
     let quota = quota(call).await?;
-    let rec = perform(env, &rec, &next, QuotaCheck::Enforce(&quota)).await?;
+    let rec = perform(call, &rec, &next, QuotaCheck::Enforce(&quota)).await?;
     if rec.state == SandboxState::Stopped && rec.auto_delete_interval == 0 {
         // Ephemeral: stopping is deleting.
         return destroy(call, rec, false).await;
@@ -121,7 +186,7 @@ async fn destroy(call: &Call<'_>, rec: SandboxRecord, force: bool) -> Result<San
     rules::check_delete(rec.state, rec.pending, force)?;
     let next = prepare(&rec, SandboxAction::Destroy, force)?;
     let quota = quota(call).await?;
-    let rec = perform(env, &rec, &next, QuotaCheck::Enforce(&quota)).await?;
+    let rec = perform(call, &rec, &next, QuotaCheck::Enforce(&quota)).await?;
     if rec.has_backups_to_remove() {
         match cove_transition::remove_backups(&env.store, &rec, &REQUEST_BOUNDS).await {
             Ok(true) => {}
@@ -142,7 +207,7 @@ pub async fn archive(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiEr
     runner_of(env, &rec).await?;
     let next = prepare(&rec, SandboxAction::Archive, false)?;
     let quota = quota(call).await?;
-    let rec = perform(env, &rec, &next, QuotaCheck::Enforce(&quota)).await?;
+    let rec = perform(call, &rec, &next, QuotaCheck::Enforce(&quota)).await?;
     Ok(call.view(&rec))
 }
 
@@ -169,6 +234,6 @@ pub async fn backup(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiErr
     let next = prepare(&rec, SandboxAction::Backup, false)?;
     // No usage changes: the quota is not read.
     let none = OrgQuota::default();
-    let rec = perform(env, &rec, &next, QuotaCheck::Enforce(&none)).await?;
+    let rec = perform(call, &rec, &next, QuotaCheck::Enforce(&none)).await?;
     Ok(call.view(&rec))
 }

@@ -139,12 +139,11 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
     tracing::info!(sandbox = %rec.id, org = %rec.org_id, runner = %runner.id, "sandbox created");
     touch_snapshot(call, snapshot_id).await;
     super::volumes::touch(call, &rec.volumes).await;
-    let image_auth = call.settings.image_auth(&rec.snapshot);
-    let settled = cove_transition::run_with_image_auth(
+    let settled = cove_transition::run_with(
         &env.store,
         &rec,
         &REQUEST_BOUNDS,
-        image_auth.as_ref(),
+        &super::access(call.settings, &rec),
     )
     .await
     .map_err(|e| transition_err(&rec.name, e))?;

@@ -18,7 +18,7 @@ mod queries;
 mod reports;
 pub mod volumes;
 
-pub use actions::{archive, backup, delete, start, stop};
+pub use actions::{archive, backup, delete, recover, start, stop};
 pub use create::create;
 pub use preview::{expire_signed_preview_url, signed_preview_url};
 pub use queries::{
@@ -157,6 +157,20 @@ fn transition_err(name: &str, e: TransitionError) -> ApiError {
     }
 }
 
+/// What the runner gets besides the spec of `rec`: its image's pull credentials when the image
+/// is in the internal registry, and the organization's project there for backups.
+fn access(settings: &SandboxSettings, rec: &SandboxRecord) -> cove_transition::Access {
+    let registry =
+        settings
+            .internal_registry
+            .as_deref()
+            .map(|host| cove_transition::InternalRegistry {
+                host,
+                auth: settings.internal_registry_auth.as_ref(),
+            });
+    cove_transition::Access::of(registry, rec)
+}
+
 /// The sandbox's runner; 400 when it has none or names one that is gone.
 async fn runner_of(env: &Env, rec: &SandboxRecord) -> Result<RunnerRecord, ApiError> {
     let id = rec
@@ -172,11 +186,12 @@ async fn runner_of(env: &Env, rec: &SandboxRecord) -> Result<RunnerRecord, ApiEr
 /// Begins `next` (from `cove_transition::prepare`) over `prev` as a user action (its usage
 /// growth checked against `quota`) and runs it within [`REQUEST_BOUNDS`].
 async fn perform(
-    env: &Env,
+    call: &Call<'_>,
     prev: &SandboxRecord,
     next: &SandboxRecord,
     check: QuotaCheck<'_>,
 ) -> Result<SandboxRecord, ApiError> {
+    let env = call.env;
     let err = |e| transition_err(&prev.name, e);
     let (mut prev, mut next) = (prev.clone(), next.clone());
     let mut attempts = 0;
@@ -200,7 +215,8 @@ async fn perform(
             Err(e) => return Err(err(e)),
         }
     };
-    match cove_transition::run(&env.store, &begun, &REQUEST_BOUNDS)
+    let access = access(call.settings, &begun);
+    match cove_transition::run_with(&env.store, &begun, &REQUEST_BOUNDS, &access)
         .await
         .map_err(err)?
     {

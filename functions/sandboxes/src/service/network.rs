@@ -224,7 +224,7 @@ pub async fn update(
         let mut begun = cove_transition::prepare(&next, SandboxAction::Network, false, &now())
             .map_err(|e| transition_err(&rec.name, e))?;
         begun.last_activity_at.clone_from(&begun.updated_at);
-        perform(call.env, &rec, &begun, QuotaCheck::Enforce(&none)).await?
+        perform(call, &rec, &begun, QuotaCheck::Enforce(&none)).await?
     } else {
         call.env
             .store
