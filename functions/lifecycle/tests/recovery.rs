@@ -203,7 +203,9 @@ async fn archives_restore_on_another_runner_and_lost_runners_sandboxes_are_recov
     // (A periodic backup may be running: then the user's waits for it.)
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let (s, v) = c.send(Call::post(format!("/api/sandbox/{id}/backup"))).await;
+        let (s, v) = c
+            .send(Call::post(format!("/api/sandbox/{id}/backup")))
+            .await;
         if s == 200 {
             break;
         }

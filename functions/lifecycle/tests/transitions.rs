@@ -533,7 +533,10 @@ async fn started_sandboxes_are_backed_up_hourly_in_the_background() {
     assert!(rec.backup_started_at.is_none());
     let image = rec.backup_snapshot.clone().expect("the backup");
     assert!(image.starts_with("cove-backup/"), "{image}");
-    assert_eq!(row(&h.env, &ephemeral).await.backup_state, BackupState::None);
+    assert_eq!(
+        row(&h.env, &ephemeral).await.backup_state,
+        BackupState::None
+    );
 
     // Not again within the hour after it; again an hour later, superseding it.
     let r = sweep_at(&h.env, hour + time::Duration::minutes(30)).await;
@@ -545,7 +548,10 @@ async fn started_sandboxes_are_backed_up_hourly_in_the_background() {
     let rec = row(&h.env, &id).await;
     assert_eq!(rec.backup_state, BackupState::Completed, "{r:?} {rec:?}");
     assert_ne!(rec.backup_snapshot.as_deref(), Some(image.as_str()));
-    assert_eq!(row(&h.env, &ephemeral).await.backup_state, BackupState::None);
+    assert_eq!(
+        row(&h.env, &ephemeral).await.backup_state,
+        BackupState::None
+    );
 
     // A user's stop is not held up by a periodic backup in progress.
     let r = sweep_at(&h.env, later + time::Duration::minutes(61)).await;
