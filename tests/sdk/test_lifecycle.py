@@ -1,25 +1,20 @@
 """Lifecycle automation with the official `daytona` SDK (issue 15): auto-stop after
 `set_autostop_interval`, `refresh_activity()`, `archive()` and `start()` from archived with the
 files back, auto-archive and auto-delete of stopped sandboxes, an ephemeral create deleted instead
-of stopped, and `recover()` of a sandbox whose runner was lost, on the other runner, from its last
-backup in the internal registry.
+of stopped. `recover()` after a lost runner is exercised through the API in
+`functions/lifecycle/tests/recovery.rs` (two Docker runners).
 
 A `cove up` of its own (not the session's): one lifecycle minute lasts MINUTE_SECS seconds
 (`lifecycle_minute_secs`, a test-only time scale), which would stop the other modules' sandboxes;
-a runner silent for LOST_MINUTES of them is given up (`runner_lost_minutes`).
 """
 
 import os
-import subprocess
 import tempfile
 import time
-import uuid
 
 import pytest
-import requests
 from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, DaytonaNotFoundError, SandboxState
 
-import covetest
 from conftest import Cove
 
 MINUTE_SECS = 2
@@ -117,71 +112,3 @@ def test_an_ephemeral_sandbox_is_deleted_instead_of_stopped(scaled):
         assert time.monotonic() < deadline, "the ephemeral sandbox is still there"
         time.sleep(0.5)
 
-
-def runner_of(cove, sandbox_id):
-    r = cove._admin("GET", f"/sandbox/{sandbox_id}")
-    assert r.status_code == 200, r.text
-    return r.json()["runnerId"]
-
-
-def set_unschedulable(cove, runner_id, value):
-    r = cove._admin("PATCH", f"/runners/{runner_id}/scheduling", json={"unschedulable": value})
-    assert r.status_code == 200, r.text
-
-
-def test_recover_after_the_runner_is_lost(scaled_cove, scaled, tmp_path):
-    # A second runner agent of our own; cove up's runner takes no sandbox meanwhile.
-    own = list(scaled_cove.runner_ids)
-    r = scaled_cove._admin("POST", "/runners", json={"regionId": "us", "name": f"lost-{uuid.uuid4().hex[:8]}"})
-    assert r.status_code in (200, 201), r.text
-    reg = r.json()
-    label = f"lost{uuid.uuid4().hex[:10]}"
-    log = open(tmp_path / "runner.stderr.log", "ab")
-    extra = subprocess.Popen(
-        [covetest.binary("cove-runner"), "--listen", "127.0.0.1:0", "--token", reg["apiKey"],
-         "--data-dir", str(tmp_path / "runner"), "--runner-id", label, "--control-plane-url", scaled_cove.base,
-         "--heartbeat-secs", "1"],
-        stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not any(x["id"] == reg["id"] and x["state"] == "ready" for x in scaled_cove._admin("GET", "/runners").json()):
-            assert extra.poll() is None, (tmp_path / "runner.stderr.log").read_text()[-2000:]
-            assert time.monotonic() < deadline, "the second runner never became ready"
-            time.sleep(0.5)
-        for rid in own:
-            set_unschedulable(scaled_cove, rid, True)
-        try:
-            sb = scaled.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0))
-        finally:
-            for rid in own:
-                set_unschedulable(scaled_cove, rid, False)
-        assert runner_of(scaled_cove, sb.id) == reg["id"]
-        sb.fs.upload_file(b"in the last backup\n", "/home/daytona/kept.txt")
-        deadline = time.monotonic() + 120
-        while True:
-            r = requests.post(f"{scaled_cove.api_url}/sandbox/{sb.id}/backup",
-                              headers={"Authorization": f"Bearer {scaled_cove.api_key}"}, timeout=60)
-            if r.status_code == 200:
-                break
-            # 409: a periodic backup is running; the user's waits for it.
-            assert r.status_code == 409 and time.monotonic() < deadline, r.text
-            time.sleep(1)
-        deadline = time.monotonic() + 120
-        while sb.backup_state != "Completed":
-            assert time.monotonic() < deadline, f"backup is {sb.backup_state}"
-            time.sleep(0.5)
-            sb.refresh_data()
-    finally:
-        # Lost for good: the agent and its containers.
-        extra.kill()
-        extra.wait()
-        covetest.remove_containers(label)
-        log.close()
-    wait_for(sb, SandboxState.ERROR, timeout=4 * (15 + LOST_MINUTES * MINUTE_SECS))
-    assert sb.recoverable is True, sb.error_reason
-    sb.recover(timeout=120)
-    assert sb.state == SandboxState.STARTED
-    assert runner_of(scaled_cove, sb.id) in own
-    assert sb.fs.download_file("/home/daytona/kept.txt") == b"in the last backup\n"
-    sb.delete()
