@@ -3,7 +3,9 @@
 files back, auto-archive and auto-delete of stopped sandboxes, an ephemeral create deleted instead
 of stopped, and `recover()` of a sandbox whose runner was lost, on the other runner, from its last
 backup in the internal registry (the API-level counterpart, archives restored on another runner
-included: `functions/lifecycle/tests/recovery.rs`).
+included: `functions/lifecycle/tests/recovery.rs`); `ttl_minutes` and `set_ttl()` deleting a
+sandbox whatever its state, and `queue_timeout`: a create that waits for a runner, raising
+`DaytonaQueueTimeoutError` when none frees up in time.
 
 A `cove up` of its own (not the session's): one lifecycle minute lasts MINUTE_SECS seconds
 (`lifecycle_minute_secs`, a test-only time scale), which would stop the other modules' sandboxes;
@@ -14,12 +16,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 
 import pytest
 import requests
-from daytona import CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, DaytonaNotFoundError, SandboxState
+from daytona import (CreateSandboxFromSnapshotParams, Daytona, DaytonaConfig, DaytonaNotFoundError,
+                     DaytonaQueueTimeoutError, SandboxState)
 
 import covetest
 from conftest import Cove
@@ -231,4 +235,50 @@ def test_recover_after_the_runner_is_lost(scaled_cove, scaled):
     assert sb.state == SandboxState.STARTED
     assert runner_of(scaled_cove, sb.id) in own
     assert sb.fs.download_file("/home/daytona/kept.txt") == b"in the last backup\n"
+    sb.delete()
+
+
+def set_all_unschedulable(cove, value):
+    r = cove._admin("GET", "/runners")
+    assert r.status_code == 200, r.text
+    for runner in r.json():
+        set_unschedulable(cove, runner["id"], value)
+
+
+def test_ttl_deletes_the_sandbox_whatever_its_state(scaled):
+    sb = scaled.create(CreateSandboxFromSnapshotParams(auto_stop_interval=0, ttl_minutes=600))
+    assert sb.auto_destroy_at is not None
+    sb.set_ttl(0)
+    sb.refresh_data()
+    assert sb.auto_destroy_at is None
+    sb.stop()
+    sb.set_ttl(1)
+    sb.refresh_data()
+    assert sb.auto_destroy_at is not None and sb.state == SandboxState.STOPPED
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            scaled.get(sb.id)
+        except DaytonaNotFoundError:
+            break
+        assert time.monotonic() < deadline, "the TTL did not delete the stopped sandbox"
+        time.sleep(0.5)
+
+
+def test_a_create_waits_for_a_runner_until_its_queue_timeout(scaled_cove, scaled):
+    set_all_unschedulable(scaled_cove, True)
+    try:
+        began = time.monotonic()
+        with pytest.raises(DaytonaQueueTimeoutError, match="waiting 1 minute for a runner"):
+            scaled.create(CreateSandboxFromSnapshotParams(queue_timeout=1), timeout=60)
+        assert time.monotonic() - began >= MINUTE_SECS
+        # A runner frees up within the timeout: the same create succeeds on it.
+        freed = threading.Timer(2 * MINUTE_SECS, set_all_unschedulable, (scaled_cove, False))
+        freed.start()
+        sb = scaled.create(CreateSandboxFromSnapshotParams(queue_timeout=30, auto_stop_interval=0), timeout=120)
+        freed.join()
+    finally:
+        set_all_unschedulable(scaled_cove, False)
+    assert sb.state == SandboxState.STARTED and sb.queue_timed_out_at is None
+    assert sb.process.exec("echo placed").result.strip() == "placed"
     sb.delete()

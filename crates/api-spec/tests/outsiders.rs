@@ -300,6 +300,7 @@ async fn world(h: &Harness) -> World {
         ("regionId", "us".to_owned()),
         ("port", "3000".to_owned()),
         ("interval", "10".to_owned()),
+        ("ttlMinutes", "10".to_owned()),
         ("isPublic", "true".to_owned()),
         ("path", "files".to_owned()),
         ("registryId", id(&registry)),

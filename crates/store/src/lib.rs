@@ -77,6 +77,7 @@ pub mod registries;
 pub mod roles;
 pub mod runners;
 pub mod sandboxes;
+pub mod scheduling;
 pub mod snapshots;
 pub mod users;
 pub mod volumes;

@@ -39,7 +39,7 @@ pub use error::TransitionError;
 pub use push::{
     Access, Bounds, InternalRegistry, Observed, Outcome, REQUEST_BOUNDS, SWEEP_BOUNDS, client,
 };
-pub use settle::{Settled, expire, remove_backups, run, run_with, settle};
+pub use settle::{Settled, expire, remove_backups, run, run_with, settle, timed_out_in_queue};
 pub use spec::spec_of;
 
 pub use cove_store::sandboxes::{SandboxAction, Transition};

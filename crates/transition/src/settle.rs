@@ -224,6 +224,18 @@ fn destroyed(r: &mut SandboxRecord, ms: i128) {
     r.backup_state = BackupState::None;
 }
 
+/// A queued sandbox no runner took within its `queueTimeout`, at `now`: destroyed (its name and
+/// quota freed) with `queueTimedOutAt` set, which keeps it readable by id for a day.
+pub fn timed_out_in_queue(r: &mut SandboxRecord, now: time::OffsetDateTime) {
+    let ms = now.unix_timestamp_nanos() / 1_000_000;
+    destroyed(r, ms);
+    r.desired_state = SandboxDesiredState::Destroyed;
+    r.pending = false;
+    r.queued_until = None;
+    r.queue_timed_out_at = Some(cove_api_types::time::format_rfc3339(now));
+    r.updated_at = cove_api_types::time::format_rfc3339(now);
+}
+
 /// Removes the backups of a destroyed sandbox from their runner and forgets that runner (also
 /// when the runner itself is gone). `false`: not done now (the sweep tries again).
 pub async fn remove_backups(

@@ -41,7 +41,7 @@ pub async fn run(
             continue;
         };
         let runner = cur.runner_id.as_ref().and_then(|id| by_id.get(id).copied());
-        one(env, settings, &cur, runner, now, report).await?;
+        one(env, settings, &cur, runner, runners, now, report).await?;
     }
     Ok(())
 }
@@ -51,6 +51,7 @@ async fn one(
     settings: &JobSettings,
     cur: &SandboxRecord,
     runner: Option<&RunnerRecord>,
+    runners: &[RunnerRecord],
     now: OffsetDateTime,
     report: &mut SweepReport,
 ) -> Result<(), ApiError> {
@@ -80,6 +81,9 @@ async fn one(
             // Asked again once the runner is back.
             _ => {}
         },
+        DueAction::Place => {
+            crate::queue::place(env, settings, cur, runners, now, report).await;
+        }
         DueAction::Backup if responsive => {
             crate::periodic::run(env, settings, cur, runner, now, report).await;
         }

@@ -3,7 +3,8 @@
 //! - auto-stop: started and idle past `autoStopInterval` minutes (never while its daemon reports
 //!   it busy) → stopped; an ephemeral sandbox (`autoDeleteInterval = 0`) is deleted instead;
 //! - auto-archive: stopped and idle past `autoArchiveInterval` → archived;
-//! - auto-delete: stopped and idle past `autoDeleteInterval` → deleted.
+//! - auto-delete: stopped and idle past `autoDeleteInterval` → deleted;
+//! - TTL: past `autoDestroyAt` → deleted, whatever the state.
 //!
 //! Each begins its transition with one write conditional on the row's version **and** its
 //! `lastActivityAt` (activity recorded since the row was read wins), then pushes it as a user's
@@ -24,8 +25,8 @@ fn action_of(due: DueAction, rec: &SandboxRecord) -> Option<SandboxAction> {
         DueAction::AutoStop if rec.is_ephemeral() => Some(SandboxAction::Destroy),
         DueAction::AutoStop => Some(SandboxAction::Stop),
         DueAction::AutoArchive => Some(SandboxAction::Archive),
-        DueAction::AutoDelete => Some(SandboxAction::Destroy),
-        DueAction::Transition | DueAction::Recover | DueAction::Backup => None,
+        DueAction::AutoDelete | DueAction::Ttl => Some(SandboxAction::Destroy),
+        DueAction::Transition | DueAction::Recover | DueAction::Backup | DueAction::Place => None,
     }
 }
 
@@ -88,7 +89,8 @@ fn count(report: &mut SweepReport, due: DueAction, rec: &SandboxRecord) {
         DueAction::AutoStop => report.auto_stopped += 1,
         DueAction::AutoArchive => report.auto_archived += 1,
         DueAction::AutoDelete => report.auto_deleted += 1,
-        DueAction::Transition | DueAction::Recover | DueAction::Backup => {}
+        DueAction::Ttl => report.ttl_destroyed += 1,
+        DueAction::Transition | DueAction::Recover | DueAction::Backup | DueAction::Place => {}
     }
 }
 

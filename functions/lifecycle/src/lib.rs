@@ -18,7 +18,10 @@
 //!    - the interval rules ([`intervals`]): auto-stop after `autoStopInterval` idle minutes
 //!      (not while the sandbox's daemon reports it busy; an ephemeral sandbox is deleted
 //!      instead), auto-archive and auto-delete of stopped sandboxes after `autoArchiveInterval`
-//!      / `autoDeleteInterval`; one minute lasts `lifecycle_minute_secs` (60; tests shorten it);
+//!      / `autoDeleteInterval`, and deletion past a TTL (`autoDestroyAt`) whatever the state;
+//!      one minute lasts `lifecycle_minute_secs` (60; tests shorten it);
+//!    - sandboxes queued for a runner ([`queue`], `queueTimeout` on create): placed on the first
+//!      available runner, or destroyed with `queueTimedOutAt` once their queue timeout passed;
 //!    - periodic backups ([`periodic`]): a started sandbox's last backup an hour old → a new one
 //!      in the background (no transition), pushed to the internal registry;
 //!    - on responsive runners, the state changes left in flight ([`transitions`]): a
@@ -41,6 +44,7 @@
 pub mod due;
 pub mod intervals;
 pub mod periodic;
+pub mod queue;
 pub mod sweep;
 pub mod transitions;
 

@@ -40,6 +40,11 @@ pub struct SweepReport {
     pub auto_archived: u32,
     /// Sandboxes deleted by `autoDeleteInterval` (ephemeral ones instead of stopped).
     pub auto_deleted: u32,
+    /// Sandboxes whose TTL (`autoDestroyAt`) passed, deleted.
+    pub ttl_destroyed: u32,
+    /// Queued sandboxes placed on a runner, and those destroyed by their queue timeout.
+    pub queued_placed: u32,
+    pub queue_timed_out: u32,
     /// Periodic backups begun, and those whose outcome came back (this sweep or a later one).
     pub backups_started: u32,
     pub backups_completed: u32,

@@ -6,7 +6,10 @@
 //! - auto-archive and auto-delete fire on stopped sandboxes (the archived one's container is
 //!   gone from the runner);
 //! - a sandbox running `sleep 600` in a session is reported busy and not stopped while the
-//!   command runs, and is stopped once it ended and the idle time passed.
+//!   command runs, and is stopped once it ended and the idle time passed;
+//! - a TTL (`ttlMinutes`, `POST /ttl/{n}`) deletes a sandbox whatever its state;
+//! - a create with `queueTimeout` while no runner is available waits: placed once a runner is,
+//!   or destroyed with `queueTimedOutAt` (still readable) when its timeout passes.
 //!
 //! One `cove up` for the module; the scenarios run concurrently.
 
@@ -180,6 +183,101 @@ async fn busy_is_not_idle(c: &Ctx) {
     stopped_after_idle(&v, "lastActivityAt", BUSY_IDLE_MINUTES);
 }
 
+async fn ttl(c: &Ctx) {
+    // Stopped (or not yet, on a slow machine): deleted once its TTL passed.
+    let id = c
+        .create(json!({"autoStopInterval": 0, "ttlMinutes": 4}))
+        .await;
+    let (_, v) = c.get(&id).await;
+    let due = at(&v, "autoDestroyAt");
+    assert_eq!(
+        due - at(&v, "createdAt"),
+        time::Duration::seconds(4 * MINUTE_SECS as i64),
+        "{v}"
+    );
+    let (s, v) = c
+        .send(Call::post(format!("/api/sandbox/{id}/stop?force=false")))
+        .await;
+    assert!(s == 200 || s == 404, "{s} {v}");
+    c.until(&id, 60, |s, _| s == 404).await;
+    assert!(
+        time::OffsetDateTime::now_utc() >= due,
+        "deleted before its TTL"
+    );
+    assert_eq!(containers_of(&id), "", "the container outlived the TTL");
+    // Set on a started sandbox: 0 removes it, a new one deletes the sandbox.
+    let id = c.create(json!({"autoStopInterval": 0})).await;
+    let (s, v) = c.send(Call::post(format!("/api/sandbox/{id}/ttl/0"))).await;
+    assert_eq!((s, v["autoDestroyAt"].is_null()), (200, true), "{v}");
+    let (s, v) = c.send(Call::post(format!("/api/sandbox/{id}/ttl/1"))).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("started")), "{v}");
+    c.until(&id, 60, |s, _| s == 404).await;
+}
+
+/// Runs alone: it takes every runner out of scheduling for a while.
+async fn queue(c: &Ctx, admin: &str) {
+    let r = c.api.send(Call::get("/api/runners").token(admin)).await;
+    let runners = r.json();
+    assert_eq!(r.status, 200, "{runners}");
+    let ids: Vec<String> = runners
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let schedule = |on: bool| {
+        let ids = ids.clone();
+        async move {
+            for id in ids {
+                let call = Call::patch(format!("/api/runners/{id}/scheduling"))
+                    .json(&json!({"unschedulable": !on}));
+                let r = c.api.send(call.token(admin)).await;
+                assert_eq!(r.status, 200, "{}", r.json());
+            }
+        }
+    };
+    schedule(false).await;
+    let (s, v) = c
+        .send(Call::post("/api/sandbox").json(&json!({"queueTimeout": 1})))
+        .await;
+    assert_eq!(
+        (s, v["state"].as_str(), v["runnerId"].is_null()),
+        (200, Some("creating"), true),
+        "{v}"
+    );
+    let gone = v["id"].as_str().unwrap().to_owned();
+    let (s, v) = c
+        .send(Call::post("/api/sandbox").json(&json!({"queueTimeout": 60})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let placed = v["id"].as_str().unwrap().to_owned();
+    // Timed out: destroyed, and still readable with the reason.
+    let v = c.until(&gone, 60, |_, v| v["state"] == "destroyed").await;
+    assert!(
+        at(&v, "queueTimedOutAt") - at(&v, "createdAt")
+            >= time::Duration::seconds(MINUTE_SECS as i64),
+        "{v}"
+    );
+    let (_, v) = c.get(&placed).await;
+    assert_eq!(
+        (v["state"].as_str(), v["runnerId"].is_null()),
+        (Some("creating"), true),
+        "{v}"
+    );
+    // A runner again: the waiting one is placed and starts.
+    schedule(true).await;
+    let v = c.until(&placed, 120, |_, v| v["state"] == "started").await;
+    assert!(
+        ids.contains(&v["runnerId"].as_str().unwrap().to_owned()),
+        "{v}"
+    );
+    assert!(v["queueTimedOutAt"].is_null(), "{v}");
+    assert!(
+        !containers_of(&placed).is_empty(),
+        "no container for {placed}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_interval_rules_fire_on_a_real_runner_and_busy_sandboxes_keep_running() {
     let cove = Cove::start(
@@ -201,5 +299,7 @@ async fn the_interval_rules_fire_on_a_real_runner_and_busy_sandboxes_keep_runnin
         auto_archive(&c),
         auto_delete(&c),
         busy_is_not_idle(&c),
+        ttl(&c),
     );
+    queue(&c, cove.admin_key().expect("fresh table: an admin key")).await;
 }

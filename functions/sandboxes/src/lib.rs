@@ -32,7 +32,6 @@
 
 mod routes;
 mod rules;
-pub mod scheduling;
 pub mod service;
 mod view;
 

@@ -54,7 +54,7 @@ cove_edge::routes! {
         sandbox_create, sandbox_list, sandbox_get, sandbox_delete, sandbox_start, sandbox_stop,
         sandbox_archive, sandbox_backup, sandbox_recover, sandbox_replace_labels, sandbox_set_public,
         sandbox_set_autostop, sandbox_set_autoarchive, sandbox_set_autodelete,
-        sandbox_set_autopause, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_build_logs,
+        sandbox_set_autopause, sandbox_set_ttl, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_build_logs,
         sandbox_update_network_settings, sandbox_network_log, sandbox_last_activity, sandbox_update_state,
         sandbox_signed_preview_url, sandbox_expire_signed_preview_url,
     ]
@@ -333,6 +333,15 @@ async fn sandbox_set_autodelete(s: &State, req: &Request, p: &Params) -> Answer 
     security(("bearer" = [])))]
 async fn sandbox_set_autopause(s: &State, req: &Request, p: &Params) -> Answer {
     interval(s, req, p, IntervalKind::AutoPause).await
+}
+
+#[utoipa::path(post, path = "/api/sandbox/{sandboxIdOrName}/ttl/{ttlMinutes}", tag = "sandbox",
+    params(("sandboxIdOrName" = String, Path), ("ttlMinutes" = i64, Path, description = "minutes from now until the sandbox is destroyed whatever its state, 0 = no TTL")),
+    responses((status = 200, body = Sandbox), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_set_ttl(s: &State, req: &Request, p: &Params) -> Answer {
+    let c = call(s, req).await?;
+    ok(&service::set_ttl(&c, p.get("sandboxIdOrName"), p.get("ttlMinutes")).await?)
 }
 
 #[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}/ports/{port}/preview-url", tag = "sandbox",

@@ -33,6 +33,10 @@ pub struct CreatePlan {
     pub auto_archive_interval: i64,
     pub auto_delete_interval: i64,
     pub auto_pause_interval: i64,
+    /// Minutes until the sandbox is destroyed whatever its state; 0: no TTL.
+    pub ttl_minutes: i64,
+    /// Minutes the create may wait for a runner; `None`: refused at once when there is none.
+    pub queue_timeout: Option<i64>,
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -212,7 +216,25 @@ pub fn plan_create(body: &CreateSandbox, default_snapshot: &str) -> Result<Creat
             )?
         },
         auto_pause_interval: interval("autoPauseInterval", body.auto_pause_interval.unwrap_or(0))?,
+        ttl_minutes: ttl_minutes(body.ttl_minutes.unwrap_or(0))?,
+        queue_timeout: body.queue_timeout.map(queue_timeout).transpose()?,
     })
+}
+
+/// A TTL in minutes: never negative (0 = none).
+pub fn ttl_minutes(v: i64) -> Result<i64, ApiError> {
+    if v < 0 {
+        return Err(bad("ttlMinutes must not be negative"));
+    }
+    Ok(v)
+}
+
+/// A queue timeout in minutes: at least one.
+fn queue_timeout(v: i64) -> Result<i64, ApiError> {
+    if v < 1 {
+        return Err(bad("queueTimeout must be a positive integer"));
+    }
+    Ok(v)
 }
 
 /// The organization's per-sandbox limits (CONTRACT §8.1).

@@ -60,7 +60,7 @@ pub fn sandbox(rec: &SandboxRecord, toolbox_proxy_url: &str) -> Sandbox {
         disk: rec.disk,
         spot: false,
         spot_evicted_at: None,
-        queue_timed_out_at: None,
+        queue_timed_out_at: rec.queue_timed_out_at.clone(),
         gpu_type: None,
         state: rec.state,
         desired_state: rec.desired_state,
@@ -73,8 +73,8 @@ pub fn sandbox(rec: &SandboxRecord, toolbox_proxy_url: &str) -> Sandbox {
         auto_pause_interval: rec.auto_pause_interval,
         auto_archive_interval: rec.auto_archive_interval,
         auto_delete_interval: rec.auto_delete_interval,
-        auto_destroy_at: None,
-        queue_timeout: None,
+        auto_destroy_at: rec.auto_destroy_at.clone(),
+        queue_timeout: rec.queue_timeout,
         volumes: rec
             .volumes
             .iter()

@@ -769,6 +769,124 @@ async fn no_runner_means_no_sandbox() {
 }
 
 #[tokio::test]
+async fn ttl_sets_auto_destroy_at_and_a_queue_timeout_queues_a_create_without_a_runner() {
+    let f = fx().await;
+    let alice = jwt("alice");
+    for (body, message) in [
+        (json!({"ttlMinutes": -1}), "ttlMinutes must not be negative"),
+        (
+            json!({"queueTimeout": 0}),
+            "queueTimeout must be a positive integer",
+        ),
+    ] {
+        let (s, v) = f.create(&alice, body).await;
+        assert_eq!((s, v["message"].as_str()), (400, Some(message)), "{v}");
+    }
+    let before = time::OffsetDateTime::now_utc();
+    let (s, sb) = f.create(&alice, json!({"ttlMinutes": 30})).await;
+    assert_eq!(s, 200, "{sb}");
+    let id = id_of(&sb);
+    let at = |v: &Value| {
+        cove_api_types::time::parse_rfc3339(v["autoDestroyAt"].as_str().expect("autoDestroyAt"))
+            .unwrap()
+    };
+    let ttl = at(&sb) - before;
+    assert!(
+        ttl >= time::Duration::minutes(30) && ttl < time::Duration::minutes(31),
+        "{sb}"
+    );
+    let (s, v) = f
+        .call("POST", &format!("/api/sandbox/{id}/ttl/0"), &alice, None)
+        .await;
+    assert_eq!((s, v["autoDestroyAt"].is_null()), (200, true), "{v}");
+    let (s, v) = f
+        .call("POST", &format!("/api/sandbox/{id}/ttl/2"), &alice, None)
+        .await;
+    let ttl = at(&v) - time::OffsetDateTime::now_utc();
+    assert!(s == 200 && ttl <= time::Duration::minutes(2), "{v}");
+    for bad in ["-1", "soon"] {
+        let (s, _) = f
+            .call(
+                "POST",
+                &format!("/api/sandbox/{id}/ttl/{bad}"),
+                &alice,
+                None,
+            )
+            .await;
+        assert_eq!(s, 400, "ttl {bad}");
+    }
+    let (_, v) = f
+        .call("GET", &format!("/api/sandbox/{id}"), &alice, None)
+        .await;
+    assert_eq!(
+        at(&v),
+        at(&f
+            .call("GET", &format!("/api/sandbox/{id}"), &alice, None)
+            .await
+            .1)
+    );
+
+    // No runner: refused at once without a queue timeout, queued with one.
+    f.env
+        .store
+        .runners()
+        .set_unschedulable(&f.runner.id, true)
+        .await
+        .unwrap();
+    let (s, v) = f.create(&alice, json!({})).await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (400, Some("No available runners"))
+    );
+    let (s, q) = f
+        .create(&alice, json!({"name": "waiting", "queueTimeout": 5}))
+        .await;
+    assert_eq!(s, 200, "{q}");
+    assert_eq!(
+        (
+            q["state"].as_str(),
+            q["runnerId"].is_null(),
+            q["queueTimeout"].as_i64()
+        ),
+        (Some("creating"), true, Some(5)),
+        "{q}"
+    );
+    let rec = f
+        .env
+        .store
+        .sandboxes()
+        .get(&sandbox_id(&id_of(&q)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(rec.is_queued(), "{rec:?}");
+    assert_eq!(
+        f.runner_state(&id_of(&q)).await,
+        "destroyed",
+        "nothing on the runner yet"
+    );
+    let usage = f
+        .env
+        .store
+        .sandboxes()
+        .usage(&f.org_of("alice").await)
+        .await
+        .unwrap();
+    assert_eq!(usage.cpu, 2, "a queued sandbox counts against the quota");
+    // The name is taken while it waits; a delete ends the wait.
+    let (s, _) = f
+        .create(&alice, json!({"name": "waiting", "queueTimeout": 5}))
+        .await;
+    assert_eq!(s, 409);
+    let (s, v) = f.call("DELETE", "/api/sandbox/waiting", &alice, None).await;
+    assert_eq!((s, v["state"].as_str()), (200, Some("destroyed")), "{v}");
+    let (s, _) = f
+        .call("GET", &format!("/api/sandbox/{}", id_of(&q)), &alice, None)
+        .await;
+    assert_eq!(s, 404, "deleted, not timed out: gone");
+}
+
+#[tokio::test]
 async fn an_unreachable_runner_leaves_an_errored_sandbox_that_force_delete_removes() {
     let f = fx().await;
     let alice = jwt("alice");
@@ -1040,6 +1158,11 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
         None,
     ),
     (
+        "POST",
+        "/api/sandbox/{sandboxIdOrName}/ttl/{ttlMinutes}",
+        None,
+    ),
+    (
         "GET",
         "/api/sandbox/{sandboxIdOrName}/ports/{port}/preview-url",
         None,
@@ -1132,6 +1255,7 @@ async fn cross_tenant_requests_leak_nothing() {
                     .replace("{sandboxId}", target)
                     .replace("{isPublic}", "true")
                     .replace("{interval}", "1")
+                    .replace("{ttlMinutes}", "1")
                     .replace("{port}", "3000")
                     .replace("{token}", "anytoken");
                 let body = body.map(|b| serde_json::from_str::<Value>(b).unwrap());

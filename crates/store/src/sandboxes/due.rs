@@ -7,6 +7,9 @@
 //! - stopped (desired `stopped`): `autoDeleteInterval ≥ 0` minutes idle → deleted,
 //!   `autoArchiveInterval` minutes idle → archived, whichever comes first;
 //! - `unknown` (its runner went silent): at once (the sweep asks the runner once it is back);
+//! - queued for a runner (`queueTimeout` on create): at once, every sweep (placed on a runner
+//!   that is available, or destroyed once `queuedUntil` passed);
+//! - a TTL (`autoDestroyAt`): then, whatever the state (the earliest of it and the rest);
 //! - started (desired `started`), not ephemeral: a periodic backup [`BACKUP_INTERVAL_MINUTES`]
 //!   after the last one (or the create), [`BACKUP_RETRY_MINUTES`] after a failed one; a periodic
 //!   backup in progress (any state): [`PUSH_DEADLINE`] after it began, and again until it ends.
@@ -53,6 +56,10 @@ pub enum DueAction {
     Recover,
     /// A periodic backup: begin one, or ask the runner how the one in progress went.
     Backup,
+    /// Its TTL (`autoDestroyAt`) passed: deleted, whatever its state.
+    Ttl,
+    /// Queued for a runner: place it, or destroy it once its queue timeout passed.
+    Place,
 }
 
 /// The next thing due for `rec` and when, one lifecycle minute lasting `minute`; `None`: nothing
@@ -69,13 +76,32 @@ pub fn next_due(rec: &SandboxRecord, minute: Duration) -> Option<(OffsetDateTime
         let since = parse_rfc3339(&rec.updated_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         return Some((since, DueAction::Recover));
     }
+    if rec.is_queued() {
+        let since = parse_rfc3339(&rec.created_at).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        return Some((since, DueAction::Place));
+    }
     if rec.pending {
         return None;
     }
+    let ttl = rec.auto_destroy_at.as_deref().map(|s| {
+        (
+            parse_rfc3339(s).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            DueAction::Ttl,
+        )
+    });
     let periodic = periodic_backup(rec, minute);
     if let Some(asked) = periodic.filter(|_| rec.backup_started_at.is_some()) {
-        return Some(asked);
+        return earliest(ttl, Some(asked));
     }
+    earliest(ttl, interval_rule(rec, minute, periodic))
+}
+
+/// What the interval rules (and the periodic backup, `periodic`) have due for `rec`.
+fn interval_rule(
+    rec: &SandboxRecord,
+    minute: Duration,
+    periodic: Option<(OffsetDateTime, DueAction)>,
+) -> Option<(OffsetDateTime, DueAction)> {
     let idle = idle_since(rec);
     // An interval too long to reach is never due.
     let after = |mins: i64| {
@@ -103,6 +129,16 @@ pub fn next_due(rec: &SandboxRecord, minute: Duration) -> Option<(OffsetDateTime
         }
         _ => None,
     }
+}
+
+/// When a TTL of `minutes` set at `now` destroys a sandbox, one lifecycle minute lasting
+/// `minute`; `None`: no TTL (0), or one too long to reach.
+pub fn ttl_deadline(now: OffsetDateTime, minutes: i64, minute: Duration) -> Option<String> {
+    if minutes <= 0 {
+        return None;
+    }
+    let span = minute.checked_mul(i32::try_from(minutes).ok()?)?;
+    now.checked_add(span).map(format_rfc3339)
 }
 
 /// The earlier of two due times (the first on a tie).
@@ -285,6 +321,42 @@ mod tests {
         ephemeral.auto_stop_interval = 0;
         ephemeral.auto_delete_interval = 0;
         assert_eq!(next_due(&ephemeral, m), None, "ephemeral: no backups");
+    }
+
+    #[test]
+    fn a_ttl_destroys_in_any_state_and_a_queued_sandbox_is_due_at_once() {
+        let m = Duration::MINUTE;
+        let mut started = rec(SandboxState::Started);
+        started.auto_destroy_at = ttl_deadline(at(0), 5, m);
+        assert_eq!(next_due(&started, m), Some((at(5), DueAction::Ttl)));
+        started.auto_destroy_at = ttl_deadline(at(0), 500, m);
+        assert_eq!(
+            next_due(&started, m),
+            Some((at(15), DueAction::AutoStop)),
+            "the earliest of the TTL and the rules"
+        );
+        for state in [
+            SandboxState::Archived,
+            SandboxState::Error,
+            SandboxState::BuildFailed,
+            SandboxState::Stopped,
+        ] {
+            let mut r = rec(state);
+            r.auto_destroy_at = ttl_deadline(at(0), 3, m);
+            assert_eq!(next_due(&r, m), Some((at(3), DueAction::Ttl)), "{state:?}");
+        }
+        assert_eq!(ttl_deadline(at(0), 0, m), None, "0 = no TTL");
+        assert_eq!(ttl_deadline(at(0), i64::MAX, m), None, "out of reach");
+        let mut queued = rec(SandboxState::Creating);
+        queued.runner_id = None;
+        queued.queued_until = Some(format_rfc3339(at(10)));
+        assert_eq!(next_due(&queued, m), Some((at(0), DueAction::Place)));
+        queued.runner_id = Some(RunnerId::new_random());
+        assert_eq!(
+            next_due(&queued, m),
+            None,
+            "placed: its create's transition follows"
+        );
     }
 
     #[test]

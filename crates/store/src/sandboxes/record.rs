@@ -215,6 +215,21 @@ pub struct SandboxRecord {
     /// again); counts as activity.
     #[serde(default)]
     pub last_busy_at: Option<String>,
+    /// When the sandbox is destroyed whatever its state (`ttlMinutes` on create, or
+    /// `POST /sandbox/{id}/ttl/{ttlMinutes}`); `None`: no TTL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_destroy_at: Option<String>,
+    /// Minutes a create may wait for a runner (`queueTimeout`); without it a create that finds
+    /// no runner is refused at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_timeout: Option<i64>,
+    /// While the sandbox waits for a runner (queued, no runner yet): when it stops waiting. The
+    /// lifecycle sweep places it as soon as a runner is available, or destroys it then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_until: Option<String>,
+    /// When the sandbox was destroyed because no runner took it within `queueTimeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_timed_out_at: Option<String>,
     /// Optimistic concurrency; 0 before the first write.
     pub version: u64,
 }
@@ -276,6 +291,10 @@ impl SandboxRecord {
             last_activity_at: now.to_owned(),
             busy: false,
             last_busy_at: None,
+            auto_destroy_at: None,
+            queue_timeout: None,
+            queued_until: None,
+            queue_timed_out_at: None,
             version: 0,
         }
     }
@@ -292,6 +311,11 @@ impl SandboxRecord {
 
     pub fn is_destroyed(&self) -> bool {
         self.state == SandboxState::Destroyed
+    }
+
+    /// Waiting in the queue for a runner (see [`Self::queued_until`]).
+    pub fn is_queued(&self) -> bool {
+        self.queued_until.is_some() && self.runner_id.is_none() && !self.is_destroyed()
     }
 
     /// Its last backup is complete and in a registry (not the `cove-backup/` images a runner

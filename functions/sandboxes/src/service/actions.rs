@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::{Call, find, now, perform, quota, random_failure, runner_of, transition_err};
 use crate::rules::{self, StartKind};
-use crate::scheduling::pick_runner;
+use cove_store::scheduling::pick_runner;
 
 fn prepare(
     rec: &SandboxRecord,

@@ -10,13 +10,14 @@ use cove_api_types::snapshots::SnapshotState;
 use cove_edge::store_error::IntoApi;
 use cove_edge::{Action, authorize};
 use cove_store::runners::RunnerRecord;
+use cove_store::sandboxes::due::ttl_deadline;
 use cove_store::sandboxes::{SandboxAction, SandboxRecord, Transition, generate_auth_token};
 use cove_transition::{REQUEST_BOUNDS, Settled};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::{Call, now, quota, random_failure, transition_err};
 use crate::rules;
-use crate::scheduling::pick_runner;
+use cove_store::scheduling::pick_runner;
 
 /// Which snapshots a sandbox may be created from: the default snapshot, and every snapshot the
 /// organization sees (its own, by id or name, then the general ones), which must be `active`.
@@ -74,16 +75,21 @@ async fn touch_snapshot(call: &Call<'_>, id: Option<SnapshotId>) {
     }
 }
 
-/// The row of a new sandbox of `plan`, placed on `runner`, its create begun (generation 1).
+/// The row of a new sandbox of `plan`, placed on `runner`, its create begun (generation 1); with
+/// no runner, queued until `queueTimeout` lifecycle minutes of `minute` from now.
 fn new_record(
     org: &OrganizationId,
     plan: rules::CreatePlan,
-    runner: &RunnerRecord,
+    runner: Option<&RunnerRecord>,
+    minute: Duration,
 ) -> Result<SandboxRecord, ApiError> {
     let id = SandboxId::new_random();
     let name = plan.name.unwrap_or_else(|| id.to_string());
-    let at = now();
+    let now_t = OffsetDateTime::now_utc();
+    let at = cove_api_types::time::format_rfc3339(now_t);
     let mut rec = SandboxRecord::new(id, org.clone(), name, &plan.snapshot, &at);
+    rec.auto_destroy_at = ttl_deadline(now_t, plan.ttl_minutes, minute);
+    rec.queue_timeout = plan.queue_timeout;
     rec.user = plan.user;
     rec.env = plan.env;
     rec.labels = plan.labels;
@@ -105,12 +111,22 @@ fn new_record(
     rec.auto_pause_interval = plan.auto_pause_interval;
     rec.state = SandboxState::Creating;
     rec.desired_state = SandboxDesiredState::Started;
-    rec.pending = true;
-    rec.runner_id = Some(runner.id.clone());
     rec.container_image = Some(plan.snapshot);
     rec.auth_token = generate_auth_token().map_err(random_failure)?;
-    rec.generation = 1;
-    rec.transition = Some(Transition::begin(SandboxAction::Create, 1, &at, false));
+    match (runner, plan.queue_timeout) {
+        (Some(runner), _) => {
+            rec.pending = true;
+            rec.runner_id = Some(runner.id.clone());
+            rec.generation = 1;
+            rec.transition = Some(Transition::begin(SandboxAction::Create, 1, &at, false));
+        }
+        (None, Some(mins)) => {
+            let until = ttl_deadline(now_t, mins, minute)
+                .ok_or_else(|| ApiError::bad_request("queueTimeout is too long"))?;
+            rec.queued_until = Some(until);
+        }
+        (None, None) => return Err(ApiError::bad_request("No available runners")),
+    }
     Ok(rec)
 }
 
@@ -128,17 +144,20 @@ pub async fn create(call: &Call<'_>, body: CreateSandbox) -> Result<Sandbox, Api
         &plan.snapshot,
         &plan.target,
         OffsetDateTime::now_utc(),
-    )
-    .ok_or_else(|| ApiError::bad_request("No available runners"))?;
+    );
 
-    let mut rec = new_record(call.org(), plan, runner)?;
+    let mut rec = new_record(call.org(), plan, runner, env.store.lifecycle_minute())?;
     rec.volumes = mounts;
     let rec = cove_transition::begin_create(&env.store, &rec, &quota)
         .await
         .map_err(|e| transition_err(&rec.name, e))?;
-    tracing::info!(sandbox = %rec.id, org = %rec.org_id, runner = %runner.id, "sandbox created");
+    tracing::info!(sandbox = %rec.id, org = %rec.org_id, runner = ?runner.map(|r| &r.id), queued_until = ?rec.queued_until, "sandbox created");
     touch_snapshot(call, snapshot_id).await;
     super::volumes::touch(call, &rec.volumes).await;
+    if rec.is_queued() {
+        // Placed by the lifecycle sweep as soon as a runner is available (SDK: it polls).
+        return Ok(call.view(&rec));
+    }
     let settled = cove_transition::run_with(
         &env.store,
         &rec,

@@ -23,7 +23,7 @@ pub use create::create;
 pub use preview::{expire_signed_preview_url, signed_preview_url};
 pub use queries::{
     IntervalKind, ListQuery, build_logs, get, last_activity, list, preview_url, set_interval,
-    set_labels, set_public, toolbox_proxy_url,
+    set_labels, set_public, set_ttl, toolbox_proxy_url,
 };
 pub use reports::report_state;
 

@@ -10,6 +10,7 @@ use cove_api_types::sandbox::{
 };
 use cove_edge::store_error::IntoApi;
 use cove_edge::{Action, authorize};
+use cove_store::sandboxes::due::ttl_deadline;
 use cove_store::sandboxes::{QuotaCheck, SandboxRecord};
 use cove_store::{Conflict, Cursor, StoreError};
 use time::OffsetDateTime;
@@ -101,8 +102,35 @@ pub async fn list(call: &Call<'_>, q: ListQuery) -> Result<ListSandboxesResponse
     })
 }
 
+/// How long a sandbox destroyed by its queue timeout stays readable by id (as Daytona's).
+const QUEUE_TIMED_OUT_READABLE: time::Duration = time::Duration::hours(24);
+
 pub async fn get(call: &Call<'_>, id_or_name: &str) -> Result<Sandbox, ApiError> {
-    Ok(call.view(&find(call, id_or_name).await?))
+    match find(call, id_or_name).await {
+        Ok(rec) => Ok(call.view(&rec)),
+        Err(e) => match queue_timed_out(call, id_or_name).await? {
+            Some(rec) => Ok(call.view(&rec)),
+            None => Err(e),
+        },
+    }
+}
+
+/// The caller's sandbox `id` if a queue timeout destroyed it less than a day ago (the SDK, which
+/// polls a queued create, tells its user why it is gone).
+async fn queue_timed_out(call: &Call<'_>, id: &str) -> Result<Option<SandboxRecord>, ApiError> {
+    let Ok(id) = cove_api_types::ids::SandboxId::parse(id) else {
+        return Ok(None);
+    };
+    let rec = call.env.store.sandboxes().get(&id).await.api()?;
+    let now_t = OffsetDateTime::now_utc();
+    Ok(rec.filter(|r| {
+        r.org_id == *call.org()
+            && r.is_destroyed()
+            && r.queue_timed_out_at
+                .as_deref()
+                .and_then(cove_api_types::time::parse_rfc3339)
+                .is_some_and(|t| now_t - t < QUEUE_TIMED_OUT_READABLE)
+    }))
 }
 
 pub async fn set_labels(
@@ -170,6 +198,22 @@ pub async fn set_interval(
         IntervalKind::AutoArchive => r.auto_archive_interval = v,
         IntervalKind::AutoDelete => r.auto_delete_interval = v,
         IntervalKind::AutoPause => r.auto_pause_interval = v,
+    })
+    .await?;
+    Ok(call.view(&rec))
+}
+
+/// `POST /sandbox/{id}/ttl/{ttlMinutes}`: destroyed that many minutes from now whatever its
+/// state; 0 removes the TTL.
+pub async fn set_ttl(call: &Call<'_>, id_or_name: &str, raw: &str) -> Result<Sandbox, ApiError> {
+    let v: i64 = raw
+        .parse()
+        .map_err(|_| ApiError::bad_request("ttlMinutes must be an integer"))?;
+    let v = rules::ttl_minutes(v)?;
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let minute = call.env.store.lifecycle_minute();
+    let rec = modify(call, id_or_name, |r| {
+        r.auto_destroy_at = ttl_deadline(OffsetDateTime::now_utc(), v, minute);
     })
     .await?;
     Ok(call.view(&rec))

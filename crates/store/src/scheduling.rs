@@ -1,7 +1,7 @@
 //! Scheduling: which runner gets a new (or restored) sandbox. Pure policy over the runner records
 //! the store lists; no I/O here.
 
-use cove_store::runners::RunnerRecord;
+use crate::runners::RunnerRecord;
 use time::OffsetDateTime;
 
 /// Picks a runner for a sandbox of `snapshot` in `region`: ready and schedulable runners of the
@@ -40,8 +40,8 @@ pub fn pick_runner<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runners::DEFAULT_REGION;
     use cove_api_types::runner::RunnerState;
-    use cove_store::runners::DEFAULT_REGION;
 
     fn at(s: &str) -> OffsetDateTime {
         cove_api_types::time::parse_rfc3339(s).unwrap()
