@@ -103,6 +103,16 @@ impl Fx {
         self.env.store.orgs().update(&rec).await.unwrap();
     }
 
+    /// Takes the fixture's only runner out of scheduling: creates find no runner.
+    async fn no_runner(&self) {
+        self.env
+            .store
+            .runners()
+            .set_unschedulable(&self.runner.id, true)
+            .await
+            .unwrap();
+    }
+
     /// The state the agent reports (`destroyed` when it does not know the sandbox).
     async fn runner_state(&self, id: &str) -> String {
         match self.agent.client().get_sandbox(id).await {
@@ -747,12 +757,7 @@ async fn bad_input_gets_the_right_4xx() {
 async fn no_runner_means_no_sandbox() {
     let f = fx().await;
     let alice = jwt("alice");
-    f.env
-        .store
-        .runners()
-        .set_unschedulable(&f.runner.id, true)
-        .await
-        .unwrap();
+    f.no_runner().await;
     let (s, v) = f.create(&alice, json!({})).await;
     assert_eq!(
         (s, v["message"].as_str()),
@@ -827,12 +832,7 @@ async fn ttl_sets_auto_destroy_at_and_a_queue_timeout_queues_a_create_without_a_
     );
 
     // No runner: refused at once without a queue timeout, queued with one.
-    f.env
-        .store
-        .runners()
-        .set_unschedulable(&f.runner.id, true)
-        .await
-        .unwrap();
+    f.no_runner().await;
     let (s, v) = f.create(&alice, json!({})).await;
     assert_eq!(
         (s, v["message"].as_str()),
@@ -890,12 +890,7 @@ async fn ttl_sets_auto_destroy_at_and_a_queue_timeout_queues_a_create_without_a_
 async fn an_unreachable_runner_leaves_an_errored_sandbox_that_force_delete_removes() {
     let f = fx().await;
     let alice = jwt("alice");
-    f.env
-        .store
-        .runners()
-        .set_unschedulable(&f.runner.id, true)
-        .await
-        .unwrap();
+    f.no_runner().await;
     // A runner whose agent does not listen.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
