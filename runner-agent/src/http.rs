@@ -65,7 +65,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 }
 
 /// Constant-time comparison of the presented token.
-fn token_ok(presented: &[u8], expected: &[u8]) -> bool {
+pub(crate) fn token_ok(presented: &[u8], expected: &[u8]) -> bool {
     if presented.len() != expected.len() {
         return false;
     }

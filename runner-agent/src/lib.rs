@@ -15,6 +15,7 @@ pub mod egress;
 pub mod error;
 pub mod heartbeat;
 pub mod http;
+pub mod lend;
 pub mod network;
 pub mod pool;
 pub mod reconciler;
@@ -168,6 +169,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     rec.recover().await.map_err(RunError::Startup)?;
     let refill = (!rec.pool().targets().is_empty()).then(|| tokio::spawn(pool::run(rec.clone())));
     spawn_control_plane_tasks(&rec);
+    lend::spawn(&rec);
     let app = http::router(rec.clone());
     let shutdown = shutdown_signal();
     println!("cove-runner listening on http://{addr}");

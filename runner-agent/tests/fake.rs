@@ -562,3 +562,71 @@ async fn logs_are_plain_text() {
     assert!(log.contains("request refused"), "{log}");
     assert!(!log.contains('\u{1b}'), "raw escape in the log: {log:?}");
 }
+
+/// One HTTP/1.1 exchange on a lent daemon connection: the raw answer.
+async fn raw_exchange(stream: &mut tokio::net::UnixStream, req: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .expect("the daemon answers")
+        .expect("read");
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The lending socket (`<data-dir>/lend.sock`) hands a local proxy a verified connection to a
+/// started sandbox's daemon, and refuses exactly as the toolbox API would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lends_daemon_connections_to_a_local_proxy() {
+    use cove_lend::LendError;
+    use std::os::unix::fs::PermissionsExt;
+    let agent = Agent::start_fake(&[]);
+    let socket = agent.data_dir.join(cove_lend::SOCKET_NAME);
+    let mode = std::fs::metadata(&socket).expect("lend.sock").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "owner only");
+    cove_lend::hello(&socket, TOKEN).await.expect("hello");
+    let refused = |r: Result<_, LendError>| match r {
+        Err(LendError::Refused(r)) => (r.status, r.code),
+        Err(e) => panic!("expected a refusal, got {e}"),
+        Ok(_) => panic!("expected a refusal, got a connection"),
+    };
+    assert_eq!(
+        refused(cove_lend::hello(&socket, "another-runner").await.map(|_| ())),
+        (401, "UNAUTHORIZED".into())
+    );
+    assert_eq!(
+        refused(cove_lend::borrow(&socket, TOKEN, "no-such-sandbox").await.map(drop)),
+        (404, "SANDBOX_NOT_FOUND".into())
+    );
+
+    let id = sid("lend");
+    agent
+        .client
+        .put_sandbox(&id, &spec(1, DesiredState::Started))
+        .await
+        .expect("create");
+    // Someone else's token gets nothing, even for a sandbox that exists.
+    assert_eq!(
+        refused(cove_lend::borrow(&socket, "another-runner", &id).await.map(drop)),
+        (401, "UNAUTHORIZED".into())
+    );
+    let mut lent = cove_lend::borrow(&socket, TOKEN, &id).await.expect("lent");
+    let answer = raw_exchange(
+        &mut lent,
+        "GET /version HTTP/1.1\r\nHost: toolbox\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"version\""), "{answer}");
+
+    agent
+        .client
+        .put_sandbox(&id, &spec(2, DesiredState::Stopped))
+        .await
+        .expect("stop");
+    assert_eq!(
+        refused(cove_lend::borrow(&socket, TOKEN, &id).await.map(drop)),
+        (409, "SANDBOX_NOT_STARTED".into())
+    );
+}

@@ -90,6 +90,8 @@ struct Setup {
     http: reqwest::Client,
     key: String,
     proxy: String,
+    /// A second `cove-proxy`, without the lending socket: previews through the agent's API.
+    proxy_via_agent: String,
     runner_url: String,
     runner_token: String,
     id: String,
@@ -125,9 +127,17 @@ impl Setup {
     }
 
     async fn get_proxy(&self) -> bool {
+        self.get_through(&self.proxy).await
+    }
+
+    async fn get_proxy_via_agent(&self) -> bool {
+        self.get_through(&self.proxy_via_agent).await
+    }
+
+    async fn get_through(&self, proxy: &str) -> bool {
         let rb = self
             .http
-            .get(format!("{}/small.txt", self.proxy))
+            .get(format!("{proxy}/small.txt"))
             .header("host", self.preview_host(HTTP_PORT))
             .header("x-daytona-preview-token", &self.preview_token)
             .header("x-daytona-skip-last-activity-update", "true");
@@ -242,16 +252,24 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// `cove-proxy` against `api`, on a free port; waits for its `/health`.
-async fn start_proxy(api: &str, token: &str) -> anyhow::Result<(Child, String)> {
+async fn start_proxy(
+    api: &str,
+    token: &str,
+    runner_socket: Option<&std::path::Path>,
+) -> anyhow::Result<(Child, String)> {
     let bin = std::env::var_os("COVE_PROXY_BIN").map_or_else(
         || cove_testkit::bins::target_dir().join("release/cove-proxy"),
         Into::into,
     );
     let port = free_port()?;
-    let child = Command::new(&bin)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
+    let mut cmd = Command::new(&bin);
+    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--api-url", api.trim_end_matches("/api")])
-        .args(["--api-token", token, "--domain", DOMAIN])
+        .args(["--api-token", token, "--domain", DOMAIN]);
+    if let Some(socket) = runner_socket {
+        cmd.arg("--runner-socket").arg(socket);
+    }
+    let child = cmd
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -356,7 +374,7 @@ async fn wait_until<F: AsyncFn() -> bool>(what: &str, f: F) -> anyhow::Result<()
 async fn prepare(
     http: reqwest::Client,
     cove: &Cove,
-    proxy: String,
+    [proxy, proxy_via_agent]: [String; 2],
     token: &str,
     data_dir: &std::path::Path,
 ) -> anyhow::Result<Setup> {
@@ -394,6 +412,7 @@ async fn prepare(
         http,
         key,
         proxy,
+        proxy_via_agent,
         id,
     };
     let www = format!(
@@ -403,6 +422,7 @@ async fn prepare(
     let ws = format!("cat > /tmp/ws_echo.py <<'EOF'\n{WS_SERVER}\nEOF\npython3 /tmp/ws_echo.py");
     start_server(&s, "ws", &ws).await?;
     wait_until("the preview", async || s.get_proxy().await).await?;
+    wait_until("the preview via the agent", async || s.get_proxy_via_agent().await).await?;
     Ok(s)
 }
 
@@ -501,6 +521,7 @@ async fn measure(s: &Setup, secs: u64) {
     let direct = run(|s| Box::pin(async move { s.get_direct().await })).await;
     let via_daemon = run(|s| Box::pin(async move { s.get_daemon().await })).await;
     let via_agent = run(|s| Box::pin(async move { s.get_agent().await })).await;
+    let preview_via_agent = run(|s| Box::pin(async move { s.get_proxy_via_agent().await })).await;
     let preview = run(|s| Box::pin(async move { s.get_proxy().await })).await;
     println!("| path (1 client, keep-alive) | n | p50 ms | p99 ms | errors |");
     println!("|---|---|---|---|---|");
@@ -529,12 +550,23 @@ async fn measure(s: &Setup, secs: u64) {
     );
     println!(
         "{}",
-        row("GET small file through cove-proxy (preview URL)", &preview)
+        row(
+            "GET small file through cove-proxy without the lending socket (proxy → agent → daemon → port)",
+            &preview_via_agent
+        )
     );
     println!(
-        "exec: proxy/agent p50 = {:.2}x (goal <= 1.3x, p50 <= 2 ms); preview GET: proxy/direct p50 = {:.2}x (goal <= 1.5x)",
+        "{}",
+        row(
+            "GET small file through cove-proxy (preview URL; proxy → lent daemon connection → port)",
+            &preview
+        )
+    );
+    println!(
+        "exec: proxy/agent p50 = {:.2}x (goal <= 1.3x, p50 <= 2 ms); preview GET: proxy/direct p50 = {:.2}x (goal <= 1.5x; {:.2}x without the lending socket)",
         proxied.p50 / agent.p50.max(1e-9),
-        preview.p50 / direct.p50.max(1e-9)
+        preview.p50 / direct.p50.max(1e-9),
+        preview_via_agent.p50 / direct.p50.max(1e-9)
     );
 }
 
@@ -558,18 +590,24 @@ async fn main() -> anyhow::Result<()> {
             .ready_timeout(Duration::from_secs(600)),
     )
     .await?;
-    let (mut proxy, proxy_url) = start_proxy(cove.api_url(), &token).await?;
+    // As `cove up` runs it: with the local agent's lending socket; and once more without it
+    // (every preview through the agent's API), to show what the lent connections save.
+    let lend_socket = dir.path().join("cove/runner").join(cove_lend::SOCKET_NAME);
+    let (mut proxy, proxy_url) = start_proxy(cove.api_url(), &token, Some(&lend_socket)).await?;
+    let (mut via_agent, via_agent_url) = start_proxy(cove.api_url(), &token, None).await?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
     let result = async {
-        let s = prepare(http, &cove, proxy_url, &token, dir.path()).await?;
+        let s = prepare(http, &cove, [proxy_url, via_agent_url], &token, dir.path()).await?;
         measure(&s, secs).await;
         websockets(&s, proxy.id(), n_ws).await
     }
     .await;
-    let _ = proxy.kill();
-    let _ = proxy.wait();
+    for p in [&mut proxy, &mut via_agent] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
     if let Err(e) = tokio::task::spawn_blocking(move || cove.terminate()).await? {
         eprintln!("stopping cove: {e}");
     }

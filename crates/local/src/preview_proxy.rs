@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use cove_proxy::config::Config;
@@ -92,8 +93,9 @@ impl LocalProxy {
         ]
     }
 
-    /// Serves until the task is aborted; the control plane is at `api`.
-    pub fn spawn(self, api: SocketAddr) -> tokio::task::JoinHandle<()> {
+    /// Serves until the task is aborted; the control plane is at `api`, the local runner
+    /// agent's lending socket at `runner_socket` (its previews then skip the agent's HTTP hop).
+    pub fn spawn(self, api: SocketAddr, runner_socket: PathBuf) -> tokio::task::JoinHandle<()> {
         let ttl = std::time::Duration::from_millis(self.args.proxy_auth_ttl_ms);
         let cfg = Config {
             api_url: format!("http://{api}"),
@@ -108,6 +110,7 @@ impl LocalProxy {
             deny_ttl: ttl.min(std::time::Duration::from_secs(2)),
             runner_ttl: std::time::Duration::from_secs(120),
             activity_interval: std::time::Duration::from_secs(30),
+            runner_socket: Some(runner_socket),
         };
         tracing::info!(addr = %self.addr, domain = %cfg.domain, "preview proxy serving");
         let proxy = cove_proxy::Proxy::new(cfg);

@@ -49,7 +49,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     lines.extend((backends.ca_cert.as_ref()).map(|p| format!("COVE_CA_CERT={}", p.display())));
 
     lines.extend(proxy.as_ref().map(|p| p.lines()).unwrap_or_default());
-    let proxy_task = proxy.map(|p| p.spawn(shown));
+    let lend_socket = runner_supervisor::data_dir(&data_dir).join(cove_lend::SOCKET_NAME);
+    let proxy_task = proxy.map(|p| p.spawn(shown, lend_socket));
     let sweeper = start_sweeper(&args, &manifest, &app);
     let limits = args.server_limits();
     let server = tokio::spawn(server::serve(
@@ -184,7 +185,7 @@ async fn start_runner(
     }
     let settings = RunnerSettings {
         bin: runner_supervisor::find_runner_bin(args.runner.runner_bin.clone())?,
-        data_dir: data_dir.join("runner"),
+        data_dir: runner_supervisor::data_dir(data_dir),
         control_plane_url: format!("http://{shown}"),
         default_snapshot: args.runner.default_snapshot.clone(),
         warm_pool: args.runner.runner_warm_pool,

@@ -1,6 +1,7 @@
 //! The proxy's settings (flags, or `COVE_PROXY_*` environment variables).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// `cove-proxy` flags.
@@ -43,6 +44,10 @@ pub struct Args {
     /// Least seconds between two activity records of one sandbox.
     #[arg(long, env = "COVE_PROXY_ACTIVITY_SECS", default_value_t = 30)]
     pub activity_secs: u64,
+    /// The lending socket of the runner agent on this host (`<agent data dir>/lend.sock`):
+    /// previews of its sandboxes then go straight to their daemons (one hop less).
+    #[arg(long, env = "COVE_PROXY_RUNNER_SOCKET")]
+    pub runner_socket: Option<PathBuf>,
 }
 
 /// The parsed settings the proxy runs with.
@@ -57,6 +62,7 @@ pub struct Config {
     pub deny_ttl: Duration,
     pub runner_ttl: Duration,
     pub activity_interval: Duration,
+    pub runner_socket: Option<PathBuf>,
 }
 
 impl Config {
@@ -72,6 +78,7 @@ impl Config {
             deny_ttl: Duration::from_millis(a.deny_ttl_ms),
             runner_ttl: Duration::from_secs(a.runner_ttl_secs),
             activity_interval: Duration::from_secs(a.activity_secs),
+            runner_socket: a.runner_socket.clone(),
         }
     }
 }

@@ -53,7 +53,22 @@ fn strip_auth_cookies(h: &mut HeaderMap) {
     }
 }
 
+#[cfg(test)]
 fn outgoing_headers(h: &mut HeaderMap, runner: &RunnerTarget, host: &str, upgrade: bool) {
+    hop_headers(h, host, upgrade);
+    runner_auth(h, runner);
+}
+
+/// The runner's token, as the runner agent's API takes it.
+fn runner_auth(h: &mut HeaderMap, runner: &RunnerTarget) {
+    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", runner.token)) {
+        h.insert(HeaderName::from_static("x-daytona-authorization"), v);
+    }
+}
+
+/// The request's headers for the next hop: no hop-by-hop headers, no credentials meant for the
+/// proxy, no Host (the hop sets its own), the client's Host as `X-Forwarded-Host`.
+pub(crate) fn hop_headers(h: &mut HeaderMap, host: &str, upgrade: bool) {
     for name in HOP_BY_HOP.iter().chain(PRIVATE.iter()) {
         h.remove(*name);
     }
@@ -63,9 +78,6 @@ fn outgoing_headers(h: &mut HeaderMap, runner: &RunnerTarget, host: &str, upgrad
     }
     strip_auth_cookies(h);
     h.remove(header::HOST);
-    if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", runner.token)) {
-        h.insert(HeaderName::from_static("x-daytona-authorization"), v);
-    }
     if let Ok(v) = HeaderValue::from_str(host) {
         h.insert(HeaderName::from_static("x-forwarded-host"), v);
     }
@@ -78,25 +90,85 @@ pub enum Failure {
     Other(ProxyError),
 }
 
+/// A request taken apart for the next hop: its parts (URI `path_and_query`, HTTP/1.1, headers
+/// of [`hop_headers`]), its body, the client's HTTP version and, for an upgrade, the client's
+/// side of it.
+pub(crate) struct Outgoing {
+    pub parts: http::request::Parts,
+    pub body: Incoming,
+    pub client_version: Version,
+    pub client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    pub upgrade: bool,
+}
+
+pub(crate) fn outgoing(
+    uri: &str,
+    host: &str,
+    mut req: Request<Incoming>,
+) -> Result<Outgoing, ProxyError> {
+    let upgrade = is_upgrade(req.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let client_version = parts.version;
+    parts.uri = uri
+        .parse()
+        .map_err(|_| ProxyError::BadRequest("Invalid request path".into()))?;
+    parts.version = Version::HTTP_11;
+    hop_headers(&mut parts.headers, host, upgrade);
+    Ok(Outgoing {
+        parts,
+        body,
+        client_version,
+        client_upgrade,
+        upgrade,
+    })
+}
+
+/// The hop's answer for the client: a `101` becomes a byte relay between the two upgraded
+/// connections; any other answer streams back without hop-by-hop headers, in the client's
+/// HTTP version (the version is about one hop).
+pub(crate) fn answer(
+    mut resp: Response<Incoming>,
+    client_version: Version,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<Body> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(client_side) = client_upgrade
+    {
+        let hop_side = hyper::upgrade::on(&mut resp);
+        tokio::spawn(async move {
+            let (Ok(up), Ok(down)) = (hop_side.await, client_side.await) else {
+                return;
+            };
+            let (mut up, mut down) = (TokioIo::new(up), TokioIo::new(down));
+            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+        });
+        let (parts, _) = resp.into_parts();
+        return Response::from_parts(parts, crate::empty());
+    }
+    let (mut parts, body) = resp.into_parts();
+    for name in HOP_BY_HOP {
+        parts.headers.remove(name);
+    }
+    parts.headers.remove(header::CONNECTION);
+    parts.version = client_version;
+    Response::from_parts(parts, body.map_err(Into::into).boxed())
+}
+
 /// Forwards `req` to `{runner.url}{path_and_query}`.
 pub async fn forward(
     client: &Client,
     runner: &RunnerTarget,
     path_and_query: &str,
     host: &str,
-    mut req: Request<Incoming>,
+    req: Request<Incoming>,
 ) -> Result<Response<Body>, Failure> {
-    let upgrade = is_upgrade(req.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let (mut parts, body) = req.into_parts();
-    let req_version = parts.version;
-    parts.uri = format!("{}{path_and_query}", runner.url)
-        .parse()
-        .map_err(|_| Failure::Other(ProxyError::BadRequest("Invalid request path".into())))?;
-    parts.version = Version::HTTP_11;
-    outgoing_headers(&mut parts.headers, runner, host, upgrade);
-    let body: Body = body.map_err(Into::into).boxed();
-    let mut resp = client
+    let out = outgoing(&format!("{}{path_and_query}", runner.url), host, req)
+        .map_err(Failure::Other)?;
+    let mut parts = out.parts;
+    runner_auth(&mut parts.headers, runner);
+    let body: Body = out.body.map_err(Into::into).boxed();
+    let resp = client
         .request(Request::from_parts(parts, body))
         .await
         .map_err(|e| {
@@ -105,31 +177,7 @@ pub async fn forward(
                 "The sandbox's runner did not answer".into(),
             ))
         })?;
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
-        && let Some(client_side) = client_upgrade
-    {
-        let runner_side = hyper::upgrade::on(&mut resp);
-        tokio::spawn(async move {
-            let (Ok(up), Ok(down)) = (runner_side.await, client_side.await) else {
-                return;
-            };
-            let (mut up, mut down) = (TokioIo::new(up), TokioIo::new(down));
-            let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-        });
-        let (parts, _) = resp.into_parts();
-        return Ok(Response::from_parts(parts, crate::empty()));
-    }
-    let (mut parts, body) = resp.into_parts();
-    for name in HOP_BY_HOP {
-        parts.headers.remove(name);
-    }
-    parts.headers.remove(header::CONNECTION);
-    // The version is about one hop: the client's connection stays what the client speaks.
-    parts.version = req_version;
-    Ok(Response::from_parts(
-        parts,
-        body.map_err(Into::into).boxed(),
-    ))
+    Ok(answer(resp, out.client_version, out.client_upgrade))
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //!   admitted ([`auth`]), then sent to the sandbox's runner agent as
 //!   `{runner}/sandboxes/{id}/toolbox/proxy/{port}{path}`; the agent hands it to the sandbox's
 //!   daemon, which dials `127.0.0.1:{port}` inside the sandbox (so previews work with the
-//!   sandbox's network blocked). Bodies stream both ways, websockets are relayed.
+//!   sandbox's network blocked). Bodies stream both ways, websockets are relayed. When the
+//!   runner is the agent of this host (`--runner-socket`), the request goes straight to the
+//!   daemon over a connection the agent lends ([`local`]).
 //! * **Toolbox**: `/toolbox/{sandboxId}/{path}` on any other host is the toolbox API (the
 //!   `toolbox` component's checks, asked of `/api/preview/{id}/toolbox-access` and cached) sent
 //!   to `{runner}/sandboxes/{id}/toolbox/{path}`, websockets included (session logs `follow`).
@@ -26,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 pub mod host;
+pub mod local;
 pub mod server;
 pub mod toolbox;
 

@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::{HOP_ERROR_HEADER, ProxyError, RequestInfo};
 use crate::forward::{self, Failure};
 use crate::host::{self, Preview};
+use crate::local::LocalRunner;
 use crate::{Body, Client};
 
 /// Everything a request runs against.
@@ -27,6 +28,8 @@ pub struct Proxy {
     runners: TtlCache<String, RunnerTarget>,
     toolbox_grants: TtlCache<(String, [u8; 32]), ()>,
     activity: TtlCache<String, ()>,
+    /// The runner agent of this host (`--runner-socket`), whose previews skip its HTTP hop.
+    local: Option<LocalRunner>,
 }
 
 impl Proxy {
@@ -35,11 +38,12 @@ impl Proxy {
         Arc::new(Self {
             cp: ControlPlane::new(client.clone(), &cfg.api_url, &cfg.api_token),
             client,
-            cfg,
             gate: Gate::default(),
             runners: TtlCache::default(),
             toolbox_grants: TtlCache::default(),
             activity: TtlCache::default(),
+            local: (cfg.runner_socket.clone()).map(|s| LocalRunner::new(s, cfg.runner_ttl)),
+            cfg,
         })
     }
 }
@@ -147,18 +151,14 @@ async fn preview(
         )
         .await?;
     let id = admitted.sandbox_id.clone();
-    let mut target = format!(
-        "/sandboxes/{}/toolbox/proxy/{}{}",
-        crate::api::enc(&id),
-        p.port,
-        req.uri().path()
-    );
+    // The daemon's port-forward path, as the agent's toolbox route passes it on.
+    let mut daemon_path = format!("/proxy/{}{}", p.port, req.uri().path());
     if let Some(q) = rest_query {
-        target.push('?');
-        target.push_str(&q);
+        daemon_path.push('?');
+        daemon_path.push_str(&q);
     }
     let skip_activity = skips_activity(req.headers());
-    let mut resp = hop_error(send(proxy, &id, &target, host, req).await?).await?;
+    let mut resp = hop_error(send_preview(proxy, &id, &daemon_path, host, req).await?).await?;
     if !skip_activity {
         record_activity(proxy, &id);
     }
@@ -240,6 +240,25 @@ async fn runner(proxy: &Proxy, id: &str) -> Result<RunnerTarget, ProxyError> {
     Ok(r)
 }
 
+/// A preview request to the daemon of `id`: over a lent connection when its runner is this
+/// host's agent, else through the agent's toolbox route.
+async fn send_preview(
+    proxy: &Proxy,
+    id: &str,
+    daemon_path: &str,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    let r = runner(proxy, id).await?;
+    if let Some(local) = &proxy.local
+        && local.serves(&r).await
+    {
+        return local.forward(&r, id, daemon_path, host, req).await;
+    }
+    let target = format!("/sandboxes/{}/toolbox{daemon_path}", crate::api::enc(id));
+    send_to(proxy, id, &r, &target, host, req).await
+}
+
 async fn send(
     proxy: &Proxy,
     id: &str,
@@ -248,7 +267,18 @@ async fn send(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
     let r = runner(proxy, id).await?;
-    match forward::forward(&proxy.client, &r, target, host, req).await {
+    send_to(proxy, id, &r, target, host, req).await
+}
+
+async fn send_to(
+    proxy: &Proxy,
+    id: &str,
+    r: &RunnerTarget,
+    target: &str,
+    host: &str,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    match forward::forward(&proxy.client, r, target, host, req).await {
         Ok(resp) => Ok(resp),
         Err(Failure::Unreachable(e)) => {
             proxy.runners.remove(&id.to_owned());

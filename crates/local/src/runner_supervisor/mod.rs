@@ -27,6 +27,11 @@ use cove_store::runners::{DEFAULT_REGION, RunnerRecord};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// The local runner agent's data directory inside `cove`'s own.
+pub fn data_dir(cove_data_dir: &Path) -> PathBuf {
+    cove_data_dir.join("runner")
+}
+
 use agent::Agent;
 pub use backoff::Backoff;
 
