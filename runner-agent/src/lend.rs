@@ -20,7 +20,9 @@ pub fn spawn(rec: &Arc<Reconciler>) {
         Ok(listener) => {
             tracing::info!(path = %path.display(), "lending daemon connections to local proxies");
             let rec = rec.clone();
-            tokio::spawn(cove_lend::serve(listener, move |ask| lend(rec.clone(), ask)));
+            tokio::spawn(cove_lend::serve(listener, move |ask| {
+                lend(rec.clone(), ask)
+            }));
         }
         Err(e) => tracing::warn!(
             path = %path.display(),

@@ -583,7 +583,10 @@ async fn lends_daemon_connections_to_a_local_proxy() {
     use std::os::unix::fs::PermissionsExt;
     let agent = Agent::start_fake(&[]);
     let socket = agent.data_dir.join(cove_lend::SOCKET_NAME);
-    let mode = std::fs::metadata(&socket).expect("lend.sock").permissions().mode();
+    let mode = std::fs::metadata(&socket)
+        .expect("lend.sock")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "owner only");
     cove_lend::hello(&socket, TOKEN).await.expect("hello");
     let refused = |r: Result<_, LendError>| match r {
@@ -592,11 +595,19 @@ async fn lends_daemon_connections_to_a_local_proxy() {
         Ok(_) => panic!("expected a refusal, got a connection"),
     };
     assert_eq!(
-        refused(cove_lend::hello(&socket, "another-runner").await.map(|_| ())),
+        refused(
+            cove_lend::hello(&socket, "another-runner")
+                .await
+                .map(|_| ())
+        ),
         (401, "UNAUTHORIZED".into())
     );
     assert_eq!(
-        refused(cove_lend::borrow(&socket, TOKEN, "no-such-sandbox").await.map(drop)),
+        refused(
+            cove_lend::borrow(&socket, TOKEN, "no-such-sandbox")
+                .await
+                .map(drop)
+        ),
         (404, "SANDBOX_NOT_FOUND".into())
     );
 
@@ -608,7 +619,11 @@ async fn lends_daemon_connections_to_a_local_proxy() {
         .expect("create");
     // Someone else's token gets nothing, even for a sandbox that exists.
     assert_eq!(
-        refused(cove_lend::borrow(&socket, "another-runner", &id).await.map(drop)),
+        refused(
+            cove_lend::borrow(&socket, "another-runner", &id)
+                .await
+                .map(drop)
+        ),
         (401, "UNAUTHORIZED".into())
     );
     let mut lent = cove_lend::borrow(&socket, TOKEN, &id).await.expect("lent");

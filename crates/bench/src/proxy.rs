@@ -1,14 +1,17 @@
 //! `cove-proxy-bench`: `cove-proxy`'s data path against the hops it fronts, in one run.
 //!
 //! It starts `cove up` (its own runner agent on Docker) with a known `proxy_api_key`, then a
-//! separate `cove-proxy` process against it (the same code `cove up` runs in-process; a process
-//! of its own so that its memory is its own `VmRSS`), one sandbox, and measures:
+//! separate `cove-proxy` process against it (the same code and settings `cove up` runs
+//! in-process, the local agent's lending socket included; a process of its own so that its
+//! memory is its own `VmRSS`), a second one without the lending socket (previews through the
+//! agent's API), one sandbox, and measures:
 //! 1. `POST process/execute` of `true` through the proxy (`/toolbox/{id}/...`, the user's API
 //!    key) against the same call straight to the runner agent (`/sandboxes/{id}/toolbox/...`,
 //!    the runner token): p50/p99 and the ratio of the p50s;
 //! 2. a preview `GET` of a small file (`python3 -m http.server` in the sandbox) through the proxy
 //!    (Host `8080-{id}.{domain}`, preview token) against the same `GET` straight to the sandbox's
-//!    port (the container's address on the Docker network);
+//!    port (the container's address on the Docker network), with the hops in between measured
+//!    alone (the daemon's socket, the agent's API, the proxy without the lending socket);
 //! 3. the proxy's `VmRSS` (`/proc/<pid>/status`) idle and with `--websockets` preview websockets
 //!    open through it to an echo server in the sandbox (each one checked with an echo).
 //!
@@ -422,7 +425,10 @@ async fn prepare(
     let ws = format!("cat > /tmp/ws_echo.py <<'EOF'\n{WS_SERVER}\nEOF\npython3 /tmp/ws_echo.py");
     start_server(&s, "ws", &ws).await?;
     wait_until("the preview", async || s.get_proxy().await).await?;
-    wait_until("the preview via the agent", async || s.get_proxy_via_agent().await).await?;
+    wait_until("the preview via the agent", async || {
+        s.get_proxy_via_agent().await
+    })
+    .await?;
     Ok(s)
 }
 
@@ -511,55 +517,108 @@ async fn websockets(s: &Setup, pid: u32, n: usize) -> anyhow::Result<()> {
 /// One measured call.
 type Op = fn(Setup) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send>>;
 
+/// Calls `ops` in turn, one call each per round (the op that opens a round rotates), for
+/// `secs` seconds per op, after 20 warm-up calls each: every path sees the same machine, so the
+/// ratios hold even when the load of this shared machine changes during the run.
+async fn interleaved(s: &Setup, secs: u64, ops: &[Op]) -> Vec<Figures> {
+    for op in ops {
+        for _ in 0..20 {
+            op(s.clone()).await;
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(secs * ops.len() as u64);
+    let mut windows: Vec<cove_bench::Window> = ops
+        .iter()
+        .map(|_| cove_bench::Window {
+            lat: Vec::new(),
+            elapsed: Duration::ZERO,
+            errors: 0,
+        })
+        .collect();
+    let start = Instant::now();
+    let mut round = 0;
+    while Instant::now() < until {
+        for k in 0..ops.len() {
+            let i = (round + k) % ops.len();
+            let t = Instant::now();
+            if !ops[i](s.clone()).await {
+                windows[i].errors += 1;
+            }
+            windows[i].lat.push(t.elapsed());
+        }
+        round += 1;
+    }
+    windows
+        .iter_mut()
+        .map(|w| {
+            w.elapsed = start.elapsed();
+            w.lat.sort();
+            figures(w)
+        })
+        .collect()
+}
+
 async fn measure(s: &Setup, secs: u64) {
-    let run = async |f: Op| {
-        let s = s.clone();
-        figures(&cove_bench::load(1, secs, 20, move || f(s.clone())).await)
-    };
-    let agent = run(|s| Box::pin(async move { s.exec_agent().await })).await;
-    let proxied = run(|s| Box::pin(async move { s.exec_proxy().await })).await;
-    let direct = run(|s| Box::pin(async move { s.get_direct().await })).await;
-    let via_daemon = run(|s| Box::pin(async move { s.get_daemon().await })).await;
-    let via_agent = run(|s| Box::pin(async move { s.get_agent().await })).await;
-    let preview_via_agent = run(|s| Box::pin(async move { s.get_proxy_via_agent().await })).await;
-    let preview = run(|s| Box::pin(async move { s.get_proxy().await })).await;
-    println!("| path (1 client, keep-alive) | n | p50 ms | p99 ms | errors |");
-    println!("|---|---|---|---|---|");
+    let exec = interleaved(
+        s,
+        secs,
+        &[
+            |s| Box::pin(async move { s.exec_agent().await }),
+            |s| Box::pin(async move { s.exec_proxy().await }),
+        ],
+    )
+    .await;
+    let gets = interleaved(
+        s,
+        secs,
+        &[
+            |s| Box::pin(async move { s.get_direct().await }),
+            |s| Box::pin(async move { s.get_daemon().await }),
+            |s| Box::pin(async move { s.get_agent().await }),
+            |s| Box::pin(async move { s.get_proxy_via_agent().await }),
+            |s| Box::pin(async move { s.get_proxy().await }),
+        ],
+    )
+    .await;
+    let (agent, proxied) = (&exec[0], &exec[1]);
+    let (direct, via_daemon, via_agent, preview_via_agent, preview) =
+        (&gets[0], &gets[1], &gets[2], &gets[3], &gets[4]);
     println!(
-        "{}",
-        row("exec `true` straight to the runner agent", &agent)
+        "| path (1 client, keep-alive; the exec rows and the GET rows each measured interleaved) | n | p50 ms | p99 ms | errors |"
     );
-    println!("{}", row("exec `true` through cove-proxy", &proxied));
+    println!("|---|---|---|---|---|");
+    println!("{}", row("exec `true` straight to the runner agent", agent));
+    println!("{}", row("exec `true` through cove-proxy", proxied));
     println!(
         "{}",
-        row("GET small file straight to the sandbox port", &direct)
+        row("GET small file straight to the sandbox port", direct)
     );
     println!(
         "{}",
         row(
             "GET small file straight to the daemon's socket (daemon → port)",
-            &via_daemon
+            via_daemon
         )
     );
     println!(
         "{}",
         row(
             "GET small file straight to the runner agent (agent → daemon → port)",
-            &via_agent
+            via_agent
         )
     );
     println!(
         "{}",
         row(
             "GET small file through cove-proxy without the lending socket (proxy → agent → daemon → port)",
-            &preview_via_agent
+            preview_via_agent
         )
     );
     println!(
         "{}",
         row(
             "GET small file through cove-proxy (preview URL; proxy → lent daemon connection → port)",
-            &preview
+            preview
         )
     );
     println!(

@@ -102,7 +102,11 @@ pub async fn borrow(socket: &Path, token: &str, sandbox_id: &str) -> Result<Unix
     Ok(UnixStream::from_std(std)?)
 }
 
-async fn exchange(socket: &Path, token: &str, sandbox_id: &str) -> Result<Option<OwnedFd>, LendError> {
+async fn exchange(
+    socket: &Path,
+    token: &str,
+    sandbox_id: &str,
+) -> Result<Option<OwnedFd>, LendError> {
     let ask = Ask {
         token: token.to_owned(),
         sandbox_id: sandbox_id.to_owned(),
@@ -198,7 +202,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 pub async fn serve<F, Fut>(listener: UnixListener, lend: F)
 where
     F: Fn(Ask) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Result<Option<OwnedFd>, Refusal>> + Send,
+    Fut: Future<Output = Result<Option<OwnedFd>, Refusal>> + Send + 'static,
 {
     loop {
         let stream = match listener.accept().await {

@@ -83,7 +83,9 @@ async fn refusals_carry_the_agents_answer() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     match borrow(&path, TOKEN, "sb-gone").await {
-        Err(LendError::Refused(r)) => assert_eq!((r.status, r.code.as_str()), (404, "SANDBOX_NOT_FOUND")),
+        Err(LendError::Refused(r)) => {
+            assert_eq!((r.status, r.code.as_str()), (404, "SANDBOX_NOT_FOUND"))
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     match borrow(&path, "another-runner", "sb-ok").await {
@@ -107,7 +109,10 @@ async fn hello_tells_whose_runner_this_is() {
         Err(LendError::Refused(r)) if r.status == 401
     ));
     let missing = path.with_file_name("nobody.sock");
-    assert!(matches!(hello(&missing, TOKEN).await, Err(LendError::Io(_))));
+    assert!(matches!(
+        hello(&missing, TOKEN).await,
+        Err(LendError::Io(_))
+    ));
 }
 
 #[tokio::test]

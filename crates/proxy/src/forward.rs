@@ -98,7 +98,6 @@ pub(crate) struct Outgoing {
     pub body: Incoming,
     pub client_version: Version,
     pub client_upgrade: Option<hyper::upgrade::OnUpgrade>,
-    pub upgrade: bool,
 }
 
 pub(crate) fn outgoing(
@@ -120,7 +119,6 @@ pub(crate) fn outgoing(
         body,
         client_version,
         client_upgrade,
-        upgrade,
     })
 }
 
@@ -163,8 +161,8 @@ pub async fn forward(
     host: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Failure> {
-    let out = outgoing(&format!("{}{path_and_query}", runner.url), host, req)
-        .map_err(Failure::Other)?;
+    let out =
+        outgoing(&format!("{}{path_and_query}", runner.url), host, req).map_err(Failure::Other)?;
     let mut parts = out.parts;
     runner_auth(&mut parts.headers, runner);
     let body: Body = out.body.map_err(Into::into).boxed();

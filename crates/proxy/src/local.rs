@@ -93,7 +93,11 @@ impl LocalRunner {
             .send(&key, req, || lend_and_handshake(socket, token, id))
             .await
         {
-            Ok(resp) => Ok(forward::answer(resp, out.client_version, out.client_upgrade)),
+            Ok(resp) => Ok(forward::answer(
+                resp,
+                out.client_version,
+                out.client_upgrade,
+            )),
             Err(SendError::Connect(e)) => Err(self.refused(runner, e)),
             Err(SendError::Request(e)) => {
                 tracing::warn!(sandbox = id, error = %e, "daemon connection failed");
@@ -276,7 +280,10 @@ mod tests {
     #[tokio::test]
     async fn previews_go_straight_to_the_daemon_on_pooled_lent_connections() {
         let dir = tempfile::tempdir().unwrap();
-        let (daemon_path, lend_path) = (dir.path().join("toolbox.sock"), dir.path().join("lend.sock"));
+        let (daemon_path, lend_path) = (
+            dir.path().join("toolbox.sock"),
+            dir.path().join("lend.sock"),
+        );
         daemon(&daemon_path);
         let lent = Arc::new(AtomicUsize::new(0));
         lender(&lend_path, daemon_path, lent.clone());
@@ -292,16 +299,25 @@ mod tests {
             // no user credential.
             assert_eq!(
                 body,
-                format!("GET /proxy/8080/page?i={i} host=toolbox xfh=8080-x.preview.localhost auth=-")
+                format!(
+                    "GET /proxy/8080/page?i={i} host=toolbox xfh=8080-x.preview.localhost auth=-"
+                )
             );
         }
-        assert_eq!(lent.load(Ordering::SeqCst), 1, "one lent connection, reused");
+        assert_eq!(
+            lent.load(Ordering::SeqCst),
+            1,
+            "one lent connection, reused"
+        );
     }
 
     #[tokio::test]
     async fn refusals_and_a_dead_socket_answer_as_the_agent_would() {
         let dir = tempfile::tempdir().unwrap();
-        let (daemon_path, lend_path) = (dir.path().join("toolbox.sock"), dir.path().join("lend.sock"));
+        let (daemon_path, lend_path) = (
+            dir.path().join("toolbox.sock"),
+            dir.path().join("lend.sock"),
+        );
         daemon(&daemon_path);
         let lent = Arc::new(AtomicUsize::new(0));
         lender(&lend_path, daemon_path, lent.clone());
@@ -309,7 +325,10 @@ mod tests {
         assert!(local.serves(&runner("rt")).await);
         let stopped = front(local.clone(), runner("rt"), "sb-stopped").await;
         let (status, code) = get(&stopped, "/").await;
-        assert_eq!((status, code.as_str()), (StatusCode::CONFLICT, "SANDBOX_NOT_STARTED"));
+        assert_eq!(
+            (status, code.as_str()),
+            (StatusCode::CONFLICT, "SANDBOX_NOT_STARTED")
+        );
         assert_eq!(lent.load(Ordering::SeqCst), 0);
 
         // The agent's socket goes away: 502, and the runner is no longer taken as local.
