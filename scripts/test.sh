@@ -61,8 +61,9 @@ cargo build --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox
 cargo test --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox --no-run
 
 stage "native binaries, test binaries and examples: build, linted by clippy"
-cargo build --quiet --release --workspace --exclude cove-toolbox --bins
-cargo test --quiet --release --workspace --exclude cove-toolbox --no-run
+# `--timings`: per-crate compile times in target/cargo-timings/ (what the CI-time work reads).
+cargo build --quiet --timings --release --workspace --exclude cove-toolbox --bins
+cargo test --quiet --timings --release --workspace --exclude cove-toolbox --no-run
 
 stage "waiting for the set-up (apt, venv, dockerd, base image)"
 wait_prep
