@@ -277,8 +277,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn previews_go_straight_to_the_daemon_on_pooled_lent_connections() {
+    /// A daemon and a lender in a fresh directory, and a [`LocalRunner`] on the lender: the
+    /// directory (kept alive), the lending socket, the count of lent connections, the runner.
+    fn fixture() -> (
+        tempfile::TempDir,
+        PathBuf,
+        Arc<AtomicUsize>,
+        Arc<LocalRunner>,
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let (daemon_path, lend_path) = (
             dir.path().join("toolbox.sock"),
@@ -287,7 +293,13 @@ mod tests {
         daemon(&daemon_path);
         let lent = Arc::new(AtomicUsize::new(0));
         lender(&lend_path, daemon_path, lent.clone());
-        let local = Arc::new(LocalRunner::new(lend_path, Duration::from_secs(60)));
+        let local = Arc::new(LocalRunner::new(lend_path.clone(), Duration::from_secs(60)));
+        (dir, lend_path, lent, local)
+    }
+
+    #[tokio::test]
+    async fn previews_go_straight_to_the_daemon_on_pooled_lent_connections() {
+        let (_dir, _lend_path, lent, local) = fixture();
         assert!(local.serves(&runner("rt")).await, "the agent of token rt");
         assert!(!local.serves(&runner("other")).await, "another runner");
 
@@ -313,15 +325,7 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_and_a_dead_socket_answer_as_the_agent_would() {
-        let dir = tempfile::tempdir().unwrap();
-        let (daemon_path, lend_path) = (
-            dir.path().join("toolbox.sock"),
-            dir.path().join("lend.sock"),
-        );
-        daemon(&daemon_path);
-        let lent = Arc::new(AtomicUsize::new(0));
-        lender(&lend_path, daemon_path, lent.clone());
-        let local = Arc::new(LocalRunner::new(lend_path.clone(), Duration::from_secs(60)));
+        let (_dir, lend_path, lent, local) = fixture();
         assert!(local.serves(&runner("rt")).await);
         let stopped = front(local.clone(), runner("rt"), "sb-stopped").await;
         let (status, code) = get(&stopped, "/").await;
