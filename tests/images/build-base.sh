@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Cove sandbox base image without any registry:
-#   debootstrap --variant=minbase bookworm  ->  docker import  ->  docker build (git, python3, pylsp, user daytona)
+#   debootstrap --variant=minbase bookworm  ->  docker import  ->  docker build (python, node + tsx, git, build tools, user daytona with sudo)
 # Tags cove-sandbox-base:<content-hash> and cove-sandbox-base:latest; the hash covers this script and
 # base.Dockerfile, so a repeated run reuses the image. Progress goes to stderr; the last stdout line is the tag.
 set -euo pipefail
@@ -49,6 +49,10 @@ fi
 log "docker build"
 ctx="$(mktemp -d /tmp/cove-ctx.XXXXXX)"
 cp "$here/base.Dockerfile" "$ctx/Dockerfile"
+log "npm install -g --prefix (npm, tsx, typescript)"
+npm install --global --prefix "$ctx/npm-global" --no-audit --no-fund --no-update-notifier \
+    --cache "$ctx/npm-cache" npm@10.9.9 tsx@4.23.15 typescript@5.9.3 >&2
+rm -rf "$ctx/npm-cache"
 DOCKER_BUILDKIT=0 docker build --network host --build-arg "BASE=$rootfs_tag" \
     --label "cove.image.hash=$hash" -t "$tag" "$ctx" >&2
 rm -rf "$ctx"

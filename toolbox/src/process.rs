@@ -277,6 +277,8 @@ pub async fn code_run(
     let (program, mut args): (&str, Vec<&str>) = match language {
         "python" | "" => ("python3", vec!["-c", &req.code]),
         "javascript" => ("node", vec!["-e", &req.code, "--"]),
+        // The default image has tsx on PATH; elsewhere npx fetches it (needs the npm registry).
+        "typescript" if on_path("tsx") => ("tsx", vec!["-e", &req.code, "--"]),
         "typescript" => ("npx", vec!["--yes", "tsx", "-e", &req.code, "--"]),
         "sh" | "bash" | "shell" => (
             st.shell.to_str().unwrap_or("/bin/sh"),
@@ -302,9 +304,26 @@ pub async fn code_run(
     }))
 }
 
+/// Whether an executable `name` is in one of `$PATH`'s directories.
+fn on_path(name: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            std::fs::metadata(dir.join(name))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_programs_on_path_only() {
+        assert!(on_path("sh"));
+        assert!(!on_path("cove-no-such-program-on-path"));
+    }
 
     #[test]
     fn direct_only_for_plain_commands() {
