@@ -87,8 +87,9 @@ FUZZ_PID=$!
 suites_ok=true
 "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/e2e" || suites_ok=false
 "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk" || suites_ok=false
-# the SDK's toolbox calls once more, through cove-proxy (toolboxProxyUrl = the proxy's /toolbox)
-COVE_TOOLBOX_VIA_PROXY=true "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk/test_sdk_flow.py" || suites_ok=false
+# the SDK's toolbox calls once more, through the `toolbox` component (toolboxProxyUrl = the control
+# plane's /toolbox; the default is cove-proxy's)
+COVE_TOOLBOX_VIA=component "$COVE_PYTHON" -m pytest -q "$COVE_ROOT/tests/sdk/test_sdk_flow.py" || suites_ok=false
 
 stage "schemathesis over openapi/control-plane.json (simulated runner; started with the SDK suites)"
 fuzz_ok=true

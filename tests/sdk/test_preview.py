@@ -180,8 +180,7 @@ def test_websocket_echo(served, cove):
 
 def test_session_log_follow_through_the_proxy(served, cove):
     """The SDK's `get_session_command_logs_async` (httpx_ws + its stdout/stderr demux), sent to
-    the proxy's `/toolbox/{id}/...` as the sandbox's toolboxProxyUrl would be with
-    `--toolbox-via-proxy`: the lines arrive while the command runs, and the stream ends with it."""
+    the proxy's `/toolbox/{id}/...` (the sandbox's toolboxProxyUrl by default): the lines arrive while the command runs, and the stream ends with it."""
     import asyncio
 
     import httpx

@@ -38,7 +38,7 @@ def test_create_returns_a_started_sandbox(daytona, sandbox, cove):
     assert re.fullmatch(r"[0-9a-f-]{36}", sandbox.id)
     assert sandbox.labels.get("code-toolbox-language") == "python"
     proxy = next((l.split("=", 1)[1] for l in cove.lines if l.startswith("COVE_PROXY_URL=")), None)
-    via_proxy = os.environ.get("COVE_TOOLBOX_VIA_PROXY", "").lower() in ("1", "true")
+    via_proxy = os.environ.get("COVE_TOOLBOX_VIA", "proxy") == "proxy"
     assert sandbox.toolbox_proxy_url == (f"{proxy}/toolbox" if via_proxy else f"{cove.base}/toolbox")
     same = daytona.get(sandbox.id)
     assert same.id == sandbox.id and same.state == SandboxState.STARTED

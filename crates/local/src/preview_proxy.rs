@@ -4,8 +4,9 @@
 //! application's `proxy_api_key`, the proxy's control-plane client). Preview URLs are
 //! `http://{port}-{sandboxId}.{domain}:{proxy port}` with `domain` = `--proxy-domain`
 //! (default `preview.localhost`: browsers and curl resolve every `*.localhost` name to the
-//! loopback, no DNS needed). With `--toolbox-via-proxy` the sandboxes' `toolboxProxyUrl` is the
-//! proxy's `/toolbox` too (else the `toolbox` component keeps serving it).
+//! loopback, no DNS needed). The sandboxes' `toolboxProxyUrl` is the proxy's `/toolbox` too
+//! (`--toolbox-via proxy`, the default: websockets such as PTY terminals, the code interpreter and
+//! log follow need it); `--toolbox-via component` leaves it to the `toolbox` component.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,13 +28,23 @@ pub struct ProxyArgs {
     /// The preview domain: previews are `{port}-{sandboxId}.{domain}:{proxy port}`.
     #[arg(long, default_value = "preview.localhost")]
     pub proxy_domain: String,
-    /// Hand out the proxy's `/toolbox` as the sandboxes' `toolboxProxyUrl` (toolbox calls then
-    /// stream natively, websockets included).
-    #[arg(long, env = "COVE_TOOLBOX_VIA_PROXY")]
-    pub toolbox_via_proxy: bool,
+    /// What the sandboxes' `toolboxProxyUrl` names: the proxy's `/toolbox` (toolbox calls stream
+    /// natively, websockets included) or the `toolbox` component's (no websockets: PTY, the code
+    /// interpreter and log follow then fail).
+    #[arg(long, value_enum, env = "COVE_TOOLBOX_VIA", default_value_t = ToolboxVia::Proxy)]
+    pub toolbox_via: ToolboxVia,
     /// Milliseconds a granted preview credential or a "public" answer is trusted.
     #[arg(long, default_value_t = 5_000)]
     pub proxy_auth_ttl_ms: u64,
+}
+
+/// Who serves the toolbox URL handed to the SDKs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ToolboxVia {
+    /// `cove-proxy`'s `/toolbox/{sandboxId}/...`.
+    Proxy,
+    /// The `toolbox` component's `/toolbox/{sandboxId}/...` on the control plane.
+    Component,
 }
 
 /// A bound, not yet serving, proxy.
@@ -76,7 +87,7 @@ impl LocalProxy {
         let mut out = managed.clone();
         out.insert("proxy_api_key".into(), self.token.clone());
         out.insert("proxy_domain".into(), format!("http://{}", self.domain()));
-        if self.args.toolbox_via_proxy {
+        if self.args.toolbox_via == ToolboxVia::Proxy {
             out.insert(
                 "toolbox_proxy_url".into(),
                 format!("http://{}/toolbox", self.addr),
