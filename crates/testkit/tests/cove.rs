@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use cove_testkit::api::{Api, Call};
+use cove_testkit::api::{Api, Call, Http};
 use cove_testkit::cove::{Cove, CoveOptions, Manifest, Runner};
 use cove_testkit::{Error, FAKE_IMAGE, Runtime, image, org, procfs};
 use serde_json::json;
@@ -55,13 +55,13 @@ async fn a_simulated_runner_serves_sandboxes_through_the_public_api() {
     assert_eq!(sb["state"], "started", "{sb}");
     assert_eq!(sb["snapshot"], FAKE_IMAGE);
     assert_eq!(sb["runnerId"], agent.runner_id());
+    // `cove up` hands out cove-proxy's `/toolbox` (its own port), not the API's.
     let proxy = sb["toolboxProxyUrl"].as_str().unwrap();
-    let path = format!(
-        "{}/{}/process/execute",
-        proxy.trim_start_matches(cove.base()),
-        sb["id"].as_str().unwrap()
-    );
-    let (s, out) = api
+    assert!(proxy.starts_with("http://127.0.0.1:"), "{proxy}");
+    assert!(proxy.ends_with("/toolbox"), "{proxy}");
+    assert!(!proxy.starts_with(cove.base()), "{proxy}");
+    let path = format!("/toolbox/{}/process/execute", sb["id"].as_str().unwrap());
+    let (s, out) = Http::new(proxy.trim_end_matches("/toolbox"))
         .call(
             Call::post(path)
                 .token(&t.key)
