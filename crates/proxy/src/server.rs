@@ -302,14 +302,20 @@ async fn toolbox(
         .ok_or_else(|| ProxyError::Unauthorized("Unauthorized".into()))?;
     let org = req.headers().get("x-daytona-organization-id").cloned();
     let key = (id.to_owned(), grant_digest(&auth, org.as_ref()));
-    if proxy.toolbox_grants.get(&key).is_none() {
-        let mut h = HeaderMap::new();
-        h.insert(header::AUTHORIZATION, auth);
-        if let Some(o) = org {
-            h.insert("x-daytona-organization-id", o);
-        }
-        proxy.cp.toolbox_access(id, h).await?;
-        proxy.toolbox_grants.put(key, (), proxy.cfg.auth_ttl);
+    let mut user = HeaderMap::new();
+    user.insert(header::AUTHORIZATION, auth);
+    if let Some(o) = org {
+        user.insert("x-daytona-organization-id", o);
+    }
+    let cached = proxy.toolbox_grants.get(&key).is_some();
+    if !cached {
+        proxy.cp.toolbox_access(id, user.clone()).await?;
+        proxy
+            .toolbox_grants
+            .put(key.clone(), (), proxy.cfg.auth_ttl);
+        // The runner is looked up again with the grant: a sandbox recovered or restored onto
+        // another runner is found there within the grant's TTL, not the runner cache's.
+        proxy.runners.remove(&id.to_owned());
     }
     let mut target = format!("/sandboxes/{}/toolbox{rest}", crate::api::enc(id));
     if let Some(q) = req.uri().query() {
@@ -317,6 +323,16 @@ async fn toolbox(
         target.push_str(q);
     }
     let mut resp = send(proxy, id, &target, host, req).await?;
+    // A remembered grant may be older than a stop or a delete: when the runner no longer
+    // serves the sandbox, the control plane's own answer is given (the `toolbox` component's
+    // 400 for a stopped sandbox, its 404 for a deleted one), as without the cache. (A 404 or
+    // 409 of the daemon itself costs one more check and is then passed on.)
+    let refused = matches!(resp.status(), StatusCode::CONFLICT | StatusCode::NOT_FOUND);
+    if cached && refused {
+        proxy.toolbox_grants.remove(&key);
+        proxy.cp.toolbox_access(id, user).await?;
+        proxy.toolbox_grants.put(key, (), proxy.cfg.auth_ttl);
+    }
     // The daemon runs inside the sandbox: it sets no cookies on the proxy's origin. The
     // agent's own errors are already Daytona envelopes: passed on, unmarked.
     resp.headers_mut().remove(header::SET_COOKIE);

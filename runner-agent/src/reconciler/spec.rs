@@ -17,9 +17,10 @@ pub const DEFAULT_DISK_GIB: u64 = 3;
 pub const DEFAULT_PIDS: i64 = 4096;
 pub const DEFAULT_STOP_SECS: u32 = 10;
 
-/// Capabilities kept for sandboxes that run as root (none are kept for other users: a non-root
-/// process has no effective capabilities, and `no-new-privileges` stops setuid binaries from
-/// gaining any):
+/// The only capabilities a sandbox's processes can ever hold (the bounding set; all others are
+/// dropped). Root has them; the `daytona` user has none until it becomes root through `sudo`
+/// (Daytona's image lets it: no `no-new-privileges`), which gives it exactly what a sandbox
+/// created as root has, never more:
 /// - `CHOWN`: `files/permissions` with owner/group, and tools that chown their files;
 /// - `DAC_OVERRIDE`: root reads/writes files of other users (file API, git, package managers);
 /// - `FOWNER`: chmod/utime on files root does not own (`files/permissions` mode);
@@ -187,11 +188,7 @@ pub fn container_spec(
             .network
             .filter(|_| spec.network != NetworkPolicy::BlockAll)
             .map(str::to_owned),
-        cap_add: if is_root {
-            ROOT_CAPS.iter().map(|c| (*c).to_owned()).collect()
-        } else {
-            vec![]
-        },
+        cap_add: ROOT_CAPS.iter().map(|c| (*c).to_owned()).collect(),
         stop_timeout_secs: Some(i64::from(
             spec.stop_timeout_secs.unwrap_or(DEFAULT_STOP_SECS),
         )),

@@ -74,7 +74,7 @@ async fn container_is_hardened() {
         .spec_of(s.container_id.as_deref().expect("cid"))
         .expect("spec");
     assert_eq!(c.user, "daytona");
-    assert!(c.cap_add.is_empty());
+    assert_eq!(c.cap_add.len(), ROOT_CAPS.len());
     assert_eq!(c.memory_bytes, Some(256 << 20));
     assert_eq!(c.pids_limit, Some(64));
     assert!(c.network_none);

@@ -161,7 +161,6 @@ impl ContainerRuntime for DockerRuntime {
             init: Some(true),
             cap_drop: Some(vec!["ALL".into()]),
             cap_add: non_empty(spec.cap_add.clone()),
-            security_opt: Some(vec!["no-new-privileges:true".into()]),
             memory: spec.memory_bytes,
             // Same as memory: no swap, so the memory limit really bites.
             memory_swap: spec.memory_bytes,
