@@ -476,3 +476,30 @@ async fn contexts_are_capped() {
     assert_eq!(r.status, StatusCode::OK);
     create(&d, json!({})).await;
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_interrupts_its_execution() {
+    let d = Daemon::start().await;
+    run_code(&d, "left = 'kept'", None).await;
+    let mut ws = connect(&d).await;
+    let req = json!({"code": "import time\nprint('started', flush=True)\ntime.sleep(60)"});
+    ws.send(Message::Text(req.to_string().into()))
+        .await
+        .expect("send");
+    // Wait until it runs, then leave without reading further.
+    loop {
+        match ws.next().await.expect("frame").expect("frame") {
+            Message::Text(t) if t.contains("started") => break,
+            _ => {}
+        }
+    }
+    drop(ws);
+    let started = Instant::now();
+    let r = run_code(&d, "print(left)", None).await;
+    assert_eq!(r.stdout(), "kept\n", "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
