@@ -17,6 +17,7 @@
 
 import builtins
 import collections
+import io
 import json
 import linecache
 import os
@@ -38,6 +39,16 @@ def _clip(text):
         return text
     half = _MAX_FIELD // 2
     return text[:half] + "\n... [%d characters cut] ...\n" % (len(text) - 2 * half) + text[-half:]
+
+
+def _line_writer(fd):
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(
+        io.BufferedWriter(raw, 64 * 1024),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+    )
 
 
 class _Results:
@@ -82,9 +93,13 @@ class _Driver:
         os.dup2(null, 0)
         os.close(null)
         self.results = _Results(results_path)
-        for stream in (sys.stdout, sys.stderr):
-            stream.reconfigure(encoding="utf-8", errors="backslashreplace", line_buffering=True)
-        self.stdout, self.stderr = sys.stdout, sys.stderr
+        # Fresh line-buffered writers: one write(2) a line (the stock ones of a pipe write
+        # `print`'s text and its newline apart, or hold lines back).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.stdout, self.stderr = _line_writer(1), _line_writer(2)
+        sys.stdout = sys.__stdout__ = self.stdout
+        sys.stderr = sys.__stderr__ = self.stderr
         main = types.ModuleType("__main__")
         main.__dict__["__builtins__"] = builtins
         sys.modules["__main__"] = main
