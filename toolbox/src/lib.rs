@@ -25,6 +25,7 @@ pub mod error;
 pub mod files;
 pub mod git;
 pub mod info;
+pub mod interpreter;
 pub mod logging;
 pub mod lsp;
 #[cfg(feature = "openapi")]
@@ -108,6 +109,7 @@ pub async fn run(args: Args) -> std::io::Result<()> {
         (_, l) => l,
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let state_for_shutdown = Arc::clone(&state);
     let router = routes::router(state);
     let socket = args.socket.clone();
     let serving = tokio::spawn(async move {
@@ -121,6 +123,7 @@ pub async fn run(args: Args) -> std::io::Result<()> {
         _ = supervisor::shutdown_signal(entry) => {}
     }
     let _ = stop_tx.send(());
+    state_for_shutdown.interpreters.shutdown();
     // Give in-flight requests a moment; open websockets do not hold the exit.
     tokio::time::sleep(Duration::from_millis(100)).await;
     if let Some(sock) = &args.socket {

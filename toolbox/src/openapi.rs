@@ -18,6 +18,7 @@ use utoipa::openapi::{InfoBuilder, OpenApi as Doc};
         (name = "process", description = "Commands and sessions (CONTRACT §10.3, §10.4)"),
         (name = "git", description = "Git working copies (CONTRACT §10.5)"),
         (name = "lsp", description = "Language servers (CONTRACT §10.6)"),
+        (name = "interpreter", description = "Stateful Python contexts (the SDKs' code_interpreter)"),
     )
 )]
 struct Base;

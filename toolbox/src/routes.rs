@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 
 use crate::error::ToolboxError;
 use crate::server::AppState;
-use crate::{busy, files, git, info, lsp, process, sessions};
+use crate::{busy, files, git, info, interpreter, lsp, process, sessions};
 
 macro_rules! route_table {
     ($($method:ident $path:literal => $($handler:ident)::+;)+) => {
@@ -68,6 +68,11 @@ route_table! {
     get "/process/session/{sessionId}/command/{commandId}" => sessions::command;
     get "/process/session/{sessionId}/command/{commandId}/logs" => sessions::logs;
     post "/process/session/{sessionId}/command/{commandId}/input" => sessions::input;
+    // code interpreter
+    post "/process/interpreter/context" => interpreter::create_context;
+    get "/process/interpreter/context" => interpreter::list_contexts;
+    delete "/process/interpreter/context/{id}" => interpreter::delete_context;
+    get "/process/interpreter/execute" => interpreter::execute;
     // git (§10.5)
     post "/git/clone" => git::clone;
     post "/git/init" => git::init;

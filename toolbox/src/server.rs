@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Result, ToolboxError};
 use crate::paths::Paths;
 pub use crate::routes::router;
-use crate::{lsp, sessions};
+use crate::{interpreter, lsp, sessions};
 
 /// Shared state of every handler.
 pub struct AppState {
@@ -24,6 +24,8 @@ pub struct AppState {
     pub shell: PathBuf,
     pub sessions: sessions::Sessions,
     pub lsp: lsp::LspManager,
+    /// Code interpreter contexts (`/process/interpreter/*`).
+    pub interpreters: interpreter::Interpreters,
     pub token: std::sync::Mutex<Option<String>>,
     /// The daemon's private scratch dir (session FIFOs, upload parts waiting for their path).
     pub state_dir: PathBuf,
@@ -38,6 +40,11 @@ impl AppState {
         let cwd = paths.work_dir_real();
         Arc::new(Self {
             sessions: sessions::Sessions::new(state_dir.clone(), session_shell, cwd),
+            interpreters: interpreter::Interpreters::new(
+                state_dir.clone(),
+                paths.work_dir_real(),
+                paths.work_dir_virtual(),
+            ),
             state_dir,
             lsp: lsp::LspManager::default(),
             paths,

@@ -8,5 +8,7 @@ mod common;
 
 #[path = "e2e.rs"]
 mod e2e;
+#[path = "interpreter.rs"]
+mod interpreter;
 #[path = "limits.rs"]
 mod limits;
