@@ -37,8 +37,8 @@ async fn lifecycle_with_limits() {
         )
         .await;
     assert!(caps.contains("CapEff:\t0000000000000000"), "{caps}");
-    // CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, KILL 5, SETGID 6, SETUID 7.
-    assert!(caps.contains("CapBnd:\t00000000000000eb"), "{caps}");
+    // CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, KILL 5, SETGID 6, SETUID 7, AUDIT_WRITE 29.
+    assert!(caps.contains("CapBnd:\t00000000200000eb"), "{caps}");
     assert!(caps.contains("NoNewPrivs:\t0"), "{caps}");
     let (_, pid1) = agent.exec(&id, "cat /proc/1/comm").await;
     assert_eq!(pid1.trim(), "docker-init");

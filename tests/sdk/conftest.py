@@ -24,6 +24,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import covetest  # noqa: E402
 
 ROOT = covetest.ROOT
+JWT_SECRET = covetest.new_secret("sdk-")
 
 
 class Cove(covetest.CoveProcess):
@@ -37,6 +38,8 @@ class Cove(covetest.CoveProcess):
     def start(self, timeout=600):
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn")
+        # Users of other organizations sign in with JWTs of this secret (`other_org_key`).
+        env["SPIN_VARIABLE_JWT_HS256_SECRET"] = JWT_SECRET
         manifest = os.environ.get("COVE_MANIFEST", str(ROOT / "spin.toml"))
         self.launch(manifest, ["--data-dir", str(self.data_dir / "cove"), "--no-build"], env, timeout)
         assert self.api_key, f"cove printed no admin key: {self.lines}"
@@ -135,6 +138,22 @@ def daytona(cove):
     from daytona import Daytona, DaytonaConfig
 
     return Daytona(DaytonaConfig(api_key=cove.api_key, api_url=cove.api_url))
+
+
+@pytest.fixture(scope="session")
+def other_org_key(cove):
+    """An API key of another user's organization: its sandboxes are not the admin's, and it must
+    never see or touch theirs."""
+    jwt = covetest.mint_jwt(JWT_SECRET, f"other-{uuid.uuid4().hex[:8]}")
+    user = {"Authorization": f"Bearer {jwt}"}
+    r = requests.get(f"{cove.api_url}/organizations", headers=user, timeout=30)
+    assert r.status_code == 200 and r.json(), r.text
+    org = r.json()[0]["id"]
+    r = requests.post(f"{cove.api_url}/api-keys",
+                      json={"name": "other", "permissions": ["write:sandboxes", "delete:sandboxes"]},
+                      headers={**user, "X-Daytona-Organization-Id": org}, timeout=30)
+    assert r.status_code in (200, 201), r.text
+    return r.json()["value"]
 
 
 # `from conftest import ...` in this directory's test files means this module.

@@ -133,7 +133,7 @@ def test_a_timeout_interrupts_and_the_context_stays_usable(sandbox):
         ci.delete_context(ctx)
 
 
-def test_interpreter_routes_refuse_other_tenants_and_bad_input(sandbox, cove):
+def test_interpreter_routes_refuse_other_tenants_and_bad_input(sandbox, cove, other_org_key):
     """The interpreter routes through the proxy: another org's key is refused, bad input is 4xx."""
     proxy = sandbox.toolbox_proxy_url.rstrip("/")
     url = f"{proxy}/{sandbox.id}/process/interpreter/context"
@@ -142,7 +142,7 @@ def test_interpreter_routes_refuse_other_tenants_and_bad_input(sandbox, cove):
     assert r.status_code == 400 and r.json()["message"], r.text
     r = requests.delete(f"{url}/no-such-context", headers=own, timeout=30)
     assert r.status_code == 404, r.text
-    other = other_org_key(cove)
+    other = other_org_key
     for method, path in (("GET", "/process/interpreter/context"), ("POST", "/process/interpreter/context"),
                          ("DELETE", "/process/interpreter/context/default")):
         r = requests.request(method, f"{proxy}/{sandbox.id}{path}", json={},
@@ -151,15 +151,3 @@ def test_interpreter_routes_refuse_other_tenants_and_bad_input(sandbox, cove):
     # And the owner's interpreter was not touched by those calls.
     assert sandbox.code_interpreter.run_code("print(40 + 2)").stdout == "42\n"
 
-
-def other_org_key(cove):
-    """A key of a second organization of the admin user (its sandboxes are not the first org's)."""
-    own = {"Authorization": f"Bearer {cove.api_key}"}
-    r = requests.post(f"{cove.api_url}/organizations", json={"name": f"other-{uuid.uuid4().hex[:8]}"},
-                      headers=own, timeout=30)
-    assert r.status_code in (200, 201), r.text
-    org = r.json()["id"]
-    r = requests.post(f"{cove.api_url}/api-keys", json={"name": "other", "permissions": ["write:sandboxes"]},
-                      headers={**own, "X-Daytona-Organization-Id": org}, timeout=30)
-    assert r.status_code in (200, 201), r.text
-    return r.json()["value"]

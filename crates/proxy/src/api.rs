@@ -105,6 +105,22 @@ impl ControlPlane {
             .await
     }
 
+    /// Whether a signed file URL of sandbox `id` is valid now: `signed` is its `path=`,
+    /// `expires=` and `signature=` pairs, still percent-encoded as the client sent them.
+    pub async fn verify_file_url(
+        &self,
+        id: &str,
+        method: &http::Method,
+        signed: &str,
+    ) -> Result<Verdict, ProxyError> {
+        let path = format!(
+            "/api/preview/{}/file-url/verify?method={}&{signed}",
+            enc(id),
+            method.as_str()
+        );
+        self.verdict(&path, self.proxy_auth()).await
+    }
+
     /// The toolbox component's checks for the user's credential: `Ok(())` or its refusal.
     pub async fn toolbox_access(&self, id: &str, user: HeaderMap) -> Result<(), ProxyError> {
         let path = format!("/api/preview/{}/toolbox-access", enc(id));

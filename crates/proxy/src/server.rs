@@ -295,6 +295,11 @@ async fn toolbox(
     host: &str,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ProxyError> {
+    if !req.headers().contains_key(header::AUTHORIZATION)
+        && let Some(signed) = crate::toolbox::signed(req.method(), rest, req.uri().query())?
+    {
+        return signed_file(proxy, id, rest, host, signed, req).await;
+    }
     let auth = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -335,6 +340,39 @@ async fn toolbox(
     }
     // The daemon runs inside the sandbox: it sets no cookies on the proxy's origin. The
     // agent's own errors are already Daytona envelopes: passed on, unmarked.
+    resp.headers_mut().remove(header::SET_COOKIE);
+    resp.headers_mut().remove(HOP_ERROR_HEADER);
+    Ok(resp)
+}
+
+/// A signed file URL (no credentials): verified by the control plane on every request (no
+/// cache, so a rotated key refuses at once), then sent to the daemon with `path` alone.
+async fn signed_file(
+    proxy: &Proxy,
+    id: &str,
+    rest: &str,
+    host: &str,
+    signed: crate::toolbox::Signed,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ProxyError> {
+    match proxy
+        .cp
+        .verify_file_url(id, req.method(), &signed.pairs)
+        .await?
+    {
+        crate::api::Verdict::Yes => {}
+        crate::api::Verdict::No => {
+            return Err(ProxyError::Unauthorized(
+                "Invalid or expired signed URL".into(),
+            ));
+        }
+    }
+    let target = format!(
+        "/sandboxes/{}/toolbox{rest}?{}",
+        crate::api::enc(id),
+        signed.daemon_query
+    );
+    let mut resp = send(proxy, id, &target, host, req).await?;
     resp.headers_mut().remove(header::SET_COOKIE);
     resp.headers_mut().remove(HOP_ERROR_HEADER);
     Ok(resp)

@@ -13,6 +13,12 @@
 //!   preview token is live and names that port, else 404.
 //! * `GET /api/preview/{sandboxId}/signing-key` → 200 `"<hex>"`, a key derived from the proxy
 //!   token, the sandbox id and its `authToken` (so it changes when the token does).
+//! * `GET /api/preview/{sandboxId}/file-url/verify?method=&path=&expires=&signature=` → 200
+//!   `true` when `signature` is the sandbox's signed-file-URL signature (CONTRACT §10.7:
+//!   `v1_` + base64url(HMAC-SHA256(key, "v1:files:{METHOD}:{path}:{expires}"))) and `expires`
+//!   is 0 or not yet past, else `false`; 404 for an unknown or destroyed sandbox. The proxy asks
+//!   it for every `/toolbox/{id}/files/download` (GET) or `/files/upload-v2` (POST) that comes
+//!   without credentials, uncached, so a rotation takes effect at once.
 //! * `GET /api/preview/{sandboxId}/preview-warning?port=` → `{"enabled": false}` (Cove has no
 //!   interstitial page); 404 for an unknown sandbox.
 //! * `POST /api/preview/{sandboxId}/last-activity` → 201: the proxy's (throttled) activity

@@ -32,7 +32,7 @@ cove_edge::routes! {
     pub fn router() -> Router<State>;
     [
         preview_public, preview_validate, preview_access, preview_toolbox_access,
-        preview_signed_sandbox_id, preview_signing_key, preview_warning, preview_last_activity,
+        preview_signed_sandbox_id, preview_signing_key, preview_verify_file_url, preview_warning, preview_last_activity,
     ]
 }
 
@@ -118,6 +118,26 @@ async fn preview_signed_sandbox_id(s: &State, req: &Request, p: &Params) -> Answ
 async fn preview_signing_key(s: &State, req: &Request, p: &Params) -> Answer {
     let key = require_proxy(s, req)?;
     ok(&service::signing_key(&s.env, key, p.get("sandboxId")).await?)
+}
+
+#[utoipa::path(get, path = "/api/preview/{sandboxId}/file-url/verify", tag = "preview",
+    params(("sandboxId" = String, Path), ("method" = String, Query, description = "GET (download) or POST (upload)"),
+        ("path" = String, Query), ("expires" = String, Query, description = "UNIX seconds, 0: never"),
+        ("signature" = String, Query)),
+    responses((status = 200, body = bool, description = "`true`: a valid signed file URL of this sandbox"), Errors),
+    security(("proxy_token" = [])))]
+async fn preview_verify_file_url(s: &State, req: &Request, p: &Params) -> Answer {
+    require_proxy(s, req)?;
+    let q = |name: &str| web::query_param(req, name).unwrap_or_default();
+    let (method, path, expires, signature) = (q("method"), q("path"), q("expires"), q("signature"));
+    let url = service::SignedFileUrl {
+        method: &method,
+        path: &path,
+        expires: &expires,
+        signature: &signature,
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    ok(&service::verify_file_url(&s.env, p.get("sandboxId"), &url, now).await?)
 }
 
 /// `GET /api/preview/{id}/preview-warning` (0.226).

@@ -87,6 +87,55 @@ pub async fn signing_key(env: &Env, proxy_key: &str, id: &str) -> Result<String,
     Ok(hex::encode(h.finalize()))
 }
 
+/// One signed file URL as the proxy received it.
+pub struct SignedFileUrl<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub expires: &'a str,
+    pub signature: &'a str,
+}
+
+/// The signature of a file URL (CONTRACT §10.7): `v1_` + base64url, unpadded, of
+/// HMAC-SHA256(key, `v1:files:{METHOD}:{path}:{expires}`).
+pub fn file_url_signature(key: &str, method: &str, path: &str, expires: u64) -> String {
+    use base64::Engine;
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<sha2_11::Sha256>::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(format!("v1:files:{method}:{path}:{expires}").as_bytes());
+    let digest = mac.finalize().into_bytes();
+    format!(
+        "v1_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    )
+}
+
+/// Whether `url` is signed with the sandbox's current key and still valid at `now` (UNIX
+/// seconds). A sandbox whose key was never fetched has signed nothing.
+pub async fn verify_file_url(
+    env: &Env,
+    id: &str,
+    url: &SignedFileUrl<'_>,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let s = live_sandbox(env, id).await?;
+    let Some(key) = s.file_signing_key else {
+        return Ok(false);
+    };
+    Ok(signed_with(&key, url, now))
+}
+
+fn signed_with(key: &str, url: &SignedFileUrl<'_>, now: i64) -> bool {
+    let Ok(expires) = url.expires.parse::<u64>() else {
+        return false;
+    };
+    if expires != 0 && i64::try_from(expires).unwrap_or(i64::MAX) < now {
+        return false;
+    }
+    let want = file_url_signature(key, url.method, url.path, expires);
+    same_secret(want.as_bytes(), url.signature.as_bytes())
+}
+
 /// Whether the caller (the request's own API key or JWT) belongs to the sandbox's organization.
 /// 401 without a valid credential; 404 for another organization's, a destroyed or unknown sandbox.
 pub async fn access(env: &Env, req: &Request, id: &str) -> Result<bool, ApiError> {
@@ -160,4 +209,53 @@ pub async fn record_activity(env: &Env, id: &str) -> Result<(), ApiError> {
     let s = live_sandbox(env, id).await?;
     touch(env, &s, 5).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url<'a>(path: &'a str, expires: &'a str, signature: &'a str) -> SignedFileUrl<'a> {
+        SignedFileUrl {
+            method: "GET",
+            path,
+            expires,
+            signature,
+        }
+    }
+
+    #[test]
+    fn signatures_match_the_sdks() {
+        // Python: "v1_" + urlsafe_b64encode(hmac(b"k3y", b"v1:files:GET:/home/daytona/a b.txt:1767225600", sha256)).rstrip("=")
+        assert_eq!(
+            file_url_signature("k3y", "GET", "/home/daytona/a b.txt", 1_767_225_600),
+            "v1_gqe2BF5ouv0fPiME3vWy72u9mBKqoXuzC6luUx384qA"
+        );
+    }
+
+    #[test]
+    fn a_signature_binds_key_method_path_and_expiry() {
+        let sig = file_url_signature("k", "GET", "/a", 100);
+        assert!(signed_with("k", &url("/a", "100", &sig), 99));
+        assert!(signed_with("k", &url("/a", "100", &sig), 100));
+        // Expired, another path, method or key, a forged or truncated signature.
+        assert!(!signed_with("k", &url("/a", "100", &sig), 101));
+        assert!(!signed_with("k", &url("/b", "100", &sig), 99));
+        assert!(!signed_with("k2", &url("/a", "100", &sig), 99));
+        let post = SignedFileUrl {
+            method: "POST",
+            ..url("/a", "100", &sig)
+        };
+        assert!(!signed_with("k", &post, 99));
+        assert!(!signed_with("k", &url("/a", "101", &sig), 99));
+        assert!(!signed_with(
+            "k",
+            &url("/a", "100", &sig[..sig.len() - 1]),
+            99
+        ));
+        assert!(!signed_with("k", &url("/a", "soon", &sig), 99));
+        // 0 never expires.
+        let forever = file_url_signature("k", "GET", "/a", 0);
+        assert!(signed_with("k", &url("/a", "0", &forever), i64::MAX));
+    }
 }

@@ -380,3 +380,107 @@ async fn runners_by_sandbox_takes_the_proxy_token() {
     .await;
     assert_eq!(none.status().as_u16(), 401, "no proxy configured");
 }
+
+/// Signed file URLs (CONTRACT §10.7): the user's key from `/api/sandbox/{id}/signing-key`, the
+/// proxy's verification, the rotation that invalidates, and the other organization's refusal.
+#[tokio::test]
+async fn signed_file_urls_verify_until_they_expire_or_the_key_rotates() {
+    use cove_testkit::api::{Api, Call};
+    let h = Harness::new().await;
+    let env = &h.env;
+    let (a, b) = (tenant(&h).await, tenant(&h).await);
+    let r = runner(env).await;
+    let s = sandbox(env, &a.org, false, &r).await;
+    let id = s.id.as_str().to_owned();
+    let api = h.api().route("/api/sandbox/...", |env, req| async move {
+        sandboxes::handle(&env, &cove_edge::config::SandboxSettings::default(), req).await
+    });
+    let verify = |method: &str, path: &str, expires: i64, sig: &str| {
+        format!(
+            "/api/preview/{id}/file-url/verify?method={method}&path={}&expires={expires}&signature={sig}",
+            path.replace('/', "%2F").replace(' ', "+")
+        )
+    };
+    // Before any key is handed out, nothing is signed.
+    let never = preview::service::file_url_signature("", "GET", "/a", 0);
+    assert_eq!(
+        call(env, "GET", &verify("GET", "/a", 0, &never), Some(PROXY)).await,
+        (200, Value::Bool(false))
+    );
+    // The other organization cannot read or rotate the key.
+    for (m, p) in [("GET", "signing-key"), ("POST", "signing-key/rotate")] {
+        let (st, _) = api
+            .call(Call::new(m.parse().unwrap(), format!("/api/sandbox/{id}/{p}")).token(&b.key))
+            .await;
+        assert_eq!(st, 404, "{m} {p}");
+    }
+    let (st, key) = api
+        .call(Call::get(format!("/api/sandbox/{id}/signing-key")).token(&a.key))
+        .await;
+    assert_eq!(st, 200, "{key}");
+    let key = key.as_str().unwrap().to_owned();
+    assert!(key.len() >= 32);
+    // The same key on every read.
+    let (_, again) = api
+        .call(Call::get(format!("/api/sandbox/{id}/signing-key")).token(&a.key))
+        .await;
+    assert_eq!(again.as_str(), Some(key.as_str()));
+
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let path = "/home/daytona/a b.txt";
+    let sig = |k: &str, m: &str, e: i64| {
+        preview::service::file_url_signature(k, m, path, u64::try_from(e).unwrap())
+    };
+    let good = verify("GET", path, now + 60, &sig(&key, "GET", now + 60));
+    assert_eq!(
+        call(env, "GET", &good, Some(PROXY)).await,
+        (200, Value::Bool(true))
+    );
+    // Only the proxy may ask.
+    assert_eq!(call(env, "GET", &good, Some(&a.key)).await.0, 403);
+    assert_eq!(call(env, "GET", &good, None).await.0, 401);
+    // Expired, another method or path, a forged signature: false.
+    for uri in [
+        verify("GET", path, now - 1, &sig(&key, "GET", now - 1)),
+        verify("POST", path, now + 60, &sig(&key, "GET", now + 60)),
+        verify("GET", "/etc/passwd", now + 60, &sig(&key, "GET", now + 60)),
+        verify("GET", path, now + 60, "v1_forged"),
+    ] {
+        assert_eq!(
+            call(env, "GET", &uri, Some(PROXY)).await,
+            (200, Value::Bool(false)),
+            "{uri}"
+        );
+    }
+    // A rotation: the old URL is refused at once, the new key signs.
+    let (st, fresh) = api
+        .call(Call::post(format!("/api/sandbox/{id}/signing-key/rotate")).token(&a.key))
+        .await;
+    assert_eq!(st, 200);
+    let fresh = fresh.as_str().unwrap().to_owned();
+    assert_ne!(fresh, key);
+    assert_eq!(
+        call(env, "GET", &good, Some(PROXY)).await,
+        (200, Value::Bool(false))
+    );
+    let renewed = verify("GET", path, 0, &sig(&fresh, "GET", 0));
+    assert_eq!(
+        call(env, "GET", &renewed, Some(PROXY)).await,
+        (200, Value::Bool(true))
+    );
+    // A missing sandbox is 404 to the proxy.
+    let missing = uuid::Uuid::new_v4();
+    assert_eq!(
+        call(
+            env,
+            "GET",
+            &format!(
+                "/api/preview/{missing}/file-url/verify?method=GET&path=%2Fa&expires=0&signature=x"
+            ),
+            Some(PROXY)
+        )
+        .await
+        .0,
+        404
+    );
+}

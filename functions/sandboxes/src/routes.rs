@@ -54,7 +54,7 @@ cove_edge::routes! {
         sandbox_create, sandbox_list, sandbox_get, sandbox_delete, sandbox_start, sandbox_stop,
         sandbox_archive, sandbox_backup, sandbox_recover, sandbox_replace_labels, sandbox_set_public,
         sandbox_set_autostop, sandbox_set_autoarchive, sandbox_set_autodelete,
-        sandbox_set_autopause, sandbox_set_ttl, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_build_logs,
+        sandbox_set_autopause, sandbox_set_ttl, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_signing_key, sandbox_rotate_signing_key, sandbox_build_logs,
         sandbox_update_network_settings, sandbox_network_log, sandbox_last_activity, sandbox_update_state,
         sandbox_signed_preview_url, sandbox_expire_signed_preview_url,
     ]
@@ -168,21 +168,42 @@ fn list_query(req: &Request) -> Result<ListQuery, ApiError> {
         Some(raw) if !raw.trim().is_empty() => crate::rules::labels_filter(&raw)?,
         _ => Default::default(),
     };
-    Ok(ListQuery {
-        limit,
-        cursor: web::query_param(req, "cursor"),
-        labels,
-        states: web::query_values(req, "states"),
-        id_prefix: web::query_param(req, "id").filter(|s| !s.is_empty()),
-        name_prefix: web::query_param(req, "name").filter(|s| !s.is_empty()),
-    })
+    ListQuery::parse(&ReqQuery(req), limit, labels)
+}
+
+/// The request's query string, for [`ListQuery::parse`].
+struct ReqQuery<'a>(&'a Request);
+
+impl service::listing::QuerySource for ReqQuery<'_> {
+    fn one(&self, name: &str) -> Option<String> {
+        web::query_param(self.0, name)
+    }
+    fn all(&self, name: &str) -> Vec<String> {
+        web::query_values(self.0, name)
+    }
 }
 
 #[utoipa::path(get, path = "/api/sandbox", tag = "sandbox",
     params(("cursor" = Option<String>, Query), ("limit" = Option<i64>, Query, description = "1..200, default 100"),
         ("labels" = Option<String>, Query, description = "JSON object of labels every item must carry"),
-        ("states" = Option<Vec<String>>, Query), ("id" = Option<String>, Query, description = "id prefix"),
-        ("name" = Option<String>, Query, description = "name prefix"), ("verbose" = Option<bool>, Query)),
+        ("states" = Option<Vec<String>>, Query), ("id" = Option<String>, Query, description = "id prefix (case-insensitive)"),
+        ("name" = Option<String>, Query, description = "name prefix (case-insensitive)"),
+        ("snapshots" = Option<Vec<String>>, Query), ("regionIds" = Option<Vec<String>>, Query, description = "targets"),
+        ("sandboxClasses" = Option<Vec<String>>, Query),
+        ("minCpu" = Option<i64>, Query), ("maxCpu" = Option<i64>, Query),
+        ("minMemoryGiB" = Option<i64>, Query), ("maxMemoryGiB" = Option<i64>, Query),
+        ("minDiskGiB" = Option<i64>, Query), ("maxDiskGiB" = Option<i64>, Query),
+        ("minGpu" = Option<i64>, Query), ("maxGpu" = Option<i64>, Query),
+        ("isPublic" = Option<bool>, Query), ("isRecoverable" = Option<bool>, Query),
+        ("createdAtAfter" = Option<String>, Query, description = "ISO 8601, inclusive"),
+        ("createdAtBefore" = Option<String>, Query, description = "ISO 8601, inclusive"),
+        ("lastEventAfter" = Option<String>, Query, description = "last activity, ISO 8601, inclusive"),
+        ("lastEventBefore" = Option<String>, Query, description = "last activity, ISO 8601, inclusive"),
+        ("autoDestroyAtAfter" = Option<String>, Query), ("autoDestroyAtBefore" = Option<String>, Query),
+        ("includeErroredDeleted" = Option<bool>, Query),
+        ("sort" = Option<String>, Query, description = "name, cpu, memoryGib, diskGib, lastActivityAt or createdAt (default: createdAt, newest first)"),
+        ("order" = Option<String>, Query, description = "asc or desc (default desc)"),
+        ("verbose" = Option<bool>, Query)),
     responses((status = 200, body = ListSandboxesResponse), Errors),
     security(("bearer" = [])))]
 async fn sandbox_list(s: &State, req: &Request, _: &Params) -> Answer {
@@ -383,6 +404,24 @@ async fn sandbox_expire_signed_preview_url(s: &State, req: &Request, p: &Params)
 async fn sandbox_toolbox_proxy_url(s: &State, req: &Request, p: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::toolbox_proxy_url(&c, p.get("sandboxId")).await?)
+}
+
+#[utoipa::path(get, path = "/api/sandbox/{sandboxId}/signing-key", tag = "sandbox",
+    params(("sandboxId" = String, Path)),
+    responses((status = 200, body = String, description = "The HMAC key of the sandbox's signed file URLs"), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_signing_key(s: &State, req: &Request, p: &Params) -> Answer {
+    let c = call(s, req).await?;
+    ok(&service::signing_key(&c, p.get("sandboxId")).await?)
+}
+
+#[utoipa::path(post, path = "/api/sandbox/{sandboxId}/signing-key/rotate", tag = "sandbox",
+    params(("sandboxId" = String, Path)),
+    responses((status = 200, body = String, description = "The new key; URLs signed with the old one are refused"), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_rotate_signing_key(s: &State, req: &Request, p: &Params) -> Answer {
+    let c = call(s, req).await?;
+    ok(&service::rotate_signing_key(&c, p.get("sandboxId")).await?)
 }
 
 #[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}/build-logs", tag = "sandbox",

@@ -1173,6 +1173,8 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
         None,
     ),
     ("GET", "/api/sandbox/{sandboxId}/toolbox-proxy-url", None),
+    ("GET", "/api/sandbox/{sandboxId}/signing-key", None),
+    ("POST", "/api/sandbox/{sandboxId}/signing-key/rotate", None),
     ("GET", "/api/sandbox/{sandboxIdOrName}/build-logs", None),
     ("GET", "/api/sandbox/{sandboxIdOrName}/network-log", None),
     ("POST", "/api/sandbox/{sandboxId}/last-activity", Some("{}")),

@@ -25,14 +25,16 @@ pub const DEFAULT_STOP_SECS: u32 = 10;
 /// - `DAC_OVERRIDE`: root reads/writes files of other users (file API, git, package managers);
 /// - `FOWNER`: chmod/utime on files root does not own (`files/permissions` mode);
 /// - `SETUID`, `SETGID`: root dropping to another user (`su`, `runuser`, package scripts);
-/// - `KILL`: signalling processes of other users (session delete, timeouts).
-pub const ROOT_CAPS: [&str; 6] = [
+/// - `KILL`: signalling processes of other users (session delete, timeouts);
+/// - `AUDIT_WRITE`: `sudo` and `su` log to the kernel's audit socket (in Docker's defaults too).
+pub const ROOT_CAPS: [&str; 7] = [
     "CHOWN",
     "DAC_OVERRIDE",
     "FOWNER",
     "SETUID",
     "SETGID",
     "KILL",
+    "AUDIT_WRITE",
 ];
 
 /// Sandbox ids become container names and directory names: keep them tame.
@@ -170,7 +172,6 @@ pub fn container_spec(
     env.push(format!("BASH_ENV={RUN_DIR_IN_CONTAINER}/{ENV_FILE}"));
     env.push(format!("HOME={home}"));
     let r = &spec.resources;
-    let is_root = matches!(user.split(':').next(), Some("root" | "0"));
     ContainerSpec {
         name,
         image: spec.snapshot.clone(),

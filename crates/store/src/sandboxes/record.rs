@@ -187,6 +187,11 @@ pub struct SandboxRecord {
     pub runner_id: Option<RunnerId>,
     /// Preview token (32 lowercase alphanumerics), see [`generate_auth_token`].
     pub auth_token: String,
+    /// HMAC key of the sandbox's signed file URLs (CONTRACT §10.7, 64 hex digits); made on the
+    /// first `GET /sandbox/{id}/signing-key`, replaced by a rotation (which invalidates every
+    /// URL signed with the old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_signing_key: Option<String>,
     #[serde(default)]
     pub daemon_version: Option<String>,
     /// Last `SandboxSpec` generation sent to the runner (bumped by every state change).
@@ -281,6 +286,7 @@ impl SandboxRecord {
             volumes: Vec::new(),
             runner_id: None,
             auth_token: String::new(),
+            file_signing_key: None,
             daemon_version: None,
             generation: 0,
             transition: None,

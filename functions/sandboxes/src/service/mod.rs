@@ -12,6 +12,7 @@
 
 mod actions;
 mod create;
+pub mod listing;
 pub mod network;
 mod preview;
 mod queries;
@@ -20,10 +21,11 @@ pub mod volumes;
 
 pub use actions::{archive, backup, delete, recover, start, stop};
 pub use create::create;
+pub use listing::{ListQuery, list};
 pub use preview::{expire_signed_preview_url, signed_preview_url};
 pub use queries::{
-    IntervalKind, ListQuery, build_logs, get, last_activity, list, preview_url, set_interval,
-    set_labels, set_public, set_ttl, toolbox_proxy_url,
+    IntervalKind, build_logs, get, last_activity, preview_url, rotate_signing_key, set_interval,
+    set_labels, set_public, set_ttl, signing_key, toolbox_proxy_url,
 };
 pub use reports::report_state;
 

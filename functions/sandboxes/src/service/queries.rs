@@ -5,14 +5,12 @@ use std::collections::BTreeMap;
 
 use cove_api_types::ApiError;
 use cove_api_types::permissions::Permission;
-use cove_api_types::sandbox::{
-    ListSandboxesResponse, PortPreviewUrl, Sandbox, SandboxLabels, SandboxListItem, ToolboxProxyUrl,
-};
+use cove_api_types::sandbox::{PortPreviewUrl, Sandbox, SandboxLabels, ToolboxProxyUrl};
 use cove_edge::store_error::IntoApi;
 use cove_edge::{Action, authorize};
 use cove_store::sandboxes::due::ttl_deadline;
 use cove_store::sandboxes::{QuotaCheck, SandboxRecord};
-use cove_store::{Conflict, Cursor, StoreError};
+use cove_store::{Conflict, StoreError};
 use time::OffsetDateTime;
 
 use super::{Call, find, now, store_err};
@@ -20,8 +18,6 @@ use crate::{rules, view};
 
 /// How often a field update is retried after losing a version race.
 const MAX_RETRIES: usize = 8;
-/// Store pages read at most for one filtered list answer.
-const MAX_LIST_PAGES: usize = 20;
 
 /// Reads, changes and conditionally writes one sandbox (fields that do not move usage).
 async fn modify(
@@ -46,60 +42,6 @@ async fn modify(
         }
     }
     Err(rules::in_progress())
-}
-
-/// `GET /sandbox` filters (CONTRACT §4.6, the cheap ones).
-#[derive(Debug, Default)]
-pub struct ListQuery {
-    pub limit: usize,
-    pub cursor: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub states: Vec<String>,
-    pub id_prefix: Option<String>,
-    pub name_prefix: Option<String>,
-}
-
-fn matches(q: &ListQuery, r: &SandboxRecord) -> bool {
-    q.labels.iter().all(|(k, v)| r.labels.get(k) == Some(v))
-        && (q.states.is_empty() || q.states.iter().any(|s| s == r.state.as_str()))
-        && q.id_prefix
-            .as_deref()
-            .is_none_or(|p| r.id.as_str().starts_with(p))
-        && q.name_prefix
-            .as_deref()
-            .is_none_or(|p| r.name.starts_with(p))
-}
-
-pub async fn list(call: &Call<'_>, q: ListQuery) -> Result<ListSandboxesResponse, ApiError> {
-    let repo = call.env.store.sandboxes();
-    let mut cursor = match q.cursor.as_deref() {
-        Some(c) if !c.is_empty() => Some(Cursor::parse(c).api()?),
-        _ => None,
-    };
-    let proxy = call.proxy_url();
-    for _ in 0..MAX_LIST_PAGES {
-        let page = repo
-            .list_by_org(call.org(), q.limit, cursor.as_ref())
-            .await
-            .api()?;
-        let items: Vec<SandboxListItem> = page
-            .items
-            .iter()
-            .filter(|r| matches(&q, r))
-            .map(|r| SandboxListItem::from(view::sandbox(r, &proxy)))
-            .collect();
-        cursor = page.next;
-        if !items.is_empty() || cursor.is_none() {
-            return Ok(ListSandboxesResponse {
-                items,
-                next_cursor: cursor.map(|c| c.as_str().to_owned()),
-            });
-        }
-    }
-    Ok(ListSandboxesResponse {
-        items: Vec::new(),
-        next_cursor: cursor.map(|c| c.as_str().to_owned()),
-    })
 }
 
 /// How long a sandbox destroyed by its queue timeout stays readable by id (as Daytona's).
@@ -245,6 +187,37 @@ pub async fn toolbox_proxy_url(
     Ok(ToolboxProxyUrl {
         url: call.proxy_url(),
     })
+}
+
+/// Length of a signed-file-URL key: 48 characters of `[a-z0-9]` (about 248 bits).
+const SIGNING_KEY_LEN: usize = 48;
+
+/// `GET /sandbox/{id}/signing-key`: the HMAC key of the sandbox's signed file URLs (CONTRACT
+/// §10.7), made on first use. It grants file access with no other credential: `write:sandboxes`.
+pub async fn signing_key(call: &Call<'_>, id_or_name: &str) -> Result<String, ApiError> {
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let rec = find(call, id_or_name).await?;
+    if let Some(k) = rec.file_signing_key {
+        return Ok(k);
+    }
+    let fresh = cove_store::random::alphanumeric(SIGNING_KEY_LEN).map_err(super::random_failure)?;
+    // Two first reads at once agree on one key: only a record without one takes the fresh key.
+    let rec = modify(call, id_or_name, |r| {
+        r.file_signing_key.get_or_insert_with(|| fresh.clone());
+    })
+    .await?;
+    rec.file_signing_key.ok_or_else(ApiError::internal)
+}
+
+/// `POST /sandbox/{id}/signing-key/rotate`: a new key; URLs signed with the old one stop working.
+pub async fn rotate_signing_key(call: &Call<'_>, id_or_name: &str) -> Result<String, ApiError> {
+    authorize(call.env, &call.ctx, Action::Use(Permission::WriteSandboxes)).await?;
+    let fresh = cove_store::random::alphanumeric(SIGNING_KEY_LEN).map_err(super::random_failure)?;
+    modify(call, id_or_name, |r| {
+        r.file_signing_key = Some(fresh.clone())
+    })
+    .await?;
+    Ok(fresh)
 }
 
 /// Sandboxes made from a snapshot have no build; the log says so.
