@@ -52,11 +52,11 @@ async fn lifecycle_with_limits() {
     assert_ne!(code, 0);
     // Docker's view of the limits.
     let inspect = std::process::Command::new("docker")
-        .args(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}} {{.HostConfig.Init}} {{.HostConfig.CapDrop}} {{.HostConfig.SecurityOpt}}", &cid])
+        .args(["inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}} {{.HostConfig.Init}} {{.HostConfig.CapDrop}} {{len .HostConfig.CapAdd}}", &cid])
         .output()
         .expect("docker inspect");
     let inspect = String::from_utf8_lossy(&inspect.stdout).trim().to_owned();
-    assert_eq!(inspect, "134217728 64 500000000 true [ALL] []");
+    assert_eq!(inspect, "134217728 64 500000000 true [ALL] 7");
 
     // Memory limit: an over-allocating process is OOM-killed (137).
     let (code, _) = agent
