@@ -24,13 +24,22 @@ type St = State<Arc<AppState>>;
 
 /// Credentials passed to git through an inline credential helper reading the environment.
 #[derive(Default)]
-struct Creds<'a> {
-    username: Option<&'a str>,
-    password: Option<&'a str>,
+pub(crate) struct Creds<'a> {
+    pub(crate) username: Option<&'a str>,
+    pub(crate) password: Option<&'a str>,
 }
 
-/// Runs `git args...` in `dir`; non-zero exits become mapped errors.
-async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<String> {
+/// Longest a git command may run.
+const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs `git args...` in `dir` (with `input` on its stdin) and returns its exit code and output
+/// whatever the exit code; only a git that does not start is an error.
+pub(crate) async fn git_output(
+    dir: Option<&Path>,
+    args: &[&str],
+    creds: Creds<'_>,
+    input: Option<Vec<u8>>,
+) -> Result<process::Output> {
     let mut cmd = tokio::process::Command::new("git");
     if let (Some(u), Some(p)) = (creds.username, creds.password) {
         cmd.arg("-c").arg("credential.helper=").arg("-c").arg(
@@ -46,22 +55,39 @@ async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<Stri
         cmd.current_dir(dir);
     }
     // git's own output is parsed, so it is kept whole.
-    let out = match process::run(cmd, Some(std::time::Duration::from_secs(600)), usize::MAX).await {
-        Ok(o) => o,
+    match process::run_with_input(cmd, input, Some(GIT_TIMEOUT), usize::MAX).await {
         Err(ToolboxError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ToolboxError::Internal("git is not installed".into()));
+            Err(ToolboxError::Internal("git is not installed".into()))
         }
-        Err(e) => return Err(e),
-    };
+        other => other,
+    }
+}
+
+/// git's complaint of a failed command: its stderr, else its stdout.
+fn complaint(out: &process::Output) -> String {
+    let stderr = out.log.text(Some(Stream::Stderr));
+    if stderr.trim().is_empty() {
+        out.log.text(Some(Stream::Stdout)).trim().to_owned()
+    } else {
+        stderr.trim().to_owned()
+    }
+}
+
+/// Runs `git args...` in `dir`; non-zero exits become mapped errors.
+pub(crate) async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<String> {
+    git_with_input(dir, args, creds, None).await
+}
+
+/// [`git`] with `input` on git's stdin.
+pub(crate) async fn git_with_input(
+    dir: Option<&Path>,
+    args: &[&str],
+    creds: Creds<'_>,
+    input: Option<Vec<u8>>,
+) -> Result<String> {
+    let out = git_output(dir, args, creds, input).await?;
     if out.exit_code != 0 {
-        let stderr = out.log.text(Some(Stream::Stderr));
-        let stdout = out.log.text(Some(Stream::Stdout));
-        let text = if stderr.trim().is_empty() {
-            stdout.trim().to_owned()
-        } else {
-            stderr.trim().to_owned()
-        };
-        return Err(map_git_error(&text));
+        return Err(map_git_error(&complaint(&out)));
     }
     Ok(out.log.text(Some(Stream::Stdout)))
 }
@@ -112,9 +138,10 @@ const RULES: &[Rule] = &[
         StatusCode::UNAUTHORIZED,
         DaemonErrorCode::GitAuthFailed,
     ),
+    // 422, as Daytona's (the SDK's `DaytonaGitRemoteRejectedError` is an unprocessable entity).
     rule(
         &[&["remote rejected", "pre-receive hook declined"]],
-        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
         DaemonErrorCode::GitRemoteRejected,
     ),
     rule(
@@ -162,16 +189,48 @@ const RULES: &[Rule] = &[
         StatusCode::NOT_FOUND,
         DaemonErrorCode::GitBranchNotFound,
     ),
+    // The host refused this user (HTTP 403), as Daytona's daemon tells it from a failed login.
+    rule(
+        &[&["the requested url returned error: 403"]],
+        StatusCode::FORBIDDEN,
+        DaemonErrorCode::Forbidden,
+    ),
+    Rule {
+        all: &[&["remote: permission"], &["denied"]],
+        none: &[],
+        status: StatusCode::FORBIDDEN,
+        code: DaemonErrorCode::Forbidden,
+    },
     rule(
         &[&[
             "repository not found",
             "not a git repository",
             "does not appear to be a git repository",
+            "can only be used inside a git repository",
+            "the requested url returned error: 404",
             "does not exist",
             "not found",
         ]],
         StatusCode::NOT_FOUND,
         DaemonErrorCode::GitRepoNotFound,
+    ),
+    // A revision that names nothing (`reset --hard nope`, `restore --source=nope`).
+    rule(
+        &[&[
+            "unknown revision",
+            "bad revision",
+            "invalid object name",
+            "not a valid object name",
+            "could not resolve head",
+        ]],
+        StatusCode::NOT_FOUND,
+        DaemonErrorCode::NotFound,
+    ),
+    // A config file git may not write (`scope: system` as a user).
+    rule(
+        &[&["could not lock config file", "permission denied"]],
+        StatusCode::FORBIDDEN,
+        DaemonErrorCode::Forbidden,
     ),
     rule(
         &[&[
@@ -207,7 +266,7 @@ pub fn map_git_error(stderr: &str) -> ToolboxError {
     }
 }
 
-fn repo(st: &AppState, path: &str) -> Result<PathBuf> {
+pub(crate) fn repo(st: &AppState, path: &str) -> Result<PathBuf> {
     let dir = st.paths.resolve(path)?;
     if !dir.is_dir() {
         return Err(ToolboxError::Git {
@@ -297,7 +356,7 @@ pub async fn clone(State(st): St, JsonBody(req): JsonBody<GitCloneRequest>) -> R
 }
 
 /// Removes credentials from an error message.
-fn scrub(e: ToolboxError, with_creds: &str, plain: &str) -> ToolboxError {
+pub(crate) fn scrub(e: ToolboxError, with_creds: &str, plain: &str) -> ToolboxError {
     match e {
         ToolboxError::Git {
             status,

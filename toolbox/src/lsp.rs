@@ -112,8 +112,15 @@ async fn read_replies(
 }
 
 impl LspClient {
-    async fn spawn(program: &str, args: &[&str], root: &Path) -> Result<Arc<Self>> {
-        let mut child = tokio::process::Command::new(program)
+    async fn spawn(
+        program: &str,
+        args: &[&str],
+        root: &Path,
+        env: &crate::env::ProcessEnv,
+    ) -> Result<Arc<Self>> {
+        let mut cmd = tokio::process::Command::new(program);
+        env.apply(cmd.as_std_mut());
+        let mut child = cmd
             .args(args)
             .current_dir(root)
             .stdin(Stdio::piped())
@@ -311,7 +318,7 @@ pub async fn start(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> 
     if servers.contains_key(&key) {
         return Ok(StatusCode::OK);
     }
-    let client = LspClient::spawn(program, args, &root).await?;
+    let client = LspClient::spawn(program, args, &root, &st.env).await?;
     let root_uri = file_uri(&root);
     let params = json!({
         "processId": std::process::id(),
