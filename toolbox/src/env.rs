@@ -118,10 +118,7 @@ impl ProcessEnv {
             .write()
             .map_err(|_| ToolboxError::Internal("environment lock poisoned".into()))?;
         let mut next = changes.clone();
-        for name in doomed
-            .into_iter()
-            .chain(unset.iter().map(OsString::from))
-        {
+        for name in doomed.into_iter().chain(unset.iter().map(OsString::from)) {
             // A name the daemon never had needs no removal entry.
             if std::env::var_os(&name).is_some() {
                 next.insert(name, None);
@@ -230,8 +227,12 @@ mod tests {
         .expect("set");
         assert_eq!(get(&env, "COVE_T_A").as_deref(), Some("1"));
         // The prefix removes B and C, but C is set again by the same request.
-        env.update(&req(&[("COVE_T_C", "secret:new")], &["COVE_T_A"], Some("secret:")))
-            .expect("update");
+        env.update(&req(
+            &[("COVE_T_C", "secret:new")],
+            &["COVE_T_A"],
+            Some("secret:"),
+        ))
+        .expect("update");
         assert_eq!(get(&env, "COVE_T_A"), None);
         assert_eq!(get(&env, "COVE_T_B"), None);
         assert_eq!(get(&env, "COVE_T_C").as_deref(), Some("secret:new"));

@@ -21,6 +21,7 @@ pub mod busy;
 pub mod client;
 pub mod conn_pool;
 pub mod drain;
+pub mod env;
 pub mod error;
 pub mod files;
 pub mod git;
@@ -37,6 +38,7 @@ pub mod routes;
 pub mod server;
 pub mod sessions;
 pub mod supervisor;
+pub mod system;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

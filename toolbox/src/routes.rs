@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 
 use crate::error::ToolboxError;
 use crate::server::AppState;
-use crate::{busy, files, git, info, lsp, process, sessions};
+use crate::{busy, env, files, git, info, lsp, process, sessions, system};
 
 macro_rules! route_table {
     ($($method:ident $path:literal => $($handler:ident)::+;)+) => {
@@ -40,6 +40,11 @@ route_table! {
     get "/work-dir" => info::work_dir;
     get "/project-dir" => info::project_dir;
     get "/user-home-dir" => info::home_dir;
+    post "/env" => env::update;
+    // the sandbox's resources and ports
+    get "/system/metrics" => system::metrics;
+    get "/port" => system::ports;
+    get "/port/{port}/in-use" => system::port_in_use;
     // files (CONTRACT §10, §10.1, §10.2)
     get "/files" => files::list;
     delete "/files" => files::delete;
