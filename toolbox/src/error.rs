@@ -17,9 +17,10 @@ use crate::logging::RateLimit;
 /// Everything a handler can fail with.
 ///
 /// Messages that clients (or the people using them) match on begin with the words of Daytona's
-/// daemon: `file not found: …`, `permission denied: …`, `command execution timeout`,
-/// `session not found`, `command not found`, `session process has exited`, `command has already
-/// completed`, `… server not initialized …`, and git's own stderr for git failures.
+/// daemon: `file not found: …`, `permission denied: …`, `Command execution timed out after N
+/// seconds. The timeout …`, `session not found`, `command not found`, `session process has
+/// exited`, `command has already completed`, `… server not initialized …`, and git's own stderr
+/// for git failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolboxError {
     #[error("file not found: {0}")]
@@ -46,7 +47,11 @@ pub enum ToolboxError {
     Gone(String),
     #[error("request body exceeds the limit of {0} bytes for JSON bodies")]
     PayloadTooLarge(usize),
-    #[error("command execution timeout after {0} s")]
+    /// Daytona's words (its SDK users grep for "timed out" or "timeout": both are in it).
+    #[error(
+        "Command execution timed out after {0} seconds. The timeout can be increased by \
+         adjusting the timeout parameter in the request."
+    )]
     Timeout(u64),
     #[error("session not found: {0}")]
     SessionNotFound(String),

@@ -13,6 +13,7 @@ use cove_api_types::toolbox::{
 };
 use serde::Deserialize;
 
+use crate::env::ProcessEnv;
 #[cfg(feature = "openapi")]
 use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
@@ -35,12 +36,15 @@ const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 /// Runs `git args...` in `dir` (with `input` on its stdin) and returns its exit code and output
 /// whatever the exit code; only a git that does not start is an error.
 pub(crate) async fn git_output(
+    env: &ProcessEnv,
     dir: Option<&Path>,
     args: &[&str],
     creds: Creds<'_>,
     input: Option<Vec<u8>>,
 ) -> Result<process::Output> {
     let mut cmd = tokio::process::Command::new("git");
+    // `POST /env`'s changes first: git's own settings below win over them.
+    env.apply(cmd.as_std_mut());
     if let (Some(u), Some(p)) = (creds.username, creds.password) {
         cmd.arg("-c").arg("credential.helper=").arg("-c").arg(
             "credential.helper=!f() { echo \"username=$COVE_GIT_USERNAME\"; echo \"password=$COVE_GIT_PASSWORD\"; }; f",
@@ -74,18 +78,24 @@ fn complaint(out: &process::Output) -> String {
 }
 
 /// Runs `git args...` in `dir`; non-zero exits become mapped errors.
-pub(crate) async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<String> {
-    git_with_input(dir, args, creds, None).await
+pub(crate) async fn git(
+    env: &ProcessEnv,
+    dir: Option<&Path>,
+    args: &[&str],
+    creds: Creds<'_>,
+) -> Result<String> {
+    git_with_input(env, dir, args, creds, None).await
 }
 
 /// [`git`] with `input` on git's stdin.
 pub(crate) async fn git_with_input(
+    env: &ProcessEnv,
     dir: Option<&Path>,
     args: &[&str],
     creds: Creds<'_>,
     input: Option<Vec<u8>>,
 ) -> Result<String> {
-    let out = git_output(dir, args, creds, input).await?;
+    let out = git_output(env, dir, args, creds, input).await?;
     if out.exit_code != 0 {
         return Err(map_git_error(&complaint(&out)));
     }
@@ -214,18 +224,20 @@ const RULES: &[Rule] = &[
         StatusCode::NOT_FOUND,
         DaemonErrorCode::GitRepoNotFound,
     ),
-    // A revision that names nothing (`reset --hard nope`, `restore --source=nope`).
-    rule(
-        &[&[
+    // A revision that names nothing (`reset --hard nope`, `restore --source=nope`: "could not
+    // resolve nope"), not a host that does not resolve.
+    Rule {
+        all: &[&[
             "unknown revision",
             "bad revision",
             "invalid object name",
             "not a valid object name",
-            "could not resolve head",
+            "could not resolve ",
         ]],
-        StatusCode::NOT_FOUND,
-        DaemonErrorCode::NotFound,
-    ),
+        none: &["could not resolve host", "could not resolve proxy"],
+        status: StatusCode::NOT_FOUND,
+        code: DaemonErrorCode::NotFound,
+    },
     // A config file git may not write (`scope: system` as a user).
     rule(
         &[&["could not lock config file", "permission denied"]],
@@ -281,7 +293,7 @@ pub(crate) fn repo(st: &AppState, path: &str) -> Result<PathBuf> {
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PathQuery {
-    path: String,
+    pub(crate) path: String,
 }
 
 /// Puts `user:password@` into an http(s) URL.
@@ -332,11 +344,12 @@ pub async fn clone(State(st): St, JsonBody(req): JsonBody<GitCloneRequest>) -> R
     }
     let dest_s = dest.to_string_lossy().into_owned();
     args.extend(["--", &url, &dest_s]);
-    git(None, &args, Creds::default())
+    git(&st.env, None, &args, Creds::default())
         .await
         .map_err(|e| scrub(e, &url, &req.url))?;
     if let Some(commit) = req.commit_id.as_deref().filter(|c| !c.is_empty()) {
         git(
+            &st.env,
             Some(&dest),
             &["checkout", "--detach", commit],
             Creds::default(),
@@ -346,6 +359,7 @@ pub async fn clone(State(st): St, JsonBody(req): JsonBody<GitCloneRequest>) -> R
     if url != req.url {
         // Do not leave the password in .git/config.
         git(
+            &st.env,
             Some(&dest),
             &["remote", "set-url", "origin", &req.url],
             Creds::default(),
@@ -393,7 +407,7 @@ pub async fn init(State(st): St, JsonBody(req): JsonBody<GitInitRequest>) -> Res
     if let Some(b) = req.initial_branch.as_deref().filter(|b| !b.is_empty()) {
         args.extend(["--initial-branch", b]);
     }
-    git(Some(&dir), &args, Creds::default()).await?;
+    git(&st.env, Some(&dir), &args, Creds::default()).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -414,7 +428,7 @@ pub async fn add(State(st): St, JsonBody(req): JsonBody<GitAddRequest>) -> Resul
         args.push(".");
     }
     args.extend(req.files.iter().map(String::as_str));
-    git(Some(&dir), &args, Creds::default()).await?;
+    git(&st.env, Some(&dir), &args, Creds::default()).await?;
     Ok(StatusCode::OK)
 }
 
@@ -439,8 +453,14 @@ pub async fn commit(
     if req.allow_empty.unwrap_or(false) {
         args.push("--allow-empty");
     }
-    git(Some(&dir), &args, Creds::default()).await?;
-    let hash = git(Some(&dir), &["rev-parse", "HEAD"], Creds::default()).await?;
+    git(&st.env, Some(&dir), &args, Creds::default()).await?;
+    let hash = git(
+        &st.env,
+        Some(&dir),
+        &["rev-parse", "HEAD"],
+        Creds::default(),
+    )
+    .await?;
     Ok(Json(GitCommitResponse {
         hash: hash.trim().to_owned(),
     }))
@@ -538,6 +558,7 @@ pub async fn status(
 ) -> Result<Json<GitStatus>> {
     let dir = repo(&st, &q.path)?;
     let out = git(
+        &st.env,
         Some(&dir),
         &[
             "status",
@@ -568,12 +589,19 @@ pub async fn branches(
 ) -> Result<Json<ListBranchResponse>> {
     let dir = repo(&st, &q.path)?;
     let out = git(
+        &st.env,
         Some(&dir),
         &["branch", "--list", "--format=%(refname:short)"],
         Creds::default(),
     )
     .await?;
-    let current = git(Some(&dir), &["branch", "--show-current"], Creds::default()).await?;
+    let current = git(
+        &st.env,
+        Some(&dir),
+        &["branch", "--show-current"],
+        Creds::default(),
+    )
+    .await?;
     let current = current.trim();
     Ok(Json(ListBranchResponse {
         branches: out
@@ -600,7 +628,13 @@ pub async fn create_branch(
     JsonBody(req): JsonBody<GitBranchRequest>,
 ) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
-    git(Some(&dir), &["checkout", "-b", &req.name], Creds::default()).await?;
+    git(
+        &st.env,
+        Some(&dir),
+        &["checkout", "-b", &req.name],
+        Creds::default(),
+    )
+    .await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -620,6 +654,7 @@ pub async fn delete_branch(
 ) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     let exists = git(
+        &st.env,
         Some(&dir),
         &[
             "rev-parse",
@@ -638,7 +673,13 @@ pub async fn delete_branch(
             message: format!("branch '{}' not found", req.name),
         });
     }
-    git(Some(&dir), &["branch", "-D", &req.name], Creds::default()).await?;
+    git(
+        &st.env,
+        Some(&dir),
+        &["branch", "-D", &req.name],
+        Creds::default(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -658,6 +699,7 @@ pub async fn checkout(
 ) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     git(
+        &st.env,
         Some(&dir),
         &["checkout", &req.branch, "--"],
         Creds::default(),
@@ -694,6 +736,7 @@ pub async fn history(
 ) -> Result<Json<Vec<GitCommitInfo>>> {
     let dir = repo(&st, &q.path)?;
     let out = match git(
+        &st.env,
         Some(&dir),
         &["log", "--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%B%x1e"],
         Creds::default(),
@@ -773,7 +816,7 @@ pub async fn pull(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> R
         username: req.username.as_deref(),
         password: req.password.as_deref(),
     };
-    git(Some(&dir), &args, creds).await?;
+    git(&st.env, Some(&dir), &args, creds).await?;
     Ok(StatusCode::OK)
 }
 
@@ -798,7 +841,7 @@ pub async fn push(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> R
         username: req.username.as_deref(),
         password: req.password.as_deref(),
     };
-    git(Some(&dir), &args, creds).await?;
+    git(&st.env, Some(&dir), &args, creds).await?;
     Ok(StatusCode::OK)
 }
 

@@ -25,6 +25,7 @@ pub mod env;
 pub mod error;
 pub mod files;
 pub mod git;
+pub mod git_ext;
 pub mod info;
 pub mod logging;
 pub mod lsp;

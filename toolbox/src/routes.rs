@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 
 use crate::error::ToolboxError;
 use crate::server::AppState;
-use crate::{busy, env, files, git, info, lsp, process, sessions, system};
+use crate::{busy, env, files, git, git_ext, info, lsp, process, sessions, system};
 
 macro_rules! route_table {
     ($($method:ident $path:literal => $($handler:ident)::+;)+) => {
@@ -87,6 +87,14 @@ route_table! {
     get "/git/log" => git::log;
     post "/git/pull" => git::pull;
     post "/git/push" => git::push;
+    get "/git/config" => git_ext::get_config;
+    post "/git/config" => git_ext::set_config;
+    post "/git/config/user" => git_ext::configure_user;
+    post "/git/credentials" => git_ext::authenticate;
+    get "/git/remotes" => git_ext::remotes;
+    post "/git/remotes" => git_ext::add_remote;
+    post "/git/reset" => git_ext::reset;
+    post "/git/restore" => git_ext::restore;
     // lsp (§10.6)
     post "/lsp/start" => lsp::start;
     post "/lsp/stop" => lsp::stop;

@@ -241,3 +241,509 @@ async fn env_changes_reach_later_processes() {
         "INVALID_REQUEST_BODY",
     );
 }
+
+/// Points the daemon's git at a private `HOME` and system config (through `POST /env`, which
+/// git commands of the daemon honour), so no test touches the real ones. Returns the home.
+async fn private_git(d: &Daemon) -> std::path::PathBuf {
+    let home = d.dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let system = d.dir.path().join("gitconfig-system");
+    let r = d
+        .post_json(
+            "/env",
+            json!({
+                "set": {
+                    "HOME": home.to_str().expect("utf-8"),
+                    "XDG_CONFIG_HOME": home.join(".config").to_str().expect("utf-8"),
+                    "GIT_CONFIG_SYSTEM": system.to_str().expect("utf-8"),
+                },
+                "unset": ["GIT_CONFIG_GLOBAL", "GIT_CONFIG_NOSYSTEM"],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    home
+}
+
+/// A repository at virtual `/repo` with two commits of `a.txt` ("one", then "two").
+fn two_commits(d: &Daemon) -> std::path::PathBuf {
+    let dir = d.real("/repo");
+    std::fs::create_dir_all(&dir).expect("repo dir");
+    git(&dir, &["init", "-q", "-b", "main"]);
+    std::fs::write(dir.join("a.txt"), "one\n").expect("write");
+    git(&dir, &["add", "a.txt"]);
+    git(&dir, &["commit", "-q", "-m", "first"]);
+    std::fs::write(dir.join("a.txt"), "two\n").expect("write");
+    git(&dir, &["commit", "-q", "-am", "second"]);
+    dir
+}
+
+fn read(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[tokio::test]
+async fn git_config_get_and_set() {
+    let d = Daemon::start().await;
+    let home = private_git(&d).await;
+    let repo = two_commits(&d);
+    let get = |query: String| {
+        let d = &d;
+        async move { d.get(&format!("/git/config?{query}")).await }
+    };
+    // Unset: null.
+    let r = get(format!("key={}", q("cove.nothing"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json(), json!({"value": null}));
+    // Global by default, into $HOME/.gitconfig.
+    let r = d
+        .post_json(
+            "/git/config",
+            json!({"key": "cove.color", "value": "blue green"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(read(&home.join(".gitconfig")).contains("color = blue green"));
+    assert_eq!(
+        get("key=cove.color".into()).await.json(),
+        json!({"value": "blue green"})
+    );
+    // Local needs a path; then it is the repository's, and global does not see it.
+    let msg = assert_envelope(
+        &d.post_json(
+            "/git/config",
+            json!({"key": "cove.x", "value": "1", "scope": "local"}),
+        )
+        .await,
+        400,
+        "BAD_REQUEST",
+    );
+    assert!(msg.contains("path is required"), "{msg}");
+    let r = d
+        .post_json(
+            "/git/config",
+            json!({"key": "cove.x", "value": "", "scope": "local", "path": "/repo"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(read(&repo.join(".git/config")).contains("x = "));
+    assert_eq!(
+        get("key=cove.x&scope=local&path=%2Frepo".into())
+            .await
+            .json(),
+        json!({"value": ""}),
+        "an empty value is not unset"
+    );
+    assert_eq!(
+        get("key=cove.x".into()).await.json(),
+        json!({"value": null})
+    );
+    // System scope goes where git's system config is (here a private file).
+    let r = d
+        .post_json(
+            "/git/config",
+            json!({"key": "cove.sys", "value": "s", "scope": "system"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(read(&d.dir.path().join("gitconfig-system")).contains("sys = s"));
+    assert_eq!(
+        get("key=cove.sys&scope=system".into()).await.json(),
+        json!({"value": "s"})
+    );
+    // A multi-valued key is replaced whole.
+    git(&repo, &["config", "--add", "cove.multi", "a"]);
+    git(&repo, &["config", "--add", "cove.multi", "b"]);
+    let r = d
+        .post_json(
+            "/git/config",
+            json!({"key": "cove.multi", "value": "c", "scope": "local", "path": "/repo"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(git(&repo, &["config", "--get-all", "cove.multi"]), "c");
+    // Bad input.
+    assert_envelope(
+        &get("key=cove.x&scope=worktree".into()).await,
+        400,
+        "BAD_REQUEST",
+    );
+    assert_envelope(&get("key=".into()).await, 400, "BAD_REQUEST");
+    assert_envelope(&get("key=--list".into()).await, 400, "BAD_REQUEST");
+    assert_envelope(&get("key=nosection".into()).await, 400, "BAD_REQUEST");
+    assert_envelope(
+        &get("key=a.b&scope=local&path=%2Fnope".into()).await,
+        404,
+        "GIT_REPO_NOT_FOUND",
+    );
+    assert_envelope(
+        &d.post_json("/git/config", json!({"key": "cove.x"})).await,
+        400,
+        "INVALID_REQUEST_BODY",
+    );
+
+    // config/user: both keys, global by default or local.
+    let r = d
+        .post_json(
+            "/git/config/user",
+            json!({"name": "Ada Lovelace", "email": "ada@example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        get("key=user.name".into()).await.json(),
+        json!({"value": "Ada Lovelace"})
+    );
+    assert_eq!(
+        get("key=user.email".into()).await.json(),
+        json!({"value": "ada@example.com"})
+    );
+    let r = d
+        .post_json(
+            "/git/config/user",
+            json!({"name": "Local", "email": "l@example.com", "scope": "local", "path": "/repo"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(git(&repo, &["config", "--local", "user.name"]), "Local");
+    assert_envelope(
+        &d.post_json("/git/config/user", json!({"name": "", "email": "e@x"}))
+            .await,
+        400,
+        "BAD_REQUEST",
+    );
+}
+
+#[tokio::test]
+async fn git_credentials_are_stored_for_later_commands() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start().await;
+    let home = private_git(&d).await;
+    let r = d
+        .post_json(
+            "/git/credentials",
+            json!({"username": "bot", "password": "s3cret/tok", "host": "git.example.com"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let store = home.join(".git-credentials");
+    let text = read(&store);
+    assert!(
+        text.contains("https://bot:s3cret%2ftok@git.example.com"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::metadata(&store)
+            .expect("store")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    // `store` is a global helper now (once, however often credentials are stored), so a later
+    // git asking for git.example.com gets them.
+    let r = d
+        .post_json(
+            "/git/credentials",
+            json!({"username": "bot", "password": "other", "host": "h2.example.com", "protocol": "http"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let gitconfig = read(&home.join(".gitconfig"));
+    assert_eq!(
+        gitconfig.matches("helper = store").count(),
+        1,
+        "{gitconfig}"
+    );
+    assert!(read(&store).contains("http://bot:other@h2.example.com"));
+    let r = d
+        .post_json(
+            "/process/execute",
+            json!({"command": "sh -c 'printf \"protocol=https\\nhost=git.example.com\\n\\n\" | git credential fill'"}),
+        )
+        .await;
+    let out = r.json();
+    assert_eq!(out["exitCode"], 0, "{out}");
+    assert!(
+        out["result"]
+            .as_str()
+            .is_some_and(|s| s.contains("password=s3cret/tok")),
+        "{out}"
+    );
+    // Injection through a newline is refused; required fields too.
+    let msg = assert_envelope(
+        &d.post_json(
+            "/git/credentials",
+            json!({"username": "bot", "password": "x\nhost=evil.example.com"}),
+        )
+        .await,
+        400,
+        "BAD_REQUEST",
+    );
+    assert!(msg.contains("newline"), "{msg}");
+    assert_envelope(
+        &d.post_json("/git/credentials", json!({"username": "bot"}))
+            .await,
+        400,
+        "INVALID_REQUEST_BODY",
+    );
+    assert!(!read(&store).contains("evil"));
+}
+
+#[tokio::test]
+async fn git_remotes_list_add_overwrite_fetch() {
+    let d = Daemon::start().await;
+    let _home = private_git(&d).await;
+    let upstream = two_commits(&d);
+    let work = d.real("/work");
+    std::fs::create_dir_all(&work).expect("work");
+    git(&work, &["init", "-q", "-b", "main"]);
+    let list = |path: &'static str| {
+        let d = &d;
+        async move { d.get(&format!("/git/remotes?path={}", q(path))).await }
+    };
+    assert_eq!(list("/work").await.json(), json!({"remotes": []}));
+    let add = |body: Value| {
+        let d = &d;
+        async move { d.post_json("/git/remotes", body).await }
+    };
+    let r = add(json!({"path": "/work", "name": "origin", "url": "https://h.example/a.git"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        list("/work").await.json(),
+        json!({"remotes": [{"name": "origin", "url": "https://h.example/a.git"}]})
+    );
+    // Again: 409; with overwrite: the new URL.
+    let msg = assert_envelope(
+        &add(json!({"path": "/work", "name": "origin", "url": "https://h.example/b.git"})).await,
+        409,
+        "CONFLICT",
+    );
+    assert!(msg.contains("already exists"), "{msg}");
+    let r = add(json!({"path": "/work", "name": "origin", "url": "https://u:pw@h.example/b.git", "overwrite": true})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        git(&work, &["remote", "get-url", "origin"]),
+        "https://u:pw@h.example/b.git"
+    );
+    // With fetch: the remote's branches are there at once. The password is not listed.
+    let up = upstream.to_str().expect("utf-8");
+    let r = add(json!({"path": "/work", "name": "up", "url": up, "fetch": true})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(
+        git(&work, &["rev-parse", "refs/remotes/up/main"]),
+        git(&upstream, &["rev-parse", "HEAD"])
+    );
+    assert_eq!(
+        list("/work").await.json(),
+        json!({"remotes": [
+            {"name": "origin", "url": "https://u@h.example/b.git"},
+            {"name": "up", "url": up},
+        ]})
+    );
+    // A fetch that fails is the transport's error (the remote stays added, as in git).
+    let r = add(
+        json!({"path": "/work", "name": "gone", "url": "/nonexistent/repo.git", "fetch": true}),
+    )
+    .await;
+    assert!(
+        r.status.is_client_error() || r.status.is_server_error(),
+        "{}",
+        r.text()
+    );
+    // Bad input.
+    assert_envelope(&list("/nope").await, 404, "GIT_REPO_NOT_FOUND");
+    assert_envelope(
+        &add(json!({"path": "/work", "name": "-x", "url": "u"})).await,
+        400,
+        "BAD_REQUEST",
+    );
+    assert_envelope(
+        &add(json!({"path": "/work", "name": "bad name", "url": "u"})).await,
+        400,
+        "BAD_REQUEST",
+    );
+    assert_envelope(
+        &add(json!({"path": "/work", "name": "x"})).await,
+        400,
+        "INVALID_REQUEST_BODY",
+    );
+}
+
+#[tokio::test]
+async fn git_reset_and_restore() {
+    let d = Daemon::start().await;
+    let _home = private_git(&d).await;
+    let repo = two_commits(&d);
+    let a = repo.join("a.txt");
+    let post = |uri: &'static str, body: Value| {
+        let d = &d;
+        async move { d.post_json(uri, body).await }
+    };
+    let status = |repo: &std::path::Path| git(repo, &["status", "--porcelain"]);
+
+    // restore: the working tree by default.
+    std::fs::write(&a, "dirty\n").expect("write");
+    let r = post("/git/restore", json!({"path": "/repo", "files": ["a.txt"]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(read(&a), "two\n");
+    // staged: unstages, the file keeps its change.
+    std::fs::write(&a, "staged\n").expect("write");
+    git(&repo, &["add", "a.txt"]);
+    let r = post(
+        "/git/restore",
+        json!({"path": "/repo", "files": ["a.txt"], "staged": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(status(&repo), "M a.txt");
+    assert_eq!(read(&a), "staged\n");
+    // source: the contents of another revision.
+    let r = post(
+        "/git/restore",
+        json!({"path": "/repo", "files": ["a.txt"], "source": "HEAD~1", "worktree": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(read(&a), "one\n");
+    // staged + worktree: both back to HEAD.
+    git(&repo, &["add", "a.txt"]);
+    let r = post(
+        "/git/restore",
+        json!({"path": "/repo", "files": ["a.txt"], "staged": true, "worktree": true}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(status(&repo), "");
+    assert_eq!(read(&a), "two\n");
+    let msg = assert_envelope(
+        &post(
+            "/git/restore",
+            json!({"path": "/repo", "files": ["nope.txt"]}),
+        )
+        .await,
+        404,
+        "NOT_FOUND",
+    );
+    assert!(msg.contains("pathspec"), "{msg}");
+    assert_envelope(
+        &post("/git/restore", json!({"path": "/repo", "files": []})).await,
+        400,
+        "BAD_REQUEST",
+    );
+    assert_envelope(
+        &post(
+            "/git/restore",
+            json!({"path": "/repo", "files": ["a.txt"], "source": "nope"}),
+        )
+        .await,
+        404,
+        "NOT_FOUND",
+    );
+
+    // reset: mixed by default (unstages), files only in the index.
+    std::fs::write(&a, "three\n").expect("write");
+    git(&repo, &["add", "a.txt"]);
+    let r = post("/git/reset", json!({"path": "/repo"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(status(&repo), "M a.txt");
+    git(&repo, &["add", "a.txt"]);
+    let r = post("/git/reset", json!({"path": "/repo", "files": ["a.txt"]})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(status(&repo), "M a.txt");
+    assert_envelope(
+        &post(
+            "/git/reset",
+            json!({"path": "/repo", "mode": "hard", "files": ["a.txt"]}),
+        )
+        .await,
+        400,
+        "BAD_REQUEST",
+    );
+    // soft to HEAD~1: the second commit's change is staged again.
+    let second = git(&repo, &["rev-parse", "HEAD"]);
+    std::fs::write(&a, "two\n").expect("write");
+    let r = post(
+        "/git/reset",
+        json!({"path": "/repo", "mode": "soft", "target": "HEAD~1"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(status(&repo), "M  a.txt");
+    // hard back to the second commit: clean, its contents.
+    let r = post(
+        "/git/reset",
+        json!({"path": "/repo", "mode": "HARD", "target": second}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(git(&repo, &["rev-parse", "HEAD"]), second);
+    assert_eq!(status(&repo), "");
+    assert_eq!(read(&a), "two\n");
+    // Bad input.
+    let msg = assert_envelope(
+        &post("/git/reset", json!({"path": "/repo", "mode": "sideways"})).await,
+        400,
+        "BAD_REQUEST",
+    );
+    assert!(msg.contains("sideways"), "{msg}");
+    assert_envelope(
+        &post("/git/reset", json!({"path": "/repo", "target": "--hard"})).await,
+        400,
+        "BAD_REQUEST",
+    );
+    assert_envelope(
+        &post(
+            "/git/reset",
+            json!({"path": "/repo", "mode": "hard", "target": "nope"}),
+        )
+        .await,
+        404,
+        "NOT_FOUND",
+    );
+    assert_envelope(
+        &post("/git/reset", json!({"path": "/nope"})).await,
+        404,
+        "GIT_REPO_NOT_FOUND",
+    );
+    assert_eq!(read(&a), "two\n", "failed resets changed nothing");
+}
+
+#[tokio::test]
+async fn errors_in_daytonas_words() {
+    let d = Daemon::start().await;
+    let r = d
+        .post_json(
+            "/process/execute",
+            json!({"command": "sleep 30", "timeout": 1}),
+        )
+        .await;
+    let msg = assert_envelope(&r, 408, "PROCESS_EXECUTION_TIMEOUT");
+    assert_eq!(
+        msg,
+        "Command execution timed out after 1 seconds. The timeout can be increased by \
+         adjusting the timeout parameter in the request."
+    );
+    let msg = assert_envelope(
+        &d.get(&format!("/files/info?path={}", q("/no/such"))).await,
+        404,
+        "FILE_NOT_FOUND",
+    );
+    assert_eq!(msg, "file not found: /no/such");
+    // A symlink out of the jail is refused whoever the daemon runs as.
+    std::os::unix::fs::symlink("/etc", d.real("/out")).expect("symlink");
+    let msg = assert_envelope(
+        &d.get(&format!("/files/info?path={}", q("/out/passwd")))
+            .await,
+        403,
+        "FILE_ACCESS_DENIED",
+    );
+    assert!(msg.starts_with("permission denied: "), "{msg}");
+    let msg = assert_envelope(
+        &d.post_json("/process/execute", json!({"command": "  "}))
+            .await,
+        400,
+        "BAD_REQUEST",
+    );
+    assert_eq!(msg, "command cannot be empty or whitespace-only");
+}
