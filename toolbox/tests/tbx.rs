@@ -747,3 +747,76 @@ async fn errors_in_daytonas_words() {
     );
     assert_eq!(msg, "command cannot be empty or whitespace-only");
 }
+
+#[tokio::test]
+async fn workspace_symbols_of_the_open_documents() {
+    let d = Daemon::start().await;
+    std::fs::create_dir_all(d.real("/proj")).expect("proj");
+    std::fs::write(
+        d.real("/proj/a.py"),
+        "def greet(name):\n    return name\n\nclass Greeter:\n    pass\n",
+    )
+    .expect("write");
+    std::fs::write(
+        d.real("/proj/b.py"),
+        "def farewell():\n    pass\n\nGREETING = 1\n",
+    )
+    .expect("write");
+    std::fs::write(d.real("/proj/c.py"), "def greet_unopened():\n    pass\n").expect("write");
+    let server = json!({"languageId": "python", "pathToProject": "/proj"});
+    let r = d.post_json("/lsp/start", server.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for f in ["a.py", "b.py"] {
+        let doc = json!({"languageId": "python", "pathToProject": "/proj", "uri": format!("file:///proj/{f}")});
+        let r = d.post_json("/lsp/did-open", doc).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    }
+    let search = |query: &'static str| {
+        let d = &d;
+        async move {
+            let r = d
+                .get(&format!(
+                    "/lsp/workspacesymbols?query={}&languageId=python&pathToProject={}",
+                    q(query),
+                    q("/proj")
+                ))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            let mut found: Vec<(String, String)> = r
+                .json()
+                .as_array()
+                .expect("symbols")
+                .iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap_or_default().to_owned(),
+                        s["location"]["uri"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    let a = "file:///proj/a.py".to_owned();
+    let b = "file:///proj/b.py".to_owned();
+    // Case-insensitive, over both open documents, not the unopened one.
+    assert_eq!(
+        search("greet").await,
+        vec![
+            ("GREETING".to_owned(), b.clone()),
+            ("Greeter".to_owned(), a.clone()),
+            ("greet".to_owned(), a.clone()),
+        ]
+    );
+    assert!(search("").await.iter().any(|(n, _)| n == "farewell"));
+    assert_eq!(search("nothing-like-this").await, vec![]);
+    // A closed document is no longer searched.
+    let doc = json!({"languageId": "python", "pathToProject": "/proj", "uri": "file:///proj/a.py"});
+    assert_eq!(
+        d.post_json("/lsp/did-close", doc).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(search("greet").await, vec![("GREETING".to_owned(), b)]);
+    let _ = d.post_json("/lsp/stop", server).await;
+}
