@@ -3,7 +3,7 @@
 //! Daytona's daemon changes its own process environment. Changing it in a multi-threaded
 //! program is unsound (`setenv` races every `getenv`, in libc too), so the daemon keeps the
 //! changes here instead and applies them to each command it spawns ([`ProcessEnv::apply`]):
-//! `process/execute`, `code-run`, new sessions and language servers. Running processes keep
+//! `process/execute`, `code-run`, git, new sessions and language servers. Running processes keep
 //! their environment, as in Daytona. A request's own `envs` still win over these.
 //!
 //! Bound: the changed variables together stay under [`MAX_ENV_BYTES`] (a command's whole
@@ -49,6 +49,18 @@ pub fn valid_name(name: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// The daemon's environment with `changes` applied.
+fn effective_with(changes: &BTreeMap<OsString, Option<OsString>>) -> BTreeMap<OsString, OsString> {
+    let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    for (name, value) in changes {
+        match value {
+            Some(v) => env.insert(name.clone(), v.clone()),
+            None => env.remove(name),
+        };
+    }
+    env
+}
+
 fn invalid_name(name: &str) -> ToolboxError {
     ToolboxError::BadRequest(format!("invalid environment variable name: '{name}'"))
 }
@@ -69,16 +81,10 @@ impl ProcessEnv {
 
     /// The environment a command spawned now starts with: the daemon's, with the changes.
     pub fn effective(&self) -> BTreeMap<OsString, OsString> {
-        let mut env: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
-        if let Ok(changes) = self.changes.read() {
-            for (name, value) in changes.iter() {
-                match value {
-                    Some(v) => env.insert(name.clone(), v.clone()),
-                    None => env.remove(name),
-                };
-            }
+        match self.changes.read() {
+            Ok(changes) => effective_with(&changes),
+            Err(_) => std::env::vars_os().collect(),
         }
-        env
     }
 
     /// Applies a request: `unsetValuePrefix`, then `unset`, then `set`; all or nothing.
@@ -101,10 +107,16 @@ impl ProcessEnv {
             )));
         }
         let prefix = req.unset_value_prefix.as_deref().unwrap_or_default();
+        // Read and written under one lock, so two requests cannot interleave.
+        let mut changes = self
+            .changes
+            .write()
+            .map_err(|_| ToolboxError::Internal("environment lock poisoned".into()))?;
+        let mut next = changes.clone();
         let doomed: Vec<OsString> = if prefix.is_empty() {
             Vec::new()
         } else {
-            self.effective()
+            effective_with(&next)
                 .into_iter()
                 .filter(|(name, value)| {
                     value.as_bytes().starts_with(prefix.as_bytes())
@@ -113,11 +125,6 @@ impl ProcessEnv {
                 .map(|(name, _)| name)
                 .collect()
         };
-        let mut changes = self
-            .changes
-            .write()
-            .map_err(|_| ToolboxError::Internal("environment lock poisoned".into()))?;
-        let mut next = changes.clone();
         for name in doomed.into_iter().chain(unset.iter().map(OsString::from)) {
             // A name the daemon never had needs no removal entry.
             if std::env::var_os(&name).is_some() {
@@ -151,8 +158,9 @@ impl ProcessEnv {
     operation_id = "UpdateEnv",
     summary = "Change the environment of the processes started from now on",
     description = "Applies `unsetValuePrefix`, then `unset`, then `set` to the environment that \
-        commands, new sessions and language servers started afterwards inherit; running \
-        processes keep theirs. Names must match `[A-Za-z_][A-Za-z0-9_]*`.",
+        commands (`process/execute`, `code-run`), git, new sessions and language servers \
+        started afterwards inherit; running processes keep theirs. A request's own `envs` win. \
+        Names must match `[A-Za-z_][A-Za-z0-9_]*`; all or nothing.",
     request_body = UpdateEnvRequest,
     responses((status = 200, description = "`{\"message\": \"Environment updated successfully\"}`", body = UpdateEnvResponse), DaemonErrors)
 ))]

@@ -49,8 +49,8 @@ pub fn direct_argv(command: &str) -> Option<Vec<&str>> {
     Some(argv)
 }
 
-/// Daytona's answer to an empty or blank `command`, word for word.
-pub const EMPTY_COMMAND: &str = "command cannot be empty or whitespace-only";
+/// The answer to an empty or blank `command`, in the words of Daytona's session route.
+pub const EMPTY_COMMAND: &str = "command cannot be empty";
 
 /// Default bound of `POST /process/execute` when the request has no `timeout` (or 0): the
 /// 360 s Daytona's daemon has long applied. (`code-run` has no default, as in Daytona.)

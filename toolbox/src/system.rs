@@ -244,7 +244,8 @@ impl Cgroup {
     }
 }
 
-/// The CPUs the daemon may run on (its affinity mask, which follows `cpuset`), at least 1.
+/// The CPUs the daemon may run on, at least 1 (std's count: the affinity mask, which follows
+/// `cpuset`, and the cgroup quota rounded up).
 fn online_cpus() -> f64 {
     std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }

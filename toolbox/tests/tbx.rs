@@ -745,7 +745,7 @@ async fn errors_in_daytonas_words() {
         400,
         "BAD_REQUEST",
     );
-    assert_eq!(msg, "command cannot be empty or whitespace-only");
+    assert_eq!(msg, "command cannot be empty");
 }
 
 #[tokio::test]
