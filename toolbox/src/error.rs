@@ -15,11 +15,17 @@ use cove_api_types::toolbox::{DaemonErrorCode, DaemonErrorResponse};
 use crate::logging::RateLimit;
 
 /// Everything a handler can fail with.
+///
+/// Messages that clients (or the people using them) match on begin with the words of Daytona's
+/// daemon: `file not found: …`, `permission denied: …`, `Command execution timed out after N
+/// seconds. The timeout …`, `session not found`, `command not found`, `session process has
+/// exited`, `command has already completed`, `… server not initialized …`, and git's own stderr
+/// for git failures.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolboxError {
     #[error("file not found: {0}")]
     FileNotFound(String),
-    #[error("access denied: {0}")]
+    #[error("permission denied: {0}")]
     AccessDenied(String),
     #[error("invalid file path: {0}")]
     InvalidPath(String),
@@ -41,13 +47,17 @@ pub enum ToolboxError {
     Gone(String),
     #[error("request body exceeds the limit of {0} bytes for JSON bodies")]
     PayloadTooLarge(usize),
-    #[error("command timed out after {0} seconds")]
+    /// Daytona's words (its SDK users grep for "timed out" or "timeout": both are in it).
+    #[error(
+        "Command execution timed out after {0} seconds. The timeout can be increased by \
+         adjusting the timeout parameter in the request."
+    )]
     Timeout(u64),
     #[error("session not found: {0}")]
     SessionNotFound(String),
     #[error("command not found: {0}")]
     CommandNotFound(String),
-    #[error("command already completed: {0}")]
+    #[error("command has already completed: {0}")]
     CommandCompleted(String),
     #[error("LSP server not initialized for {0}; call /lsp/start first")]
     LspNotInitialized(String),

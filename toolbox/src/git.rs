@@ -13,6 +13,7 @@ use cove_api_types::toolbox::{
 };
 use serde::Deserialize;
 
+use crate::env::ProcessEnv;
 #[cfg(feature = "openapi")]
 use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
@@ -24,14 +25,26 @@ type St = State<Arc<AppState>>;
 
 /// Credentials passed to git through an inline credential helper reading the environment.
 #[derive(Default)]
-struct Creds<'a> {
-    username: Option<&'a str>,
-    password: Option<&'a str>,
+pub(crate) struct Creds<'a> {
+    pub(crate) username: Option<&'a str>,
+    pub(crate) password: Option<&'a str>,
 }
 
-/// Runs `git args...` in `dir`; non-zero exits become mapped errors.
-async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<String> {
+/// Longest a git command may run.
+const GIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Runs `git args...` in `dir` (with `input` on its stdin) and returns its exit code and output
+/// whatever the exit code; only a git that does not start is an error.
+pub(crate) async fn git_output(
+    env: &ProcessEnv,
+    dir: Option<&Path>,
+    args: &[&str],
+    creds: Creds<'_>,
+    input: Option<Vec<u8>>,
+) -> Result<process::Output> {
     let mut cmd = tokio::process::Command::new("git");
+    // `POST /env`'s changes first: git's own settings below win over them.
+    env.apply(cmd.as_std_mut());
     if let (Some(u), Some(p)) = (creds.username, creds.password) {
         cmd.arg("-c").arg("credential.helper=").arg("-c").arg(
             "credential.helper=!f() { echo \"username=$COVE_GIT_USERNAME\"; echo \"password=$COVE_GIT_PASSWORD\"; }; f",
@@ -46,22 +59,45 @@ async fn git(dir: Option<&Path>, args: &[&str], creds: Creds<'_>) -> Result<Stri
         cmd.current_dir(dir);
     }
     // git's own output is parsed, so it is kept whole.
-    let out = match process::run(cmd, Some(std::time::Duration::from_secs(600)), usize::MAX).await {
-        Ok(o) => o,
+    match process::run_with_input(cmd, input, Some(GIT_TIMEOUT), usize::MAX).await {
         Err(ToolboxError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ToolboxError::Internal("git is not installed".into()));
+            Err(ToolboxError::Internal("git is not installed".into()))
         }
-        Err(e) => return Err(e),
-    };
+        other => other,
+    }
+}
+
+/// git's complaint of a failed command: its stderr, else its stdout.
+fn complaint(out: &process::Output) -> String {
+    let stderr = out.log.text(Some(Stream::Stderr));
+    if stderr.trim().is_empty() {
+        out.log.text(Some(Stream::Stdout)).trim().to_owned()
+    } else {
+        stderr.trim().to_owned()
+    }
+}
+
+/// Runs `git args...` in `dir`; non-zero exits become mapped errors.
+pub(crate) async fn git(
+    env: &ProcessEnv,
+    dir: Option<&Path>,
+    args: &[&str],
+    creds: Creds<'_>,
+) -> Result<String> {
+    git_with_input(env, dir, args, creds, None).await
+}
+
+/// [`git`] with `input` on git's stdin.
+pub(crate) async fn git_with_input(
+    env: &ProcessEnv,
+    dir: Option<&Path>,
+    args: &[&str],
+    creds: Creds<'_>,
+    input: Option<Vec<u8>>,
+) -> Result<String> {
+    let out = git_output(env, dir, args, creds, input).await?;
     if out.exit_code != 0 {
-        let stderr = out.log.text(Some(Stream::Stderr));
-        let stdout = out.log.text(Some(Stream::Stdout));
-        let text = if stderr.trim().is_empty() {
-            stdout.trim().to_owned()
-        } else {
-            stderr.trim().to_owned()
-        };
-        return Err(map_git_error(&text));
+        return Err(map_git_error(&complaint(&out)));
     }
     Ok(out.log.text(Some(Stream::Stdout)))
 }
@@ -112,9 +148,10 @@ const RULES: &[Rule] = &[
         StatusCode::UNAUTHORIZED,
         DaemonErrorCode::GitAuthFailed,
     ),
+    // 422, as Daytona's (the SDK's `DaytonaGitRemoteRejectedError` is an unprocessable entity).
     rule(
         &[&["remote rejected", "pre-receive hook declined"]],
-        StatusCode::CONFLICT,
+        StatusCode::UNPROCESSABLE_ENTITY,
         DaemonErrorCode::GitRemoteRejected,
     ),
     rule(
@@ -162,16 +199,50 @@ const RULES: &[Rule] = &[
         StatusCode::NOT_FOUND,
         DaemonErrorCode::GitBranchNotFound,
     ),
+    // The host refused this user (HTTP 403), as Daytona's daemon tells it from a failed login.
+    rule(
+        &[&["the requested url returned error: 403"]],
+        StatusCode::FORBIDDEN,
+        DaemonErrorCode::Forbidden,
+    ),
+    Rule {
+        all: &[&["remote: permission"], &["denied"]],
+        none: &[],
+        status: StatusCode::FORBIDDEN,
+        code: DaemonErrorCode::Forbidden,
+    },
     rule(
         &[&[
             "repository not found",
             "not a git repository",
             "does not appear to be a git repository",
+            "can only be used inside a git repository",
+            "the requested url returned error: 404",
             "does not exist",
             "not found",
         ]],
         StatusCode::NOT_FOUND,
         DaemonErrorCode::GitRepoNotFound,
+    ),
+    // A revision that names nothing (`reset --hard nope`, `restore --source=nope`: "could not
+    // resolve nope"), not a host that does not resolve.
+    Rule {
+        all: &[&[
+            "unknown revision",
+            "bad revision",
+            "invalid object name",
+            "not a valid object name",
+            "could not resolve ",
+        ]],
+        none: &["could not resolve host", "could not resolve proxy"],
+        status: StatusCode::NOT_FOUND,
+        code: DaemonErrorCode::NotFound,
+    },
+    // A config file git may not write (`scope: system` as a user).
+    rule(
+        &[&["could not lock config file", "permission denied"]],
+        StatusCode::FORBIDDEN,
+        DaemonErrorCode::Forbidden,
     ),
     rule(
         &[&[
@@ -207,7 +278,7 @@ pub fn map_git_error(stderr: &str) -> ToolboxError {
     }
 }
 
-fn repo(st: &AppState, path: &str) -> Result<PathBuf> {
+pub(crate) fn repo(st: &AppState, path: &str) -> Result<PathBuf> {
     let dir = st.paths.resolve(path)?;
     if !dir.is_dir() {
         return Err(ToolboxError::Git {
@@ -222,7 +293,7 @@ fn repo(st: &AppState, path: &str) -> Result<PathBuf> {
 #[derive(Debug, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 pub struct PathQuery {
-    path: String,
+    pub(crate) path: String,
 }
 
 /// Puts `user:password@` into an http(s) URL.
@@ -273,11 +344,12 @@ pub async fn clone(State(st): St, JsonBody(req): JsonBody<GitCloneRequest>) -> R
     }
     let dest_s = dest.to_string_lossy().into_owned();
     args.extend(["--", &url, &dest_s]);
-    git(None, &args, Creds::default())
+    git(&st.env, None, &args, Creds::default())
         .await
         .map_err(|e| scrub(e, &url, &req.url))?;
     if let Some(commit) = req.commit_id.as_deref().filter(|c| !c.is_empty()) {
         git(
+            &st.env,
             Some(&dest),
             &["checkout", "--detach", commit],
             Creds::default(),
@@ -287,6 +359,7 @@ pub async fn clone(State(st): St, JsonBody(req): JsonBody<GitCloneRequest>) -> R
     if url != req.url {
         // Do not leave the password in .git/config.
         git(
+            &st.env,
             Some(&dest),
             &["remote", "set-url", "origin", &req.url],
             Creds::default(),
@@ -297,7 +370,7 @@ pub async fn clone(State(st): St, JsonBody(req): JsonBody<GitCloneRequest>) -> R
 }
 
 /// Removes credentials from an error message.
-fn scrub(e: ToolboxError, with_creds: &str, plain: &str) -> ToolboxError {
+pub(crate) fn scrub(e: ToolboxError, with_creds: &str, plain: &str) -> ToolboxError {
     match e {
         ToolboxError::Git {
             status,
@@ -334,7 +407,7 @@ pub async fn init(State(st): St, JsonBody(req): JsonBody<GitInitRequest>) -> Res
     if let Some(b) = req.initial_branch.as_deref().filter(|b| !b.is_empty()) {
         args.extend(["--initial-branch", b]);
     }
-    git(Some(&dir), &args, Creds::default()).await?;
+    git(&st.env, Some(&dir), &args, Creds::default()).await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -355,7 +428,7 @@ pub async fn add(State(st): St, JsonBody(req): JsonBody<GitAddRequest>) -> Resul
         args.push(".");
     }
     args.extend(req.files.iter().map(String::as_str));
-    git(Some(&dir), &args, Creds::default()).await?;
+    git(&st.env, Some(&dir), &args, Creds::default()).await?;
     Ok(StatusCode::OK)
 }
 
@@ -380,8 +453,14 @@ pub async fn commit(
     if req.allow_empty.unwrap_or(false) {
         args.push("--allow-empty");
     }
-    git(Some(&dir), &args, Creds::default()).await?;
-    let hash = git(Some(&dir), &["rev-parse", "HEAD"], Creds::default()).await?;
+    git(&st.env, Some(&dir), &args, Creds::default()).await?;
+    let hash = git(
+        &st.env,
+        Some(&dir),
+        &["rev-parse", "HEAD"],
+        Creds::default(),
+    )
+    .await?;
     Ok(Json(GitCommitResponse {
         hash: hash.trim().to_owned(),
     }))
@@ -479,6 +558,7 @@ pub async fn status(
 ) -> Result<Json<GitStatus>> {
     let dir = repo(&st, &q.path)?;
     let out = git(
+        &st.env,
         Some(&dir),
         &[
             "status",
@@ -509,12 +589,19 @@ pub async fn branches(
 ) -> Result<Json<ListBranchResponse>> {
     let dir = repo(&st, &q.path)?;
     let out = git(
+        &st.env,
         Some(&dir),
         &["branch", "--list", "--format=%(refname:short)"],
         Creds::default(),
     )
     .await?;
-    let current = git(Some(&dir), &["branch", "--show-current"], Creds::default()).await?;
+    let current = git(
+        &st.env,
+        Some(&dir),
+        &["branch", "--show-current"],
+        Creds::default(),
+    )
+    .await?;
     let current = current.trim();
     Ok(Json(ListBranchResponse {
         branches: out
@@ -541,7 +628,13 @@ pub async fn create_branch(
     JsonBody(req): JsonBody<GitBranchRequest>,
 ) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
-    git(Some(&dir), &["checkout", "-b", &req.name], Creds::default()).await?;
+    git(
+        &st.env,
+        Some(&dir),
+        &["checkout", "-b", &req.name],
+        Creds::default(),
+    )
+    .await?;
     Ok(StatusCode::CREATED)
 }
 
@@ -561,6 +654,7 @@ pub async fn delete_branch(
 ) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     let exists = git(
+        &st.env,
         Some(&dir),
         &[
             "rev-parse",
@@ -579,7 +673,13 @@ pub async fn delete_branch(
             message: format!("branch '{}' not found", req.name),
         });
     }
-    git(Some(&dir), &["branch", "-D", &req.name], Creds::default()).await?;
+    git(
+        &st.env,
+        Some(&dir),
+        &["branch", "-D", &req.name],
+        Creds::default(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -599,6 +699,7 @@ pub async fn checkout(
 ) -> Result<StatusCode> {
     let dir = repo(&st, &req.path)?;
     git(
+        &st.env,
         Some(&dir),
         &["checkout", &req.branch, "--"],
         Creds::default(),
@@ -635,6 +736,7 @@ pub async fn history(
 ) -> Result<Json<Vec<GitCommitInfo>>> {
     let dir = repo(&st, &q.path)?;
     let out = match git(
+        &st.env,
         Some(&dir),
         &["log", "--format=%H%x1f%an%x1f%ae%x1f%aI%x1f%B%x1e"],
         Creds::default(),
@@ -714,7 +816,7 @@ pub async fn pull(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> R
         username: req.username.as_deref(),
         password: req.password.as_deref(),
     };
-    git(Some(&dir), &args, creds).await?;
+    git(&st.env, Some(&dir), &args, creds).await?;
     Ok(StatusCode::OK)
 }
 
@@ -739,7 +841,7 @@ pub async fn push(State(st): St, JsonBody(req): JsonBody<GitRemoteRequest>) -> R
         username: req.username.as_deref(),
         password: req.password.as_deref(),
     };
-    git(Some(&dir), &args, creds).await?;
+    git(&st.env, Some(&dir), &args, creds).await?;
     Ok(StatusCode::OK)
 }
 

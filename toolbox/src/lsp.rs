@@ -42,12 +42,20 @@ const PATH_SET: &AsciiSet = &CONTROLS
 
 type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<std::result::Result<Value, Value>>>>>;
 
+/// Most open documents a server's [`LspClient::open_docs`] remembers; past it the oldest is
+/// forgotten (the server keeps it open; only the workspace-symbol fallback stops searching it).
+pub const MAX_TRACKED_DOCS: usize = 256;
+
 /// One running language server.
 pub struct LspClient {
     stdin: tokio::sync::Mutex<tokio::process::ChildStdin>,
     pending: Pending,
     next_id: AtomicI64,
     child: tokio::sync::Mutex<tokio::process::Child>,
+    /// The `file://` URIs (real paths) of the documents opened with `/lsp/did-open` and not
+    /// closed since, oldest first: what `/lsp/workspacesymbols` searches when the server has no
+    /// `workspace/symbol`.
+    open_docs: Mutex<Vec<String>>,
 }
 
 async fn write_message(stdin: &mut tokio::process::ChildStdin, msg: &Value) -> std::io::Result<()> {
@@ -112,8 +120,15 @@ async fn read_replies(
 }
 
 impl LspClient {
-    async fn spawn(program: &str, args: &[&str], root: &Path) -> Result<Arc<Self>> {
-        let mut child = tokio::process::Command::new(program)
+    async fn spawn(
+        program: &str,
+        args: &[&str],
+        root: &Path,
+        env: &crate::env::ProcessEnv,
+    ) -> Result<Arc<Self>> {
+        let mut cmd = tokio::process::Command::new(program);
+        env.apply(cmd.as_std_mut());
+        let mut child = cmd
             .args(args)
             .current_dir(root)
             .stdin(Stdio::piped())
@@ -143,6 +158,7 @@ impl LspClient {
             pending: Arc::default(),
             next_id: AtomicI64::new(1),
             child: tokio::sync::Mutex::new(child),
+            open_docs: Mutex::new(Vec::new()),
         });
         tokio::spawn(read_replies(
             BufReader::new(stdout),
@@ -193,6 +209,24 @@ impl LspClient {
                 Err(ToolboxError::Internal(format!("LSP {method} timed out")))
             }
         }
+    }
+
+    /// Remembers (`open`) or forgets an open document.
+    fn track(&self, uri: &str, open: bool) {
+        let Ok(mut docs) = self.open_docs.lock() else {
+            return;
+        };
+        docs.retain(|d| d != uri);
+        if open {
+            docs.push(uri.to_owned());
+            if docs.len() > MAX_TRACKED_DOCS {
+                docs.remove(0);
+            }
+        }
+    }
+
+    fn open_docs(&self) -> Vec<String> {
+        self.open_docs.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
     async fn shutdown(&self) {
@@ -311,7 +345,7 @@ pub async fn start(State(st): St, JsonBody(req): JsonBody<LspServerRequest>) -> 
     if servers.contains_key(&key) {
         return Ok(StatusCode::OK);
     }
-    let client = LspClient::spawn(program, args, &root).await?;
+    let client = LspClient::spawn(program, args, &root, &st.env).await?;
     let root_uri = file_uri(&root);
     let params = json!({
         "processId": std::process::id(),
@@ -383,14 +417,16 @@ pub async fn did_open(
     let text = tokio::fs::read_to_string(&real)
         .await
         .map_err(|e| ToolboxError::io(&req.uri, e))?;
+    let uri = file_uri(&real);
     client
         .notify(
             "textDocument/didOpen",
             json!({"textDocument": {
-                "uri": file_uri(&real), "languageId": req.language_id, "version": 1, "text": text
+                "uri": uri, "languageId": req.language_id, "version": 1, "text": text
             }}),
         )
         .await?;
+    client.track(&uri, true);
     Ok(StatusCode::OK)
 }
 
@@ -410,12 +446,14 @@ pub async fn did_close(
 ) -> Result<StatusCode> {
     let client = st.lsp.get(&req.language_id, &req.path_to_project).await?;
     let real = st.paths.resolve_uri(&req.uri)?;
+    let uri = file_uri(&real);
     client
         .notify(
             "textDocument/didClose",
-            json!({"textDocument": {"uri": file_uri(&real)}}),
+            json!({"textDocument": {"uri": uri}}),
         )
         .await?;
+    client.track(&uri, false);
     Ok(StatusCode::OK)
 }
 
@@ -583,6 +621,10 @@ pub struct WorkspaceSymbolsQuery {
     tag = "lsp",
     operation_id = "WorkspaceSymbols",
     summary = "Search the workspace symbols",
+    description = "The server's `workspace/symbol` answer for `query`. A server without it \
+        (pylsp) answers with the symbols of the documents opened on it (`/lsp/did-open`, not \
+        closed since) whose name contains `query`, case-insensitively (an empty query matches \
+        all).",
     params(WorkspaceSymbolsQuery),
     responses((status = 200, description = "The symbols", body = Vec<LspSymbol>), DaemonErrors)
 ))]
@@ -603,7 +645,26 @@ pub async fn workspace_symbols(
         Err(e) => return Err(e),
     };
     let mut out = Vec::new();
-    symbols(&st.paths, &res, "", &mut out);
+    if res.is_null() {
+        // No workspace index: the symbols of the documents open on this server that match.
+        let query = q.query.to_lowercase();
+        for uri in client.open_docs() {
+            let params = json!({"textDocument": {"uri": uri}});
+            // A document that went away meanwhile has no symbols, the others still count.
+            let Ok(res) = client.request("textDocument/documentSymbol", params).await else {
+                continue;
+            };
+            let mut found = Vec::new();
+            symbols(&st.paths, &res, &uri, &mut found);
+            out.extend(
+                found
+                    .into_iter()
+                    .filter(|s| s.name.to_lowercase().contains(&query)),
+            );
+        }
+    } else {
+        symbols(&st.paths, &res, "", &mut out);
+    }
     Ok(Json(out))
 }
 

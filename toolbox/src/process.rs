@@ -49,6 +49,9 @@ pub fn direct_argv(command: &str) -> Option<Vec<&str>> {
     Some(argv)
 }
 
+/// The answer to an empty or blank `command`, in the words of Daytona's session route.
+pub const EMPTY_COMMAND: &str = "command cannot be empty";
+
 /// Default bound of `POST /process/execute` when the request has no `timeout` (or 0): the
 /// 360 s Daytona's daemon has long applied. (`code-run` has no default, as in Daytona.)
 pub const DEFAULT_EXECUTE_TIMEOUT: Duration = Duration::from_secs(360);
@@ -126,22 +129,45 @@ fn io_error(context: &'static str) -> impl Fn(std::io::Error) -> ToolboxError {
 /// Runs `cmd` to completion (or kills its process group after `timeout`), keeping the last
 /// `cap` bytes of its output.
 pub async fn run(
-    mut cmd: tokio::process::Command,
+    cmd: tokio::process::Command,
     timeout: Option<Duration>,
     cap: usize,
 ) -> Result<Output> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    run_with_input(cmd, None, timeout, cap).await
+}
+
+/// [`run`] with `input` written to the command's stdin (then closed); without it stdin is
+/// `/dev/null`. Used for secrets that must not appear in argv (`git credential approve`).
+pub async fn run_with_input(
+    mut cmd: tokio::process::Command,
+    input: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+    cap: usize,
+) -> Result<Output> {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .process_group(0)
+    .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(io_error("spawn"))?;
     let pid = child.id();
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(ToolboxError::Internal("child pipes missing".into()));
     };
+    let stdin = child.stdin.take();
     let work = async move {
-        let (log, status) = tokio::join!(capture(out, err, cap), child.wait());
+        let feed = async move {
+            if let (Some(mut stdin), Some(input)) = (stdin, input) {
+                use tokio::io::AsyncWriteExt;
+                // A command that exits without reading its input is not an error here.
+                let _ = stdin.write_all(&input).await;
+            }
+        };
+        let (log, status, ()) = tokio::join!(capture(out, err, cap), child.wait(), feed);
         let log = log.map_err(io_error("reading the output"))?;
         let status = status.map_err(io_error("wait"))?;
         Ok::<_, ToolboxError>(Output {
@@ -163,13 +189,16 @@ pub async fn run(
     }
 }
 
+/// `program args` in `cwd`, with `POST /env`'s changes, then the request's own `envs`.
 fn base_command(
+    st: &AppState,
     program: &Path,
     args: &[&str],
     cwd: &Path,
     envs: Option<&BTreeMap<String, String>>,
 ) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
+    st.env.apply(cmd.as_std_mut());
     cmd.args(args).current_dir(cwd);
     if let Some(envs) = envs {
         cmd.envs(envs);
@@ -198,7 +227,7 @@ pub async fn run_command_line(
     timeout: Option<Duration>,
 ) -> Result<Output> {
     if let Some(argv) = direct_argv(command) {
-        let cmd = base_command(Path::new(argv[0]), &argv[1..], cwd, envs);
+        let cmd = base_command(st, Path::new(argv[0]), &argv[1..], cwd, envs);
         match run(cmd, timeout, TAIL_BYTES).await {
             // Not found: let the shell produce its usual 127 and message.
             Err(ToolboxError::Io { source, .. })
@@ -206,7 +235,7 @@ pub async fn run_command_line(
             other => return other,
         }
     }
-    let cmd = base_command(&st.shell, &["-c", command], cwd, envs);
+    let cmd = base_command(st, &st.shell, &["-c", command], cwd, envs);
     run(cmd, timeout, TAIL_BYTES).await
 }
 
@@ -236,7 +265,7 @@ pub async fn execute(
     JsonBody(req): JsonBody<ExecuteRequest>,
 ) -> Result<Json<ExecuteResponse>> {
     if req.command.trim().is_empty() {
-        return Err(ToolboxError::BadRequest("command is empty".into()));
+        return Err(ToolboxError::BadRequest(EMPTY_COMMAND.into()));
     }
     let cwd = cwd_of(&st, req.cwd.as_deref())?;
     let _busy = crate::busy::Activity::begin(&st);
@@ -294,7 +323,7 @@ pub async fn code_run(
     args.extend(argv.iter().map(String::as_str));
     let cwd = cwd_of(&st, None)?;
     let _busy = crate::busy::Activity::begin(&st);
-    let cmd = base_command(Path::new(program), &args, &cwd, req.envs.as_ref());
+    let cmd = base_command(&st, Path::new(program), &args, &cwd, req.envs.as_ref());
     let out = run(cmd, timeout_of(req.timeout), TAIL_BYTES).await;
     let out = started_or_failed(out, program)?;
     Ok(Json(CodeRunResponse {

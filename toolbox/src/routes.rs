@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 
 use crate::error::ToolboxError;
 use crate::server::AppState;
-use crate::{busy, files, git, info, interpreter, lsp, process, sessions};
+use crate::{busy, env, files, git, git_ext, info, interpreter, lsp, process, sessions, system};
 
 macro_rules! route_table {
     ($($method:ident $path:literal => $($handler:ident)::+;)+) => {
@@ -40,6 +40,11 @@ route_table! {
     get "/work-dir" => info::work_dir;
     get "/project-dir" => info::project_dir;
     get "/user-home-dir" => info::home_dir;
+    post "/env" => env::update;
+    // the sandbox's resources and ports
+    get "/system/metrics" => system::metrics;
+    get "/port" => system::ports;
+    get "/port/{port}/in-use" => system::port_in_use;
     // files (CONTRACT §10, §10.1, §10.2)
     get "/files" => files::list;
     delete "/files" => files::delete;
@@ -87,6 +92,14 @@ route_table! {
     get "/git/log" => git::log;
     post "/git/pull" => git::pull;
     post "/git/push" => git::push;
+    get "/git/config" => git_ext::get_config;
+    post "/git/config" => git_ext::set_config;
+    post "/git/config/user" => git_ext::configure_user;
+    post "/git/credentials" => git_ext::authenticate;
+    get "/git/remotes" => git_ext::remotes;
+    post "/git/remotes" => git_ext::add_remote;
+    post "/git/reset" => git_ext::reset;
+    post "/git/restore" => git_ext::restore;
     // lsp (§10.6)
     post "/lsp/start" => lsp::start;
     post "/lsp/stop" => lsp::stop;

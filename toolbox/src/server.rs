@@ -31,6 +31,10 @@ pub struct AppState {
     pub state_dir: PathBuf,
     /// Work in progress ([`crate::busy`]).
     pub activity: crate::busy::Activity,
+    /// `POST /env`'s changes to the environment of the processes started from now on.
+    pub env: Arc<crate::env::ProcessEnv>,
+    /// CPU samples of `GET /system/metrics`.
+    pub metrics: crate::system::Sampler,
 }
 
 impl AppState {
@@ -38,13 +42,17 @@ impl AppState {
         let shell = find_shell(&["zsh", "bash", "sh"]);
         let session_shell = find_shell(&["bash", "sh"]);
         let cwd = paths.work_dir_real();
+        let env = Arc::new(crate::env::ProcessEnv::default());
         Arc::new(Self {
-            sessions: sessions::Sessions::new(state_dir.clone(), session_shell, cwd),
+            sessions: sessions::Sessions::new(state_dir.clone(), session_shell, cwd, env.clone()),
             interpreters: interpreter::Interpreters::new(
                 state_dir.clone(),
                 paths.work_dir_real(),
                 paths.work_dir_virtual(),
+                env.clone(),
             ),
+            env,
+            metrics: crate::system::Sampler::default(),
             state_dir,
             lsp: lsp::LspManager::default(),
             paths,

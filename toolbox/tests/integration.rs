@@ -12,3 +12,5 @@ mod e2e;
 mod interpreter;
 #[path = "limits.rs"]
 mod limits;
+#[path = "tbx.rs"]
+mod tbx;

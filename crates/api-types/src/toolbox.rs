@@ -3,6 +3,9 @@
 //! Shapes follow CONTRACT §2 and §10 (the `daytona-toolbox-api-client` 0.226 models). Keys are
 //! camelCase except the git request fields that Daytona sends in snake_case.
 
+pub mod git_ext;
+pub mod system;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -102,11 +102,19 @@ pub struct Interpreters {
     default_cwd: (PathBuf, String),
     python: PathBuf,
     fifos: AtomicU64,
+    /// `POST /env`'s changes, applied to each interpreter started afterwards.
+    env: Arc<crate::env::ProcessEnv>,
 }
 
 impl Interpreters {
-    pub fn new(state_dir: PathBuf, work_dir_real: PathBuf, work_dir_virtual: String) -> Self {
+    pub fn new(
+        state_dir: PathBuf,
+        work_dir_real: PathBuf,
+        work_dir_virtual: String,
+        env: Arc<crate::env::ProcessEnv>,
+    ) -> Self {
         Self {
+            env,
             contexts: Mutex::new(HashMap::new()),
             state_dir,
             default_cwd: (work_dir_real, work_dir_virtual),
@@ -137,7 +145,7 @@ impl Interpreters {
         })?;
         let n = self.fifos.fetch_add(1, Ordering::Relaxed);
         let fifo = self.state_dir.join(format!("interpreter-{n}.fifo"));
-        let worker = Worker::spawn(&self.python, &ctx.cwd_real, fifo).await?;
+        let worker = Worker::spawn(&self.python, &ctx.cwd_real, fifo, &self.env).await?;
         tracing::debug!(context = %ctx.id, pid = ?worker.pid(), version = %worker.version, "interpreter context started");
         Ok(worker)
     }

@@ -133,7 +133,12 @@ pub struct Worker {
 
 impl Worker {
     /// Starts `python` in `cwd` and waits until the driver reports ready.
-    pub async fn spawn(python: &Path, cwd: &Path, fifo_path: PathBuf) -> Result<Self, WorkerError> {
+    pub async fn spawn(
+        python: &Path,
+        cwd: &Path,
+        fifo_path: PathBuf,
+        env: &crate::env::ProcessEnv,
+    ) -> Result<Self, WorkerError> {
         let _ = std::fs::remove_file(&fifo_path);
         rustix::fs::mkfifoat(
             rustix::fs::CWD,
@@ -152,7 +157,9 @@ impl Worker {
                 return Err(e);
             }
         };
-        let spawned = tokio::process::Command::new(python)
+        let mut cmd = tokio::process::Command::new(python);
+        env.apply(cmd.as_std_mut());
+        let spawned = cmd
             .arg("-c")
             .arg(DRIVER)
             .arg(&fifo_path)

@@ -115,7 +115,9 @@ pub async fn exec(
     JsonBody(req): JsonBody<SessionExecuteRequest>,
 ) -> Result<Response> {
     if req.command.trim().is_empty() {
-        return Err(ToolboxError::BadRequest("command is empty".into()));
+        return Err(ToolboxError::BadRequest(
+            crate::process::EMPTY_COMMAND.into(),
+        ));
     }
     let log = st.sessions.exec(&sid, &req.command).await?;
     if req.run_async.or(req.legacy_async).unwrap_or(false) {

@@ -16,6 +16,7 @@ use tokio::net::unix::pipe;
 use tokio::sync::oneshot;
 
 use super::log::CommandLog;
+use crate::env::ProcessEnv;
 use crate::error::{Result, ToolboxError};
 use crate::output::Stream;
 
@@ -79,6 +80,8 @@ pub struct Sessions {
     shell: PathBuf,
     cwd: PathBuf,
     entrypoint: Mutex<Option<Arc<CommandLog>>>,
+    /// `POST /env`'s changes, applied to each new session's shell.
+    env: Arc<ProcessEnv>,
 }
 
 /// Reads the shell's stdout: routes exit codes to waiting commands; at EOF the session ended and
@@ -117,13 +120,14 @@ async fn read_markers(
 }
 
 impl Sessions {
-    pub fn new(state_dir: PathBuf, shell: PathBuf, cwd: PathBuf) -> Self {
+    pub fn new(state_dir: PathBuf, shell: PathBuf, cwd: PathBuf, env: Arc<ProcessEnv>) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
             state_dir,
             shell,
             cwd,
             entrypoint: Mutex::new(None),
+            env,
         }
     }
 
@@ -185,6 +189,7 @@ impl Sessions {
 
     fn spawn_shell(&self) -> Result<tokio::process::Child> {
         let mut cmd = tokio::process::Command::new(&self.shell);
+        self.env.apply(cmd.as_std_mut());
         if self.shell.ends_with("bash") {
             cmd.args(["--noprofile", "--norc"]);
         }
@@ -258,7 +263,7 @@ impl Sessions {
     /// Starts `command` in session `sid`; returns its log immediately.
     pub(crate) async fn exec(&self, sid: &str, command: &str) -> Result<Arc<CommandLog>> {
         let session = self.get(sid)?;
-        let gone = || ToolboxError::Gone(format!("session {sid} has ended"));
+        let gone = || ToolboxError::Gone(format!("session process has exited: {sid}"));
         if session.ended.load(Ordering::SeqCst) {
             return Err(gone());
         }
