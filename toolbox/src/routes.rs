@@ -11,7 +11,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 
 use crate::error::ToolboxError;
 use crate::server::AppState;
-use crate::{busy, files, git, info, lsp, process, sessions};
+use crate::{busy, files, git, info, lsp, process, pty, sessions};
 
 macro_rules! route_table {
     ($($method:ident $path:literal => $($handler:ident)::+;)+) => {
@@ -68,6 +68,14 @@ route_table! {
     get "/process/session/{sessionId}/command/{commandId}" => sessions::command;
     get "/process/session/{sessionId}/command/{commandId}/logs" => sessions::logs;
     post "/process/session/{sessionId}/command/{commandId}/input" => sessions::input;
+    // terminals (§10)
+    post "/process/pty" => pty::create;
+    get "/process/pty" => pty::list;
+    get "/process/pty/create-connect" => pty::create_connect;
+    get "/process/pty/{sessionId}" => pty::get;
+    delete "/process/pty/{sessionId}" => pty::remove;
+    post "/process/pty/{sessionId}/resize" => pty::resize;
+    get "/process/pty/{sessionId}/connect" => pty::connect;
     // git (§10.5)
     post "/git/clone" => git::clone;
     post "/git/init" => git::init;

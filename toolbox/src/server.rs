@@ -24,6 +24,8 @@ pub struct AppState {
     pub shell: PathBuf,
     pub sessions: sessions::Sessions,
     pub lsp: lsp::LspManager,
+    /// Terminal sessions (`/process/pty*`).
+    pub pty: crate::pty::PtyManager,
     pub token: std::sync::Mutex<Option<String>>,
     /// The daemon's private scratch dir (session FIFOs, upload parts waiting for their path).
     pub state_dir: PathBuf,
@@ -37,9 +39,10 @@ impl AppState {
         let session_shell = find_shell(&["bash", "sh"]);
         let cwd = paths.work_dir_real();
         Arc::new(Self {
-            sessions: sessions::Sessions::new(state_dir.clone(), session_shell, cwd),
+            sessions: sessions::Sessions::new(state_dir.clone(), session_shell.clone(), cwd),
             state_dir,
             lsp: lsp::LspManager::default(),
+            pty: crate::pty::PtyManager::new(session_shell),
             paths,
             shell,
             token: std::sync::Mutex::new(None),
