@@ -39,9 +39,6 @@ pub enum ToolboxError {
     Conflict(String),
     #[error("{0}")]
     Gone(String),
-    /// A bounded table is full (e.g. terminal sessions): 429.
-    #[error("{0}")]
-    Limit(String),
     #[error("request body exceeds the limit of {0} bytes for JSON bodies")]
     PayloadTooLarge(usize),
     #[error("command timed out after {0} seconds")]
@@ -103,7 +100,6 @@ impl ToolboxError {
             },
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Gone(_) | Self::CommandCompleted(_) => StatusCode::GONE,
-            Self::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Git { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -124,8 +120,7 @@ impl ToolboxError {
             Self::InvalidBody(_) | Self::PayloadTooLarge(_) => DaemonErrorCode::InvalidRequestBody,
             Self::NotFound(_) | Self::CommandNotFound(_) => DaemonErrorCode::NotFound,
             Self::SessionNotFound(_) => DaemonErrorCode::NotFound,
-            // No upstream code for a full table; the request conflicts with the daemon's state.
-            Self::Conflict(_) | Self::Limit(_) => DaemonErrorCode::Conflict,
+            Self::Conflict(_) => DaemonErrorCode::Conflict,
             Self::Gone(_) => DaemonErrorCode::SessionEnded,
             Self::CommandCompleted(_) => DaemonErrorCode::CommandAlreadyCompleted,
             Self::Timeout(_) => DaemonErrorCode::ProcessExecutionTimeout,

@@ -10,3 +10,5 @@ mod common;
 mod e2e;
 #[path = "limits.rs"]
 mod limits;
+#[path = "pty.rs"]
+mod pty;

@@ -5,7 +5,7 @@
 //! Beyond Daytona: a session whose shell ended stays listed (`active: false`, `exitCode`) for
 //! [`session::EXITED_RETENTION`], and a client connecting then gets its scrollback and exit
 //! status; creating a session with the id of an ended one replaces it. Sessions are capped
-//! ([`session::MAX_SESSIONS`], 429).
+//! ([`session::MAX_SESSIONS`], 409 past it).
 
 mod session;
 mod ws;
@@ -28,9 +28,9 @@ pub use self::session::{
     CLIENT_QUEUE, EXITED_RETENTION, LAZY_RETENTION, MAX_CLIENTS, MAX_DIMENSION, MAX_SESSIONS,
     PtyManager, SCROLLBACK_BYTES,
 };
-pub use self::ws::{ENVS_PROTOCOL_PREFIX, EXIT_CONTROL_PROTOCOL};
 use self::session::{Size, Spec};
 use self::ws::Offer;
+pub use self::ws::{ENVS_PROTOCOL_PREFIX, EXIT_CONTROL_PROTOCOL};
 #[cfg(feature = "openapi")]
 use crate::error::DaemonErrors;
 use crate::error::{Result, ToolboxError};
@@ -83,7 +83,7 @@ fn websocket(ws: Ws) -> Result<WebSocketUpgrade> {
     operation_id = "CreatePtySession",
     summary = "Start a terminal session",
     request_body = PtyCreateRequest,
-    responses((status = 201, description = "Created (409 if a running session has the id, 429 when 64 exist)", body = PtyCreateResponse), DaemonErrors)
+    responses((status = 201, description = "Created (409 if a running session has the id or 64 live sessions exist)", body = PtyCreateResponse), DaemonErrors)
 ))]
 pub async fn create(
     State(st): St,
@@ -149,7 +149,10 @@ pub async fn get(State(st): St, UrlPath(id): UrlPath<String>) -> Result<Json<Pty
     params(("sessionId" = String, Path, description = "The session id")),
     responses((status = 200, description = "Killed and removed; attached clients get exit 137", body = PtyDeleteResponse), DaemonErrors)
 ))]
-pub async fn remove(State(st): St, UrlPath(id): UrlPath<String>) -> Result<Json<PtyDeleteResponse>> {
+pub async fn remove(
+    State(st): St,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<PtyDeleteResponse>> {
     st.pty.kill(&id)?;
     Ok(Json(PtyDeleteResponse {
         message: "PTY session deleted".into(),
@@ -215,7 +218,9 @@ fn dimension(name: &str, value: Option<&str>, default: u32) -> Result<u32> {
     match value.filter(|v| !v.is_empty()) {
         None => Ok(default),
         Some(v) => v.parse().map_err(|_| {
-            ToolboxError::BadRequest(format!("invalid value for {name}: {v:?} (must be 1 to {MAX_DIMENSION})"))
+            ToolboxError::BadRequest(format!(
+                "invalid value for {name}: {v:?} (must be 1 to {MAX_DIMENSION})"
+            ))
         }),
     }
 }

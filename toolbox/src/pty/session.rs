@@ -419,7 +419,7 @@ impl PtySession {
         }
         inner.clients.retain(|tx| !tx.is_closed());
         if inner.clients.len() >= MAX_CLIENTS {
-            return Err(ToolboxError::Limit(format!(
+            return Err(ToolboxError::Conflict(format!(
                 "PTY session '{}' already has {MAX_CLIENTS} clients",
                 self.id
             )));
@@ -504,7 +504,7 @@ impl PtyManager {
     }
 
     /// Creates a session (and starts its shell unless it is lazy). 409 when a live session has
-    /// the id (an ended one is replaced), 429 when [`MAX_SESSIONS`] live ones exist.
+    /// the id (an ended one is replaced), 409 too when [`MAX_SESSIONS`] live ones exist.
     pub fn create(&self, spec: Spec) -> Result<Arc<PtySession>> {
         if spec.id.is_empty() {
             return Err(ToolboxError::BadRequest("session ID is required".into()));
@@ -550,7 +550,7 @@ impl PtyManager {
                     .min_by_key(|s| s.seq)
                     .map(|s| s.id.clone());
                 let Some(evict) = oldest_ended else {
-                    return Err(ToolboxError::Limit(format!(
+                    return Err(ToolboxError::Conflict(format!(
                         "too many PTY sessions (at most {MAX_SESSIONS}); kill one first"
                     )));
                 };
@@ -609,7 +609,9 @@ mod tests {
         s.push(b"hello ");
         s.push(b"world");
         assert_eq!(&s.snapshot()[..], b"hello world");
-        let big: Vec<u8> = (0..SCROLLBACK_BYTES + 10).map(|i| (i % 251) as u8).collect();
+        let big: Vec<u8> = (0..SCROLLBACK_BYTES + 10)
+            .map(|i| (i % 251) as u8)
+            .collect();
         s.push(&big);
         let snap = s.snapshot();
         assert_eq!(snap.len(), SCROLLBACK_BYTES);

@@ -83,7 +83,8 @@ impl Offer {
         let Some(token) = &self.envs else {
             return Ok(BTreeMap::new());
         };
-        let bad = |why: String| ToolboxError::BadRequest(format!("invalid envs subprotocol: {why}"));
+        let bad =
+            |why: String| ToolboxError::BadRequest(format!("invalid envs subprotocol: {why}"));
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(token.trim_end_matches('='))
             .map_err(|e| bad(e.to_string()))?;
@@ -254,15 +255,20 @@ mod tests {
     #[test]
     fn offers() {
         let o = Offer::from_tokens(
-            ["X-Daytona-SDK-Version~0.226.1", EXIT_CONTROL_PROTOCOL, "X-Daytona-Pty-Envs~e30"]
-                .into_iter(),
+            [
+                "X-Daytona-SDK-Version~0.226.1",
+                EXIT_CONTROL_PROTOCOL,
+                "X-Daytona-Pty-Envs~e30",
+            ]
+            .into_iter(),
         );
         assert!(o.exit_control);
         assert_eq!(o.echo.as_deref(), Some(EXIT_CONTROL_PROTOCOL));
         assert_eq!(o.envs.as_deref(), Some("e30"));
         assert_eq!(o.decode_envs().expect("envs"), BTreeMap::new());
 
-        let o = Offer::from_tokens(["X-Daytona-Pty-Envs~e30", "X-Daytona-SDK-Version~1"].into_iter());
+        let o =
+            Offer::from_tokens(["X-Daytona-Pty-Envs~e30", "X-Daytona-SDK-Version~1"].into_iter());
         assert!(!o.exit_control);
         assert_eq!(o.echo.as_deref(), Some("X-Daytona-SDK-Version~1"));
 
@@ -307,7 +313,10 @@ mod tests {
             panic!("not a close frame");
         };
         assert_eq!(f.code, 1011);
-        assert_eq!(f.reason.as_str(), r#"{"exitCode":3,"exitReason":"non-zero exit"}"#);
+        assert_eq!(
+            f.reason.as_str(),
+            r#"{"exitCode":3,"exitReason":"non-zero exit"}"#
+        );
         let Message::Close(Some(f)) = exit_close(&Exit::new(0)) else {
             panic!("not a close frame");
         };
