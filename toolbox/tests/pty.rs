@@ -154,15 +154,19 @@ impl Term {
     /// Waits until output after the cursor contains `needle`; moves the cursor past it.
     async fn expect(&mut self, needle: &str) {
         let deadline = Instant::now() + WAIT;
+        // Only new output is scanned (plus the needle's length back), so a long output stays
+        // linear.
+        let mut from = self.cursor;
         loop {
-            let tail = &self.out[self.cursor..];
+            let tail = &self.out[from..];
             if let Some(at) = tail
                 .windows(needle.len())
                 .position(|w| w == needle.as_bytes())
             {
-                self.cursor += at + needle.len();
+                self.cursor = from + at + needle.len();
                 return;
             }
+            from = self.out.len().saturating_sub(needle.len() - 1).max(from);
             assert!(
                 Instant::now() < deadline && self.next().await,
                 "{needle:?} never came; output {:?}, close {:?}",
@@ -510,4 +514,37 @@ async fn pty_bad_requests_are_envelopes() {
         "{list}"
     );
     assert_eq!(list["sessions"][0]["id"], "s", "creation order: {list}");
+}
+
+#[tokio::test]
+async fn pty_a_stalled_client_is_dropped_and_the_others_go_on() {
+    let d = Daemon::start().await;
+    let r = create(&d, json!({"id": "flow"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let uri = "/process/pty/flow/connect";
+    let mut reader = Term::open(&d, uri, &[EXIT_CONTROL]).await;
+    // Attached, then reads nothing more: its queue and socket fill up.
+    let mut stalled = Term::open(&d, uri, &[EXIT_CONTROL]).await;
+    let started = Instant::now();
+    reader
+        .send("head -c 30000000 /dev/zero | tr '\\0' x; echo; echo DONE-$((5+5))\n")
+        .await;
+    reader.expect("DONE-10").await;
+    let took = started.elapsed();
+    // The stalled client held the terminal back for the stall bound, not for ever.
+    assert!(
+        took >= cove_toolbox::pty::CLIENT_STALL,
+        "the stalled client never held the terminal back ({took:?})"
+    );
+    let (code, reason) = stalled.closed().await;
+    assert_eq!((code, reason.as_str()), (1008, "slow consumer"));
+    assert!(
+        stalled.out.len() < 30_000_000,
+        "the stalled client got all {} bytes",
+        stalled.out.len()
+    );
+    // The session and the other client are unaffected.
+    reader.send("echo OK$((1+2))\n").await;
+    reader.expect("OK3").await;
+    assert_eq!(d.get("/process/pty/flow").await.json()["active"], true);
 }

@@ -25,8 +25,8 @@ use cove_api_types::toolbox::pty::{
 use serde::Deserialize;
 
 pub use self::session::{
-    CLIENT_QUEUE, EXITED_RETENTION, LAZY_RETENTION, MAX_CLIENTS, MAX_DIMENSION, MAX_SESSIONS,
-    PtyManager, SCROLLBACK_BYTES,
+    CLIENT_QUEUE, CLIENT_STALL, EXITED_RETENTION, LAZY_RETENTION, MAX_CLIENTS, MAX_DIMENSION,
+    MAX_SESSIONS, PtyManager, SCROLLBACK_BYTES,
 };
 use self::session::{Size, Spec};
 use self::ws::Offer;

@@ -7,7 +7,8 @@
 //!
 //! Bounds: [`MAX_SESSIONS`] sessions (an ended one is evicted first), [`MAX_CLIENTS`] clients per
 //! session, [`SCROLLBACK_BYTES`] of scrollback, [`CLIENT_QUEUE`] chunks queued per client (a client
-//! that falls behind is dropped, its websocket closed with 1008), an ended session is removed
+//! that falls behind holds the terminal back, like a slow real terminal, for at most
+//! [`CLIENT_STALL`]; then it is dropped, its websocket closed with 1008), an ended session is removed
 //! [`EXITED_RETENTION`] after its exit and a lazy one nobody started [`LAZY_RETENTION`] after its
 //! creation.
 
@@ -32,8 +33,10 @@ pub const MAX_SESSIONS: usize = 64;
 pub const MAX_CLIENTS: usize = 16;
 /// Output kept per session and replayed to a client that attaches.
 pub const SCROLLBACK_BYTES: usize = 64 * 1024;
-/// Output chunks queued per client; a client this far behind is dropped.
-pub const CLIENT_QUEUE: usize = 256;
+/// Output chunks (each at most 32 KiB) queued per client before it holds the terminal back.
+pub const CLIENT_QUEUE: usize = 64;
+/// How long a client with a full queue may hold the terminal back before it is dropped.
+pub const CLIENT_STALL: Duration = Duration::from_secs(5);
 /// How long an ended session stays listed (with its exit code and scrollback).
 pub const EXITED_RETENTION: Duration = Duration::from_secs(5 * 60);
 /// How long a lazy session waits for its first client.
@@ -335,7 +338,7 @@ impl PtySession {
                 read = reader.read(&mut buf) => match read {
                     // EIO: every slave side is closed.
                     Ok(0) | Err(_) => break,
-                    Ok(n) => self.publish(&buf[..n]),
+                    Ok(n) => self.publish(&buf[..n]).await,
                 },
                 status = child.wait(), if code.is_none() => {
                     code = Some(status_code(status));
@@ -355,20 +358,45 @@ impl PtySession {
         self.finish(Exit::new(code));
     }
 
-    /// Appends output to the scrollback and queues it for every client; a client whose queue is
-    /// full (or that left) is dropped.
-    fn publish(&self, data: &[u8]) {
+    /// Appends output to the scrollback and hands it to every client. A client whose queue is
+    /// full holds the pump back (the terminal's flow control: the shell's writes block, as on a
+    /// slow real terminal) for at most [`CLIENT_STALL`]; then it is dropped (its websocket
+    /// closes with 1008) and the others go on. A client that left is dropped at once.
+    ///
+    /// The scrollback grows under the lock and the client list is taken with it, so a client
+    /// attaching meanwhile has this chunk in its replay and not in its queue; the pump is the
+    /// only publisher, so every client sees the chunks in order.
+    async fn publish(&self, data: &[u8]) {
         let chunk = Bytes::copy_from_slice(data);
-        let mut inner = lock(&self.inner);
-        inner.scrollback.push(data);
-        inner.clients.retain(|tx| match tx.try_send(chunk.clone()) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                tracing::debug!(session = ?self.id, "pty client too slow, dropped");
-                false
+        let clients = {
+            let mut inner = lock(&self.inner);
+            inner.scrollback.push(data);
+            inner.clients.clone()
+        };
+        let mut dropped = Vec::new();
+        for tx in clients {
+            let sent = match tx.try_send(chunk.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                Err(mpsc::error::TrySendError::Full(chunk)) => {
+                    match tokio::time::timeout(CLIENT_STALL, tx.send(chunk)).await {
+                        Ok(sent) => sent.is_ok(),
+                        Err(_) => {
+                            tracing::debug!(session = ?self.id, stall = ?CLIENT_STALL, "pty client too slow, dropped");
+                            false
+                        }
+                    }
+                }
+            };
+            if !sent {
+                dropped.push(tx);
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        });
+        }
+        if !dropped.is_empty() {
+            lock(&self.inner)
+                .clients
+                .retain(|tx| !dropped.iter().any(|d| d.same_channel(tx)));
+        }
     }
 
     fn finish(self: &Arc<Self>, exit: Exit) {

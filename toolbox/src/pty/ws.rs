@@ -7,9 +7,10 @@
 //! 3. when the shell ends: `{"type":"control","status":"exited","exitCode":N[,"exitReason":…]}`
 //!    (only to clients that offered the [`EXIT_CONTROL_PROTOCOL`] subprotocol), then a close frame
 //!    with code 1000 (exit 0) or 1011 and reason `{"exitCode":N[,"exitReason":…]}`;
-//! 4. a client too slow to take the output is closed with 1008 `slow consumer`; one whose session
-//!    could not be attached gets `{"type":"control","status":"error","error":…}` and a 1011 close
-//!    with reason `{"error":…}`.
+//! 4. a client that takes no output for [`super::CLIENT_STALL`] while its queue is full is closed
+//!    with 1008 `slow consumer`; one whose session could not be attached gets
+//!    `{"type":"control","status":"error","error":…}` and a 1011 close with reason `{"error":…}`.
+//! 5. a client that closes gets the daemon's close reply; the session goes on.
 //!
 //! The handshake answers with one of the offered subprotocols (Node's `ws` refuses a handshake
 //! that picks none): [`EXIT_CONTROL_PROTOCOL`] when offered, else the first other offered token
@@ -217,6 +218,8 @@ async fn serve(socket: WebSocket, session: Arc<PtySession>, exit_control: bool) 
         open = output => open,
     };
     if !client_still_there {
+        // Completes the close handshake the client began (or closes a broken socket).
+        let _ = tokio::time::timeout(CLOSE_WAIT, tx.close()).await;
         tracing::debug!(session = ?session.id, "pty client detached");
         return;
     }
