@@ -307,6 +307,8 @@ async fn pty_input_output_resize_and_exit() {
 #[tokio::test]
 async fn pty_clients_share_the_terminal_and_reconnect_replays() {
     let d = Daemon::start().await;
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", d.pid())).map_or(0, Iterator::count);
+    let idle_fds = fds();
     let r = create(&d, json!({"id": "shared"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let uri = "/process/pty/shared/connect";
@@ -351,6 +353,16 @@ async fn pty_clients_share_the_terminal_and_reconnect_replays() {
     let deadline = Instant::now() + WAIT;
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         assert!(Instant::now() < deadline, "shell {pid} not reaped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // No descriptor of the terminal stays open in the daemon.
+    drop((b, c));
+    while fds() > idle_fds {
+        assert!(
+            Instant::now() < deadline,
+            "{} fds open, {idle_fds} when idle",
+            fds()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
