@@ -36,6 +36,7 @@ pub mod output;
 pub mod paths;
 pub mod ports;
 pub mod process;
+pub mod pty;
 pub mod routes;
 pub mod server;
 pub mod sessions;

@@ -11,7 +11,9 @@ use axum::extract::{DefaultBodyLimit, Request};
 
 use crate::error::ToolboxError;
 use crate::server::AppState;
-use crate::{busy, env, files, git, git_ext, info, interpreter, lsp, process, sessions, system};
+use crate::{
+    busy, env, files, git, git_ext, info, interpreter, lsp, process, pty, sessions, system,
+};
 
 macro_rules! route_table {
     ($($method:ident $path:literal => $($handler:ident)::+;)+) => {
@@ -78,6 +80,14 @@ route_table! {
     get "/process/interpreter/context" => interpreter::list_contexts;
     delete "/process/interpreter/context/{id}" => interpreter::delete_context;
     get "/process/interpreter/execute" => interpreter::execute;
+    // terminals (§10)
+    post "/process/pty" => pty::create;
+    get "/process/pty" => pty::list;
+    get "/process/pty/create-connect" => pty::create_connect;
+    get "/process/pty/{sessionId}" => pty::get;
+    delete "/process/pty/{sessionId}" => pty::remove;
+    post "/process/pty/{sessionId}/resize" => pty::resize;
+    get "/process/pty/{sessionId}/connect" => pty::connect;
     // git (§10.5)
     post "/git/clone" => git::clone;
     post "/git/init" => git::init;

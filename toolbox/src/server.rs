@@ -26,6 +26,8 @@ pub struct AppState {
     pub lsp: lsp::LspManager,
     /// Code interpreter contexts (`/process/interpreter/*`).
     pub interpreters: interpreter::Interpreters,
+    /// Terminal sessions (`/process/pty*`).
+    pub pty: crate::pty::PtyManager,
     pub token: std::sync::Mutex<Option<String>>,
     /// The daemon's private scratch dir (session FIFOs, upload parts waiting for their path).
     pub state_dir: PathBuf,
@@ -44,13 +46,19 @@ impl AppState {
         let cwd = paths.work_dir_real();
         let env = Arc::new(crate::env::ProcessEnv::default());
         Arc::new(Self {
-            sessions: sessions::Sessions::new(state_dir.clone(), session_shell, cwd, env.clone()),
+            sessions: sessions::Sessions::new(
+                state_dir.clone(),
+                session_shell.clone(),
+                cwd,
+                env.clone(),
+            ),
             interpreters: interpreter::Interpreters::new(
                 state_dir.clone(),
                 paths.work_dir_real(),
                 paths.work_dir_virtual(),
                 env.clone(),
             ),
+            pty: crate::pty::PtyManager::new(session_shell, env.clone()),
             env,
             metrics: crate::system::Sampler::default(),
             state_dir,

@@ -12,5 +12,7 @@ mod e2e;
 mod interpreter;
 #[path = "limits.rs"]
 mod limits;
+#[path = "pty.rs"]
+mod pty;
 #[path = "tbx.rs"]
 mod tbx;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub mod interpreter;
+pub mod pty;
 
 /// `DaemonErrorCode`: the domain codes the SDK maps to precise exception classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
