@@ -17,7 +17,17 @@ cargo test --quiet --release --workspace --exclude cove-toolbox --test sweep_ben
 mapfile -t wasm < <(wasm_packages)
 cargo build --quiet --target wasm32-wasip2 --profile wasm "${wasm[@]}"
 cargo build --quiet --release --target x86_64-unknown-linux-musl -p cove-toolbox
+# The daemon alone over its socket (no Docker): run_code("x+1") in the warm default context,
+# a keystroke through a terminal.
+musl="$COVE_ROOT/target/x86_64-unknown-linux-musl/release"
+"$musl/cove-toolbox-bench" interp "${COVE_TOOLBOX_BENCH_N:-300}"
+"$musl/cove-toolbox-pty-bench" "${COVE_TOOLBOX_BENCH_N:-300}"
 if docker info >/dev/null 2>&1; then
+    # The same through the official Python SDK against `cove up`, plus create -> first run_code
+    # with the warm pool (~60 s).
+    ensure_venv
+    COVE_BIN="$COVE_ROOT/target/release/cove" "$COVE_PYTHON" "$COVE_ROOT/tests/sdk/bench_sdk.py" \
+        --runs "${COVE_SDK_BENCH_RUNS:-5}" --n "${COVE_SDK_BENCH_N:-200}"
     "$COVE_ROOT/target/release/cove-sandbox-bench" --creates "${COVE_BENCH_CREATES:-30}" \
         --seconds "${COVE_SANDBOX_BENCH_SECONDS:-2}" --concurrency 16 --exec-concurrency 4 --seed 1000
     # Snapshots through the API: build → active, content-addressed hit, create → first exec
