@@ -79,6 +79,13 @@ pub struct Args {
     /// Milliseconds between two observations of the containers' states (state reports).
     #[arg(long, default_value_t = 2000)]
     pub observe_ms: u64,
+    /// Seconds between two samples of every started sandbox's usage (`GET /system/metrics` of
+    /// its daemon), kept in memory for `GET /v1/sandboxes/{id}/metrics`.
+    #[arg(long, env = "COVE_RUNNER_METRICS_INTERVAL_SECS", default_value_t = crate::metrics::DEFAULT_INTERVAL_SECS)]
+    pub metrics_interval_secs: u64,
+    /// How long usage samples are kept (at most 5760 per sandbox, whatever the interval).
+    #[arg(long, env = "COVE_RUNNER_METRICS_RETENTION_SECS", default_value_t = crate::metrics::DEFAULT_RETENTION_SECS)]
+    pub metrics_retention_secs: u64,
     /// After the control plane answered 401/404 to a heartbeat (runner deleted), seconds
     /// between two attempts.
     #[arg(long, default_value_t = 60)]
@@ -200,6 +207,8 @@ pub struct Config {
     pub snapshot_jobs: crate::snapshots::SnapshotSettings,
     /// Volumes: FUSE mounts of the S3 prefixes (Docker runtime), plain directories otherwise.
     pub volumes: crate::volumes::VolumeSettings,
+    /// Usage sampling of the sandboxes (`metrics`).
+    pub metrics: crate::metrics::MetricsSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -316,6 +325,10 @@ impl Config {
             allow_unverified_toolbox_peer: args.allow_unverified_toolbox_peer,
             snapshot_jobs,
             volumes,
+            metrics: crate::metrics::MetricsSettings::from_secs(
+                args.metrics_interval_secs,
+                args.metrics_retention_secs,
+            ),
         })
     }
 
@@ -363,6 +376,7 @@ impl Config {
                 region: "us-east-1".into(),
                 mount_timeout: Duration::from_secs(20),
             },
+            metrics: crate::metrics::MetricsSettings::default(),
             data_dir,
         }
     }

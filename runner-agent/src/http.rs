@@ -195,6 +195,20 @@ async fn sandbox_network_log(
     }))
 }
 
+/// The sandbox's usage samples (CPU, memory, disk) in a range, oldest first: sampled from its
+/// daemon every `--metrics-interval-secs` while it is started, kept in memory (lost when the
+/// agent restarts, dropped when the sandbox is destroyed).
+#[utoipa::path(get, path = "/v1/sandboxes/{id}/metrics", tag = "sandboxes",
+    params(("id" = String, Path, description = "Sandbox id"), cove_runner_api::MetricsQuery),
+    responses((status = 200, body = cove_runner_api::SandboxMetrics), Errors))]
+async fn sandbox_metrics(
+    State(rec): State<AppState>,
+    Path(id): Path<String>,
+    QueryParams(q): QueryParams<cove_runner_api::MetricsQuery>,
+) -> Result<Json<cove_runner_api::SandboxMetrics>> {
+    rec.usage(&id, q).await.map(Json)
+}
+
 /// Every sandbox of this runner.
 #[utoipa::path(get, path = "/v1/sandboxes", tag = "sandboxes",
     responses((status = 200, body = SandboxList), Errors))]
@@ -431,6 +445,7 @@ fn api_routes(fake: bool) -> OpenApiRouter<AppState> {
         .routes(routes!(sandbox_list))
         .routes(routes!(sandbox_get, sandbox_put, sandbox_delete))
         .routes(routes!(sandbox_network_log))
+        .routes(routes!(sandbox_metrics))
         .routes(routes!(sandbox_backup))
         .routes(routes!(backups_delete))
         .routes(routes!(snapshot_get, snapshot_put, snapshot_delete))

@@ -4,7 +4,7 @@
 //! with `--runtime fake`, as simulated containers whose toolbox daemons run in-process),
 //! applies desired states pushed by the control plane ([`reconciler`]), keeps a warm pool
 //! ([`pool`]), forwards toolbox calls to each sandbox's daemon over a unix socket ([`toolbox`],
-//! [`relay`]) and sends heartbeats ([`heartbeat`]) and state reports ([`reporter`]). With
+//! [`relay`]), samples the daemons' usage into an in-memory history ([`metrics`]) and sends heartbeats ([`heartbeat`]) and state reports ([`reporter`]). With
 //! Docker it isolates sandboxes on the host: an isolated bridge network with firewall rules
 //! ([`network`]) and hardened per-sandbox host directories ([`sandbox_dir`]). Snapshot jobs
 //! pull, build and push images ([`snapshots`]). The wire
@@ -16,6 +16,7 @@ pub mod error;
 pub mod heartbeat;
 pub mod http;
 pub mod lend;
+pub mod metrics;
 pub mod network;
 pub mod pool;
 pub mod reconciler;
@@ -170,6 +171,7 @@ pub async fn run(args: Args) -> Result<(), RunError> {
     let refill = (!rec.pool().targets().is_empty()).then(|| tokio::spawn(pool::run(rec.clone())));
     spawn_control_plane_tasks(&rec);
     lend::spawn(&rec);
+    tokio::spawn(metrics::run(rec.clone()));
     let app = http::router(rec.clone());
     let shutdown = shutdown_signal();
     println!("cove-runner listening on http://{addr}");

@@ -125,6 +125,8 @@ pub struct Reconciler {
     backup_jobs: backups::Jobs,
     /// The volumes mounted on this host (`volumes`).
     volumes: crate::volumes::Mounts,
+    /// The usage samples of the sandboxes (`metrics`).
+    usage: crate::metrics::History,
 }
 
 fn shell_quote(v: &str) -> String {
@@ -189,8 +191,10 @@ impl Reconciler {
             runtime.clone(),
         );
         let volumes = crate::volumes::Mounts::new(cfg.volumes.clone());
+        let usage = crate::metrics::History::new(cfg.metrics);
         Arc::new(Self {
             volumes,
+            usage,
             cfg,
             runtime,
             toolbox_bin,
@@ -455,6 +459,51 @@ impl Reconciler {
             .ok()
     }
 
+    /// The daemons of the started sandboxes, for the usage sampler (none without daemons to
+    /// ask: unit tests).
+    pub async fn started_daemons(&self) -> Vec<crate::metrics::Daemon> {
+        if !self.cfg.probe_toolbox {
+            return Vec::new();
+        }
+        self.sandboxes
+            .read()
+            .await
+            .values()
+            .filter(|r| r.state == SandboxState::Started && r.has_container())
+            .map(|r| crate::metrics::Daemon {
+                sandbox_id: r.id.clone(),
+                socket: r.dir.join(SOCKET_NAME),
+                container_id: r.container_id.clone(),
+            })
+            .collect()
+    }
+
+    /// The usage samples of the sandboxes.
+    pub fn usage_history(&self) -> &crate::metrics::History {
+        &self.usage
+    }
+
+    /// `GET /v1/sandboxes/{id}/metrics`: the samples of `id` in `range` (404 for a sandbox the
+    /// agent does not hold, 400 for a range that ends before it starts).
+    pub async fn usage(
+        &self,
+        id: &str,
+        range: cove_runner_api::MetricsQuery,
+    ) -> Result<cove_runner_api::SandboxMetrics> {
+        validate_id(id)?;
+        if let (Some(from), Some(to)) = (range.from, range.to)
+            && from > to
+        {
+            return Err(AgentError::BadRequest(
+                "from must not be after to".to_owned(),
+            ));
+        }
+        if !self.sandboxes.read().await.contains_key(id) {
+            return Err(AgentError::SandboxNotFound(id.to_owned()));
+        }
+        Ok(self.usage.range(id, range))
+    }
+
     /// Ids of the sandboxes the agent holds.
     pub async fn ids(&self) -> Vec<String> {
         let mut v: Vec<String> = self.sandboxes.read().await.keys().cloned().collect();
@@ -499,6 +548,7 @@ impl Reconciler {
         remove_dir_logged(&link);
         self.states.remove(id);
         self.sandboxes.write().await.remove(id);
+        self.usage.forget(id);
         if let Some(spec) = rec.as_ref().and_then(|r| r.spec.as_ref()) {
             let ids = spec.volumes.iter().map(|v| v.volume_id.clone()).collect();
             self.release_unused_volumes(ids).await;

@@ -216,9 +216,26 @@ pub struct DaemonActivity {
 
 /// `GET /activity` once: whether the sandbox's daemon is doing work.
 pub async fn activity(socket: &Path, container_id: &str) -> std::io::Result<DaemonActivity> {
+    get_json(socket, container_id, "/activity").await
+}
+
+/// `GET /system/metrics` once: the sandbox's CPU, memory and disk use, from its cgroup.
+pub async fn system_metrics(
+    socket: &Path,
+    container_id: &str,
+) -> std::io::Result<cove_api_types::toolbox::system::SystemMetrics> {
+    get_json(socket, container_id, "/system/metrics").await
+}
+
+/// One `GET path` on a fresh (verified) connection to the daemon, its JSON answer decoded.
+async fn get_json<T: serde::de::DeserializeOwned>(
+    socket: &Path,
+    container_id: &str,
+    path: &str,
+) -> std::io::Result<T> {
     let stream = connect(socket, container_id).await?;
     let mut sender = handshake(stream).await?;
-    let req = Request::get("/activity")
+    let req = Request::get(path)
         .header(header::HOST, "toolbox")
         .body(Body::empty())
         .map_err(std::io::Error::other)?;

@@ -19,6 +19,8 @@ mod fake_snapshots;
 mod isolation;
 #[path = "lifecycle.rs"]
 mod lifecycle;
+#[path = "metrics.rs"]
+mod metrics;
 #[path = "network.rs"]
 mod network;
 #[path = "openapi.rs"]

@@ -25,6 +25,8 @@ import covetest  # noqa: E402
 
 ROOT = covetest.ROOT
 JWT_SECRET = covetest.new_secret("sdk-")
+# Seconds between two usage samples of the runner agent (`--metrics-interval-secs`).
+METRICS_INTERVAL_SECS = "1"
 
 
 class Cove(covetest.CoveProcess):
@@ -40,6 +42,9 @@ class Cove(covetest.CoveProcess):
         env.setdefault("RUST_LOG", "warn")
         # Users of other organizations sign in with JWTs of this secret (`other_org_key`).
         env["SPIN_VARIABLE_JWT_HS256_SECRET"] = JWT_SECRET
+        # The runner agent (spawned by `cove up`, which passes its environment on) samples each
+        # sandbox's usage every second, so `get_metrics` has a history within seconds.
+        env.setdefault("COVE_RUNNER_METRICS_INTERVAL_SECS", METRICS_INTERVAL_SECS)
         manifest = os.environ.get("COVE_MANIFEST", str(ROOT / "spin.toml"))
         self.launch(manifest, ["--data-dir", str(self.data_dir / "cove"), "--no-build"], env, timeout)
         assert self.api_key, f"cove printed no admin key: {self.lines}"
@@ -91,7 +96,7 @@ class Cove(covetest.CoveProcess):
         self.runner = subprocess.Popen(
             [covetest.binary("cove-runner"), "--listen", "127.0.0.1:0", "--token", reg["apiKey"],
              "--data-dir", str(runner_dir), "--runner-id", self.container_label, "--control-plane-url", self.base,
-             "--heartbeat-secs", "1"],
+             "--heartbeat-secs", "1", "--metrics-interval-secs", METRICS_INTERVAL_SECS],
             stdout=subprocess.DEVNULL, stderr=self.runner_log, stdin=subprocess.DEVNULL, cwd=ROOT,
         )
 

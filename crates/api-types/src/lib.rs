@@ -32,6 +32,7 @@ pub mod registries;
 pub mod runner;
 pub mod sandbox;
 pub mod snapshots;
+pub mod telemetry;
 pub mod time;
 pub mod toolbox;
 pub mod volumes;

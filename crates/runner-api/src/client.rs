@@ -300,6 +300,25 @@ impl<T: Transport> Client<T> {
             .await
     }
 
+    /// `GET /v1/sandboxes/{id}/metrics?from=&to=`: the sandbox's usage samples in the range
+    /// (unix milliseconds, inclusive), oldest first.
+    pub async fn sandbox_metrics(
+        &self,
+        id: &str,
+        range: crate::MetricsQuery,
+    ) -> Result<crate::SandboxMetrics, ClientError> {
+        let mut path = format!("/v1/sandboxes/{id}/metrics");
+        let bounds: Vec<String> = [("from", range.from), ("to", range.to)]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+            .collect();
+        if !bounds.is_empty() {
+            path.push('?');
+            path.push_str(&bounds.join("&"));
+        }
+        self.json(&Call::get(path)).await
+    }
+
     /// `GET /v1/sandboxes`: every sandbox the agent knows.
     pub async fn list_sandboxes(&self) -> Result<SandboxList, ClientError> {
         self.json(&Call::get("/v1/sandboxes".to_owned())).await

@@ -10,6 +10,7 @@
 //! | `PUT /v1/sandboxes/{id}?wait=SECONDS` | [`SandboxSpec`] (with a `generation`) | 200 [`SandboxStatus`] (reached) or 202 [`SandboxStatus`] (still converging) |
 //! | `GET /v1/sandboxes/{id}` | – | 200 [`SandboxStatus`] |
 //! | `GET /v1/sandboxes` | – | 200 [`SandboxList`] |
+//! | `GET /v1/sandboxes/{id}/metrics?from=MS&to=MS` | – | 200 [`SandboxMetrics`]: usage samples in memory ([`metrics`]) |
 //! | `DELETE /v1/sandboxes/{id}` | – | 200 [`SandboxStatus`] (`destroyed`), also when it never existed; backups stay |
 //! | `POST /v1/sandboxes/{id}/backup` | [`BackupRequest`] (optional) | 201 [`BackupResponse`] (`docker commit` to a name the agent picks) |
 //! | `DELETE /v1/backups/{sandboxId}` | – | 200 [`BackupRemoval`]: every backup image of the sandbox |
@@ -56,8 +57,10 @@ use serde::{Deserialize, Serialize};
 #[cfg(feature = "client-core")]
 pub mod client;
 pub mod fake;
+pub mod metrics;
 pub mod snapshots;
 
+pub use metrics::{MetricSample, MetricsQuery, SandboxMetrics};
 pub use snapshots::{
     LogsQuery, PushTarget, RegistryAuth, SnapshotJobState, SnapshotRemoval, SnapshotSource,
     SnapshotSpec, SnapshotStatus, build_ref,

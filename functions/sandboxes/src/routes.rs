@@ -26,6 +26,9 @@ use utoipa::openapi::path::{Operation, PathItem};
 
 use crate::service::{self, Call, IntervalKind, ListQuery};
 
+mod telemetry;
+use telemetry::{__path_sandbox_metrics, sandbox_metrics};
+
 const BASE: &str = "/api/sandbox";
 const ALIAS: &str = "/api/workspace";
 const DEFAULT_LIMIT: usize = 100;
@@ -51,6 +54,7 @@ cove_edge::routes! {
     pub struct ApiDoc;
     pub fn router() -> Router<State>;
     [
+        sandbox_metrics,
         sandbox_create, sandbox_list, sandbox_get, sandbox_delete, sandbox_start, sandbox_stop,
         sandbox_archive, sandbox_backup, sandbox_recover, sandbox_replace_labels, sandbox_set_public,
         sandbox_set_autostop, sandbox_set_autoarchive, sandbox_set_autodelete,

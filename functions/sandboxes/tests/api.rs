@@ -1177,6 +1177,11 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
     ("POST", "/api/sandbox/{sandboxId}/signing-key/rotate", None),
     ("GET", "/api/sandbox/{sandboxIdOrName}/build-logs", None),
     ("GET", "/api/sandbox/{sandboxIdOrName}/network-log", None),
+    (
+        "GET",
+        "/api/sandbox/{sandboxIdOrName}/telemetry/metrics",
+        None,
+    ),
     ("POST", "/api/sandbox/{sandboxId}/last-activity", Some("{}")),
     (
         "PUT",

@@ -8,3 +8,5 @@
 mod api;
 #[path = "owned_snapshots.rs"]
 mod owned_snapshots;
+#[path = "telemetry.rs"]
+mod telemetry;

@@ -17,6 +17,7 @@ pub mod network;
 mod preview;
 mod queries;
 mod reports;
+pub mod telemetry;
 pub mod volumes;
 
 pub use actions::{archive, backup, delete, recover, start, stop};
