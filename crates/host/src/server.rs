@@ -8,16 +8,24 @@
 //! * **Header-read timeout**: a connection that has not sent a whole request head within
 //!   [`ServerLimits::header_read_timeout`] is closed (slowloris). The same clock runs while a
 //!   keep-alive connection sits idle between requests, so it is also the idle timeout.
+//! * **Native routes** ([`NativeRoute`]): a path prefix served by a handler of the embedding
+//!   process before the component router (`cove up` serves cove-proxy's Socket.IO relay at
+//!   `/api/socket.io/` this way, where the SDKs look for it). HTTP upgrades work on every
+//!   connection, so a native handler may answer a websocket upgrade.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::server::conn::http1;
+use bytes::Bytes;
+use http_body_util::Either;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -47,6 +55,48 @@ impl Default for ServerLimits {
     }
 }
 
+/// The body a native handler answers.
+pub type NativeBody =
+    http_body_util::combinators::BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// What serves a native route.
+pub type NativeHandler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<NativeBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A path prefix the embedding process serves itself, before the component router.
+#[derive(Clone)]
+pub struct NativeRoute {
+    prefix: String,
+    handler: NativeHandler,
+}
+
+impl NativeRoute {
+    /// Serves `prefix` (a path without its trailing slash, e.g. `/api/socket.io`) and every path
+    /// under it (`/api/socket.io/...`) with `handler`.
+    pub fn new(prefix: &str, handler: NativeHandler) -> Self {
+        Self {
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            handler,
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        path.strip_prefix(&self.prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+impl std::fmt::Debug for NativeRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeRoute")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot read the listener's address")]
@@ -60,6 +110,18 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    serve_with(listener, app, Vec::new(), limits, shutdown).await
+}
+
+/// [`serve`], with `native` routes served before the component router (the first match wins).
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Arc<App>,
+    native: Vec<NativeRoute>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let native: Arc<[NativeRoute]> = native.into();
     let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
@@ -76,15 +138,29 @@ pub async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
         let app = app.clone();
-        let service = service_fn(move |request| {
+        let native = native.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle_external(request, local, remote).await) }
+            let handler = (native.iter())
+                .find(|r| r.matches(request.uri().path()))
+                .map(|r| r.handler.clone());
+            async move {
+                Ok::<_, Infallible>(match handler {
+                    Some(h) => h(request).await.map(Either::Right),
+                    None => (app.handle_external(request, local, remote).await).map(Either::Left),
+                })
+            }
         });
-        let conn = http1::Builder::new()
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
+            .header_read_timeout(limits.header_read_timeout);
+        let conn = builder
+            .http1_only()
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(error) = conn.await {
