@@ -23,9 +23,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Either;
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -123,8 +124,11 @@ pub async fn serve_with(
 ) -> Result<(), ServerError> {
     let native: Arc<[NativeRoute]> = native.into();
     let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Connections watch this to shut down gracefully; every open one holds a slot, so draining
+    // is taking all slots back.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let max = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let slots = Arc::new(Semaphore::new(max as usize));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -137,40 +141,18 @@ pub async fn serve_with(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let app = app.clone();
-        let native = native.clone();
-        let service = service_fn(move |request: Request<Incoming>| {
-            let app = app.clone();
-            let handler = (native.iter())
-                .find(|r| r.matches(request.uri().path()))
-                .map(|r| r.handler.clone());
-            async move {
-                Ok::<_, Infallible>(match handler {
-                    Some(h) => h(request).await.map(Either::Right),
-                    None => (app.handle_external(request, local, remote).await).map(Either::Left),
-                })
-            }
-        });
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
+        let service = service_fn(route(app.clone(), native.clone(), local, remote));
+        let conn = http1::Builder::new()
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
-        let conn = builder
-            .http1_only()
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(error) = conn.await {
-                tracing::debug!(%error, %remote, "connection ended with an error");
-            }
-            drop(permit);
-        });
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::spawn(drive(conn, stopping.clone(), permit, remote));
     }
     tracing::info!("shutting down: draining open connections");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let _ = stop.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(max))
         .await
         .is_err()
     {
@@ -180,6 +162,80 @@ pub async fn serve_with(
         );
     }
     Ok(())
+}
+
+/// What serves one request of a connection from `remote`: the first native route whose
+/// prefix matches, else the component router.
+fn route(
+    app: Arc<App>,
+    native: Arc<[NativeRoute]>,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> impl Fn(Request<Incoming>) -> Answer {
+    move |request: Request<Incoming>| {
+        let app = app.clone();
+        let handler = (native.iter())
+            .find(|r| r.matches(request.uri().path()))
+            .map(|r| r.handler.clone());
+        Box::pin(async move {
+            Ok(match handler {
+                Some(h) => h(request).await.map(Either::Right),
+                None => (app.handle_external(request, local, remote).await).map(Either::Left),
+            })
+        })
+    }
+}
+
+/// What the server answers: a component's body or a native route's.
+type Body = Either<wasmtime_wasi_http::WasiBody, NativeBody>;
+
+/// The answer of one request.
+type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// Runs one connection to its end; once `stopping` turns true it shuts down gracefully (the
+/// request in flight is answered, keep-alive ends). Its slot is free again at the end.
+async fn drive<C>(
+    conn: C,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+    remote: SocketAddr,
+) where
+    C: Future<Output = Result<(), hyper::Error>> + GracefulShutdown,
+{
+    let mut conn = std::pin::pin!(conn);
+    let finished = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        _ = stopping.wait_for(|s| *s) => None,
+    };
+    let result = match finished {
+        Some(r) => r,
+        None => {
+            conn.as_mut().shut_down();
+            conn.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, %remote, "connection ended with an error");
+    }
+    drop(permit);
+}
+
+/// A connection that can be asked to finish gracefully.
+trait GracefulShutdown {
+    fn shut_down(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulShutdown for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shut_down(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
 }
 
 /// Waits for a free connection slot, then for a connection. `None` after a failed accept.

@@ -99,7 +99,7 @@ pub struct Relay {
     cp: ControlPlane,
     limits: RelayLimits,
     registry: Mutex<Registry>,
-    service: SocketIoService<socketioxide::service::NotFoundService>,
+    service: SocketIoService<engineioxide::service::NotFoundService>,
 }
 
 /// Why a socket is refused (the client's `connect_error` message).

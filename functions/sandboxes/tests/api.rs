@@ -1396,12 +1396,13 @@ async fn events_follow_the_organizations_sandboxes_only() {
     assert!(cursors.windows(2).all(|w| w[0] <= w[1]), "{cursors:?}");
     assert_eq!(page["cursor"], *cursors.last().unwrap());
 
-    // Read on from the last cursor: nothing new; `limit` bounds the page.
+    // Read on from the last cursor (percent-encoded: it holds `#`): nothing new; `limit`
+    // bounds the page.
     let last = page["cursor"].as_str().unwrap();
     let (s, rest) = f
         .call(
             "GET",
-            &format!("/api/events/sandboxes?after={last}"),
+            &format!("/api/events/sandboxes?after={}", last.replace('#', "%23")),
             &alice,
             None,
         )
