@@ -5,8 +5,8 @@
 //! exists exactly when its change committed. The real-time relay (CONTRACT §11) reads an
 //! organization's events in sort-key order after a cursor ([`SandboxRepo::events_after`]); the
 //! items carry `ttl` (epoch seconds, [`EVENT_TTL`] ahead) so that DynamoDB TTL drops them, and a
-//! reader ignores an expired one that TTL has not removed yet. Organization deletion leaves the
-//! partition to TTL (it holds nothing the organization owns).
+//! reader ignores an expired one that TTL has not removed yet. Organization deletion deletes the
+//! partition with the organization's own ([`event_keys`]).
 //!
 //! The sort key starts with the writer's clock: a reader that must not miss events of a writer
 //! whose clock lags reads again from a little before its cursor and drops what it saw.
@@ -143,6 +143,24 @@ pub(crate) fn event_item(
         ev,
         &[("pk", events_pk(&ev.org_id)), ("sk", ev.sk.clone())],
     )
+}
+
+/// The keys of every event of `org` (organization deletion purges them).
+pub(crate) async fn event_keys(
+    store: &crate::Store,
+    org: &OrganizationId,
+) -> Result<Vec<crate::item::Item>, StoreError> {
+    let items = store
+        .query_items("ListSandboxEvents", &Query::partition(events_pk(org)))
+        .await?;
+    Ok(items
+        .iter()
+        .filter_map(|i| {
+            let pk = crate::item::get_s(i, "pk")?;
+            let sk = crate::item::get_s(i, "sk")?;
+            Some(crate::item::key(pk, sk))
+        })
+        .collect())
 }
 
 /// A cursor of the events at `unix_ms`: it sorts before every event of that millisecond and
