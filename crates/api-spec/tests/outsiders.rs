@@ -71,6 +71,11 @@ const SELF: &[(&str, &str, &str)] = &[
         "sandboxes of the caller's organization",
     ),
     (
+        "GET",
+        "/api/events/sandboxes",
+        "sandbox events of the caller's organization",
+    ),
+    (
         "POST",
         "/api/sandbox",
         "creates one in the caller's organization",

@@ -8,15 +8,24 @@
 //! * **Header-read timeout**: a connection that has not sent a whole request head within
 //!   [`ServerLimits::header_read_timeout`] is closed (slowloris). The same clock runs while a
 //!   keep-alive connection sits idle between requests, so it is also the idle timeout.
+//! * **Native routes** ([`NativeRoute`]): a path prefix served by a handler of the embedding
+//!   process before the component router (`cove up` serves cove-proxy's Socket.IO relay at
+//!   `/api/socket.io/` this way, where the SDKs look for it). HTTP upgrades work on every
+//!   connection, so a native handler may answer a websocket upgrade.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Either;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -47,6 +56,48 @@ impl Default for ServerLimits {
     }
 }
 
+/// The body a native handler answers.
+pub type NativeBody =
+    http_body_util::combinators::BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// What serves a native route.
+pub type NativeHandler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<NativeBody>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A path prefix the embedding process serves itself, before the component router.
+#[derive(Clone)]
+pub struct NativeRoute {
+    prefix: String,
+    handler: NativeHandler,
+}
+
+impl NativeRoute {
+    /// Serves `prefix` (a path without its trailing slash, e.g. `/api/socket.io`) and every path
+    /// under it (`/api/socket.io/...`) with `handler`.
+    pub fn new(prefix: &str, handler: NativeHandler) -> Self {
+        Self {
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            handler,
+        }
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        path.strip_prefix(&self.prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+impl std::fmt::Debug for NativeRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeRoute")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot read the listener's address")]
@@ -60,9 +111,24 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    serve_with(listener, app, Vec::new(), limits, shutdown).await
+}
+
+/// [`serve`], with `native` routes served before the component router (the first match wins).
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Arc<App>,
+    native: Vec<NativeRoute>,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let native: Arc<[NativeRoute]> = native.into();
     let local = listener.local_addr().map_err(ServerError::LocalAddr)?;
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    // Connections watch this to shut down gracefully; every open one holds a slot, so draining
+    // is taking all slots back.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let max = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let slots = Arc::new(Semaphore::new(max as usize));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -75,26 +141,18 @@ pub async fn serve(
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let app = app.clone();
-        let service = service_fn(move |request| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle_external(request, local, remote).await) }
-        });
+        let service = service_fn(route(app.clone(), native.clone(), local, remote));
         let conn = http1::Builder::new()
             .keep_alive(true)
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(error) = conn.await {
-                tracing::debug!(%error, %remote, "connection ended with an error");
-            }
-            drop(permit);
-        });
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::spawn(drive(conn, stopping.clone(), permit, remote));
     }
     tracing::info!("shutting down: draining open connections");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let _ = stop.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, slots.acquire_many(max))
         .await
         .is_err()
     {
@@ -104,6 +162,80 @@ pub async fn serve(
         );
     }
     Ok(())
+}
+
+/// What serves one request of a connection from `remote`: the first native route whose
+/// prefix matches, else the component router.
+fn route(
+    app: Arc<App>,
+    native: Arc<[NativeRoute]>,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> impl Fn(Request<Incoming>) -> Answer {
+    move |request: Request<Incoming>| {
+        let app = app.clone();
+        let handler = (native.iter())
+            .find(|r| r.matches(request.uri().path()))
+            .map(|r| r.handler.clone());
+        Box::pin(async move {
+            Ok(match handler {
+                Some(h) => h(request).await.map(Either::Right),
+                None => (app.handle_external(request, local, remote).await).map(Either::Left),
+            })
+        })
+    }
+}
+
+/// What the server answers: a component's body or a native route's.
+type Body = Either<wasmtime_wasi_http::WasiBody, NativeBody>;
+
+/// The answer of one request.
+type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// Runs one connection to its end; once `stopping` turns true it shuts down gracefully (the
+/// request in flight is answered, keep-alive ends). Its slot is free again at the end.
+async fn drive<C>(
+    conn: C,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+    remote: SocketAddr,
+) where
+    C: Future<Output = Result<(), hyper::Error>> + GracefulShutdown,
+{
+    let mut conn = std::pin::pin!(conn);
+    let finished = tokio::select! {
+        r = conn.as_mut() => Some(r),
+        _ = stopping.wait_for(|s| *s) => None,
+    };
+    let result = match finished {
+        Some(r) => r,
+        None => {
+            conn.as_mut().shut_down();
+            conn.await
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, %remote, "connection ended with an error");
+    }
+    drop(permit);
+}
+
+/// A connection that can be asked to finish gracefully.
+trait GracefulShutdown {
+    fn shut_down(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> GracefulShutdown for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shut_down(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
 }
 
 /// Waits for a free connection slot, then for a connection. `None` after a failed accept.

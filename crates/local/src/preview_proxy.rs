@@ -7,12 +7,19 @@
 //! loopback, no DNS needed). The sandboxes' `toolboxProxyUrl` is the proxy's `/toolbox` too
 //! (`--toolbox-via proxy`, the default: websockets such as PTY terminals, the code interpreter and
 //! log follow need it); `--toolbox-via component` leaves it to the `toolbox` component.
+//!
+//! The SDKs open their Socket.IO connection of real-time events at `{DAYTONA_API_URL}/socket.io/`,
+//! i.e. on the control plane's listener: `cove up` serves the proxy's relay there as a native
+//! route of the host ([`LocalProxy::spawn`]), as a deployment's load balancer routes
+//! `/api/socket.io/` to cove-proxy.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::Context;
+use cove_host::server::{NativeHandler, NativeRoute};
 use cove_proxy::config::Config;
 use tokio::net::TcpListener;
 
@@ -106,7 +113,12 @@ impl LocalProxy {
 
     /// Serves until the task is aborted; the control plane is at `api`, the local runner
     /// agent's lending socket at `runner_socket` (its previews then skip the agent's HTTP hop).
-    pub fn spawn(self, api: SocketAddr, runner_socket: PathBuf) -> tokio::task::JoinHandle<()> {
+    /// Also returns the route of the proxy's Socket.IO relay, for the control plane's listener.
+    pub fn spawn(
+        self,
+        api: SocketAddr,
+        runner_socket: PathBuf,
+    ) -> (tokio::task::JoinHandle<()>, NativeRoute) {
         let ttl = std::time::Duration::from_millis(self.args.proxy_auth_ttl_ms);
         let cfg = Config {
             api_url: format!("http://{api}"),
@@ -125,10 +137,17 @@ impl LocalProxy {
         };
         tracing::info!(addr = %self.addr, domain = %cfg.domain, "preview proxy serving");
         let proxy = cove_proxy::Proxy::new(cfg);
-        tokio::spawn(cove_proxy::serve(
+        let relay = proxy.events().clone();
+        let handler: NativeHandler = Arc::new(move |req| {
+            let relay = relay.clone();
+            Box::pin(async move { relay.handle(req).await })
+        });
+        let route = NativeRoute::new(cove_proxy::events::SOCKET_IO_PATH, handler);
+        let task = tokio::spawn(cove_proxy::serve(
             self.listener,
             proxy,
             std::future::pending::<()>(),
-        ))
+        ));
+        (task, route)
     }
 }

@@ -50,12 +50,16 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
 
     lines.extend(proxy.as_ref().map(|p| p.lines()).unwrap_or_default());
     let lend_socket = runner_supervisor::data_dir(&data_dir).join(cove_lend::SOCKET_NAME);
-    let proxy_task = proxy.map(|p| p.spawn(shown, lend_socket));
+    let (proxy_task, native) = match proxy.map(|p| p.spawn(shown, lend_socket)) {
+        Some((task, route)) => (Some(task), vec![route]),
+        None => (None, Vec::new()),
+    };
     let sweeper = start_sweeper(&args, &manifest, &app);
     let limits = args.server_limits();
-    let server = tokio::spawn(server::serve(
+    let server = tokio::spawn(server::serve_with(
         listener,
         app,
+        native,
         limits,
         server::shutdown_signal(),
     ));

@@ -15,6 +15,37 @@ pub struct RunnerTarget {
     pub token: String,
 }
 
+/// The organization header of a JWT's requests.
+pub const ORG_HEADER: &str = "x-daytona-organization-id";
+
+/// A user's credential for the events route, as a Socket.IO client presented it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventCredential {
+    /// `Bearer <api key or JWT>`.
+    pub authorization: HeaderValue,
+    /// The `organizationId` the client named (needed with a JWT).
+    pub organization: Option<HeaderValue>,
+    /// The `Host` the client connected to.
+    pub host: Option<HeaderValue>,
+}
+
+/// One event of `GET /api/events/sandboxes`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RemoteEvent {
+    pub cursor: String,
+    pub event: String,
+    pub data: serde_json::Value,
+}
+
+/// An answer of `GET /api/events/sandboxes`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsPage {
+    pub events: Vec<RemoteEvent>,
+    pub cursor: String,
+    pub organization_id: String,
+}
+
 /// A control plane client authenticated as the proxy.
 #[derive(Clone)]
 pub struct ControlPlane {
@@ -165,6 +196,37 @@ impl ControlPlane {
             url: url.trim_end_matches('/').to_owned(),
             token: v["apiKey"].as_str().unwrap_or_default().to_owned(),
         })
+    }
+
+    /// The sandbox events of the credential's organization after `after` (`None`: none, and
+    /// the cursor of now): `GET /api/events/sandboxes` with the user's `Authorization`, the
+    /// organization header when the client named one, and the client's `Host` (the sandboxes
+    /// render their URLs from it). A refusal of the credential passes on as
+    /// [`ProxyError::Upstream`].
+    pub async fn sandbox_events(
+        &self,
+        user: &EventCredential,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<EventsPage, ProxyError> {
+        let path = match after {
+            Some(a) => format!("/api/events/sandboxes?after={}&limit={limit}", enc(a)),
+            None => "/api/events/sandboxes".to_owned(),
+        };
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, user.authorization.clone());
+        if let Some(org) = &user.organization {
+            h.insert(ORG_HEADER, org.clone());
+        }
+        if let Some(host) = &user.host {
+            h.insert(header::HOST, host.clone());
+        }
+        let (status, body) = self.send(Method::GET, &path, h).await?;
+        if status != StatusCode::OK {
+            return Err(upstream(status, &body));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|_| ProxyError::Unavailable("Unreadable events page".into()))
     }
 
     /// Records activity of sandbox `id` (best effort).

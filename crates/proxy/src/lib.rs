@@ -17,6 +17,8 @@
 //! * **Activity**: proxied preview traffic is recorded (`POST /api/preview/{id}/last-activity`)
 //!   at most every `--activity-secs` per sandbox, unless the request has
 //!   `X-Daytona-Skip-Last-Activity-Update: true`.
+//! * **Real-time events** ([`events`]): the Socket.IO server of the SDKs at `/api/socket.io/`,
+//!   relaying the control plane's `GET /api/events/sandboxes` to each organization's sockets.
 //! * **Answers of its own**: 400 for a malformed preview host or port, 401 (an HTML page for
 //!   browsers, else a JSON envelope) without valid credentials, 404 for an unknown route or
 //!   sandbox, 502 when the runner (or the port in the sandbox) does not answer, `GET /health`.
@@ -26,6 +28,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod forward;
 pub mod host;
 pub mod local;

@@ -14,6 +14,7 @@ use crate::auth::{self, Gate};
 use crate::cache::TtlCache;
 use crate::config::Config;
 use crate::error::{HOP_ERROR_HEADER, ProxyError, RequestInfo};
+use crate::events::{Relay, RelayLimits};
 use crate::forward::{self, Failure};
 use crate::host::{self, Preview};
 use crate::local::LocalRunner;
@@ -30,13 +31,17 @@ pub struct Proxy {
     activity: TtlCache<String, ()>,
     /// The runner agent of this host (`--runner-socket`), whose previews skip its HTTP hop.
     local: Option<LocalRunner>,
+    /// The Socket.IO relay of the real-time events (`/api/socket.io/`).
+    events: Arc<Relay>,
 }
 
 impl Proxy {
     pub fn new(cfg: Config) -> Arc<Self> {
         let client = crate::client();
+        let cp = ControlPlane::new(client.clone(), &cfg.api_url, &cfg.api_token);
         Arc::new(Self {
-            cp: ControlPlane::new(client.clone(), &cfg.api_url, &cfg.api_token),
+            events: Relay::new(cp.clone(), RelayLimits::default()),
+            cp,
             client,
             gate: Gate::default(),
             runners: TtlCache::default(),
@@ -45,6 +50,13 @@ impl Proxy {
             local: (cfg.runner_socket.clone()).map(|s| LocalRunner::new(s, cfg.runner_ttl)),
             cfg,
         })
+    }
+}
+
+impl Proxy {
+    /// The Socket.IO relay (`cove up` serves it on the control plane's listener too).
+    pub fn events(&self) -> &Arc<Relay> {
+        &self.events
     }
 }
 
@@ -115,6 +127,9 @@ async fn own_route(
 ) -> Result<Response<Body>, ProxyError> {
     if req.uri().path() == "/health" {
         return Ok(text(StatusCode::OK, "ok"));
+    }
+    if Relay::owns(req.uri().path()) {
+        return Ok(proxy.events.handle(req).await);
     }
     match crate::toolbox::parse(req.uri().path())? {
         Some((id, rest)) => toolbox(proxy, &id, &rest, host, req).await,

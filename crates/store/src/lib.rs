@@ -29,6 +29,7 @@
 //! | runner | `RUNNER#<id>` | `#META` | `RUNNERS` / `<id>` | get by id; list all (GSI1); `assignedSandboxes` changed only by `ADD` in sandbox transactions, runner writes `SET` their own attributes |
 //! | docker registry | `ORG#<orgId>` | `REGISTRY#<id>` | – | get by (org, id); list per org (query pk, `begins_with`); `matching_host` for the snapshot sweep; password sealed (AES-256-GCM, key from `scoped_credentials_secret`), never answered |
 //! | signed preview token | `PREVIEWTOKEN#<token>` | `#META` | – (attrs `sandboxId`, `port`, `expiresAt`, `ttl`) | signed preview URLs (CONTRACT §9): get by token, expired rows count as absent |
+//! | sandbox event | `ORG#<orgId>#EVENTS` | `<unix ms, 13 digits>#<sandboxId>#<version, 10 digits>` | – (attrs `kinds`, `sandboxId`, `oldState`, `newState`, `oldDesiredState`, `newDesiredState`, `ttl`) | the outbox of the real-time events (CONTRACT §11): put in the same transaction as the sandbox write that creates it or changes its `state`/`desiredState`; read after a cursor, oldest first (consistent query of the partition, `sk >`); TTL (`ttl`, 1 h) removes them, expired ones count as absent; organization deletion purges them with its partition (see `sandboxes::events`) |
 //! | runner token | `RUNNERKEY#<sha256 hex of token>` | `#META` | – | runner authentication (attr `runnerId`), written/deleted with the runner in one transaction |
 //!
 //! Everything an organization owns sits in its `ORG#<orgId>` partition (quota is a nested `quota`
@@ -37,7 +38,7 @@
 //! `ConditionCheck` that `#META` exists and is not marked, see `orgs::live_check`), then a strongly
 //! consistent query for sandbox name locks (found: undo the mark, refuse), then a query on the
 //! partition and batch deletes of every row plus the `APIKEYHASH#<hash>` pointers the API-key rows
-//! name, then delete `#META`. Membership and invitation GSI1 entries go with their rows; the
+//! name and the sandbox events (`ORG#<orgId>#EVENTS`), then delete `#META`. Membership and invitation GSI1 entries go with their rows; the
 //! `SANDBOX#<id>` rows left are destroyed ones (no index keys, nothing counted).
 //!
 //! # Modules
@@ -87,6 +88,7 @@ pub use client::StoreConfig;
 pub use client::https_client;
 pub use error::{Conflict, DisplayChain, Entity, Resource, StoreError};
 pub use page::{Cursor, Page};
+pub use table::TTL_ATTRIBUTE;
 
 /// A handle on the table. Cheap to clone.
 #[derive(Clone, Debug)]

@@ -375,6 +375,7 @@ impl OrgRepo<'_> {
             }
             keys.push(key(pk_, sk_));
         }
+        keys.extend(crate::sandboxes::events::event_keys(self.store, id).await?);
         // The volumes' storage is emptied by the lifecycle sweep (their rows stay until then).
         for v in &volumes {
             self.store.volumes().doom(v).await?;

@@ -43,6 +43,11 @@ impl Query {
         Self::new(None, "pk = :pk AND begins_with(sk, :p)", pk).value(":p", s(prefix))
     }
 
+    /// The items of a partition whose sort key sorts after `after` (strongly consistent).
+    pub(crate) fn after(pk: String, after: &str) -> Self {
+        Self::new(None, "pk = :pk AND sk > :after", pk).value(":after", s(after))
+    }
+
     /// Every entry of a GSI1 partition (eventually consistent on AWS).
     pub(crate) fn gsi1(pk: impl Into<String>) -> Self {
         Self::new(Some(GSI1), "gsi1pk = :pk", pk.into())

@@ -13,12 +13,21 @@ pub const GSI1: &str = "gsi1";
 pub const GSI2: &str = "gsi2";
 /// Name of the third global secondary index (`gsi3pk` / `gsi3sk`): the sandboxes' due times.
 pub const GSI3: &str = "gsi3";
+/// The table's TTL attribute (epoch seconds): signed preview tokens, sandbox events.
+pub const TTL_ATTRIBUTE: &str = "ttl";
 
 const OP: &str = "CreateTable";
 
 impl Store {
-    /// Creates the table with its indexes if it does not exist yet. Safe to call on every start.
+    /// Creates the table with its indexes if it does not exist yet, and turns on TTL on
+    /// [`TTL_ATTRIBUTE`]. Safe to call on every start.
     pub async fn ensure_table(&self) -> Result<(), StoreError> {
+        self.ensure_table_and_indexes().await?;
+        self.ensure_ttl().await;
+        Ok(())
+    }
+
+    async fn ensure_table_and_indexes(&self) -> Result<(), StoreError> {
         match self
             .client()
             .describe_table()
@@ -88,6 +97,54 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Turns on TTL on [`TTL_ATTRIBUTE`] when it is off. Best effort (readers treat expired items
+    /// as absent anyway): a refusal (a table still being created) is logged and tried again at the
+    /// next start.
+    async fn ensure_ttl(&self) {
+        use aws_sdk_dynamodb::types::{TimeToLiveSpecification, TimeToLiveStatus};
+        let on = self
+            .client()
+            .describe_time_to_live()
+            .table_name(self.table())
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.time_to_live_description)
+            .and_then(|d| d.time_to_live_status)
+            .is_some_and(|s| matches!(s, TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling));
+        if on {
+            return;
+        }
+        let spec = TimeToLiveSpecification::builder()
+            .attribute_name(TTL_ATTRIBUTE)
+            .enabled(true)
+            .build();
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot describe the TTL specification");
+                return;
+            }
+        };
+        let res = self
+            .client()
+            .update_time_to_live()
+            .table_name(self.table())
+            .time_to_live_specification(spec)
+            .send()
+            .await;
+        match res {
+            Ok(_) => tracing::info!(
+                table = self.table(),
+                attribute = TTL_ATTRIBUTE,
+                "TTL enabled"
+            ),
+            Err(e) => {
+                tracing::warn!(table = self.table(), error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "cannot enable TTL")
+            }
+        }
     }
 
     fn create_table_request(&self) -> Result<CreateTableFluentBuilder, StoreError> {

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "events.rs"]
+mod events;
 #[path = "orgs.rs"]
 mod orgs;
 #[path = "runners.rs"]

@@ -8,5 +8,7 @@
 mod agent;
 #[path = "cove.rs"]
 mod cove;
+#[path = "events.rs"]
+mod events;
 #[path = "inprocess.rs"]
 mod inprocess;

@@ -60,7 +60,7 @@ cove_edge::routes! {
         sandbox_set_autostop, sandbox_set_autoarchive, sandbox_set_autodelete,
         sandbox_set_autopause, sandbox_set_ttl, sandbox_preview_url, sandbox_toolbox_proxy_url, sandbox_signing_key, sandbox_rotate_signing_key, sandbox_build_logs,
         sandbox_update_network_settings, sandbox_network_log, sandbox_last_activity, sandbox_update_state,
-        sandbox_signed_preview_url, sandbox_expire_signed_preview_url,
+        sandbox_signed_preview_url, sandbox_expire_signed_preview_url, sandbox_events,
     ]
     modifiers(&WorkspaceAliases)
     alias(BASE, ALIAS, is_runner_only)
@@ -213,6 +213,22 @@ impl service::listing::QuerySource for ReqQuery<'_> {
 async fn sandbox_list(s: &State, req: &Request, _: &Params) -> Answer {
     let c = call(s, req).await?;
     ok(&service::list(&c, list_query(req)?).await?)
+}
+
+/// Beyond Daytona's REST API: the organization's sandbox events after `after`, oldest first,
+/// which `cove-proxy`'s Socket.IO relay polls and emits (`sandbox.created`,
+/// `sandbox.state.updated`, `sandbox.desired-state.updated`, CONTRACT §11). Without `after`: no
+/// events and the cursor of now.
+#[utoipa::path(get, path = "/api/events/sandboxes", tag = "sandbox",
+    params(("after" = Option<String>, Query, description = "a cursor this route answered"),
+        ("limit" = Option<i64>, Query, description = "1..500, default 100")),
+    responses((status = 200, body = service::events::SandboxEventsPage), Errors),
+    security(("bearer" = [])))]
+async fn sandbox_events(s: &State, req: &Request, _: &Params) -> Answer {
+    let c = call(s, req).await?;
+    let after = web::query_param(req, "after");
+    let limit = web::query_param(req, "limit");
+    ok(&service::events::events(&c, after.as_deref(), limit.as_deref()).await?)
 }
 
 #[utoipa::path(get, path = "/api/sandbox/{sandboxIdOrName}", tag = "sandbox",

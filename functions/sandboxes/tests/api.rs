@@ -1192,7 +1192,11 @@ const TENANT_MATRIX: &[(&str, &str, Option<&str>)] = &[
 
 /// Routes scoped to the caller's own organization (no foreign id in the request): tested in
 /// `cross_tenant_requests_leak_nothing` by what they return.
-const SELF_SCOPED: &[(&str, &str)] = &[("GET", "/api/sandbox"), ("POST", "/api/sandbox")];
+const SELF_SCOPED: &[(&str, &str)] = &[
+    ("GET", "/api/sandbox"),
+    ("POST", "/api/sandbox"),
+    ("GET", "/api/events/sandboxes"),
+];
 
 fn alias(p: &str) -> String {
     p.replacen("/api/sandbox", "/api/workspace", 1)
@@ -1214,7 +1218,10 @@ fn every_documented_sandbox_route_has_a_tenant_case() {
     let mut missing = Vec::new();
     let mut seen = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
-        if !(path.starts_with("/api/sandbox") || path.starts_with("/api/workspace")) {
+        if !(path.starts_with("/api/sandbox")
+            || path.starts_with("/api/workspace")
+            || path.starts_with("/api/events"))
+        {
             continue;
         }
         for method in item.as_object().unwrap().keys() {
@@ -1324,6 +1331,140 @@ async fn cross_tenant_requests_leak_nothing() {
             .await;
         assert_eq!(s, 200);
     }
+}
+
+/// `GET /api/events/sandboxes`: the caller's organization's events after a cursor, rendered as
+/// `GET /api/sandbox/{id}` renders the sandbox; nothing of another organization's; refusals.
+#[tokio::test]
+async fn events_follow_the_organizations_sandboxes_only() {
+    let f = fx().await;
+    let (alice, mallory) = (jwt("alice"), jwt("mallory"));
+    let (s, start) = f.call("GET", "/api/events/sandboxes", &alice, None).await;
+    assert_eq!(s, 200, "{start}");
+    assert_eq!(start["events"], json!([]), "no history without `after`");
+    let from = start["cursor"].as_str().unwrap().to_owned();
+    let (_, mallory_start) = f.call("GET", "/api/events/sandboxes", &mallory, None).await;
+    let mallory_from = mallory_start["cursor"].as_str().unwrap().to_owned();
+
+    let (s, sb) = f.create(&alice, json!({"name": "watched"})).await;
+    assert_eq!(s, 200, "{sb}");
+    let id = id_of(&sb);
+    let (s, _) = f
+        .call("POST", &format!("/api/sandbox/{id}/stop"), &alice, None)
+        .await;
+    assert_eq!(s, 200);
+    let (s, page) = f
+        .call(
+            "GET",
+            &format!("/api/events/sandboxes?after={from}"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{page}");
+    let events = page["events"].as_array().unwrap();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.first(), Some(&"sandbox.created"), "{names:?}");
+    assert!(
+        names.contains(&"sandbox.desired-state.updated"),
+        "{names:?}"
+    );
+    let created = &events[0]["data"];
+    assert_eq!(created["id"], id.as_str());
+    assert_eq!(created["name"], "watched");
+    assert_eq!(created["toolboxProxyUrl"], format!("http://{HOST}/toolbox"));
+    let stopped = events
+        .iter()
+        .filter(|e| e["event"] == "sandbox.state.updated")
+        .find(|e| e["data"]["newState"] == "stopped")
+        .unwrap_or_else(|| panic!("no state update to stopped: {events:?}"));
+    assert_eq!(stopped["data"]["sandbox"]["id"], id.as_str());
+    assert!(stopped["data"]["oldState"].is_string());
+    // The sandbox as GET renders it now.
+    let (_, now) = f
+        .call("GET", &format!("/api/sandbox/{id}"), &alice, None)
+        .await;
+    assert_eq!(stopped["data"]["sandbox"]["state"], now["state"]);
+    let desired = events
+        .iter()
+        .find(|e| e["event"] == "sandbox.desired-state.updated")
+        .unwrap();
+    assert_eq!(desired["data"]["newDesiredState"], "stopped");
+    assert_eq!(desired["data"]["oldDesiredState"], "started");
+    let cursors: Vec<&str> = events
+        .iter()
+        .map(|e| e["cursor"].as_str().unwrap())
+        .collect();
+    assert!(cursors.windows(2).all(|w| w[0] <= w[1]), "{cursors:?}");
+    assert_eq!(page["cursor"], *cursors.last().unwrap());
+
+    // Read on from the last cursor (percent-encoded: it holds `#`): nothing new; `limit`
+    // bounds the page.
+    let last = page["cursor"].as_str().unwrap();
+    let (s, rest) = f
+        .call(
+            "GET",
+            &format!("/api/events/sandboxes?after={}", last.replace('#', "%23")),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, rest["events"].clone(), rest["cursor"].as_str()),
+        (200, json!([]), Some(last))
+    );
+    let (_, one) = f
+        .call(
+            "GET",
+            &format!("/api/events/sandboxes?after={from}&limit=1"),
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(one["events"].as_array().unwrap().len(), 1, "{one}");
+
+    // Another organization sees none of them, from the same or its own cursor.
+    for after in [from.as_str(), mallory_from.as_str(), "0000000000000"] {
+        let (s, v) = f
+            .call(
+                "GET",
+                &format!("/api/events/sandboxes?after={after}"),
+                &mallory,
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert!(!v.to_string().contains(&id), "{v}");
+    }
+
+    // Malformed cursors and limits: 400; no credentials: 401.
+    for q in [
+        "after=yesterday",
+        "after=1700000000000%23x",
+        "after=",
+        "limit=0",
+        "limit=501",
+    ] {
+        let (s, v) = f
+            .call("GET", &format!("/api/events/sandboxes?{q}"), &alice, None)
+            .await;
+        assert_eq!(s, 400, "{q}: {v}");
+    }
+    let resp = sandboxes::handle(
+        &f.env,
+        &f.settings,
+        request(
+            "GET",
+            &format!("/api/events/sandboxes?after={from}"),
+            None,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 401);
 }
 
 #[tokio::test]

@@ -51,7 +51,10 @@ fn dispatcher(settings: SandboxSettings) -> impl Fn(Env, Request) -> DispatchFut
                 api_keys::handle(&env, req).await
             } else if path.starts_with("/api/runners") {
                 runners::handle(&env, req).await
-            } else if path.starts_with("/api/sandbox") || path.starts_with("/api/workspace") {
+            } else if path.starts_with("/api/sandbox")
+                || path.starts_with("/api/workspace")
+                || path.starts_with("/api/events")
+            {
                 sandboxes::handle(&env, &settings, req).await
             } else if path.starts_with("/api/snapshots") || path.starts_with("/api/admin/snapshots")
             {

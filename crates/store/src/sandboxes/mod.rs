@@ -19,10 +19,15 @@
 //! (GSI3 `SANDBOXDUE#<shard>` / `<dueAt>#<id>`) the sandboxes the lifecycle sweep has something
 //! to do with, and when ([`due`]).
 //!
+//! Every write that creates a sandbox or changes its `state` or `desiredState` also puts an
+//! event into the organization's outbox `ORG#<orgId>#EVENTS` in the same transaction, read by
+//! the real-time relay ([`events`]).
+//!
 //! Modules: [`record`] (the row), [`due`] (what the sweep does when), [`usage`] (the counters and the quota), `writes` (the
-//! transactions), `queries` (reads).
+//! transactions), `queries` (reads), [`events`] (the outbox).
 
 pub mod due;
+pub mod events;
 mod queries;
 pub mod record;
 pub mod usage;
@@ -30,6 +35,7 @@ mod writes;
 
 use cove_api_types::ids::{OrganizationId, RunnerId, SandboxId};
 
+pub use events::{SandboxEventKind, SandboxEventRecord};
 pub use record::{
     SandboxAction, SandboxRecord, SandboxVolume, Transition, generate_auth_token, observed_state,
 };

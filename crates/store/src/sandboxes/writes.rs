@@ -4,6 +4,7 @@
 use cove_api_types::ids::{OrganizationId, RunnerId, SandboxId};
 
 use super::due;
+use super::events::{SandboxEventRecord, event_item};
 use super::usage::{self, QuotaCheck, SandboxUsage};
 use super::{BACKUP_REMOVAL_PK, SandboxRecord, SandboxRepo, list_pk, name_sk, pk, runner_pk};
 use crate::item::{Item, META, from_item, key, n, s, to_item};
@@ -25,6 +26,9 @@ enum Role {
     Usage,
     RunnerInc,
     RunnerDec,
+    /// The outbox item of the write (its key is new: refused only when this very write was
+    /// already applied, which the sandbox row's condition reports first).
+    Event,
 }
 
 /// A sandbox transaction and what its refusals need.
@@ -79,6 +83,7 @@ impl SandboxRepo<'_> {
         if let Some(r) = stored.counted_runner() {
             t.push(Role::RunnerInc, runner_add(store, OP, r, 1)?);
         }
+        push_event(store, &mut t, None, &stored)?;
         let w = Write {
             tx: t,
             delta,
@@ -146,6 +151,7 @@ impl SandboxRepo<'_> {
             t.push(Role::Usage, u);
         }
         self.move_runner(&mut t, prev, &stored)?;
+        push_event(self.store, &mut t, Some(prev), &stored)?;
         let w = Write {
             tx: t,
             delta,
@@ -324,6 +330,7 @@ impl SandboxRepo<'_> {
             Role::NameRelease => conflict(Conflict::Changed),
             Role::RunnerInc => Next::Fail(StoreError::not_found(op, Entity::Runner)),
             Role::RunnerDec => Next::DropRunnerDec,
+            Role::Event => Next::Retry,
             Role::Usage => {
                 let current = match item {
                     Some(i) => from_item::<SandboxUsage>(op, i)?,
@@ -360,6 +367,21 @@ fn item(store: &Store, op: &'static str, rec: &SandboxRecord) -> Result<Item, St
         }
     }
     to_item(op, rec, &keys)
+}
+
+/// Adds the outbox item of the write `prev` → `next` (`None`: create) when it creates the
+/// sandbox or changes its `state` or `desiredState` (see [`super::events`]).
+fn push_event(
+    store: &Store,
+    t: &mut Tx<Role>,
+    prev: Option<&SandboxRecord>,
+    next: &SandboxRecord,
+) -> Result<(), StoreError> {
+    let op = t.op();
+    if let Some(ev) = SandboxEventRecord::of_write(prev, next, time::OffsetDateTime::now_utc()) {
+        t.push(Role::Event, tx::put_new(store, op, event_item(op, &ev)?)?);
+    }
+    Ok(())
 }
 
 /// The stored row is still `prev`: its version, and the state and sizes its consumption is

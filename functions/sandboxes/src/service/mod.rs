@@ -12,6 +12,7 @@
 
 mod actions;
 mod create;
+pub mod events;
 pub mod listing;
 pub mod network;
 mod preview;
