@@ -87,6 +87,7 @@ resource "aws_lb" "this" {
 }
 
 resource "aws_lb_target_group" "control_plane" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the load balancer; targets are private hosts in the VPC behind security groups
   name     = "${var.name}-api"
   port     = var.control_plane_port
   protocol = "HTTP"
@@ -99,6 +100,7 @@ resource "aws_lb_target_group" "control_plane" {
 }
 
 resource "aws_lb_target_group" "proxy" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the load balancer; targets are private hosts in the VPC behind security groups
   name     = "${var.name}-proxy"
   port     = var.proxy_port
   protocol = "HTTP"

@@ -20,6 +20,9 @@ data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
 data "aws_iam_policy_document" "key" {
+  #checkov:skip=CKV_AWS_111:a key policy's Resource "*" is this key only; the account statement is AWS's default key policy
+  #checkov:skip=CKV_AWS_356:a key policy's Resource "*" is this key only
+  #checkov:skip=CKV_AWS_109:the account-root statement is AWS's default key policy (IAM policies then grant use)
   # A key policy's resource is the key itself ("*" means this key).
   statement {
     sid       = "AccountAdministers"
