@@ -32,17 +32,17 @@ RUNNER_ID = "runner-cloud-init-test"
 def render(template: str, values: dict) -> str:
     """Terraform templatefile(): ${name} interpolations, $${ escapes; no directives used."""
     assert "%{" not in template, "the template uses directives this renderer does not know"
-    out = re.sub(r"(?<!\$)\$\{([a-z_]+)\}", lambda m: str(values[m.group(1)]), template)
-    missing = set(re.findall(r"(?<!\$)\$\{([a-z_]+)\}", template)) - set(values)
+    out = re.sub(r"(?<!\$)\$\{([a-z0-9_]+)\}", lambda m: str(values[m.group(1)]), template)
+    missing = set(re.findall(r"(?<!\$)\$\{([a-z0-9_]+)\}", template)) - set(values)
     assert not missing, missing
     return out.replace("$${", "${")
 
 
 def test_the_renderer_matches_what_terraform_passes():
-    names = set(re.findall(r"(?<!\$)\$\{([a-z_]+)\}", TEMPLATE.read_text()))
+    names = set(re.findall(r"(?<!\$)\$\{([a-z0-9_]+)\}", TEMPLATE.read_text()))
     main = (TF / "modules" / "runners" / "main.tf").read_text()
     block = main.split("templatefile(", 1)[1].split("})", 1)[0]
-    passed = set(re.findall(r"^\s+([a-z_]+)\s+=", block, re.M))
+    passed = set(re.findall(r"^\s+([a-z0-9_]+)\s+=", block, re.M))
     assert names == passed, (names ^ passed)
 
 

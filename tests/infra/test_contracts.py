@@ -97,7 +97,9 @@ def terraform_agent_flags() -> set[str]:
     assert m
     flags |= set(FLAG.findall(m.group(1)))
     example = (TF / "examples" / "production" / "terraform.tfvars.example").read_text()
-    flags |= set(FLAG.findall(example))
+    m = re.search(r"^runner_agent_flags\s*=\s*\[(.*?)\]", example, re.S | re.M)
+    assert m
+    flags |= set(FLAG.findall(m.group(1)))
     return flags
 
 
