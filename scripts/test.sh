@@ -80,7 +80,7 @@ stage "store suite against AWS DynamoDB Local"
 "$COVE_ROOT/scripts/dynamodb-local-tests.sh"
 
 stage "infrastructure checks (tests/infra: table drift, contracts, Kubernetes schemas, cloud-init, checkov)"
-COVE_CHECKOV="$COVE_CACHE/venv-checkov/bin/checkov" COVE_HCL_TOOLS="$COVE_CACHE/hcl-tools/node_modules" \
+COVE_CACHE="$COVE_CACHE" COVE_CHECKOV="$COVE_CACHE/venv-checkov/bin/checkov" COVE_HCL_TOOLS="$COVE_CACHE/hcl-tools/node_modules" \
     "$COVE_CACHE/venv-infra/bin/python" -m pytest -q "$COVE_ROOT/tests/infra"
 
 stage "end-to-end tests with the official Daytona client; schemathesis alongside"
