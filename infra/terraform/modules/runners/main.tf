@@ -131,6 +131,8 @@ resource "aws_autoscaling_group" "runners" {
     strategy = "Rolling"
     preferences {
       min_healthy_percentage = 90
+      # a refresh waits for protected (sandbox-holding) hosts to be drained and unprotected
+      scale_in_protected_instances = "Wait"
     }
   }
 
