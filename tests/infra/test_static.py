@@ -65,7 +65,7 @@ def test_root_inputs_are_validated():
 def test_every_skipped_check_has_a_reason():
     seen = 0
     for p in sorted(INFRA.rglob("*")):
-        if p.suffix not in (".tf", ".yaml", ".yml"):
+        if p.suffix not in (".tf", ".yaml", ".yml", ".Dockerfile"):
             continue
         for line in p.read_text().splitlines():
             for m in list(SKIP_TF.finditer(line)) + list(SKIP_K8S.finditer(line)):
@@ -83,7 +83,7 @@ def checkov() -> str:
 
 def test_checkov_passes_over_infra():
     r = subprocess.run(
-        [checkov(), "--directory", str(INFRA), "--framework", "terraform", "kubernetes",
+        [checkov(), "--directory", str(INFRA), "--framework", "terraform", "kubernetes", "dockerfile",
          "--skip-download", "--output", "json"],
         capture_output=True, text=True, cwd=ROOT,
         env=dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false"))
@@ -91,14 +91,14 @@ def test_checkov_passes_over_infra():
     reports = json.loads(out)
     reports = reports if isinstance(reports, list) else [reports]
     frameworks = {rep["check_type"] for rep in reports}
-    assert {"terraform", "kubernetes"} <= frameworks, frameworks
+    assert {"terraform", "kubernetes", "dockerfile"} <= frameworks, frameworks
     failed = [
         f"{rep['check_type']}: {c['check_id']} {c['resource']} ({c['file_path']})"
         for rep in reports for c in rep["results"]["failed_checks"]
     ]
     assert not failed, "\n".join(failed)
     for rep in reports:
-        assert rep["summary"]["passed"] > 50, rep["check_type"]
+        assert rep["summary"]["passed"] > 20, rep["check_type"]
         assert rep["summary"]["skipped"] == len(rep["results"]["skipped_checks"])
         for c in rep["results"]["skipped_checks"]:
             reason = (c.get("check_result") or {}).get("suppress_comment") or ""
