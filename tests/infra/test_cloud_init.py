@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
 import re
 import socket
 import subprocess
@@ -126,7 +127,7 @@ def host_image() -> str:
     tag = "cove-infra-systemd:" + hashlib.sha256(dockerfile + base_id.encode()).hexdigest()[:16]
     if docker("image", "inspect", tag, check=False).returncode != 0:
         subprocess.run(["docker", "build", "--network", "host", "-q", "-t", tag, "-f", str(HERE / "systemd.Dockerfile"),
-                        str(HERE)], check=True, env={"DOCKER_BUILDKIT": "0", "PATH": "/usr/bin:/bin:/usr/sbin:/sbin:/usr/local/bin"},
+                        str(HERE)], check=True, env=dict(os.environ, DOCKER_BUILDKIT="0"),
                        stdout=subprocess.DEVNULL, timeout=900)
     return tag
 
