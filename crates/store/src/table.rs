@@ -1,7 +1,13 @@
+//! The table's definition: keys, attribute types, indexes, billing, TTL. [`TABLE_DEFINITION`] is
+//! the one source of what [`Store::ensure_table`] creates and of what a deployment must create
+//! (`infra/terraform` is compared with it by `tests/infra`, through the `cove-table-definition`
+//! binary, which prints it as JSON).
+
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType,
 };
+use serde::Serialize;
 
 use aws_sdk_dynamodb::operation::create_table::builders::CreateTableFluentBuilder;
 
@@ -13,8 +19,77 @@ pub const GSI1: &str = "gsi1";
 pub const GSI2: &str = "gsi2";
 /// Name of the third global secondary index (`gsi3pk` / `gsi3sk`): the sandboxes' due times.
 pub const GSI3: &str = "gsi3";
-/// The table's TTL attribute (epoch seconds): signed preview tokens, sandbox events.
+/// The table's TTL attribute (epoch seconds): signed preview tokens and sandbox events carry it.
+/// `ensure_table` turns TTL on where the engine has it (best effort: expired rows already count
+/// as absent to every reader); the infrastructure enables it on the tables it creates.
 pub const TTL_ATTRIBUTE: &str = "ttl";
+
+/// A key attribute and its DynamoDB scalar type (`S`, `N`, `B`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AttributeDef {
+    pub name: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+/// A global secondary index: its keys and projection (`ALL`, `KEYS_ONLY`, `INCLUDE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexDef {
+    pub name: &'static str,
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    pub projection: &'static str,
+}
+
+/// The whole table as the code uses it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableDefinition {
+    pub hash_key: &'static str,
+    pub range_key: &'static str,
+    /// Every attribute a key of the table or of an index names.
+    pub attributes: &'static [AttributeDef],
+    pub global_secondary_indexes: &'static [IndexDef],
+    pub billing_mode: &'static str,
+    pub ttl_attribute: &'static str,
+}
+
+const fn s(name: &'static str) -> AttributeDef {
+    AttributeDef { name, kind: "S" }
+}
+
+const fn all(name: &'static str, hash_key: &'static str, range_key: &'static str) -> IndexDef {
+    IndexDef {
+        name,
+        hash_key,
+        range_key,
+        projection: "ALL",
+    }
+}
+
+/// What [`Store::ensure_table`] creates.
+pub const TABLE_DEFINITION: TableDefinition = TableDefinition {
+    hash_key: "pk",
+    range_key: "sk",
+    attributes: &[
+        s("pk"),
+        s("sk"),
+        s("gsi1pk"),
+        s("gsi1sk"),
+        s("gsi2pk"),
+        s("gsi2sk"),
+        s("gsi3pk"),
+        s("gsi3sk"),
+    ],
+    global_secondary_indexes: &[
+        all(GSI1, "gsi1pk", "gsi1sk"),
+        all(GSI2, "gsi2pk", "gsi2sk"),
+        all(GSI3, "gsi3pk", "gsi3sk"),
+    ],
+    billing_mode: "PAY_PER_REQUEST",
+    ttl_attribute: TTL_ATTRIBUTE,
+};
 
 const OP: &str = "CreateTable";
 
@@ -66,23 +141,29 @@ impl Store {
         if has {
             return Ok(());
         }
+        let Some(due) = TABLE_DEFINITION
+            .global_secondary_indexes
+            .iter()
+            .find(|g| g.name == GSI3)
+        else {
+            return Ok(());
+        };
         let create = aws_sdk_dynamodb::types::CreateGlobalSecondaryIndexAction::builder()
-            .index_name(GSI3)
-            .key_schema(key("gsi3pk", KeyType::Hash)?)
-            .key_schema(key("gsi3sk", KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .index_name(due.name)
+            .key_schema(key(due.hash_key, KeyType::Hash)?)
+            .key_schema(key(due.range_key, KeyType::Range)?)
+            .projection(projection(due))
             .build()
             .map_err(|e| StoreError::builder("UpdateTable", e))?;
-        let res = self
-            .client()
-            .update_table()
-            .table_name(self.table())
-            .attribute_definitions(attr("gsi3pk")?)
-            .attribute_definitions(attr("gsi3sk")?)
+        let mut update = self.client().update_table().table_name(self.table());
+        for a in TABLE_DEFINITION
+            .attributes
+            .iter()
+            .filter(|a| a.name == due.hash_key || a.name == due.range_key)
+        {
+            update = update.attribute_definitions(attr(a)?);
+        }
+        let res = update
             .global_secondary_index_updates(
                 aws_sdk_dynamodb::types::GlobalSecondaryIndexUpdate::builder()
                     .create(create)
@@ -148,33 +229,28 @@ impl Store {
     }
 
     fn create_table_request(&self) -> Result<CreateTableFluentBuilder, StoreError> {
+        let def = &TABLE_DEFINITION;
         let mut req = self
             .client()
             .create_table()
             .table_name(self.table())
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key("pk", KeyType::Hash)?)
-            .key_schema(key("sk", KeyType::Range)?);
-        for name in [
-            "pk", "sk", "gsi1pk", "gsi1sk", "gsi2pk", "gsi2sk", "gsi3pk", "gsi3sk",
-        ] {
-            req = req.attribute_definitions(attr(name)?);
+            .billing_mode(BillingMode::from(def.billing_mode))
+            .key_schema(key(def.hash_key, KeyType::Hash)?)
+            .key_schema(key(def.range_key, KeyType::Range)?);
+        for a in def.attributes {
+            req = req.attribute_definitions(attr(a)?);
         }
-        for (name, pk, sk) in [
-            (GSI1, "gsi1pk", "gsi1sk"),
-            (GSI2, "gsi2pk", "gsi2sk"),
-            (GSI3, "gsi3pk", "gsi3sk"),
-        ] {
-            req = req.global_secondary_indexes(gsi(name, pk, sk)?);
+        for g in def.global_secondary_indexes {
+            req = req.global_secondary_indexes(gsi(g)?);
         }
         Ok(req)
     }
 }
 
-fn attr(name: &str) -> Result<AttributeDefinition, StoreError> {
+fn attr(a: &AttributeDef) -> Result<AttributeDefinition, StoreError> {
     AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(ScalarAttributeType::S)
+        .attribute_name(a.name)
+        .attribute_type(ScalarAttributeType::from(a.kind))
         .build()
         .map_err(|e| StoreError::builder(OP, e))
 }
@@ -187,16 +263,18 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
         .map_err(|e| StoreError::builder(OP, e))
 }
 
-fn gsi(name: &str, pk: &str, sk: &str) -> Result<GlobalSecondaryIndex, StoreError> {
+fn projection(g: &IndexDef) -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::from(g.projection))
+        .build()
+}
+
+fn gsi(g: &IndexDef) -> Result<GlobalSecondaryIndex, StoreError> {
     GlobalSecondaryIndex::builder()
-        .index_name(name)
-        .key_schema(key(pk, KeyType::Hash)?)
-        .key_schema(key(sk, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
+        .index_name(g.name)
+        .key_schema(key(g.hash_key, KeyType::Hash)?)
+        .key_schema(key(g.range_key, KeyType::Range)?)
+        .projection(projection(g))
         .build()
         .map_err(|e| StoreError::builder(OP, e))
 }

@@ -1,8 +1,11 @@
 //! The `lifecycle` edge function: one sweep over the runners and their sandboxes per call.
 //!
 //! It sits on a **private** route (`route = { private = true }` in `spin.toml`): only the host
-//! reaches it (`cove up` dispatches `POST /sweep` to it in-process every `--lifecycle-interval`),
-//! never the network. A sweep:
+//! reaches it (`cove up` dispatches `POST /sweep` to it in-process every `--lifecycle-interval`).
+//! A deployment whose Spin host has no timer calls the one public route instead,
+//! [`SWEEP_ROUTE`] (`POST /api/lifecycle/sweep`), with `Authorization: Bearer
+//! <lifecycle_sweep_token>` (EventBridge Scheduler in `infra/terraform`, a CronJob in
+//! `infra/kubernetes`); without that variable the public route is refused. A sweep:
 //!
 //! 1. marks `unresponsive` every ready/initializing runner whose last heartbeat is older than
 //!    `HEARTBEAT_TIMEOUT_SECS` (conditional on the heartbeat it saw, so a heartbeat landing meanwhile
@@ -45,6 +48,7 @@ pub mod due;
 pub mod intervals;
 pub mod periodic;
 pub mod queue;
+pub mod settings;
 pub mod sweep;
 pub mod transitions;
 
@@ -52,6 +56,50 @@ use cove_edge::web::{self, Request, Response};
 use cove_edge::{ApiError, Env};
 use cove_snapshot_jobs::JobSettings;
 use http::{Method, StatusCode};
+
+pub use settings::LifecycleSettings;
+
+/// The public, authenticated route of the sweep (for schedulers outside the Spin host).
+pub const SWEEP_ROUTE: &str = "/api/lifecycle/sweep";
+
+/// Serves the component: a path under `/api/` came through a public route, so it needs the
+/// sweep token ([`authorize`]); the private route's `POST /sweep` goes straight to [`handle`].
+pub async fn serve(env: &Env, settings: &LifecycleSettings, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    if path.starts_with("/api/") {
+        if path != SWEEP_ROUTE {
+            return web::respond(&path, Err(web::no_route(&req)));
+        }
+        if let Err(e) = authorize(settings, &req) {
+            return web::respond(&path, Err(e));
+        }
+    }
+    handle(env, &settings.jobs, req).await
+}
+
+/// 401 without a bearer token, 403 with another one; 401 when no token is configured.
+pub fn authorize(settings: &LifecycleSettings, req: &Request) -> Result<(), ApiError> {
+    let presented = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty());
+    let Some(presented) = presented else {
+        return Err(ApiError::invalid_credentials());
+    };
+    match settings.sweep_token.as_deref() {
+        Some(token) if settings::same_secret(token.as_bytes(), presented.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::forbidden(
+            "This route is reserved for the lifecycle scheduler",
+        )),
+        None => Err(ApiError::unauthorized(
+            "The public sweep route is off: no lifecycle_sweep_token is configured",
+        )),
+    }
+}
 
 /// Serves one request: `POST /sweep` (any path ending in `/sweep`) runs one sweep and answers its report.
 pub async fn handle(env: &Env, settings: &JobSettings, req: Request) -> Response {
@@ -66,4 +114,4 @@ pub async fn handle(env: &Env, settings: &JobSettings, req: Request) -> Response
     web::respond(&path, result.map_err(|e: ApiError| e))
 }
 
-cove_edge::component!(crate::handle, settings = cove_snapshot_jobs::JobSettings);
+cove_edge::component!(crate::serve, settings = crate::LifecycleSettings);

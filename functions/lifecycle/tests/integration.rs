@@ -14,5 +14,7 @@ mod recovery;
 mod snapshots;
 #[path = "sweep.rs"]
 mod sweep;
+#[path = "sweep_route.rs"]
+mod sweep_route;
 #[path = "transitions.rs"]
 mod transitions;
