@@ -6,6 +6,9 @@
 //! - runner 1's agent killed with -9 and restarted: the running sandbox's volume still reads and
 //!   writes, and the volume is still mounted once;
 //! - destroying the sandboxes releases the mounts.
+//!
+//! And the runner agent's build-context fetch on the same S3: a fetched context is tagged
+//! `cove-kind=build-context` (the tag `infra/terraform`'s rule `stale-build-contexts` expires by).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -194,4 +197,66 @@ async fn seaweedfs_two_runners_and_an_agent_killed() {
         .await
         .unwrap();
     assert!(left.iter().all(|k| !k.contains(&vid)), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fetched_build_context_is_tagged_for_expiry() {
+    use cove_runner_agent::snapshots::context::{CONTEXT_TAG, ContextStore, S3Settings};
+    let weed = Weed::start();
+    let settings = S3Settings {
+        endpoint: Some(weed.url.clone()),
+        bucket: "cove".into(),
+        region: "us-east-1".into(),
+    };
+    let creds = aws_credential_types::Credentials::new("cove", "cove-secret", None, None, "test");
+    let cfg = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(creds.clone())
+        .endpoint_url(&weed.url)
+        .force_path_style(true)
+        .http_client(cove_runner_agent::snapshots::context::https_client())
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(cfg);
+    let (used, unused) = ("org-a/aaaa/context.tar", "org-a/bbbb/context.tar");
+    for key in [used, unused] {
+        s3.put_object()
+            .bucket("cove")
+            .key(key)
+            .body(b"not really a tar".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+    let tags = |key: &'static str| {
+        let s3 = s3.clone();
+        async move {
+            let out = s3
+                .get_object_tagging()
+                .bucket("cove")
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+            out.tag_set()
+                .iter()
+                .map(|t| (t.key().to_owned(), t.value().to_owned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(tags(used).await.is_empty(), "untagged before the build");
+
+    let store = ContextStore::new(&settings, Some(creds));
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("ctx.tar");
+    store.fetch("org-a", "aaaa", &dest).await.unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), b"not really a tar");
+    assert_eq!(
+        tags(used).await,
+        vec![(CONTEXT_TAG.0.to_owned(), CONTEXT_TAG.1.to_owned())]
+    );
+    assert!(tags(unused).await.is_empty(), "only the fetched context");
+    // A missing context is an error, not a tag on nothing.
+    let err = store.fetch("org-a", "cccc", &dest).await.unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
 }

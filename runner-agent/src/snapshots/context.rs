@@ -2,6 +2,12 @@
 //! `--s3-endpoint`, `--s3-bucket`, `--s3-region`; credentials from `AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY` and optionally `AWS_SESSION_TOKEN`) and merged at the root of one
 //! tar with the `Dockerfile`.
+//!
+//! A context fetched for a build is tagged [`CONTEXT_TAG`] (`cove-kind=build-context`): the SDK
+//! uploads contexts into the same bucket as the volumes, and S3 lifecycle rules cannot exclude a
+//! prefix, so a deployment expires stale contexts by that tag (`infra/terraform`, rule
+//! `stale-build-contexts`). Tagging is best effort: a store without tagging (the embedded S3 of
+//! `cove up`) logs it and the build goes on.
 
 use std::path::{Path, PathBuf};
 
@@ -57,15 +63,24 @@ impl ContextStore {
     /// with [`ContextError::NoCredentials`]).
     pub fn from_env(settings: &S3Settings) -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let client = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-            (Some(key), Some(secret)) => {
-                let creds = aws_credential_types::Credentials::new(
-                    key,
-                    secret,
-                    var("AWS_SESSION_TOKEN"),
-                    None,
-                    "cove-runner",
-                );
+        let creds = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(key), Some(secret)) => Some(aws_credential_types::Credentials::new(
+                key,
+                secret,
+                var("AWS_SESSION_TOKEN"),
+                None,
+                "cove-runner",
+            )),
+            _ => None,
+        };
+        Self::new(settings, creds)
+    }
+
+    /// A store over `settings` with `creds` (none: fetching fails with
+    /// [`ContextError::NoCredentials`]).
+    pub fn new(settings: &S3Settings, creds: Option<aws_credential_types::Credentials>) -> Self {
+        let client = match creds {
+            Some(creds) => {
                 let mut b = aws_sdk_s3::Config::builder()
                     .behavior_version(BehaviorVersion::latest())
                     .region(Region::new(settings.region.clone()))
@@ -127,9 +142,44 @@ impl ContextStore {
             file.write_all(&chunk).await?;
         }
         file.flush().await?;
+        self.mark_used(client, &key).await;
         Ok(())
     }
+
+    /// Tags the context `key` with [`CONTEXT_TAG`] (best effort, see the module docs).
+    async fn mark_used(&self, client: &aws_sdk_s3::Client, key: &str) {
+        let tag = aws_sdk_s3::types::Tag::builder()
+            .key(CONTEXT_TAG.0)
+            .value(CONTEXT_TAG.1)
+            .build();
+        let tagging = tag.and_then(|t| aws_sdk_s3::types::Tagging::builder().tag_set(t).build());
+        let tagging = match tagging {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot describe the build context tag");
+                return;
+            }
+        };
+        let res = client
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await;
+        if let Err(e) = res {
+            tracing::warn!(
+                bucket = %self.bucket,
+                key,
+                error = %aws_sdk_s3::error::DisplayErrorContext(&e),
+                "cannot tag the build context (its expiry by lifecycle rule will not apply)"
+            );
+        }
+    }
 }
+
+/// The tag a fetched build context gets: `(key, value)`.
+pub const CONTEXT_TAG: (&str, &str) = ("cove-kind", "build-context");
 
 /// Whether a context tar entry is the root `Dockerfile` (the build's own replaces it).
 fn is_root_dockerfile(path: &Path) -> bool {

@@ -161,8 +161,9 @@ resource "aws_iam_user_group_membership" "runners" {
 
 data "aws_iam_policy_document" "runners" {
   statement {
+    # PutObjectTagging: a fetched build context is tagged `cove-kind=build-context` (expiry rule).
     sid       = "VolumesAndContexts"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    actions   = ["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
     resources = ["${var.data_bucket_arn}/*"]
   }
   statement {
